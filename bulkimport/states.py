@@ -1,0 +1,42 @@
+"""Row and job states, as stored in the queue database (the values are the stored text)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RowState(StrEnum):
+    """Where one line of the input file stands."""
+
+    PENDING = "pending"  # waiting to be sent (or to be sent again after a transient error)
+    IN_FLIGHT = "in_flight"  # claimed by a worker; its outcome is not recorded yet
+    DONE = "done"  # the server imported or updated it
+    DUPLICATE = "duplicate"  # the server kept its existing record (terminal, not an error)
+    REJECTED = "rejected"  # the server refused this row (bad field, missing required field)
+    FAILED = "failed"  # transient errors until the attempt limit ran out
+    INVALID = "invalid"  # never sent: it failed local validation
+    SKIPPED = "skipped"  # unchanged since an earlier job to the same target
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (RowState.PENDING, RowState.IN_FLIGHT)
+
+    @property
+    def is_problem(self) -> bool:
+        """Rows that make a job end with exit code 1 and go into the failed-rows report."""
+        return self in (RowState.REJECTED, RowState.FAILED, RowState.INVALID)
+
+
+class JobState(StrEnum):
+    """Where a job stands."""
+
+    READING = "reading"  # the file is being read into the queue (resumable)
+    READY = "ready"  # read completely; nothing sent yet (or staged)
+    RUNNING = "running"  # a runner is sending (or died while sending)
+    FINISHED = "finished"  # every row is in a terminal state
+    STOPPED = "stopped"  # a fatal answer stopped it; resumable once the setting is fixed
+    INTERRUPTED = "interrupted"  # Ctrl-C / SIGTERM; resumable
+
+    @property
+    def is_unfinished(self) -> bool:
+        return self is not JobState.FINISHED
