@@ -1,0 +1,70 @@
+"""Plain values that pass between the reader, the queue and the dispatcher."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+from bulkimport.states import RowState
+
+HEAD_BYTES = 64 * 1024
+
+
+class NewRow(NamedTuple):
+    """One physical record of the input file, ready to be stored.
+
+    ``state`` is ``PENDING`` (``record`` holds the encoded context) or ``INVALID`` (``record``
+    is ``None`` and ``reason`` says why). ``cells`` are the original cells, in file order, so
+    that a report can give the row back as it was.
+    """
+
+    line: int
+    state: RowState
+    record: str | None
+    cells: tuple[str, ...]
+    reason: str | None = None
+
+
+class ClaimedRow(NamedTuple):
+    """A row claimed for sending (now ``in_flight``); ``attempts`` counts earlier attempts."""
+
+    id: int
+    line: int
+    record: str
+    attempts: int
+
+
+class RowResult(NamedTuple):
+    """The outcome of one attempt, to be recorded.
+
+    ``state`` is terminal, or ``PENDING`` for a retry at ``next_attempt_at_s`` (Unix seconds).
+    ``counted`` is False when the row was never sent (released at shutdown): its attempts
+    stay as they were.
+    """
+
+    row_id: int
+    state: RowState
+    code: str
+    message: str
+    next_attempt_at_s: float | None = None
+    counted: bool = True
+
+
+class FileIdentity(NamedTuple):
+    """What makes "the same file": its absolute path, size, mtime and the hash of its head."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    head_sha256: str
+
+    @classmethod
+    def of(cls, path: Path) -> FileIdentity:
+        """Identify ``path`` (raises ``OSError`` if it cannot be read)."""
+        resolved = path.resolve()
+        stat = os.stat(resolved)
+        with open(resolved, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+        return cls(str(resolved), stat.st_size, stat.st_mtime_ns, hashlib.sha256(head).hexdigest())
