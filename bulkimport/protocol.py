@@ -16,7 +16,7 @@ import hashlib
 import re
 import time
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -167,6 +167,25 @@ class ImportParams:
             "changepackage": self.changepackage.value,
         }
         return [(name, values[name]) for name in PARAMETER_NAMES]
+
+
+def encode_params(params: ImportParams) -> Callable[[str], str]:
+    """A function that gives the URL-encoded query (or form body) of one call for a record.
+
+    Every value is encoded by ``urllib.parse.urlencode`` (``+`` for a space, ``%XX`` for the
+    rest), so a record holding ``&password=x`` stays inside ``context``. The parameters before
+    and after ``context`` are the same for every call and are encoded once.
+    """
+    ordered = params.request_params("")
+    split = PARAMETER_NAMES.index("context")
+    head = urllib.parse.urlencode(ordered[:split])
+    tail = urllib.parse.urlencode(ordered[split + 1 :])
+    quote = urllib.parse.quote_plus
+
+    def encode(record: str) -> str:
+        return f"{head}&context={quote(record)}&{tail}"
+
+    return encode
 
 
 def secret_forms(password: str) -> tuple[str, ...]:

@@ -1,0 +1,416 @@
+"""Send a job's pending rows: a pool of workers over one aiohttp session.
+
+    claim (feeder) ──▶ buffer ──▶ workers ──rate limit──▶ HTTP ──▶ classify
+                                                                      │
+                               writer (one commit per batch) ◀── results
+
+- The feeder claims due rows a batch at a time (``in_flight`` in the database before they are
+  sent) and keeps the buffer short, so a kill leaves few claimed rows behind.
+- Workers share one ``RateLimiter``: calls are spaced ``1/rate`` apart, so no 1-second window
+  holds more than ``rate + 1`` calls, and a ``Retry-After`` pauses every worker.
+- Outcomes go to one writer that records them in small batches. A worker whose result would
+  overflow a batch waits for the commit, which bounds the rows sent but not recorded.
+- A fatal answer, or ``stop()``, ends claiming at once; calls in flight get ``grace_s`` to
+  finish and their outcomes are recorded; the rows not sent go back to ``pending``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import aiohttp
+
+from bulkimport.protocol import (
+    ImportParams,
+    Outcome,
+    OutcomeKind,
+    classify_http,
+    encode_params,
+    mask_secrets,
+)
+from bulkimport.queue import Queue
+from bulkimport.rows import ClaimedRow, RowResult
+from bulkimport.settings import SendSettings
+from bulkimport.states import RowState
+
+log = logging.getLogger("bulkimport")
+
+Clock = Callable[[], float]
+
+RESULT_BATCH_ROWS = 200  # outcomes per commit at most: bounds what a kill can make us re-send
+RESULT_FLUSH_S = 0.1  # and at least this often
+IDLE_POLL_S = 0.5  # how often to look again when nothing is due yet
+STOP_GRACE_S = 5.0  # how long calls in flight may take to finish after a stop
+
+
+class SendEnd(StrEnum):
+    """Why sending ended."""
+
+    FINISHED = "finished"  # no pending row left
+    FATAL = "fatal"  # the server refused the job's settings
+    STOPPED = "stopped"  # stop() was called (signal)
+
+
+@dataclass
+class SendCounts:
+    """What happened while sending, for the progress display and the summary."""
+
+    sent: int = 0  # calls made
+    done: int = 0
+    duplicate: int = 0
+    rejected: int = 0
+    failed: int = 0
+    retried: int = 0  # transient outcomes that will be tried again
+    throttled: int = 0  # answers that asked us to wait (Retry-After)
+
+
+@dataclass
+class SendResult:
+    end: SendEnd
+    counts: SendCounts
+    recovered: int  # rows found in_flight at start: resent after an unknown outcome
+    fatal: Outcome | None = None
+    seconds: float = 0.0
+
+
+class RateLimiter:
+    """Spaces calls at least ``1/rate_per_s`` apart, with a shared pause for ``Retry-After``.
+
+    ``rate_per_s = 0`` disables the spacing but not the pause. Waiters are served in order.
+    """
+
+    def __init__(self, rate_per_s: float, *, clock: Clock = time.monotonic) -> None:
+        self._interval_s = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
+        self._clock = clock
+        self._next_s = 0.0
+        self._paused_until_s = 0.0
+        self._lock = asyncio.Lock()
+
+    def pause(self, seconds: float) -> None:
+        """No call may start in the next ``seconds``."""
+        self._paused_until_s = max(self._paused_until_s, self._clock() + seconds)
+
+    @property
+    def paused_until_s(self) -> float:
+        return self._paused_until_s
+
+    async def acquire(self) -> None:
+        """Wait for this call's turn."""
+        async with self._lock:
+            while True:
+                now = self._clock()
+                start = max(now, self._next_s, self._paused_until_s)
+                if start <= now:
+                    break
+                await asyncio.sleep(start - now)
+            self._next_s = now + self._interval_s
+
+
+def backoff_s(attempt: int, *, base_s: float, max_s: float, rng: random.Random) -> float:
+    """Exponential backoff with full jitter: uniform in ``[0, min(max_s, base_s * 2**attempt)]``.
+
+    ``attempt`` counts the attempts made so far (1 after the first failure).
+    """
+    ceiling = min(max_s, base_s * (2.0 ** min(attempt, 62)))
+    return rng.uniform(0.0, ceiling)
+
+
+class HttpTransport:
+    """Sends one Import call over an ``aiohttp.ClientSession`` and classifies the answer.
+
+    The session is injected so that tests and the command line choose its connector.
+    """
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        url: str,
+        params: ImportParams,
+        settings: SendSettings,
+    ) -> None:
+        self._session = session
+        self._url = url
+        self._secrets = params.secrets
+        self._encode = encode_params(params)
+        self._post = settings.method == "post"
+        self._timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
+        self._ssl: bool | ssl.SSLContext = bool(settings.verify_tls)
+
+    async def send(self, record: str) -> Outcome:
+        query = self._encode(record)
+        try:
+            if self._post:
+                request = self._session.post(
+                    self._url,
+                    data=query.encode("ascii"),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                    timeout=self._timeout,
+                    ssl=self._ssl,
+                    allow_redirects=False,
+                )
+            else:
+                request = self._session.get(
+                    f"{self._url}?{query}",
+                    timeout=self._timeout,
+                    ssl=self._ssl,
+                    allow_redirects=False,
+                )
+            async with request as response:
+                body = await response.text(errors="replace")
+                outcome = classify_http(
+                    response.status, body, retry_after=response.headers.get("Retry-After")
+                )
+        except aiohttp.ClientConnectorCertificateError as exc:
+            outcome = Outcome(
+                OutcomeKind.FATAL,
+                "TLS certificate",
+                f"the server's certificate was refused ({exc.certificate_error}); "
+                "fix it or use --insecure",
+            )
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            outcome = Outcome(OutcomeKind.TRANSIENT, "timeout", "no answer in time")
+        except aiohttp.ClientError as exc:
+            outcome = Outcome(
+                OutcomeKind.TRANSIENT, "connection", type(exc).__name__ + ": " + str(exc)
+            )
+        if self._secrets:
+            outcome = Outcome(
+                outcome.kind,
+                outcome.code,
+                mask_secrets(outcome.message, self._secrets),
+                outcome.retry_after_s,
+            )
+        return outcome
+
+
+class Transport:
+    """What a worker needs from the network (an ``HttpTransport`` or a test double)."""
+
+    async def send(self, record: str) -> Outcome:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclass
+class _Run:
+    """State shared by the tasks of one send."""
+
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    fatal: Outcome | None = None
+    buffer: asyncio.Queue[ClaimedRow] = field(default_factory=lambda: asyncio.Queue())
+    results: list[RowResult] = field(default_factory=list)
+    active: int = 0  # rows taken by a worker and not yet in results
+
+
+class Dispatcher:
+    """Sends the pending rows of one job until none is left, a fatal answer, or ``stop()``."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        job_id: int,
+        transport: HttpTransport | Transport,
+        settings: SendSettings,
+        *,
+        on_progress: Callable[[SendCounts], None] | None = None,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+        rng: random.Random | None = None,
+        grace_s: float = STOP_GRACE_S,
+    ) -> None:
+        self._queue = queue
+        self._job_id = job_id
+        self._transport = transport
+        self._settings = settings
+        self._on_progress = on_progress
+        self._clock = clock
+        self._wall = wall_clock
+        self._rng = rng or random.Random()
+        self._grace_s = grace_s
+        self._limiter = RateLimiter(settings.rate_per_s, clock=clock)
+        self._run = _Run()
+        self.counts = SendCounts()
+        self._flush_lock = asyncio.Lock()
+
+    def stop(self) -> None:
+        """Stop claiming; let calls in flight finish (signal handlers call this)."""
+        self._run.stop.set()
+
+    async def run(self) -> SendResult:
+        started = self._clock()
+        recovered = await self._queue.recover_in_flight(self._job_id)
+        run = self._run
+        claim_size = max(2 * self._settings.concurrency, 16)
+        feeder = asyncio.create_task(self._feed(claim_size), name="bulkimport-feeder")
+        writer = asyncio.create_task(self._write_periodically(), name="bulkimport-writer")
+        workers = [
+            asyncio.create_task(self._work(), name=f"bulkimport-worker-{n}")
+            for n in range(self._settings.concurrency)
+        ]
+        try:
+            await feeder
+            await run.stop.wait()
+            # Let calls in flight finish; cancel what is still waiting after the grace time.
+            _done, late = await asyncio.wait(workers, timeout=self._grace_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        finally:
+            for task in (feeder, *workers):
+                task.cancel()
+            await asyncio.gather(feeder, *workers, return_exceptions=True)
+            writer.cancel()
+            await asyncio.gather(writer, return_exceptions=True)
+            # The last writes must happen even if we are being cancelled.
+            await asyncio.shield(self._finish())
+        if run.fatal is not None:
+            end = SendEnd.FATAL
+        elif await self._queue.next_attempt_at(self._job_id) is None:
+            end = SendEnd.FINISHED
+        else:
+            end = SendEnd.STOPPED
+        return SendResult(
+            end=end,
+            counts=self.counts,
+            recovered=recovered,
+            fatal=run.fatal,
+            seconds=self._clock() - started,
+        )
+
+    async def _finish(self) -> None:
+        await self._flush()
+        unsent = []
+        while not self._run.buffer.empty():
+            unsent.append(self._run.buffer.get_nowait().id)
+        if unsent:
+            await self._queue.release(self._job_id, unsent)
+
+    async def _feed(self, claim_size: int) -> None:
+        """Keep the buffer filled with due rows; set ``stop`` when nothing is left."""
+        run = self._run
+        while not run.stop.is_set():
+            if run.buffer.qsize() >= self._settings.concurrency:
+                await self._sleep_or_stop(0.005)
+                continue
+            rows = await self._queue.claim_batch(self._job_id, claim_size, now_s=self._wall())
+            if run.stop.is_set():
+                if rows:
+                    await self._queue.release(self._job_id, [row.id for row in rows])
+                return
+            if rows:
+                for row in rows:
+                    run.buffer.put_nowait(row)
+                continue
+            # Nothing due now: finished, or waiting for retries or for rows in flight.
+            if run.buffer.empty() and run.active == 0:
+                await self._flush()
+                next_at = await self._queue.next_attempt_at(self._job_id)
+                if next_at is None:
+                    run.stop.set()
+                    return
+                wait_s = min(max(next_at - self._wall(), 0.01), IDLE_POLL_S)
+            else:
+                wait_s = 0.02
+            await self._sleep_or_stop(wait_s)
+
+    async def _sleep_or_stop(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._run.stop.wait(), timeout=seconds)
+
+    async def _work(self) -> None:
+        run = self._run
+        while not run.stop.is_set():
+            get = asyncio.ensure_future(run.buffer.get())
+            stop = asyncio.ensure_future(run.stop.wait())
+            await asyncio.wait((get, stop), return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            if not get.done():
+                get.cancel()
+                return
+            row = get.result()
+            if run.stop.is_set():
+                run.buffer.put_nowait(row)  # released, unsent, by _finish
+                return
+            run.active += 1
+            try:
+                await self._limiter.acquire()
+                if run.stop.is_set():
+                    run.buffer.put_nowait(row)
+                    return
+                self.counts.sent += 1
+                outcome = await self._transport.send(row.record)
+                await self._record(row, outcome)
+            except asyncio.CancelledError:
+                # Cancelled after the grace time: the outcome is unknown, so the row goes
+                # back to pending and will be sent again.
+                run.buffer.put_nowait(row)
+                raise
+            finally:
+                run.active -= 1
+
+    async def _record(self, row: ClaimedRow, outcome: Outcome) -> None:
+        run = self._run
+        counts = self.counts
+        attempts = row.attempts + 1
+        kind = outcome.kind
+        result: RowResult
+        if kind is OutcomeKind.FATAL:
+            if run.fatal is None:
+                run.fatal = outcome
+                log.debug("fatal answer %s on line %d", outcome.code, row.line)
+            run.stop.set()
+            # The row itself is not at fault: it stays pending, its attempts unchanged.
+            result = RowResult(row.id, RowState.PENDING, outcome.code, outcome.message, None, False)
+        elif kind is OutcomeKind.TRANSIENT:
+            if outcome.retry_after_s is not None:
+                self._limiter.pause(outcome.retry_after_s)
+                counts.throttled += 1
+            if attempts >= self._settings.max_attempts:
+                counts.failed += 1
+                result = RowResult(row.id, RowState.FAILED, outcome.code, outcome.message)
+            else:
+                counts.retried += 1
+                delay = backoff_s(
+                    attempts,
+                    base_s=self._settings.backoff_base_s,
+                    max_s=self._settings.backoff_max_s,
+                    rng=self._rng,
+                )
+                if outcome.retry_after_s is not None:
+                    delay = max(delay, outcome.retry_after_s)
+                result = RowResult(
+                    row.id, RowState.PENDING, outcome.code, outcome.message, self._wall() + delay
+                )
+        else:
+            state = {
+                OutcomeKind.DONE: RowState.DONE,
+                OutcomeKind.DUPLICATE: RowState.DUPLICATE,
+                OutcomeKind.REJECTED: RowState.REJECTED,
+            }[kind]
+            setattr(counts, state.value, getattr(counts, state.value) + 1)
+            result = RowResult(row.id, state, outcome.code, outcome.message)
+        run.results.append(result)
+        if len(run.results) >= RESULT_BATCH_ROWS:
+            # Shielded: a cancel must not lose outcomes already taken off the list.
+            await asyncio.shield(self._flush())
+
+    async def _write_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(RESULT_FLUSH_S)
+            await self._flush()
+            if self._on_progress is not None:
+                self._on_progress(self.counts)
+
+    async def _flush(self) -> None:
+        async with self._flush_lock:
+            if not self._run.results:
+                return
+            batch, self._run.results = self._run.results, []
+            await self._queue.record_results(self._job_id, batch)

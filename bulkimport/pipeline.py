@@ -1,0 +1,351 @@
+"""One job from start to end: find or create it, read the file into it, send it, sum it up.
+
+The command line builds the settings and calls these; library users may too. Every step
+is resumable: reading continues from the committed byte offset, sending from the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bulkimport.dispatch import Dispatcher, HttpTransport, SendEnd, SendResult
+from bulkimport.errors import ConfigError, InputError
+from bulkimport.progress import Progress
+from bulkimport.protocol import describe_code
+from bulkimport.queue import Job, Queue
+from bulkimport.reader import Batch, FileFormat, ReaderOptions, read_batches, sniff_format
+from bulkimport.report import default_report_path, write_report
+from bulkimport.rows import FileIdentity
+from bulkimport.settings import Settings, Target
+from bulkimport.states import JobState, RowState
+
+log = logging.getLogger("bulkimport")
+
+INGEST_BATCH_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """What a job holds now: the object that ``status --json`` and ``run --json`` print."""
+
+    job: int
+    state: JobState
+    file: str
+    target: str
+    total: int
+    counts: dict[RowState, int]
+    resent_unknown: int
+    message: str | None
+    report: str | None = None
+    last_errors: list[dict[str, Any]] = field(default_factory=list)
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    @property
+    def problems(self) -> int:
+        return sum(n for state, n in self.counts.items() if state.is_problem)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "job": self.job,
+            "state": self.state.value,
+            "file": self.file,
+            "target": self.target,
+            "total": self.total,
+            "counts": {state.value: self.counts.get(state, 0) for state in RowState},
+            "resent_unknown": self.resent_unknown,
+            "message": self.message,
+            "report": self.report,
+            "last_errors": self.last_errors,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+
+
+async def summarize(queue: Queue, job_id: int, *, report: str | None = None) -> JobSummary:
+    job = await queue.get_job(job_id)
+    counts = await queue.counts(job_id)
+    errors = [
+        {
+            "line": row.line,
+            "state": row.state.value,
+            "code": row.last_code,
+            "message": row.last_message,
+        }
+        for row in await queue.last_errors(job_id)
+    ]
+    return JobSummary(
+        job=job.id,
+        state=job.state,
+        file=job.file.path,
+        target=job.target_key,
+        total=sum(counts.values()),
+        counts=counts,
+        resent_unknown=job.resent_unknown,
+        message=job.message,
+        report=report,
+        last_errors=errors,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+    )
+
+
+def reader_options(settings: Settings) -> ReaderOptions:
+    read = settings.read
+    return ReaderOptions(
+        encoding=read.encoding,
+        delimiter=read.delimiter,
+        skip_rows=read.skip_rows,
+        rename=dict(read.rename),
+        constants=read.constants,
+        keep_empty=read.keep_empty,
+    )
+
+
+def identify(path: Path) -> FileIdentity:
+    """The file's identity, or an ``InputError`` saying why it cannot be read."""
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a CSV file")
+    try:
+        return FileIdentity.of(path)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+class StopSignal:
+    """Ctrl-C / SIGTERM while a job runs: the first asks for a clean stop, the second is
+    a hard interrupt. Installed on the running loop only inside ``watch()``."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._callbacks: list[Callable[[], None]] = []
+
+    def on_stop(self, callback: Callable[[], None]) -> None:
+        self._callbacks.append(callback)
+
+    def request(self) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stopping: finishing the calls in flight (Ctrl-C again to quit at once)")
+        for callback in self._callbacks:
+            callback()
+
+    @contextlib.contextmanager
+    def watch(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGINT, signal.SIGTERM)
+        for sig in signals:
+            loop.add_signal_handler(sig, self.request)
+        try:
+            yield
+        finally:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+
+async def open_job(
+    queue: Queue,
+    path: Path,
+    settings: Settings,
+    *,
+    new: bool,
+    say: Callable[[str], None],
+) -> Job:
+    """The unfinished job for this file and target, or a new one (``new`` forces one)."""
+    target = _target(settings)
+    identity = identify(path)
+    if not new:
+        job = await queue.find_unfinished_job(identity, target.key)
+        if job is not None:
+            say(f"resuming job {job.id} ({job.state.value}) for {path}; --new starts afresh")
+            return job
+    fmt = await asyncio.to_thread(sniff_format, path, reader_options(settings))
+    stored = {k: v for k, v in settings.values.items() if k != "password"}
+    job = await queue.create_job(identity, target.key, stored, fmt.to_json())
+    say(
+        f"job {job.id}: {path} ({fmt.encoding}, delimiter {fmt.delimiter!r}, "
+        f"{len(fmt.header)} columns)"
+    )
+    return job
+
+
+async def read_job(queue: Queue, job: Job, progress: Progress, stop: StopSignal) -> Job:
+    """Read the job's file into its queue from where reading stopped; ``READY`` at the end."""
+    if job.state is not JobState.READING:
+        return job
+    path = Path(job.file.path)
+    if identify(path) != job.file:
+        raise InputError(
+            f"{path}: the file changed since job {job.id} started reading it; "
+            "start a new job with --new"
+        )
+    fmt = FileFormat.from_json(job.fmt_json)
+    batches = read_batches(
+        path,
+        fmt,
+        start_offset=job.read_offset or None,
+        start_line=job.read_line or None,
+        batch_rows=INGEST_BATCH_ROWS,
+    )
+    rows = job.total_rows
+    progress.start_reading(job.id, job.file.size, job.read_offset)
+    try:
+        async for batch in _in_thread(batches):
+            await queue.add_rows(
+                job.id, batch.rows, read_offset=batch.end_offset, read_line=batch.next_line
+            )
+            rows += len(batch.rows)
+            progress.reading(batch.end_offset, job.file.size, rows)
+            if stop.requested:
+                await queue.set_job_state(job.id, JobState.INTERRUPTED, "interrupted while reading")
+                return await queue.get_job(job.id)
+    finally:
+        progress.end_reading(rows)
+    await queue.finish_reading(job.id)
+    return await queue.get_job(job.id)
+
+
+async def _in_thread(batches: Iterator[Batch]) -> AsyncIterator[Batch]:
+    """Parse the next batch in a worker thread while the previous one is being stored."""
+    done = object()
+    pending = asyncio.ensure_future(asyncio.to_thread(next, batches, done))
+    try:
+        while True:
+            batch = await pending
+            if batch is done:
+                return
+            pending = asyncio.ensure_future(asyncio.to_thread(next, batches, done))
+            assert isinstance(batch, Batch)
+            yield batch
+    finally:
+        if not pending.done():
+            with contextlib.suppress(BaseException):
+                await pending
+
+
+def _target(settings: Settings) -> Target:
+    if settings.target is None:
+        raise ConfigError("the target is not set (--url, --org, --user, --campaign)")
+    return settings.target
+
+
+async def send_job(
+    queue: Queue,
+    job: Job,
+    settings: Settings,
+    password: str,
+    progress: Progress,
+    stop: StopSignal,
+    *,
+    session: aiohttp.ClientSession | None = None,
+) -> SendResult:
+    """Send the job's pending rows and record how it ended (job state and message)."""
+    target = _target(settings)
+    params = target.import_params(password)
+    await queue.set_job_state(job.id, JobState.RUNNING)
+    progress.start_sending(job.id, await queue.counts(job.id))
+    own_session = session is None
+    if session is None:
+        connector = aiohttp.TCPConnector(limit=settings.send.concurrency, limit_per_host=0)
+        session = aiohttp.ClientSession(connector=connector)
+    try:
+        transport = HttpTransport(session, target.url, params, settings.send)
+        dispatcher = Dispatcher(
+            queue, job.id, transport, settings.send, on_progress=progress.sending
+        )
+        stop.on_stop(dispatcher.stop)
+        if stop.requested:
+            dispatcher.stop()
+        result = await dispatcher.run()
+        progress.sending(dispatcher.counts)
+    finally:
+        progress.end_sending()
+        if own_session:
+            await session.close()
+    if result.end is SendEnd.FATAL and result.fatal is not None:
+        fatal = result.fatal
+        reason = fatal_reason(fatal.code, fatal.message)
+        await queue.set_job_state(job.id, JobState.STOPPED, reason)
+    elif result.end is SendEnd.STOPPED:
+        await queue.set_job_state(job.id, JobState.INTERRUPTED, "interrupted")
+    else:
+        await queue.set_job_state(job.id, JobState.FINISHED)
+    return result
+
+
+def fatal_reason(code: str, message: str) -> str:
+    """One line naming what the server refused."""
+    if code.startswith("BackMsg_"):
+        number = int(code.removeprefix("BackMsg_"))
+        return f"the server refused the job: {describe_code(number)}"
+    if code.startswith("HTTP "):
+        return f"the server refused the job: {code} (check --url and the credentials)"
+    return f"the server refused the job: {message or code}"
+
+
+async def run_pipeline(
+    queue: Queue,
+    *,
+    settings: Settings,
+    password: str | None,
+    path: Path | None = None,
+    job_id: int | None = None,
+    new: bool = False,
+    send: bool = True,
+    progress: Progress | None = None,
+    say: Callable[[str], None] = lambda text: None,
+    report_path: Path | None = None,
+) -> JobSummary:
+    """Create or find the job, read it, send it (unless ``send`` is false), write the report.
+
+    The summary's job state says how it ended: ``finished``, ``stopped`` (a fatal answer),
+    ``interrupted`` (a signal) or ``ready`` (staged); all but ``finished`` are resumable.
+    """
+    progress = progress or Progress(bars=False)
+    stop = StopSignal()
+    with stop.watch():
+        async with queue.runner_lock():
+            if path is not None:
+                job = await open_job(queue, path, settings, new=new, say=say)
+            else:
+                assert job_id is not None
+                job = await queue.get_job(job_id)
+            job = await read_job(queue, job, progress, stop)
+            if not send or job.state is JobState.INTERRUPTED:
+                return await summarize(queue, job.id)
+            if password is None:
+                raise ConfigError("no password")
+            started = time.monotonic()
+            await send_job(queue, job, settings, password, progress, stop)
+            report = None
+            counts = await queue.counts(job.id)
+            if any(n for state, n in counts.items() if state.is_problem):
+                target_path = report_path or default_report_path(queue.path, job.id)
+                await write_report(queue, job.id, target_path)
+                report = str(target_path)
+            summary = await summarize(queue, job.id, report=report)
+            log.info(
+                "job %d %s in %.1fs: %s",
+                job.id,
+                summary.state.value,
+                time.monotonic() - started,
+                ", ".join(f"{s.value} {n}" for s, n in counts.items() if n),
+            )
+            return summary

@@ -1,0 +1,56 @@
+"""The failed-rows report: the rows that need a person, as a CSV that can be run again.
+
+Columns: the file's own header, in its order, then ``_line``, ``_state``, ``_code`` and
+``_message``. The reader drops those four columns, so a fixed report is fed to ``run`` as is.
+Written as UTF-8 with a BOM, which Excel needs to show non-ASCII text, and which the reader
+strips.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Collection
+from pathlib import Path
+
+from bulkimport.queue import Queue
+from bulkimport.reader import FileFormat
+from bulkimport.states import RowState
+
+REPORT_COLUMNS = ("_line", "_state", "_code", "_message")
+PROBLEM_STATES = frozenset(state for state in RowState if state.is_problem)
+
+
+def default_report_path(db_path: Path, job_id: int) -> Path:
+    """``job-N-failed.csv`` next to the database."""
+    return db_path.resolve().parent / f"job-{job_id}-failed.csv"
+
+
+async def write_report(
+    queue: Queue,
+    job_id: int,
+    path: Path,
+    states: Collection[RowState] = PROBLEM_STATES,
+) -> int:
+    """Write the rows of ``job_id`` in ``states`` to ``path`` (atomically); return how many."""
+    job = await queue.get_job(job_id)
+    header = list(FileFormat.from_json(job.fmt_json).header)
+    width = len(header)
+    partial = path.with_name(path.name + ".partial")
+    count = 0
+    # Plain writes: a report is written once, after sending, when nothing else runs.
+    with open(partial, "w", encoding="utf-8-sig", newline="") as handle:  # noqa: ASYNC230
+        writer = csv.writer(handle)
+        writer.writerow([*header, *REPORT_COLUMNS])
+        async for row in queue.iter_rows(job_id, states):
+            cells = list(row.cells)
+            if len(cells) < width:
+                cells.extend([""] * (width - len(cells)))
+            writer.writerow(
+                [*cells, row.line, row.state.value, row.last_code or "", row.last_message or ""]
+            )
+            count += 1
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+    return count

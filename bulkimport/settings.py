@@ -1,0 +1,528 @@
+"""Typed settings, resolved from the command line, the environment, a TOML profile and defaults.
+
+Every setting is declared once in ``SPECS``: the command line builds its options from it,
+``resolve`` reads it from each source. Precedence: command line > environment
+(``BULKIMPORT_<NAME>``) > profile (``--config``) > the settings stored with a job (on resume)
+> defaults. Pure: no I/O except ``load_profile`` and ``read_password``.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import tomllib
+import urllib.parse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bulkimport.errors import ConfigError
+from bulkimport.protocol import (
+    ChangePackage,
+    DupDialList,
+    DupWay,
+    ImportParams,
+    PasswordType,
+    UserType,
+)
+
+ENV_PREFIX = "BULKIMPORT_"
+PASSWORD_ENV = "BULKIMPORT_PASSWORD"
+DEFAULT_RATE_PER_S = 20.0  # a pace a production server takes without noticing
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One setting: its name (``snake_case``; the option is ``--kebab-case``), how to parse
+    it, its default, and its help text."""
+
+    name: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    choices: tuple[str, ...] = ()
+    flag: bool = False  # a boolean switch on the command line
+    multiple: bool = False  # repeatable on the command line; a table or list in a profile
+    metavar: str = ""
+    group: str = "target"
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+
+def parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected yes or no, not {text!r}")
+
+
+def parse_positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def parse_non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def parse_non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be a number, zero or more")
+    return value
+
+
+def parse_positive_float(text: str) -> float:
+    value = parse_non_negative_float(text)
+    if value == 0:
+        raise ValueError("must be more than zero")
+    return value
+
+
+def parse_url(text: str) -> str:
+    parsed = urllib.parse.urlsplit(text.strip())
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"{text!r} is not an http(s) URL")
+    if parsed.username or parsed.password:
+        raise ValueError("put no credentials in the URL; use --user and BULKIMPORT_PASSWORD")
+    path = parsed.path or "/asterccinterfaces"
+    if path == "/":
+        path = "/asterccinterfaces"
+    return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, path, "", ""))
+
+
+def _choice(values: Sequence[str]) -> Callable[[str], str]:
+    by_lower = {v.lower(): v for v in values}
+
+    def parse(text: str) -> str:
+        try:
+            return by_lower[text.strip().lower()]
+        except KeyError:
+            raise ValueError(f"{text!r} is not one of {', '.join(values)}") from None
+
+    return parse
+
+
+def _names(enum: Any) -> tuple[str, ...]:
+    return tuple(member.value for member in enum)
+
+
+SPECS: tuple[Spec, ...] = (
+    # --- the target: who we are and where the rows go
+    Spec("url", parse_url, None, "Import endpoint, e.g. https://cc.example.com/asterccinterfaces."),
+    Spec("org", str, None, "Organisation identity (orgidentity)."),
+    Spec("user", str, None, "Account name or agent number."),
+    Spec("usertype", _choice(_names(UserType)), "account", "Who logs in.", _names(UserType)),
+    Spec(
+        "pwdtype",
+        _choice(_names(PasswordType)),
+        "plaintext",
+        "Send the password as is or as its MD5.",
+        _names(PasswordType),
+    ),
+    Spec(
+        "password_env",
+        str,
+        None,
+        "Name of the environment variable that holds the password (default BULKIMPORT_PASSWORD).",
+        metavar="VAR",
+    ),
+    Spec("campaign", str, None, "Campaign id (model_id)."),
+    Spec("phone_field", str, "", "Field that also puts the record in the dial list."),
+    Spec("priority_field", str, "", "Field holding the dial-list priority."),
+    Spec("dialtime_field", str, "", "Field holding the dial time."),
+    Spec(
+        "dupway",
+        _choice(_names(DupWay)),
+        "skip",
+        "On a duplicate: update it or skip.",
+        _names(DupWay),
+    ),
+    Spec(
+        "dupdiallist",
+        _choice(_names(DupDialList)),
+        "ignoreDuplicate",
+        "On a duplicate: whether it goes into the dial list.",
+        _names(DupDialList),
+    ),
+    Spec(
+        "changepackage",
+        _choice(_names(ChangePackage)),
+        "skip",
+        "On a duplicate in another package of the main table.",
+        _names(ChangePackage),
+    ),
+    Spec(
+        "emptyagent", parse_bool, False, "On a duplicate: clear its assigned agent.", ("yes", "no")
+    ),
+    Spec("resetstatus", parse_bool, False, "On a duplicate: reset its status.", ("yes", "no")),
+    # --- how to send
+    Spec(
+        "method",
+        _choice(("get", "post")),
+        "get",
+        "HTTP method; POST keeps the password out of the server's access log.",
+        ("get", "post"),
+        group="send",
+    ),
+    Spec(
+        "rate",
+        parse_non_negative_float,
+        DEFAULT_RATE_PER_S,
+        "Calls per second at most (0 = no limit).",
+        metavar="PER_S",
+        group="send",
+    ),
+    Spec(
+        "concurrency", parse_positive_int, 8, "Calls in flight at once.", metavar="N", group="send"
+    ),
+    Spec(
+        "max_attempts",
+        parse_positive_int,
+        5,
+        "Attempts per row before it is marked failed.",
+        metavar="N",
+        group="send",
+    ),
+    Spec("timeout", parse_positive_float, 30.0, "Seconds per call.", metavar="S", group="send"),
+    Spec(
+        "insecure",
+        parse_bool,
+        False,
+        "Do not verify the server's TLS certificate.",
+        flag=True,
+        group="send",
+    ),
+    # --- how to read the file
+    Spec("encoding", str, None, "File encoding (default: detect).", metavar="NAME", group="read"),
+    Spec(
+        "delimiter",
+        str,
+        None,
+        "Delimiter (default: sniff); 'tab' for a tab.",
+        metavar="C",
+        group="read",
+    ),
+    Spec(
+        "skip_rows",
+        parse_non_negative_int,
+        0,
+        "Title lines above the header.",
+        metavar="N",
+        group="read",
+    ),
+    Spec(
+        "map",
+        str,
+        (),
+        "Rename a column (COLUMN=FIELD) or drop it (COLUMN=). Repeatable.",
+        multiple=True,
+        metavar="COLUMN=FIELD",
+        group="read",
+    ),
+    Spec(
+        "set",
+        str,
+        (),
+        "A constant field on every record (FIELD=VALUE). Repeatable.",
+        multiple=True,
+        metavar="FIELD=VALUE",
+        group="read",
+    ),
+    Spec(
+        "keep_empty",
+        parse_bool,
+        False,
+        "Send empty cells as FIELD= (they are left out by default).",
+        flag=True,
+        group="read",
+    ),
+    # --- output
+    Spec(
+        "report",
+        str,
+        None,
+        "Where to write the failed-rows report.",
+        metavar="PATH",
+        group="output",
+    ),
+    Spec("log", str, None, "Append a log of the job to this file.", metavar="PATH", group="output"),
+)
+
+SPECS_BY_NAME: dict[str, Spec] = {spec.name: spec for spec in SPECS}
+REQUIRED_FOR_SENDING = ("url", "org", "user", "campaign")
+#: Keys a profile may hold besides the settings above.
+PROFILE_EXTRA_KEYS = ("db",)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where rows go and as whom; everything but the password."""
+
+    url: str
+    org: str
+    user: str
+    campaign: str
+    usertype: UserType = UserType.ACCOUNT
+    pwdtype: PasswordType = PasswordType.PLAINTEXT
+    phone_field: str = ""
+    priority_field: str = ""
+    dialtime_field: str = ""
+    dupway: DupWay = DupWay.SKIP
+    dupdiallist: DupDialList = DupDialList.IGNORE_DUPLICATE
+    changepackage: ChangePackage = ChangePackage.SKIP
+    emptyagent: bool = False
+    resetstatus: bool = False
+
+    @property
+    def key(self) -> str:
+        """Identifies the target for resuming and incremental loads: server, org, campaign."""
+        return f"{self.url}|{self.org}|{self.campaign}"
+
+    def import_params(self, password: str) -> ImportParams:
+        return ImportParams(
+            org=self.org,
+            user=self.user,
+            password=password,
+            campaign=self.campaign,
+            usertype=self.usertype,
+            pwdtype=self.pwdtype,
+            phone_field=self.phone_field,
+            priority_field=self.priority_field,
+            dialtime_field=self.dialtime_field,
+            dupway=self.dupway,
+            dupdiallist=self.dupdiallist,
+            changepackage=self.changepackage,
+            emptyagent=self.emptyagent,
+            resetstatus=self.resetstatus,
+        )
+
+
+@dataclass(frozen=True)
+class SendSettings:
+    """How rows are sent."""
+
+    method: str = "get"
+    rate_per_s: float = DEFAULT_RATE_PER_S  # 0 = unlimited
+    concurrency: int = 8
+    max_attempts: int = 5
+    timeout_s: float = 30.0
+    verify_tls: bool = True
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    """How the file is read (turned into the reader's options by the pipeline)."""
+
+    encoding: str | None = None
+    delimiter: str | None = None
+    skip_rows: int = 0
+    rename: tuple[tuple[str, str | None], ...] = ()
+    constants: tuple[tuple[str, str], ...] = ()
+    keep_empty: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a command needs, resolved and checked. ``values`` keeps the resolved raw
+    values (no password) to be stored with a job and shown in logs."""
+
+    target: Target | None
+    send: SendSettings
+    read: ReadSettings
+    password_env: str = PASSWORD_ENV
+    report: str | None = None
+    log: str | None = None
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+def parse_pairs(
+    items: Sequence[str], what: str, *, allow_empty_value: bool
+) -> list[tuple[str, str]]:
+    """``["A=b", "C="]`` → ``[("A", "b"), ("C", "")]``, refusing malformed items."""
+    pairs = []
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip():
+            raise ConfigError(f"--{what} {item!r}: expected NAME=VALUE")
+        if not value and not allow_empty_value:
+            raise ConfigError(f"--{what} {item!r}: the value is empty")
+        pairs.append((name.strip(), value))
+    return pairs
+
+
+def load_profile(path: Path, *, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Read a TOML profile into ``{setting: raw value}``; warn when others can read it."""
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such profile") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the profile ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+    # A profile never holds the password itself, but one that names where it lives should
+    # be private like any file of a service account.
+    private = not os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    if warn is not None and not private and "password_env" in data:
+        warn(
+            f"warning: {path} can be read by other users; "
+            f"a profile names the password's variable, keep it private (chmod 600 {path})"
+        )
+    if "password" in data:
+        raise ConfigError(
+            f"{path}: a profile must not hold the password; "
+            'set password_env = "VAR" and put the password in that environment variable'
+        )
+    profile: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in SPECS_BY_NAME and name not in PROFILE_EXTRA_KEYS:
+            known = ", ".join(sorted([*SPECS_BY_NAME, *PROFILE_EXTRA_KEYS]))
+            raise ConfigError(f"{path}: unknown setting {key!r} (known: {known})")
+        spec = SPECS_BY_NAME.get(name)
+        if spec is not None and spec.multiple:
+            # `[map]` / `[set]` tables, or lists of "A=b" strings.
+            if isinstance(value, dict):
+                value = [f"{k}={'' if v is None else v}" for k, v in value.items()]
+            elif not isinstance(value, list):
+                raise ConfigError(f"{path}: {key} must be a table or a list of NAME=VALUE")
+            profile[name] = tuple(str(v) for v in value)
+        elif isinstance(value, (dict, list)):
+            raise ConfigError(f"{path}: {key} must be a single value")
+        else:
+            profile[name] = value
+    return profile
+
+
+def _from_source(spec: Spec, raw: Any, source: str) -> Any:
+    if spec.multiple:
+        return tuple(raw)
+    if isinstance(raw, bool) and spec.parse is parse_bool:
+        return raw
+    text = raw if isinstance(raw, str) else str(raw).lower() if isinstance(raw, bool) else str(raw)
+    try:
+        return spec.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"{spec.option} ({source}): {exc}") from None
+
+
+def resolve(
+    cli: Mapping[str, Any],
+    env: Mapping[str, str],
+    profile: Mapping[str, Any],
+    stored: Mapping[str, Any] | None = None,
+    *,
+    need_target: bool = True,
+) -> Settings:
+    """Merge the sources by precedence and check the result.
+
+    ``cli`` holds only the options given (``None`` / empty means not given); ``stored`` is the
+    settings of the job being resumed.
+    """
+    values: dict[str, Any] = {}
+    for spec in SPECS:
+        given = cli.get(spec.name)
+        if given is not None and given != () and given is not False:
+            values[spec.name] = _from_source(spec, given, "command line")
+        elif not spec.multiple and env.get(spec.env):
+            values[spec.name] = _from_source(spec, env[spec.env], spec.env)
+        elif spec.name in profile:
+            values[spec.name] = _from_source(spec, profile[spec.name], "profile")
+        elif stored is not None and spec.name in stored and stored[spec.name] is not None:
+            values[spec.name] = _from_source(spec, stored[spec.name], "job")
+        else:
+            values[spec.name] = spec.default
+    missing = [name for name in REQUIRED_FOR_SENDING if not values.get(name)]
+    target = None
+    if need_target:
+        if missing:
+            options = ", ".join(SPECS_BY_NAME[name].option for name in missing)
+            raise ConfigError(
+                f"missing {options}: give them as options, BULKIMPORT_* variables or in a "
+                "--config profile"
+            )
+        target = Target(
+            url=values["url"],
+            org=values["org"],
+            user=values["user"],
+            campaign=values["campaign"],
+            usertype=UserType(values["usertype"]),
+            pwdtype=PasswordType(values["pwdtype"]),
+            phone_field=values["phone_field"],
+            priority_field=values["priority_field"],
+            dialtime_field=values["dialtime_field"],
+            dupway=DupWay(values["dupway"]),
+            dupdiallist=DupDialList(values["dupdiallist"]),
+            changepackage=ChangePackage(values["changepackage"]),
+            emptyagent=values["emptyagent"],
+            resetstatus=values["resetstatus"],
+        )
+    rename = [
+        (column, field_name or None)
+        for column, field_name in parse_pairs(values["map"], "map", allow_empty_value=True)
+    ]
+    constants = parse_pairs(values["set"], "set", allow_empty_value=True)
+    read = ReadSettings(
+        encoding=values["encoding"],
+        delimiter=values["delimiter"],
+        skip_rows=values["skip_rows"],
+        rename=tuple(rename),
+        constants=tuple(constants),
+        keep_empty=values["keep_empty"],
+    )
+    send = SendSettings(
+        method=values["method"],
+        rate_per_s=values["rate"],
+        concurrency=values["concurrency"],
+        max_attempts=values["max_attempts"],
+        timeout_s=values["timeout"],
+        verify_tls=not values["insecure"],
+    )
+    return Settings(
+        target=target,
+        send=send,
+        read=read,
+        password_env=values["password_env"] or PASSWORD_ENV,
+        report=values["report"],
+        log=values["log"],
+        values={k: list(v) if isinstance(v, tuple) else v for k, v in values.items()},
+    )
+
+
+def read_password(
+    settings: Settings,
+    env: Mapping[str, str],
+    *,
+    prompt: Callable[[str], str] | None,
+) -> str:
+    """The password from its environment variable, or from ``prompt`` (only given when a
+    person is at the terminal); a ``ConfigError`` when neither has it."""
+    password = env.get(settings.password_env, "")
+    if password:
+        return password
+    if prompt is not None:
+        password = prompt("Password")
+        if password:
+            return password
+    raise ConfigError(
+        f"no password: set {settings.password_env} (the password is never an option "
+        "and never stored)"
+    )
