@@ -328,7 +328,7 @@ async def run_pipeline(
                 assert job_id is not None
                 job = await queue.get_job(job_id)
             job = await read_job(queue, job, progress, stop)
-            if not send or job.state is JobState.INTERRUPTED:
+            if not send or stop.requested:
                 return await summarize(queue, job.id)
             if password is None:
                 raise ConfigError("no password")

@@ -1,0 +1,5 @@
+"""``python -m bulkimport``: the same as the ``bulkimport`` command."""
+
+from bulkimport.cli import main
+
+main()

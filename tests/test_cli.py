@@ -1,0 +1,388 @@
+"""The command line end to end: real processes, a real sandbox on loopback, real SQLite files.
+
+The sandbox runs in the test's event loop; each ``bulkimport`` command runs as a child
+process, as a user or cron would run it, so signals and exit codes are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from click.testing import CliRunner
+
+from bulkimport.cli import cli
+from bulkimport.queue import Queue
+from bulkimport.sandbox import Faults, SandboxHandle
+from tests.conftest import SandboxFactory
+
+ROOT = Path(__file__).resolve().parents[1]
+HEADER = "name,phone1,email,city"
+
+
+@dataclass
+class Done:
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BULKIMPORT_")}
+    env.update(extra)
+    return env
+
+
+async def bulkimport(
+    *args: str, cwd: Path, password: str | None = "secret", timeout_s: float = 60
+) -> Done:
+    env = base_env(**({"BULKIMPORT_PASSWORD": password} if password is not None else {}))
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bulkimport",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    assert proc.returncode is not None
+    return Done(proc.returncode, out.decode(), err.decode())
+
+
+def target(sandbox: SandboxHandle, *more: str) -> list[str]:
+    return ["--url", sandbox.url, "--org", "demo", "--user", "admin", "--campaign", "1", *more]
+
+
+def write_csv(path: Path, lines: Sequence[str], encoding: str = "utf-8") -> Path:
+    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+    return path
+
+
+def good_rows(n: int, start: int = 0) -> list[str]:
+    return [f"Lead {i},139{i:08d},lead{i}@example.com,City {i % 7}" for i in range(start, start + n)]
+
+
+async def get_json(sandbox: SandboxHandle, path: str) -> Any:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{sandbox.base_url}{path}") as response,
+    ):
+        assert response.status == 200
+        return await response.json()
+
+
+async def customers(sandbox: SandboxHandle) -> list[dict[str, Any]]:
+    result: list[dict[str, Any]] = await get_json(sandbox, "/sandbox/customers?model_id=1")
+    return result
+
+
+def row_states(db: Path) -> dict[int, str]:
+    with sqlite3.connect(db) as conn:
+        return dict(conn.execute("SELECT line, state FROM rows ORDER BY line").fetchall())
+
+
+# --- a whole job ------------------------------------------------------------------------------
+
+
+async def test_full_run_reaches_every_state_and_accounts_for_every_line(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    sandbox = await sandbox_factory(faults=Faults(http500_rate=0.2, seed=7))
+    lines = [HEADER, *good_rows(40)]
+    lines += [f"Again {i},139{i:08d},,X" for i in range(10)]  # duplicates of earlier rows
+    lines += [f"No phone {i},,np{i}@example.com,X" for i in range(10)]  # rejected: 76
+    lines += ["ragged,1", "also||bad,13700000000,,X", ""]  # invalid locally (3 of them)
+    lines += good_rows(5, start=100)
+    csv_file = write_csv(tmp_path / "leads.csv", lines)
+    result = await bulkimport(
+        "run", str(csv_file), *target(sandbox), "--rate", "0", "--max-attempts", "1",
+        "--concurrency", "1", "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 1, result.err
+    summary = result.json()
+    counts = summary["counts"]
+    assert set(counts) == {
+        "pending", "in_flight", "done", "duplicate", "rejected", "failed", "invalid", "skipped",
+    }  # fmt: skip
+    data_lines = len(lines) - 1
+    assert summary["total"] == data_lines == sum(counts.values())
+    for state in ("done", "duplicate", "rejected", "failed", "invalid"):
+        assert counts[state] > 0, (state, counts)
+    assert counts["invalid"] == 3
+    assert counts["pending"] == counts["in_flight"] == 0
+    # Every line is one row, in one state.
+    states = row_states(tmp_path / "bulkimport.db")
+    assert sorted(states) == list(range(2, len(lines) + 1))
+    # What the server holds is exactly the rows recorded done, each written once.
+    held = await customers(sandbox)
+    assert len(held) == counts["done"]
+    assert all(c["writes"] == 1 for c in held)
+    # The report lists the problem rows, and the path is printed.
+    report = tmp_path / f"job-{summary['job']}-failed.csv"
+    assert str(report) in result.err
+    text = report.read_text(encoding="utf-8-sig").splitlines()
+    assert text[0] == HEADER + ",_line,_state,_code,_message"
+    assert len(text) - 1 == counts["rejected"] + counts["failed"] + counts["invalid"]
+
+
+async def test_second_run_of_the_same_command_resumes_a_stopped_job(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(30)])
+    args = ["run", str(csv_file), *target(sandbox), "--rate", "0"]
+    refused = await bulkimport(*args, cwd=tmp_path, password="wrong")
+    assert refused.code == 3, refused.err
+    assert "resume" in refused.err
+    assert set(row_states(tmp_path / "bulkimport.db").values()) == {"pending"}
+    again = await bulkimport(*args, cwd=tmp_path)
+    assert again.code == 0, again.err
+    assert "resuming job 1" in again.err
+    held = await customers(sandbox)
+    assert len(held) == 30
+    assert all(c["writes"] == 1 for c in held)
+    forced = await bulkimport(*args, "--new", "--json", cwd=tmp_path)
+    assert forced.code == 0
+    assert forced.json()["job"] == 2
+    assert forced.json()["counts"]["duplicate"] == 30
+
+
+async def test_fatal_credentials_stop_within_one_round_of_calls(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(500)])
+    result = await bulkimport(
+        "run", str(csv_file), *target(sandbox), "--rate", "0", "--concurrency", "4",
+        cwd=tmp_path, password="not-the-password",
+    )  # fmt: skip
+    assert result.code == 3
+    error_lines = [line for line in result.err.splitlines() if line.startswith("Error:")]
+    assert len(error_lines) == 1
+    assert "password" in error_lines[0]
+    assert "not-the-password" not in result.err + result.out
+    stats = await get_json(sandbox, "/sandbox/stats")
+    assert 1 <= stats["requests"] <= 4 + 1
+    assert set(row_states(tmp_path / "bulkimport.db").values()) == {"pending"}
+
+
+async def test_kill_mid_send_then_resume_loses_nothing_and_resends_little(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    sandbox = await sandbox_factory(faults=Faults(latency_s=0.01))
+    rows = 1500
+    csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(rows)])
+    env = base_env(BULKIMPORT_PASSWORD="secret")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bulkimport", "run", str(csv_file), *target(sandbox),
+        "--rate", "0", "--concurrency", "8", "--quiet",
+        cwd=tmp_path, env=env, stdin=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(600):
+        await asyncio.sleep(0.05)
+        if (await get_json(sandbox, "/sandbox/stats"))["requests"] >= 300:
+            break
+    proc.send_signal(signal.SIGKILL)
+    assert await proc.wait() == -signal.SIGKILL
+    sent_before_kill = (await get_json(sandbox, "/sandbox/stats"))["requests"]
+    assert sent_before_kill < rows, "the job finished before it could be killed"
+
+    resumed = await bulkimport("resume", "--json", cwd=tmp_path)
+    assert resumed.code == 0, resumed.err
+    summary = resumed.json()
+    counts = summary["counts"]
+    assert summary["total"] == rows
+    assert counts["done"] + counts["duplicate"] == rows
+    # Resent rows are the ones whose outcome the kill left unknown: at most the calls in
+    # flight plus one commit batch of outcomes, and the server answered them "duplicate".
+    resent = summary["resent_unknown"]
+    assert counts["duplicate"] <= resent <= 8 + 200
+    held = await customers(sandbox)
+    assert len(held) == rows
+    assert all(c["writes"] == 1 for c in held)
+    with sqlite3.connect(tmp_path / "bulkimport.db") as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+async def test_sigterm_stops_cleanly_with_exit_130_and_resumes(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    sandbox = await sandbox_factory(faults=Faults(latency_s=0.05))
+    csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(400)])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bulkimport", "run", str(csv_file), *target(sandbox),
+        "--rate", "0", "--concurrency", "4",
+        cwd=tmp_path, env=base_env(BULKIMPORT_PASSWORD="secret"),
+        stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    for _ in range(600):
+        await asyncio.sleep(0.05)
+        if (await get_json(sandbox, "/sandbox/stats"))["requests"] >= 40:
+            break
+    proc.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130, err.decode()
+    assert "resume with: bulkimport resume 1" in err.decode()
+    states = set(row_states(tmp_path / "bulkimport.db").values())
+    assert "in_flight" not in states
+    assert "pending" in states
+    resumed = await bulkimport("resume", "1", cwd=tmp_path)
+    assert resumed.code == 0, resumed.err
+    held = await customers(sandbox)
+    assert len(held) == 400
+    assert all(c["writes"] == 1 for c in held)
+
+
+async def test_stage_then_resume_sends_later(tmp_path: Path, sandbox: SandboxHandle) -> None:
+    csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(20)])
+    staged = await bulkimport("stage", str(csv_file), *target(sandbox), "--json", cwd=tmp_path)
+    assert staged.code == 0, staged.err
+    assert staged.json()["state"] == "ready"
+    assert staged.json()["counts"]["pending"] == 20
+    assert (await get_json(sandbox, "/sandbox/stats"))["requests"] == 0
+    sent = await bulkimport("resume", "--json", cwd=tmp_path)
+    assert sent.code == 0, sent.err
+    assert sent.json()["counts"]["done"] == 20
+    status = await bulkimport("status", "--json", cwd=tmp_path)
+    assert status.json()["state"] == "finished"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "name"), [("gb18030", "张伟"), ("utf-8-sig", "Zoë Ünal"), ("utf-16", "李娜")]
+)
+async def test_legacy_encodings_and_bom_arrive_intact(
+    tmp_path: Path, sandbox: SandboxHandle, encoding: str, name: str
+) -> None:
+    rows = [f"{name}{i},1380000{i:04d},,北京市朝阳区" for i in range(30)]
+    csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *rows], encoding=encoding)
+    result = await bulkimport("run", str(csv_file), *target(sandbox), "--rate", "0", cwd=tmp_path)
+    assert result.code == 0, result.err
+    held = {c["key"]: c["fields"] for c in await customers(sandbox)}
+    assert held["13800000007"]["customername"] == f"{name}7"
+    assert held["13800000007"]["city"] == "北京市朝阳区"
+
+
+async def test_values_cannot_inject_parameters(tmp_path: Path, sandbox: SandboxHandle) -> None:
+    csv_file = write_csv(
+        tmp_path / "leads.csv",
+        [HEADER, 'Eve,13811112222,x@y.z,"a&password=x&EVENT=Other%41+b=c"'],
+    )
+    result = await bulkimport(
+        "run", str(csv_file), *target(sandbox), "--method", "post", cwd=tmp_path
+    )
+    assert result.code == 0, result.err
+    (held,) = await customers(sandbox)
+    assert held["fields"]["city"] == "a&password=x&EVENT=Other%41+b=c"
+
+
+async def test_password_never_reaches_database_or_output(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    password = "Pa55-unique-7f3e"
+    csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(10)])
+    result = await bulkimport(
+        "run", str(csv_file), *target(sandbox), "--log", str(tmp_path / "job.log"),
+        cwd=tmp_path, password=password,
+    )  # fmt: skip
+    assert result.code == 3
+    assert password not in result.out + result.err
+    for path in tmp_path.iterdir():
+        if path.is_file():
+            assert password.encode() not in path.read_bytes(), path
+
+
+# --- errors and refusals ----------------------------------------------------------------------
+
+
+async def test_missing_password_without_a_terminal_is_a_clear_error(tmp_path: Path) -> None:
+    csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(2)])
+    result = await bulkimport(
+        "run", str(csv_file), "--url", "http://127.0.0.1:9/", "--org", "o", "--user", "u",
+        "--campaign", "1", cwd=tmp_path, password=None,
+    )  # fmt: skip
+    assert result.code == 2
+    assert "BULKIMPORT_PASSWORD" in result.err
+    assert "Traceback" not in result.err
+
+
+@pytest.mark.parametrize("what", ["missing", "directory", "empty", "binary"])
+async def test_unreadable_files_are_one_line_and_exit_2(tmp_path: Path, what: str) -> None:
+    path = tmp_path / "input.csv"
+    if what == "directory":
+        path.mkdir()
+    elif what == "empty":
+        path.write_bytes(b"")
+    elif what == "binary":
+        path.write_bytes(bytes(range(256)) * 64)
+    result = await bulkimport(
+        "run", str(path), "--url", "http://127.0.0.1:9/", "--org", "o", "--user", "u",
+        "--campaign", "1", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 2, result.err
+    assert "Traceback" not in result.err
+    error_lines = [line for line in result.err.splitlines() if line.strip()]
+    assert len(error_lines) == 1
+    assert str(path) in error_lines[0] or path.name in error_lines[0]
+
+
+async def test_a_second_runner_on_the_same_database_is_refused(tmp_path: Path) -> None:
+    csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(2)])
+    queue = await Queue.open(tmp_path / "bulkimport.db")
+    try:
+        async with queue.runner_lock():
+            result = await bulkimport(
+                "run", str(csv_file), "--url", "http://127.0.0.1:9/", "--org", "o",
+                "--user", "u", "--campaign", "1", cwd=tmp_path,
+            )  # fmt: skip
+    finally:
+        await queue.close()
+    assert result.code == 75
+    assert "already sending" in result.err
+
+
+def test_profile_with_a_password_is_refused(tmp_path: Path) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text('password = "x"\n')
+    (tmp_path / "a.csv").write_text(HEADER + "\n")
+    result = CliRunner().invoke(cli, ["run", str(tmp_path / "a.csv"), "--config", str(profile)])
+    assert result.exit_code == 2
+    assert "must not hold the password" in result.output
+
+
+def test_unknown_profile_key_is_named(tmp_path: Path) -> None:
+    profile = tmp_path / "p.toml"
+    profile.write_text('ratee = 5\n')
+    (tmp_path / "a.csv").write_text(HEADER + "\n")
+    result = CliRunner().invoke(cli, ["stage", str(tmp_path / "a.csv"), "--config", str(profile)])
+    assert result.exit_code == 2
+    assert "unknown setting 'ratee'" in result.output
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    runner = CliRunner()
+    for name, command in cli.commands.items():
+        result = runner.invoke(cli, [name, "--help"])
+        assert result.exit_code == 0, name
+        assert command.help, name
+        assert "Example" in result.output or "example" in result.output, name
+
+
+def test_status_of_a_missing_database(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["status", "--db", str(tmp_path / "none.db")])
+    assert result.exit_code == 2
+    assert "no such database" in result.output
