@@ -1,0 +1,198 @@
+"""What every command shares: option decorators, settings, logging, the queue, the summary."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from bulkimport.errors import BulkImportError, ConfigError, ExitCode
+from bulkimport.pipeline import JobSummary
+from bulkimport.queue import Queue
+from bulkimport.settings import SPECS, Settings, load_profile, read_password, resolve
+from bulkimport.states import JobState
+
+F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
+
+DEFAULT_DB = "bulkimport.db"
+
+
+class BulkImportGroup(click.Group):
+    """Turns a ``BulkImportError`` into one line and its exit code; never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except BulkImportError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(int(exc.exit_code))
+
+
+# --- shared options --------------------------------------------------------------------------
+
+
+def common_options(func: F) -> F:
+    """``--db``, ``--config``, ``--quiet``, ``--json``: on every job command."""
+    decorators = [
+        click.option(
+            "--db",
+            type=click.Path(dir_okay=False, path_type=Path),
+            envvar="BULKIMPORT_DB",
+            default=DEFAULT_DB,
+            show_default=True,
+            help="Queue database (env BULKIMPORT_DB).",
+        ),
+        click.option(
+            "--config",
+            "config_path",
+            type=click.Path(dir_okay=False, path_type=Path),
+            envvar="BULKIMPORT_CONFIG",
+            help="TOML profile with any of the settings below (env BULKIMPORT_CONFIG).",
+        ),
+        click.option("--quiet", "-q", is_flag=True, help="No progress, only errors."),
+        click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
+    ]
+    for decorator in reversed(decorators):
+        func = decorator(func)
+    return func
+
+
+def setting_options(*groups: str) -> Callable[[F], F]:
+    """One option per setting of ``settings.SPECS`` in ``groups`` (all values default to
+    "not given", so the environment and the profile can fill them)."""
+
+    def decorate(func: F) -> F:
+        for spec in reversed([s for s in SPECS if s.group in groups]):
+            help_text = spec.help
+            if spec.default not in (None, "", (), False):
+                help_text += f" [default: {spec.default}]"
+            if not spec.multiple:
+                help_text += f" (env {spec.env})"
+            if spec.flag:
+                option = click.option(
+                    spec.option, spec.name, is_flag=True, default=None, help=help_text
+                )
+            elif spec.multiple:
+                option = click.option(
+                    spec.option, spec.name, multiple=True, metavar=spec.metavar, help=help_text
+                )
+            else:
+                metavar = spec.metavar or ("|".join(spec.choices) if spec.choices else "TEXT")
+                option = click.option(
+                    spec.option, spec.name, default=None, metavar=metavar, help=help_text
+                )
+            func = option(func)
+        return func
+
+    return decorate
+
+
+SEND_GROUPS = ("target", "send", "read", "output")
+
+
+# --- plumbing --------------------------------------------------------------------------------
+
+
+def configure_logging(quiet: bool, log_path: str | None) -> None:
+    logger = logging.getLogger("bulkimport")
+    logger.setLevel(logging.INFO)
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    console = logging.StreamHandler(sys.stderr)
+    console.setLevel(logging.WARNING if quiet else logging.INFO)
+    console.setFormatter(logging.Formatter("%(message)s"))
+    logger.addHandler(console)
+    if log_path:
+        try:
+            file_handler = logging.FileHandler(log_path, encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"--log {log_path}: cannot write ({exc.strerror})") from None
+        file_handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
+        )
+        logger.addHandler(file_handler)
+    logger.propagate = False
+
+
+def load_settings(
+    options: dict[str, Any],
+    config_path: Path | None,
+    *,
+    stored: dict[str, Any] | None = None,
+    need_target: bool = True,
+) -> Settings:
+    profile = (
+        load_profile(config_path, warn=lambda text: click.echo(text, err=True))
+        if config_path
+        else {}
+    )
+    return resolve(options, os.environ, profile, stored, need_target=need_target)
+
+
+def db_from(db: Path, config_path: Path | None) -> Path:
+    """``--db`` as given, or the profile's ``db`` when the option was left at its default."""
+    if config_path is not None and str(db) == DEFAULT_DB and "BULKIMPORT_DB" not in os.environ:
+        profile = load_profile(config_path)
+        if "db" in profile:
+            return Path(str(profile["db"]))
+    return db
+
+
+def password_for(settings: Settings) -> str:
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    prompt = (lambda text: click.prompt(text, hide_input=True, err=True)) if interactive else None
+    return read_password(settings, os.environ, prompt=prompt)
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+
+
+@contextlib.asynccontextmanager
+async def open_queue(db: Path) -> AsyncIterator[Queue]:
+    queue = await Queue.open(db)
+    try:
+        yield queue
+    finally:
+        await queue.close()
+
+
+def finish(summary: JobSummary, *, as_json: bool, quiet: bool) -> None:
+    """Print the summary and exit with the code its state calls for."""
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), ensure_ascii=False))
+    elif not quiet:
+        click.echo(summary_line(summary))
+    job = summary.job
+    state = summary.state
+    if state is JobState.STOPPED:
+        click.echo(f"Error: {summary.message}; fix it, then: bulkimport resume {job}", err=True)
+        sys.exit(int(ExitCode.SERVER_REFUSED))
+    if state is JobState.INTERRUPTED:
+        click.echo(f"Interrupted; resume with: bulkimport resume {job}", err=True)
+        sys.exit(int(ExitCode.INTERRUPTED))
+    if state is JobState.FINISHED and summary.problems:
+        click.echo(f"{summary.problems} rows need attention: {summary.report}", err=True)
+        sys.exit(int(ExitCode.ROWS_FAILED))
+
+
+def summary_line(summary: JobSummary) -> str:
+    counts = ", ".join(f"{state.value} {n:,}" for state, n in summary.counts.items() if n)
+    line = f"job {summary.job} {summary.state.value}: {summary.total:,} rows ({counts or 'none'})"
+    if summary.resent_unknown:
+        line += f"; {summary.resent_unknown} resent after an unknown outcome"
+    return line

@@ -1,0 +1,288 @@
+"""The job commands: run, stage, resume, status, jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bulkimport.cli.base import (
+    SEND_GROUPS,
+    common_options,
+    configure_logging,
+    db_from,
+    finish,
+    load_settings,
+    open_queue,
+    password_for,
+    run_async,
+    setting_options,
+)
+from bulkimport.errors import ConfigError
+from bulkimport.pipeline import JobSummary, run_pipeline, summarize
+from bulkimport.progress import Progress
+from bulkimport.states import JobState, RowState
+
+
+def _job_command(
+    *,
+    db: Path,
+    config_path: Path | None,
+    quiet: bool,
+    as_json: bool,
+    options: dict[str, Any],
+    path: Path | None = None,
+    job_id: int | None = None,
+    new: bool = False,
+    send: bool = True,
+    sandbox: bool = False,
+) -> None:
+    db = db_from(db, config_path)
+
+    def say(text: str) -> None:
+        if not quiet:
+            click.echo(text, err=True)
+
+    async def main() -> JobSummary:
+        async with open_queue(db) as queue:
+            stored = None
+            resolved_id = job_id
+            if path is None:
+                job = await (
+                    queue.get_job(job_id) if job_id is not None else queue.latest_unfinished_job()
+                )
+                if job is None:
+                    raise ConfigError(f"no unfinished job in {db}; see bulkimport jobs")
+                stored, resolved_id = job.settings, job.id
+                if job.state is JobState.FINISHED:
+                    say(f"job {job.id} is already finished")
+                    return await summarize(queue, job.id)
+            async with _maybe_sandbox(sandbox, options) as sandbox_options:
+                settings = load_settings(sandbox_options, config_path, stored=stored)
+                configure_logging(quiet, settings.log)
+                password = password_for(settings) if send else None
+                bars = not quiet and not as_json and sys.stderr.isatty()
+                return await run_pipeline(
+                    queue,
+                    settings=settings,
+                    password=password,
+                    path=path,
+                    job_id=resolved_id,
+                    new=new,
+                    send=send,
+                    progress=Progress(bars=bars),
+                    say=say,
+                    report_path=Path(settings.report) if settings.report else None,
+                )
+
+    summary = run_async(main())
+    finish(summary, as_json=as_json, quiet=quiet)
+
+
+@contextlib.asynccontextmanager
+async def _maybe_sandbox(enabled: bool, options: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+    """With ``--sandbox``: a sandbox on a free port for the length of the job, as the URL."""
+    if not enabled:
+        yield options
+        return
+    from bulkimport.sandbox import SandboxConfig, serve_sandbox
+
+    async with serve_sandbox(SandboxConfig(port=0)) as server:
+        click.echo(f"sandbox listening on {server.url}", err=True)
+        yield {**options, "url": server.url}
+
+
+@click.command()
+@click.argument("csv_file", type=click.Path(path_type=Path))
+@common_options
+@click.option(
+    "--new", is_flag=True, help="Start a new job even if one for this file is unfinished."
+)
+@click.option(
+    "--sandbox",
+    is_flag=True,
+    help="Send to a built-in sandbox started for this run (a rehearsal; --url is ignored).",
+)
+@setting_options(*SEND_GROUPS)
+def run(
+    csv_file: Path,
+    db: Path,
+    config_path: Path | None,
+    quiet: bool,
+    as_json: bool,
+    new: bool,
+    sandbox: bool,
+    **options: Any,
+) -> None:
+    """Read CSV_FILE into a job and send every row.
+
+    Running the same command again resumes the unfinished job for the same file and target.
+
+    \b
+    Example:
+      export BULKIMPORT_PASSWORD=...   # never an option
+      bulkimport run leads.csv --url https://cc.example.com/asterccinterfaces \\
+          --org acme --user admin --campaign 12 --rate 50 --map Mobile=phone1
+    """
+    _job_command(
+        db=db,
+        config_path=config_path,
+        quiet=quiet,
+        as_json=as_json,
+        options=options,
+        path=csv_file,
+        new=new,
+        sandbox=sandbox,
+    )
+
+
+@click.command()
+@click.argument("csv_file", type=click.Path(path_type=Path))
+@common_options
+@click.option(
+    "--new", is_flag=True, help="Start a new job even if one for this file is unfinished."
+)
+@setting_options(*SEND_GROUPS)
+def stage(
+    csv_file: Path,
+    db: Path,
+    config_path: Path | None,
+    quiet: bool,
+    as_json: bool,
+    new: bool,
+    **options: Any,
+) -> None:
+    """Read CSV_FILE into a new job and stop (state ready); send it later with resume.
+
+    \b
+    Example:
+      bulkimport stage leads.csv --config nightly.toml      # by day
+      bulkimport resume --config nightly.toml               # by night
+    """
+    _job_command(
+        db=db,
+        config_path=config_path,
+        quiet=quiet,
+        as_json=as_json,
+        options=options,
+        path=csv_file,
+        new=new,
+        send=False,
+    )
+
+
+@click.command()
+@click.argument("job_id", type=int, required=False)
+@common_options
+@setting_options(*SEND_GROUPS)
+def resume(
+    job_id: int | None,
+    db: Path,
+    config_path: Path | None,
+    quiet: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Continue an interrupted, stopped or staged job (the latest unfinished one by default).
+
+    The job's stored settings are used; options given here override them (a fixed --org,
+    another --rate). Rows found in flight are sent again and counted as such.
+
+    \b
+    Example:
+      bulkimport resume 3 --rate 10
+    """
+    _job_command(
+        db=db,
+        config_path=config_path,
+        quiet=quiet,
+        as_json=as_json,
+        options=options,
+        job_id=job_id,
+    )
+
+
+@click.command()
+@click.argument("job_id", type=int, required=False)
+@common_options
+def status(
+    job_id: int | None, db: Path, config_path: Path | None, quiet: bool, as_json: bool
+) -> None:
+    """Counts per state, progress and the last errors of a job (the latest by default).
+
+    \b
+    Example:
+      bulkimport status 3 --json
+    """
+    db = db_from(db, config_path)
+    if not db.exists():
+        raise ConfigError(f"{db}: no such database; run or stage a file first")
+
+    async def main() -> JobSummary:
+        async with open_queue(db) as queue:
+            if job_id is None:
+                jobs = await queue.list_jobs()
+                if not jobs:
+                    raise ConfigError(f"no job in {db}")
+                return await summarize(queue, max(jobs, key=lambda j: j.id).id)
+            return await summarize(queue, job_id)
+
+    summary = run_async(main())
+    if as_json:
+        click.echo(json.dumps(summary.to_json(), ensure_ascii=False))
+        return
+    click.echo(f"job {summary.job}: {summary.state.value}")
+    click.echo(f"  file    {summary.file}")
+    url, org, campaign = summary.target.rsplit("|", 2)
+    click.echo(f"  target  {url} (org {org}, campaign {campaign})")
+    terminal = sum(n for s, n in summary.counts.items() if s.is_terminal)
+    share = 100.0 * terminal / summary.total if summary.total else 100.0
+    click.echo(f"  rows    {summary.total:,} ({share:.1f}% settled)")
+    for state in RowState:
+        click.echo(f"    {state.value:<10} {summary.counts.get(state, 0):>12,}")
+    if summary.resent_unknown:
+        click.echo(f"  resent after an unknown outcome: {summary.resent_unknown:,}")
+    if summary.message:
+        click.echo(f"  last stop: {summary.message}")
+    if summary.last_errors:
+        click.echo("  last errors:")
+        for error in summary.last_errors:
+            code, detail = error["code"] or "", error["message"] or ""
+            click.echo(f"    line {error['line']}: {error['state']} {code} {detail}".rstrip())
+
+
+@click.command()
+@common_options
+def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> None:
+    """List the jobs in the database.
+
+    \b
+    Example:
+      bulkimport jobs --db nightly.db
+    """
+    db = db_from(db, config_path)
+    if not db.exists():
+        raise ConfigError(f"{db}: no such database; run or stage a file first")
+
+    async def main() -> list[JobSummary]:
+        async with open_queue(db) as queue:
+            return [await summarize(queue, job.id) for job in await queue.list_jobs()]
+
+    summaries = run_async(main())
+    if as_json:
+        click.echo(json.dumps([s.to_json() for s in summaries], ensure_ascii=False))
+        return
+    if not summaries:
+        click.echo(f"no jobs in {db}")
+        return
+    click.echo(f"{'job':>5}  {'state':<11} {'rows':>10} {'done':>10} {'problems':>9}  file")
+    for s in summaries:
+        done = s.counts.get(RowState.DONE, 0) + s.counts.get(RowState.DUPLICATE, 0)
+        click.echo(
+            f"{s.job:>5}  {s.state.value:<11} {s.total:>10,} {done:>10,} {s.problems:>9,}  {s.file}"
+        )
