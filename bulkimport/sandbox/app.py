@@ -1,0 +1,365 @@
+"""The sandbox's HTTP face: ``/asterccinterfaces`` and the ``/sandbox/*`` inspection routes.
+
+``Sandbox`` holds the state one server needs (schema, store, faults, counters); ``build_app``
+wires it into an ``aiohttp.web.Application``. Checks run in the order a request is read:
+parameters present (01), organisation (02), credentials (03/05/06/12, 15/63), campaign
+(70/67/73), source (72), field settings (74), then the record itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter, deque
+from collections.abc import Mapping
+from typing import Any
+
+from aiohttp import web
+
+from bulkimport.protocol import (
+    ENDPOINT_PATH,
+    PARAMETER_NAMES,
+    ChangePackage,
+    DupDialList,
+    DupWay,
+    PasswordType,
+    Source,
+    UserType,
+    format_answer,
+    md5_hex,
+)
+from bulkimport.sandbox.faults import Fate, FaultPlan, Faults
+from bulkimport.sandbox.importer import (
+    ImportResult,
+    ImportRules,
+    failure,
+    import_record,
+    parse_context,
+    resolve_rules,
+)
+from bulkimport.sandbox.remote import RemoteImports
+from bulkimport.sandbox.schema import Campaign, Schema
+from bulkimport.sandbox.store import Store
+
+ARRIVALS_LIMIT = 1_000_000
+REQUIRED_PARAMETERS = (
+    "orgidentity",
+    "usertype",
+    "user",
+    "pwdtype",
+    "password",
+    "modeltype",
+    "model_id",
+    "source",
+)
+SERVER_ERROR_PAGE = "<html><body><h1>500 Internal Server Error</h1></body></html>"
+_ANSWER_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
+
+
+class Stats:
+    """Requests by answer code and by HTTP status, and the arrival log."""
+
+    def __init__(self) -> None:
+        self.by_code: Counter[str] = Counter()
+        self.by_status: Counter[str] = Counter()
+        self.arrivals: deque[tuple[float, int, str]] = deque(maxlen=ARRIVALS_LIMIT)
+
+    def record(self, arrived_s: float, status: int, code: str) -> None:
+        """Count one Import request that arrived at ``arrived_s`` (wall clock)."""
+        self.by_status["dropped" if status == 0 else str(status)] += 1
+        self.by_code[code] += 1
+        self.arrivals.append((arrived_s, status, code))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "requests": sum(self.by_status.values()),
+            "by_code": dict(self.by_code),
+            "by_status": dict(self.by_status),
+        }
+
+    def reset(self) -> None:
+        self.by_code.clear()
+        self.by_status.clear()
+        self.arrivals.clear()
+
+
+class Sandbox:
+    """The state behind one sandbox server."""
+
+    def __init__(self, schema: Schema, store: Store, faults: Faults) -> None:
+        self.schema = schema
+        self.store = store
+        self.plan = FaultPlan(faults)
+        self.stats = Stats()
+        self.remote = RemoteImports(self)
+        # Set when the server stops: hung requests end (their connection is dropped).
+        self.release_hangs = asyncio.Event()
+
+    @property
+    def faults(self) -> Faults:
+        return self.plan.faults
+
+    def set_faults(self, faults: Faults) -> None:
+        self.plan = FaultPlan(faults)
+
+    # --- the Import event --------------------------------------------------------------------
+
+    def check_request(
+        self, params: Mapping[str, str]
+    ) -> tuple[Campaign, ImportRules] | ImportResult:
+        """Everything but the record: parameters, org, credentials, campaign, source."""
+        for name in PARAMETER_NAMES:
+            if name not in params:
+                return failure(1, f"missing parameter {name}")
+        if params["EVENT"] != "Import":
+            return failure(1, "EVENT")
+        for name in REQUIRED_PARAMETERS:
+            if not params[name]:
+                return failure(1, name)
+        try:
+            usertype = UserType(params["usertype"])
+            pwdtype = PasswordType(params["pwdtype"])
+            rules = ImportRules(
+                phone_field=params["phone_field"],
+                priority_field=params["priority_field"],
+                dialtime_field=params["dialtime_field"],
+                dupway=DupWay(params["dupway"] or DupWay.SKIP),
+                dupdiallist=DupDialList(params["dupdiallist"] or DupDialList.IGNORE_DUPLICATE),
+                changepackage=ChangePackage(params["changepackage"] or ChangePackage.SKIP),
+                emptyagent=_yes_no(params["emptyagent"]),
+                resetstatus=_yes_no(params["resetstatus"]),
+            )
+        except ValueError as exc:
+            return failure(1, str(exc))
+        if params["orgidentity"] != self.schema.org:
+            return failure(2)
+        refused = self._check_credentials(usertype, pwdtype, params["user"], params["password"])
+        if refused is not None:
+            return refused
+        if params["modeltype"] != "Campaign":
+            return failure(70)
+        model_id = params["model_id"]
+        if not model_id.isdigit():
+            return failure(67)
+        campaign = self.schema.campaign(model_id)
+        if campaign is None:
+            return failure(73)
+        if usertype is UserType.AGENT:
+            agent = self.schema.agent(params["user"])
+            if agent is not None and agent.campaigns and model_id not in agent.campaigns:
+                return failure(12)
+        if params["source"] not in tuple(Source):
+            return failure(72)
+        resolved = resolve_rules(campaign, rules)
+        if isinstance(resolved, ImportResult):
+            return resolved
+        return campaign, resolved
+
+    def _check_credentials(
+        self, usertype: UserType, pwdtype: PasswordType, user: str, password: str
+    ) -> ImportResult | None:
+        if usertype is UserType.AGENT:
+            agent = self.schema.agent(user)
+            if agent is None:
+                return failure(3)
+            if not agent.enabled:
+                return failure(5)
+            if not _password_matches(pwdtype, password, agent.password):
+                return failure(6)
+            return None
+        account = self.schema.account(user)
+        if account is None:
+            return failure(15)
+        if not _password_matches(pwdtype, password, account.password):
+            return failure(63)
+        return None
+
+    async def handle_import(self, params: Mapping[str, str]) -> tuple[bool, str, str]:
+        """Answer one Import call: ``(success, message, code for the stats)``."""
+        checked = self.check_request(params)
+        if isinstance(checked, ImportResult):
+            return checked.success, checked.message, _stats_code(checked)
+        campaign, rules = checked
+        source = Source(params["source"])
+        if source is Source.DATA:
+            fields = parse_context(campaign, params["context"])
+            if isinstance(fields, ImportResult):
+                return fields.success, fields.message, _stats_code(fields)
+            result = import_record(self.store, campaign, fields, rules)
+            return result.success, result.message, _stats_code(result)
+        answer = await self.remote.submit(campaign, rules, source, params)
+        if isinstance(answer, ImportResult):
+            return answer.success, answer.message, _stats_code(answer)
+        return True, str(answer), "job"
+
+
+def _yes_no(value: str) -> bool:
+    if value not in ("yes", "no", ""):
+        raise ValueError(f"{value!r} is not yes or no")
+    return value == "yes"
+
+
+def _password_matches(pwdtype: PasswordType, sent: str, password: str) -> bool:
+    if pwdtype is PasswordType.MD5:
+        return sent.lower() == md5_hex(password)
+    return sent == password
+
+
+def _stats_code(result: ImportResult) -> str:
+    return f"BackMsg_{result.codes[0]:02d}" if result.codes else "none"
+
+
+SANDBOX_KEY = web.AppKey("sandbox", Sandbox)
+
+
+async def _params(request: web.Request) -> dict[str, str]:
+    # The first occurrence of a name wins; a POST's body wins over its query string.
+    params: dict[str, str] = {}
+    if request.method == "POST":
+        for name, value in (await request.post()).items():
+            if isinstance(value, str):
+                params.setdefault(name, value)
+    for name, value in request.query.items():
+        params.setdefault(name, value)
+    return params
+
+
+def _drop(request: web.Request) -> web.Response:
+    if request.transport is not None:
+        request.transport.close()
+    return web.Response()  # never written: the connection is gone
+
+
+async def asterccinterfaces(request: web.Request) -> web.StreamResponse:
+    """``GET|POST /asterccinterfaces``: the Import event, with the configured faults."""
+    arrived_s = time.time()
+    sandbox = request.app[SANDBOX_KEY]
+    stats = sandbox.stats
+    plan = sandbox.plan
+    if plan.throttled():
+        stats.record(arrived_s, 429, "HTTP 429")
+        return web.Response(
+            status=429,
+            text="Too Many Requests",
+            headers={"Retry-After": str(plan.faults.retry_after_s)},
+        )
+    delay_s = plan.delay_s()
+    fate = plan.fate()
+    params = await _params(request)
+    if delay_s:
+        await asyncio.sleep(delay_s)
+    if fate is Fate.HTTP500:
+        stats.record(arrived_s, 500, "HTTP 500")
+        return web.Response(status=500, text=SERVER_ERROR_PAGE, content_type="text/html")
+    if fate is Fate.BACKMSG85:
+        stats.record(arrived_s, 200, "BackMsg_85")
+        return web.Response(body=format_answer(False, "BackMsg_85"), headers=_ANSWER_HEADERS)
+    if fate is Fate.DROP:
+        stats.record(arrived_s, 0, "dropped")
+        return _drop(request)
+    if fate is Fate.HANG:
+        stats.record(arrived_s, 0, "hung")
+        await sandbox.release_hangs.wait()
+        return _drop(request)
+    success, message, code = await sandbox.handle_import(params)
+    stats.record(arrived_s, 200, code)
+    return web.Response(body=format_answer(success, message), headers=_ANSWER_HEADERS)
+
+
+def _model_id(request: web.Request) -> str | None:
+    return request.query.get("model_id") or None
+
+
+async def get_customers(request: web.Request) -> web.Response:
+    store = request.app[SANDBOX_KEY].store
+    return web.json_response([c.to_json() for c in store.customers(_model_id(request))])
+
+
+async def set_customer_status(request: web.Request) -> web.Response:
+    """``POST /sandbox/customers/status`` ``{model_id, key, status?, agent?, package?}``."""
+    sandbox = request.app[SANDBOX_KEY]
+    data = await _json_object(request)
+    campaign = sandbox.schema.campaign(str(data.get("model_id", "")))
+    if campaign is None:
+        raise web.HTTPNotFound(text="unknown model_id")
+    values = {
+        k: None if data.get(k) is None else str(data[k]) for k in ("status", "agent", "package")
+    }
+    found = sandbox.store.set_customer(
+        campaign.table,
+        str(data.get("key", "")),
+        status=values["status"],
+        agent=values["agent"],
+        package=values["package"],
+    )
+    if not found:
+        raise web.HTTPNotFound(text="no customer with that key")
+    customer = sandbox.store.find_customer(campaign.table, str(data["key"]))
+    assert customer is not None
+    return web.json_response(customer.to_json())
+
+
+async def get_diallist(request: web.Request) -> web.Response:
+    store = request.app[SANDBOX_KEY].store
+    return web.json_response(store.diallist(_model_id(request)))
+
+
+async def get_stats(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SANDBOX_KEY].stats.to_json())
+
+
+async def reset_stats(request: web.Request) -> web.Response:
+    sandbox = request.app[SANDBOX_KEY]
+    sandbox.stats.reset()
+    return web.json_response(sandbox.stats.to_json())
+
+
+async def get_arrivals(request: web.Request) -> web.Response:
+    return web.json_response([list(a) for a in request.app[SANDBOX_KEY].stats.arrivals])
+
+
+async def get_jobs(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SANDBOX_KEY].store.jobs())
+
+
+async def get_faults(request: web.Request) -> web.Response:
+    return web.json_response(request.app[SANDBOX_KEY].faults.to_json())
+
+
+async def set_faults(request: web.Request) -> web.Response:
+    """``POST /sandbox/faults``: replace the faults (JSON object of ``Faults`` fields)."""
+    sandbox = request.app[SANDBOX_KEY]
+    try:
+        faults = Faults.from_json(await _json_object(request))
+    except (TypeError, ValueError) as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
+    sandbox.set_faults(faults)
+    return web.json_response(faults.to_json())
+
+
+async def _json_object(request: web.Request) -> dict[str, Any]:
+    try:
+        data = await request.json()
+    except ValueError as exc:
+        raise web.HTTPBadRequest(text="the body must be a JSON object") from exc
+    if not isinstance(data, dict):
+        raise web.HTTPBadRequest(text="the body must be a JSON object")
+    return data
+
+
+def build_app(sandbox: Sandbox) -> web.Application:
+    """The aiohttp application serving ``sandbox``."""
+    app = web.Application()
+    app[SANDBOX_KEY] = sandbox
+    app.router.add_route("GET", ENDPOINT_PATH, asterccinterfaces)
+    app.router.add_route("POST", ENDPOINT_PATH, asterccinterfaces)
+    app.router.add_get("/sandbox/customers", get_customers)
+    app.router.add_post("/sandbox/customers/status", set_customer_status)
+    app.router.add_get("/sandbox/diallist", get_diallist)
+    app.router.add_get("/sandbox/stats", get_stats)
+    app.router.add_post("/sandbox/reset-stats", reset_stats)
+    app.router.add_get("/sandbox/arrivals", get_arrivals)
+    app.router.add_get("/sandbox/jobs", get_jobs)
+    app.router.add_get("/sandbox/faults", get_faults)
+    app.router.add_post("/sandbox/faults", set_faults)
+    return app

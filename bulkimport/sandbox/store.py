@@ -1,0 +1,330 @@
+"""The sandbox's state in SQLite: customers, the dial list and remote import jobs.
+
+The store is used from the event loop's thread with the standard ``sqlite3`` module: each
+query takes microseconds, far less than a thread hop would cost, and the sandbox must answer
+thousands of calls per second. Writes are committed in batches (every ``COMMIT_INTERVAL_S``)
+and on ``close()``, so a clean stop or exit keeps everything; WAL with ``synchronous=NORMAL``
+keeps each commit cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+COMMIT_INTERVAL_S = 0.05
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS customers (
+    id INTEGER PRIMARY KEY,
+    tbl TEXT NOT NULL,            -- 'main' (shared by packages) or 'campaign:N'
+    key TEXT NOT NULL,            -- the value of the campaign's key field
+    package TEXT NOT NULL,        -- campaign id, or '' for no package
+    fields TEXT NOT NULL,         -- JSON object: field name -> value, as sent
+    status TEXT NOT NULL DEFAULT '',
+    agent TEXT NOT NULL DEFAULT '',
+    writes INTEGER NOT NULL DEFAULT 1,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    UNIQUE (tbl, key)
+);
+CREATE INDEX IF NOT EXISTS customers_package ON customers (package);
+CREATE TABLE IF NOT EXISTS diallist (
+    id INTEGER PRIMARY KEY,
+    campaign TEXT NOT NULL,
+    customer_id INTEGER NOT NULL REFERENCES customers (id),
+    phone TEXT NOT NULL,
+    priority TEXT NOT NULL,
+    dialtime TEXT NOT NULL,
+    added_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS diallist_campaign ON diallist (campaign);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    campaign TEXT NOT NULL,
+    source TEXT NOT NULL,
+    url TEXT NOT NULL,
+    run_at REAL NOT NULL,
+    delrow INTEGER NOT NULL,
+    params TEXT NOT NULL,         -- JSON: the duplicate settings to import each line with
+    state TEXT NOT NULL,
+    lines INTEGER NOT NULL DEFAULT 0,
+    codes TEXT NOT NULL DEFAULT '{}',
+    error TEXT NOT NULL DEFAULT '',
+    created_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class Customer:
+    """One customer row as stored."""
+
+    id: int
+    table: str
+    key: str
+    package: str
+    fields: dict[str, str]
+    status: str
+    agent: str
+    writes: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "table": self.table,
+            "key": self.key,
+            "package": self.package,
+            "status": self.status,
+            "agent": self.agent,
+            "writes": self.writes,
+            "fields": self.fields,
+        }
+
+
+_CUSTOMER_COLUMNS = "id, tbl, key, package, fields, status, agent, writes"
+
+
+def _customer(row: tuple[Any, ...]) -> Customer:
+    return Customer(row[0], row[1], row[2], row[3], json.loads(row[4]), row[5], row[6], row[7])
+
+
+class Store:
+    """Customers, dial list and jobs of one sandbox database."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._commit_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("the sandbox store is not open")
+        return self._db
+
+    @property
+    def is_open(self) -> bool:
+        return self._db is not None
+
+    def open(self) -> bool:
+        """Open (and create) the database; True when it was created just now."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        db = sqlite3.connect(self.path, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_DDL)
+        created = db.execute("SELECT 1 FROM meta WHERE name = 'created_at'").fetchone() is None
+        if created:
+            db.execute("INSERT INTO meta VALUES ('created_at', ?)", (str(time.time()),))
+        db.commit()
+        self._db = db
+        return created
+
+    def close(self) -> None:
+        """Commit what is pending and close."""
+        if self._commit_handle is not None:
+            self._commit_handle.cancel()
+            self._commit_handle = None
+        if self._db is not None:
+            self._db.commit()
+            self._db.close()
+            self._db = None
+
+    def _written(self) -> None:
+        # Batch commits: one per interval however many writes happened in it.
+        if self._commit_handle is None:
+            loop = asyncio.get_running_loop()
+            self._commit_handle = loop.call_later(COMMIT_INTERVAL_S, self.commit)
+
+    def commit(self) -> None:
+        self._commit_handle = None
+        if self._db is not None:
+            self._db.commit()
+
+    # --- customers ---------------------------------------------------------------------------
+
+    def find_customer(self, table: str, key: str) -> Customer | None:
+        row = self.db.execute(
+            f"SELECT {_CUSTOMER_COLUMNS} FROM customers WHERE tbl = ? AND key = ?", (table, key)
+        ).fetchone()
+        return None if row is None else _customer(row)
+
+    def insert_customer(
+        self,
+        table: str,
+        key: str,
+        package: str,
+        fields: Mapping[str, str],
+        *,
+        status: str = "",
+        agent: str = "",
+    ) -> int:
+        now = time.time()
+        cursor = self.db.execute(
+            "INSERT INTO customers (tbl, key, package, fields, status, agent, writes,"
+            " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?)",
+            (
+                table,
+                key,
+                package,
+                json.dumps(dict(fields), ensure_ascii=False),
+                status,
+                agent,
+                now,
+                now,
+            ),
+        )
+        self._written()
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def update_customer(self, customer: Customer) -> None:
+        """Store ``customer``'s fields, package, status and agent; count one more write."""
+        self.db.execute(
+            "UPDATE customers SET package = ?, fields = ?, status = ?, agent = ?,"
+            " writes = writes + 1, updated_at = ? WHERE id = ?",
+            (
+                customer.package,
+                json.dumps(customer.fields, ensure_ascii=False),
+                customer.status,
+                customer.agent,
+                time.time(),
+                customer.id,
+            ),
+        )
+        self._written()
+
+    def set_customer(
+        self,
+        table: str,
+        key: str,
+        *,
+        status: str | None = None,
+        agent: str | None = None,
+        package: str | None = None,
+    ) -> bool:
+        """Change what a call center would change (not an import: no write counted)."""
+        changes = {"status": status, "agent": agent, "package": package}
+        sets = [(f"{name} = ?", value) for name, value in changes.items() if value is not None]
+        if not sets:
+            return self.find_customer(table, key) is not None
+        cursor = self.db.execute(
+            f"UPDATE customers SET {', '.join(s for s, _ in sets)} WHERE tbl = ? AND key = ?",
+            (*(v for _, v in sets), table, key),
+        )
+        self._written()
+        return cursor.rowcount > 0
+
+    def customers(self, package: str | None = None) -> list[Customer]:
+        if package is None:
+            rows = self.db.execute(f"SELECT {_CUSTOMER_COLUMNS} FROM customers ORDER BY id")
+        else:
+            rows = self.db.execute(
+                f"SELECT {_CUSTOMER_COLUMNS} FROM customers WHERE package = ? ORDER BY id",
+                (package,),
+            )
+        return [_customer(row) for row in rows]
+
+    # --- dial list ---------------------------------------------------------------------------
+
+    def add_to_diallist(
+        self, campaign: str, customer_id: int, phone: str, priority: str, dialtime: str
+    ) -> None:
+        self.db.execute(
+            "INSERT INTO diallist (campaign, customer_id, phone, priority, dialtime, added_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (campaign, customer_id, phone, priority, dialtime, time.time()),
+        )
+        self._written()
+
+    def diallist(self, campaign: str | None = None) -> list[dict[str, Any]]:
+        sql = "SELECT id, campaign, customer_id, phone, priority, dialtime, added_at FROM diallist"
+        rows = (
+            self.db.execute(sql + " ORDER BY id")
+            if campaign is None
+            else self.db.execute(sql + " WHERE campaign = ? ORDER BY id", (campaign,))
+        )
+        names = ("id", "model_id", "customer_id", "phone", "priority", "dialtime", "added_at")
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    # --- remote import jobs ------------------------------------------------------------------
+
+    def create_job(
+        self,
+        campaign: str,
+        source: str,
+        url: str,
+        run_at: float,
+        delrow: int,
+        params: Mapping[str, str],
+    ) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO jobs (campaign, source, url, run_at, delrow, params, state, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'scheduled', ?)",
+            (campaign, source, url, run_at, delrow, json.dumps(dict(params)), time.time()),
+        )
+        self.commit()  # the job id was given to the client: keep it
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    def update_job(
+        self,
+        job_id: int,
+        state: str,
+        *,
+        lines: int | None = None,
+        codes: Mapping[str, int] | None = None,
+        error: str | None = None,
+        finished: bool = False,
+    ) -> None:
+        self.db.execute(
+            "UPDATE jobs SET state = ?, lines = coalesce(?, lines), codes = coalesce(?, codes),"
+            " error = coalesce(?, error), finished_at = CASE WHEN ? THEN ? ELSE finished_at END"
+            " WHERE id = ?",
+            (
+                state,
+                lines,
+                None if codes is None else json.dumps(dict(codes)),
+                error,
+                finished,
+                time.time(),
+                job_id,
+            ),
+        )
+        self._written()
+
+    def jobs(self, states: tuple[str, ...] | None = None) -> list[dict[str, Any]]:
+        names = (
+            "id",
+            "campaign",
+            "source",
+            "url",
+            "run_at",
+            "delrow",
+            "params",
+            "state",
+            "lines",
+            "codes",
+            "error",
+            "created_at",
+            "finished_at",
+        )
+        rows = self.db.execute(f"SELECT {', '.join(names)} FROM jobs ORDER BY id")
+        jobs = []
+        for row in rows:
+            job = dict(zip(names, row, strict=True))
+            job["params"] = json.loads(job["params"])
+            job["codes"] = json.loads(job["codes"])
+            job["model_id"] = job.pop("campaign")
+            if states is None or job["state"] in states:
+                jobs.append(job)
+        return jobs

@@ -1,0 +1,52 @@
+"""Fixtures shared by every test: a real sandbox server on a free port."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bulkimport.sandbox import Faults, SandboxConfig, SandboxHandle, serve_sandbox
+
+SandboxFactory = Callable[..., Awaitable[SandboxHandle]]
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> AsyncIterator[SandboxHandle]:
+    """A sandbox with the default schema and no faults, its database in ``tmp_path``."""
+    config = SandboxConfig(port=0, db_path=tmp_path / "sandbox.db")
+    async with serve_sandbox(config) as handle:
+        yield handle
+
+
+@pytest.fixture
+async def sandbox_factory(tmp_path: Path) -> AsyncIterator[SandboxFactory]:
+    """Start sandboxes on demand; every one is stopped at teardown.
+
+    ``await sandbox_factory(faults=Faults(http500_rate=0.2, seed=1))``, or pass a whole
+    ``SandboxConfig`` and/or any of its fields as keywords (``schema=``, ``db_path=``...).
+    Each gets a free port and its own database in ``tmp_path`` unless told otherwise.
+    """
+    async with AsyncExitStack() as stack:
+        started = 0
+
+        async def start(
+            config: SandboxConfig | None = None,
+            *,
+            faults: Faults | None = None,
+            **overrides: Any,
+        ) -> SandboxHandle:
+            nonlocal started
+            started += 1
+            if config is None:
+                config = SandboxConfig(port=0, db_path=tmp_path / f"sandbox-{started}.db")
+            if faults is not None:
+                overrides["faults"] = faults
+            config = replace(config, **overrides)
+            return await stack.enter_async_context(serve_sandbox(config))
+
+        yield start
