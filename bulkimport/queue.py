@@ -1,0 +1,747 @@
+"""The durable queue: one SQLite file holds the jobs and the state of every row.
+
+``Queue`` is the only way in. Each write is one ``BEGIN IMMEDIATE`` transaction that has
+committed when the method returns; with WAL and ``synchronous=NORMAL`` a killed process
+(even ``kill -9``) loses nothing committed. The schema comes from the numbered ``.sql``
+files of ``bulkimport.migrations``, applied in order and recorded in ``schema_migrations``.
+
+Life of a row: ``add_rows`` (pending or invalid) → ``claim_batch`` (in_flight) →
+``record_results`` (terminal, or pending again with a time for the retry). ``release`` gives
+back rows claimed but never sent; ``recover_in_flight`` gives back the rows a dead runner
+left in flight and counts them as "resent after an unknown outcome".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import importlib.resources
+import json
+import os
+import re
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple, Self
+
+import aiosqlite
+
+from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
+from bulkimport.rows import ClaimedRow, FileIdentity, NewRow, RowResult
+from bulkimport.states import JobState, RowState
+
+__all__ = ["Job", "Migration", "Queue", "RowView", "load_migrations"]
+
+BUSY_TIMEOUT_MS = 10_000
+
+# One encoder for every row: json.dumps with keyword arguments builds a new encoder per call.
+_encode_cells = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+_MIGRATION_NAME = re.compile(r"^(\d{3})_(\w+)\.sql$")
+
+_JOB_COLUMNS = (
+    "id, state, file_path, file_size, file_mtime_ns, file_head_sha256, target_key,"
+    " settings_json, format_json, read_offset, read_line, total_rows, resent_unknown,"
+    " message, created_at, updated_at, started_at, finished_at"
+)
+_ROW_VIEW_COLUMNS = "id, line, state, cells, record, attempts, last_code, last_message"
+
+# The same expression as the rows_problem partial index, so that SQLite can use it.
+_PROBLEM_WHERE = (
+    "(state IN ('rejected', 'failed', 'invalid') OR (state = 'pending' AND last_code IS NOT NULL))"
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One import of one file to one target, as stored."""
+
+    id: int
+    state: JobState
+    file: FileIdentity
+    target_key: str
+    settings: dict[str, Any]
+    fmt_json: str
+    read_offset: int  # byte offset in the file after the last committed batch
+    read_line: int  # physical line number of the last committed batch
+    total_rows: int
+    resent_unknown: int  # rows sent again after a runner died with them in flight
+    message: str | None  # why the job last stopped
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+class RowView(NamedTuple):
+    """One stored row, for reports."""
+
+    id: int
+    line: int
+    state: RowState
+    cells: tuple[str, ...]
+    record: str | None
+    attempts: int
+    last_code: str | None
+    last_message: str | None
+
+
+class Migration(NamedTuple):
+    """One numbered schema change: ``NNN_name.sql``."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations() -> list[Migration]:
+    """The migrations shipped with the package, in version order."""
+    found: list[Migration] = []
+    for entry in importlib.resources.files("bulkimport.migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise DatabaseError(f"two migrations share a version number: {versions}")
+    return found
+
+
+def _split_statements(script: str) -> list[str]:
+    """Split a script into statements (trigger bodies included) to run inside a transaction.
+
+    ``executescript`` would commit first, so a migration could not be all-or-nothing.
+    """
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            statement = buffer.strip()
+            buffer = ""
+            if _strip_comments(statement):
+                statements.append(statement)
+    if _strip_comments(buffer):
+        raise DatabaseError(f"incomplete SQL statement at the end of a migration: {buffer!r}")
+    return statements
+
+
+def _strip_comments(sql: str) -> str:
+    return "\n".join(
+        line for line in sql.splitlines() if line.strip() and not line.strip().startswith("--")
+    ).strip()
+
+
+def _check_no_password(settings: Mapping[str, Any], where: str = "settings") -> None:
+    """Refuse settings that still carry a password: it must never reach the database."""
+    for key, value in settings.items():
+        name = str(key).lower()
+        # `password_env` names the variable that holds the password: not a secret itself.
+        if "password" in name and not name.endswith("_env") and value not in (None, ""):
+            raise ConfigError(
+                f"refusing to store {where}[{key!r}]: a password is never written to the database"
+            )
+        if isinstance(value, Mapping):
+            _check_no_password(value, f"{where}[{key!r}]")
+
+
+def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
+    return Job(
+        id=row[0],
+        state=JobState(row[1]),
+        file=FileIdentity(row[2], row[3], row[4], row[5]),
+        target_key=row[6],
+        settings=json.loads(row[7]),
+        fmt_json=row[8],
+        read_offset=row[9],
+        read_line=row[10],
+        total_rows=row[11],
+        resent_unknown=row[12],
+        message=row[13],
+        created_at=row[14],
+        updated_at=row[15],
+        started_at=row[16],
+        finished_at=row[17],
+    )
+
+
+def _view_from_row(row: sqlite3.Row | tuple[Any, ...]) -> RowView:
+    return RowView(
+        id=row[0],
+        line=row[1],
+        state=RowState(row[2]),
+        cells=tuple(json.loads(row[3])),
+        record=row[4],
+        attempts=row[5],
+        last_code=row[6],
+        last_message=row[7],
+    )
+
+
+def _placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class Queue:
+    """The queue database. Open with ``await Queue.open(path)`` (or ``async with``).
+
+    One ``Queue`` holds one connection; its methods may be called from several tasks, since
+    they are serialised by a lock. Several processes may open the same file (readers such as
+    ``status``), but only the holder of ``runner_lock()`` should send.
+    """
+
+    def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
+        """Use ``Queue.open``: it connects, configures and migrates."""
+        self.path = path
+        self._conn = conn
+        self._lock = asyncio.Lock()
+
+    # ----------------------------------------------------------------- opening and closing
+
+    @classmethod
+    async def open(cls, path: Path | str) -> Queue:
+        """Open (or create) the database at ``path`` and bring its schema up to date.
+
+        Raises ``DatabaseError`` if the directory does not exist, the file is not a SQLite
+        database, or it was written by a newer bulkimport.
+        """
+        path = Path(path)
+        if path.is_dir():
+            raise DatabaseError(f"{path} is a directory; give --db a file name")
+        if not path.parent.is_dir():
+            raise DatabaseError(
+                f"cannot create the database {path}: directory {path.parent} does not exist"
+            )
+        try:
+            conn = await aiosqlite.connect(path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"cannot open the database {path}: {exc}") from exc
+        queue = cls(path, conn)
+        try:
+            await queue._configure()
+            await queue._migrate()
+        except sqlite3.DatabaseError as exc:
+            await conn.close()
+            raise DatabaseError(
+                f"{path} is not a usable bulkimport database ({exc}); "
+                "give --db another file, or move this one away"
+            ) from exc
+        except BaseException:
+            await conn.close()
+            raise
+        return queue
+
+    async def close(self) -> None:
+        """Close the connection (committed data is already on disk)."""
+        await self._conn.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _configure(self) -> None:
+        # journal_mode is the first statement to read the file: a non-database fails here.
+        await self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor = await self._conn.execute("PRAGMA journal_mode = WAL")
+        mode = await cursor.fetchone()
+        await cursor.close()
+        if mode is None or str(mode[0]).lower() != "wal":
+            raise DatabaseError(
+                f"cannot use write-ahead logging for {self.path} (journal mode {mode}); "
+                "put the database on a local disk"
+            )
+        # NORMAL is durable in WAL mode against a process crash; only a power loss can
+        # roll back the last transactions, never corrupt the file.
+        await self._conn.execute("PRAGMA synchronous = NORMAL")
+        await self._conn.execute("PRAGMA foreign_keys = ON")
+
+    async def _migrate(self) -> None:
+        migrations = load_migrations()
+        known = {m.version for m in migrations}
+        await self._conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+            " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+        )
+        for migration in migrations:
+            async with self._transaction():
+                # Read inside the write transaction: another process may have just migrated.
+                applied = {
+                    row[0]
+                    for row in await self._conn.execute_fetchall(
+                        "SELECT version FROM schema_migrations"
+                    )
+                }
+                newer = sorted(applied - known)
+                if newer:
+                    raise DatabaseError(
+                        f"{self.path} was written by a newer bulkimport (schema version "
+                        f"{newer[-1]}, this one knows up to {max(known)}); "
+                        "upgrade bulkimport or use another --db"
+                    )
+                if migration.version in applied:
+                    continue
+                for statement in _split_statements(migration.sql):
+                    await self._conn.execute(statement)
+                await self._conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    (migration.version, migration.name, time.time()),
+                )
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[None]:
+        """One ``BEGIN IMMEDIATE`` transaction, committed on success, rolled back otherwise.
+
+        IMMEDIATE takes the write lock up front, so a transaction that reads then writes
+        never fails half-way with SQLITE_BUSY; other writers wait up to the busy timeout.
+        """
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self._conn.in_transaction:
+                await self._conn.execute("ROLLBACK")
+            raise
+        await self._conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------------ runner lock
+
+    @contextlib.asynccontextmanager
+    async def runner_lock(self) -> AsyncIterator[None]:
+        """Prove that this process is the only runner for this database while inside.
+
+        Takes an exclusive, non-blocking ``flock`` on ``<db>.lock`` and writes the pid in it.
+        The OS drops the lock when the process dies, even on ``kill -9``, so a stale lock
+        file never blocks anyone. Raises ``RunnerBusy`` if another holder exists.
+        """
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+                raise RunnerBusy(
+                    f"another bulkimport is already sending from {self.path} "
+                    f"(pid {holder}); wait for it to finish"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            try:
+                yield
+            finally:
+                # Empty the file before unlocking so that nobody reads a stale pid.
+                os.ftruncate(fd, 0)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    # ------------------------------------------------------------------------------ jobs
+
+    async def create_job(
+        self,
+        file: FileIdentity,
+        target_key: str,
+        settings: Mapping[str, Any],
+        fmt_json: str,
+    ) -> Job:
+        """Create a job in state ``reading`` for ``file`` sent to ``target_key``.
+
+        ``settings`` must not carry a password (``ConfigError`` if a key containing
+        "password" has a non-empty value).
+        """
+        _check_no_password(settings)
+        settings_json = json.dumps(dict(settings), ensure_ascii=False, sort_keys=True)
+        now = time.time()
+        async with self._lock, self._transaction():
+            cursor = await self._conn.execute(
+                "INSERT INTO jobs (state, file_path, file_size, file_mtime_ns, file_head_sha256,"
+                " target_key, settings_json, format_json, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    JobState.READING.value,
+                    file.path,
+                    file.size,
+                    file.mtime_ns,
+                    file.head_sha256,
+                    target_key,
+                    settings_json,
+                    fmt_json,
+                    now,
+                    now,
+                ),
+            )
+            job_id = cursor.lastrowid
+            await cursor.close()
+            assert job_id is not None
+            return await self._get_job(job_id)
+
+    async def find_unfinished_job(self, file: FileIdentity, target_key: str) -> Job | None:
+        """The latest unfinished job for the same file (path, size, mtime, head) and target."""
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE file_path = ? AND target_key = ?"
+                " AND file_size = ? AND file_mtime_ns = ? AND file_head_sha256 = ?"
+                " AND state <> ? ORDER BY id DESC LIMIT 1",
+                (
+                    file.path,
+                    target_key,
+                    file.size,
+                    file.mtime_ns,
+                    file.head_sha256,
+                    JobState.FINISHED.value,
+                ),
+            )
+        return _job_from_row(next(iter(rows))) if rows else None
+
+    async def latest_unfinished_job(self) -> Job | None:
+        """The most recently created job that is not finished, if any."""
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state <> ? ORDER BY id DESC LIMIT 1",
+                (JobState.FINISHED.value,),
+            )
+        return _job_from_row(next(iter(rows))) if rows else None
+
+    async def get_job(self, job_id: int) -> Job:
+        """The job ``job_id``; ``ConfigError`` if there is none."""
+        async with self._lock:
+            return await self._get_job(job_id)
+
+    async def _get_job(self, job_id: int) -> Job:
+        rows = await self._conn.execute_fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+        )
+        if not rows:
+            raise ConfigError(f"no job {job_id} in {self.path}; see bulkimport jobs")
+        return _job_from_row(next(iter(rows)))
+
+    async def list_jobs(self) -> list[Job]:
+        """Every job, oldest first."""
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id")
+        return [_job_from_row(row) for row in rows]
+
+    async def set_job_state(self, job_id: int, state: JobState, message: str | None = None) -> None:
+        """Move a job to ``state`` and keep ``message`` as the reason (None clears it).
+
+        ``started_at`` is set the first time the job runs; ``finished_at`` when it finishes
+        (and cleared if it runs again, e.g. for ``retry``).
+        """
+        now = time.time()
+        async with self._lock, self._transaction():
+            cursor = await self._conn.execute(
+                "UPDATE jobs SET state = ?, message = ?, updated_at = ?,"
+                " started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,"
+                " finished_at = CASE WHEN ? THEN ? ELSE NULL END"
+                " WHERE id = ?",
+                (
+                    state.value,
+                    message,
+                    now,
+                    state is JobState.RUNNING,
+                    now,
+                    state is JobState.FINISHED,
+                    now,
+                    job_id,
+                ),
+            )
+            touched = cursor.rowcount
+            await cursor.close()
+            if touched != 1:
+                raise ConfigError(f"no job {job_id} in {self.path}; see bulkimport jobs")
+
+    # ---------------------------------------------------------------------------- ingest
+
+    async def add_rows(
+        self, job_id: int, rows: Sequence[NewRow], *, read_offset: int, read_line: int
+    ) -> None:
+        """Store one batch of rows and the reading position after it, in one transaction.
+
+        A crash before the commit loses the batch and the position together (reading
+        starts again before it); after, both are kept: nothing lost, nothing twice.
+        The job must be ``reading``.
+        """
+        now = time.time()
+        encode = _encode_cells
+        params = [
+            (job_id, row.line, row.state.value, row.record, encode(row.cells), row.reason, now, now)
+            for row in rows
+        ]
+        per_state = Counter(row.state.value for row in rows)
+        async with self._lock, self._transaction():
+            cursor = await self._conn.execute(
+                "UPDATE jobs SET read_offset = ?, read_line = ?, total_rows = total_rows + ?,"
+                " updated_at = ? WHERE id = ? AND state = ?",
+                (read_offset, read_line, len(params), now, job_id, JobState.READING.value),
+            )
+            touched = cursor.rowcount
+            await cursor.close()
+            if touched != 1:
+                raise DatabaseError(f"job {job_id} is not being read; cannot add rows to it")
+            await self._conn.executemany(
+                "INSERT INTO rows (job_id, line, state, record, cells, last_message,"
+                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                params,
+            )
+            # Inserts are counted here, once per batch (see migrations/001_initial.sql).
+            await self._conn.executemany(
+                "UPDATE job_counts SET n = n + ? WHERE job_id = ? AND state = ?",
+                [(n, job_id, state) for state, n in per_state.items()],
+            )
+
+    async def finish_reading(self, job_id: int) -> None:
+        """Mark the whole file as read: ``reading`` → ``ready``."""
+        now = time.time()
+        async with self._lock, self._transaction():
+            cursor = await self._conn.execute(
+                "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+                (JobState.READY.value, now, job_id, JobState.READING.value),
+            )
+            touched = cursor.rowcount
+            await cursor.close()
+            if touched != 1:
+                raise DatabaseError(f"job {job_id} is not being read; cannot finish reading it")
+
+    # --------------------------------------------------------------------------- sending
+
+    async def recover_in_flight(self, job_id: int) -> int:
+        """Give back the rows a dead runner left in flight; return how many.
+
+        They may have reached the server, so they are counted in ``resent_unknown``;
+        their attempts stay as they were. Call it under ``runner_lock()`` before sending.
+        """
+        now = time.time()
+        async with self._lock, self._transaction():
+            cursor = await self._conn.execute(
+                "UPDATE rows SET state = 'pending', updated_at = ?"
+                " WHERE job_id = ? AND state = 'in_flight'",
+                (now, job_id),
+            )
+            recovered = cursor.rowcount
+            await cursor.close()
+            if recovered:
+                await self._conn.execute(
+                    "UPDATE jobs SET resent_unknown = resent_unknown + ?, updated_at = ?"
+                    " WHERE id = ?",
+                    (recovered, now, job_id),
+                )
+        return recovered
+
+    async def claim_batch(self, job_id: int, limit: int, *, now_s: float) -> list[ClaimedRow]:
+        """Claim up to ``limit`` pending rows that are due at ``now_s``, in line order.
+
+        They become ``in_flight`` in the same transaction; the update must touch exactly
+        the rows selected, or nothing is claimed and ``DatabaseError`` is raised.
+        """
+        if limit <= 0:
+            return []
+        async with self._lock, self._transaction():
+            selected = await self._conn.execute_fetchall(
+                "SELECT id, line, record, attempts FROM rows INDEXED BY rows_pending"
+                " WHERE job_id = ? AND state = 'pending'"
+                " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+                " ORDER BY id LIMIT ?",
+                (job_id, now_s, limit),
+            )
+            claimed = [ClaimedRow(row[0], row[1], row[2], row[3]) for row in selected]
+            if not claimed:
+                return []
+            cursor = await self._conn.executemany(
+                "UPDATE rows SET state = 'in_flight', updated_at = ?"
+                " WHERE id = ? AND state = 'pending'",
+                [(now_s, row.id) for row in claimed],
+            )
+            touched = cursor.rowcount
+            await cursor.close()
+            if touched != len(claimed):
+                raise DatabaseError(
+                    f"claimed {touched} rows of {len(claimed)} selected in job {job_id}; "
+                    "another process is writing to the queue"
+                )
+        return claimed
+
+    async def next_attempt_at(self, job_id: int) -> float | None:
+        """When the earliest pending row is due (0.0 if one is due now); None if none pend."""
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(
+                "SELECT MIN(COALESCE(next_attempt_at, 0.0)), COUNT(*) FROM rows"
+                " INDEXED BY rows_pending WHERE job_id = ? AND state = 'pending'",
+                (job_id,),
+            )
+        earliest, count = next(iter(rows))
+        return float(earliest) if count else None
+
+    async def record_results(self, job_id: int, results: Sequence[RowResult]) -> int:
+        """Record the outcome of a batch of attempts, in one transaction; return how many.
+
+        Each result makes its row terminal, or ``pending`` again at ``next_attempt_at_s``.
+        ``attempts`` grows by one when the result is ``counted``. Rows that are not
+        ``in_flight`` in this job (already recorded, recovered, released) are left alone.
+        """
+        if not results:
+            return 0
+        now = time.time()
+        params = []
+        for result in results:
+            if result.state is RowState.IN_FLIGHT:
+                raise ValueError(f"row {result.row_id}: a result cannot leave it in_flight")
+            retry_at = result.next_attempt_at_s if result.state is RowState.PENDING else None
+            params.append(
+                (
+                    result.state.value,
+                    retry_at,
+                    1 if result.counted else 0,
+                    result.code,
+                    result.message,
+                    now,
+                    result.row_id,
+                    job_id,
+                )
+            )
+        async with self._lock, self._transaction():
+            cursor = await self._conn.executemany(
+                "UPDATE rows SET state = ?, next_attempt_at = ?, attempts = attempts + ?,"
+                " last_code = ?, last_message = ?, updated_at = ?"
+                " WHERE id = ? AND job_id = ? AND state = 'in_flight'",
+                params,
+            )
+            recorded = cursor.rowcount
+            await cursor.close()
+        return recorded
+
+    async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
+        """Give back rows claimed but never sent (``in_flight`` → ``pending``); return how many.
+
+        Their attempts stay as they were.
+        """
+        now = time.time()
+        params = [(now, row_id, job_id) for row_id in row_ids]
+        if not params:
+            return 0
+        async with self._lock, self._transaction():
+            cursor = await self._conn.executemany(
+                "UPDATE rows SET state = 'pending', updated_at = ?"
+                " WHERE id = ? AND job_id = ? AND state = 'in_flight'",
+                params,
+            )
+            released = cursor.rowcount
+            await cursor.close()
+        return released
+
+    # ------------------------------------------------------------------------- reporting
+
+    async def counts(self, job_id: int) -> dict[RowState, int]:
+        """Rows of the job per state; every state is present, zeros included."""
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(
+                "SELECT state, n FROM job_counts WHERE job_id = ?", (job_id,)
+            )
+        counts = dict.fromkeys(RowState, 0)
+        for state, n in rows:
+            counts[RowState(state)] = n
+        return counts
+
+    async def last_errors(self, job_id: int, limit: int = 5) -> list[RowView]:
+        """The most recent problem rows: rejected, failed, invalid, or pending after an error."""
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(
+                f"SELECT {_ROW_VIEW_COLUMNS} FROM rows"
+                f" WHERE job_id = ? AND {_PROBLEM_WHERE}"
+                " ORDER BY updated_at DESC, id DESC LIMIT ?",
+                (job_id, limit),
+            )
+        return [_view_from_row(row) for row in rows]
+
+    async def iter_rows(
+        self, job_id: int, states: Collection[RowState], batch: int = 1000
+    ) -> AsyncIterator[RowView]:
+        """Rows of the job in the given states, in line order, fetched ``batch`` at a time."""
+        wanted = [RowState(state).value for state in states]
+        if not wanted:
+            return
+        after_line = -1
+        sql = (
+            f"SELECT {_ROW_VIEW_COLUMNS} FROM rows"
+            f" WHERE job_id = ? AND line > ? AND state IN ({_placeholders(len(wanted))})"
+            " ORDER BY line LIMIT ?"
+        )
+        while True:
+            async with self._lock:
+                rows = await self._conn.execute_fetchall(sql, (job_id, after_line, *wanted, batch))
+            views = [_view_from_row(row) for row in rows]
+            for view in views:
+                yield view
+            if len(views) < batch:
+                return
+            after_line = views[-1].line
+
+    async def reset_rows(self, job_id: int, states: Collection[RowState]) -> int:
+        """Put rows in ``states`` back to pending (attempts 0, due now); return how many.
+
+        Rows without a record (``invalid``: never sendable) are left as they are.
+        """
+        wanted = [RowState(state).value for state in states]
+        if not wanted:
+            return 0
+        now = time.time()
+        async with self._lock, self._transaction():
+            cursor = await self._conn.execute(
+                "UPDATE rows SET state = 'pending', attempts = 0, next_attempt_at = NULL,"
+                " updated_at = ?"
+                f" WHERE job_id = ? AND state IN ({_placeholders(len(wanted))})"
+                " AND record IS NOT NULL",
+                (now, job_id, *wanted),
+            )
+            reset = cursor.rowcount
+            await cursor.close()
+        return reset
+
+    # ------------------------------------------------------------------ incremental loads
+
+    async def mark_unchanged_skipped(
+        self, job_id: int, target_key: str, batch: int = 20_000
+    ) -> int:
+        """Skip pending rows whose exact record was loaded (``done``) by an earlier job to
+        the same target; return how many were skipped.
+
+        Works through the job in batches of ``batch`` rows so that a runner never waits
+        long on the write lock.
+        """
+        total = 0
+        after_id = 0
+        while True:
+            now = time.time()
+            async with self._lock, self._transaction():
+                bounds = await self._conn.execute_fetchall(
+                    "SELECT MAX(id), COUNT(*) FROM (SELECT id FROM rows INDEXED BY rows_pending"
+                    " WHERE job_id = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?)",
+                    (job_id, after_id, batch),
+                )
+                last_id, seen = next(iter(bounds))
+                if not seen:
+                    return total
+                cursor = await self._conn.execute(
+                    "UPDATE rows SET state = 'skipped', updated_at = ?"
+                    " WHERE job_id = ? AND state = 'pending' AND id > ? AND id <= ?"
+                    " AND EXISTS (SELECT 1 FROM rows AS earlier"
+                    " INDEXED BY rows_done_record JOIN jobs ON jobs.id = earlier.job_id"
+                    " WHERE earlier.record = rows.record AND earlier.state = 'done'"
+                    " AND jobs.target_key = ? AND jobs.id < ?)",
+                    (now, job_id, after_id, last_id, target_key, job_id),
+                )
+                total += cursor.rowcount
+                await cursor.close()
+            after_id = last_id

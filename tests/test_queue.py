@@ -1,0 +1,466 @@
+"""The SQLite queue, on real database files."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
+from bulkimport.queue import Job, Queue, load_migrations
+from bulkimport.rows import FileIdentity, NewRow, RowResult
+from bulkimport.states import JobState, RowState
+
+FILE = FileIdentity("/data/leads.csv", 1234, 1_700_000_000_000_000_000, "ab" * 32)
+TARGET = "https://cc.example.com|org1|campaign7"
+
+
+def pending(line: int, *cells: str) -> NewRow:
+    return NewRow(line, RowState.PENDING, f"phone={line}", cells or (str(line), "x"))
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "queue.db"
+
+
+@pytest.fixture
+async def queue(db_path: Path) -> AsyncIterator[Queue]:
+    async with await Queue.open(db_path) as opened:
+        yield opened
+
+
+async def ready_job(queue: Queue, lines: int, target: str = TARGET) -> Job:
+    """A job with rows 2..lines+1 read and ready to send."""
+    job = await queue.create_job(FILE, target, {"rate": 5}, '{"delimiter": ","}')
+    rows = [pending(line) for line in range(2, lines + 2)]
+    await queue.add_rows(job.id, rows, read_offset=100, read_line=lines + 1)
+    await queue.finish_reading(job.id)
+    return job
+
+
+def table(path: Path, sql: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- opening
+
+
+async def test_migrations_applied_once_and_recorded(db_path: Path) -> None:
+    async with await Queue.open(db_path):
+        pass
+    async with await Queue.open(db_path):
+        pass
+    recorded = table(db_path, "SELECT version, name FROM schema_migrations ORDER BY version")
+    assert recorded == [(m.version, m.name) for m in load_migrations()]
+    assert recorded[0] == (1, "initial")
+    assert table(db_path, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_reopen_keeps_data(db_path: Path) -> None:
+    async with await Queue.open(db_path) as queue:
+        job = await ready_job(queue, 3)
+    async with await Queue.open(db_path) as queue:
+        assert (await queue.get_job(job.id)).total_rows == 3
+        assert (await queue.counts(job.id))[RowState.PENDING] == 3
+
+
+async def test_newer_schema_is_refused(db_path: Path) -> None:
+    async with await Queue.open(db_path):
+        pass
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)")
+    conn.close()
+    with pytest.raises(DatabaseError, match=r"newer bulkimport \(schema version 999"):
+        await Queue.open(db_path)
+
+
+async def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text("phone,name\n" * 200)
+    with pytest.raises(DatabaseError, match=r"leads\.csv is not a usable bulkimport database"):
+        await Queue.open(path)
+
+
+async def test_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="does not exist"):
+        await Queue.open(tmp_path / "nowhere" / "queue.db")
+
+
+# ------------------------------------------------------------------------------ jobs
+
+
+async def test_create_find_latest_get(queue: Queue) -> None:
+    job = await queue.create_job(FILE, TARGET, {"rate": 5, "org": "o"}, '{"encoding": "gbk"}')
+    assert job.state is JobState.READING
+    assert job.file == FILE
+    assert job.settings == {"rate": 5, "org": "o"}
+    assert job.fmt_json == '{"encoding": "gbk"}'
+    assert (job.read_offset, job.read_line, job.total_rows, job.resent_unknown) == (0, 0, 0, 0)
+
+    assert await queue.find_unfinished_job(FILE, TARGET) == job
+    assert await queue.find_unfinished_job(FILE, "other target") is None
+    assert await queue.find_unfinished_job(FILE._replace(size=1), TARGET) is None
+    assert await queue.latest_unfinished_job() == job
+
+    await queue.set_job_state(job.id, JobState.RUNNING)
+    running = await queue.get_job(job.id)
+    assert running.started_at is not None and running.finished_at is None
+    await queue.set_job_state(job.id, JobState.FINISHED, "all done")
+    finished = await queue.get_job(job.id)
+    assert finished.finished_at is not None and finished.message == "all done"
+    assert finished.started_at == running.started_at
+    assert await queue.find_unfinished_job(FILE, TARGET) is None
+    assert await queue.latest_unfinished_job() is None
+
+    second = await queue.create_job(FILE, TARGET, {}, "{}")
+    assert [j.id for j in await queue.list_jobs()] == [job.id, second.id]
+
+
+async def test_get_missing_job(queue: Queue, db_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"no job 42 in {db_path}; see bulkimport jobs"):
+        await queue.get_job(42)
+
+
+async def test_the_name_of_the_password_variable_may_be_stored(queue: Queue) -> None:
+    job = await queue.create_job(FILE, "t", {"password_env": "NIGHTLY_PASSWORD"}, "{}")
+    assert job.settings == {"password_env": "NIGHTLY_PASSWORD"}
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"password": "s3cret"}, {"Password": "x"}, {"server": {"source_password": "p"}}],
+)
+async def test_settings_with_a_password_are_refused(
+    queue: Queue, settings: dict[str, object]
+) -> None:
+    with pytest.raises(ConfigError, match="password is never written"):
+        await queue.create_job(FILE, TARGET, settings, "{}")
+    assert await queue.list_jobs() == []
+
+
+async def test_empty_password_setting_is_accepted(queue: Queue) -> None:
+    job = await queue.create_job(FILE, TARGET, {"password": "", "password_env": None}, "{}")
+    assert job.settings == {"password": "", "password_env": None}
+
+
+# ---------------------------------------------------------------------------- ingest
+
+
+async def test_add_rows_stores_position_with_the_batch(queue: Queue) -> None:
+    job = await queue.create_job(FILE, TARGET, {}, "{}")
+    await queue.add_rows(job.id, [pending(2), pending(3)], read_offset=40, read_line=3)
+    invalid = NewRow(4, RowState.INVALID, None, ("bad",), "phone is empty")
+    await queue.add_rows(job.id, [invalid], read_offset=55, read_line=4)
+    stored = await queue.get_job(job.id)
+    assert (stored.read_offset, stored.read_line, stored.total_rows) == (40 + 15, 4, 3)
+    counts = await queue.counts(job.id)
+    assert (counts[RowState.PENDING], counts[RowState.INVALID]) == (2, 1)
+    [view] = [v async for v in queue.iter_rows(job.id, [RowState.INVALID])]
+    assert (view.line, view.record, view.last_message) == (4, None, "phone is empty")
+
+
+async def test_failed_batch_keeps_neither_rows_nor_position(queue: Queue) -> None:
+    job = await queue.create_job(FILE, TARGET, {}, "{}")
+    await queue.add_rows(job.id, [pending(2)], read_offset=10, read_line=2)
+    # Line 2 again: the batch fails as a whole, position included.
+    with pytest.raises(sqlite3.IntegrityError):
+        await queue.add_rows(job.id, [pending(3), pending(2)], read_offset=30, read_line=3)
+    stored = await queue.get_job(job.id)
+    assert (stored.read_offset, stored.read_line, stored.total_rows) == (10, 2, 1)
+    assert (await queue.counts(job.id))[RowState.PENDING] == 1
+    assert [v.line async for v in queue.iter_rows(job.id, [RowState.PENDING])] == [2]
+
+
+async def test_add_rows_needs_a_job_being_read(queue: Queue) -> None:
+    job = await ready_job(queue, 1)
+    with pytest.raises(DatabaseError, match="not being read"):
+        await queue.add_rows(job.id, [pending(9)], read_offset=1, read_line=9)
+    with pytest.raises(DatabaseError, match="not being read"):
+        await queue.finish_reading(job.id)
+    assert (await queue.get_job(job.id)).state is JobState.READY
+
+
+# --------------------------------------------------------------------------- sending
+
+
+async def test_claim_in_line_order(queue: Queue) -> None:
+    job = await ready_job(queue, 5)
+    first = await queue.claim_batch(job.id, 2, now_s=time.time())
+    second = await queue.claim_batch(job.id, 10, now_s=time.time())
+    assert [r.line for r in first] == [2, 3]
+    assert [r.line for r in second] == [4, 5, 6]
+    assert first[0].record == "phone=2" and first[0].attempts == 0
+    assert await queue.claim_batch(job.id, 10, now_s=time.time()) == []
+    assert (await queue.counts(job.id))[RowState.IN_FLIGHT] == 5
+
+
+async def test_concurrent_claimers_never_share_a_row(queue: Queue, db_path: Path) -> None:
+    job = await ready_job(queue, 600)
+    async with await Queue.open(db_path) as other:
+
+        async def drain(claimer: Queue) -> list[int]:
+            ids: list[int] = []
+            while batch := await claimer.claim_batch(job.id, 7, now_s=time.time()):
+                ids.extend(row.id for row in batch)
+            return ids
+
+        results = await asyncio.gather(drain(queue), drain(other), drain(queue), drain(other))
+    claimed = [row_id for ids in results for row_id in ids]
+    assert len(claimed) == len(set(claimed)) == 600
+    assert sum(1 for ids in results if ids) >= 2
+
+
+async def test_retry_time_is_respected(queue: Queue) -> None:
+    job = await ready_job(queue, 2)
+    assert await queue.next_attempt_at(job.id) == 0.0
+    now = 1_000.0
+    claimed = await queue.claim_batch(job.id, 10, now_s=now)
+    assert await queue.next_attempt_at(job.id) is None
+    await queue.record_results(
+        job.id,
+        [
+            RowResult(claimed[0].id, RowState.PENDING, "503", "busy", next_attempt_at_s=now + 30),
+            RowResult(claimed[1].id, RowState.PENDING, "503", "busy", next_attempt_at_s=now + 10),
+        ],
+    )
+    assert await queue.next_attempt_at(job.id) == now + 10
+    assert await queue.claim_batch(job.id, 10, now_s=now + 5) == []
+    due = await queue.claim_batch(job.id, 10, now_s=now + 10)
+    assert [(r.line, r.attempts) for r in due] == [(3, 1)]
+    assert [r.line for r in await queue.claim_batch(job.id, 10, now_s=now + 31)] == [2]
+
+
+async def test_record_results(queue: Queue) -> None:
+    job = await ready_job(queue, 6)
+    rows = await queue.claim_batch(job.id, 5, now_s=time.time())
+    results = [
+        RowResult(rows[0].id, RowState.DONE, "0", "imported"),
+        RowResult(rows[1].id, RowState.DUPLICATE, "5", "exists"),
+        RowResult(rows[2].id, RowState.REJECTED, "7", "bad phone"),
+        RowResult(rows[3].id, RowState.PENDING, "503", "busy", next_attempt_at_s=0.0),
+        RowResult(rows[4].id, RowState.PENDING, "", "not sent", counted=False),
+        RowResult(9_999, RowState.DONE, "0", "no such row"),
+    ]
+    assert await queue.record_results(job.id, results) == 5
+    # Recorded again (e.g. after a recovery): rows no longer in flight are left alone.
+    assert await queue.record_results(job.id, [RowResult(rows[2].id, RowState.DONE, "0", "")]) == 0
+
+    views = {v.line: v async for v in queue.iter_rows(job.id, list(RowState))}
+    assert (views[2].state, views[2].attempts, views[2].last_code) == (RowState.DONE, 1, "0")
+    assert views[3].state is RowState.DUPLICATE
+    assert (views[4].state, views[4].last_message) == (RowState.REJECTED, "bad phone")
+    assert (views[5].state, views[5].attempts, views[5].last_code) == (RowState.PENDING, 1, "503")
+    assert (views[6].state, views[6].attempts) == (RowState.PENDING, 0)
+    assert views[7].state is RowState.PENDING  # never claimed
+
+    counts = await queue.counts(job.id)
+    assert counts[RowState.IN_FLIGHT] == 0 and counts[RowState.PENDING] == 3
+    errors = await queue.last_errors(job.id)
+    assert {v.line for v in errors} == {4, 5, 6}
+
+
+async def test_record_results_ignores_other_jobs(queue: Queue) -> None:
+    job = await ready_job(queue, 1)
+    other = await ready_job(queue, 1)
+    [row] = await queue.claim_batch(job.id, 1, now_s=time.time())
+    assert await queue.record_results(other.id, [RowResult(row.id, RowState.DONE, "0", "")]) == 0
+    assert (await queue.counts(job.id))[RowState.IN_FLIGHT] == 1
+
+
+async def test_recover_in_flight(queue: Queue) -> None:
+    job = await ready_job(queue, 4)
+    rows = await queue.claim_batch(job.id, 3, now_s=time.time())
+    await queue.record_results(job.id, [RowResult(rows[0].id, RowState.DONE, "0", "")])
+    assert await queue.recover_in_flight(job.id) == 2
+    assert await queue.recover_in_flight(job.id) == 0
+    assert (await queue.get_job(job.id)).resent_unknown == 2
+    again = await queue.claim_batch(job.id, 10, now_s=time.time())
+    assert [(r.line, r.attempts) for r in again] == [(3, 0), (4, 0), (5, 0)]
+
+
+async def test_release(queue: Queue) -> None:
+    job = await ready_job(queue, 3)
+    rows = await queue.claim_batch(job.id, 3, now_s=time.time())
+    await queue.record_results(job.id, [RowResult(rows[0].id, RowState.DONE, "0", "")])
+    assert await queue.release(job.id, [r.id for r in rows]) == 2
+    assert [r.line for r in await queue.claim_batch(job.id, 10, now_s=time.time())] == [3, 4]
+    assert (await queue.get_job(job.id)).resent_unknown == 0
+
+
+async def test_record_results_refuses_in_flight(queue: Queue) -> None:
+    job = await ready_job(queue, 1)
+    [row] = await queue.claim_batch(job.id, 1, now_s=time.time())
+    with pytest.raises(ValueError, match="in_flight"):
+        await queue.record_results(job.id, [RowResult(row.id, RowState.IN_FLIGHT, "", "")])
+
+
+# ------------------------------------------------------------------------- reporting
+
+
+async def test_counts_every_state(queue: Queue) -> None:
+    job = await queue.create_job(FILE, TARGET, {}, "{}")
+    assert await queue.counts(job.id) == dict.fromkeys(RowState, 0)
+    await queue.add_rows(
+        job.id,
+        [*(pending(line) for line in range(2, 10)), NewRow(10, RowState.INVALID, None, ("",), "x")],
+        read_offset=1,
+        read_line=10,
+    )
+    await queue.finish_reading(job.id)
+    rows = await queue.claim_batch(job.id, 6, now_s=time.time())
+    outcomes = [RowState.DONE, RowState.DUPLICATE, RowState.REJECTED, RowState.FAILED]
+    await queue.record_results(
+        job.id, [RowResult(r.id, state, "c", "m") for r, state in zip(rows, outcomes, strict=False)]
+    )
+    await queue.set_job_state(job.id, JobState.RUNNING)
+    conn = sqlite3.connect(queue.path)
+    with conn:
+        conn.execute("UPDATE rows SET state = 'skipped' WHERE line = 9")
+    conn.close()
+    counts = await queue.counts(job.id)
+    assert counts == {
+        RowState.PENDING: 1,
+        RowState.IN_FLIGHT: 2,
+        RowState.DONE: 1,
+        RowState.DUPLICATE: 1,
+        RowState.REJECTED: 1,
+        RowState.FAILED: 1,
+        RowState.INVALID: 1,
+        RowState.SKIPPED: 1,
+    }
+    # The counters agree with counting the rows themselves.
+    grouped = table(queue.path, "SELECT state, COUNT(*) FROM rows GROUP BY state")
+    assert {RowState(str(state)): n for state, n in grouped} == {
+        state: n for state, n in counts.items() if n
+    }
+
+
+async def test_iter_rows_order_and_cells_round_trip(queue: Queue) -> None:
+    job = await queue.create_job(FILE, TARGET, {}, "{}")
+    cells = [
+        ("13800000000", "张三", "上海市浦东新区"),
+        ('say "hi"', "a,b", "it's"),
+        ("", "", ""),
+        ("tab\there", "new\nline", "back\\slash"),
+    ]
+    rows = [NewRow(i + 2, RowState.PENDING, f"r={i}", c) for i, c in enumerate(cells)]
+    await queue.add_rows(job.id, rows[:2], read_offset=1, read_line=3)
+    await queue.add_rows(job.id, rows[2:], read_offset=2, read_line=5)
+    views = [v async for v in queue.iter_rows(job.id, [RowState.PENDING], batch=3)]
+    assert [v.line for v in views] == [2, 3, 4, 5]
+    assert [v.cells for v in views] == cells
+    assert [v async for v in queue.iter_rows(job.id, [RowState.DONE])] == []
+
+
+async def test_reset_rows(queue: Queue) -> None:
+    job = await queue.create_job(FILE, TARGET, {}, "{}")
+    bad = NewRow(5, RowState.INVALID, None, ("",), "empty")
+    await queue.add_rows(
+        job.id, [pending(2), pending(3), pending(4), bad], read_offset=1, read_line=5
+    )
+    await queue.finish_reading(job.id)
+    rows = await queue.claim_batch(job.id, 3, now_s=time.time())
+    await queue.record_results(
+        job.id,
+        [
+            RowResult(rows[0].id, RowState.FAILED, "503", "busy"),
+            RowResult(rows[1].id, RowState.REJECTED, "7", "bad"),
+            RowResult(rows[2].id, RowState.DONE, "0", "ok"),
+        ],
+    )
+    assert await queue.reset_rows(job.id, [RowState.FAILED, RowState.INVALID]) == 1
+    again = await queue.claim_batch(job.id, 10, now_s=0.0)
+    assert [(r.line, r.attempts) for r in again] == [(2, 0)]
+    assert (await queue.counts(job.id))[RowState.INVALID] == 1
+
+
+# ------------------------------------------------------------------------ runner lock
+
+HOLDER = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from bulkimport.queue import Queue
+
+    async def main():
+        async with await Queue.open(sys.argv[1]) as queue, queue.runner_lock():
+            print("locked", flush=True)
+            await asyncio.sleep(60)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_runner_lock_in_one_process(queue: Queue) -> None:
+    async with queue.runner_lock():
+        with pytest.raises(RunnerBusy):
+            async with queue.runner_lock():
+                pass
+    async with queue.runner_lock():
+        pass
+
+
+async def test_runner_lock_across_processes_and_kill(queue: Queue, db_path: Path) -> None:
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(db_path), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), 15) == b"locked\n"
+        with pytest.raises(RunnerBusy) as refused:
+            async with queue.runner_lock():
+                pass
+        assert str(refused.value) == (
+            f"another bulkimport is already sending from {db_path} (pid {holder.pid}); "
+            "wait for it to finish"
+        )
+        holder.send_signal(signal.SIGKILL)
+        assert await asyncio.wait_for(holder.wait(), 15) == -signal.SIGKILL
+        async with queue.runner_lock():
+            lock_file = db_path.with_name("queue.db.lock")
+            assert lock_file.read_text().strip() == str(os.getpid())
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+
+
+# -------------------------------------------------------------------- incremental loads
+
+
+async def test_mark_unchanged_skipped(queue: Queue) -> None:
+    earlier = await ready_job(queue, 5)
+    rows = await queue.claim_batch(earlier.id, 5, now_s=time.time())
+    await queue.record_results(
+        earlier.id,
+        [RowResult(r.id, RowState.DONE, "0", "") for r in rows[:3]]
+        + [RowResult(rows[3].id, RowState.REJECTED, "7", "")],
+    )
+    elsewhere = await ready_job(queue, 6, target="another campaign")
+    rows = await queue.claim_batch(elsewhere.id, 6, now_s=time.time())
+    await queue.record_results(
+        elsewhere.id, [RowResult(r.id, RowState.DONE, "0", "") for r in rows]
+    )
+
+    # Tonight's file: lines 2..7, records phone=2..phone=7.
+    tonight = await ready_job(queue, 6)
+    assert await queue.mark_unchanged_skipped(tonight.id, TARGET, batch=2) == 3
+    counts = await queue.counts(tonight.id)
+    assert (counts[RowState.SKIPPED], counts[RowState.PENDING]) == (3, 3)
+    sendable = await queue.claim_batch(tonight.id, 10, now_s=time.time())
+    assert [r.line for r in sendable] == [5, 6, 7]
+    assert await queue.mark_unchanged_skipped(tonight.id, TARGET) == 0
