@@ -1,0 +1,883 @@
+"""A dry run over a CSV file: what ``run`` would read, and every problem, with its line number.
+
+``Checker`` consumes the ``NewRow`` batches that ``reader.read_batches`` yields and sorts what
+it finds into groups; ``finish()`` turns them into a ``CheckReport`` (``to_json()``,
+``render_text()``). ``check_file`` ties it to the reader. Nothing is sent anywhere.
+
+The groups, by code (stable: scripts may rely on them):
+
+==========================  ===================================================================
+``schema-unknown-field``    (``--schema``) a field, constant or ``--phone-field`` the campaign
+                            does not have: the server refuses every record that names one
+``schema-missing-required`` (``--schema``) a required field (or the key field) no column maps to
+``phone-field-missing``     ``--phone-field`` names a field no column maps to
+``invalid-*``               records the reader marks invalid (never sent), by reason: ``cells``
+                            (wrong number of cells), ``pipe`` (a ``|`` that would break the
+                            record), ``empty-line``, ``no-values``, ``encoding``, ``csv``,
+                            ``other``
+``required-empty``          the phone field (or a field the schema requires) is empty
+``excel-scientific``        a value such as ``1.38E+10`` in any field: Excel showed a long
+                            number in scientific notation and its digits are gone
+``excel-decimal``           a phone number ending in ``.0`` (Excel stored it as a number)
+``excel-apostrophe``        a phone number starting with ``'`` (Excel's "this is text" mark)
+``phone-separators``        a phone number with spaces, dashes, dots or parentheses
+``phone-not-a-number``      a phone field holding something else than digits (and those
+                            separators, and one leading ``+``)
+``phone-truncated``         see below
+``duplicate-phone``         the phone number is already on an earlier line (both are given)
+``value-too-long``          a value longer than ``max_length`` characters
+==========================  ===================================================================
+
+Phone rules apply to the phone field and to fields named like one (``phone2``, ``Mobile``,
+``tel_1``, ``手机``, ``电话``...). A leading ``+`` is an international number, never an alarm;
+such numbers are also left out of the truncation rule. The phone number compared for
+duplicates is the value without separators, apostrophe or ``.0`` (``138-0013-8000`` and
+``13800138000.0`` are the same number); values in scientific notation are left out, their
+digits are gone and ``excel-scientific`` lists them.
+
+``phone-truncated``, explicitly: among the phone field's values that are digits only (after
+the normalisation above, no ``+``), when there are at least ``TRUNCATED_MIN_NUMBERS`` of them
+and one length ``N`` covers at least ``TRUNCATED_DOMINANT_SHARE`` of them, a value of exactly
+``N - 1`` digits looks truncated: Excel drops the leading zero of ``0755...`` or ``07911...``.
+Nothing else is called truncated (a 10-digit ``400`` service number in a file of 11-digit
+mobile numbers is reported too: check those by eye).
+
+Memory stays flat: examples are bounded per group (``example_limit``), and the phone numbers
+needed for duplicates go to a private temporary SQLite database on disk (a bounded page cache),
+not into a Python dict (about 100 bytes per number).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+import sqlite3
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from bulkimport.errors import ConfigError
+from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
+from bulkimport.rows import NewRow
+from bulkimport.states import RowState
+
+if TYPE_CHECKING:
+    # Types only: importing the sandbox package at run time would load its web server.
+    from bulkimport.sandbox.schema import Campaign, Schema
+
+#: A value longer than this is reported; call-center fields are mostly ``varchar(255)``.
+DEFAULT_MAX_LENGTH = 255
+#: Examples kept per group (the count is always exact); ``None`` keeps every one.
+DEFAULT_EXAMPLE_LIMIT = 100
+#: Examples per group in the text output.
+TEXT_EXAMPLES = 10
+#: Encoded records shown as samples.
+SAMPLE_RECORDS = 3
+#: Field names taken for the phone field, in this order, when nothing else says which it is.
+PHONE_NAMES = ("phone1", "phone", "mobile", "tel")
+#: The truncation rule needs this many digit-only phone numbers ...
+TRUNCATED_MIN_NUMBERS = 20
+#: ... and this share of them with the same length.
+TRUNCATED_DOMINANT_SHARE = 0.9
+#: The page cache of the temporary duplicates database, in KiB (SQLite's negative form).
+_CACHE_KIB = 2 * 1024
+
+GROUP_TITLES: dict[str, str] = {
+    "schema-unknown-field": "fields the campaign does not have",
+    "schema-missing-required": "required fields that no column maps to",
+    "phone-field-missing": "the phone field is not in the file",
+    "invalid-cells": "wrong number of cells (not sent)",
+    "invalid-pipe": "a '|' that would break the record (not sent)",
+    "invalid-empty-line": "empty line (not sent)",
+    "invalid-no-values": "no values (not sent)",
+    "invalid-encoding": "undecodable bytes (not sent)",
+    "invalid-csv": "unreadable CSV (not sent)",
+    "invalid-other": "invalid for another reason (not sent)",
+    "required-empty": "empty required field",
+    "excel-scientific": "number in scientific notation (Excel; digits lost)",
+    "excel-decimal": "phone number ending in .0 (Excel stored it as a number)",
+    "excel-apostrophe": "phone number starting with ' (Excel's text mark)",
+    "phone-separators": "phone number with spaces, dashes or parentheses",
+    "phone-not-a-number": "phone field that holds no phone number",
+    "phone-truncated": "phone number that looks truncated (a leading digit lost)",
+    "duplicate-phone": "phone number already on an earlier line",
+    "value-too-long": "value too long",
+}
+
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE]\+?\d+")
+# One search over the encoded record decides whether any cell needs the full test.
+_SCIENTIFIC_HINT = re.compile(r"\d[eE]\+?\d")
+_DECIMAL = re.compile(r"(\+?\d+)\.0+")
+_INTERNATIONAL = re.compile(r"\+\d+")
+_SEPARATED = re.compile(r"\+?[\d\s().\-]*\d[\d\s().\-]*")
+_NOT_DIGIT = re.compile(r"\D")
+_PHONE_LIKE = re.compile(
+    r"(?i)(?:(?:cell|mobile)[ _-]?)?(?:phone|mobile|tel|telephone|cell)"
+    r"(?:[ _-]?(?:no|num|number))?[ _-]?\d*|.*(?:手机|电话).*"
+)
+_BOMS = (
+    codecs.BOM_UTF8,
+    codecs.BOM_UTF16_LE,
+    codecs.BOM_UTF16_BE,
+    codecs.BOM_UTF32_LE,
+    codecs.BOM_UTF32_BE,
+)
+_CELLS_REASON = re.compile(r"\d+ cells, the header has \d+")
+
+
+class PhoneSource(StrEnum):
+    """How the phone field was chosen."""
+
+    OPTION = "option"  # --phone-field
+    SCHEMA = "schema"  # the campaign's key (or a required) field, named like a phone
+    NAME = "name"  # a field called phone1, phone, mobile or tel
+    NONE = "none"  # no phone field: phone checks are skipped
+
+
+@dataclass(frozen=True)
+class PhoneChoice:
+    """The field checked as the phone number, and why that one."""
+
+    name: str | None
+    source: PhoneSource
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """What to check beyond the reader's own rules.
+
+    ``phone_field`` as ``--phone-field`` (empty: choose, see ``choose_phone_field``);
+    ``campaign`` from ``--schema``; ``example_limit`` ``None`` keeps every example.
+    """
+
+    phone_field: str = ""
+    campaign: Campaign | None = None
+    max_length: int = DEFAULT_MAX_LENGTH
+    example_limit: int | None = DEFAULT_EXAMPLE_LIMIT
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem: where (``line`` is ``None`` for the file as a whole) and what."""
+
+    line: int | None
+    message: str
+    field: str | None = None
+    value: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "line": self.line,
+            "field": self.field,
+            "value": self.value,
+            "message": self.message,
+        }
+
+
+@dataclass
+class Group:
+    """The findings of one code: an exact ``count`` and the first few ``examples``."""
+
+    code: str
+    count: int = 0
+    examples: list[Finding] = field(default_factory=list)
+
+    @property
+    def title(self) -> str:
+        return GROUP_TITLES[self.code]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "title": self.title,
+            "count": self.count,
+            "examples": [finding.to_json() for finding in self.examples],
+            "more": self.count - len(self.examples),
+        }
+
+
+@dataclass(frozen=True)
+class CheckReport:
+    """Everything a check found out about one file."""
+
+    path: str
+    format: FileFormat
+    bom: bool
+    encoding_given: bool
+    delimiter_given: bool
+    records: int
+    invalid: int
+    last_line: int
+    fitting: int  # records (not empty lines) with the header's number of cells
+    phone: PhoneChoice
+    campaign: Campaign | None
+    samples: tuple[tuple[int, str], ...]
+    groups: tuple[Group, ...]
+    notes: tuple[str, ...]
+
+    @property
+    def problems(self) -> int:
+        """The number of findings; 0 means the file is clean."""
+        return sum(group.count for group in self.groups)
+
+    @property
+    def clean(self) -> bool:
+        return not self.groups
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as one JSON-ready object (examples bounded as collected)."""
+        fmt = self.format
+        return {
+            "file": self.path,
+            "clean": self.clean,
+            "problems": self.problems,
+            "encoding": {
+                "name": fmt.encoding,
+                "bom": self.bom,
+                "source": _encoding_source(self),
+                "confidence": fmt.encoding_confidence,
+            },
+            "delimiter": {
+                "char": fmt.delimiter,
+                "source": "option" if self.delimiter_given else "sniffed",
+                "fitting_records": self.fitting,
+            },
+            "header": list(fmt.header),
+            "fields": list(fmt.fields),
+            "constants": dict(fmt.constants),
+            "first_line": fmt.data_line,
+            "records": self.records,
+            "valid": self.records - self.invalid,
+            "invalid": self.invalid,
+            "phone_field": {"name": self.phone.name, "source": self.phone.source.value},
+            "campaign": (
+                None
+                if self.campaign is None
+                else {"id": self.campaign.id, "name": self.campaign.name}
+            ),
+            "samples": [{"line": line, "record": record} for line, record in self.samples],
+            "groups": [group.to_json() for group in self.groups],
+            "notes": list(self.notes),
+        }
+
+
+# --- choosing things -------------------------------------------------------------------------
+
+
+def select_campaign(schema: Schema, campaign_id: str | None) -> Campaign:
+    """The campaign of ``schema`` to check against: ``campaign_id``, or its only campaign."""
+    ids = ", ".join(c.id for c in schema.campaigns)
+    if campaign_id:
+        campaign = schema.campaign(str(campaign_id))
+        if campaign is None:
+            raise ConfigError(f"--campaign {campaign_id}: the schema has no such campaign ({ids})")
+        return campaign
+    if len(schema.campaigns) == 1:
+        return schema.campaigns[0]
+    raise ConfigError(f"the schema has several campaigns; choose one with --campaign ({ids})")
+
+
+def choose_phone_field(
+    fmt: FileFormat, given: str = "", campaign: Campaign | None = None
+) -> PhoneChoice:
+    """The phone field: ``given`` (``--phone-field``), else the campaign's key field or a
+    required field if it is named like a phone, else a field named like ``PHONE_NAMES``
+    (case-insensitive), else none."""
+    names = [name for name in fmt.fields if name is not None] + [n for n, _ in fmt.constants]
+    if given:
+        if campaign is not None and given not in names:
+            # The server accepts a display name too: check the column that resolves to it.
+            wanted = campaign.resolve(given)
+            match = next((n for n in names if wanted and campaign.resolve(n) == wanted), None)
+            if match is not None:
+                return PhoneChoice(match, PhoneSource.OPTION)
+        return PhoneChoice(given, PhoneSource.OPTION)
+    if campaign is not None:
+        # The key field first, then required fields; only one whose name or display name
+        # says phone (a campaign may be keyed on an e-mail address).
+        specs = sorted(campaign.fields, key=lambda s: s.name != campaign.key_field)
+        for spec in specs:
+            if spec.name != campaign.key_field and not spec.required:
+                continue
+            if not (is_phone_like(spec.name) or is_phone_like(spec.display)):
+                continue
+            match = next((n for n in names if campaign.resolve(n) == spec.name), None)
+            if match is not None:
+                return PhoneChoice(match, PhoneSource.SCHEMA)
+    lowered = {name.lower(): name for name in reversed(names)}
+    for wanted in PHONE_NAMES:
+        if wanted in lowered:
+            return PhoneChoice(lowered[wanted], PhoneSource.NAME)
+    return PhoneChoice(None, PhoneSource.NONE)
+
+
+def is_phone_like(name: str) -> bool:
+    """Whether a field's name says it holds a phone number (``phone2``, ``Mobile``, ``手机``)."""
+    return _PHONE_LIKE.fullmatch(name) is not None
+
+
+def classify_phone(value: str) -> tuple[str | None, str | None]:
+    """``(group code or None, normalised number or None)`` for a non-empty phone value.
+
+    The number is what duplicates are compared on: digits, with a leading ``+`` kept.
+    """
+    if value.isdigit() and value.isascii():
+        return None, value
+    if _SCIENTIFIC.fullmatch(value.strip()):
+        return "excel-scientific", None
+    if value.startswith("'"):
+        rest = value[1:]
+        _, number = classify_phone(rest) if rest else (None, None)
+        return "excel-apostrophe", number
+    decimal = _DECIMAL.fullmatch(value)
+    if decimal:
+        return "excel-decimal", decimal.group(1)
+    if _INTERNATIONAL.fullmatch(value) and value.isascii():
+        return None, value
+    if _SEPARATED.fullmatch(value) and value.isascii():
+        digits = _NOT_DIGIT.sub("", value)
+        return "phone-separators", ("+" + digits) if value.lstrip().startswith("+") else digits
+    return "phone-not-a-number", None
+
+
+def invalid_code(reason: str) -> str:
+    """The group of a row the reader marked invalid, from its reason."""
+    if reason == "empty line":
+        return "invalid-empty-line"
+    if reason == "no values":
+        return "invalid-no-values"
+    if _CELLS_REASON.fullmatch(reason):
+        return "invalid-cells"
+    if reason.startswith("undecodable"):
+        return "invalid-encoding"
+    if reason.startswith("unreadable CSV"):
+        return "invalid-csv"
+    if "'|" in reason or "|'" in reason:
+        return "invalid-pipe"
+    return "invalid-other"
+
+
+def _show(value: str, limit: int = 60) -> str:
+    """A value quoted for a one-line message, cut to ``limit`` characters."""
+    if len(value) > limit:
+        return repr(value[:limit]) + f"... ({len(value):,} characters)"
+    return repr(value)
+
+
+# --- the duplicate store ---------------------------------------------------------------------
+
+
+class _PhoneStore:
+    """Every (line, phone number) of the file, in a private temporary SQLite database.
+
+    An empty file name makes SQLite create an on-disk database that it deletes on close; its
+    page cache is bounded, so memory stays flat however many numbers the file holds.
+    """
+
+    def __init__(self) -> None:
+        self._db = sqlite3.connect("")
+        self._db.executescript(
+            f"""
+            PRAGMA journal_mode = OFF;
+            PRAGMA synchronous = OFF;
+            PRAGMA temp_store = FILE;
+            PRAGMA cache_size = -{_CACHE_KIB};
+            CREATE TABLE phones (line INTEGER PRIMARY KEY, phone TEXT NOT NULL);
+            """
+        )
+
+    def add(self, pairs: list[tuple[int, str]]) -> None:
+        self._db.executemany("INSERT INTO phones VALUES (?, ?)", pairs)
+
+    def duplicates(self, limit: int | None) -> tuple[int, list[tuple[int, str, int]]]:
+        """The number of rows whose phone is on an earlier line, and the first ``limit`` of
+        them as ``(line, phone, first line)``."""
+        self._db.execute("CREATE INDEX phones_by_phone ON phones (phone, line)")
+        # Grouping walks the index; count(DISTINCT phone) would sort the table again.
+        (total,) = self._db.execute(
+            "SELECT coalesce(sum(n - 1), 0) FROM "
+            "(SELECT count(*) AS n FROM phones GROUP BY phone HAVING n > 1)"
+        ).fetchone()
+        rows = self._db.execute(
+            """
+            WITH firsts AS (
+                SELECT phone, min(line) AS first FROM phones
+                GROUP BY phone HAVING count(*) > 1
+            )
+            SELECT p.line, p.phone, f.first
+            FROM phones AS p JOIN firsts AS f ON p.phone = f.phone AND p.line > f.first
+            ORDER BY p.line LIMIT ?
+            """,
+            (-1 if limit is None else limit,),
+        ).fetchall()
+        return int(total), [(int(a), str(b), int(c)) for a, b, c in rows]
+
+    def of_length(self, digits: int, limit: int | None) -> list[tuple[int, str]]:
+        """The first ``limit`` digit-only numbers of exactly ``digits`` digits."""
+        rows = self._db.execute(
+            "SELECT line, phone FROM phones WHERE length(phone) = ? AND phone NOT LIKE '+%' "
+            "ORDER BY line LIMIT ?",
+            (digits, -1 if limit is None else limit),
+        ).fetchall()
+        return [(int(line), str(phone)) for line, phone in rows]
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# --- the checker -----------------------------------------------------------------------------
+
+
+class Checker:
+    """Accumulates the findings about one file, batch by batch; use it as a context manager
+    (it holds a temporary database) or call ``finish()``, which closes it."""
+
+    def __init__(self, fmt: FileFormat, options: CheckOptions | None = None) -> None:
+        self.fmt = fmt
+        self.options = options or CheckOptions()
+        self.phone = choose_phone_field(fmt, self.options.phone_field, self.options.campaign)
+        self.records = 0
+        self.invalid = 0
+        self.empty_lines = 0
+        self.last_line = fmt.data_line - 1
+        self.samples: list[tuple[int, str]] = []
+        self.notes: list[str] = []
+        self._groups: dict[str, Group] = {}
+        self._lengths: Counter[int] = Counter()
+        self._store = _PhoneStore()
+        self._limit = self.options.example_limit
+        self._sent = [(i, name) for i, name in enumerate(fmt.fields) if name is not None]
+        self._phone_index: int | None = None
+        if self.phone.name is not None and self.phone.name in fmt.fields:
+            self._phone_index = fmt.fields.index(self.phone.name)
+        self._other_phones = [
+            (i, name) for i, name in self._sent if i != self._phone_index and is_phone_like(name)
+        ]
+        self._required = self._required_columns()
+        self._file_level_checks()
+
+    # --- file-level findings (the header, the mapping, the schema)
+
+    def _required_columns(self) -> list[tuple[int, str]]:
+        campaign = self.options.campaign
+        required: list[tuple[int, str]] = []
+        if campaign is None:
+            return required
+        wanted = {s.name for s in campaign.fields if s.required or s.name == campaign.key_field}
+        for index, name in self._sent:
+            if index != self._phone_index and campaign.resolve(name) in wanted:
+                required.append((index, name))
+        return required
+
+    def _file_level_checks(self) -> None:
+        fmt, phone, campaign = self.fmt, self.phone, self.options.campaign
+        constants = [name for name, _ in fmt.constants]
+        if phone.source is PhoneSource.NONE:
+            self.notes.append(
+                "no phone field: no field is named "
+                + ", ".join(PHONE_NAMES)
+                + "; give --phone-field to check phone numbers"
+            )
+        elif phone.name in constants:
+            self.notes.append(f"the phone field {phone.name!r} is a constant (--set): not checked")
+        elif self._phone_index is None:
+            self._add(
+                "phone-field-missing",
+                Finding(
+                    None,
+                    f"--phone-field {phone.name!r}: no column maps to it; the columns are "
+                    + ", ".join(fmt.header)
+                    + f"; map one with --map COLUMN={phone.name}",
+                ),
+            )
+        if campaign is None:
+            return
+        where = f"campaign {campaign.id} ({campaign.name!r})"
+        for column, name in zip(fmt.header, fmt.fields, strict=True):
+            if name is not None and campaign.resolve(name) is None:
+                how = f"column {column!r}" if column == name else f"column {column!r} as {name!r}"
+                self._add(
+                    "schema-unknown-field",
+                    Finding(
+                        None,
+                        f"{how}: {where} has no such field; rename it with "
+                        f"--map {column}=FIELD or drop it with --map {column}=",
+                        name,
+                    ),
+                )
+        for name in constants:
+            if campaign.resolve(name) is None:
+                self._add(
+                    "schema-unknown-field",
+                    Finding(None, f"--set {name}=...: {where} has no such field", name),
+                )
+        if (
+            phone.source is PhoneSource.OPTION
+            and phone.name
+            and campaign.resolve(phone.name) is None
+        ):
+            self._add(
+                "schema-unknown-field",
+                Finding(
+                    None,
+                    f"--phone-field {phone.name}: {where} has no such field; "
+                    "the server refuses every record",
+                    phone.name,
+                ),
+            )
+        present = {campaign.resolve(name) for name in [*fmt.fields, *constants] if name}
+        for spec in campaign.fields:
+            if (spec.required or spec.name == campaign.key_field) and spec.name not in present:
+                label = f"{spec.name!r}" + (f" ({spec.display})" if spec.display else "")
+                what = "the key field" if spec.name == campaign.key_field else "required field"
+                self._add(
+                    "schema-missing-required",
+                    Finding(
+                        None,
+                        f"{what} {label} of {where}: no column maps to it; "
+                        f"map one with --map COLUMN={spec.name}",
+                        spec.name,
+                    ),
+                )
+
+    # --- rows
+
+    def _add(self, code: str, finding: Finding) -> None:
+        group = self._groups.get(code)
+        if group is None:
+            group = self._groups[code] = Group(code)
+        group.count += 1
+        if self._limit is None or len(group.examples) < self._limit:
+            group.examples.append(finding)
+
+    def add(self, rows: Iterable[NewRow]) -> None:
+        """Check a batch of rows (in file order)."""
+        add = self._add
+        phone_index = self._phone_index
+        phone_name = self.phone.name
+        max_length = self.options.max_length
+        numbers: list[tuple[int, str]] = []
+        lengths = self._lengths
+        for row in rows:
+            self.records += 1
+            line = row.line
+            self.last_line = line
+            if row.state is not RowState.PENDING or row.record is None:
+                self._invalid_row(row)
+                continue
+            cells, record = row.cells, row.record
+            if len(self.samples) < SAMPLE_RECORDS:
+                self.samples.append((line, record))
+            # Both pre-tests look at the whole record at once: most rows pass them.
+            if len(record) > max_length:
+                self._long_values(line, cells)
+            if _SCIENTIFIC_HINT.search(record):
+                self._scientific_values(line, cells)
+            if phone_index is not None:
+                value = cells[phone_index]
+                if not value:
+                    add("required-empty", Finding(line, f"{phone_name} is empty", phone_name, ""))
+                else:
+                    code, number = classify_phone(value)
+                    if code is not None and code != "excel-scientific":
+                        add(code, _phone_finding(line, code, phone_name, value))
+                    if number is not None:
+                        numbers.append((line, number))
+                        if number[0] != "+":
+                            lengths[len(number)] += 1
+            for index, name in self._other_phones:
+                value = cells[index]
+                if value and not (value.isdigit() and value.isascii()):
+                    code, _ = classify_phone(value)
+                    if code is not None and code != "excel-scientific":
+                        add(code, _phone_finding(line, code, name, value))
+            for index, name in self._required:
+                if not cells[index]:
+                    add("required-empty", Finding(line, f"{name} is empty", name, ""))
+        if numbers:
+            self._store.add(numbers)
+
+    def _invalid_row(self, row: NewRow) -> None:
+        self.invalid += 1
+        reason = row.reason or "invalid"
+        code = invalid_code(reason)
+        if code == "invalid-empty-line":
+            self.empty_lines += 1
+        self._add(code, Finding(row.line, reason))
+
+    def _long_values(self, line: int, cells: tuple[str, ...]) -> None:
+        limit = self.options.max_length
+        for index, name in self._sent:
+            value = cells[index]
+            if len(value) > limit:
+                self._add(
+                    "value-too-long",
+                    Finding(
+                        line,
+                        f"{name} has {len(value):,} characters (more than {limit:,})",
+                        name,
+                        value[:60],
+                    ),
+                )
+
+    def _scientific_values(self, line: int, cells: tuple[str, ...]) -> None:
+        for index, name in self._sent:
+            value = cells[index].strip()
+            if _SCIENTIFIC.fullmatch(value):
+                self._add(
+                    "excel-scientific",
+                    Finding(
+                        line,
+                        f"{name} {value!r} is in scientific notation: its digits are lost; "
+                        "re-export the column as text",
+                        name,
+                        value,
+                    ),
+                )
+
+    # --- the end
+
+    def _truncated(self) -> None:
+        total = sum(self._lengths.values())
+        if total < TRUNCATED_MIN_NUMBERS:
+            return
+        length, count = self._lengths.most_common(1)[0]
+        share = count / total
+        short = self._lengths.get(length - 1, 0)
+        if share < TRUNCATED_DOMINANT_SHARE or not short:
+            return
+        group = self._groups["phone-truncated"] = Group("phone-truncated", short)
+        for line, number in self._store.of_length(length - 1, self._limit):
+            group.examples.append(
+                Finding(
+                    line,
+                    f"{self.phone.name} {number!r} has {length - 1} digits where {share:.0%} of "
+                    f"the {total:,} numbers have {length}: Excel drops a leading 0",
+                    self.phone.name,
+                    number,
+                )
+            )
+
+    def _duplicates(self) -> None:
+        count, examples = self._store.duplicates(self._limit)
+        if not count:
+            return
+        group = self._groups["duplicate-phone"] = Group("duplicate-phone", count)
+        for line, number, first in examples:
+            group.examples.append(
+                Finding(
+                    line,
+                    f"{self.phone.name} {number!r} is already on line {first}",
+                    self.phone.name,
+                    number,
+                )
+            )
+
+    def finish(
+        self,
+        *,
+        path: str,
+        bom: bool = False,
+        encoding_given: bool = False,
+        delimiter_given: bool = False,
+    ) -> CheckReport:
+        """The report; closes the temporary database."""
+        try:
+            if self._phone_index is not None:
+                self._truncated()
+                self._duplicates()
+        finally:
+            self.close()
+        wrong_width = self._groups["invalid-cells"].count if "invalid-cells" in self._groups else 0
+        groups = tuple(self._groups[code] for code in GROUP_TITLES if code in self._groups)
+        return CheckReport(
+            path=path,
+            format=self.fmt,
+            bom=bom,
+            encoding_given=encoding_given,
+            delimiter_given=delimiter_given,
+            records=self.records,
+            invalid=self.invalid,
+            last_line=self.last_line,
+            fitting=self.records - self.empty_lines - wrong_width,
+            phone=self.phone,
+            campaign=self.options.campaign,
+            samples=tuple(self.samples),
+            groups=groups,
+            notes=tuple(self.notes),
+        )
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Checker:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _phone_finding(line: int, code: str, name: str | None, value: str) -> Finding:
+    what = {
+        "excel-decimal": "ends in .0; re-export the column as text",
+        "excel-apostrophe": "starts with Excel's ' mark",
+        "phone-separators": "has separators; the dialer may want digits only",
+        "phone-not-a-number": "is not a phone number",
+    }[code]
+    return Finding(line, f"{name} {_show(value)} {what}", name, value)
+
+
+# --- the file --------------------------------------------------------------------------------
+
+
+def has_bom(path: Path) -> bool:
+    """Whether ``path`` starts with a UTF-8/16/32 byte-order mark."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return head.startswith(_BOMS)
+
+
+def check_file(
+    path: Path,
+    reader_options: ReaderOptions | None = None,
+    options: CheckOptions | None = None,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+) -> CheckReport:
+    """Read ``path`` as ``run`` would and check every record.
+
+    ``on_progress`` gets the byte offset reached after each batch. Raises ``InputError`` when
+    the file cannot be read and ``ConfigError`` for a bad option, as the reader does.
+    """
+    reader_options = reader_options or ReaderOptions()
+    fmt = sniff_format(path, reader_options)
+    with Checker(fmt, options) as checker:
+        for batch in read_batches(path, fmt):
+            checker.add(batch.rows)
+            if on_progress is not None:
+                on_progress(batch.end_offset)
+        return checker.finish(
+            path=str(path),
+            bom=has_bom(path),
+            encoding_given=bool(reader_options.encoding),
+            delimiter_given=bool(reader_options.delimiter),
+        )
+
+
+# --- text ------------------------------------------------------------------------------------
+
+
+def _encoding_source(report: CheckReport) -> str:
+    if report.encoding_given:
+        return "option"
+    return "bom" if report.bom else "detected"
+
+
+def _describe_encoding(report: CheckReport) -> str:
+    fmt = report.format
+    source = _encoding_source(report)
+    if source == "option":
+        return f"{fmt.encoding} (given with --encoding)"
+    if source == "bom":
+        return f"{fmt.encoding} with a byte-order mark (certain)"
+    if fmt.encoding == "utf-8" and fmt.encoding_confidence >= 1.0:
+        return "utf-8, no byte-order mark (certain: it decodes as UTF-8)"
+    text = f"{fmt.encoding} (detected, {fmt.encoding_confidence:.0%} sure)"
+    if fmt.encoding_confidence < 0.8:
+        text += "; if the names look wrong, try --encoding gb18030 (or big5, cp1252)"
+    return text
+
+
+def _describe_delimiter(report: CheckReport) -> str:
+    fmt = report.format
+    shown = "tab" if fmt.delimiter == "\t" else repr(fmt.delimiter)
+    how = "given with --delimiter" if report.delimiter_given else "sniffed"
+    lines = report.records - sum(g.count for g in report.groups if g.code == "invalid-empty-line")
+    return (
+        f"{shown} ({how}; {report.fitting:,} of {lines:,} records have the header's "
+        f"{len(fmt.header)} cells)"
+    )
+
+
+def _describe_phone(report: CheckReport) -> str:
+    phone = report.phone
+    if phone.source is PhoneSource.OPTION:
+        return f"{phone.name} (given with --phone-field)"
+    if phone.source is PhoneSource.SCHEMA and report.campaign is not None:
+        return f"{phone.name} (the phone field campaign {report.campaign.id} requires)"
+    if phone.source is PhoneSource.NAME:
+        return f"{phone.name} (found by its name; --phone-field chooses another)"
+    return "none (no phone checks; give --phone-field)"
+
+
+def render_text(
+    report: CheckReport, *, examples: int | None = TEXT_EXAMPLES, quiet: bool = False
+) -> str:
+    """The report for a person: the file's format, then each group with its line numbers,
+    then one summary line. ``examples`` per group (``None``: every one collected)."""
+    out: list[str] = []
+    fmt = report.format
+    if not quiet:
+
+        def item(label: str, text: str) -> None:
+            out.append(f"  {label:<10} {text}")
+
+        first, last = fmt.data_line, report.last_line
+        span = f"lines {first:,}-{last:,}" if report.records else "no records"
+        out.append(report.path)
+        item("encoding", _describe_encoding(report))
+        item("delimiter", _describe_delimiter(report))
+        readable = report.records - report.invalid
+        item(
+            "records",
+            f"{report.records:,} ({span}): {readable:,} readable, {report.invalid:,} invalid",
+        )
+        if report.campaign is not None:
+            item("campaign", f"{report.campaign.id} ({report.campaign.name})")
+        item("phone", _describe_phone(report))
+        width = max(len(column) for column in fmt.header)
+        label = "columns"
+        for column, name in zip(fmt.header, fmt.fields, strict=True):
+            item(label, f"{column:<{width}} -> {name if name is not None else '(dropped)'}")
+            label = ""
+        for name, value in fmt.constants:
+            item(label, f"{name} = {value!r} (--set)")
+        label = "samples"
+        for line, record in report.samples:
+            item(label, f"line {line}: {record}")
+            label = ""
+        for note in report.notes:
+            item("note", note)
+        out.append("")
+    for group in report.groups:
+        out.append(f"{group.code}: {group.title} ({group.count:,})")
+        shown = group.examples if examples is None else group.examples[:examples]
+        for finding in shown:
+            where = f"line {finding.line}" if finding.line is not None else "file"
+            out.append(f"  {where}: {finding.message}")
+        more = group.count - len(shown)
+        if more:
+            out.append(f"  ... and {more:,} more (--all lists every one)")
+        out.append("")
+    if report.clean:
+        out.append(f"No problems in {report.records:,} records; nothing was sent.")
+    else:
+        groups = len(report.groups)
+        out.append(
+            f"Found {report.problems:,} problem{'s' if report.problems != 1 else ''} in "
+            f"{groups} group{'s' if groups != 1 else ''} ({report.records:,} records); "
+            "nothing was sent."
+        )
+    return "\n".join(out)
