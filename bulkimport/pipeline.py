@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,12 @@ import aiohttp
 
 from bulkimport.dispatch import Dispatcher, HttpTransport, SendEnd, SendResult
 from bulkimport.errors import ConfigError, InputError
+from bulkimport.joblog import event
 from bulkimport.progress import Progress
 from bulkimport.protocol import describe_code
 from bulkimport.queue import Job, Queue
 from bulkimport.reader import Batch, FileFormat, ReaderOptions, read_batches, sniff_format
-from bulkimport.report import default_report_path, write_report
+from bulkimport.report import default_report_path, is_report, write_report
 from bulkimport.rows import FileIdentity
 from bulkimport.settings import Settings, Target
 from bulkimport.states import JobState, RowState
@@ -140,7 +142,10 @@ class StopSignal:
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
-        log.warning("stopping: finishing the calls in flight (Ctrl-C again to quit at once)")
+        log.warning(
+            "stopping: finishing the calls in flight (Ctrl-C again to quit at once)",
+            extra=event("stop", reason="signal"),
+        )
         for callback in self._callbacks:
             callback()
 
@@ -176,7 +181,13 @@ async def open_job(
         if job is not None:
             say(f"resuming job {job.id} ({job.state.value}) for {path}; --new starts afresh")
             return job
-    fmt = await asyncio.to_thread(sniff_format, path, reader_options(settings))
+    options = reader_options(settings)
+    if await asyncio.to_thread(is_report, path):
+        # A failed-rows report is always UTF-8, comma-separated, with no title lines, whatever
+        # the profile says about the original file; its mapping still applies.
+        options = dataclasses.replace(options, encoding=None, delimiter=None, skip_rows=0)
+        say(f"{path} is a failed-rows report: reading it as UTF-8 CSV, its _ columns dropped")
+    fmt = await asyncio.to_thread(sniff_format, path, options)
     stored = {k: v for k, v in settings.values.items() if k != "password"}
     job = await queue.create_job(identity, target.key, stored, fmt.to_json())
     say(
@@ -283,8 +294,22 @@ async def send_job(
         fatal = result.fatal
         reason = fatal_reason(fatal.code, fatal.message)
         await queue.set_job_state(job.id, JobState.STOPPED, reason)
+        # The command line prints the reason itself: the terminal needs it once.
+        log.error(
+            "job %d stopped: %s",
+            job.id,
+            reason,
+            extra=event(
+                "stop", file_only=True, job=job.id, state="stopped", code=fatal.code, reason=reason
+            ),
+        )
     elif result.end is SendEnd.STOPPED:
         await queue.set_job_state(job.id, JobState.INTERRUPTED, "interrupted")
+        log.warning(
+            "job %d interrupted",
+            job.id,
+            extra=event("stop", file_only=True, job=job.id, state="interrupted", reason="signal"),
+        )
     else:
         await queue.set_job_state(job.id, JobState.FINISHED)
     return result
@@ -309,17 +334,23 @@ async def run_pipeline(
     job_id: int | None = None,
     new: bool = False,
     send: bool = True,
+    retry_states: Collection[RowState] = (),
     progress: Progress | None = None,
     say: Callable[[str], None] = lambda text: None,
     report_path: Path | None = None,
 ) -> JobSummary:
     """Create or find the job, read it, send it (unless ``send`` is false), write the report.
 
+    ``retry_states`` (``retry``): rows of the job in these states go back to pending, with
+    their attempts reset, before sending. With ``settings.skip_unchanged``, rows already
+    loaded by an earlier job to the same target are marked skipped before sending.
+
     The summary's job state says how it ended: ``finished``, ``stopped`` (a fatal answer),
     ``interrupted`` (a signal) or ``ready`` (staged); all but ``finished`` are resumable.
     """
     progress = progress or Progress(bars=False)
     stop = StopSignal()
+    started = time.monotonic()
     with stop.watch():
         async with queue.runner_lock():
             if path is not None:
@@ -327,25 +358,95 @@ async def run_pipeline(
             else:
                 assert job_id is not None
                 job = await queue.get_job(job_id)
+            _log_start(job, settings, send=send)
             job = await read_job(queue, job, progress, stop)
             if not send or stop.requested:
-                return await summarize(queue, job.id)
+                return _finish_log(await summarize(queue, job.id), started)
             if password is None:
                 raise ConfigError("no password")
-            started = time.monotonic()
+            if retry_states:
+                reset = await queue.reset_rows(job.id, retry_states)
+                names = " and ".join(sorted(state.value for state in retry_states))
+                say(f"job {job.id}: {reset:,} {names} rows back to pending")
+                log.info(
+                    "job %d: %d rows to retry",
+                    job.id,
+                    reset,
+                    extra=event("retry", file_only=True, job=job.id, rows=reset),
+                )
+            if settings.skip_unchanged:
+                await _skip_unchanged(queue, job, settings, say)
             await send_job(queue, job, settings, password, progress, stop)
             report = None
             counts = await queue.counts(job.id)
             if any(n for state, n in counts.items() if state.is_problem):
-                target_path = report_path or default_report_path(queue.path, job.id)
+                target_path = (report_path or default_report_path(queue.path, job.id)).absolute()
                 await write_report(queue, job.id, target_path)
                 report = str(target_path)
-            summary = await summarize(queue, job.id, report=report)
-            log.info(
-                "job %d %s in %.1fs: %s",
-                job.id,
-                summary.state.value,
-                time.monotonic() - started,
-                ", ".join(f"{s.value} {n}" for s, n in counts.items() if n),
-            )
-            return summary
+            return _finish_log(await summarize(queue, job.id, report=report), started)
+
+
+def _log_start(job: Job, settings: Settings, *, send: bool) -> None:
+    # `values` never holds the password (see settings.resolve); only where to find it.
+    log.info(
+        "job %d start: %s to %s",
+        job.id,
+        job.file.path,
+        job.target_key,
+        extra=event(
+            "start",
+            file_only=True,
+            job=job.id,
+            state=job.state.value,
+            file=job.file.path,
+            target=job.target_key,
+            send=send,
+            settings=dict(settings.values),
+        ),
+    )
+
+
+async def _skip_unchanged(
+    queue: Queue, job: Job, settings: Settings, say: Callable[[str], None]
+) -> None:
+    """Mark the rows an earlier job already loaded to this target as skipped.
+
+    Idempotent: on a resume it finds nothing new to skip among the rows still pending.
+    """
+    target = _target(settings)
+    skipped = await queue.mark_unchanged_skipped(job.id, target.key)
+    pending = (await queue.counts(job.id))[RowState.PENDING]
+    say(
+        f"job {job.id}: {skipped:,} rows skipped (unchanged since an earlier job), "
+        f"{pending:,} to send"
+    )
+    log.info(
+        "job %d: %d unchanged rows skipped",
+        job.id,
+        skipped,
+        extra=event("skip_unchanged", file_only=True, job=job.id, skipped=skipped, pending=pending),
+    )
+
+
+def _finish_log(summary: JobSummary, started: float) -> JobSummary:
+    seconds = time.monotonic() - started
+    counts = ", ".join(f"{s.value} {n}" for s, n in summary.counts.items() if n)
+    log.info(
+        "job %d %s in %.1fs: %s",
+        summary.job,
+        summary.state.value,
+        seconds,
+        counts or "no rows",
+        extra=event(
+            "summary",
+            job=summary.job,
+            state=summary.state.value,
+            seconds=round(seconds, 3),
+            total=summary.total,
+            counts={state.value: n for state, n in summary.counts.items()},
+            resent_unknown=summary.resent_unknown,
+            reason=summary.message,
+            report=summary.report,
+        ),
+    )
+    return summary

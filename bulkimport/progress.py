@@ -1,9 +1,9 @@
 """Progress while reading and sending: tqdm bars at a terminal, periodic log lines elsewhere.
 
 The bars write to stderr and only when a person is watching (stderr is a terminal and not
-``--quiet``). Otherwise a one-line summary is logged every ``interval_s`` to the
-``bulkimport.progress`` logger, which the command line sends to stderr (unless quiet) and to
-the ``--log`` file.
+``--quiet``). Whatever the bars do, a ``progress`` event is logged every ``interval_s`` to the
+``bulkimport.progress`` logger, which the command line sends to the ``--log`` file, and to
+stderr when no bar shows it (unless quiet).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 from tqdm import tqdm
 
 from bulkimport.dispatch import SendCounts
+from bulkimport.joblog import event
 from bulkimport.states import RowState
 
 log = logging.getLogger("bulkimport.progress")
@@ -61,9 +62,22 @@ class Progress:
         if self._bar is not None:
             self._bar.update(offset - self._bar.n)
             self._bar.set_postfix_str(f"{rows:,} rows", refresh=False)
-        elif self._due():
+        if self._due():
             share = 100.0 * offset / total_bytes if total_bytes else 100.0
-            log.info("job %d: reading %.0f%% (%s rows)", self._job_id, share, f"{rows:,}")
+            log.info(
+                "job %d: reading %.0f%% (%s rows)",
+                self._job_id,
+                share,
+                f"{rows:,}",
+                extra=event(
+                    "progress",
+                    job=self._job_id,
+                    phase="reading",
+                    bytes=offset,
+                    total_bytes=total_bytes,
+                    rows=rows,
+                ),
+            )
 
     def end_reading(self, rows: int) -> None:
         self._close()
@@ -94,21 +108,36 @@ class Progress:
                 f"rejected {counts.rejected} failed {counts.failed} retried {counts.retried}",
                 refresh=False,
             )
-        elif self._due():
+        if self._due():
             elapsed = time.monotonic() - self._started_s
             rate = _rate(finished, elapsed)
             left = self._total - self._base_terminal - finished
-            eta = f"{left / rate:.0f}s" if rate > 0 else "?"
+            eta_s = left / rate if rate > 0 else None
             log.info(
                 "job %d: %s/%s rows, %.1f rows/s, ETA %s, rejected %d, failed %d, retried %d",
                 self._job_id,
                 f"{self._base_terminal + finished:,}",
                 f"{self._total:,}",
                 rate,
-                eta,
+                "?" if eta_s is None else f"{eta_s:.0f}s",
                 counts.rejected,
                 counts.failed,
                 counts.retried,
+                extra=event(
+                    "progress",
+                    job=self._job_id,
+                    phase="sending",
+                    settled=self._base_terminal + finished,
+                    total=self._total,
+                    rate_per_s=round(rate, 2),
+                    eta_s=None if eta_s is None else round(eta_s, 1),
+                    sent=counts.sent,
+                    done=counts.done,
+                    duplicate=counts.duplicate,
+                    rejected=counts.rejected,
+                    failed=counts.failed,
+                    retried=counts.retried,
+                ),
             )
 
     def end_sending(self) -> None:

@@ -9,6 +9,9 @@ Life of a row: ``add_rows`` (pending or invalid) → ``claim_batch`` (in_flight)
 ``record_results`` (terminal, or pending again with a time for the retry). ``release`` gives
 back rows claimed but never sent; ``recover_in_flight`` gives back the rows a dead runner
 left in flight and counts them as "resent after an unknown outcome".
+
+Incremental loads: ``mark_unchanged_skipped``. Remote imports (``bulkimport remote``) have no
+rows; ``add_remote_import`` keeps what was asked and answered, ``list_remote_imports`` lists them.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import re
 import sqlite3
 import time
+import urllib.parse
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,10 +36,11 @@ from typing import Any, NamedTuple, Self
 import aiosqlite
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
+from bulkimport.remote import RemoteState
 from bulkimport.rows import ClaimedRow, FileIdentity, NewRow, RowResult
 from bulkimport.states import JobState, RowState
 
-__all__ = ["Job", "Migration", "Queue", "RowView", "load_migrations"]
+__all__ = ["Job", "Migration", "Queue", "RemoteImport", "RowView", "load_migrations"]
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -50,6 +55,10 @@ _JOB_COLUMNS = (
     " message, created_at, updated_at, started_at, finished_at"
 )
 _ROW_VIEW_COLUMNS = "id, line, state, cells, record, attempts, last_code, last_message"
+_REMOTE_COLUMNS = (
+    "id, created_at, source, url, target_key, exetime, delrow, server_job_id, state, code,"
+    " message, attempts"
+)
 
 # The same expression as the rows_problem partial index, so that SQLite can use it.
 _PROBLEM_WHERE = (
@@ -89,6 +98,40 @@ class RowView(NamedTuple):
     attempts: int
     last_code: str | None
     last_message: str | None
+
+
+@dataclass(frozen=True)
+class RemoteImport:
+    """One ``source=http|ftp`` import as recorded: what was asked, what the server said."""
+
+    id: int
+    created_at: float
+    source: str  # "http" or "ftp"
+    url: str  # the file's URL, credentials taken out
+    target_key: str
+    exetime: str
+    delrow: str
+    server_job_id: str | None  # set when the server accepted it
+    state: RemoteState
+    code: str | None
+    message: str | None
+    attempts: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": self.created_at,
+            "source": self.source,
+            "url": self.url,
+            "target": self.target_key,
+            "exetime": self.exetime,
+            "delrow": self.delrow,
+            "server_job_id": self.server_job_id,
+            "state": self.state.value,
+            "code": self.code,
+            "message": self.message,
+            "attempts": self.attempts,
+        }
 
 
 class Migration(NamedTuple):
@@ -181,6 +224,23 @@ def _view_from_row(row: sqlite3.Row | tuple[Any, ...]) -> RowView:
         attempts=row[5],
         last_code=row[6],
         last_message=row[7],
+    )
+
+
+def _remote_from_row(row: sqlite3.Row | tuple[Any, ...]) -> RemoteImport:
+    return RemoteImport(
+        id=row[0],
+        created_at=row[1],
+        source=row[2],
+        url=row[3],
+        target_key=row[4],
+        exetime=row[5],
+        delrow=row[6],
+        server_job_id=row[7],
+        state=RemoteState(row[8]),
+        code=row[9],
+        message=row[10],
+        attempts=row[11],
     )
 
 
@@ -745,3 +805,57 @@ class Queue:
                 total += cursor.rowcount
                 await cursor.close()
             after_id = last_id
+
+    # -------------------------------------------------------------------- remote imports
+
+    async def add_remote_import(
+        self,
+        *,
+        source: str,
+        url: str,
+        target_key: str,
+        exetime: str,
+        delrow: str,
+        server_job_id: str | None,
+        state: RemoteState,
+        code: str | None,
+        message: str | None,
+        attempts: int,
+    ) -> RemoteImport:
+        """Record one remote import; ``url`` must hold no credentials (``ConfigError``)."""
+        parts = urllib.parse.urlsplit(url)
+        if parts.username is not None or parts.password is not None:
+            raise ConfigError("refusing to store a URL that holds credentials")
+        async with self._lock, self._transaction():
+            cursor = await self._conn.execute(
+                "INSERT INTO remote_imports (created_at, source, url, target_key, exetime,"
+                " delrow, server_job_id, state, code, message, attempts)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    time.time(),
+                    source,
+                    url,
+                    target_key,
+                    exetime,
+                    delrow,
+                    server_job_id,
+                    state.value,
+                    code,
+                    message,
+                    attempts,
+                ),
+            )
+            remote_id = cursor.lastrowid
+            await cursor.close()
+            rows = await self._conn.execute_fetchall(
+                f"SELECT {_REMOTE_COLUMNS} FROM remote_imports WHERE id = ?", (remote_id,)
+            )
+        return _remote_from_row(next(iter(rows)))
+
+    async def list_remote_imports(self) -> list[RemoteImport]:
+        """Every remote import, oldest first."""
+        async with self._lock:
+            rows = await self._conn.execute_fetchall(
+                f"SELECT {_REMOTE_COLUMNS} FROM remote_imports ORDER BY id"
+            )
+        return [_remote_from_row(row) for row in rows]

@@ -3,22 +3,60 @@
 Columns: the file's own header, in its order, then ``_line``, ``_state``, ``_code`` and
 ``_message``. The reader drops those four columns, so a fixed report is fed to ``run`` as is.
 Written as UTF-8 with a BOM, which Excel needs to show non-ASCII text, and which the reader
-strips.
+strips; whatever the original file's encoding and delimiter were, a report is UTF-8 and
+comma-separated, and ``is_report`` recognises one so that a profile written for the original
+file (``encoding``, ``delimiter``, ``skip_rows``) does not misread it.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
+from bulkimport.errors import ConfigError
 from bulkimport.queue import Queue
 from bulkimport.reader import FileFormat
 from bulkimport.states import RowState
 
 REPORT_COLUMNS = ("_line", "_state", "_code", "_message")
 PROBLEM_STATES = frozenset(state for state in RowState if state.is_problem)
+_HEAD_BYTES = 64 * 1024
+
+
+def parse_states(items: Iterable[str]) -> frozenset[RowState]:
+    """``["failed,rejected", "invalid"]`` → those states; ``ConfigError`` for any other.
+
+    Empty: every problem state.
+    """
+    names = [name.strip().lower() for item in items for name in item.split(",") if name.strip()]
+    if not names:
+        return PROBLEM_STATES
+    allowed = {state.value: state for state in PROBLEM_STATES}
+    unknown = [name for name in names if name not in allowed]
+    if unknown:
+        raise ConfigError(f"--state {unknown[0]!r}: choose among {', '.join(sorted(allowed))}")
+    return frozenset(allowed[name] for name in names)
+
+
+def is_report(path: Path) -> bool:
+    """Whether ``path`` is a failed-rows report: UTF-8 with a BOM, the report columns last."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except OSError:
+        return False
+    if not head.startswith(codecs.BOM_UTF8):
+        return False
+    first_line = head[len(codecs.BOM_UTF8) :].split(b"\n", 1)[0]
+    try:
+        header = next(csv.reader(io.StringIO(first_line.decode("utf-8").rstrip("\r"))), [])
+    except (UnicodeDecodeError, csv.Error):
+        return False
+    return tuple(header[-len(REPORT_COLUMNS) :]) == REPORT_COLUMNS
 
 
 def default_report_path(db_path: Path, job_id: int) -> Path:

@@ -8,6 +8,7 @@ Every setting is declared once in ``SPECS``: the command line builds its options
 
 from __future__ import annotations
 
+import datetime
 import os
 import stat
 import tomllib
@@ -24,12 +25,17 @@ from bulkimport.protocol import (
     DupWay,
     ImportParams,
     PasswordType,
+    Source,
     UserType,
 )
 
 ENV_PREFIX = "BULKIMPORT_"
 PASSWORD_ENV = "BULKIMPORT_PASSWORD"
 DEFAULT_RATE_PER_S = 20.0  # a pace a production server takes without noticing
+DEFAULT_LOG_INTERVAL_S = 10.0
+#: ``exetime`` values that mean "now" to the server.
+NOW_EXETIMES = ("", "0000-00-00 00:00:00")
+EXETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 @dataclass(frozen=True)
@@ -103,6 +109,18 @@ def parse_url(text: str) -> str:
     if path == "/":
         path = "/asterccinterfaces"
     return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, path, "", ""))
+
+
+def parse_exetime(text: str) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` (the server's local time), or empty / ``now`` for now."""
+    value = text.strip()
+    if value.lower() == "now" or value in NOW_EXETIMES:
+        return ""
+    try:
+        datetime.datetime.strptime(value, EXETIME_FORMAT)
+    except ValueError:
+        raise ValueError(f"{text!r}: expected YYYY-MM-DD HH:MM:SS or now") from None
+    return value
 
 
 def _choice(values: Sequence[str]) -> Callable[[str], str]:
@@ -200,6 +218,15 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec("timeout", parse_positive_float, 30.0, "Seconds per call.", metavar="S", group="send"),
     Spec(
+        "skip_unchanged",
+        parse_bool,
+        False,
+        "Skip rows whose exact record an earlier job already loaded (done) into the same "
+        "server, org and campaign: a nightly file sends only its new and changed rows.",
+        flag=True,
+        group="send",
+    ),
+    Spec(
         "insecure",
         parse_bool,
         False,
@@ -260,7 +287,64 @@ SPECS: tuple[Spec, ...] = (
         metavar="PATH",
         group="output",
     ),
-    Spec("log", str, None, "Append a log of the job to this file.", metavar="PATH", group="output"),
+    Spec(
+        "log",
+        str,
+        None,
+        "Append a log of the job to this file: start (settings, no secrets), progress, "
+        "stops, summary.",
+        metavar="PATH",
+        group="output",
+    ),
+    Spec(
+        "log_format",
+        _choice(("plain", "json")),
+        "plain",
+        "Format of the --log file: plain lines, or one JSON object per line.",
+        ("plain", "json"),
+        group="output",
+    ),
+    Spec(
+        "log_interval",
+        parse_positive_float,
+        DEFAULT_LOG_INTERVAL_S,
+        "Seconds between progress lines in the log.",
+        metavar="S",
+        group="output",
+    ),
+    # --- remote imports (`bulkimport remote`): the server fetches the file itself
+    Spec(
+        "source",
+        _choice(("http", "ftp")),
+        "http",
+        "How the server fetches the file.",
+        ("http", "ftp"),
+        group="remote",
+    ),
+    Spec(
+        "source_user",
+        str,
+        "",
+        "User name for the file's server (its password: BULKIMPORT_SOURCE_PASSWORD).",
+        metavar="NAME",
+        group="remote",
+    ),
+    Spec(
+        "exetime",
+        parse_exetime,
+        "",
+        "When the server imports the file: 'YYYY-MM-DD HH:MM:SS' (its local time) or now.",
+        metavar="TIME",
+        group="remote",
+    ),
+    Spec(
+        "delrow",
+        parse_non_negative_int,
+        1,
+        "Leading lines of the file the server drops (the header).",
+        metavar="N",
+        group="remote",
+    ),
 )
 
 SPECS_BY_NAME: dict[str, Spec] = {spec.name: spec for spec in SPECS}
@@ -339,6 +423,16 @@ class ReadSettings:
 
 
 @dataclass(frozen=True)
+class RemoteSettings:
+    """What a remote import asks of the server besides the file's URL."""
+
+    source: Source = Source.HTTP
+    source_user: str = ""
+    exetime: str = ""  # empty: now
+    delrow: int = 1
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything a command needs, resolved and checked. ``values`` keeps the resolved raw
     values (no password) to be stored with a job and shown in logs."""
@@ -349,6 +443,10 @@ class Settings:
     password_env: str = PASSWORD_ENV
     report: str | None = None
     log: str | None = None
+    log_format: str = "plain"
+    log_interval_s: float = DEFAULT_LOG_INTERVAL_S
+    skip_unchanged: bool = False
+    remote: RemoteSettings = RemoteSettings()
     values: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -503,6 +601,15 @@ def resolve(
         password_env=values["password_env"] or PASSWORD_ENV,
         report=values["report"],
         log=values["log"],
+        log_format=values["log_format"],
+        log_interval_s=values["log_interval"],
+        skip_unchanged=values["skip_unchanged"],
+        remote=RemoteSettings(
+            source=Source(values["source"]),
+            source_user=values["source_user"],
+            exetime=values["exetime"],
+            delrow=values["delrow"],
+        ),
         values={k: list(v) if isinstance(v, tuple) else v for k, v in values.items()},
     )
 

@@ -22,6 +22,7 @@ import pytest
 from click.testing import CliRunner
 
 from bulkimport.cli import cli
+from bulkimport.protocol import secret_forms
 from bulkimport.queue import Queue
 from bulkimport.sandbox import Faults, SandboxHandle
 from tests.conftest import SandboxFactory
@@ -47,9 +48,15 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 async def bulkimport(
-    *args: str, cwd: Path, password: str | None = "secret", timeout_s: float = 60
+    *args: str,
+    cwd: Path,
+    password: str | None = "secret",
+    timeout_s: float = 60,
+    env: dict[str, str] | None = None,
 ) -> Done:
-    env = base_env(**({"BULKIMPORT_PASSWORD": password} if password is not None else {}))
+    env = base_env(
+        **({"BULKIMPORT_PASSWORD": password} if password is not None else {}), **(env or {})
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -292,22 +299,28 @@ async def test_values_cannot_inject_parameters(tmp_path: Path, sandbox: SandboxH
     assert held["fields"]["city"] == "a&password=x&EVENT=Other%41+b=c"
 
 
+@pytest.mark.parametrize("log_format", ["plain", "json"])
 async def test_password_never_reaches_database_or_output(
-    tmp_path: Path, sandbox: SandboxHandle
+    tmp_path: Path, sandbox: SandboxHandle, log_format: str
 ) -> None:
     password = "Pa55-unique-7f3e"
     csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(10)])
     result = await bulkimport(
         "run", str(csv_file), *target(sandbox), "--log", str(tmp_path / "job.log"),
+        "--log-format", log_format, "--pwdtype", "md5",
         cwd=tmp_path, password=password,
     )  # fmt: skip
     assert result.code == 3
+    log_text = (tmp_path / "job.log").read_text(encoding="utf-8")
+    assert "start" in log_text and "stopped" in log_text
     assert password not in result.out + result.err
     written = [path for path in os.scandir(tmp_path) if path.is_file()]
     assert {"bulkimport.db", "job.log"} <= {entry.name for entry in written}
     for entry in written:
         with open(entry.path, "rb") as handle:  # noqa: ASYNC230 - a small file, in a test
-            assert password.encode() not in handle.read(), entry.path
+            data = handle.read()
+        for secret in secret_forms(password):
+            assert secret.encode() not in data, (entry.path, secret)
 
 
 # --- errors and refusals ----------------------------------------------------------------------

@@ -11,11 +11,13 @@ import textwrap
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
 from bulkimport.queue import Job, Queue, load_migrations
+from bulkimport.remote import RemoteState
 from bulkimport.rows import FileIdentity, NewRow, RowResult
 from bulkimport.states import JobState, RowState
 
@@ -464,3 +466,44 @@ async def test_mark_unchanged_skipped(queue: Queue) -> None:
     sendable = await queue.claim_batch(tonight.id, 10, now_s=time.time())
     assert [r.line for r in sendable] == [5, 6, 7]
     assert await queue.mark_unchanged_skipped(tonight.id, TARGET) == 0
+
+
+async def test_only_done_rows_of_earlier_jobs_make_a_row_unchanged(queue: Queue) -> None:
+    # A duplicate answer is not "loaded": with dupway=skip the server kept other data
+    # (BackMsg_82), so tonight's record must be sent again.
+    earlier = await ready_job(queue, 2)
+    rows = await queue.claim_batch(earlier.id, 2, now_s=time.time())
+    await queue.record_results(
+        earlier.id,
+        [
+            RowResult(rows[0].id, RowState.DONE, "BackMsg_84", ""),
+            RowResult(rows[1].id, RowState.DUPLICATE, "BackMsg_82", ""),
+        ],
+    )
+    # The same job: its own done rows never make its other rows unchanged.
+    tonight = await queue.create_job(FILE, TARGET, {}, "{}")
+    twice = [NewRow(line, RowState.PENDING, "phone=99", ("99",)) for line in (2, 3)]
+    await queue.add_rows(tonight.id, twice, read_offset=1, read_line=3)
+    await queue.finish_reading(tonight.id)
+    first = await queue.claim_batch(tonight.id, 1, now_s=time.time())
+    await queue.record_results(tonight.id, [RowResult(first[0].id, RowState.DONE, "0", "")])
+    assert await queue.mark_unchanged_skipped(tonight.id, TARGET) == 0
+    later = await ready_job(queue, 4)
+    assert await queue.mark_unchanged_skipped(later.id, TARGET) == 1
+    views = {v.line: v.state async for v in queue.iter_rows(later.id, list(RowState))}
+    assert views == {
+        2: RowState.SKIPPED, 3: RowState.PENDING, 4: RowState.PENDING, 5: RowState.PENDING,
+    }  # fmt: skip
+
+
+async def test_remote_imports_are_recorded_without_credentials(queue: Queue) -> None:
+    fields: dict[str, Any] = {
+        "source": "http", "target_key": TARGET, "exetime": "", "delrow": "1",
+        "server_job_id": "12", "state": RemoteState.ACCEPTED, "code": "ok", "message": "12",
+        "attempts": 1,
+    }  # fmt: skip
+    record = await queue.add_remote_import(url="https://files.example.com/a.csv", **fields)
+    assert (record.id, record.server_job_id, record.state) == (1, "12", RemoteState.ACCEPTED)
+    with pytest.raises(ConfigError):
+        await queue.add_remote_import(url="https://u:pw@files.example.com/a.csv", **fields)
+    assert [r.url for r in await queue.list_remote_imports()] == ["https://files.example.com/a.csv"]

@@ -10,7 +10,10 @@ import click
 
 from bulkimport import __version__
 from bulkimport.cli.base import BulkImportGroup
+from bulkimport.cli.check import check
+from bulkimport.cli.failed import failed, retry
 from bulkimport.cli.jobs import jobs, resume, run, stage, status
+from bulkimport.cli.remote import remote
 from bulkimport.sandbox.cli import sandbox_command
 
 
@@ -30,7 +33,7 @@ def cli() -> None:
     """
 
 
-for command in (run, stage, resume, status, jobs, sandbox_command):
+for command in (run, stage, resume, check, status, jobs, failed, retry, remote, sandbox_command):
     cli.add_command(command)
 
 

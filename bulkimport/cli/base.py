@@ -8,13 +8,14 @@ import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from bulkimport.errors import BulkImportError, ConfigError, ExitCode
+from bulkimport.joblog import ConsoleFilter, event, formatter_for
 from bulkimport.pipeline import JobSummary
 from bulkimport.queue import Queue
 from bulkimport.settings import SPECS, Settings, load_profile, read_password, resolve
@@ -34,6 +35,12 @@ class BulkImportGroup(click.Group):
             return super().invoke(ctx)
         except BulkImportError as exc:
             click.echo(f"Error: {exc}", err=True)
+            # Also in the --log file, if one is open: cron's only record of why it ended.
+            logger = logging.getLogger("bulkimport")
+            if logger.handlers:
+                logger.error(
+                    "%s", exc, extra=event("error", file_only=True, exit_code=int(exc.exit_code))
+                )
             ctx.exit(int(exc.exit_code))
 
 
@@ -66,12 +73,14 @@ def common_options(func: F) -> F:
     return func
 
 
-def setting_options(*groups: str) -> Callable[[F], F]:
-    """One option per setting of ``settings.SPECS`` in ``groups`` (all values default to
-    "not given", so the environment and the profile can fill them)."""
+def setting_options(*groups: str, exclude: Collection[str] = ()) -> Callable[[F], F]:
+    """One option per setting of ``settings.SPECS`` in ``groups``, but those named in
+    ``exclude`` (all values default to "not given", so the environment and the profile can
+    fill them)."""
 
     def decorate(func: F) -> F:
-        for spec in reversed([s for s in SPECS if s.group in groups]):
+        wanted = [s for s in SPECS if s.group in groups and s.name not in exclude]
+        for spec in reversed(wanted):
             help_text = spec.help
             if spec.default not in (None, "", (), False):
                 help_text += f" [default: {spec.default}]"
@@ -102,7 +111,9 @@ SEND_GROUPS = ("target", "send", "read", "output")
 # --- plumbing --------------------------------------------------------------------------------
 
 
-def configure_logging(quiet: bool, log_path: str | None) -> None:
+def configure_logging(quiet: bool, settings: Settings | None = None, *, bars: bool = False) -> None:
+    """Messages to stderr (warnings only when quiet); with ``--log``, every event to the file
+    in ``--log-format``. ``bars``: a progress bar shows progress, so its lines stay off stderr."""
     logger = logging.getLogger("bulkimport")
     logger.setLevel(logging.INFO)
     for handler in list(logger.handlers):
@@ -111,15 +122,15 @@ def configure_logging(quiet: bool, log_path: str | None) -> None:
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if quiet else logging.INFO)
     console.setFormatter(logging.Formatter("%(message)s"))
+    console.addFilter(ConsoleFilter(bars=bars))
     logger.addHandler(console)
-    if log_path:
+    log_path = settings.log if settings is not None else None
+    if settings is not None and log_path:
         try:
             file_handler = logging.FileHandler(log_path, encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"--log {log_path}: cannot write ({exc.strerror})") from None
-        file_handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%Y-%m-%dT%H:%M:%S%z")
-        )
+        file_handler.setFormatter(formatter_for(settings.log_format))
         logger.addHandler(file_handler)
     logger.propagate = False
 
@@ -146,6 +157,11 @@ def db_from(db: Path, config_path: Path | None) -> Path:
         if "db" in profile:
             return Path(str(profile["db"]))
     return db
+
+
+def show_bars(quiet: bool, as_json: bool) -> bool:
+    """Progress bars only for a person watching a terminal."""
+    return not quiet and not as_json and sys.stderr.isatty()
 
 
 def password_for(settings: Settings) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,16 @@ from bulkimport.cli.base import (
     password_for,
     run_async,
     setting_options,
+    show_bars,
 )
 from bulkimport.errors import ConfigError
 from bulkimport.pipeline import JobSummary, run_pipeline, summarize
 from bulkimport.progress import Progress
+from bulkimport.queue import RemoteImport
 from bulkimport.states import JobState, RowState
 
 
-def _job_command(
+def run_job_command(
     *,
     db: Path,
     config_path: Path | None,
@@ -41,6 +43,7 @@ def _job_command(
     new: bool = False,
     send: bool = True,
     sandbox: bool = False,
+    retry_states: frozenset[RowState] = frozenset(),
 ) -> None:
     db = db_from(db, config_path)
 
@@ -59,14 +62,14 @@ def _job_command(
                 if job is None:
                     raise ConfigError(f"no unfinished job in {db}; see bulkimport jobs")
                 stored, resolved_id = job.settings, job.id
-                if job.state is JobState.FINISHED:
+                if job.state is JobState.FINISHED and not retry_states:
                     say(f"job {job.id} is already finished")
                     return await summarize(queue, job.id)
             async with _maybe_sandbox(sandbox, options) as sandbox_options:
                 settings = load_settings(sandbox_options, config_path, stored=stored)
-                configure_logging(quiet, settings.log)
+                bars = show_bars(quiet, as_json)
+                configure_logging(quiet, settings, bars=bars)
                 password = password_for(settings) if send else None
-                bars = not quiet and not as_json and sys.stderr.isatty()
                 return await run_pipeline(
                     queue,
                     settings=settings,
@@ -75,7 +78,8 @@ def _job_command(
                     job_id=resolved_id,
                     new=new,
                     send=send,
-                    progress=Progress(bars=bars),
+                    retry_states=retry_states,
+                    progress=Progress(bars=bars, interval_s=settings.log_interval_s),
                     say=say,
                     report_path=Path(settings.report) if settings.report else None,
                 )
@@ -129,7 +133,7 @@ def run(
       bulkimport run leads.csv --url https://cc.example.com/asterccinterfaces \\
           --org acme --user admin --campaign 12 --rate 50 --map Mobile=phone1
     """
-    _job_command(
+    run_job_command(
         db=db,
         config_path=config_path,
         quiet=quiet,
@@ -164,7 +168,7 @@ def stage(
       bulkimport stage leads.csv --config nightly.toml      # by day
       bulkimport resume --config nightly.toml               # by night
     """
-    _job_command(
+    run_job_command(
         db=db,
         config_path=config_path,
         quiet=quiet,
@@ -197,7 +201,7 @@ def resume(
     Example:
       bulkimport resume 3 --rate 10
     """
-    _job_command(
+    run_job_command(
         db=db,
         config_path=config_path,
         quiet=quiet,
@@ -259,7 +263,10 @@ def status(
 @click.command()
 @common_options
 def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> None:
-    """List the jobs in the database.
+    """List the jobs and the remote imports recorded in the database.
+
+    --json prints {"jobs": [...], "remote_imports": [...]}: each job as status --json shows
+    it, each remote import with its server job id, state, code and message.
 
     \b
     Example:
@@ -269,20 +276,38 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> None
     if not db.exists():
         raise ConfigError(f"{db}: no such database; run or stage a file first")
 
-    async def main() -> list[JobSummary]:
+    async def main() -> tuple[list[JobSummary], list[RemoteImport]]:
         async with open_queue(db) as queue:
-            return [await summarize(queue, job.id) for job in await queue.list_jobs()]
+            summaries = [await summarize(queue, job.id) for job in await queue.list_jobs()]
+            return summaries, await queue.list_remote_imports()
 
-    summaries = run_async(main())
+    summaries, remotes = run_async(main())
     if as_json:
-        click.echo(json.dumps([s.to_json() for s in summaries], ensure_ascii=False))
+        click.echo(
+            json.dumps(
+                {
+                    "jobs": [s.to_json() for s in summaries],
+                    "remote_imports": [r.to_json() for r in remotes],
+                },
+                ensure_ascii=False,
+            )
+        )
         return
-    if not summaries:
+    if not summaries and not remotes:
         click.echo(f"no jobs in {db}")
         return
-    click.echo(f"{'job':>5}  {'state':<11} {'rows':>10} {'done':>10} {'problems':>9}  file")
+    if summaries:
+        click.echo(f"{'job':>5}  {'state':<11} {'rows':>10} {'done':>10} {'problems':>9}  file")
     for s in summaries:
         done = s.counts.get(RowState.DONE, 0) + s.counts.get(RowState.DUPLICATE, 0)
         click.echo(
             f"{s.job:>5}  {s.state.value:<11} {s.total:>10,} {done:>10,} {s.problems:>9,}  {s.file}"
         )
+    if remotes:
+        if summaries:
+            click.echo("")
+        click.echo(f"{'remote':>6}  {'state':<9} {'server job':>10}  {'when':<19}  url")
+        for r in remotes:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at))
+            server_job = r.server_job_id or (r.code or "-")
+            click.echo(f"{r.id:>6}  {r.state.value:<9} {server_job:>10}  {when:<19}  {r.url}")

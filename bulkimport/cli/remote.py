@@ -1,0 +1,177 @@
+"""``bulkimport remote``: one ``source=http|ftp`` import, recorded in the database."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import click
+
+from bulkimport.cli.base import (
+    common_options,
+    configure_logging,
+    db_from,
+    load_settings,
+    open_queue,
+    password_for,
+    run_async,
+    setting_options,
+)
+from bulkimport.errors import ExitCode
+from bulkimport.joblog import event
+from bulkimport.protocol import Outcome, describe_code
+from bulkimport.queue import RemoteImport
+from bulkimport.remote import (
+    SOURCE_PASSWORD_ENV,
+    RemoteRequest,
+    RemoteState,
+    split_credentials,
+    submit_remote,
+)
+from bulkimport.settings import Settings
+
+log = logging.getLogger("bulkimport")
+
+#: Settings that mean nothing for one call the server runs itself.
+NOT_FOR_REMOTE = ("rate", "concurrency", "skip_unchanged", "report", "log_interval")
+
+
+@click.command("remote")
+@click.argument("file_url", metavar="URL")
+@common_options
+@setting_options("target", "send", "remote", "output", exclude=NOT_FOR_REMOTE)
+def remote(
+    file_url: str,
+    db: Path,
+    config_path: Path | None,
+    quiet: bool,
+    as_json: bool,
+    **options: Any,
+) -> None:
+    """Ask the server to fetch the CSV file at URL and import it (source=http or ftp).
+
+    Prints the server's import job id and records the import in the database (bulkimport jobs
+    lists it). The file's password comes from BULKIMPORT_SOURCE_PASSWORD (or the URL, which is
+    stored and shown without it); it is never stored. Transient errors are retried up to
+    --max-attempts. Exit codes: 0 accepted; 3 refused (credentials, campaign, a file the
+    server cannot fetch or read); 1 no valid answer after every attempt (try again later).
+
+    \b
+    Example:
+      export BULKIMPORT_PASSWORD=... BULKIMPORT_SOURCE_PASSWORD=...
+      bulkimport remote https://files.example.com/leads.csv --config nightly.toml \\
+          --source-user export --delrow 1 --exetime "2025-01-31 02:00:00"
+    """
+    db = db_from(db, config_path)
+    settings = load_settings(options, config_path)
+    configure_logging(quiet, settings)
+    clean_url, url_user, url_password = split_credentials(file_url, settings.remote.source)
+    request = RemoteRequest(
+        url=clean_url,
+        source=settings.remote.source,
+        source_user=settings.remote.source_user or url_user,
+        source_password=os.environ.get(SOURCE_PASSWORD_ENV) or url_password,
+        exetime=settings.remote.exetime,
+        delrow=settings.remote.delrow,
+    )
+    password = password_for(settings)
+    record = run_async(_submit(db, settings, password, request))
+    if as_json:
+        click.echo(json.dumps(record.to_json(), ensure_ascii=False))
+    elif record.state is RemoteState.ACCEPTED:
+        click.echo(record.server_job_id or "")
+    if record.state is RemoteState.ACCEPTED:
+        if not quiet and not as_json:
+            when = f"at {request.exetime}" if request.exetime else "now"
+            click.echo(
+                f"remote import {record.id}: server job {record.server_job_id} ({when})",
+                err=True,
+            )
+        return
+    reason = _reason(record)
+    if record.state is RemoteState.REFUSED:
+        click.echo(f"Error: the server refused the import: {reason}", err=True)
+        sys.exit(int(ExitCode.SERVER_REFUSED))
+    click.echo(
+        f"Error: no answer from the server after {record.attempts} attempts ({reason}); "
+        "try again later",
+        err=True,
+    )
+    sys.exit(int(ExitCode.ROWS_FAILED))
+
+
+async def _submit(
+    db: Path, settings: Settings, password: str, request: RemoteRequest
+) -> RemoteImport:
+    assert settings.target is not None
+    target = settings.target
+    send = settings.send
+    # Opened first: a database that cannot be used is an error before anything is asked.
+    async with open_queue(db) as queue:
+        log.info(
+            "remote import of %s to %s",
+            request.url,
+            target.key,
+            extra=event(
+                "start",
+                file_only=True,
+                url=request.url,
+                target=target.key,
+                settings=dict(settings.values),
+            ),
+        )
+        connector = aiohttp.TCPConnector(limit=1)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            result = await submit_remote(
+                session,
+                target.url,
+                target.import_params(password),
+                request,
+                send,
+                on_retry=_log_retry,
+            )
+        outcome = result.outcome
+        record = await queue.add_remote_import(
+            source=request.source.value,
+            url=request.url,
+            target_key=target.key,
+            exetime=request.exetime,
+            delrow=str(request.delrow),
+            server_job_id=result.server_job_id,
+            state=result.state,
+            code=outcome.code,
+            message=outcome.message,
+            attempts=result.attempts,
+        )
+    log.info(
+        "remote import %d %s: %s",
+        record.id,
+        record.state.value,
+        record.server_job_id or outcome.message or outcome.code,
+        extra=event("summary", file_only=True, **record.to_json()),
+    )
+    return record
+
+
+def _log_retry(attempt: int, outcome: Outcome, delay_s: float) -> None:
+    log.warning(
+        "attempt %d: %s; trying again in %.1fs",
+        attempt,
+        outcome.message or outcome.code,
+        delay_s,
+        extra=event("retry", attempt=attempt, code=outcome.code, delay_s=delay_s),
+    )
+
+
+def _reason(record: RemoteImport) -> str:
+    code, message = record.code or "", record.message or ""
+    if code.startswith("BackMsg_"):
+        described = describe_code(int(code.removeprefix("BackMsg_")))
+        extra = message.removeprefix(code).strip(" ,")
+        return f"{described}{': ' + extra if extra else ''}"
+    return f"{code}: {message}" if message else code

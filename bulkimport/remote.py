@@ -1,0 +1,200 @@
+"""One remote import (``source=http`` / ``source=ftp``): the server fetches a CSV file itself.
+
+- ``split_credentials``: the file's URL without the user and password it may carry (they go
+  to ``source_user`` / ``source_pwd``, never into the database or a message).
+- ``remote_query``: the 22 parameters of the call, URL-encoded by the standard library.
+- ``submit_remote``: makes the call, retries transient answers (up to ``max_attempts``), and
+  classifies the last answer with ``classify_http(..., remote=True)``: a success carries the
+  server's import job id.
+
+The account password and the file's password are masked out of every message kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+import aiohttp
+
+from bulkimport.errors import ConfigError
+from bulkimport.protocol import (
+    ImportParams,
+    Outcome,
+    OutcomeKind,
+    Source,
+    classify_http,
+    mask_secrets,
+    secret_forms,
+)
+
+if TYPE_CHECKING:
+    from bulkimport.settings import SendSettings
+
+SOURCE_PASSWORD_ENV = "BULKIMPORT_SOURCE_PASSWORD"
+
+_SCHEMES = {Source.HTTP: ("http", "https"), Source.FTP: ("ftp",)}
+
+
+class RemoteState(StrEnum):
+    """How a remote import ended, as stored."""
+
+    ACCEPTED = "accepted"  # the server took it and answered its import job id
+    REFUSED = "refused"  # the server refused it (credentials, file, settings): fix and rerun
+    FAILED = "failed"  # no valid answer until the attempts ran out (server down): rerun later
+
+
+@dataclass(frozen=True)
+class RemoteRequest:
+    """What to import: the file's URL (no credentials in it) and how the server gets it."""
+
+    url: str
+    source: Source = Source.HTTP
+    source_user: str = ""
+    source_password: str = field(default="", repr=False)
+    exetime: str = ""  # empty: now
+    delrow: int = 1
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return secret_forms(self.source_password)
+
+
+@dataclass(frozen=True)
+class RemoteResult:
+    """The last answer to a remote import and how many calls it took."""
+
+    state: RemoteState
+    outcome: Outcome
+    attempts: int
+
+    @property
+    def server_job_id(self) -> str | None:
+        """The server's import job id (the message of a success), if accepted."""
+        if self.state is not RemoteState.ACCEPTED:
+            return None
+        return self.outcome.message.strip() or None
+
+
+def split_credentials(url: str, source: Source) -> tuple[str, str, str]:
+    """``(url without credentials, user, password)``; ``ConfigError`` for a URL the chosen
+    source cannot fetch."""
+    parts = urllib.parse.urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in _SCHEMES[source] or not parts.hostname:
+        wanted = " or ".join(f"{s}://" for s in _SCHEMES[source])
+        raise ConfigError(f"{url!r}: --source {source.value} needs a {wanted} URL of a CSV file")
+    user = urllib.parse.unquote(parts.username or "")
+    password = urllib.parse.unquote(parts.password or "")
+    host = parts.hostname
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    clean = urllib.parse.urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+    return clean, user, password
+
+
+def remote_query(params: ImportParams, request: RemoteRequest) -> str:
+    """The URL-encoded query (or form body) of the call."""
+    return urllib.parse.urlencode(
+        params.request_params(
+            request.url,
+            source=request.source,
+            source_user=request.source_user,
+            source_pwd=request.source_password,
+            exetime=request.exetime,
+            delrow=str(request.delrow),
+        )
+    )
+
+
+def retry_delay_s(attempt: int, settings: SendSettings) -> float:
+    """Exponential backoff for the next call after ``attempt`` calls.
+
+    No jitter: it spreads many clients' retries, and a remote import is one call.
+    """
+    return float(min(settings.backoff_max_s, settings.backoff_base_s * 2.0 ** (attempt - 1)))
+
+
+async def submit_remote(
+    session: aiohttp.ClientSession,
+    endpoint: str,
+    params: ImportParams,
+    request: RemoteRequest,
+    settings: SendSettings,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    on_retry: Callable[[int, Outcome, float], None] | None = None,
+) -> RemoteResult:
+    """Ask the server to import ``request``; retry transient answers up to ``max_attempts``."""
+    secrets = (*params.secrets, *request.secrets)
+    query = remote_query(params, request)
+    attempt = 0
+    while True:
+        attempt += 1
+        outcome = await _call(session, endpoint, query, settings)
+        if secrets:
+            outcome = Outcome(
+                outcome.kind,
+                outcome.code,
+                mask_secrets(outcome.message, secrets),
+                outcome.retry_after_s,
+            )
+        if outcome.kind is not OutcomeKind.TRANSIENT or attempt >= settings.max_attempts:
+            break
+        delay = max(retry_delay_s(attempt, settings), outcome.retry_after_s or 0.0)
+        if on_retry is not None:
+            on_retry(attempt, outcome, delay)
+        await sleep(delay)
+    if outcome.kind is OutcomeKind.DONE:
+        state = RemoteState.ACCEPTED
+    elif outcome.kind is OutcomeKind.TRANSIENT:
+        state = RemoteState.FAILED
+    else:
+        state = RemoteState.REFUSED
+    return RemoteResult(state, outcome, attempt)
+
+
+async def _call(
+    session: aiohttp.ClientSession, endpoint: str, query: str, settings: SendSettings
+) -> Outcome:
+    timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
+    verify: bool | ssl.SSLContext = bool(settings.verify_tls)
+    try:
+        if settings.method == "post":
+            request = session.post(
+                endpoint,
+                data=query.encode("ascii"),
+                headers={"Content-Type": "application/x-www-form-urlencoded"},
+                timeout=timeout,
+                ssl=verify,
+                allow_redirects=False,
+            )
+        else:
+            request = session.get(
+                f"{endpoint}?{query}", timeout=timeout, ssl=verify, allow_redirects=False
+            )
+        async with request as response:
+            body = await response.text(errors="replace")
+            return classify_http(
+                response.status,
+                body,
+                retry_after=response.headers.get("Retry-After"),
+                remote=True,
+            )
+    except aiohttp.ClientConnectorCertificateError as exc:
+        return Outcome(
+            OutcomeKind.FATAL,
+            "TLS certificate",
+            f"the server's certificate was refused ({exc.certificate_error}); "
+            "fix it or use --insecure",
+        )
+    except (TimeoutError, aiohttp.ServerTimeoutError):
+        return Outcome(OutcomeKind.TRANSIENT, "timeout", "no answer in time")
+    except aiohttp.ClientError as exc:
+        return Outcome(OutcomeKind.TRANSIENT, "connection", f"{type(exc).__name__}: {exc}")
