@@ -11,7 +11,11 @@
 - Outcomes go to one writer that records them in small batches. A worker whose result would
   overflow a batch waits for the commit, which bounds the rows sent but not recorded.
 - A fatal answer, or ``stop()``, ends claiming at once; calls in flight get ``grace_s`` to
-  finish and their outcomes are recorded; the rows not sent go back to ``pending``.
+  finish and their outcomes are recorded; the rows not sent go back to ``pending``. A call
+  still unanswered after the grace time goes back to ``pending`` as an attempt whose outcome
+  is unknown (it may have reached the server).
+- An unexpected error in a worker (a bug in a transport) stops the run the same way, then
+  ``run()`` raises it: no row is left ``in_flight`` and none is lost.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 import ssl
 import time
@@ -27,8 +32,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import aiohttp
+from yarl import URL
 
 from bulkimport.protocol import (
+    MESSAGE_LIMIT,
     ImportParams,
     Outcome,
     OutcomeKind,
@@ -49,6 +56,7 @@ RESULT_BATCH_ROWS = 200  # outcomes per commit at most: bounds what a kill can m
 RESULT_FLUSH_S = 0.1  # and at least this often
 IDLE_POLL_S = 0.5  # how often to look again when nothing is due yet
 STOP_GRACE_S = 5.0  # how long calls in flight may take to finish after a stop
+UNKNOWN_CODE = "unknown outcome"  # a call cut off after the grace time: maybe it arrived
 
 
 class SendEnd(StrEnum):
@@ -82,13 +90,22 @@ class SendResult:
 
 
 class RateLimiter:
-    """Spaces calls at least ``1/rate_per_s`` apart, with a shared pause for ``Retry-After``.
+    """Spaces calls ``1/rate_per_s`` apart, with a shared pause for ``Retry-After``.
+
+    A waiter that wakes up late (a busy event loop) keeps its slot's place in the schedule, up
+    to ``tolerance_s``, so that lateness does not add up into a slower rate; the next call may
+    then follow it a little sooner than ``1/rate_per_s``. The tolerance is small enough that no
+    1-second window ever holds more than ``rate_per_s + 1`` calls.
 
     ``rate_per_s = 0`` disables the spacing but not the pause. Waiters are served in order.
     """
 
     def __init__(self, rate_per_s: float, *, clock: Clock = time.monotonic) -> None:
         self._interval_s = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
+        # Starts are >= slot, slots >= previous start - tolerance + interval, so a closed
+        # 1-second window holds at most floor(rate * (1 + tolerance)) + 1 calls: with
+        # rate * tolerance < 1 - frac(rate), that is floor(rate) + 1.
+        self.tolerance_s = self._interval_s * (1.0 - math.modf(rate_per_s)[0]) / 2
         self._clock = clock
         self._next_s = 0.0
         self._paused_until_s = 0.0
@@ -102,16 +119,30 @@ class RateLimiter:
     def paused_until_s(self) -> float:
         return self._paused_until_s
 
-    async def acquire(self) -> None:
-        """Wait for this call's turn."""
+    async def acquire(self, cancel: asyncio.Event | None = None) -> bool:
+        """Wait for this call's turn; True when it is taken.
+
+        False, without taking a turn, as soon as ``cancel`` is set: a stop must not wait for
+        the end of a long ``Retry-After`` pause.
+        """
         async with self._lock:
+            woke_for = None  # the start this call slept until, if it had to wait
             while True:
+                if cancel is not None and cancel.is_set():
+                    return False
                 now = self._clock()
                 start = max(now, self._next_s, self._paused_until_s)
                 if start <= now:
                     break
-                await asyncio.sleep(start - now)
-            self._next_s = now + self._interval_s
+                woke_for = start
+                if cancel is None:
+                    await asyncio.sleep(start - now)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(cancel.wait(), timeout=start - now)
+            late_s = 0.0 if woke_for is None else min(now - woke_for, self.tolerance_s)
+            self._next_s = now - late_s + self._interval_s
+            return True
 
 
 def backoff_s(attempt: int, *, base_s: float, max_s: float, rng: random.Random) -> float:
@@ -138,6 +169,9 @@ class HttpTransport:
     ) -> None:
         self._session = session
         self._url = url
+        # The query is sent exactly as encoded: left to yarl, it would be "requoted" (%40 back
+        # to @, %2F to /...) into a form of the password that mask_secrets does not know.
+        self._base_url = str(URL(url))
         self._secrets = params.secrets
         self._encode = encode_params(params)
         self._post = settings.method == "post"
@@ -158,7 +192,7 @@ class HttpTransport:
                 )
             else:
                 request = self._session.get(
-                    f"{self._url}?{query}",
+                    URL(f"{self._base_url}?{query}", encoded=True),
                     timeout=self._timeout,
                     ssl=self._ssl,
                     allow_redirects=False,
@@ -183,12 +217,22 @@ class HttpTransport:
             )
         if self._secrets:
             outcome = Outcome(
-                outcome.kind,
-                outcome.code,
-                mask_secrets(outcome.message, self._secrets),
-                outcome.retry_after_s,
+                outcome.kind, outcome.code, self._mask(outcome.message), outcome.retry_after_s
             )
         return outcome
+
+    def _mask(self, message: str) -> str:
+        """``message`` without the password, whole or cut off at the end of the message."""
+        cut = len(message) >= MESSAGE_LIMIT
+        message = mask_secrets(message, self._secrets)
+        if cut:
+            # A message is cut at MESSAGE_LIMIT: a password across the cut is only partly
+            # there, and mask_secrets cannot see it.
+            for secret in self._secrets:
+                for size in range(min(len(secret), len(message)) - 1, 0, -1):
+                    if message.endswith(secret[:size]):
+                        return message[:-size] + "***"
+        return message
 
 
 class Transport:
@@ -206,7 +250,10 @@ class _Run:
     fatal: Outcome | None = None
     buffer: asyncio.Queue[ClaimedRow] = field(default_factory=lambda: asyncio.Queue())
     results: list[RowResult] = field(default_factory=list)
-    active: int = 0  # rows taken by a worker and not yet in results
+    # Rows claimed and not yet resolved (in results); counted from the claim, because a row
+    # on its way from the buffer to a worker is in neither.
+    unresolved: int = 0
+    error: BaseException | None = None  # a worker's unexpected error, raised by run()
 
 
 class Dispatcher:
@@ -254,6 +301,8 @@ class Dispatcher:
             asyncio.create_task(self._work(), name=f"bulkimport-worker-{n}")
             for n in range(self._settings.concurrency)
         ]
+        for task in (writer, *workers):
+            task.add_done_callback(self._on_task_done)
         try:
             await feeder
             await run.stop.wait()
@@ -270,6 +319,8 @@ class Dispatcher:
             await asyncio.gather(writer, return_exceptions=True)
             # The last writes must happen even if we are being cancelled.
             await asyncio.shield(self._finish())
+        if run.error is not None:
+            raise run.error
         if run.fatal is not None:
             end = SendEnd.FATAL
         elif await self._queue.next_attempt_at(self._job_id) is None:
@@ -283,6 +334,16 @@ class Dispatcher:
             fatal=run.fatal,
             seconds=self._clock() - started,
         )
+
+    def _on_task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            log.error("%s failed: %r; stopping", task.get_name(), error)
+            if self._run.error is None:
+                self._run.error = error
+            self._run.stop.set()
 
     async def _finish(self) -> None:
         await self._flush()
@@ -305,11 +366,12 @@ class Dispatcher:
                     await self._queue.release(self._job_id, [row.id for row in rows])
                 return
             if rows:
+                run.unresolved += len(rows)
                 for row in rows:
                     run.buffer.put_nowait(row)
                 continue
             # Nothing due now: finished, or waiting for retries or for rows in flight.
-            if run.buffer.empty() and run.active == 0:
+            if run.unresolved == 0:
                 await self._flush()
                 next_at = await self._queue.next_attempt_at(self._job_id)
                 if next_at is None:
@@ -326,34 +388,66 @@ class Dispatcher:
 
     async def _work(self) -> None:
         run = self._run
-        while not run.stop.is_set():
-            get = asyncio.ensure_future(run.buffer.get())
-            stop = asyncio.ensure_future(run.stop.wait())
-            await asyncio.wait((get, stop), return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            if not get.done():
-                get.cancel()
+        while True:
+            row = await self._next_row()
+            if row is None:
                 return
-            row = get.result()
-            if run.stop.is_set():
-                run.buffer.put_nowait(row)  # released, unsent, by _finish
-                return
-            run.active += 1
             try:
-                await self._limiter.acquire()
-                if run.stop.is_set():
-                    run.buffer.put_nowait(row)
-                    return
-                self.counts.sent += 1
-                outcome = await self._transport.send(row.record)
-                await self._record(row, outcome)
-            except asyncio.CancelledError:
-                # Cancelled after the grace time: the outcome is unknown, so the row goes
-                # back to pending and will be sent again.
-                run.buffer.put_nowait(row)
+                turn = await self._limiter.acquire(run.stop)
+            except BaseException:
+                run.buffer.put_nowait(row)  # not sent: released by _finish
                 raise
-            finally:
-                run.active -= 1
+            if not turn:
+                run.buffer.put_nowait(row)
+                return
+            self.counts.sent += 1
+            try:
+                outcome = await self._transport.send(row.record)
+            except BaseException:
+                # Cut off after the grace time, or a bug in the transport: the call may have
+                # reached the server. The row is sent again, and its attempt counts.
+                self._resolve(
+                    RowResult(
+                        row.id,
+                        RowState.PENDING,
+                        UNKNOWN_CODE,
+                        "no answer before the send stopped; it may have reached the server",
+                    )
+                )
+                raise
+            await self._record(row, outcome)
+
+    async def _next_row(self) -> ClaimedRow | None:
+        """The next row of the buffer, or None once ``stop`` is set."""
+        run = self._run
+        if run.stop.is_set():
+            return None
+        with contextlib.suppress(asyncio.QueueEmpty):
+            return run.buffer.get_nowait()
+        get = asyncio.ensure_future(run.buffer.get())
+        stop = asyncio.ensure_future(run.stop.wait())
+        try:
+            await asyncio.wait((get, stop), return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            stop.cancel()
+            if get.done():
+                run.buffer.put_nowait(get.result())
+            else:
+                get.cancel()  # takes no row: Queue.get only removes one when it returns
+            raise
+        stop.cancel()
+        if not get.done():
+            get.cancel()
+            return None
+        row = get.result()
+        if run.stop.is_set():
+            run.buffer.put_nowait(row)  # released, unsent, by _finish
+            return None
+        return row
+
+    def _resolve(self, result: RowResult) -> None:
+        self._run.results.append(result)
+        self._run.unresolved -= 1
 
     async def _record(self, row: ClaimedRow, outcome: Outcome) -> None:
         run = self._run
@@ -396,7 +490,7 @@ class Dispatcher:
             }[kind]
             setattr(counts, state.value, getattr(counts, state.value) + 1)
             result = RowResult(row.id, state, outcome.code, outcome.message)
-        run.results.append(result)
+        self._resolve(result)
         if len(run.results) >= RESULT_BATCH_ROWS:
             # Shielded: a cancel must not lose outcomes already taken off the list.
             await asyncio.shield(self._flush())

@@ -1,0 +1,954 @@
+"""The dispatcher: rate limit, backoff, and real jobs sent to the real sandbox over HTTP.
+
+The rate limiter runs on an event loop whose clock is virtual (``VirtualTimeLoop``): sleeping
+moves the clock instead of waiting, so Hypothesis can try thousands of call patterns at once.
+Everything else uses a real SQLite queue in ``tmp_path`` and the sandbox on a free port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import math
+import random
+import selectors
+import statistics
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import aiohttp
+import pytest
+from aiohttp import web
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+from bulkimport.dispatch import (
+    UNKNOWN_CODE,
+    Dispatcher,
+    HttpTransport,
+    RateLimiter,
+    SendEnd,
+    SendResult,
+    Transport,
+    backoff_s,
+)
+from bulkimport.protocol import ImportParams, Outcome, OutcomeKind, PasswordType, md5_hex
+from bulkimport.queue import Queue, RowView
+from bulkimport.rows import FileIdentity, NewRow
+from bulkimport.sandbox import Faults, SandboxHandle
+from bulkimport.settings import SendSettings
+from bulkimport.states import RowState
+from tests.conftest import SandboxFactory
+
+T = TypeVar("T")
+
+PARAMS = ImportParams(org="demo", user="admin", password="secret", campaign="1")
+FILE = FileIdentity("/data/leads.csv", 1, 1, "ab" * 32)
+RUN_LIMIT_S = 30.0  # no test run may take longer: a hang fails instead of blocking the suite
+
+
+# --- a virtual clock for the rate limiter -----------------------------------------------------
+
+
+class _VirtualClockSelector(selectors.SelectSelector):
+    """Never waits: moves a virtual clock forward by the timeout the loop asked for, plus
+    the next of ``lateness_s`` (cyclically): a busy loop that wakes its timers late."""
+
+    def __init__(self, lateness_s: Sequence[float]) -> None:
+        super().__init__()
+        self.now_s = 0.0
+        self._lateness = itertools.cycle(lateness_s or [0.0])
+
+    def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
+        if timeout is None:
+            raise RuntimeError("nothing is scheduled: the scenario would wait forever")
+        if timeout > 0:
+            self.now_s += timeout + next(self._lateness)
+        return []
+
+
+class VirtualTimeLoop(asyncio.SelectorEventLoop):
+    """An event loop whose ``time()`` only moves when every task is waiting for a timer."""
+
+    def __init__(self, lateness_s: Sequence[float] = ()) -> None:
+        self._virtual = _VirtualClockSelector(lateness_s)
+        super().__init__(self._virtual)
+
+    def time(self) -> float:
+        return self._virtual.now_s
+
+
+def run_virtual(scenario: Callable[[], Awaitable[T]], lateness_s: Sequence[float] = ()) -> T:
+    loop = VirtualTimeLoop(lateness_s)
+    try:
+        return loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+
+
+async def _acquire_at(
+    limiter: RateLimiter, gaps_s: Sequence[float]
+) -> tuple[list[float], list[float]]:
+    """Callers arrive after each gap; return their arrival and start times, in start order."""
+    loop = asyncio.get_running_loop()
+    arrivals: list[float] = []
+    starts: list[tuple[int, float]] = []
+
+    async def call(index: int) -> None:
+        await limiter.acquire()
+        starts.append((index, loop.time()))
+
+    tasks = []
+    for index, gap_s in enumerate(gaps_s):
+        if gap_s:
+            await asyncio.sleep(gap_s)
+        arrivals.append(loop.time())
+        tasks.append(asyncio.create_task(call(index)))
+    await asyncio.gather(*tasks)
+    assert [index for index, _ in starts] == list(range(len(gaps_s))), "served out of order"
+    return arrivals, [start for _, start in starts]
+
+
+def max_in_window(times: Sequence[float], window_s: float = 1.0) -> int:
+    """The most events in any closed window ``[t, t + window_s]`` (t an event time)."""
+    ordered = sorted(times)
+    most = 0
+    end = 0
+    for begin, start in enumerate(ordered):
+        while end < len(ordered) and ordered[end] <= start + window_s:
+            end += 1
+        most = max(most, end - begin)
+    return most
+
+
+# --- RateLimiter ------------------------------------------------------------------------------
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(
+    rate_per_s=st.floats(min_value=0.5, max_value=500.0),
+    gaps_s=st.lists(
+        st.one_of(st.just(0.0), st.floats(min_value=0.0, max_value=0.05), st.floats(0.0, 2.0)),
+        min_size=1,
+        max_size=60,
+    ),
+)
+def test_rate_limiter_spaces_calls_without_needless_waits(
+    rate_per_s: float, gaps_s: list[float]
+) -> None:
+    async def scenario() -> tuple[list[float], list[float]]:
+        limiter = RateLimiter(rate_per_s, clock=asyncio.get_running_loop().time)
+        return await _acquire_at(limiter, gaps_s)
+
+    arrivals, starts = run_virtual(scenario)
+    interval_s = 1.0 / rate_per_s
+    eps = 1e-9
+    assert starts[0] == arrivals[0]
+    for k in range(1, len(starts)):
+        assert starts[k] - starts[k - 1] >= interval_s - eps
+        # Work-conserving: a call waits for its turn and not a moment longer.
+        earliest = max(arrivals[k], starts[k - 1] + interval_s)
+        assert starts[k] <= earliest + eps
+    assert max_in_window(starts) <= math.floor(rate_per_s + 1 + eps)
+
+
+@hypothesis_settings(max_examples=200, deadline=None)
+@given(
+    rate_per_s=st.floats(min_value=0.5, max_value=500.0),
+    lateness=st.lists(st.floats(min_value=0.0, max_value=3.0), min_size=1, max_size=20),
+    gaps_s=st.lists(st.one_of(st.just(0.0), st.floats(0.0, 1.5)), min_size=1, max_size=60),
+)
+def test_rate_limiter_window_holds_when_the_loop_wakes_late(
+    rate_per_s: float, lateness: list[float], gaps_s: list[float]
+) -> None:
+    interval_s = 1.0 / rate_per_s
+    lateness_s = [share * interval_s for share in lateness]  # up to 3 intervals late
+
+    async def scenario() -> list[float]:
+        limiter = RateLimiter(rate_per_s, clock=asyncio.get_running_loop().time)
+        return (await _acquire_at(limiter, gaps_s))[1]
+
+    starts = run_virtual(scenario, lateness_s)
+    assert max_in_window(starts) <= math.floor(rate_per_s + 1 + 1e-9)
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(
+    rate_per_s=st.integers(min_value=1, max_value=200),
+    lateness=st.lists(st.floats(min_value=0.0, max_value=0.45), min_size=1, max_size=20),
+)
+def test_rate_limiter_keeps_its_rate_when_the_loop_wakes_late(
+    rate_per_s: int, lateness: list[float]
+) -> None:
+    interval_s = 1.0 / rate_per_s
+    lateness_s = [share * interval_s for share in lateness]
+    calls = 150
+
+    async def scenario() -> list[float]:
+        limiter = RateLimiter(rate_per_s, clock=asyncio.get_running_loop().time)
+        return (await _acquire_at(limiter, [0.0] * calls))[1]
+
+    starts = run_virtual(scenario, lateness_s)
+    # A backlog: the k-th call starts on its slot, late by one wake-up at most, not by the
+    # sum of every wake-up before it.
+    for k, start in enumerate(starts):
+        assert start <= k * interval_s + max(lateness_s) + 1e-9
+    assert max_in_window(starts) <= rate_per_s + 1
+
+
+def test_rate_limiter_pause_delays_every_waiter_including_the_sleeping_one() -> None:
+    async def scenario() -> list[float]:
+        limiter = RateLimiter(10.0, clock=asyncio.get_running_loop().time)
+
+        async def pause_soon() -> None:
+            await asyncio.sleep(0.05)  # the second caller is asleep waiting for 0.1
+            limiter.pause(2.0)
+
+        pauser = asyncio.create_task(pause_soon())
+        _, starts = await _acquire_at(limiter, [0.0] * 5)
+        await pauser
+        return starts
+
+    assert run_virtual(scenario) == pytest.approx([0.0, 2.05, 2.15, 2.25, 2.35])
+
+
+def test_rate_limiter_without_rate_does_not_space_but_honours_pause() -> None:
+    async def scenario() -> tuple[list[float], list[float], list[float]]:
+        loop = asyncio.get_running_loop()
+        limiter = RateLimiter(0.0, clock=loop.time)
+        _, burst = await _acquire_at(limiter, [0.0] * 5)
+        await asyncio.sleep(0.2)
+        limiter.pause(1.5)
+        limiter.pause(0.5)  # a shorter pause does not shorten the longer one
+        _, paused = await _acquire_at(limiter, [0.0] * 3)
+        await asyncio.sleep(1.0)
+        _, after = await _acquire_at(limiter, [0.0] * 2)
+        return burst, paused, after
+
+    burst, paused, after = run_virtual(scenario)
+    assert burst == [0.0] * 5
+    assert paused == pytest.approx([1.7] * 3)
+    assert after == pytest.approx([2.7] * 2)
+
+
+# --- backoff_s --------------------------------------------------------------------------------
+
+
+@given(
+    attempt=st.integers(min_value=1, max_value=10_000),
+    base_s=st.floats(min_value=1e-4, max_value=100.0),
+    max_s=st.floats(min_value=0.0, max_value=10_000.0),
+    seed=st.integers(min_value=0, max_value=2**32),
+)
+def test_backoff_stays_within_its_ceiling(
+    attempt: int, base_s: float, max_s: float, seed: int
+) -> None:
+    delay_s = backoff_s(attempt, base_s=base_s, max_s=max_s, rng=random.Random(seed))
+    ceiling_s = min(max_s, base_s * 2.0 ** min(attempt, 100))
+    assert 0.0 <= delay_s <= ceiling_s
+
+
+class _HighestDraw(random.Random):
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_backoff_ceiling_doubles_up_to_its_maximum() -> None:
+    ceilings = [
+        backoff_s(attempt, base_s=0.5, max_s=20.0, rng=_HighestDraw()) for attempt in range(1, 9)
+    ]
+    assert ceilings == [1.0, 2.0, 4.0, 8.0, 16.0, 20.0, 20.0, 20.0]
+
+
+def test_backoff_is_fully_jittered_and_grows_on_average() -> None:
+    rng = random.Random(7)
+    means = [
+        statistics.fmean(backoff_s(a, base_s=0.1, max_s=100.0, rng=rng) for _ in range(4000))
+        for a in (1, 2, 3)
+    ]
+    # Uniform in [0, 0.1 * 2**a]: means 0.1, 0.2, 0.4.
+    assert means == pytest.approx([0.1, 0.2, 0.4], rel=0.06)
+
+
+# --- helpers for sending real jobs ------------------------------------------------------------
+
+
+def phone(n: int) -> str:
+    return f"138{n:08d}"
+
+
+def record(n: int, **more: str) -> str:
+    fields = {"name": f"Lead {n}", "phone1": phone(n), **more}
+    return "||".join(f"{name}={value}" for name, value in fields.items())
+
+
+def send_settings(**overrides: Any) -> SendSettings:
+    base: dict[str, Any] = {
+        "rate_per_s": 0.0,
+        "concurrency": 8,
+        "max_attempts": 5,
+        "timeout_s": 5.0,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
+    }
+    return SendSettings(**{**base, **overrides})
+
+
+async def make_job(queue: Queue, records: Sequence[str | None]) -> int:
+    """A ready job with one row per record (``None``: an invalid row)."""
+    job = await queue.create_job(FILE, "target", {}, "{}")
+    rows = [
+        NewRow(line, RowState.PENDING, rec, (rec,))
+        if rec is not None
+        else NewRow(line, RowState.INVALID, None, ("",), "bad")
+        for line, rec in enumerate(records, start=2)
+    ]
+    await queue.add_rows(job.id, rows, read_offset=100, read_line=len(rows) + 2)
+    await queue.finish_reading(job.id)
+    return job.id
+
+
+async def rows_of(queue: Queue, job_id: int) -> list[RowView]:
+    return [row async for row in queue.iter_rows(job_id, list(RowState))]
+
+
+def by_state(rows: Sequence[RowView]) -> dict[RowState, int]:
+    counts = dict.fromkeys(RowState, 0)
+    for row in rows:
+        counts[row.state] += 1
+    return counts
+
+
+async def inspect(http: aiohttp.ClientSession, handle: SandboxHandle, path: str) -> Any:
+    async with http.get(handle.base_url + path) as response:
+        assert response.status == 200
+        return await response.json()
+
+
+async def customers(http: aiohttp.ClientSession, handle: SandboxHandle) -> dict[str, Any]:
+    """The sandbox's customers of campaign 1 by key (phone1)."""
+    found = await inspect(http, handle, "/sandbox/customers?model_id=1")
+    by_key = {customer["key"]: customer for customer in found}
+    assert len(by_key) == len(found)
+    return by_key
+
+
+@dataclass(frozen=True)
+class Call:
+    record: str
+    started_mono: float
+    ended_mono: float
+    started_wall: float
+    ended_wall: float
+    outcome: Outcome
+
+
+@dataclass
+class RecordingTransport(Transport):
+    """Passes calls to an inner transport and remembers when each started and ended."""
+
+    inner: Transport | HttpTransport
+    calls: list[Call] = field(default_factory=list)
+
+    async def send(self, record: str) -> Outcome:
+        started_mono, started_wall = time.monotonic(), time.time()
+        outcome = await self.inner.send(record)
+        self.calls.append(
+            Call(record, started_mono, time.monotonic(), started_wall, time.time(), outcome)
+        )
+        return outcome
+
+
+def recording(
+    http: aiohttp.ClientSession,
+    url: str,
+    settings: SendSettings,
+    params: ImportParams = PARAMS,
+) -> RecordingTransport:
+    return RecordingTransport(HttpTransport(http, url, params, settings))
+
+
+async def dispatch(
+    queue: Queue,
+    job_id: int,
+    transport: Transport | HttpTransport,
+    settings: SendSettings,
+    **options: Any,
+) -> SendResult:
+    async with asyncio.timeout(RUN_LIMIT_S):
+        return await Dispatcher(queue, job_id, transport, settings, **options).run()
+
+
+@pytest.fixture
+async def queue(tmp_path: Path) -> AsyncIterator[Queue]:
+    async with await Queue.open(tmp_path / "queue.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+# --- no faults --------------------------------------------------------------------------------
+
+
+async def test_every_row_is_imported_exactly_once(
+    queue: Queue, http: aiohttp.ClientSession, sandbox: SandboxHandle
+) -> None:
+    n = 120
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    settings = send_settings()
+
+    result = await dispatch(
+        queue, job_id, HttpTransport(http, sandbox.url, PARAMS, settings), settings
+    )
+
+    assert result.end is SendEnd.FINISHED
+    assert result.fatal is None
+    assert (result.counts.sent, result.counts.done, result.counts.retried) == (n, n, 0)
+    counts = await queue.counts(job_id)
+    assert counts[RowState.DONE] == n
+    assert counts[RowState.PENDING] == counts[RowState.IN_FLIGHT] == 0
+    rows = await rows_of(queue, job_id)
+    assert {(row.attempts, row.last_code) for row in rows} == {(1, "BackMsg_84")}
+    stored = await customers(http, sandbox)
+    assert set(stored) == {phone(i) for i in range(n)}
+    assert {customer["writes"] for customer in stored.values()} == {1}
+    assert stored[phone(7)]["fields"]["customername"] == "Lead 7"
+    stats = await inspect(http, sandbox, "/sandbox/stats")
+    assert stats["requests"] == n
+
+
+async def test_duplicates_end_duplicate_and_bad_rows_end_rejected_with_their_answer(
+    queue: Queue, http: aiohttp.ClientSession, sandbox: SandboxHandle
+) -> None:
+    records = [
+        record(1),  # imported
+        record(1),  # same key, same data: duplicate data (81)
+        record(1, email="other@example.com"),  # same key, other data: duplicate phone (82)
+        "name=No phone||email=x@example.com",  # required phone1 missing (76)
+        record(2, fax="123"),  # unknown field (74)
+        None,  # invalid: never sent
+    ]
+    job_id = await make_job(queue, records)
+    settings = send_settings(concurrency=1)  # in line order: the first one is the original
+
+    result = await dispatch(
+        queue, job_id, HttpTransport(http, sandbox.url, PARAMS, settings), settings
+    )
+
+    assert result.end is SendEnd.FINISHED
+    rows = await rows_of(queue, job_id)
+    assert [(row.state, row.last_code) for row in rows] == [
+        (RowState.DONE, "BackMsg_84"),
+        (RowState.DUPLICATE, "BackMsg_81"),
+        (RowState.DUPLICATE, "BackMsg_82"),
+        (RowState.REJECTED, "BackMsg_76"),
+        (RowState.REJECTED, "BackMsg_74"),
+        (RowState.INVALID, None),
+    ]
+    assert rows[3].last_message == "BackMsg_76 phone1"
+    assert rows[4].last_message == "BackMsg_74 fax"
+    assert [row.attempts for row in rows] == [1, 1, 1, 1, 1, 0]
+    counts = result.counts
+    assert (counts.sent, counts.done, counts.duplicate, counts.rejected) == (5, 1, 2, 2)
+    stored = await customers(http, sandbox)
+    assert list(stored) == [phone(1)]
+    assert stored[phone(1)]["writes"] == 1
+    assert "email" not in stored[phone(1)]["fields"]
+
+
+# --- faults -----------------------------------------------------------------------------------
+
+UNKNOWN_OUTCOME_CODES = frozenset({"timeout", "connection"})
+
+
+def assert_each_record_imported_once(
+    rows: Sequence[RowView], calls: Sequence[Call], stored: dict[str, Any], max_attempts: int
+) -> None:
+    """Every row ended done, or duplicate only after an attempt whose outcome was unknown;
+    the sandbox holds each record once, written once; no row went over its attempts."""
+    unknown = {call.record for call in calls if call.outcome.code in UNKNOWN_OUTCOME_CODES}
+    for row in rows:
+        assert row.state in (RowState.DONE, RowState.DUPLICATE), row
+        if row.state is RowState.DUPLICATE:
+            assert row.record in unknown, row
+        assert 1 <= row.attempts <= max_attempts, row
+    phones = {dict(p.split("=", 1) for p in str(row.record).split("||"))["phone1"] for row in rows}
+    assert set(stored) == phones
+    # dupway=skip never writes a duplicate: a resent record is answered 81, not rewritten.
+    assert {customer["writes"] for customer in stored.values()} == {1}
+    attempts_by_record = {row.record: row.attempts for row in rows}
+    sent_by_record: dict[str, int] = {}
+    for call in calls:
+        sent_by_record[call.record] = sent_by_record.get(call.record, 0) + 1
+    assert sent_by_record == attempts_by_record
+
+
+@pytest.mark.parametrize(
+    ("faults", "fault_code", "status_key"),
+    [
+        (Faults(http500_rate=0.3, seed=1), "HTTP 500", "500"),
+        (Faults(backmsg85_rate=0.3, seed=2), "BackMsg_85", None),
+        (Faults(drop_rate=0.3, seed=3), "connection", "dropped"),
+        (Faults(hang_rate=0.1, seed=4), "timeout", "dropped"),
+        (
+            Faults(http500_rate=0.1, backmsg85_rate=0.1, drop_rate=0.05, hang_rate=0.03, seed=5),
+            None,
+            None,
+        ),
+    ],
+    ids=["http500", "backmsg85", "drop", "hang", "mixed"],
+)
+async def test_faults_are_retried_until_every_row_is_imported_once(
+    queue: Queue,
+    http: aiohttp.ClientSession,
+    sandbox_factory: SandboxFactory,
+    faults: Faults,
+    fault_code: str | None,
+    status_key: str | None,
+) -> None:
+    handle = await sandbox_factory(faults=faults)
+    n = 150
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    settings = send_settings(max_attempts=12, timeout_s=0.5)
+    transport = recording(http, handle.url, settings)
+
+    result = await dispatch(queue, job_id, transport, settings, rng=random.Random(1))
+
+    assert result.end is SendEnd.FINISHED
+    rows = await rows_of(queue, job_id)
+    assert_each_record_imported_once(rows, transport.calls, await customers(http, handle), 12)
+    codes = [call.outcome.code for call in transport.calls]
+    if fault_code is not None:
+        assert codes.count(fault_code) > 0
+        assert len(codes) == n + codes.count(fault_code)
+    assert result.counts.sent == len(codes) == sum(row.attempts for row in rows)
+    assert result.counts.retried == len(codes) - n
+    stats = await inspect(http, handle, "/sandbox/stats")
+    # The sandbox imports a record only when it answers it: each was imported once.
+    assert stats["by_code"]["BackMsg_84"] == sum(row.state is RowState.DONE for row in rows)
+    if status_key == "500":
+        assert stats["by_status"]["500"] == codes.count("HTTP 500")
+    if fault_code == "timeout":
+        assert stats["by_code"]["hung"] == codes.count("timeout")
+
+
+async def test_rows_fail_after_max_attempts_and_are_sent_no_more(
+    queue: Queue, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
+) -> None:
+    handle = await sandbox_factory(faults=Faults(http500_rate=1.0))
+    n = 40
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    settings = send_settings(max_attempts=2)
+
+    result = await dispatch(
+        queue, job_id, HttpTransport(http, handle.url, PARAMS, settings), settings
+    )
+
+    assert result.end is SendEnd.FINISHED
+    assert (result.counts.sent, result.counts.failed, result.counts.retried) == (2 * n, n, n)
+    rows = await rows_of(queue, job_id)
+    assert {(row.state, row.attempts, row.last_code) for row in rows} == {
+        (RowState.FAILED, 2, "HTTP 500")
+    }
+    stats = await inspect(http, handle, "/sandbox/stats")
+    assert stats["requests"] == stats["by_status"]["500"] == 2 * n
+    assert await customers(http, handle) == {}
+
+
+# --- rate limit and Retry-After ---------------------------------------------------------------
+
+
+async def test_rate_limit_holds_at_the_server(
+    queue: Queue, http: aiohttp.ClientSession, sandbox: SandboxHandle
+) -> None:
+    n, rate = 150, 50.0
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    settings = send_settings(rate_per_s=rate, concurrency=8)
+    transport = recording(http, sandbox.url, settings)
+
+    result = await dispatch(queue, job_id, transport, settings)
+
+    assert result.end is SendEnd.FINISHED
+    assert result.counts.done == n
+    starts = sorted(call.started_mono for call in transport.calls)
+    assert max_in_window(starts) <= rate + 1
+    arrivals = [arrival[0] for arrival in await inspect(http, sandbox, "/sandbox/arrivals")]
+    assert len(arrivals) == n
+    assert max_in_window(arrivals) <= rate + 1
+    overall = (n - 1) / (max(arrivals) - min(arrivals))
+    assert rate * 0.95 <= overall <= rate * 1.01
+
+
+async def test_retry_after_pauses_every_worker(
+    queue: Queue, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
+) -> None:
+    retry_after_s = 1
+    handle = await sandbox_factory(faults=Faults(max_rps=25, retry_after_s=retry_after_s))
+    n, concurrency = 60, 4
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    settings = send_settings(rate_per_s=200.0, concurrency=concurrency, max_attempts=10)
+    transport = recording(http, handle.url, settings)
+
+    result = await dispatch(queue, job_id, transport, settings)
+
+    assert result.end is SendEnd.FINISHED
+    assert result.counts.done == n
+    throttled = [call for call in transport.calls if call.outcome.code == "HTTP 429"]
+    assert throttled, "the ceiling was never reached: the test proves nothing"
+    assert result.counts.throttled == len(throttled)
+    assert {call.outcome.retry_after_s for call in throttled} == {retry_after_s}
+    # Client side, exactly: once a 429 reached the client, no call started for Retry-After.
+    for answer in throttled:
+        started_in_pause = [
+            call
+            for call in transport.calls
+            if answer.ended_mono < call.started_mono < answer.ended_mono + retry_after_s - 1e-3
+        ]
+        assert started_in_pause == []
+    # Server side: after a 429 arrived, the only arrivals within the pause are calls that were
+    # already in flight when the first answer 429 reached the client (their start came first).
+    arrivals = await inspect(http, handle, "/sandbox/arrivals")
+    for arrived_s, status, _code in arrivals:
+        if status != 429:
+            continue
+        seen_s = min(c.ended_wall for c in throttled if c.ended_wall >= arrived_s)
+        late = [a for a in arrivals if seen_s < a[0] < arrived_s + retry_after_s - 0.05]
+        in_flight = [c for c in transport.calls if c.started_wall < seen_s < c.ended_wall]
+        assert len(late) <= len(in_flight) <= concurrency - 1
+
+
+# --- fatal answers ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        (ImportParams(org="demo", user="admin", password="wrong", campaign="1"), "BackMsg_63"),
+        (ImportParams(org="demo", user="admin", password="secret", campaign="999"), "BackMsg_73"),
+        (ImportParams(org="nope", user="admin", password="secret", campaign="1"), "BackMsg_02"),
+    ],
+    ids=["password", "campaign", "org"],
+)
+@pytest.mark.parametrize("rate_per_s", [0.0, 100.0], ids=["unlimited", "rate-limited"])
+async def test_fatal_answer_stops_the_job_and_leaves_rows_pending(
+    queue: Queue,
+    http: aiohttp.ClientSession,
+    sandbox: SandboxHandle,
+    params: ImportParams,
+    code: str,
+    rate_per_s: float,
+) -> None:
+    n, concurrency = 60, 4
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    settings = send_settings(concurrency=concurrency, rate_per_s=rate_per_s)
+
+    result = await dispatch(
+        queue, job_id, HttpTransport(http, sandbox.url, params, settings), settings
+    )
+
+    assert result.end is SendEnd.FATAL
+    assert result.fatal is not None
+    assert (result.fatal.kind, result.fatal.code) == (OutcomeKind.FATAL, code)
+    stats = await inspect(http, sandbox, "/sandbox/stats")
+    assert 1 <= stats["requests"] <= concurrency + 1
+    assert stats["by_code"] == {code: stats["requests"]}
+    rows = await rows_of(queue, job_id)
+    assert by_state(rows)[RowState.PENDING] == n
+    assert {row.attempts for row in rows} == {0}
+    assert sum(row.last_code == code for row in rows) == stats["requests"]
+
+    settings = send_settings(concurrency=concurrency)
+    again = await dispatch(
+        queue, job_id, HttpTransport(http, sandbox.url, PARAMS, settings), settings
+    )
+
+    assert again.end is SendEnd.FINISHED
+    assert again.counts.done == n
+    assert {row.attempts for row in await rows_of(queue, job_id)} == {1}
+    assert len(await customers(http, sandbox)) == n
+
+
+# --- stop and outage --------------------------------------------------------------------------
+
+
+async def test_stop_finishes_calls_in_flight_and_leaves_the_rest_pending(
+    queue: Queue, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
+) -> None:
+    handle = await sandbox_factory(faults=Faults(latency_s=0.2))
+    n, grace_s = 40, 2.0
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    settings = send_settings(concurrency=4)
+    dispatcher = Dispatcher(
+        queue, job_id, HttpTransport(http, handle.url, PARAMS, settings), settings, grace_s=grace_s
+    )
+    loop = asyncio.get_running_loop()
+    stopped_at: list[float] = []
+
+    def stop() -> None:
+        stopped_at.append(loop.time())
+        dispatcher.stop()
+
+    loop.call_later(0.5, stop)
+    async with asyncio.timeout(RUN_LIMIT_S):
+        result = await dispatcher.run()
+    returned_s = loop.time() - stopped_at[0]
+
+    assert result.end is SendEnd.STOPPED
+    assert returned_s < grace_s - 0.5  # the calls in flight took their 0.2 s, not the grace
+    rows = await rows_of(queue, job_id)
+    states = by_state(rows)
+    assert states[RowState.IN_FLIGHT] == 0
+    assert states[RowState.DONE] + states[RowState.PENDING] == n
+    assert 4 <= states[RowState.DONE] < n
+    assert result.counts.done == states[RowState.DONE]
+    # Every call that reached the server was recorded: the done rows are exactly the server's.
+    done = {row.record for row in rows if row.state is RowState.DONE}
+    assert set(await customers(http, handle)) == {phone(i) for i in range(n) if record(i) in done}
+    assert {row.attempts for row in rows if row.state is RowState.PENDING} == {0}
+
+    again = await dispatch(
+        queue, job_id, HttpTransport(http, handle.url, PARAMS, settings), settings
+    )
+    assert again.end is SendEnd.FINISHED
+    assert again.counts.done == n - len(done)
+    stored = await customers(http, handle)
+    assert len(stored) == n
+    assert {customer["writes"] for customer in stored.values()} == {1}
+
+
+async def test_stop_after_grace_gives_back_unanswered_rows_and_loses_none(
+    queue: Queue, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
+) -> None:
+    handle = await sandbox_factory(faults=Faults(latency_s=1.5))
+    n, concurrency, grace_s = 12, 4, 0.1
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    settings = send_settings(concurrency=concurrency)
+    dispatcher = Dispatcher(
+        queue, job_id, HttpTransport(http, handle.url, PARAMS, settings), settings, grace_s=grace_s
+    )
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.2, dispatcher.stop)
+    started = loop.time()
+    async with asyncio.timeout(RUN_LIMIT_S):
+        result = await dispatcher.run()
+
+    assert result.end is SendEnd.STOPPED
+    assert loop.time() - started < 1.0  # cut off after the grace, before the 1.5 s answers
+    rows = await rows_of(queue, job_id)
+    assert by_state(rows)[RowState.PENDING] == n  # nothing answered, nothing lost
+    cut_off = {row.record for row in rows if row.last_code == UNKNOWN_CODE}
+    assert len(cut_off) == concurrency
+    assert {row.attempts for row in rows if row.record in cut_off} == {1}
+    assert {row.attempts for row in rows if row.record not in cut_off} == {0}
+    await asyncio.sleep(1.4)  # the server finishes the calls whose client went away
+
+    again = await dispatch(
+        queue, job_id, HttpTransport(http, handle.url, PARAMS, settings), settings
+    )
+
+    assert again.end is SendEnd.FINISHED
+    rows = await rows_of(queue, job_id)
+    # The calls cut off at the stop did reach the server: sent again, they are duplicates.
+    assert {row.record for row in rows if row.state is RowState.DUPLICATE} == cut_off
+    assert by_state(rows)[RowState.DONE] == n - concurrency
+    stored = await customers(http, handle)
+    assert len(stored) == n
+    assert {customer["writes"] for customer in stored.values()} == {1}
+
+
+async def test_stop_does_not_wait_out_a_retry_after_pause(
+    queue: Queue, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
+) -> None:
+    handle = await sandbox_factory(faults=Faults(max_rps=5, retry_after_s=30))
+    n, grace_s = 20, 5.0
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    settings = send_settings(concurrency=4, rate_per_s=100.0)
+    transport = recording(http, handle.url, settings)
+    dispatcher = Dispatcher(queue, job_id, transport, settings, grace_s=grace_s)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.5, dispatcher.stop)
+    async with asyncio.timeout(RUN_LIMIT_S):
+        result = await dispatcher.run()
+
+    assert result.end is SendEnd.STOPPED
+    assert result.seconds < 2.0  # not 0.5 s + the 5 s of grace: nothing was in flight
+    assert result.counts.throttled >= 1
+    rows = await rows_of(queue, job_id)
+    states = by_state(rows)
+    assert states[RowState.IN_FLIGHT] == 0
+    assert states[RowState.DONE] == 5
+    assert states[RowState.PENDING] == n - 5
+    assert len(transport.calls) == result.counts.sent == sum(row.attempts for row in rows)
+
+
+async def test_rows_retry_through_a_server_outage(
+    queue: Queue, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
+) -> None:
+    handle = await sandbox_factory(faults=Faults(latency_s=0.02))
+    n, concurrency, max_attempts = 150, 4, 60
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    settings = send_settings(
+        concurrency=concurrency, max_attempts=max_attempts, backoff_max_s=0.1, timeout_s=2.0
+    )
+    transport = recording(http, handle.url, settings)
+    run = asyncio.create_task(dispatch(queue, job_id, transport, settings))
+
+    await asyncio.sleep(0.3)
+    await handle.stop()
+    await asyncio.sleep(1.0)
+    assert not run.done()
+    await handle.start()
+    result = await run
+
+    assert result.end is SendEnd.FINISHED
+    refused = [call for call in transport.calls if call.outcome.code == "connection"]
+    assert len(refused) > concurrency, "the outage was not seen"
+    rows = await rows_of(queue, job_id)
+    assert_each_record_imported_once(rows, transport.calls, await customers(http, handle), 60)
+    assert by_state(rows)[RowState.DUPLICATE] <= concurrency
+
+
+# --- method and encoding ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["get", "post"])
+async def test_values_arrive_whole_whatever_they_hold(
+    queue: Queue, http: aiohttp.ClientSession, sandbox: SandboxHandle, method: str
+) -> None:
+    memos = [
+        "a&password=x&EVENT=Other",
+        "1+1=2 %41 100%",
+        "#frag?q=1;x=2/é 中文",
+        "  spaces  ",
+    ]
+    job_id = await make_job(queue, [record(i, memo=memo) for i, memo in enumerate(memos)])
+    settings = send_settings(method=method)
+
+    result = await dispatch(
+        queue, job_id, HttpTransport(http, sandbox.url, PARAMS, settings), settings
+    )
+
+    assert result.end is SendEnd.FINISHED
+    assert result.counts.done == len(memos)
+    stored = await customers(http, sandbox)
+    assert [stored[phone(i)]["fields"]["memo"] for i in range(len(memos))] == memos
+
+
+# --- secrets ----------------------------------------------------------------------------------
+
+SECRET = "ZQXpa@ss/w?rd é+&="  # every encoding of it starts with ZQX
+
+
+async def _echo(request: web.Request) -> web.Response:
+    """Answer with what arrived (not a valid answer): query or body, as sent on the wire."""
+    raw = await request.text() if request.method == "POST" else request.raw_path.partition("?")[2]
+    style = request.match_info["style"]
+    if style == "decoded":
+        return web.Response(text=repr(urllib.parse.parse_qsl(raw)))
+    if style == "padded":
+        # Put the password right across the 200th character, where a message is cut.
+        at = raw.index("&password=") + len("&password=")
+        return web.Response(text="x" * max(0, 197 - at) + raw)
+    if style == "forbidden":
+        return web.Response(status=403, text=raw)
+    return web.Response(text="echo " + raw)
+
+
+@pytest.fixture
+async def echo_base_url() -> AsyncIterator[str]:
+    app = web.Application()
+    app.router.add_route("*", "/{style}", _echo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("style", ["raw", "padded", "decoded", "forbidden"])
+@pytest.mark.parametrize("method", ["get", "post"])
+async def test_password_never_stored_in_a_message(
+    queue: Queue, http: aiohttp.ClientSession, echo_base_url: str, style: str, method: str
+) -> None:
+    job_id = await make_job(queue, [record(1)])
+    settings = send_settings(method=method, max_attempts=1)
+    params = ImportParams(org="demo", user="admin", password=SECRET, campaign="1")
+
+    result = await dispatch(
+        queue, job_id, HttpTransport(http, f"{echo_base_url}/{style}", params, settings), settings
+    )
+
+    [row] = await rows_of(queue, job_id)
+    assert row.last_message is not None
+    messages = [row.last_message]
+    if style == "forbidden":
+        assert result.end is SendEnd.FATAL
+        assert result.fatal is not None
+        messages.append(result.fatal.message)
+    else:
+        assert (row.state, row.last_code) == (RowState.FAILED, "invalid answer")
+    for message in messages:
+        assert "ZQX" not in message
+        assert "***" in message  # masked where it was, so the message still says what came
+
+
+async def test_md5_password_never_stored_in_a_message(
+    queue: Queue, http: aiohttp.ClientSession, echo_base_url: str
+) -> None:
+    job_id = await make_job(queue, [record(1)])
+    settings = send_settings(max_attempts=1)
+    params = ImportParams(
+        org="demo", user="admin", password=SECRET, campaign="1", pwdtype=PasswordType.MD5
+    )
+
+    await dispatch(
+        queue, job_id, HttpTransport(http, f"{echo_base_url}/raw", params, settings), settings
+    )
+
+    [row] = await rows_of(queue, job_id)
+    assert row.last_message is not None
+    assert md5_hex(SECRET) not in row.last_message
+    assert "&password=***&" in row.last_message
+
+
+# --- a transport that breaks ------------------------------------------------------------------
+
+
+@dataclass
+class BrokenTransport(Transport):
+    """Answers done, except for one record, where it raises like a bug would."""
+
+    breaks_on: str
+
+    async def send(self, record: str) -> Outcome:
+        await asyncio.sleep(0.001)
+        if record == self.breaks_on:
+            raise RuntimeError("transport bug")
+        return Outcome(OutcomeKind.DONE, "BackMsg_84", "BackMsg_84")
+
+
+async def test_a_transport_error_ends_the_run_and_leaves_no_row_in_flight(queue: Queue) -> None:
+    n = 30
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    settings = send_settings(concurrency=2)
+
+    with pytest.raises(RuntimeError, match="transport bug"):
+        await dispatch(queue, job_id, BrokenTransport(record(10)), settings)
+
+    counts = await queue.counts(job_id)
+    assert counts[RowState.IN_FLIGHT] == 0
+    assert counts[RowState.PENDING] >= 1
+    assert counts[RowState.DONE] + counts[RowState.PENDING] == n
