@@ -154,6 +154,22 @@ def backoff_s(attempt: int, *, base_s: float, max_s: float, rng: random.Random) 
     return rng.uniform(0.0, ceiling)
 
 
+def open_session(concurrency: int) -> aiohttp.ClientSession:
+    """A client session for Import calls: ``concurrency`` keep-alive connections, no hidden
+    resends.
+
+    aiohttp sends a GET a second time by itself when a reused connection drops before the
+    answer (aio-libs/aiohttp#10790), with no public switch. An Import call is not
+    idempotent, and every send must be an attempt we count and bound, so that resend is
+    turned off: a drop becomes a transient outcome and our own retry (with backoff) follows.
+    """
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0)
+    session = aiohttp.ClientSession(connector=connector)
+    if hasattr(session, "_retry_connection"):
+        session._retry_connection = False
+    return session
+
+
 class HttpTransport:
     """Sends one Import call over an ``aiohttp.ClientSession`` and classifies the answer.
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 
-from bulkimport.dispatch import Dispatcher, HttpTransport, SendEnd, SendResult
+from bulkimport.dispatch import Dispatcher, HttpTransport, SendEnd, SendResult, open_session
 from bulkimport.errors import ConfigError, InputError
 from bulkimport.joblog import event
 from bulkimport.progress import Progress
@@ -274,8 +274,7 @@ async def send_job(
     progress.start_sending(job.id, await queue.counts(job.id))
     own_session = session is None
     if session is None:
-        connector = aiohttp.TCPConnector(limit=settings.send.concurrency, limit_per_host=0)
-        session = aiohttp.ClientSession(connector=connector)
+        session = open_session(settings.send.concurrency)
     try:
         transport = HttpTransport(session, target.url, params, settings.send)
         dispatcher = Dispatcher(

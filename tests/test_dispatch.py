@@ -36,6 +36,7 @@ from bulkimport.dispatch import (
     SendResult,
     Transport,
     backoff_s,
+    open_session,
 )
 from bulkimport.protocol import ImportParams, Outcome, OutcomeKind, PasswordType, md5_hex
 from bulkimport.queue import Queue, RowView
@@ -392,7 +393,7 @@ async def queue(tmp_path: Path) -> AsyncIterator[Queue]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+    async with open_session(8) as session:
         yield session
 
 
@@ -533,6 +534,8 @@ async def test_faults_are_retried_until_every_row_is_imported_once(
     assert result.counts.sent == len(codes) == sum(row.attempts for row in rows)
     assert result.counts.retried == len(codes) - n
     stats = await inspect(http, handle, "/sandbox/stats")
+    # Every request the server saw is an attempt we counted: no hidden resend.
+    assert stats["requests"] == len(codes)
     # The sandbox imports a record only when it answers it: each was imported once.
     assert stats["by_code"]["BackMsg_84"] == sum(row.state is RowState.DONE for row in rows)
     if status_key == "500":

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import click
 
 from bulkimport.cli.base import (
@@ -22,6 +21,7 @@ from bulkimport.cli.base import (
     run_async,
     setting_options,
 )
+from bulkimport.dispatch import open_session
 from bulkimport.errors import ExitCode
 from bulkimport.joblog import event
 from bulkimport.protocol import Outcome, describe_code
@@ -125,8 +125,7 @@ async def _submit(
                 settings=dict(settings.values),
             ),
         )
-        connector = aiohttp.TCPConnector(limit=1)
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with open_session(1) as session:
             result = await submit_remote(
                 session,
                 target.url,
