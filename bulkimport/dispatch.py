@@ -54,6 +54,7 @@ Clock = Callable[[], float]
 
 RESULT_BATCH_ROWS = 200  # outcomes per commit at most: bounds what a kill can make us re-send
 RESULT_FLUSH_S = 0.1  # and at least this often
+RATE_EVERY_S = 5.0  # how often the sending rate is stored with the job (for `status`)
 IDLE_POLL_S = 0.5  # how often to look again when nothing is due yet
 STOP_GRACE_S = 5.0  # how long calls in flight may take to finish after a stop
 UNKNOWN_CODE = "unknown outcome"  # a call cut off after the grace time: maybe it arrived
@@ -78,6 +79,11 @@ class SendCounts:
     failed: int = 0
     retried: int = 0  # transient outcomes that will be tried again
     throttled: int = 0  # answers that asked us to wait (Retry-After)
+
+    @property
+    def settled(self) -> int:
+        """Rows that reached a terminal state in this run."""
+        return self.done + self.duplicate + self.rejected + self.failed
 
 
 @dataclass
@@ -512,11 +518,18 @@ class Dispatcher:
             await asyncio.shield(self._flush())
 
     async def _write_periodically(self) -> None:
+        rate_from_s, rate_from_settled = self._clock(), 0
         while True:
             await asyncio.sleep(RESULT_FLUSH_S)
             await self._flush()
             if self._on_progress is not None:
                 self._on_progress(self.counts)
+            now = self._clock()
+            if now - rate_from_s >= RATE_EVERY_S:
+                settled = self.counts.settled
+                rate = (settled - rate_from_settled) / (now - rate_from_s)
+                await self._queue.record_send_rate(self._job_id, rate)
+                rate_from_s, rate_from_settled = now, settled
 
     async def _flush(self) -> None:
         async with self._flush_lock:

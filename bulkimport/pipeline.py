@@ -20,7 +20,14 @@ from typing import Any
 
 import aiohttp
 
-from bulkimport.dispatch import Dispatcher, HttpTransport, SendEnd, SendResult, open_session
+from bulkimport.dispatch import (
+    RATE_EVERY_S,
+    Dispatcher,
+    HttpTransport,
+    SendEnd,
+    SendResult,
+    open_session,
+)
 from bulkimport.errors import ConfigError, InputError
 from bulkimport.joblog import event
 from bulkimport.progress import Progress
@@ -53,10 +60,19 @@ class JobSummary:
     last_errors: list[dict[str, Any]] = field(default_factory=list)
     created_at: float = 0.0
     updated_at: float = 0.0
+    rate_per_s: float | None = None  # while running: rows settled per second, lately
 
     @property
     def problems(self) -> int:
         return sum(n for state, n in self.counts.items() if state.is_problem)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds until every row is settled at the current rate (``None``: not sending)."""
+        if not self.rate_per_s:
+            return None
+        unsettled = sum(n for state, n in self.counts.items() if not state.is_terminal)
+        return unsettled / self.rate_per_s
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -72,6 +88,8 @@ class JobSummary:
             "last_errors": self.last_errors,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "rate_per_s": self.rate_per_s,
+            "eta_s": self.eta_s,
         }
 
 
@@ -100,7 +118,18 @@ async def summarize(queue: Queue, job_id: int, *, report: str | None = None) -> 
         last_errors=errors,
         created_at=job.created_at,
         updated_at=job.updated_at,
+        rate_per_s=_current_rate(job),
     )
+
+
+def _current_rate(job: Job) -> float | None:
+    """The runner's last measured rate, if the job is running and the figure is fresh (a
+    stale one means the runner died: no rate, no ETA)."""
+    if job.state is not JobState.RUNNING or job.send_rate_at is None:
+        return None
+    if time.time() - job.send_rate_at > 3 * RATE_EVERY_S:
+        return None
+    return job.send_rate_per_s
 
 
 def reader_options(settings: Settings) -> ReaderOptions:

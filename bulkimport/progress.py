@@ -101,7 +101,7 @@ class Progress:
             )
 
     def sending(self, counts: SendCounts) -> None:
-        finished = counts.done + counts.duplicate + counts.rejected + counts.failed
+        finished = counts.settled
         if self._bar is not None:
             self._bar.update(self._base_terminal + finished - self._bar.n)
             self._bar.set_postfix_str(

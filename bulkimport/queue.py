@@ -52,7 +52,7 @@ _MIGRATION_NAME = re.compile(r"^(\d{3})_(\w+)\.sql$")
 _JOB_COLUMNS = (
     "id, state, file_path, file_size, file_mtime_ns, file_head_sha256, target_key,"
     " settings_json, format_json, read_offset, read_line, total_rows, resent_unknown,"
-    " message, created_at, updated_at, started_at, finished_at"
+    " message, created_at, updated_at, started_at, finished_at, send_rate_per_s, send_rate_at"
 )
 _ROW_VIEW_COLUMNS = "id, line, state, cells, record, attempts, last_code, last_message"
 _REMOTE_COLUMNS = (
@@ -85,6 +85,8 @@ class Job:
     updated_at: float
     started_at: float | None
     finished_at: float | None
+    send_rate_per_s: float | None = None  # rows settled per second, last measured
+    send_rate_at: float | None = None  # when it was measured (Unix seconds)
 
 
 class RowView(NamedTuple):
@@ -211,6 +213,8 @@ def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
         updated_at=row[15],
         started_at=row[16],
         finished_at=row[17],
+        send_rate_per_s=row[18],
+        send_rate_at=row[19],
     )
 
 
@@ -522,6 +526,14 @@ class Queue:
             await cursor.close()
             if touched != 1:
                 raise ConfigError(f"no job {job_id} in {self.path}; see bulkimport jobs")
+
+    async def record_send_rate(self, job_id: int, rate_per_s: float) -> None:
+        """Keep the runner's latest sending rate with the job (for ``status`` and its ETA)."""
+        async with self._lock, self._transaction():
+            await self._conn.execute(
+                "UPDATE jobs SET send_rate_per_s = ?, send_rate_at = ? WHERE id = ?",
+                (rate_per_s, time.time(), job_id),
+            )
 
     # ---------------------------------------------------------------------------- ingest
 

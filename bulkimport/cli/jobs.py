@@ -247,6 +247,8 @@ def status(
     terminal = sum(n for s, n in summary.counts.items() if s.is_terminal)
     share = 100.0 * terminal / summary.total if summary.total else 100.0
     click.echo(f"  rows    {summary.total:,} ({share:.1f}% settled)")
+    if summary.rate_per_s is not None and summary.eta_s is not None:
+        click.echo(f"  rate    {summary.rate_per_s:,.1f} rows/s, ETA {_duration(summary.eta_s)}")
     for state in RowState:
         click.echo(f"    {state.value:<10} {summary.counts.get(state, 0):>12,}")
     if summary.resent_unknown:
@@ -311,3 +313,15 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> None
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at))
             server_job = r.server_job_id or (r.code or "-")
             click.echo(f"{r.id:>6}  {r.state.value:<9} {server_job:>10}  {when:<19}  {r.url}")
+
+
+def _duration(seconds: float) -> str:
+    """``1h 02m``, ``3m 05s``, ``12s``."""
+    whole = int(seconds + 0.5)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
