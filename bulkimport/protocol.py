@@ -16,7 +16,7 @@ import hashlib
 import re
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -96,6 +96,72 @@ def yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
+#: The parameters that ``ImportOptions`` holds, in wire order.
+OPTION_NAMES: tuple[str, ...] = (
+    "phone_field",
+    "priority_field",
+    "dialtime_field",
+    "emptyagent",
+    "resetstatus",
+    "dupway",
+    "dupdiallist",
+    "changepackage",
+)
+
+
+def parse_yes_no(value: str) -> bool:
+    """``yes`` / ``no`` (empty: no), as the server reads ``emptyagent`` and ``resetstatus``."""
+    if value not in ("yes", "no", ""):
+        raise ValueError(f"{value!r} is not yes or no")
+    return value == "yes"
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """What the server does with a record besides storing it: the dial list, and duplicates.
+
+    The client sends these with every call; the sandbox reads them back with
+    ``from_params``.
+    """
+
+    phone_field: str = ""
+    priority_field: str = ""
+    dialtime_field: str = ""
+    dupway: DupWay = DupWay.SKIP
+    dupdiallist: DupDialList = DupDialList.IGNORE_DUPLICATE
+    changepackage: ChangePackage = ChangePackage.SKIP
+    emptyagent: bool = False
+    resetstatus: bool = False
+
+    def to_params(self) -> dict[str, str]:
+        """The wire values of the eight parameters."""
+        return {
+            "phone_field": self.phone_field,
+            "priority_field": self.priority_field,
+            "dialtime_field": self.dialtime_field,
+            "emptyagent": yes_no(self.emptyagent),
+            "resetstatus": yes_no(self.resetstatus),
+            "dupway": self.dupway.value,
+            "dupdiallist": self.dupdiallist.value,
+            "changepackage": self.changepackage.value,
+        }
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, str]) -> ImportOptions:
+        """Read the wire values back (an empty value means the default); ``ValueError`` for
+        a value that is not one of the documented ones."""
+        return cls(
+            phone_field=params["phone_field"],
+            priority_field=params["priority_field"],
+            dialtime_field=params["dialtime_field"],
+            dupway=DupWay(params["dupway"] or DupWay.SKIP),
+            dupdiallist=DupDialList(params["dupdiallist"] or DupDialList.IGNORE_DUPLICATE),
+            changepackage=ChangePackage(params["changepackage"] or ChangePackage.SKIP),
+            emptyagent=parse_yes_no(params["emptyagent"]),
+            resetstatus=parse_yes_no(params["resetstatus"]),
+        )
+
+
 @dataclass(frozen=True)
 class ImportParams:
     """The settings of one Import target that are the same for every call.
@@ -110,14 +176,7 @@ class ImportParams:
     campaign: str
     usertype: UserType = UserType.ACCOUNT
     pwdtype: PasswordType = PasswordType.PLAINTEXT
-    phone_field: str = ""
-    priority_field: str = ""
-    dialtime_field: str = ""
-    dupway: DupWay = DupWay.SKIP
-    dupdiallist: DupDialList = DupDialList.IGNORE_DUPLICATE
-    changepackage: ChangePackage = ChangePackage.SKIP
-    emptyagent: bool = False
-    resetstatus: bool = False
+    options: ImportOptions = field(default_factory=ImportOptions)
 
     @property
     def password_sent(self) -> str:
@@ -157,14 +216,7 @@ class ImportParams:
             "source_pwd": source_pwd,
             "exetime": exetime,
             "delrow": delrow,
-            "phone_field": self.phone_field,
-            "priority_field": self.priority_field,
-            "dialtime_field": self.dialtime_field,
-            "emptyagent": yes_no(self.emptyagent),
-            "resetstatus": yes_no(self.resetstatus),
-            "dupway": self.dupway.value,
-            "dupdiallist": self.dupdiallist.value,
-            "changepackage": self.changepackage.value,
+            **self.options.to_params(),
         }
         return [(name, values[name]) for name in PARAMETER_NAMES]
 

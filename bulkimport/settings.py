@@ -23,6 +23,7 @@ from bulkimport.protocol import (
     ChangePackage,
     DupDialList,
     DupWay,
+    ImportOptions,
     ImportParams,
     PasswordType,
     Source,
@@ -363,14 +364,7 @@ class Target:
     campaign: str
     usertype: UserType = UserType.ACCOUNT
     pwdtype: PasswordType = PasswordType.PLAINTEXT
-    phone_field: str = ""
-    priority_field: str = ""
-    dialtime_field: str = ""
-    dupway: DupWay = DupWay.SKIP
-    dupdiallist: DupDialList = DupDialList.IGNORE_DUPLICATE
-    changepackage: ChangePackage = ChangePackage.SKIP
-    emptyagent: bool = False
-    resetstatus: bool = False
+    options: ImportOptions = field(default_factory=ImportOptions)
 
     @property
     def key(self) -> str:
@@ -385,14 +379,7 @@ class Target:
             campaign=self.campaign,
             usertype=self.usertype,
             pwdtype=self.pwdtype,
-            phone_field=self.phone_field,
-            priority_field=self.priority_field,
-            dialtime_field=self.dialtime_field,
-            dupway=self.dupway,
-            dupdiallist=self.dupdiallist,
-            changepackage=self.changepackage,
-            emptyagent=self.emptyagent,
-            resetstatus=self.resetstatus,
+            options=self.options,
         )
 
 
@@ -564,14 +551,16 @@ def resolve(
             campaign=values["campaign"],
             usertype=UserType(values["usertype"]),
             pwdtype=PasswordType(values["pwdtype"]),
-            phone_field=values["phone_field"],
-            priority_field=values["priority_field"],
-            dialtime_field=values["dialtime_field"],
-            dupway=DupWay(values["dupway"]),
-            dupdiallist=DupDialList(values["dupdiallist"]),
-            changepackage=ChangePackage(values["changepackage"]),
-            emptyagent=values["emptyagent"],
-            resetstatus=values["resetstatus"],
+            options=ImportOptions(
+                phone_field=values["phone_field"],
+                priority_field=values["priority_field"],
+                dialtime_field=values["dialtime_field"],
+                dupway=DupWay(values["dupway"]),
+                dupdiallist=DupDialList(values["dupdiallist"]),
+                changepackage=ChangePackage(values["changepackage"]),
+                emptyagent=values["emptyagent"],
+                resetstatus=values["resetstatus"],
+            ),
         )
     rename = [
         (column, field_name or None)

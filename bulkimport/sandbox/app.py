@@ -19,9 +19,7 @@ from aiohttp import web
 from bulkimport.protocol import (
     ENDPOINT_PATH,
     PARAMETER_NAMES,
-    ChangePackage,
-    DupDialList,
-    DupWay,
+    ImportOptions,
     PasswordType,
     Source,
     UserType,
@@ -31,7 +29,6 @@ from bulkimport.protocol import (
 from bulkimport.sandbox.faults import Fate, FaultPlan, Faults
 from bulkimport.sandbox.importer import (
     ImportResult,
-    ImportRules,
     failure,
     import_record,
     parse_context,
@@ -106,7 +103,7 @@ class Sandbox:
 
     def check_request(
         self, params: Mapping[str, str]
-    ) -> tuple[Campaign, ImportRules] | ImportResult:
+    ) -> tuple[Campaign, ImportOptions] | ImportResult:
         """Everything but the record: parameters, org, credentials, campaign, source."""
         for name in PARAMETER_NAMES:
             if name not in params:
@@ -119,16 +116,7 @@ class Sandbox:
         try:
             usertype = UserType(params["usertype"])
             pwdtype = PasswordType(params["pwdtype"])
-            rules = ImportRules(
-                phone_field=params["phone_field"],
-                priority_field=params["priority_field"],
-                dialtime_field=params["dialtime_field"],
-                dupway=DupWay(params["dupway"] or DupWay.SKIP),
-                dupdiallist=DupDialList(params["dupdiallist"] or DupDialList.IGNORE_DUPLICATE),
-                changepackage=ChangePackage(params["changepackage"] or ChangePackage.SKIP),
-                emptyagent=_yes_no(params["emptyagent"]),
-                resetstatus=_yes_no(params["resetstatus"]),
-            )
+            rules = ImportOptions.from_params(params)
         except ValueError as exc:
             return failure(1, str(exc))
         if params["orgidentity"] != self.schema.org:
@@ -191,12 +179,6 @@ class Sandbox:
         if isinstance(answer, ImportResult):
             return answer.success, answer.message, _stats_code(answer)
         return True, str(answer), "job"
-
-
-def _yes_no(value: str) -> bool:
-    if value not in ("yes", "no", ""):
-        raise ValueError(f"{value!r} is not yes or no")
-    return value == "yes"
 
 
 def _password_matches(pwdtype: PasswordType, sent: str, password: str) -> bool:

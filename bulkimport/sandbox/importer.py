@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from bulkimport.errors import RecordError
-from bulkimport.protocol import ChangePackage, DupDialList, DupWay, decode_record
+from bulkimport.protocol import ChangePackage, DupDialList, DupWay, ImportOptions, decode_record
 from bulkimport.sandbox.schema import Campaign
 from bulkimport.sandbox.store import Customer, Store
 
@@ -37,21 +37,7 @@ def failure(code: int, detail: str = "") -> ImportResult:
     return ImportResult(False, (code,), detail)
 
 
-@dataclass(frozen=True)
-class ImportRules:
-    """The per-request settings that decide what happens to a record (field names resolved)."""
-
-    phone_field: str = ""
-    priority_field: str = ""
-    dialtime_field: str = ""
-    dupway: DupWay = DupWay.SKIP
-    dupdiallist: DupDialList = DupDialList.IGNORE_DUPLICATE
-    changepackage: ChangePackage = ChangePackage.SKIP
-    emptyagent: bool = False
-    resetstatus: bool = False
-
-
-def resolve_rules(campaign: Campaign, rules: ImportRules) -> ImportRules | ImportResult:
+def resolve_rules(campaign: Campaign, rules: ImportOptions) -> ImportOptions | ImportResult:
     """``rules`` with ``phone_field`` etc. turned into field names; 74 names an unknown one."""
     resolved: list[str] = []
     for setting in ("phone_field", "priority_field", "dialtime_field"):
@@ -105,7 +91,7 @@ def _dial(
     campaign: Campaign,
     customer_id: int,
     fields: Mapping[str, str],
-    rules: ImportRules,
+    rules: ImportOptions,
 ) -> bool:
     phone = fields.get(rules.phone_field, "") if rules.phone_field else ""
     if not phone:
@@ -117,7 +103,7 @@ def _dial(
 
 
 def import_record(
-    store: Store, campaign: Campaign, fields: Mapping[str, str], rules: ImportRules
+    store: Store, campaign: Campaign, fields: Mapping[str, str], rules: ImportOptions
 ) -> ImportResult:
     """Import checked ``fields`` into ``campaign`` following ``rules``."""
     key = fields[campaign.key_field]

@@ -22,17 +22,15 @@ import urllib.parse
 import urllib.request
 from collections import Counter
 from collections.abc import Coroutine, Mapping
-from dataclasses import asdict
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from bulkimport.protocol import ChangePackage, DupDialList, DupWay, Source
+from bulkimport.protocol import ImportOptions, Source
 from bulkimport.sandbox.importer import (
     ImportResult,
-    ImportRules,
     check_pairs,
     failure,
     import_record,
@@ -141,23 +139,6 @@ async def fetch(source: Source, url: str, user: str, password: str) -> str:
     return decode_csv(body)
 
 
-def _rules_from(params: Mapping[str, str]) -> ImportRules:
-    return ImportRules(
-        phone_field=params["phone_field"],
-        priority_field=params["priority_field"],
-        dialtime_field=params["dialtime_field"],
-        dupway=DupWay(params["dupway"]),
-        dupdiallist=DupDialList(params["dupdiallist"]),
-        changepackage=ChangePackage(params["changepackage"]),
-        emptyagent=params["emptyagent"] == "True",
-        resetstatus=params["resetstatus"] == "True",
-    )
-
-
-def _rules_to(rules: ImportRules) -> dict[str, str]:
-    return {name: str(value) for name, value in asdict(rules).items()}
-
-
 class RemoteImports:
     """The remote import jobs of one sandbox, and the tasks that run them."""
 
@@ -166,7 +147,7 @@ class RemoteImports:
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def submit(
-        self, campaign: Campaign, rules: ImportRules, source: Source, params: Mapping[str, str]
+        self, campaign: Campaign, rules: ImportOptions, source: Source, params: Mapping[str, str]
     ) -> int | ImportResult:
         """Accept one remote import: its job id, or the failure to answer."""
         url = params["context"]
@@ -189,7 +170,7 @@ class RemoteImports:
                 return exc.result
         store = self.sandbox.store
         job_id = store.create_job(
-            campaign.id, source.value, url, run_at, int(delrow_text), _rules_to(rules)
+            campaign.id, source.value, url, run_at, int(delrow_text), rules.to_params()
         )
         self._spawn(self._run(job_id, campaign, rules, source, url, user, password, text))
         return job_id
@@ -215,7 +196,7 @@ class RemoteImports:
                 self._run(
                     job["id"],
                     campaign,
-                    _rules_from(job["params"]),
+                    ImportOptions.from_params(job["params"]),
                     Source(job["source"]),
                     job["url"],
                     "",
@@ -236,7 +217,7 @@ class RemoteImports:
         self,
         job_id: int,
         campaign: Campaign,
-        rules: ImportRules,
+        rules: ImportOptions,
         source: Source,
         url: str,
         user: str,
@@ -271,7 +252,7 @@ class RemoteImports:
             raise
 
     async def _import_lines(
-        self, campaign: Campaign, rules: ImportRules, text: str, delrow: int
+        self, campaign: Campaign, rules: ImportOptions, text: str, delrow: int
     ) -> tuple[int, dict[str, int]]:
         records = [r for r in csv.reader(io.StringIO(text, newline="")) if any(r)]
         dropped, records = records[:delrow], records[delrow:]
