@@ -96,19 +96,6 @@ def yes_no(flag: bool) -> str:
     return "yes" if flag else "no"
 
 
-#: The parameters that ``ImportOptions`` holds, in wire order.
-OPTION_NAMES: tuple[str, ...] = (
-    "phone_field",
-    "priority_field",
-    "dialtime_field",
-    "emptyagent",
-    "resetstatus",
-    "dupway",
-    "dupdiallist",
-    "changepackage",
-)
-
-
 def parse_yes_no(value: str) -> bool:
     """``yes`` / ``no`` (empty: no), as the server reads ``emptyagent`` and ``resetstatus``."""
     if value not in ("yes", "no", ""):
