@@ -1,0 +1,198 @@
+"""Helpers for tests that run ``bulkimport`` as a child process against a sandbox.
+
+The sandbox runs in the test's event loop; each command runs as a real process, as a user
+or cron would run it, so signals, exit codes and files on disk are the real ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bulkimport.sandbox import SandboxHandle
+
+HEADER = "name,phone1,email,city"
+
+
+@dataclass
+class Done:
+    """How a finished command ended."""
+
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+    def error_lines(self) -> list[str]:
+        return [line for line in self.err.splitlines() if line.startswith("Error:")]
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    """The test's environment without any ``BULKIMPORT_*`` variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BULKIMPORT_")}
+    env.update(extra)
+    return env
+
+
+def password_env(password: str | None, **extra: str) -> dict[str, str]:
+    return base_env(**({"BULKIMPORT_PASSWORD": password} if password is not None else {}), **extra)
+
+
+async def spawn(
+    *args: str,
+    cwd: Path,
+    password: str | None = "secret",
+    env: dict[str, str] | None = None,
+    capture: bool = False,
+    stderr_path: Path | None = None,
+) -> asyncio.subprocess.Process:
+    """Start ``python -m bulkimport ARGS``: output piped with ``capture``, else discarded
+    (standard error goes to ``stderr_path`` when given)."""
+    out: Any = asyncio.subprocess.PIPE if capture else asyncio.subprocess.DEVNULL
+    err: Any = out
+    if stderr_path is not None:
+        err = stderr_path.open("ab")
+    try:
+        return await _exec(args, cwd, env if env is not None else password_env(password), out, err)
+    finally:
+        if stderr_path is not None:
+            err.close()
+
+
+async def _exec(
+    args: Sequence[str], cwd: Path, env: dict[str, str], out: Any, err: Any
+) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bulkimport",
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=out,
+        stderr=err,
+    )
+
+
+async def bulkimport(
+    *args: str,
+    cwd: Path,
+    password: str | None = "secret",
+    env: dict[str, str] | None = None,
+    timeout_s: float = 120,
+) -> Done:
+    """Run ``bulkimport ARGS`` to its end and return its exit code and output."""
+    proc = await spawn(*args, cwd=cwd, password=password, env=env, capture=True)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    assert proc.returncode is not None
+    return Done(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+def target(sandbox: SandboxHandle, *more: str, campaign: str = "1") -> list[str]:
+    """The options that send to ``sandbox`` as its default account."""
+    return ["--url", sandbox.url, "--org", "demo", "--user", "admin", "--campaign", campaign, *more]
+
+
+def write_csv(path: Path, lines: Sequence[str], encoding: str = "utf-8") -> Path:
+    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
+    return path
+
+
+def good_rows(n: int, start: int = 0) -> list[str]:
+    """``n`` valid lead rows with distinct phone numbers (the sandbox's duplicate key)."""
+    return [
+        f"Lead {i},139{i:08d},lead{i}@example.com,City {i % 7}" for i in range(start, start + n)
+    ]
+
+
+async def get_json(sandbox: SandboxHandle, path: str) -> Any:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{sandbox.base_url}{path}") as response,
+    ):
+        assert response.status == 200
+        return await response.json()
+
+
+async def customers(sandbox: SandboxHandle, model_id: str = "1") -> list[dict[str, Any]]:
+    path = f"/sandbox/customers?model_id={model_id}"
+    result: list[dict[str, Any]] = await get_json(sandbox, path)
+    return result
+
+
+async def stats(sandbox: SandboxHandle) -> dict[str, Any]:
+    result: dict[str, Any] = await get_json(sandbox, "/sandbox/stats")
+    return result
+
+
+async def arrivals(sandbox: SandboxHandle) -> list[tuple[float, int, str]]:
+    """``(wall_time_s, http_status, code)`` of each Import request, in arrival order."""
+    return [(float(t), int(s), str(c)) for t, s, c in await get_json(sandbox, "/sandbox/arrivals")]
+
+
+def query(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    """Run one read-only query on a queue database that another process may be writing."""
+    conn = sqlite3.connect(db, timeout=10)
+    try:
+        return conn.execute(sql, params).fetchall()
+    finally:
+        conn.close()
+
+
+def row_states(db: Path) -> dict[int, str]:
+    """``{line: state}`` of every row in the database."""
+    return dict(query(db, "SELECT line, state FROM rows ORDER BY line"))
+
+
+def state_counts(db: Path) -> dict[str, int]:
+    return dict(query(db, "SELECT state, COUNT(*) FROM rows GROUP BY state"))
+
+
+def job_state(db: Path) -> str | None:
+    """The state of the latest job, or None if there is no database or no job yet."""
+    if not db.exists():
+        return None
+    try:
+        rows = query(db, "SELECT state FROM jobs ORDER BY id DESC LIMIT 1")
+    except sqlite3.OperationalError:  # created but not migrated yet: no job
+        return None
+    return str(rows[0][0]) if rows else None
+
+
+def integrity(db: Path) -> str:
+    return str(query(db, "PRAGMA integrity_check")[0][0])
+
+
+def max_in_window(times_s: Iterable[float], window_s: float = 1.0) -> int:
+    """The most events that fall in any window ``(t - window_s, t]``."""
+    ordered = sorted(times_s)
+    best = 0
+    start = 0
+    for end, t in enumerate(ordered):
+        while ordered[start] <= t - window_s:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def write_figures(name: str, figures: dict[str, Any]) -> None:
+    """Print the figures of a reliability run (``pytest -s`` shows them) and, when
+    ``BULKIMPORT_FIGURES_DIR`` is set, write them there as ``NAME.json`` for the docs."""
+    text = json.dumps(figures, indent=2, sort_keys=True)
+    print(f"\n== {name}\n{text}")
+    folder = os.environ.get("BULKIMPORT_FIGURES_DIR")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        (Path(folder) / f"{name}.json").write_text(text + "\n", encoding="utf-8")
