@@ -53,6 +53,7 @@ log = logging.getLogger("bulkimport")
 Clock = Callable[[], float]
 
 RESULT_BATCH_ROWS = 200  # outcomes per commit at most: bounds what a kill can make us re-send
+MAX_GET_URL_BYTES = 8000  # Apache and nginx refuse request lines over 8 KiB by default
 RESULT_FLUSH_S = 0.1  # and at least this often
 RATE_EVERY_S = 5.0  # how often the sending rate is stored with the job (for `status`)
 IDLE_POLL_S = 0.5  # how often to look again when nothing is due yet
@@ -202,6 +203,15 @@ class HttpTransport:
 
     async def send(self, record: str) -> Outcome:
         query = self._encode(record)
+        if not self._post and len(self._base_url) + 1 + len(query) > MAX_GET_URL_BYTES:
+            # Sending it would only earn a 414 (or a 400) for this row, or worse, a proxy's
+            # page: refuse the row here, and say what would carry it.
+            return Outcome(
+                OutcomeKind.REJECTED,
+                "too long for GET",
+                f"the request would be {len(self._base_url) + 1 + len(query):,} bytes, "
+                f"over the {MAX_GET_URL_BYTES:,} a server takes in a URL; use --method post",
+            )
         try:
             if self._post:
                 request = self._session.post(
@@ -275,6 +285,7 @@ class _Run:
     # Rows claimed and not yet resolved (in results); counted from the claim, because a row
     # on its way from the buffer to a worker is in neither.
     unresolved: int = 0
+    committing: int = 0  # outcomes in the batch being committed right now
     error: BaseException | None = None  # a worker's unexpected error, raised by run()
 
 
@@ -513,7 +524,10 @@ class Dispatcher:
             setattr(counts, state.value, getattr(counts, state.value) + 1)
             result = RowResult(row.id, state, outcome.code, outcome.message)
         self._resolve(result)
-        if len(run.results) >= RESULT_BATCH_ROWS:
+        # Outcomes not yet committed, including a batch being committed, stay under one
+        # batch: this worker sends nothing more until they are, which bounds what a kill
+        # can make us send again to the calls in flight plus one batch.
+        if len(run.results) + run.committing >= RESULT_BATCH_ROWS:
             # Shielded: a cancel must not lose outcomes already taken off the list.
             await asyncio.shield(self._flush())
 
@@ -536,4 +550,8 @@ class Dispatcher:
             if not self._run.results:
                 return
             batch, self._run.results = self._run.results, []
-            await self._queue.record_results(self._job_id, batch)
+            self._run.committing = len(batch)
+            try:
+                await self._queue.record_results(self._job_id, batch)
+            finally:
+                self._run.committing = 0

@@ -438,6 +438,8 @@ def classify_answer(answer: Answer, *, remote: bool = False) -> Outcome:
 
 TRANSIENT_HTTP = frozenset({408, 429, 500, 502, 503, 504})
 FATAL_HTTP = frozenset({401, 403, 404})
+# This one request was too large (body, URL, headers): the row is at fault, not the job.
+REJECTED_HTTP = frozenset({413, 414, 431})
 MAX_RETRY_AFTER_S = 3600.0
 
 
@@ -478,6 +480,8 @@ def classify_http(
     snippet = body[:MESSAGE_LIMIT]
     if status in FATAL_HTTP:
         return Outcome(OutcomeKind.FATAL, f"HTTP {status}", snippet)
+    if status in REJECTED_HTTP:
+        return Outcome(OutcomeKind.REJECTED, f"HTTP {status}", snippet)
     if 400 <= status < 500 and status not in TRANSIENT_HTTP:
         # A client error that waiting cannot fix (405, 400, 414...): the settings are wrong.
         return Outcome(OutcomeKind.FATAL, f"HTTP {status}", snippet)

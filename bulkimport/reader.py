@@ -54,6 +54,11 @@ REPORT_COLUMNS = frozenset({"_line", "_state", "_code", "_message"})
 #: candidates matters: left free, charset-normalizer calls short GB18030 files cp949 and
 #: Western files cp1250.
 DETECT_CANDIDATES = ("utf_8", "gb18030", "big5", "cp1252")
+# Read as UTF-8 despite broken characters: at least this many good non-ASCII characters,
+# and at most one broken for every ten good ones (GB18030 and Big5 text decoded as UTF-8
+# gives five or more broken for every good one).
+MOSTLY_UTF8_MIN_CHARS = 10
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
 DEFAULT_BATCH_ROWS = 5000
 
 # UTF-32 LE before UTF-16 LE: FF FE 00 00 starts with the UTF-16 LE mark.
@@ -311,9 +316,12 @@ def _detect_encoding(path: Path, sample: bytes, forced: str | None) -> tuple[str
     if not complete:
         # Do not let the cut at the end of the sample split a multibyte character.
         sample = sample[: sample.rfind(b"\n") + 1] or sample
+    mostly = _mostly_utf8(sample)
+    if mostly is not None:
+        return "utf-8", mostly, 0
     match = charset_normalizer.from_bytes(sample, cp_isolation=list(DETECT_CANDIDATES)).best()
-    if match is None:
-        match = charset_normalizer.from_bytes(sample).best()
+    # No guess beyond the encodings we know lead exports to be in: a wrong guess would send
+    # every non-ASCII value as garbage, which is worse than asking.
     if match is None:
         raise InputError(
             f"{path}: cannot tell the text encoding; try --encoding gb18030 (or big5, cp1252)"
@@ -322,6 +330,23 @@ def _detect_encoding(path: Path, sample: bytes, forced: str | None) -> tuple[str
     if codec == "latin-1":
         codec = "cp1252" if _decodes(sample, "cp1252") else "latin-1"
     return codec, round(max(0.0, 1.0 - match.chaos), 3), 0
+
+
+def _mostly_utf8(sample: bytes) -> float | None:
+    """The confidence that ``sample`` is UTF-8 with a few broken characters (a cut
+    multibyte sequence, a stray byte), or ``None`` if it is not UTF-8 at all.
+
+    Legacy double-byte text (GB18030, Big5) decodes as UTF-8 only here and there, so its
+    share of broken characters is high; a UTF-8 export with one cut character has one in
+    hundreds. The rows with the broken bytes then become ``invalid``, the rest are read
+    as they are, instead of every non-ASCII value being read in the wrong encoding.
+    """
+    text = sample.decode("utf-8", errors="replace")
+    broken = text.count("\ufffd")
+    wide = len(_NON_ASCII.findall(text)) - broken
+    if wide >= MOSTLY_UTF8_MIN_CHARS and broken * 10 <= wide:
+        return round(1.0 - broken / (wide + broken), 3)
+    return None
 
 
 def _decodes(data: bytes, codec: str) -> bool:

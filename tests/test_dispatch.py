@@ -955,3 +955,20 @@ async def test_a_transport_error_ends_the_run_and_leaves_no_row_in_flight(queue:
     assert counts[RowState.IN_FLIGHT] == 0
     assert counts[RowState.PENDING] >= 1
     assert counts[RowState.DONE] + counts[RowState.PENDING] == n
+
+
+async def test_a_get_too_long_for_a_url_is_rejected_without_being_sent(
+    queue: Queue, http: aiohttp.ClientSession, sandbox: SandboxHandle
+) -> None:
+    job_id = await make_job(queue, [record(1), record(2, memo="x" * 9000)])
+    settings = send_settings()
+    result = await dispatch(
+        queue, job_id, HttpTransport(http, sandbox.url, PARAMS, settings), settings
+    )
+    assert result.end is SendEnd.FINISHED
+    done, long = await rows_of(queue, job_id)
+    assert done.state is RowState.DONE
+    assert (long.state, long.last_code) == (RowState.REJECTED, "too long for GET")
+    assert "--method post" in (long.last_message or "")
+    stats = await inspect(http, sandbox, "/sandbox/stats")
+    assert stats["requests"] == 1

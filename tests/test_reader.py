@@ -489,3 +489,23 @@ def test_samples_hold_the_planted_problems() -> None:
     gbk, gbk_rows = read_all(SAMPLES / "leads-gbk.csv")
     assert (gbk.encoding, len(gbk_rows)) == ("gb18030", 50)
     assert all(row.state is RowState.PENDING for row in gbk_rows)
+
+
+def test_utf8_with_one_cut_character_is_still_utf8(tmp_path: Path) -> None:
+    lines = ["name,city", *(f"王{i},北京" for i in range(30))]
+    data = "\n".join(lines).encode() + b"\n"
+    data = data.replace("王7,".encode(), "王7".encode() + "三".encode()[:2] + b",")
+    fmt, rows = read_all(write(tmp_path, data))
+    assert fmt.encoding == "utf-8"
+    assert 0.9 < fmt.encoding_confidence < 1.0
+    bad = [row for row in rows if row.state is RowState.INVALID]
+    assert [row.line for row in bad] == [9]
+    assert "undecodable" in (bad[0].reason or "")
+    assert rows[0].record == "name=王0||city=北京"
+
+
+def test_legacy_double_byte_text_is_not_taken_for_broken_utf8(tmp_path: Path) -> None:
+    lines = ["name,city", *(f"王{i},北京市朝阳区" for i in range(30))]
+    fmt, rows = read_all(write(tmp_path, ("\n".join(lines) + "\n").encode("gb18030")))
+    assert fmt.encoding == "gb18030"
+    assert rows[3].record == "name=王3||city=北京市朝阳区"

@@ -227,8 +227,6 @@ async def test_stage_refuses_a_bad_file_in_one_line_or_accounts_for_every_record
 
 # --- sending: a sample, to the sandbox -----------------------------------------------------------
 
-GARBLED = "the file is UTF-8 but for one cut character: it is read as cp1251 and sent as mojibake"
-FATAL_400 = "a record too long for a GET URL gets HTTP 400 (414 on real servers), treated as fatal"
 # The key of a row that arrives whole, and the name it must arrive with.
 INTACT = {
     "gbk": ("13800000007", "张伟7"),
@@ -254,10 +252,10 @@ async def run_to_sandbox(path: Path, sandbox: SandboxHandle, cwd: Path) -> Done:
         "gb18030",
         "big5",
         "utf-16",
-        pytest.param("truncated-utf8", marks=pytest.mark.xfail(strict=True, reason=GARBLED)),
+        "truncated-utf8",
         "pipes-equals-password",
         "10mb-field",
-        pytest.param("10000-columns", marks=pytest.mark.xfail(strict=True, reason=FATAL_400)),
+        "10000-columns",
     ],
 )
 async def test_run_settles_every_record_of_a_bad_file_and_sends_values_whole(

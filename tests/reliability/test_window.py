@@ -13,8 +13,6 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-import pytest
-
 from bulkimport.dispatch import RESULT_BATCH_ROWS, Dispatcher, SendEnd, Transport
 from bulkimport.protocol import Outcome, OutcomeKind
 from bulkimport.queue import Queue
@@ -54,11 +52,6 @@ class Instant(Transport):
         return Outcome(OutcomeKind.DONE, "BackMsg_84", "BackMsg_84")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="dispatch: workers keep sending while a batch commits, so sent-but-unrecorded rows "
-    "reach two batches plus concurrency",
-)
 async def test_rows_sent_but_not_recorded_never_exceed_concurrency_plus_one_batch(
     tmp_path: Path,
 ) -> None:
