@@ -238,12 +238,18 @@ def secret_forms(password: str) -> tuple[str, ...]:
     return tuple(sorted(forms, key=len, reverse=True))
 
 
+# The value of a password parameter echoed in a server's page (an error page that shows the
+# request line, a proxy's message), in whatever form it was cut or re-encoded.
+_SECRET_PARAMETER = re.compile(r"\b(password|source_pwd)=[^&\s\"'<>]*")
+
+
 def mask_secrets(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with every occurrence of every secret replaced by ``***``."""
+    """``text`` with every occurrence of every secret replaced by ``***``, and the value of
+    any ``password=`` or ``source_pwd=`` parameter too, whatever it holds."""
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
-    return text
+    return _SECRET_PARAMETER.sub(r"\1=***", text)
 
 
 # --- records -------------------------------------------------------------------------------

@@ -210,3 +210,12 @@ def test_mask_secrets_hides_every_form_of_the_password() -> None:
     assert "s3cr" not in masked
     assert md5_hex(PARAMS.password) not in masked
     assert masked.count("***") == 3
+
+
+def test_mask_secrets_hides_any_echoed_password_parameter() -> None:
+    page = "<p>Bad request: GET /asterccinterfaces?EVENT=Import&password=abc%2"
+    assert (
+        mask_secrets(page, ()) == "<p>Bad request: GET /asterccinterfaces?EVENT=Import&password=***"
+    )
+    assert mask_secrets("source_pwd=x&delrow=1", ()) == "source_pwd=***&delrow=1"
+    assert mask_secrets("the password is wrong", ()) == "the password is wrong"

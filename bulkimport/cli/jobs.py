@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +65,7 @@ def run_job_command(
                 if job.state is JobState.FINISHED and not retry_states:
                     say(f"job {job.id} is already finished")
                     return await summarize(queue, job.id)
-            async with _maybe_sandbox(sandbox, options) as sandbox_options:
+            async with _maybe_sandbox(sandbox, options, say) as sandbox_options:
                 settings = load_settings(sandbox_options, config_path, stored=stored)
                 bars = show_bars(quiet, as_json)
                 configure_logging(quiet, settings, bars=bars)
@@ -89,7 +89,9 @@ def run_job_command(
 
 
 @contextlib.asynccontextmanager
-async def _maybe_sandbox(enabled: bool, options: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+async def _maybe_sandbox(
+    enabled: bool, options: dict[str, Any], say: Callable[[str], None]
+) -> AsyncIterator[dict[str, Any]]:
     """With ``--sandbox``: a sandbox on a free port for the length of the job, as the URL."""
     if not enabled:
         yield options
@@ -97,7 +99,7 @@ async def _maybe_sandbox(enabled: bool, options: dict[str, Any]) -> AsyncIterato
     from bulkimport.sandbox import SandboxConfig, serve_sandbox
 
     async with serve_sandbox(SandboxConfig(port=0)) as server:
-        click.echo(f"sandbox listening on {server.url}", err=True)
+        say(f"sandbox listening on {server.url}")
         yield {**options, "url": server.url}
 
 
