@@ -281,6 +281,7 @@ class _Run:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     fatal: Outcome | None = None
     buffer: asyncio.Queue[ClaimedRow] = field(default_factory=lambda: asyncio.Queue())
+    low: asyncio.Event = field(default_factory=asyncio.Event)  # the buffer wants more rows
     results: list[RowResult] = field(default_factory=list)
     # Rows claimed and not yet resolved (in results); counted from the claim, because a row
     # on its way from the buffer to a worker is in neither.
@@ -327,7 +328,9 @@ class Dispatcher:
         started = self._clock()
         recovered = await self._queue.recover_in_flight(self._job_id)
         run = self._run
-        claim_size = max(2 * self._settings.concurrency, 16)
+        # Claims of several rounds of calls: fewer transactions per row; the rows claimed but
+        # not sent are given back at a stop (and counted as "maybe sent" after a kill).
+        claim_size = max(4 * self._settings.concurrency, 64)
         feeder = asyncio.create_task(self._feed(claim_size), name="bulkimport-feeder")
         writer = asyncio.create_task(self._write_periodically(), name="bulkimport-writer")
         workers = [
@@ -391,7 +394,9 @@ class Dispatcher:
         run = self._run
         while not run.stop.is_set():
             if run.buffer.qsize() >= self._settings.concurrency:
-                await self._sleep_or_stop(0.005)
+                # A worker that takes the buffer below one round of calls wakes us up.
+                run.low.clear()
+                await self._wait_for(run.low, 0.1)
                 continue
             rows = await self._queue.claim_batch(self._job_id, claim_size, now_s=self._wall())
             if run.stop.is_set():
@@ -416,8 +421,20 @@ class Dispatcher:
             await self._sleep_or_stop(wait_s)
 
     async def _sleep_or_stop(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._run.stop.wait(), timeout=seconds)
+        await self._wait_for(self._run.stop, seconds)
+
+    async def _wait_for(self, event: asyncio.Event, seconds: float) -> None:
+        """Wait until ``event`` is set, ``stop`` is set, or ``seconds`` have passed."""
+        if self._run.stop.is_set() or event.is_set():
+            return
+        waiters = [asyncio.ensure_future(event.wait())]
+        if event is not self._run.stop:
+            waiters.append(asyncio.ensure_future(self._run.stop.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
 
     async def _work(self) -> None:
         run = self._run
@@ -455,6 +472,8 @@ class Dispatcher:
         run = self._run
         if run.stop.is_set():
             return None
+        if run.buffer.qsize() <= self._settings.concurrency:
+            run.low.set()
         with contextlib.suppress(asyncio.QueueEmpty):
             return run.buffer.get_nowait()
         get = asyncio.ensure_future(run.buffer.get())
