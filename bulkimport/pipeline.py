@@ -13,7 +13,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,8 @@ from bulkimport.errors import ConfigError, InputError
 from bulkimport.joblog import event
 from bulkimport.progress import Progress
 from bulkimport.protocol import describe_code
-from bulkimport.queue import Job, Queue
-from bulkimport.reader import Batch, FileFormat, ReaderOptions, read_batches, sniff_format
+from bulkimport.queue import Ingested, Job, Queue
+from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
 from bulkimport.report import default_report_path, is_report, write_report
 from bulkimport.rows import FileIdentity
 from bulkimport.settings import Settings, Target
@@ -227,7 +227,16 @@ async def open_job(
 
 
 async def read_job(queue: Queue, job: Job, progress: Progress, stop: StopSignal) -> Job:
-    """Read the job's file into its queue from where reading stopped; ``READY`` at the end."""
+    """Read the job's file into its queue from where reading stopped; ``READY`` at the end.
+
+    A stop request (Ctrl-C) ends reading after the batch in hand is committed; the job is
+    then ``interrupted`` and a later ``read_job`` continues at the committed offset.
+    """
+    if job.state is JobState.INTERRUPTED and job.started_at is None:
+        # Interrupted before it ever ran, so while reading (send_job marks a job running
+        # before anything else): back to reading, the only state rows can be added in.
+        await queue.set_job_state(job.id, JobState.READING)
+        job = await queue.get_job(job.id)
     if job.state is not JobState.READING:
         return job
     path = Path(job.file.path)
@@ -245,39 +254,30 @@ async def read_job(queue: Queue, job: Job, progress: Progress, stop: StopSignal)
         batch_rows=INGEST_BATCH_ROWS,
     )
     rows = job.total_rows
+
+    def on_batch(done: Ingested) -> None:
+        nonlocal rows
+        rows = job.total_rows + done.rows
+        progress.reading(done.end_offset, job.file.size, rows)
+
+    # Parsing and storing run in one worker thread (Queue.ingest); the loop only hears of
+    # each commit, and a stop request reaches the thread through this event.
+    halt = threading.Event()
+    stop.on_stop(halt.set)
+    if stop.requested:
+        halt.set()
     progress.start_reading(job.id, job.file.size, job.read_offset)
     try:
-        async for batch in _in_thread(batches):
-            await queue.add_rows(
-                job.id, batch.rows, read_offset=batch.end_offset, read_line=batch.next_line
-            )
-            rows += len(batch.rows)
-            progress.reading(batch.end_offset, job.file.size, rows)
-            if stop.requested:
-                await queue.set_job_state(job.id, JobState.INTERRUPTED, "interrupted while reading")
-                return await queue.get_job(job.id)
+        # closing(): a stop leaves the generator unfinished; its file is closed at once.
+        with contextlib.closing(batches):
+            await queue.ingest(job.id, batches, on_batch=on_batch, stop=halt)
     finally:
         progress.end_reading(rows)
+    if stop.requested:
+        await queue.set_job_state(job.id, JobState.INTERRUPTED, "interrupted while reading")
+        return await queue.get_job(job.id)
     await queue.finish_reading(job.id)
     return await queue.get_job(job.id)
-
-
-async def _in_thread(batches: Iterator[Batch]) -> AsyncIterator[Batch]:
-    """Parse the next batch in a worker thread while the previous one is being stored."""
-    done = object()
-    pending = asyncio.ensure_future(asyncio.to_thread(next, batches, done))
-    try:
-        while True:
-            batch = await pending
-            if batch is done:
-                return
-            pending = asyncio.ensure_future(asyncio.to_thread(next, batches, done))
-            assert isinstance(batch, Batch)
-            yield batch
-    finally:
-        if not pending.done():
-            with contextlib.suppress(BaseException):
-                await pending
 
 
 def _target(settings: Settings) -> Target:

@@ -5,7 +5,7 @@ committed when the method returns; with WAL and ``synchronous=NORMAL`` a killed 
 (even ``kill -9``) loses nothing committed. The schema comes from the numbered ``.sql``
 files of ``bulkimport.migrations``, applied in order and recorded in ``schema_migrations``.
 
-Life of a row: ``add_rows`` (pending or invalid) → ``claim_batch`` (in_flight) →
+Life of a row: ``ingest`` / ``add_rows`` (pending or invalid) → ``claim_batch`` (in_flight) →
 ``record_results`` (terminal, or pending again with a time for the retry). ``release`` gives
 back rows claimed but never sent; ``recover_in_flight`` gives back the rows a dead runner
 left in flight and counts them as "resent after an unknown outcome".
@@ -24,11 +24,21 @@ import json
 import os
 import re
 import sqlite3
+import threading
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import AsyncIterator, Collection, Iterable, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Callable,
+    Collection,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from types import TracebackType
 from typing import Any, NamedTuple, Self
@@ -37,15 +47,28 @@ import aiosqlite
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
 from bulkimport.remote import RemoteState
-from bulkimport.rows import ClaimedRow, FileIdentity, NewRow, RowResult
+from bulkimport.rows import (
+    Batch,
+    ClaimedRow,
+    FileIdentity,
+    NewRow,
+    RowResult,
+    decode_cells,
+    encode_cells,
+)
 from bulkimport.states import JobState, RowState
 
-__all__ = ["Job", "Migration", "Queue", "RemoteImport", "RowView", "load_migrations"]
+__all__ = ["Ingested", "Job", "Migration", "Queue", "RemoteImport", "RowView", "load_migrations"]
 
 BUSY_TIMEOUT_MS = 10_000
-
-# One encoder for every row: json.dumps with keyword arguments builds a new encoder per call.
-_encode_cells = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+# Every connection to the queue, the ingest's included. NORMAL is durable in WAL mode against
+# a process crash; only a power loss can roll back the last transactions, never corrupt the
+# file. (WAL itself is a property of the file, set once by Queue.open.)
+_CONNECTION_PRAGMAS = (
+    f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA foreign_keys = ON",
+)
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_(\w+)\.sql$")
 
@@ -59,6 +82,18 @@ _REMOTE_COLUMNS = (
     "id, created_at, source, url, target_key, exetime, delrow, server_job_id, state, code,"
     " message, attempts"
 )
+
+# Storing one batch of rows: the reading position moves with the rows, in one transaction.
+_ADVANCE_READING = (
+    "UPDATE jobs SET read_offset = ?, read_line = ?, total_rows = total_rows + ?,"
+    " updated_at = ? WHERE id = ? AND state = 'reading'"
+)
+_INSERT_ROWS = (
+    "INSERT INTO rows (job_id, line, state, record, cells, last_message, created_at,"
+    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# Inserts are counted here, once per batch (see migrations/001_initial.sql).
+_COUNT_INSERTS = "UPDATE job_counts SET n = n + ? WHERE job_id = ? AND state = ?"
 
 # The same expression as the rows_problem partial index, so that SQLite can use it.
 _PROBLEM_WHERE = (
@@ -134,6 +169,14 @@ class RemoteImport:
             "message": self.message,
             "attempts": self.attempts,
         }
+
+
+class Ingested(NamedTuple):
+    """Progress of ``Queue.ingest``, after each committed batch."""
+
+    rows: int  # rows stored by this ingest so far
+    end_offset: int  # byte offset where reading resumes
+    next_line: int  # line number where reading resumes
 
 
 class Migration(NamedTuple):
@@ -223,7 +266,7 @@ def _view_from_row(row: sqlite3.Row | tuple[Any, ...]) -> RowView:
         id=row[0],
         line=row[1],
         state=RowState(row[2]),
-        cells=tuple(json.loads(row[3])),
+        cells=decode_cells(row[3]),
         record=row[4],
         attempts=row[5],
         last_code=row[6],
@@ -252,12 +295,60 @@ def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
 
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """``Queue._transaction`` for a plain ``sqlite3`` connection in autocommit mode."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _store_batch(conn: sqlite3.Connection, job_id: int, batch: Batch, now: float) -> None:
+    """Insert the batch's rows, count them, and move the job's reading position past them.
+
+    The caller holds the transaction: rows and position are committed together or not at
+    all, which is what makes a line stored exactly once across interruptions.
+    """
+    rows = batch.rows
+    touched = conn.execute(
+        _ADVANCE_READING, (batch.end_offset, batch.next_line, len(rows), now, job_id)
+    ).rowcount
+    if touched != 1:
+        raise DatabaseError(f"job {job_id} is not being read; cannot add rows to it")
+    if not rows:
+        return
+    # Columns, then parameter tuples, built by zip in C: no Python code per row but the
+    # cells' encoding. States are StrEnums, which sqlite3 binds as their text.
+    lines, states, records, cells, reasons = zip(*rows, strict=True)
+    conn.executemany(
+        _INSERT_ROWS,
+        zip(
+            repeat(job_id),
+            lines,
+            states,
+            records,
+            map(encode_cells, cells),
+            reasons,
+            repeat(now),
+            repeat(now),
+        ),
+    )
+    conn.executemany(_COUNT_INSERTS, [(n, job_id, state) for state, n in Counter(states).items()])
+
+
 class Queue:
     """The queue database. Open with ``await Queue.open(path)`` (or ``async with``).
 
     One ``Queue`` holds one connection; its methods may be called from several tasks, since
-    they are serialised by a lock. Several processes may open the same file (readers such as
-    ``status``), but only the holder of ``runner_lock()`` should send.
+    they are serialised by a lock. ``ingest`` (and ``add_rows``) write through a connection
+    of their own, in a worker thread, and wait for SQLite's write lock like any process.
+    Several processes may open the same file (readers such as ``status``), but only the
+    holder of ``runner_lock()`` should send.
     """
 
     def __init__(self, path: Path, conn: aiosqlite.Connection) -> None:
@@ -317,8 +408,9 @@ class Queue:
         await self.close()
 
     async def _configure(self) -> None:
+        for pragma in _CONNECTION_PRAGMAS:
+            await self._conn.execute(pragma)
         # journal_mode is the first statement to read the file: a non-database fails here.
-        await self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         cursor = await self._conn.execute("PRAGMA journal_mode = WAL")
         mode = await cursor.fetchone()
         await cursor.close()
@@ -327,10 +419,6 @@ class Queue:
                 f"cannot use write-ahead logging for {self.path} (journal mode {mode}); "
                 "put the database on a local disk"
             )
-        # NORMAL is durable in WAL mode against a process crash; only a power loss can
-        # roll back the last transactions, never corrupt the file.
-        await self._conn.execute("PRAGMA synchronous = NORMAL")
-        await self._conn.execute("PRAGMA foreign_keys = ON")
 
     async def _migrate(self) -> None:
         migrations = load_migrations()
@@ -371,11 +459,15 @@ class Queue:
         IMMEDIATE takes the write lock up front, so a transaction that reads then writes
         never fails half-way with SQLITE_BUSY; other writers wait up to the busy timeout.
         """
-        await self._conn.execute("BEGIN IMMEDIATE")
         try:
+            await self._conn.execute("BEGIN IMMEDIATE")
             yield
         except BaseException:
-            if self._conn.in_transaction:
+            # Also when cancelled while waiting for BEGIN: the database thread runs it anyway,
+            # maybe after this point, so the ROLLBACK is always sent (the thread runs requests
+            # in order) and "no transaction is active" means BEGIN had failed. Left open, the
+            # transaction would make every later BEGIN of this connection fail.
+            with contextlib.suppress(sqlite3.OperationalError):
                 await self._conn.execute("ROLLBACK")
             raise
         await self._conn.execute("COMMIT")
@@ -544,35 +636,65 @@ class Queue:
 
         A crash before the commit loses the batch and the position together (reading
         starts again before it); after, both are kept: nothing lost, nothing twice.
-        The job must be ``reading``.
+        The job must be ``reading``. (``ingest`` does the same for a stream of batches.)
         """
-        now = time.time()
-        encode = _encode_cells
-        params = [
-            (job_id, row.line, row.state.value, row.record, encode(row.cells), row.reason, now, now)
-            for row in rows
-        ]
-        per_state = Counter(row.state.value for row in rows)
-        async with self._lock, self._transaction():
-            cursor = await self._conn.execute(
-                "UPDATE jobs SET read_offset = ?, read_line = ?, total_rows = total_rows + ?,"
-                " updated_at = ? WHERE id = ? AND state = ?",
-                (read_offset, read_line, len(params), now, job_id, JobState.READING.value),
-            )
-            touched = cursor.rowcount
-            await cursor.close()
-            if touched != 1:
-                raise DatabaseError(f"job {job_id} is not being read; cannot add rows to it")
-            await self._conn.executemany(
-                "INSERT INTO rows (job_id, line, state, record, cells, last_message,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                params,
-            )
-            # Inserts are counted here, once per batch (see migrations/001_initial.sql).
-            await self._conn.executemany(
-                "UPDATE job_counts SET n = n + ? WHERE job_id = ? AND state = ?",
-                [(n, job_id, state) for state, n in per_state.items()],
-            )
+        await self.ingest(job_id, [Batch(list(rows), read_offset, read_line)])
+
+    async def ingest(
+        self,
+        job_id: int,
+        batches: Iterable[Batch],
+        *,
+        on_batch: Callable[[Ingested], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Store ``batches`` (e.g. ``reader.read_batches``) into the job; return how many rows.
+
+        Each batch is one transaction, rows and reading position together, as in
+        ``add_rows``. The whole loop (pulling the next batch from the iterator, so parsing
+        it too, and storing it) runs in one worker thread with its own connection: no
+        round trip to the event loop or the aiosqlite thread per batch. ``on_batch`` is
+        called on the event loop after each commit. Setting ``stop`` ends the ingest after
+        the batch being parsed or stored is committed; it is set too if this coroutine is
+        cancelled, since a thread cannot be. The job must be ``reading``.
+        """
+        loop = asyncio.get_running_loop()
+        stop = stop or threading.Event()
+
+        def committed(progress: Ingested) -> None:
+            if on_batch is not None:
+                loop.call_soon_threadsafe(on_batch, progress)
+
+        try:
+            return await asyncio.to_thread(self._ingest, job_id, iter(batches), committed, stop)
+        finally:
+            # Normally a no-op (the thread has ended); after a cancellation (a second
+            # Ctrl-C) it lets the thread end after one more batch instead of the whole file.
+            stop.set()
+
+    def _ingest(
+        self,
+        job_id: int,
+        batches: Iterator[Batch],
+        committed: Callable[[Ingested], None],
+        stop: threading.Event,
+    ) -> int:
+        """The body of ``ingest``, in its worker thread."""
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            for pragma in _CONNECTION_PRAGMAS:
+                conn.execute(pragma)
+            stored = 0
+            for batch in batches:
+                with _immediate(conn):
+                    _store_batch(conn, job_id, batch, time.time())
+                stored += len(batch.rows)
+                committed(Ingested(stored, batch.end_offset, batch.next_line))
+                if stop.is_set():
+                    break
+            return stored
+        finally:
+            conn.close()
 
     async def finish_reading(self, job_id: int) -> None:
         """Mark the whole file as read: ``reading`` → ``ready``."""
@@ -615,35 +737,40 @@ class Queue:
     async def claim_batch(self, job_id: int, limit: int, *, now_s: float) -> list[ClaimedRow]:
         """Claim up to ``limit`` pending rows that are due at ``now_s``, in line order.
 
-        They become ``in_flight`` in the same transaction; the update must touch exactly
-        the rows selected, or nothing is claimed and ``DatabaseError`` is raised.
+        They become ``in_flight`` in the same statement that selects them, so no other
+        claimer can take them in between, and only rows still ``pending`` are returned.
+        A claimer cancelled meanwhile gives the rows back (``pending``) before it ends.
         """
         if limit <= 0:
             return []
-        async with self._lock, self._transaction():
-            selected = await self._conn.execute_fetchall(
-                "SELECT id, line, record, attempts FROM rows INDEXED BY rows_pending"
+        claim = asyncio.ensure_future(self._claim(job_id, limit, now_s))
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            # The claim goes on in the database thread whatever happens here, and nobody
+            # would send its rows: left in flight they would count as resent after an
+            # unknown outcome at the next start. Give them back instead.
+            rows = await claim
+            await self.release(job_id, [row.id for row in rows])
+            raise
+
+    async def _claim(self, job_id: int, limit: int, now_s: float) -> list[ClaimedRow]:
+        # One statement is one transaction (autocommit), and a write statement takes the
+        # write lock before it reads, as BEGIN IMMEDIATE would: one round trip to the
+        # database thread instead of five. The outer `state = 'pending'` is redundant with
+        # the subquery; it states the guarantee where the update happens.
+        async with self._lock:
+            claimed = await self._conn.execute_fetchall(
+                "UPDATE rows SET state = 'in_flight', updated_at = ?"
+                " WHERE state = 'pending' AND id IN (SELECT id FROM rows INDEXED BY rows_pending"
                 " WHERE job_id = ? AND state = 'pending'"
                 " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
-                " ORDER BY id LIMIT ?",
-                (job_id, now_s, limit),
+                " ORDER BY id LIMIT ?)"
+                " RETURNING id, line, record, attempts",
+                (now_s, job_id, now_s, limit),
             )
-            claimed = [ClaimedRow(row[0], row[1], row[2], row[3]) for row in selected]
-            if not claimed:
-                return []
-            cursor = await self._conn.executemany(
-                "UPDATE rows SET state = 'in_flight', updated_at = ?"
-                " WHERE id = ? AND state = 'pending'",
-                [(now_s, row.id) for row in claimed],
-            )
-            touched = cursor.rowcount
-            await cursor.close()
-            if touched != len(claimed):
-                raise DatabaseError(
-                    f"claimed {touched} rows of {len(claimed)} selected in job {job_id}; "
-                    "another process is writing to the queue"
-                )
-        return claimed
+        # RETURNING gives no order: id order is line order.
+        return sorted(ClaimedRow(row[0], row[1], row[2], row[3]) for row in claimed)
 
     async def next_attempt_at(self, job_id: int) -> float | None:
         """When the earliest pending row is due (0.0 if one is due now); None if none pend."""
@@ -666,7 +793,7 @@ class Queue:
         if not results:
             return 0
         now = time.time()
-        params = []
+        params: list[tuple[Any, ...]] = []
         for result in results:
             if result.state is RowState.IN_FLIGHT:
                 raise ValueError(f"row {result.row_id}: a result cannot leave it in_flight")
@@ -683,6 +810,18 @@ class Queue:
                     job_id,
                 )
             )
+        write = asyncio.ensure_future(self._record(job_id, params))
+        try:
+            return await asyncio.shield(write)
+        except asyncio.CancelledError:
+            # The caller has taken these outcomes off its hands: a cancellation (a stop, a
+            # shutdown) must not lose them between BEGIN and COMMIT. Finish, then go.
+            await write
+            raise
+
+    async def _record(self, job_id: int, params: list[tuple[Any, ...]]) -> int:
+        # Three round trips (BEGIN, one executemany, COMMIT) whatever the number of results;
+        # the cursor needs no closing trip: executemany leaves no statement open.
         async with self._lock, self._transaction():
             cursor = await self._conn.executemany(
                 "UPDATE rows SET state = ?, next_attempt_at = ?, attempts = attempts + ?,"
@@ -690,9 +829,7 @@ class Queue:
                 " WHERE id = ? AND job_id = ? AND state = 'in_flight'",
                 params,
             )
-            recorded = cursor.rowcount
-            await cursor.close()
-        return recorded
+        return cursor.rowcount
 
     async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
         """Give back rows claimed but never sent (``in_flight`` → ``pending``); return how many.
@@ -744,21 +881,23 @@ class Queue:
         wanted = [RowState(state).value for state in states]
         if not wanted:
             return
-        after_line = -1
+        # Rows are inserted in line order, so id order is line order within a job, and the
+        # table is walked along its primary key.
+        after_id = 0
         sql = (
             f"SELECT {_ROW_VIEW_COLUMNS} FROM rows"
-            f" WHERE job_id = ? AND line > ? AND state IN ({_placeholders(len(wanted))})"
-            " ORDER BY line LIMIT ?"
+            f" WHERE id > ? AND job_id = ? AND state IN ({_placeholders(len(wanted))})"
+            " ORDER BY id LIMIT ?"
         )
         while True:
             async with self._lock:
-                rows = await self._conn.execute_fetchall(sql, (job_id, after_line, *wanted, batch))
+                rows = await self._conn.execute_fetchall(sql, (after_id, job_id, *wanted, batch))
             views = [_view_from_row(row) for row in rows]
             for view in views:
                 yield view
             if len(views) < batch:
                 return
-            after_line = views[-1].line
+            after_id = views[-1].id
 
     async def reset_rows(self, job_id: int, states: Collection[RowState]) -> int:
         """Put rows in ``states`` back to pending (attempts 0, due now); return how many.

@@ -27,7 +27,7 @@ import json
 import operator
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import chain, compress
 from pathlib import Path
@@ -37,7 +37,7 @@ import charset_normalizer
 
 from bulkimport.errors import ConfigError, InputError, RecordError
 from bulkimport.protocol import RECORD_SEPARATOR, encode_record
-from bulkimport.rows import NewRow
+from bulkimport.rows import Batch, NewRow
 from bulkimport.states import RowState
 
 #: How much of the head of the file encoding detection looks at.
@@ -136,14 +136,6 @@ class FileFormat:
             data_offset=int(data["data_offset"]),
             data_line=int(data["data_line"]),
         )
-
-
-class Batch(NamedTuple):
-    """Consecutive rows, with where the next record starts (byte offset and line number)."""
-
-    rows: list[NewRow]
-    end_offset: int
-    next_line: int
 
 
 # --- options ---------------------------------------------------------------------------------
@@ -667,7 +659,7 @@ def read_batches(
     start_offset: int | None = None,
     start_line: int | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
-) -> Iterator[Batch]:
+) -> Generator[Batch, None, None]:
     """Stream the records of ``path`` after its header as batches of ``NewRow``.
 
     Starts at ``fmt.data_offset`` / ``fmt.data_line``, or where an earlier batch ended

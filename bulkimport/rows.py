@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NamedTuple
 
@@ -25,6 +27,39 @@ class NewRow(NamedTuple):
     record: str | None
     cells: tuple[str, ...]
     reason: str | None = None
+
+
+class Batch(NamedTuple):
+    """Consecutive rows, with where the next record starts (byte offset and line number)."""
+
+    rows: list[NewRow]
+    end_offset: int
+    next_line: int
+
+
+# How the cells of a row are stored: MARK + the cells joined by UNIT (a ~0.5 µs C join, and
+# a third of the size of JSON for Chinese text), or JSON when a cell holds UNIT itself (or
+# there are no cells: ``()`` and ``("",)`` would join alike). JSON text starts with "[" and
+# a joined one with MARK, so the first character tells them apart; MARK inside a cell is
+# harmless, since only UNIT splits. Rows stored as JSON before this format still decode.
+CELLS_MARK = "\x1e"  # ASCII record separator
+CELLS_UNIT = "\x1f"  # ASCII unit separator
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode_cells(cells: Sequence[str]) -> str:
+    """The cells of a row as one text for the database; ``decode_cells`` gives them back."""
+    joined = CELLS_UNIT.join(cells)
+    if joined.count(CELLS_UNIT) == len(cells) - 1:
+        return CELLS_MARK + joined
+    return _encode_json(list(cells))
+
+
+def decode_cells(text: str) -> tuple[str, ...]:
+    """The cells that ``encode_cells`` stored (either form)."""
+    if text.startswith(CELLS_MARK):
+        return tuple(text[1:].split(CELLS_UNIT))
+    return tuple(json.loads(text))
 
 
 class ClaimedRow(NamedTuple):

@@ -8,17 +8,18 @@ import signal
 import sqlite3
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
-from bulkimport.queue import Job, Queue, load_migrations
+from bulkimport.queue import Ingested, Job, Queue, load_migrations
 from bulkimport.remote import RemoteState
-from bulkimport.rows import FileIdentity, NewRow, RowResult
+from bulkimport.rows import Batch, FileIdentity, NewRow, RowResult
 from bulkimport.states import JobState, RowState
 
 FILE = FileIdentity("/data/leads.csv", 1234, 1_700_000_000_000_000_000, "ab" * 32)
@@ -178,13 +179,107 @@ async def test_add_rows_stores_position_with_the_batch(queue: Queue) -> None:
 async def test_failed_batch_keeps_neither_rows_nor_position(queue: Queue) -> None:
     job = await queue.create_job(FILE, TARGET, {}, "{}")
     await queue.add_rows(job.id, [pending(2)], read_offset=10, read_line=2)
-    # Line 2 again: the batch fails as a whole, position included.
-    with pytest.raises(sqlite3.IntegrityError):
-        await queue.add_rows(job.id, [pending(3), pending(2)], read_offset=30, read_line=3)
+    # The second row of the batch cannot be stored: the first one and the position that
+    # would have moved past both are rolled back with it.
+    broken = NewRow(4, RowState.PENDING, object(), ("4",))  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.Error):
+        await queue.add_rows(job.id, [pending(3), broken], read_offset=30, read_line=4)
     stored = await queue.get_job(job.id)
     assert (stored.read_offset, stored.read_line, stored.total_rows) == (10, 2, 1)
     assert (await queue.counts(job.id))[RowState.PENDING] == 1
     assert [v.line async for v in queue.iter_rows(job.id, [RowState.PENDING])] == [2]
+
+
+def batches_of(lines: range, size: int) -> Iterator[Batch]:
+    """Batches of pending rows for ``lines``, each ending where the next line starts."""
+    for first in range(lines.start, lines.stop, size):
+        chunk = range(first, min(first + size, lines.stop))
+        yield Batch([pending(line) for line in chunk], 10 * chunk.stop, chunk.stop)
+
+
+async def test_ingest_commits_each_batch_with_its_position(queue: Queue) -> None:
+    job = await queue.create_job(FILE, TARGET, {}, "{}")
+    seen: list[Ingested] = []
+    loop_thread = threading.get_ident()
+    threads: set[int] = set()
+
+    def on_batch(progress: Ingested) -> None:
+        threads.add(threading.get_ident())
+        seen.append(progress)
+
+    stored = await queue.ingest(job.id, batches_of(range(2, 25), 10), on_batch=on_batch)
+    assert stored == 23
+    # Called on the event loop, once per committed batch, in order.
+    assert threads == {loop_thread}
+    assert seen == [Ingested(10, 120, 12), Ingested(20, 220, 22), Ingested(23, 250, 25)]
+    stored_job = await queue.get_job(job.id)
+    assert (stored_job.read_offset, stored_job.read_line, stored_job.total_rows) == (250, 25, 23)
+    assert [v.line async for v in queue.iter_rows(job.id, [RowState.PENDING])] == list(range(2, 25))
+
+
+async def test_ingest_stops_after_the_batch_in_hand_and_resumes(queue: Queue) -> None:
+    job = await queue.create_job(FILE, TARGET, {}, "{}")
+    stop = threading.Event()
+    parsed: list[int] = []
+
+    def batches() -> Iterator[Batch]:
+        for batch in batches_of(range(2, 52), 10):
+            parsed.append(batch.next_line)
+            if len(parsed) == 2:
+                stop.set()  # Ctrl-C while the second batch is being parsed
+            yield batch
+
+    assert await queue.ingest(job.id, batches(), stop=stop) == 20
+    assert parsed == [12, 22]  # the third batch was never read
+    interrupted = await queue.get_job(job.id)
+    assert (interrupted.read_offset, interrupted.read_line, interrupted.total_rows) == (220, 22, 20)
+    # Resuming at the committed position stores every line exactly once.
+    rest = (b for b in batches_of(range(2, 52), 10) if b.next_line > interrupted.read_line)
+    assert await queue.ingest(job.id, rest) == 30
+    lines = table(queue.path, f"SELECT line FROM rows WHERE job_id = {job.id} ORDER BY id")
+    assert [line for (line,) in lines] == list(range(2, 52))
+    assert (await queue.counts(job.id))[RowState.PENDING] == 50
+
+
+async def test_ingest_cancelled_stops_its_thread(queue: Queue) -> None:
+    job = await queue.create_job(FILE, TARGET, {}, "{}")
+    started = threading.Event()
+
+    def endless() -> Iterator[Batch]:
+        line = 2
+        while True:
+            started.set()
+            time.sleep(0.01)
+            yield Batch([pending(line)], line, line + 1)
+            line += 1
+
+    task = asyncio.ensure_future(queue.ingest(job.id, endless()))
+    await asyncio.to_thread(started.wait, 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The thread ends after its batch: the count stops moving.
+    await asyncio.sleep(0.2)
+    settled = (await queue.get_job(job.id)).total_rows
+    await asyncio.sleep(0.2)
+    assert (await queue.get_job(job.id)).total_rows == settled
+
+
+async def test_ingest_counts_match_the_rows(queue: Queue) -> None:
+    job = await queue.create_job(FILE, TARGET, {}, "{}")
+    rows = [
+        pending(line) if line % 3 else NewRow(line, RowState.INVALID, None, ("",), "empty")
+        for line in range(2, 1002)
+    ]
+    batches = [
+        Batch(rows[i : i + 97], i + 97, rows[min(i + 96, 999)].line + 1) for i in range(0, 1000, 97)
+    ]
+    assert await queue.ingest(job.id, batches) == 1000
+    grouped = table(queue.path, "SELECT state, COUNT(*) FROM rows GROUP BY state")
+    counts = await queue.counts(job.id)
+    assert {RowState(str(state)): n for state, n in grouped} == {
+        state: n for state, n in counts.items() if n
+    }
 
 
 async def test_add_rows_needs_a_job_being_read(queue: Queue) -> None:
@@ -303,6 +398,32 @@ async def test_release(queue: Queue) -> None:
     assert (await queue.get_job(job.id)).resent_unknown == 0
 
 
+async def test_cancelled_claim_gives_its_rows_back(queue: Queue) -> None:
+    job = await ready_job(queue, 50)
+    for _ in range(20):
+        task = asyncio.ensure_future(queue.claim_batch(job.id, 10, now_s=time.time()))
+        await asyncio.sleep(0)  # let it send the claim, then cancel it mid-way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (await queue.counts(job.id))[RowState.IN_FLIGHT] == 0
+    assert len(await queue.claim_batch(job.id, 100, now_s=time.time())) == 50
+
+
+async def test_cancelled_record_results_still_records(queue: Queue) -> None:
+    job = await ready_job(queue, 20)
+    rows = await queue.claim_batch(job.id, 20, now_s=time.time())
+    results = [RowResult(r.id, RowState.DONE, "0", "") for r in rows]
+    task = asyncio.ensure_future(queue.record_results(job.id, results))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (await queue.counts(job.id))[RowState.DONE] == 20
+    # And the connection is usable: no transaction was left open.
+    assert await queue.claim_batch(job.id, 1, now_s=time.time()) == []
+
+
 async def test_record_results_refuses_in_flight(queue: Queue) -> None:
     job = await ready_job(queue, 1)
     [row] = await queue.claim_batch(job.id, 1, now_s=time.time())
@@ -358,12 +479,18 @@ async def test_iter_rows_order_and_cells_round_trip(queue: Queue) -> None:
         ('say "hi"', "a,b", "it's"),
         ("", "", ""),
         ("tab\there", "new\nline", "back\\slash"),
+        ("unit\x1fsep", "\x1erecord", '["json"]'),
+        ("\x1e", "", "\x1f"),
+        ("only",),
+        (),
+        ("",),
+        ('"', "\r\n", "全角，逗号"),
     ]
     rows = [NewRow(i + 2, RowState.PENDING, f"r={i}", c) for i, c in enumerate(cells)]
     await queue.add_rows(job.id, rows[:2], read_offset=1, read_line=3)
-    await queue.add_rows(job.id, rows[2:], read_offset=2, read_line=5)
+    await queue.add_rows(job.id, rows[2:], read_offset=2, read_line=len(cells) + 2)
     views = [v async for v in queue.iter_rows(job.id, [RowState.PENDING], batch=3)]
-    assert [v.line for v in views] == [2, 3, 4, 5]
+    assert [v.line for v in views] == list(range(2, len(cells) + 2))
     assert [v.cells for v in views] == cells
     assert [v async for v in queue.iter_rows(job.id, [RowState.DONE])] == []
 
@@ -507,3 +634,51 @@ async def test_remote_imports_are_recorded_without_credentials(queue: Queue) -> 
     with pytest.raises(ConfigError):
         await queue.add_remote_import(url="https://u:pw@files.example.com/a.csv", **fields)
     assert [r.url for r in await queue.list_remote_imports()] == ["https://files.example.com/a.csv"]
+
+
+# ------------------------------------------------------------------------- migrations
+
+
+async def test_rows_of_an_earlier_schema_survive_migration_4(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT"
+                 " NOT NULL, applied_at REAL NOT NULL)")  # fmt: skip
+    for migration in load_migrations():
+        if migration.version < 4:
+            conn.executescript(migration.sql)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, 0)",
+                (migration.version, migration.name),
+            )
+    conn.execute(
+        "INSERT INTO jobs (state, file_path, file_size, file_mtime_ns, file_head_sha256,"
+        " target_key, settings_json, format_json, created_at, updated_at)"
+        " VALUES ('ready', 'x', 0, 0, '', 't', '{}', '{}', 0, 0)"
+    )
+    conn.executemany(
+        "INSERT INTO rows (job_id, line, state, record, cells, created_at, updated_at)"
+        " VALUES (1, ?, 'pending', ?, ?, 0, 0)",
+        [(2, "phone=2", '["2","张三"]'), (3, "phone=3", '["3","a\\u001fb"]')],
+    )
+    conn.execute("UPDATE job_counts SET n = 2 WHERE job_id = 1 AND state = 'pending'")
+    conn.close()
+
+    async with await Queue.open(db_path) as queue:
+        views = [v async for v in queue.iter_rows(1, [RowState.PENDING])]
+        assert [(v.id, v.line, v.cells) for v in views] == [
+            (1, 2, ("2", "张三")),
+            (2, 3, ("3", "a\x1fb")),
+        ]
+        [claimed] = await queue.claim_batch(1, 1, now_s=0.0)
+        assert claimed.line == 2
+        # The counters and the triggers that keep them came through the rebuild.
+        counts = await queue.counts(1)
+        assert (counts[RowState.PENDING], counts[RowState.IN_FLIGHT]) == (1, 1)
+    indexes = {
+        name for (name,) in table(db_path, "SELECT name FROM sqlite_master WHERE tbl_name = 'rows'")
+    }
+    assert indexes == {
+        "rows", "rows_pending", "rows_in_flight", "rows_problem", "rows_done_record",
+        "rows_count_update", "rows_count_delete",
+    }  # fmt: skip
+    assert table(db_path, "PRAGMA foreign_key_check") == []

@@ -12,14 +12,13 @@ from bulkimport import reader
 from bulkimport.errors import ConfigError, InputError, RecordError
 from bulkimport.protocol import decode_record, encode_record
 from bulkimport.reader import (
-    Batch,
     FileFormat,
     ReaderOptions,
     normalize_delimiter,
     read_batches,
     sniff_format,
 )
-from bulkimport.rows import NewRow
+from bulkimport.rows import Batch, NewRow
 from bulkimport.states import RowState
 
 HEADER = "name,phone1,city,memo"
