@@ -20,6 +20,7 @@ import aiohttp
 
 from bulkimport.sandbox import SandboxHandle
 
+ROOT = Path(__file__).resolve().parents[1]
 HEADER = "name,phone1,email,city"
 
 
@@ -57,14 +58,15 @@ async def spawn(
     capture: bool = False,
     stderr_path: Path | None = None,
 ) -> asyncio.subprocess.Process:
-    """Start ``python -m bulkimport ARGS``: output piped with ``capture``, else discarded
-    (standard error goes to ``stderr_path`` when given)."""
+    """Start ``python -m bulkimport ARGS`` with ``password`` in ``BULKIMPORT_PASSWORD`` and
+    the variables of ``env`` added: output piped with ``capture``, else discarded (standard
+    error goes to ``stderr_path`` when given)."""
     out: Any = asyncio.subprocess.PIPE if capture else asyncio.subprocess.DEVNULL
     err: Any = out
     if stderr_path is not None:
         err = stderr_path.open("ab")
     try:
-        return await _exec(args, cwd, env if env is not None else password_env(password), out, err)
+        return await _exec(args, cwd, password_env(password, **(env or {})), out, err)
     finally:
         if stderr_path is not None:
             err.close()

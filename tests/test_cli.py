@@ -7,17 +7,12 @@ process, as a user or cron would run it, so signals and exit codes are the real 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sqlite3
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import aiohttp
 import pytest
 from click.testing import CliRunner
 
@@ -26,86 +21,17 @@ from bulkimport.protocol import secret_forms
 from bulkimport.queue import Queue
 from bulkimport.sandbox import Faults, SandboxHandle
 from tests.conftest import SandboxFactory
-
-ROOT = Path(__file__).resolve().parents[1]
-HEADER = "name,phone1,email,city"
-
-
-@dataclass
-class Done:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BULKIMPORT_")}
-    env.update(extra)
-    return env
-
-
-async def bulkimport(
-    *args: str,
-    cwd: Path,
-    password: str | None = "secret",
-    timeout_s: float = 60,
-    env: dict[str, str] | None = None,
-) -> Done:
-    env = base_env(
-        **({"BULKIMPORT_PASSWORD": password} if password is not None else {}), **(env or {})
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bulkimport",
-        *args,
-        cwd=cwd,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
-    assert proc.returncode is not None
-    return Done(proc.returncode, out.decode(), err.decode())
-
-
-def target(sandbox: SandboxHandle, *more: str) -> list[str]:
-    return ["--url", sandbox.url, "--org", "demo", "--user", "admin", "--campaign", "1", *more]
-
-
-def write_csv(path: Path, lines: Sequence[str], encoding: str = "utf-8") -> Path:
-    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
-    return path
-
-
-def good_rows(n: int, start: int = 0) -> list[str]:
-    return [
-        f"Lead {i},139{i:08d},lead{i}@example.com,City {i % 7}" for i in range(start, start + n)
-    ]
-
-
-async def get_json(sandbox: SandboxHandle, path: str) -> Any:
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(f"{sandbox.base_url}{path}") as response,
-    ):
-        assert response.status == 200
-        return await response.json()
-
-
-async def customers(sandbox: SandboxHandle) -> list[dict[str, Any]]:
-    result: list[dict[str, Any]] = await get_json(sandbox, "/sandbox/customers?model_id=1")
-    return result
-
-
-def row_states(db: Path) -> dict[int, str]:
-    with sqlite3.connect(db) as conn:
-        return dict(conn.execute("SELECT line, state FROM rows ORDER BY line").fetchall())
-
+from tests.helpers import (
+    HEADER,
+    base_env,
+    bulkimport,
+    customers,
+    get_json,
+    good_rows,
+    row_states,
+    target,
+    write_csv,
+)
 
 # --- a whole job ------------------------------------------------------------------------------
 

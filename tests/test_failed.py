@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from bulkimport.cli import cli
 from bulkimport.sandbox import Faults
 from tests.conftest import SandboxFactory
-from tests.test_cli import bulkimport, customers, get_json, good_rows, target, write_csv
+from tests.helpers import bulkimport, customers, get_json, good_rows, target, write_csv
 
 SEMI_HEADER = "name;phone1;email;city"
 

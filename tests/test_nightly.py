@@ -12,7 +12,7 @@ import aiohttp
 
 from bulkimport.sandbox import Faults, SandboxHandle
 from tests.conftest import SandboxFactory
-from tests.test_cli import HEADER, ROOT, bulkimport, customers, get_json, good_rows, write_csv
+from tests.helpers import HEADER, ROOT, bulkimport, customers, get_json, good_rows, write_csv
 
 
 def profile(path: Path, sandbox: SandboxHandle, **more: Any) -> Path:

@@ -17,7 +17,7 @@ from aiohttp import web
 from bulkimport.protocol import Source
 from bulkimport.remote import RemoteState, split_credentials
 from bulkimport.sandbox import SandboxHandle
-from tests.test_cli import bulkimport, customers, get_json, target
+from tests.helpers import bulkimport, customers, get_json, target
 
 FILE_PASSWORD = "file-Pw-91c2"
 LEADS = "phone1,name,city\n13900000001,张三,北京\n13900000002,Li,Shanghai\n".encode()
