@@ -337,7 +337,7 @@ class Bench:
         self.targets.append(("reading ≤ 2× sqlite3 .import", f"{ratio:.2f}×", ratio <= 2.0))
         table.notes.append(
             "bulkimport stores more than the others: per row its state, line, encoded record "
-            "and original cells (JSON), with a unique (job, line) index and the pending index."
+            "and original cells (separator-joined), with the partial pending index, in WAL mode."
         )
         self.results["read"] = summary
         self.results["growth_stage"] = {rows: summary["bulkimport stage"]}
