@@ -47,7 +47,12 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 def password_env(password: str | None, **extra: str) -> dict[str, str]:
-    return base_env(**({"BULKIMPORT_PASSWORD": password} if password is not None else {}), **extra)
+    """``base_env`` with ``password`` in ``BULKIMPORT_PASSWORD``; ``extra`` wins over both."""
+    env = base_env()
+    if password is not None:
+        env["BULKIMPORT_PASSWORD"] = password
+    env.update(extra)
+    return env
 
 
 async def spawn(
