@@ -189,13 +189,15 @@ class HttpTransport:
         url: str,
         params: ImportParams,
         settings: SendSettings,
+        *,
+        secrets: tuple[str, ...] = (),
     ) -> None:
         self._session = session
         self._url = url
         # The query is sent exactly as encoded: left to yarl, it would be "requoted" (%40 back
         # to @, %2F to /...) into a form of the password that mask_secrets does not know.
         self._base_url = str(URL(url))
-        self._secrets = params.secrets
+        self._secrets = (*params.secrets, *secrets)
         self._encode = encode_params(params)
         self._post = settings.method == "post"
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
@@ -212,6 +214,12 @@ class HttpTransport:
                 f"the request would be {len(self._base_url) + 1 + len(query):,} bytes, "
                 f"over the {MAX_GET_URL_BYTES:,} a server takes in a URL; use --method post",
             )
+        return await self.send_query(query)
+
+    async def send_query(self, query: str, *, remote: bool = False) -> Outcome:
+        """Send one call whose parameters are ``query`` (already URL-encoded) and classify
+        the answer (``remote``: as for a ``source=http|ftp`` import); secrets are masked out
+        of the message."""
         try:
             if self._post:
                 request = self._session.post(
@@ -232,7 +240,10 @@ class HttpTransport:
             async with request as response:
                 body = await response.text(errors="replace")
                 outcome = classify_http(
-                    response.status, body, retry_after=response.headers.get("Retry-After")
+                    response.status,
+                    body,
+                    retry_after=response.headers.get("Retry-After"),
+                    remote=remote,
                 )
         except aiohttp.ClientConnectorCertificateError as exc:
             outcome = Outcome(
@@ -376,7 +387,8 @@ class Dispatcher:
             return
         error = task.exception()
         if error is not None:
-            log.error("%s failed: %r; stopping", task.get_name(), error)
+            # An unexpected error may quote the request; keep any password value out of the log.
+            log.error("%s failed: %s; stopping", task.get_name(), mask_secrets(repr(error), ()))
             if self._run.error is None:
                 self._run.error = error
             self._run.stop.set()

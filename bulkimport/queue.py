@@ -46,7 +46,6 @@ from typing import Any, NamedTuple, Self
 import aiosqlite
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
-from bulkimport.remote import RemoteState
 from bulkimport.rows import (
     Batch,
     ClaimedRow,
@@ -56,7 +55,7 @@ from bulkimport.rows import (
     decode_cells,
     encode_cells,
 )
-from bulkimport.states import JobState, RowState
+from bulkimport.states import JobState, RemoteState, RowState
 
 __all__ = ["Ingested", "Job", "Migration", "Queue", "RemoteImport", "RowView", "load_migrations"]
 

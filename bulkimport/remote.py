@@ -13,25 +13,23 @@ The account password and the file's password are masked out of every message kep
 from __future__ import annotations
 
 import asyncio
-import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import aiohttp
 
+from bulkimport.dispatch import HttpTransport
 from bulkimport.errors import ConfigError
 from bulkimport.protocol import (
     ImportParams,
     Outcome,
     OutcomeKind,
     Source,
-    classify_http,
-    mask_secrets,
     secret_forms,
 )
+from bulkimport.states import RemoteState
 
 if TYPE_CHECKING:
     from bulkimport.settings import SendSettings
@@ -39,14 +37,6 @@ if TYPE_CHECKING:
 SOURCE_PASSWORD_ENV = "BULKIMPORT_SOURCE_PASSWORD"
 
 _SCHEMES = {Source.HTTP: ("http", "https"), Source.FTP: ("ftp",)}
-
-
-class RemoteState(StrEnum):
-    """How a remote import ended, as stored."""
-
-    ACCEPTED = "accepted"  # the server took it and answered its import job id
-    REFUSED = "refused"  # the server refused it (credentials, file, settings): fix and rerun
-    FAILED = "failed"  # no valid answer until the attempts ran out (server down): rerun later
 
 
 @dataclass(frozen=True)
@@ -132,19 +122,12 @@ async def submit_remote(
     on_retry: Callable[[int, Outcome, float], None] | None = None,
 ) -> RemoteResult:
     """Ask the server to import ``request``; retry transient answers up to ``max_attempts``."""
-    secrets = (*params.secrets, *request.secrets)
+    transport = HttpTransport(session, endpoint, params, settings, secrets=request.secrets)
     query = remote_query(params, request)
     attempt = 0
     while True:
         attempt += 1
-        outcome = await _call(session, endpoint, query, settings)
-        if secrets:
-            outcome = Outcome(
-                outcome.kind,
-                outcome.code,
-                mask_secrets(outcome.message, secrets),
-                outcome.retry_after_s,
-            )
+        outcome = await transport.send_query(query, remote=True)
         if outcome.kind is not OutcomeKind.TRANSIENT or attempt >= settings.max_attempts:
             break
         delay = max(retry_delay_s(attempt, settings), outcome.retry_after_s or 0.0)
@@ -158,43 +141,3 @@ async def submit_remote(
     else:
         state = RemoteState.REFUSED
     return RemoteResult(state, outcome, attempt)
-
-
-async def _call(
-    session: aiohttp.ClientSession, endpoint: str, query: str, settings: SendSettings
-) -> Outcome:
-    timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
-    verify: bool | ssl.SSLContext = bool(settings.verify_tls)
-    try:
-        if settings.method == "post":
-            request = session.post(
-                endpoint,
-                data=query.encode("ascii"),
-                headers={"Content-Type": "application/x-www-form-urlencoded"},
-                timeout=timeout,
-                ssl=verify,
-                allow_redirects=False,
-            )
-        else:
-            request = session.get(
-                f"{endpoint}?{query}", timeout=timeout, ssl=verify, allow_redirects=False
-            )
-        async with request as response:
-            body = await response.text(errors="replace")
-            return classify_http(
-                response.status,
-                body,
-                retry_after=response.headers.get("Retry-After"),
-                remote=True,
-            )
-    except aiohttp.ClientConnectorCertificateError as exc:
-        return Outcome(
-            OutcomeKind.FATAL,
-            "TLS certificate",
-            f"the server's certificate was refused ({exc.certificate_error}); "
-            "fix it or use --insecure",
-        )
-    except (TimeoutError, aiohttp.ServerTimeoutError):
-        return Outcome(OutcomeKind.TRANSIENT, "timeout", "no answer in time")
-    except aiohttp.ClientError as exc:
-        return Outcome(OutcomeKind.TRANSIENT, "connection", f"{type(exc).__name__}: {exc}")

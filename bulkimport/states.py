@@ -1,4 +1,5 @@
-"""Row and job states, as stored in the queue database (the values are the stored text)."""
+"""Row, job and remote-import states, as stored in the queue database (the values are the
+stored text)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,11 @@ class JobState(StrEnum):
     @property
     def is_unfinished(self) -> bool:
         return self is not JobState.FINISHED
+
+
+class RemoteState(StrEnum):
+    """How a remote import ended, as stored."""
+
+    ACCEPTED = "accepted"  # the server took it and answered its import job id
+    REFUSED = "refused"  # the server refused it (credentials, file, settings): fix and rerun
+    FAILED = "failed"  # no valid answer until the attempts ran out (server down): rerun later

@@ -18,9 +18,8 @@ import pytest
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
 from bulkimport.queue import Ingested, Job, Queue, load_migrations
-from bulkimport.remote import RemoteState
 from bulkimport.rows import Batch, FileIdentity, NewRow, RowResult
-from bulkimport.states import JobState, RowState
+from bulkimport.states import JobState, RemoteState, RowState
 
 FILE = FileIdentity("/data/leads.csv", 1234, 1_700_000_000_000_000_000, "ab" * 32)
 TARGET = "https://cc.example.com|org1|campaign7"

@@ -15,8 +15,9 @@ import pytest
 from aiohttp import web
 
 from bulkimport.protocol import Source
-from bulkimport.remote import RemoteState, split_credentials
+from bulkimport.remote import split_credentials
 from bulkimport.sandbox import SandboxHandle
+from bulkimport.states import RemoteState
 from tests.helpers import bulkimport, customers, get_json, target
 
 FILE_PASSWORD = "file-Pw-91c2"

@@ -29,11 +29,11 @@ from bulkimport.queue import RemoteImport
 from bulkimport.remote import (
     SOURCE_PASSWORD_ENV,
     RemoteRequest,
-    RemoteState,
     split_credentials,
     submit_remote,
 )
 from bulkimport.settings import Settings
+from bulkimport.states import RemoteState
 
 log = logging.getLogger("bulkimport")
 
