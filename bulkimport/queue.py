@@ -10,6 +10,14 @@ Life of a row: ``ingest`` / ``add_rows`` (pending or invalid) → ``claim_batch`
 back rows claimed but never sent; ``recover_in_flight`` gives back the rows a dead runner
 left in flight and counts them as "resent after an unknown outcome".
 
+Sending is the hot path: ``claim_batch``, ``record_results``, ``release`` and
+``next_attempt_at`` run on a second connection, on the event loop's own thread. Each is a
+millisecond or two of SQLite for a batch of rows, and a worker thread would cost more than
+that: handing the GIL back and forth with the event loop on every call doubled the CPU time
+of sending (docs/performance.md). When another connection holds the write lock, the call
+waits for it in a worker thread instead, so the event loop never blocks on a lock; and WAL
+checkpoints (which write and sync the database file) run in the background, off the loop.
+
 Incremental loads: ``mark_unchanged_skipped``. Remote imports (``bulkimport remote``) have no
 rows; ``add_remote_import`` keeps what was asked and answered, ``list_remote_imports`` lists them.
 """
@@ -21,6 +29,7 @@ import contextlib
 import fcntl
 import importlib.resources
 import json
+import logging
 import os
 import re
 import sqlite3
@@ -41,7 +50,7 @@ from dataclasses import dataclass
 from itertools import repeat
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple, Self, TypeVar
 
 import aiosqlite
 
@@ -57,9 +66,14 @@ from bulkimport.rows import (
 )
 from bulkimport.states import JobState, RemoteState, RowState
 
+log = logging.getLogger("bulkimport")
+
 __all__ = ["Ingested", "Job", "Migration", "Queue", "RemoteImport", "RowView", "load_migrations"]
 
 BUSY_TIMEOUT_MS = 10_000
+# Rows written by the event loop's connection between two background WAL checkpoints: about
+# the 1,000 pages at which SQLite would checkpoint by itself.
+CHECKPOINT_EVERY_ROWS = 1_000
 # Every connection to the queue, the ingest's included. NORMAL is durable in WAL mode against
 # a process crash; only a power loss can roll back the last transactions, never corrupt the
 # file. (WAL itself is a property of the file, set once by Queue.open.)
@@ -68,6 +82,8 @@ _CONNECTION_PRAGMAS = (
     "PRAGMA synchronous = NORMAL",
     "PRAGMA foreign_keys = ON",
 )
+
+T = TypeVar("T")
 
 _MIGRATION_NAME = re.compile(r"^(\d{3})_(\w+)\.sql$")
 
@@ -91,8 +107,30 @@ _INSERT_ROWS = (
     "INSERT INTO rows (job_id, line, state, record, cells, last_message, created_at,"
     " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# Inserts are counted here, once per batch (see migrations/001_initial.sql).
+# Rows per state are counted by the code that moves them, once per statement, in the same
+# transaction (see migrations/001_initial.sql and 005_lighter_sending.sql).
 _COUNT_INSERTS = "UPDATE job_counts SET n = n + ? WHERE job_id = ? AND state = ?"
+# Built by the first incremental load of a database (mark_unchanged_skipped), then kept.
+_DONE_RECORD_INDEX = (
+    "CREATE INDEX IF NOT EXISTS rows_done_record ON rows (record) WHERE state = 'done'"
+)
+
+# Claiming: one statement is one transaction (autocommit), and a write statement takes the
+# write lock before it reads, as BEGIN IMMEDIATE would. The outer `state = 'pending'` is
+# redundant with the subquery; it states the guarantee where the update happens.
+_CLAIM = (
+    "UPDATE rows SET state = 'in_flight', updated_at = ?"
+    " WHERE state = 'pending' AND id IN (SELECT id FROM rows INDEXED BY rows_pending"
+    " WHERE job_id = ? AND state = 'pending'"
+    " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
+    " ORDER BY id LIMIT ?)"
+    " RETURNING id, line, record, attempts"
+)
+_RECORD = (
+    "UPDATE rows SET state = ?, next_attempt_at = ?, attempts = attempts + ?,"
+    " last_code = ?, last_message = ?, updated_at = ?"
+    " WHERE id = ? AND job_id = ? AND state = 'in_flight'"
+)
 
 # The same expression as the rows_problem partial index, so that SQLite can use it.
 _PROBLEM_WHERE = (
@@ -290,6 +328,12 @@ def _remote_from_row(row: sqlite3.Row | tuple[Any, ...]) -> RemoteImport:
     )
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """True when ``exc`` says that another connection holds a lock (SQLITE_BUSY/LOCKED)."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
 def _placeholders(n: int) -> str:
     return ",".join("?" * n)
 
@@ -300,11 +344,24 @@ def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield
+        conn.execute("COMMIT")
     except BaseException:
+        # A failed COMMIT (SQLITE_BUSY) leaves the transaction open: end it, so that the
+        # whole of it can be tried again.
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    conn.execute("COMMIT")
+
+
+def _count_params(job_id: int, moves: Mapping[str, int]) -> list[tuple[int, int, str]]:
+    """The ``_COUNT_INSERTS`` parameters that apply ``moves`` (state → rows gained, negative
+    when lost) to the job's counters, in the transaction that moved the rows."""
+    return [(n, job_id, state) for state, n in moves.items() if n]
+
+
+def _moved(source: str, target: str, rows: int) -> dict[str, int]:
+    """``rows`` rows moved from state ``source`` to state ``target``."""
+    return {source: -rows, target: rows}
 
 
 def _store_batch(conn: sqlite3.Connection, job_id: int, batch: Batch, now: float) -> None:
@@ -355,6 +412,11 @@ class Queue:
         self.path = path
         self._conn = conn
         self._lock = asyncio.Lock()
+        # The sending path's connection, used on the event loop's thread (see the module's
+        # documentation); opened by Queue.open once the schema is up to date.
+        self._loop_conn: sqlite3.Connection | None = None
+        self._written_since_checkpoint = 0
+        self._checkpoint: asyncio.Task[None] | None = None
 
     # ----------------------------------------------------------------- opening and closing
 
@@ -380,6 +442,7 @@ class Queue:
         try:
             await queue._configure()
             await queue._migrate()
+            queue._loop_conn = queue._connect_loop_conn()
         except sqlite3.DatabaseError as exc:
             await conn.close()
             raise DatabaseError(
@@ -392,7 +455,13 @@ class Queue:
         return queue
 
     async def close(self) -> None:
-        """Close the connection (committed data is already on disk)."""
+        """Close the connections (committed data is already on disk)."""
+        if self._checkpoint is not None:
+            with contextlib.suppress(Exception):
+                await self._checkpoint
+        if self._loop_conn is not None:
+            self._loop_conn.close()
+            self._loop_conn = None
         await self._conn.close()
 
     async def __aenter__(self) -> Self:
@@ -418,6 +487,78 @@ class Queue:
                 f"cannot use write-ahead logging for {self.path} (journal mode {mode}); "
                 "put the database on a local disk"
             )
+
+    def _connect_loop_conn(self) -> sqlite3.Connection:
+        """The connection of the sending path: no waiting for locks (``_on_loop`` waits in a
+        thread instead) and no automatic checkpoints (``_written`` starts them off the loop).
+        """
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            for pragma in _CONNECTION_PRAGMAS:
+                conn.execute(pragma)
+            conn.execute("PRAGMA busy_timeout = 0")
+            conn.execute("PRAGMA wal_autocheckpoint = 0")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def _on_loop(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``work`` on the sending path's connection; the caller holds ``self._lock``.
+
+        ``work`` is one statement in autocommit mode or one ``_immediate`` transaction, so a
+        "database is locked" leaves nothing done: it is then run again in a worker thread
+        that waits for the lock (up to the busy timeout) while the event loop goes on.
+        """
+        conn = self._loop_conn
+        if conn is None:
+            raise DatabaseError(f"the queue {self.path} is closed")
+        try:
+            return work(conn)
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                raise
+
+        def patiently() -> T:
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            try:
+                return work(conn)
+            finally:
+                conn.execute("PRAGMA busy_timeout = 0")
+
+        waiting = asyncio.ensure_future(asyncio.to_thread(patiently))
+        try:
+            return await asyncio.shield(waiting)
+        except asyncio.CancelledError:
+            # The thread goes on with the connection: keep the caller's lock until it ends.
+            with contextlib.suppress(Exception):
+                await waiting
+            raise
+
+    def _written(self, rows: int) -> None:
+        """Count rows written by the sending path; every thousand or so, start a WAL
+        checkpoint in the other connection's thread. Copying pages into the database file
+        and syncing it would otherwise stall the event loop (the sending path's connection
+        does not checkpoint by itself)."""
+        self._written_since_checkpoint += rows
+        if self._written_since_checkpoint < CHECKPOINT_EVERY_ROWS:
+            return
+        if self._checkpoint is not None and not self._checkpoint.done():
+            return
+        self._written_since_checkpoint = 0
+        self._checkpoint = asyncio.ensure_future(self._run_checkpoint())
+
+    async def _run_checkpoint(self) -> None:
+        # Under the queue's lock, so no write of ours starts meanwhile: the checkpoint copies
+        # the whole log, and the next write starts the log over from its beginning. (Beside
+        # a stream of writes a checkpoint never catches up, and the log would grow by every
+        # row sent.) HTTP calls go on meanwhile; only claims and records wait.
+        async with self._lock:
+            try:
+                cursor = await self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                await cursor.close()
+            except sqlite3.Error as exc:  # the next one catches up; the data is in the log
+                log.debug("checkpoint of %s failed: %s", self.path, exc)
 
     async def _migrate(self) -> None:
         migrations = load_migrations()
@@ -726,6 +867,9 @@ class Queue:
             recovered = cursor.rowcount
             await cursor.close()
             if recovered:
+                await self._conn.executemany(
+                    _COUNT_INSERTS, _count_params(job_id, _moved("in_flight", "pending", recovered))
+                )
                 await self._conn.execute(
                     "UPDATE jobs SET resent_unknown = resent_unknown + ?, updated_at = ?"
                     " WHERE id = ?",
@@ -754,33 +898,34 @@ class Queue:
             raise
 
     async def _claim(self, job_id: int, limit: int, now_s: float) -> list[ClaimedRow]:
-        # One statement is one transaction (autocommit), and a write statement takes the
-        # write lock before it reads, as BEGIN IMMEDIATE would: one round trip to the
-        # database thread instead of five. The outer `state = 'pending'` is redundant with
-        # the subquery; it states the guarantee where the update happens.
+        def claim(conn: sqlite3.Connection) -> list[Any]:
+            with _immediate(conn):
+                rows = conn.execute(_CLAIM, (now_s, job_id, now_s, limit)).fetchall()
+                moved = _moved("pending", "in_flight", len(rows))
+                conn.executemany(_COUNT_INSERTS, _count_params(job_id, moved))
+            return rows
+
         async with self._lock:
-            claimed = await self._conn.execute_fetchall(
-                "UPDATE rows SET state = 'in_flight', updated_at = ?"
-                " WHERE state = 'pending' AND id IN (SELECT id FROM rows INDEXED BY rows_pending"
-                " WHERE job_id = ? AND state = 'pending'"
-                " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
-                " ORDER BY id LIMIT ?)"
-                " RETURNING id, line, record, attempts",
-                (now_s, job_id, now_s, limit),
-            )
+            claimed = await self._on_loop(claim)
+            self._written(len(claimed))
         # RETURNING gives no order: id order is line order.
-        return sorted(ClaimedRow(row[0], row[1], row[2], row[3]) for row in claimed)
+        return sorted(map(ClaimedRow._make, claimed))
 
     async def next_attempt_at(self, job_id: int) -> float | None:
         """When the earliest pending row is due (0.0 if one is due now); None if none pend."""
-        async with self._lock:
-            rows = await self._conn.execute_fetchall(
-                "SELECT MIN(COALESCE(next_attempt_at, 0.0)), COUNT(*) FROM rows"
-                " INDEXED BY rows_pending WHERE job_id = ? AND state = 'pending'",
-                (job_id,),
+
+        def earliest(conn: sqlite3.Connection) -> tuple[Any, ...]:
+            return tuple(
+                conn.execute(
+                    "SELECT MIN(COALESCE(next_attempt_at, 0.0)), COUNT(*) FROM rows"
+                    " INDEXED BY rows_pending WHERE job_id = ? AND state = 'pending'",
+                    (job_id,),
+                ).fetchone()
             )
-        earliest, count = next(iter(rows))
-        return float(earliest) if count else None
+
+        async with self._lock:
+            first, count = await self._on_loop(earliest)
+        return float(first) if count else None
 
     async def record_results(self, job_id: int, results: Sequence[RowResult]) -> int:
         """Record the outcome of a batch of attempts, in one transaction; return how many.
@@ -819,16 +964,26 @@ class Queue:
             raise
 
     async def _record(self, job_id: int, params: list[tuple[Any, ...]]) -> int:
-        # Three round trips (BEGIN, one executemany, COMMIT) whatever the number of results;
-        # the cursor needs no closing trip: executemany leaves no statement open.
-        async with self._lock, self._transaction():
-            cursor = await self._conn.executemany(
-                "UPDATE rows SET state = ?, next_attempt_at = ?, attempts = attempts + ?,"
-                " last_code = ?, last_message = ?, updated_at = ?"
-                " WHERE id = ? AND job_id = ? AND state = 'in_flight'",
-                params,
-            )
-        return cursor.rowcount
+        by_state: dict[str, list[tuple[Any, ...]]] = {}
+        for row in params:
+            by_state.setdefault(row[0], []).append(row)
+
+        def record(conn: sqlite3.Connection) -> int:
+            # One statement per target state (usually one in all), so that its row count
+            # says exactly how many rows moved there.
+            moves: Counter[str] = Counter()
+            with _immediate(conn):
+                for state, rows in by_state.items():
+                    moved = conn.executemany(_RECORD, rows).rowcount
+                    moves["in_flight"] -= moved
+                    moves[state] += moved
+                conn.executemany(_COUNT_INSERTS, _count_params(job_id, moves))
+            return -moves["in_flight"]
+
+        async with self._lock:
+            recorded = await self._on_loop(record)
+            self._written(recorded)
+        return recorded
 
     async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
         """Give back rows claimed but never sent (``in_flight`` → ``pending``); return how many.
@@ -839,14 +994,21 @@ class Queue:
         params = [(now, row_id, job_id) for row_id in row_ids]
         if not params:
             return 0
-        async with self._lock, self._transaction():
-            cursor = await self._conn.executemany(
-                "UPDATE rows SET state = 'pending', updated_at = ?"
-                " WHERE id = ? AND job_id = ? AND state = 'in_flight'",
-                params,
-            )
-            released = cursor.rowcount
-            await cursor.close()
+
+        def release(conn: sqlite3.Connection) -> int:
+            with _immediate(conn):
+                released = conn.executemany(
+                    "UPDATE rows SET state = 'pending', updated_at = ?"
+                    " WHERE id = ? AND job_id = ? AND state = 'in_flight'",
+                    params,
+                ).rowcount
+                moved = _moved("in_flight", "pending", released)
+                conn.executemany(_COUNT_INSERTS, _count_params(job_id, moved))
+            return released
+
+        async with self._lock:
+            released = await self._on_loop(release)
+            self._written(released)
         return released
 
     # ------------------------------------------------------------------------- reporting
@@ -907,16 +1069,21 @@ class Queue:
         if not wanted:
             return 0
         now = time.time()
+        moves: Counter[str] = Counter()
+        reset = 0
         async with self._lock, self._transaction():
-            cursor = await self._conn.execute(
-                "UPDATE rows SET state = 'pending', attempts = 0, next_attempt_at = NULL,"
-                " updated_at = ?"
-                f" WHERE job_id = ? AND state IN ({_placeholders(len(wanted))})"
-                " AND record IS NOT NULL",
-                (now, job_id, *wanted),
-            )
-            reset = cursor.rowcount
-            await cursor.close()
+            # One statement per state, so that each row count says how many rows it moved.
+            for state in dict.fromkeys(wanted):
+                cursor = await self._conn.execute(
+                    "UPDATE rows SET state = 'pending', attempts = 0, next_attempt_at = NULL,"
+                    " updated_at = ? WHERE job_id = ? AND state = ? AND record IS NOT NULL",
+                    (now, job_id, state),
+                )
+                moves[state] -= cursor.rowcount
+                moves["pending"] += cursor.rowcount
+                reset += cursor.rowcount
+                await cursor.close()
+            await self._conn.executemany(_COUNT_INSERTS, _count_params(job_id, moves))
         return reset
 
     # ------------------------------------------------------------------ incremental loads
@@ -930,6 +1097,9 @@ class Queue:
         Works through the job in batches of ``batch`` rows so that a runner never waits
         long on the write lock.
         """
+        async with self._lock, self._transaction():
+            # Built once, by the first incremental load (see 005_lighter_sending.sql).
+            await self._conn.execute(_DONE_RECORD_INDEX)
         total = 0
         after_id = 0
         while True:
@@ -952,8 +1122,12 @@ class Queue:
                     " AND jobs.target_key = ? AND jobs.id < ?)",
                     (now, job_id, after_id, last_id, target_key, job_id),
                 )
-                total += cursor.rowcount
+                skipped = cursor.rowcount
                 await cursor.close()
+                await self._conn.executemany(
+                    _COUNT_INSERTS, _count_params(job_id, _moved("pending", "skipped", skipped))
+                )
+                total += skipped
             after_id = last_id
 
     # -------------------------------------------------------------------- remote imports

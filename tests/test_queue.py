@@ -434,6 +434,12 @@ async def test_record_results_refuses_in_flight(queue: Queue) -> None:
 
 
 async def test_counts_every_state(queue: Queue) -> None:
+    # An earlier job loaded "phone=9", so line 9 of this one is skipped as unchanged.
+    earlier = await queue.create_job(FILE, TARGET, {}, "{}")
+    await queue.add_rows(earlier.id, [pending(9)], read_offset=1, read_line=9)
+    await queue.finish_reading(earlier.id)
+    [loaded] = await queue.claim_batch(earlier.id, 1, now_s=time.time())
+    await queue.record_results(earlier.id, [RowResult(loaded.id, RowState.DONE, "c", "m")])
     job = await queue.create_job(FILE, TARGET, {}, "{}")
     assert await queue.counts(job.id) == dict.fromkeys(RowState, 0)
     await queue.add_rows(
@@ -443,16 +449,13 @@ async def test_counts_every_state(queue: Queue) -> None:
         read_line=10,
     )
     await queue.finish_reading(job.id)
+    assert await queue.mark_unchanged_skipped(job.id, TARGET) == 1
     rows = await queue.claim_batch(job.id, 6, now_s=time.time())
     outcomes = [RowState.DONE, RowState.DUPLICATE, RowState.REJECTED, RowState.FAILED]
     await queue.record_results(
         job.id, [RowResult(r.id, state, "c", "m") for r, state in zip(rows, outcomes, strict=False)]
     )
     await queue.set_job_state(job.id, JobState.RUNNING)
-    conn = sqlite3.connect(queue.path)
-    with conn:
-        conn.execute("UPDATE rows SET state = 'skipped' WHERE line = 9")
-    conn.close()
     counts = await queue.counts(job.id)
     assert counts == {
         RowState.PENDING: 1,
@@ -465,10 +468,47 @@ async def test_counts_every_state(queue: Queue) -> None:
         RowState.SKIPPED: 1,
     }
     # The counters agree with counting the rows themselves.
-    grouped = table(queue.path, "SELECT state, COUNT(*) FROM rows GROUP BY state")
-    assert {RowState(str(state)): n for state, n in grouped} == {
-        state: n for state, n in counts.items() if n
-    }
+    assert counts == counted(queue.path, job.id)
+
+
+def counted(path: Path, job_id: int) -> dict[RowState, int]:
+    """Rows of the job per state, counted row by row (every state present)."""
+    sql = f"SELECT state, COUNT(*) FROM rows WHERE job_id = {job_id:d} GROUP BY state"
+    grouped = table(path, sql)
+    return {**dict.fromkeys(RowState, 0), **{RowState(str(state)): n for state, n in grouped}}
+
+
+async def test_counters_follow_every_move(db_path: Path) -> None:
+    # The queue counts the rows each statement moves (no trigger does it per row): after
+    # every kind of move the counters must still equal a count of the rows.
+    async with await Queue.open(db_path) as queue:
+        job = await ready_job(queue, 30)
+        assert await queue.counts(job.id) == counted(db_path, job.id)
+        rows = await queue.claim_batch(job.id, 12, now_s=time.time())
+        assert await queue.counts(job.id) == counted(db_path, job.id)
+        results = [
+            RowResult(rows[0].id, RowState.DONE, "c", "m"),
+            RowResult(rows[1].id, RowState.DUPLICATE, "c", "m"),
+            RowResult(rows[2].id, RowState.REJECTED, "c", "m"),
+            RowResult(rows[3].id, RowState.FAILED, "c", "m"),
+            RowResult(rows[4].id, RowState.PENDING, "c", "retry", time.time() - 1),
+            RowResult(rows[5].id, RowState.PENDING, "c", "unsent", None, False),
+            RowResult(rows[6].id, RowState.DONE, "c", "m"),
+        ]
+        # A result for a row that is not in flight (recorded twice) moves nothing.
+        assert await queue.record_results(job.id, results) == 7
+        assert await queue.record_results(job.id, results[:2]) == 0
+        assert await queue.counts(job.id) == counted(db_path, job.id)
+        assert await queue.release(job.id, [rows[7].id, rows[8].id, rows[0].id]) == 2
+        assert await queue.counts(job.id) == counted(db_path, job.id)
+        assert await queue.reset_rows(job.id, [RowState.FAILED, RowState.REJECTED]) == 2
+        assert await queue.counts(job.id) == counted(db_path, job.id)
+    # A runner that died with rows in flight: the next one gives them back.
+    async with await Queue.open(db_path) as queue:
+        assert await queue.recover_in_flight(job.id) == 3
+        counts = await queue.counts(job.id)
+        assert counts == counted(db_path, job.id)
+        assert (counts[RowState.IN_FLIGHT], counts[RowState.DONE]) == (0, 2)
 
 
 async def test_iter_rows_order_and_cells_round_trip(queue: Queue) -> None:
@@ -586,7 +626,10 @@ async def test_mark_unchanged_skipped(queue: Queue) -> None:
 
     # Tonight's file: lines 2..7, records phone=2..phone=7.
     tonight = await ready_job(queue, 6)
+    index = "SELECT name FROM sqlite_master WHERE name = 'rows_done_record'"
+    assert table(queue.path, index) == []  # only incremental loads pay for it
     assert await queue.mark_unchanged_skipped(tonight.id, TARGET, batch=2) == 3
+    assert table(queue.path, index) == [("rows_done_record",)]
     counts = await queue.counts(tonight.id)
     assert (counts[RowState.SKIPPED], counts[RowState.PENDING]) == (3, 3)
     sendable = await queue.claim_batch(tonight.id, 10, now_s=time.time())
@@ -670,14 +713,81 @@ async def test_rows_of_an_earlier_schema_survive_migration_4(db_path: Path) -> N
         ]
         [claimed] = await queue.claim_batch(1, 1, now_s=0.0)
         assert claimed.line == 2
-        # The counters and the triggers that keep them came through the rebuild.
+        # The counters came through the rebuild, and still count.
         counts = await queue.counts(1)
         assert (counts[RowState.PENDING], counts[RowState.IN_FLIGHT]) == (1, 1)
     indexes = {
         name for (name,) in table(db_path, "SELECT name FROM sqlite_master WHERE tbl_name = 'rows'")
     }
+    # (Migration 5 then dropped the per-row counting trigger and the done-record index.)
     assert indexes == {
-        "rows", "rows_pending", "rows_in_flight", "rows_problem", "rows_done_record",
-        "rows_count_update", "rows_count_delete",
+        "rows", "rows_pending", "rows_in_flight", "rows_problem", "rows_count_delete",
     }  # fmt: skip
     assert table(db_path, "PRAGMA foreign_key_check") == []
+
+
+# ------------------------------------------------------------- the sending path's connection
+
+
+async def test_a_locked_database_is_waited_for_off_the_event_loop(queue: Queue) -> None:
+    # Sending runs SQLite on the event loop's thread; when another connection holds the write
+    # lock (a `stage` in another process, say), the call must wait for it, in a thread, and
+    # the event loop must go on meanwhile.
+    job = await ready_job(queue, 5)
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        conn = sqlite3.connect(queue.path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(10)
+        conn.execute("COMMIT")
+        conn.close()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 10)
+        claim = asyncio.ensure_future(queue.claim_batch(job.id, 3, now_s=time.time()))
+        ticks = 0
+        for _ in range(20):  # the loop runs while the claim waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not claim.done() and ticks == 20
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join)
+    rows = await claim
+    assert [r.line for r in rows] == [2, 3, 4]
+    results = [RowResult(r.id, RowState.DONE, "0", "") for r in rows]
+    assert await queue.record_results(job.id, results) == 3
+    assert await queue.counts(job.id) == counted(queue.path, job.id)
+
+
+def file_bytes(path: Path) -> int:
+    return path.stat().st_size
+
+
+async def test_sending_checkpoints_the_wal_in_the_background(db_path: Path) -> None:
+    # The sending path's connection never checkpoints by itself (that would stall the event
+    # loop); the queue starts passive checkpoints on its other connection instead, so the
+    # write-ahead log is reused instead of growing with every row sent.
+    async with await Queue.open(db_path) as queue:
+        job = await queue.create_job(FILE, TARGET, {}, "{}")
+        record = "name=" + "x" * 400  # a row fills a tenth of a page, as real leads do
+        rows = [NewRow(line, RowState.PENDING, record, ("x",)) for line in range(2, 20_002)]
+        await queue.add_rows(job.id, rows, read_offset=1, read_line=20_001)
+        await queue.finish_reading(job.id)
+        table(db_path, "PRAGMA wal_checkpoint(TRUNCATE)")  # an empty log to start from
+        wal = Path(f"{db_path}-wal")
+        sizes = []
+        while rows := await queue.claim_batch(job.id, 200, now_s=time.time()):
+            await queue.record_results(
+                job.id, [RowResult(r.id, RowState.DONE, "0", "") for r in rows]
+            )
+            await asyncio.sleep(0)  # let a background checkpoint run
+            sizes.append(file_bytes(wal))
+        assert (await queue.counts(job.id))[RowState.DONE] == 20_000
+    # 40,000 row updates: a log that kept every frame grows to ~24 MB; started over after
+    # each checkpoint it stays under 1 MB.
+    assert max(sizes) < 8 * 1024 * 1024, max(sizes)
