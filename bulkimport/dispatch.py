@@ -55,6 +55,8 @@ Clock = Callable[[], float]
 RESULT_BATCH_ROWS = 200  # outcomes per commit at most: bounds what a kill can make us re-send
 MAX_GET_URL_BYTES = 8000  # Apache and nginx refuse request lines over 8 KiB by default
 RESULT_FLUSH_S = 0.1  # and at least this often
+ANSWER_CACHE_CHARS = 200  # answers this short are classified once per transport...
+ANSWER_CACHE_SIZE = 256  # ...up to this many different ones
 RATE_EVERY_S = 5.0  # how often the sending rate is stored with the job (for `status`)
 IDLE_POLL_S = 0.5  # how often to look again when nothing is due yet
 STOP_GRACE_S = 5.0  # how long calls in flight may take to finish after a stop
@@ -202,6 +204,9 @@ class HttpTransport:
         self._post = settings.method == "post"
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
         self._ssl: bool | ssl.SSLContext = bool(settings.verify_tls)
+        # A server gives the same few answers over and over ("|Retuen|1|Retuen|BackMsg_84"):
+        # each short one is classified and masked once.
+        self._answers: dict[tuple[str, bool], Outcome] = {}
 
     async def send(self, record: str) -> Outcome:
         query = self._encode(record)
@@ -239,6 +244,14 @@ class HttpTransport:
                 )
             async with request as response:
                 body = await response.text(errors="replace")
+                if response.status == 200 and len(body) <= ANSWER_CACHE_CHARS:
+                    cached = self._answers.get((body, remote))
+                    if cached is not None:
+                        return cached
+                    outcome = self._masked(classify_http(200, body, remote=remote))
+                    if len(self._answers) < ANSWER_CACHE_SIZE:
+                        self._answers[body, remote] = outcome
+                    return outcome
                 outcome = classify_http(
                     response.status,
                     body,
@@ -258,11 +271,14 @@ class HttpTransport:
             outcome = Outcome(
                 OutcomeKind.TRANSIENT, "connection", type(exc).__name__ + ": " + str(exc)
             )
-        if self._secrets:
-            outcome = Outcome(
-                outcome.kind, outcome.code, self._mask(outcome.message), outcome.retry_after_s
-            )
-        return outcome
+        return self._masked(outcome)
+
+    def _masked(self, outcome: Outcome) -> Outcome:
+        if not self._secrets:
+            return outcome
+        return Outcome(
+            outcome.kind, outcome.code, self._mask(outcome.message), outcome.retry_after_s
+        )
 
     def _mask(self, message: str) -> str:
         """``message`` without the password, whole or cut off at the end of the message."""

@@ -863,6 +863,9 @@ async def _echo(request: web.Request) -> web.Response:
         return web.Response(text="x" * max(0, 197 - at) + raw)
     if style == "forbidden":
         return web.Response(status=403, text=raw)
+    if style == "answer":
+        # A valid answer, the same for every call, that quotes the password.
+        return web.Response(text=f"|Retuen|1|Retuen|BackMsg_84 imported for {SECRET}")
     return web.Response(text="echo " + raw)
 
 
@@ -906,6 +909,25 @@ async def test_password_never_stored_in_a_message(
     for message in messages:
         assert "ZQX" not in message
         assert "***" in message  # masked where it was, so the message still says what came
+
+
+async def test_a_repeated_answer_is_masked_every_time(
+    queue: Queue, http: aiohttp.ClientSession, echo_base_url: str
+) -> None:
+    # Short answers are classified and masked once per transport, then reused.
+    job_id = await make_job(queue, [record(n) for n in range(1, 6)])
+    settings = send_settings()
+    params = ImportParams(org="demo", user="admin", password=SECRET, campaign="1")
+
+    result = await dispatch(
+        queue, job_id, HttpTransport(http, f"{echo_base_url}/answer", params, settings), settings
+    )
+
+    assert result.counts.done == 5
+    rows = await rows_of(queue, job_id)
+    assert [(row.state, row.last_message) for row in rows] == [
+        (RowState.DONE, "BackMsg_84 imported for ***")
+    ] * 5
 
 
 async def test_md5_password_never_stored_in_a_message(
