@@ -134,6 +134,12 @@ class RateLimiter:
         False, without taking a turn, as soon as ``cancel`` is set: a stop must not wait for
         the end of a long ``Retry-After`` pause.
         """
+        if not self._interval_s and not self._lock.locked():
+            # No spacing and nobody waiting: only a pause can hold this call.
+            if cancel is not None and cancel.is_set():
+                return False
+            if self._paused_until_s <= self._clock():
+                return True
         async with self._lock:
             woke_for = None  # the start this call slept until, if it had to wait
             while True:
@@ -502,8 +508,10 @@ class Dispatcher:
             return None
         if run.buffer.qsize() <= self._settings.concurrency:
             run.low.set()
-        with contextlib.suppress(asyncio.QueueEmpty):
+        try:
             return run.buffer.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
         get = asyncio.ensure_future(run.buffer.get())
         stop = asyncio.ensure_future(run.stop.wait())
         try:
@@ -562,14 +570,15 @@ class Dispatcher:
                 result = RowResult(
                     row.id, RowState.PENDING, outcome.code, outcome.message, self._wall() + delay
                 )
+        elif kind is OutcomeKind.DONE:
+            counts.done += 1
+            result = RowResult(row.id, RowState.DONE, outcome.code, outcome.message)
+        elif kind is OutcomeKind.DUPLICATE:
+            counts.duplicate += 1
+            result = RowResult(row.id, RowState.DUPLICATE, outcome.code, outcome.message)
         else:
-            state = {
-                OutcomeKind.DONE: RowState.DONE,
-                OutcomeKind.DUPLICATE: RowState.DUPLICATE,
-                OutcomeKind.REJECTED: RowState.REJECTED,
-            }[kind]
-            setattr(counts, state.value, getattr(counts, state.value) + 1)
-            result = RowResult(row.id, state, outcome.code, outcome.message)
+            counts.rejected += 1
+            result = RowResult(row.id, RowState.REJECTED, outcome.code, outcome.message)
         self._resolve(result)
         # Outcomes not yet committed, including a batch being committed, stay under one
         # batch: this worker sends nothing more until they are, which bounds what a kill

@@ -939,12 +939,13 @@ class Queue:
         now = time.time()
         params: list[tuple[Any, ...]] = []
         for result in results:
-            if result.state is RowState.IN_FLIGHT:
+            state = result.state
+            if state is RowState.IN_FLIGHT:
                 raise ValueError(f"row {result.row_id}: a result cannot leave it in_flight")
-            retry_at = result.next_attempt_at_s if result.state is RowState.PENDING else None
+            retry_at = result.next_attempt_at_s if state is RowState.PENDING else None
             params.append(
                 (
-                    result.state.value,
+                    state,  # a StrEnum: bound as its text, grouped by it in _record
                     retry_at,
                     1 if result.counted else 0,
                     result.code,
