@@ -534,6 +534,11 @@ class Bench:
                 "UPDATE rows SET state = 'done', attempts = 1 WHERE id < ? AND state = 'pending'",
                 (first + done,),
             )
+            # Written behind the queue's back: its per-state counters are recounted too.
+            conn.execute(
+                "UPDATE job_counts SET n = (SELECT COUNT(*) FROM rows"
+                " WHERE rows.job_id = job_counts.job_id AND rows.state = job_counts.state)"
+            )
             conn.execute("UPDATE jobs SET state = 'interrupted', message = 'interrupted'")
         conn.close()
         remaining = job_rows(template).get("pending", 0)
