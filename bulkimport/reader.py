@@ -37,7 +37,7 @@ import charset_normalizer
 
 from bulkimport.errors import ConfigError, InputError, RecordError
 from bulkimport.protocol import RECORD_SEPARATOR, encode_record
-from bulkimport.rows import Batch, NewRow
+from bulkimport.rows import Batch, NewRow, cells_rebuilder
 from bulkimport.states import RowState
 
 #: How much of the head of the file encoding detection looks at.
@@ -676,6 +676,9 @@ def read_batches(
     prefixes, tail, tail_pipes = maker.prefixes, maker.tail, maker.tail_pipes
     keep_empty, join, add = fmt.keep_empty, RECORD_SEPARATOR.join, operator.add
     new_row = _new_tuple
+    # Pending rows of the header's width hold all their cells in their record when the
+    # format drops and adds nothing: the queue then stores them once.
+    record_width = width if cells_rebuilder(fmt.fields, fmt.constants) is not None else 0
     with _open(path) as handle:
         position = _Position(offset)
         lines = chain.from_iterable(_tracked(_blocks(handle, fmt.encoding, offset, path), position))
@@ -716,7 +719,9 @@ def read_batches(
                         )
                         before = after
                     if len(rows) >= batch_rows:
-                        yield Batch(rows, position.offset_after(before), first_line + before)
+                        yield Batch(
+                            rows, position.offset_after(before), first_line + before, record_width
+                        )
                         rows = []
                         append = rows.append
             except csv.Error as exc:
@@ -727,7 +732,7 @@ def read_batches(
                 continue
             break
         if rows:
-            yield Batch(rows, position.offset_after(before), first_line + before)
+            yield Batch(rows, position.offset_after(before), first_line + before, record_width)
 
 
 def file_size(path: Path) -> int:

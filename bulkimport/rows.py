@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from bulkimport.protocol import decode_record
 from bulkimport.states import RowState
 
 HEAD_BYTES = 64 * 1024
@@ -30,11 +31,17 @@ class NewRow(NamedTuple):
 
 
 class Batch(NamedTuple):
-    """Consecutive rows, with where the next record starts (byte offset and line number)."""
+    """Consecutive rows, with where the next record starts (byte offset and line number).
+
+    ``record_width``: the pending rows with this many cells hold every cell in their record
+    (the reader says so when the format loses nothing; see ``cells_rebuilder``), and the queue
+    stores their record alone. 0 when no row may be stored that way.
+    """
 
     rows: list[NewRow]
     end_offset: int
     next_line: int
+    record_width: int = 0
 
 
 # How the cells of a row are stored: MARK + the cells joined by UNIT (a ~0.5 µs C join, and
@@ -53,6 +60,32 @@ def encode_cells(cells: Sequence[str]) -> str:
     if joined.count(CELLS_UNIT) == len(cells) - 1:
         return CELLS_MARK + joined
     return _encode_json(list(cells))
+
+
+# The cells stored for a row whose record holds them all (Batch.record_width): nothing. The
+# record is stored anyway, and cells_rebuilder gives the cells back from it; encode_cells
+# never returns an empty text, so this one cannot be mistaken for stored cells.
+CELLS_IN_RECORD = ""
+
+
+def cells_rebuilder(
+    fields: Sequence[str | None], constants: Sequence[object]
+) -> Callable[[str], tuple[str, ...]] | None:
+    """How to get a pending row's cells back from its record, for a format that loses
+    nothing on the way: every column sent under a name of its own (one without ``|``), no
+    constants added, so each cell is in the record (an empty one by its absence). ``None``
+    for any other format."""
+    if constants or not fields:
+        return None
+    names = [name for name in fields if name is not None and "|" not in name]
+    if len(names) != len(fields) or len(set(names)) != len(names):
+        return None
+
+    def rebuild(record: str) -> tuple[str, ...]:
+        values = dict(decode_record(record))
+        return tuple(values.get(name, "") for name in names)
+
+    return rebuild
 
 
 def decode_cells(text: str) -> tuple[str, ...]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import os
 import signal
 import sqlite3
@@ -18,7 +19,8 @@ import pytest
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
 from bulkimport.queue import Ingested, Job, Queue, load_migrations
-from bulkimport.rows import Batch, FileIdentity, NewRow, RowResult
+from bulkimport.reader import ReaderOptions, read_batches, sniff_format
+from bulkimport.rows import CELLS_IN_RECORD, Batch, FileIdentity, NewRow, RowResult
 from bulkimport.states import JobState, RemoteState, RowState
 
 FILE = FileIdentity("/data/leads.csv", 1234, 1_700_000_000_000_000_000, "ab" * 32)
@@ -791,3 +793,75 @@ async def test_sending_checkpoints_the_wal_in_the_background(db_path: Path) -> N
     # 40,000 row updates: a log that kept every frame grows to ~24 MB; started over after
     # each checkpoint it stays under 1 MB.
     assert max(sizes) < 8 * 1024 * 1024, max(sizes)
+
+
+# ----------------------------------------------------------------- cells stored once
+
+
+LEADS = (
+    "name,phone,note\n"
+    '张三,13800000001,"quoted, with comma"\n'
+    "李四,13800000002,\n"  # an empty cell: absent from the record
+    ",13800000003,a=b|c\n"  # '=' and a single '|' inside a value
+    "王五,13800000004,x,extra\n"  # a cell past the header: invalid
+    "赵六,13800000005,y,\n"  # an empty cell past the header: sent, cells kept whole
+    ",,\n"  # no values: invalid
+)
+
+
+def csv_records(path: Path) -> list[tuple[str, ...]]:
+    """The records after the header, as the csv module reads them."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        return [tuple(row) for row in csv.reader(handle)][1:]
+
+
+async def stored(queue: Queue, path: Path, options: ReaderOptions) -> tuple[Job, list[str]]:
+    fmt = sniff_format(path, options)
+    job = await queue.create_job(FILE, TARGET, {}, fmt.to_json())
+    await queue.ingest(job.id, read_batches(path, fmt))
+    await queue.finish_reading(job.id)
+    texts = [str(text) for (text,) in table(queue.path, "SELECT cells FROM rows ORDER BY id")]
+    return job, texts
+
+
+async def test_cells_held_by_the_record_are_stored_once_and_given_back(
+    queue: Queue, tmp_path: Path
+) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text(LEADS, encoding="utf-8")
+    job, texts = await stored(queue, path, ReaderOptions())
+    # Pending rows of the header's width: the record alone. The others keep their cells.
+    assert [text == CELLS_IN_RECORD for text in texts] == [True, True, True, False, False, False]
+
+    views = [view async for view in queue.iter_rows(job.id, list(RowState))]
+    expected = csv_records(path)
+    assert [view.cells for view in views] == expected
+    assert [view.state for view in views] == [RowState.PENDING] * 3 + [
+        RowState.INVALID,
+        RowState.PENDING,
+        RowState.INVALID,
+    ]
+    # A report of a rejected row gives its cells back too.
+    rows = await queue.claim_batch(job.id, 1, now_s=time.time())
+    await queue.record_results(job.id, [RowResult(rows[0].id, RowState.REJECTED, "7", "bad")])
+    [rejected, *_] = await queue.last_errors(job.id, limit=10)
+    assert rejected.cells == expected[0]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ReaderOptions(constants=(("source", "web"),)),  # the record holds more than the cells
+        ReaderOptions(rename={"note": None}),  # ...or less
+    ],
+    ids=["constant", "dropped column"],
+)
+async def test_cells_are_stored_whole_when_the_record_cannot_give_them_back(
+    queue: Queue, tmp_path: Path, options: ReaderOptions
+) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text(LEADS, encoding="utf-8")
+    job, texts = await stored(queue, path, options)
+    assert CELLS_IN_RECORD not in texts
+    views = [view async for view in queue.iter_rows(job.id, list(RowState))]
+    assert [view.cells for view in views] == csv_records(path)
