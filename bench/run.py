@@ -352,8 +352,9 @@ class Bench:
         ratio = summary["bulkimport stage"]["ratio"]
         self.targets.append(("reading ≤ 2× sqlite3 .import", f"{ratio:.2f}×", ratio <= 2.0))
         table.notes.append(
-            "bulkimport stores more than the others: per row its state, line, encoded record "
-            "and original cells (separator-joined), with the partial pending index, in WAL mode."
+            "bulkimport stores more than the others: per row its state, line and encoded "
+            "record, its original cells where the record cannot give them back (invalid rows, "
+            "--set, dropped columns), with the partial pending index, in WAL mode."
         )
         self.results["read"] = summary
         self.results["growth_stage"] = {rows: summary["bulkimport stage"]}
