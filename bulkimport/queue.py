@@ -119,9 +119,9 @@ _DONE_RECORD_INDEX = (
     "CREATE INDEX IF NOT EXISTS rows_done_record ON rows (record) WHERE state = 'done'"
 )
 
-# Claiming: one statement is one transaction (autocommit), and a write statement takes the
-# write lock before it reads, as BEGIN IMMEDIATE would. The outer `state = 'pending'` is
-# redundant with the subquery; it states the guarantee where the update happens.
+# Claiming: the rows are chosen and marked in one statement (in the transaction that also
+# counts them), so no other claimer can take them in between. The outer `state = 'pending'`
+# is redundant with the subquery; it states the guarantee where the update happens.
 _CLAIM = (
     "UPDATE rows SET state = 'in_flight', updated_at = ?"
     " WHERE state = 'pending' AND id IN (SELECT id FROM rows INDEXED BY rows_pending"
@@ -314,6 +314,14 @@ def _rebuilder(fmt_json: str) -> Rebuild | None:
         return None
 
 
+def _record_width(fmt_json: str) -> int:
+    """The width of the rows of a job of this format that may be stored without their cells
+    (the number of fields), or 0 if none may."""
+    if _rebuilder(fmt_json) is None:
+        return 0
+    return len(json.loads(fmt_json)["fields"])
+
+
 def _view_from_row(row: sqlite3.Row | tuple[Any, ...], rebuild: Rebuild | None) -> RowView:
     text, record = row[3], row[4]
     if text == CELLS_IN_RECORD and record is not None:
@@ -491,13 +499,17 @@ class Queue:
 
     async def close(self) -> None:
         """Close the connections (committed data is already on disk)."""
-        if self._checkpoint is not None:
-            with contextlib.suppress(Exception):
-                await self._checkpoint
-        if self._loop_conn is not None:
-            self._loop_conn.close()
-            self._loop_conn = None
-        await self._conn.close()
+        try:
+            if self._checkpoint is not None and not self._checkpoint.done():
+                await asyncio.wait({self._checkpoint})
+            # A call of the sending path may still be waiting for the write lock in a thread,
+            # with this connection; it holds the queue's lock until the thread is done.
+            async with self._lock:
+                if self._loop_conn is not None:
+                    self._loop_conn.close()
+                    self._loop_conn = None
+        finally:
+            await self._conn.close()
 
     async def __aenter__(self) -> Self:
         return self
@@ -565,9 +577,13 @@ class Queue:
         try:
             return await asyncio.shield(waiting)
         except asyncio.CancelledError:
-            # The thread goes on with the connection: keep the caller's lock until it ends.
-            with contextlib.suppress(Exception):
-                await waiting
+            # The thread goes on with the connection: keep the caller's lock until it ends,
+            # however often this task is cancelled meanwhile (a second Ctrl-C, a shutdown).
+            while not waiting.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({waiting})
+            if not waiting.cancelled():
+                waiting.exception()  # seen: its outcome goes with the cancellation
             raise
 
     def _written(self, rows: int) -> None:
@@ -859,8 +875,14 @@ class Queue:
         try:
             for pragma in _CONNECTION_PRAGMAS:
                 conn.execute(pragma)
+            # Rows are stored without their cells only if the job's own format can give
+            # them back, whatever a batch says.
+            found = conn.execute("SELECT format_json FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            width = _record_width(found[0]) if found else 0
             stored = 0
             for batch in batches:
+                if batch.record_width and batch.record_width != width:
+                    batch = batch._replace(record_width=0)
                 with _immediate(conn):
                     _store_batch(conn, job_id, batch, time.time())
                 stored += len(batch.rows)

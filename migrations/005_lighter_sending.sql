@@ -3,7 +3,7 @@
 --
 -- 1. The per-row trigger that counted state changes fired two UPDATEs of job_counts per
 --    change. Queue now counts the rows each of its statements moves, once per statement,
---    in the same transaction (Queue._count_moves); every write to rows goes through Queue.
+--    in the same transaction (_count_params in queue.py); every write to rows goes through Queue.
 --    (Deleting rows is rare and stays counted by rows_count_delete.)
 -- 2. rows_done_record indexed the record text of every done row, for --skip-unchanged only:
 --    a random B-tree insert per row sent, for every user. Queue.mark_unchanged_skipped builds

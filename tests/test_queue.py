@@ -865,3 +865,72 @@ async def test_cells_are_stored_whole_when_the_record_cannot_give_them_back(
     assert CELLS_IN_RECORD not in texts
     views = [view async for view in queue.iter_rows(job.id, list(RowState))]
     assert [view.cells for view in views] == csv_records(path)
+
+
+async def test_closing_waits_for_a_call_still_waiting_for_the_lock(db_path: Path) -> None:
+    # A stop can close the queue while an outcome is still waiting, in a thread, for another
+    # connection's write lock: the close must wait for it, not pull the connection away.
+    queue = await Queue.open(db_path)
+    job = await ready_job(queue, 3)
+    rows = await queue.claim_batch(job.id, 3, now_s=time.time())
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        conn = sqlite3.connect(db_path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(10)
+        conn.execute("COMMIT")
+        conn.close()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    assert await asyncio.to_thread(locked.wait, 10)
+    results = [RowResult(r.id, RowState.DONE, "0", "") for r in rows]
+    record = asyncio.ensure_future(queue.record_results(job.id, results))
+    await asyncio.sleep(0.05)
+    record.cancel()  # twice, as a second Ctrl-C would
+    await asyncio.sleep(0.05)
+    record.cancel()
+    closing = asyncio.ensure_future(queue.close())
+    await asyncio.sleep(0.1)
+    assert not closing.done()
+    release.set()
+    await asyncio.to_thread(holder.join)
+    await closing
+    with pytest.raises(asyncio.CancelledError):
+        await record
+    # The outcomes were taken off the caller's hands: recorded, and counted.
+    async with await Queue.open(db_path) as reopened:
+        counts = await reopened.counts(job.id)
+    assert counts[RowState.DONE] == 3 and counts == counted(db_path, job.id)
+
+
+async def test_closing_after_a_cancelled_checkpoint_closes_everything(db_path: Path) -> None:
+    queue = await Queue.open(db_path)
+    checkpoint = asyncio.ensure_future(asyncio.sleep(10))
+    queue._checkpoint = checkpoint
+    checkpoint.cancel()
+    await queue.close()
+    assert queue._loop_conn is None
+    with pytest.raises(ValueError, match="closed"):
+        await queue.counts(1)
+
+
+async def test_counters_follow_a_reset_of_any_states(queue: Queue) -> None:
+    job = await ready_job(queue, 6)
+    rows = await queue.claim_batch(job.id, 4, now_s=time.time())
+    await queue.record_results(job.id, [RowResult(rows[0].id, RowState.DONE, "0", "")])
+    reset = await queue.reset_rows(job.id, [RowState.PENDING, RowState.IN_FLIGHT, RowState.DONE])
+    assert reset == 6
+    counts = await queue.counts(job.id)
+    assert counts[RowState.PENDING] == 6 and counts == counted(queue.path, job.id)
+
+
+async def test_a_batch_cannot_drop_cells_its_job_could_not_give_back(queue: Queue) -> None:
+    # record_width comes from the reader; a job whose format cannot rebuild cells keeps them.
+    job = await queue.create_job(FILE, TARGET, {}, "{}")
+    rows = [NewRow(2, RowState.PENDING, "a=1||c=3", ("1", "", "3"))]
+    await queue.ingest(job.id, [Batch(rows, 10, 3, record_width=3)])
+    [view] = [view async for view in queue.iter_rows(job.id, [RowState.PENDING])]
+    assert view.cells == ("1", "", "3")
