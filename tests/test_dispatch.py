@@ -38,7 +38,14 @@ from bulkimport.dispatch import (
     backoff_s,
     open_session,
 )
-from bulkimport.protocol import ImportParams, Outcome, OutcomeKind, PasswordType, md5_hex
+from bulkimport.protocol import (
+    ImportParams,
+    Outcome,
+    OutcomeKind,
+    PasswordType,
+    encode_params,
+    md5_hex,
+)
 from bulkimport.queue import Queue, RowView
 from bulkimport.rows import FileIdentity, NewRow
 from bulkimport.sandbox import Faults, SandboxHandle
@@ -863,6 +870,9 @@ async def _echo(request: web.Request) -> web.Response:
         return web.Response(text="x" * max(0, 197 - at) + raw)
     if style == "forbidden":
         return web.Response(status=403, text=raw)
+    if style == "remote-refused":
+        # CODE 2 with a code that is fatal for a remote import and not for a row.
+        return web.Response(text="|Retuen|2|Retuen|BackMsg_89 cannot fetch the file")
     if style == "answer":
         # A valid answer, the same for every call, that quotes the password.
         return web.Response(text=f"|Retuen|1|Retuen|BackMsg_84 imported for {SECRET}")
@@ -928,6 +938,21 @@ async def test_a_repeated_answer_is_masked_every_time(
     assert [(row.state, row.last_message) for row in rows] == [
         (RowState.DONE, "BackMsg_84 imported for ***")
     ] * 5
+
+
+async def test_a_cached_answer_is_classified_for_the_kind_of_call(
+    http: aiohttp.ClientSession, echo_base_url: str
+) -> None:
+    # The same body means one thing for a row and another for a remote import: one transport
+    # must not give one call the other's cached outcome.
+    settings = send_settings()
+    params = ImportParams(org="demo", user="admin", password=SECRET, campaign="1")
+    transport = HttpTransport(http, f"{echo_base_url}/remote-refused", params, settings)
+    query = encode_params(params)(record(1))
+    for _ in range(2):
+        row = await transport.send_query(query)
+        remote = await transport.send_query(query, remote=True)
+        assert (row.kind, remote.kind) == (OutcomeKind.REJECTED, OutcomeKind.FATAL)
 
 
 async def test_md5_password_never_stored_in_a_message(
