@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import os
 import signal
@@ -731,15 +732,13 @@ async def test_rows_of_an_earlier_schema_survive_migration_4(db_path: Path) -> N
 # ------------------------------------------------------------- the sending path's connection
 
 
-async def test_a_locked_database_is_waited_for_off_the_event_loop(queue: Queue) -> None:
-    # Sending runs SQLite on the event loop's thread; when another connection holds the write
-    # lock (a `stage` in another process, say), the call must wait for it, in a thread, and
-    # the event loop must go on meanwhile.
-    job = await ready_job(queue, 5)
+@contextlib.asynccontextmanager
+async def write_lock_held(path: Path) -> AsyncIterator[None]:
+    """Another connection (in a thread of its own) holds the write lock while inside."""
     locked, release = threading.Event(), threading.Event()
 
     def hold_the_lock() -> None:
-        conn = sqlite3.connect(queue.path, isolation_level=None)
+        conn = sqlite3.connect(path, isolation_level=None)
         conn.execute("BEGIN IMMEDIATE")
         locked.set()
         release.wait(10)
@@ -750,15 +749,24 @@ async def test_a_locked_database_is_waited_for_off_the_event_loop(queue: Queue) 
     holder.start()
     try:
         assert await asyncio.to_thread(locked.wait, 10)
+        yield
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join)
+
+
+async def test_a_locked_database_is_waited_for_off_the_event_loop(queue: Queue) -> None:
+    # Sending runs SQLite on the event loop's thread; when another connection holds the write
+    # lock (a `stage` in another process, say), the call must wait for it, in a thread, and
+    # the event loop must go on meanwhile.
+    job = await ready_job(queue, 5)
+    async with write_lock_held(queue.path):
         claim = asyncio.ensure_future(queue.claim_batch(job.id, 3, now_s=time.time()))
         ticks = 0
         for _ in range(20):  # the loop runs while the claim waits
             await asyncio.sleep(0.01)
             ticks += 1
         assert not claim.done() and ticks == 20
-    finally:
-        release.set()
-        await asyncio.to_thread(holder.join)
     rows = await claim
     assert [r.line for r in rows] == [2, 3, 4]
     results = [RowResult(r.id, RowState.DONE, "0", "") for r in rows]
@@ -873,30 +881,16 @@ async def test_closing_waits_for_a_call_still_waiting_for_the_lock(db_path: Path
     queue = await Queue.open(db_path)
     job = await ready_job(queue, 3)
     rows = await queue.claim_batch(job.id, 3, now_s=time.time())
-    locked, release = threading.Event(), threading.Event()
-
-    def hold_the_lock() -> None:
-        conn = sqlite3.connect(db_path, isolation_level=None)
-        conn.execute("BEGIN IMMEDIATE")
-        locked.set()
-        release.wait(10)
-        conn.execute("COMMIT")
-        conn.close()
-
-    holder = threading.Thread(target=hold_the_lock)
-    holder.start()
-    assert await asyncio.to_thread(locked.wait, 10)
-    results = [RowResult(r.id, RowState.DONE, "0", "") for r in rows]
-    record = asyncio.ensure_future(queue.record_results(job.id, results))
-    await asyncio.sleep(0.05)
-    record.cancel()  # twice, as a second Ctrl-C would
-    await asyncio.sleep(0.05)
-    record.cancel()
-    closing = asyncio.ensure_future(queue.close())
-    await asyncio.sleep(0.1)
-    assert not closing.done()
-    release.set()
-    await asyncio.to_thread(holder.join)
+    async with write_lock_held(db_path):
+        results = [RowResult(r.id, RowState.DONE, "0", "") for r in rows]
+        record = asyncio.ensure_future(queue.record_results(job.id, results))
+        await asyncio.sleep(0.05)
+        record.cancel()  # twice, as a second Ctrl-C would
+        await asyncio.sleep(0.05)
+        record.cancel()
+        closing = asyncio.ensure_future(queue.close())
+        await asyncio.sleep(0.1)
+        assert not closing.done()
     await closing
     with pytest.raises(asyncio.CancelledError):
         await record
