@@ -58,16 +58,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from bulkimport.campaign import Campaign, Schema
 from bulkimport.errors import ConfigError
 from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
 from bulkimport.rows import NewRow
 from bulkimport.states import RowState
-
-if TYPE_CHECKING:
-    # Types only: importing the sandbox package at run time would load its web server.
-    from bulkimport.sandbox.schema import Campaign, Schema
 
 #: A value longer than this is reported; call-center fields are mostly ``varchar(255)``.
 DEFAULT_MAX_LENGTH = 255

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from bulkimport.campaign import Campaign, FieldSpec, Schema
 from bulkimport.check import (
     CheckOptions,
     CheckReport,
@@ -25,7 +26,6 @@ from bulkimport.check import (
 from bulkimport.cli import cli
 from bulkimport.errors import ConfigError
 from bulkimport.reader import ReaderOptions, sniff_format
-from bulkimport.sandbox.schema import Campaign, FieldSpec, Schema
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "name,phone1,email,city"

@@ -10,6 +10,7 @@ from typing import Any
 import click
 from tqdm import tqdm
 
+from bulkimport.campaign import load_schema
 from bulkimport.check import (
     DEFAULT_EXAMPLE_LIMIT,
     DEFAULT_MAX_LENGTH,
@@ -30,7 +31,6 @@ from bulkimport.cli.base import (
 from bulkimport.errors import ExitCode
 from bulkimport.pipeline import reader_options
 from bulkimport.reader import file_size
-from bulkimport.sandbox.schema import load_schema
 
 
 @click.command()

@@ -6,8 +6,7 @@ under ``/sandbox/*``. Start one with ``serve_sandbox(SandboxConfig(...))`` or
 ``bulkimport sandbox``.
 """
 
-from bulkimport.sandbox.faults import Faults
-from bulkimport.sandbox.schema import (
+from bulkimport.campaign import (
     Account,
     Agent,
     Campaign,
@@ -17,6 +16,7 @@ from bulkimport.sandbox.schema import (
     default_schema,
     load_schema,
 )
+from bulkimport.sandbox.faults import Faults
 from bulkimport.sandbox.server import SandboxConfig, SandboxHandle, serve_sandbox
 
 __all__ = [

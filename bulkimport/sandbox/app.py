@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bulkimport.campaign import Campaign, Schema
 from bulkimport.protocol import (
     ENDPOINT_PATH,
     PARAMETER_NAMES,
@@ -35,7 +36,6 @@ from bulkimport.sandbox.importer import (
     resolve_rules,
 )
 from bulkimport.sandbox.remote import RemoteImports
-from bulkimport.sandbox.schema import Campaign, Schema
 from bulkimport.sandbox.store import Store
 
 ARRIVALS_LIMIT = 1_000_000

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
+from bulkimport.campaign import default_schema, load_schema
 from bulkimport.errors import BulkImportError
 from bulkimport.sandbox.faults import Faults
-from bulkimport.sandbox.schema import default_schema, load_schema
 from bulkimport.sandbox.server import SandboxConfig, serve_sandbox
 
 _EPILOG = """\b

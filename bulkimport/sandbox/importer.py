@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from bulkimport.campaign import Campaign
 from bulkimport.errors import RecordError
 from bulkimport.protocol import ChangePackage, DupDialList, DupWay, ImportOptions, decode_record
-from bulkimport.sandbox.schema import Campaign
 from bulkimport.sandbox.store import Customer, Store
 
 SUCCESS_STATUS = "success"  # the customer status that dupdiallist=ignoreSuccess respects

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from bulkimport.campaign import Campaign
 from bulkimport.protocol import ImportOptions, Source
 from bulkimport.sandbox.importer import (
     ImportResult,
@@ -35,7 +36,6 @@ from bulkimport.sandbox.importer import (
     failure,
     import_record,
 )
-from bulkimport.sandbox.schema import Campaign
 
 if TYPE_CHECKING:
     from bulkimport.sandbox.app import Sandbox

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from aiohttp import web
 
+from bulkimport.campaign import Schema, default_schema
 from bulkimport.protocol import ENDPOINT_PATH
 from bulkimport.sandbox.app import Sandbox, build_app
 from bulkimport.sandbox.faults import Faults
-from bulkimport.sandbox.schema import Schema, default_schema
 from bulkimport.sandbox.store import Store
 
 # In-flight requests get this long to finish when the server stops (hangs end at once).

@@ -1,4 +1,5 @@
-"""What the sandbox knows: its organisation, accounts, agents, campaigns and their fields.
+"""A campaign schema: the fields of each campaign (what `check --schema` checks a file
+against), and the organisation, accounts and agents the sandbox logs in.
 
 A schema is a TOML file that a user writes to mirror their real campaign (see
 ``samples/sandbox-schema.toml``); ``default_schema()`` is the built-in one that matches the
