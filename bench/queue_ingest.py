@@ -16,9 +16,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bulkimport.queue import Queue
 from bulkimport.rows import FileIdentity, NewRow, RowResult
 from bulkimport.states import JobState, RowState
+from bulkimport.storage.sqlite import Queue
 
 
 def make_rows(count: int, start_line: int = 2) -> Iterator[NewRow]:

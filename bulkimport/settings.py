@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import random
 import stat
 import tomllib
 import urllib.parse
@@ -384,6 +385,27 @@ class Target:
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a row is tried again after transient errors.
+
+    The backoff is exponential with full jitter (AWS Architecture Blog, "Exponential
+    Backoff And Jitter"): retries of many rows spread over the whole interval, not in waves.
+    """
+
+    max_attempts: int = 5
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 300.0
+
+    def ceiling_s(self, attempt: int) -> float:
+        """The longest wait after ``attempt`` attempts: ``base * 2**attempt``, capped."""
+        return min(self.backoff_max_s, self.backoff_base_s * (2.0 ** min(attempt, 62)))
+
+    def backoff_s(self, attempt: int, rng: random.Random) -> float:
+        """A wait drawn uniformly from ``[0, ceiling_s(attempt)]`` (full jitter)."""
+        return rng.uniform(0.0, self.ceiling_s(attempt))
+
+
+@dataclass(frozen=True)
 class SendSettings:
     """How rows are sent."""
 
@@ -395,6 +417,10 @@ class SendSettings:
     verify_tls: bool = True
     backoff_base_s: float = 1.0
     backoff_max_s: float = 300.0
+
+    @property
+    def retry(self) -> RetryPolicy:
+        return RetryPolicy(self.max_attempts, self.backoff_base_s, self.backoff_max_s)
 
 
 @dataclass(frozen=True)

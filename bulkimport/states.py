@@ -49,3 +49,15 @@ class RemoteState(StrEnum):
     ACCEPTED = "accepted"  # the server took it and answered its import job id
     REFUSED = "refused"  # the server refused it (credentials, file, settings): fix and rerun
     FAILED = "failed"  # no valid answer until the attempts ran out (server down): rerun later
+
+
+class InvalidReason(StrEnum):
+    """Why the reader made no record of a line: the row is ``invalid`` and never sent. The
+    value is stored as the row's code and names the group ``check`` reports it in."""
+
+    CELLS = "cells"  # more or fewer cells than the header has
+    EMPTY_LINE = "empty-line"  # nothing on the line
+    NO_VALUES = "no-values"  # every cell that is sent is empty
+    PIPE = "pipe"  # a '|' the record format cannot carry (it has no escaping)
+    ENCODING = "encoding"  # bytes that do not decode in the file's encoding
+    CSV = "csv"  # the CSV parser gave up on the record (e.g. an unclosed quote)

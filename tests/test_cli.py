@@ -18,8 +18,8 @@ from click.testing import CliRunner
 
 from bulkimport.cli import cli
 from bulkimport.protocol import secret_forms
-from bulkimport.queue import Queue
 from bulkimport.sandbox import Faults, SandboxHandle
+from bulkimport.storage.sqlite import Queue
 from tests.conftest import SandboxFactory
 from tests.helpers import (
     HEADER,

@@ -27,17 +27,6 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from bulkimport.dispatch import (
-    UNKNOWN_CODE,
-    Dispatcher,
-    HttpTransport,
-    RateLimiter,
-    SendEnd,
-    SendResult,
-    Transport,
-    backoff_s,
-    open_session,
-)
 from bulkimport.protocol import (
     ImportParams,
     Outcome,
@@ -46,11 +35,21 @@ from bulkimport.protocol import (
     encode_params,
     md5_hex,
 )
-from bulkimport.queue import Queue, RowView
 from bulkimport.rows import FileIdentity, NewRow
 from bulkimport.sandbox import Faults, SandboxHandle
-from bulkimport.settings import SendSettings
-from bulkimport.states import RowState
+from bulkimport.send import (
+    Dispatcher,
+    HttpTransport,
+    RateLimiter,
+    SendEnd,
+    SendResult,
+    Transport,
+    open_session,
+)
+from bulkimport.send.dispatcher import UNKNOWN_CODE
+from bulkimport.settings import RetryPolicy, SendSettings
+from bulkimport.states import InvalidReason, RowState
+from bulkimport.storage.sqlite import Queue, RowView
 from tests.conftest import SandboxFactory
 
 T = TypeVar("T")
@@ -244,7 +243,7 @@ def test_rate_limiter_without_rate_does_not_space_but_honours_pause() -> None:
     assert after == pytest.approx([2.7] * 2)
 
 
-# --- backoff_s --------------------------------------------------------------------------------
+# --- backoff ----------------------------------------------------------------------------------
 
 
 @given(
@@ -256,7 +255,7 @@ def test_rate_limiter_without_rate_does_not_space_but_honours_pause() -> None:
 def test_backoff_stays_within_its_ceiling(
     attempt: int, base_s: float, max_s: float, seed: int
 ) -> None:
-    delay_s = backoff_s(attempt, base_s=base_s, max_s=max_s, rng=random.Random(seed))
+    delay_s = RetryPolicy(5, base_s, max_s).backoff_s(attempt, random.Random(seed))
     ceiling_s = min(max_s, base_s * 2.0 ** min(attempt, 100))
     assert 0.0 <= delay_s <= ceiling_s
 
@@ -268,7 +267,7 @@ class _HighestDraw(random.Random):
 
 def test_backoff_ceiling_doubles_up_to_its_maximum() -> None:
     ceilings = [
-        backoff_s(attempt, base_s=0.5, max_s=20.0, rng=_HighestDraw()) for attempt in range(1, 9)
+        RetryPolicy(5, 0.5, 20.0).backoff_s(attempt, _HighestDraw()) for attempt in range(1, 9)
     ]
     assert ceilings == [1.0, 2.0, 4.0, 8.0, 16.0, 20.0, 20.0, 20.0]
 
@@ -276,7 +275,7 @@ def test_backoff_ceiling_doubles_up_to_its_maximum() -> None:
 def test_backoff_is_fully_jittered_and_grows_on_average() -> None:
     rng = random.Random(7)
     means = [
-        statistics.fmean(backoff_s(a, base_s=0.1, max_s=100.0, rng=rng) for _ in range(4000))
+        statistics.fmean(RetryPolicy(5, 0.1, 100.0).backoff_s(a, rng) for _ in range(4000))
         for a in (1, 2, 3)
     ]
     # Uniform in [0, 0.1 * 2**a]: means 0.1, 0.2, 0.4.
@@ -313,7 +312,7 @@ async def make_job(queue: Queue, records: Sequence[str | None]) -> int:
     rows = [
         NewRow(line, RowState.PENDING, rec, (rec,))
         if rec is not None
-        else NewRow(line, RowState.INVALID, None, ("",), "bad")
+        else NewRow(line, RowState.INVALID, None, ("",), InvalidReason.NO_VALUES, "no values")
         for line, rec in enumerate(records, start=2)
     ]
     await queue.add_rows(job.id, rows, read_offset=100, read_line=len(rows) + 2)
@@ -460,7 +459,7 @@ async def test_duplicates_end_duplicate_and_bad_rows_end_rejected_with_their_ans
         (RowState.DUPLICATE, "BackMsg_82"),
         (RowState.REJECTED, "BackMsg_76"),
         (RowState.REJECTED, "BackMsg_74"),
-        (RowState.INVALID, None),
+        (RowState.INVALID, "no-values"),
     ]
     assert rows[3].last_message == "BackMsg_76 phone1"
     assert rows[4].last_message == "BackMsg_74 fax"

@@ -55,7 +55,7 @@ async def test_failed_then_fix_then_run_round_trip(
     assert [(r[0], r[4], r[5], r[6]) for r in rows[1:]] == [
         ("李四", "7", "rejected", "BackMsg_76"),
         ("王五", "8", "rejected", "BackMsg_76"),
-        ("坏行", "9", "invalid", ""),
+        ("坏行", "9", "invalid", "cells"),
     ]
 
     # A person fixes the rows in the file, leaving the _ columns where they are.

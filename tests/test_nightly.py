@@ -118,7 +118,7 @@ async def test_json_log_carries_start_progress_stop_and_summary(
 async def test_runner_busy_is_logged_and_exits_75(tmp_path: Path, sandbox: SandboxHandle) -> None:
     config = profile(tmp_path / "nightly.toml", sandbox)
     source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(2)])
-    from bulkimport.queue import Queue
+    from bulkimport.storage.sqlite import Queue
 
     queue = await Queue.open(tmp_path / "bulkimport.db")
     try:

@@ -19,10 +19,12 @@ from typing import Any
 import pytest
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
-from bulkimport.queue import Ingested, Job, Queue, load_migrations
 from bulkimport.reader import ReaderOptions, read_batches, sniff_format
-from bulkimport.rows import CELLS_IN_RECORD, Batch, FileIdentity, NewRow, RowResult
-from bulkimport.states import JobState, RemoteState, RowState
+from bulkimport.rows import Batch, FileIdentity, NewRow, RowResult
+from bulkimport.states import InvalidReason, JobState, RemoteState, RowState
+from bulkimport.storage.sqlite import Ingested, Job, Queue
+from bulkimport.storage.sqlite.cells import CELLS_IN_RECORD
+from bulkimport.storage.sqlite.store import load_migrations
 
 FILE = FileIdentity("/data/leads.csv", 1234, 1_700_000_000_000_000_000, "ab" * 32)
 TARGET = "https://cc.example.com|org1|campaign7"
@@ -168,7 +170,7 @@ async def test_empty_password_setting_is_accepted(queue: Queue) -> None:
 async def test_add_rows_stores_position_with_the_batch(queue: Queue) -> None:
     job = await queue.create_job(FILE, TARGET, {}, "{}")
     await queue.add_rows(job.id, [pending(2), pending(3)], read_offset=40, read_line=3)
-    invalid = NewRow(4, RowState.INVALID, None, ("bad",), "phone is empty")
+    invalid = NewRow(4, RowState.INVALID, None, ("bad",), InvalidReason.CELLS, "phone is empty")
     await queue.add_rows(job.id, [invalid], read_offset=55, read_line=4)
     stored = await queue.get_job(job.id)
     assert (stored.read_offset, stored.read_line, stored.total_rows) == (40 + 15, 4, 3)
@@ -564,7 +566,7 @@ async def test_reset_rows(queue: Queue) -> None:
 HOLDER = textwrap.dedent(
     """
     import asyncio, sys, time
-    from bulkimport.queue import Queue
+    from bulkimport.storage.sqlite import Queue
 
     async def main():
         async with await Queue.open(sys.argv[1]) as queue, queue.runner_lock():
@@ -922,9 +924,9 @@ async def test_counters_follow_a_reset_of_any_states(queue: Queue) -> None:
 
 
 async def test_a_batch_cannot_drop_cells_its_job_could_not_give_back(queue: Queue) -> None:
-    # record_width comes from the reader; a job whose format cannot rebuild cells keeps them.
+    # A job whose format cannot rebuild cells keeps them.
     job = await queue.create_job(FILE, TARGET, {}, "{}")
     rows = [NewRow(2, RowState.PENDING, "a=1||c=3", ("1", "", "3"))]
-    await queue.ingest(job.id, [Batch(rows, 10, 3, record_width=3)])
+    await queue.ingest(job.id, [Batch(rows, 10, 3)])
     [view] = [view async for view in queue.iter_rows(job.id, [RowState.PENDING])]
     assert view.cells == ("1", "", "3")

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bulkimport.pipeline import StopSignal, read_job
-from bulkimport.progress import Progress
-from bulkimport.queue import Queue
+from bulkimport.cli.progress import Progress
+from bulkimport.jobs.pipeline import StopSignal, read_job
 from bulkimport.reader import sniff_format
 from bulkimport.rows import FileIdentity
 from bulkimport.states import JobState, RowState
+from bulkimport.storage.sqlite import Queue
 
 ROWS = 12_000  # a bit more than two ingest batches of 5,000
 

@@ -8,7 +8,6 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bulkimport import reader
 from bulkimport.errors import ConfigError, InputError, RecordError
 from bulkimport.protocol import decode_record, encode_record
 from bulkimport.reader import (
@@ -18,6 +17,7 @@ from bulkimport.reader import (
     read_batches,
     sniff_format,
 )
+from bulkimport.reader import format as reader_format
 from bulkimport.rows import Batch, NewRow
 from bulkimport.states import RowState
 
@@ -69,7 +69,7 @@ def test_keep_empty_sends_empty_fields(tmp_path: Path) -> None:
     path = write(tmp_path, "a,b,c\n1,,3\n,,\n")
     _, rows = read_all(path, ReaderOptions(keep_empty=True))
     assert records(rows) == ["a=1||b=||c=3", None]
-    assert rows[1].reason == "no values"
+    assert rows[1].message == "no values"
 
 
 def test_last_line_without_newline_is_a_record_and_final_newline_is_not(tmp_path: Path) -> None:
@@ -162,7 +162,7 @@ def test_undecodable_bytes_make_the_row_invalid_but_reported(tmp_path: Path) -> 
     _, rows = read_all(path, ReaderOptions(encoding="utf-8"))
     bad = rows[3]
     assert (bad.line, bad.state, bad.record) == (5, RowState.INVALID, None)
-    assert bad.reason is not None and "undecodable bytes (not utf-8)" in bad.reason
+    assert bad.message is not None and "undecodable bytes (not utf-8)" in bad.message
     assert bad.cells == ("\ufffd", "13800009999")
     assert rows[4].state is RowState.PENDING
 
@@ -198,7 +198,7 @@ def test_line_endings(tmp_path: Path, newline: str) -> None:
     text = newline.join(["a,b", "1,2", '"x\ny",3', "", "5,6"]) + newline
     fmt, rows = read_all(write(tmp_path, text), batch_rows=1)
     assert [row.line for row in rows] == [2, 3, 5, 6]
-    assert [row.reason for row in rows] == [None, None, "empty line", None]
+    assert [row.message for row in rows] == [None, None, "empty line", None]
     assert rows[1].cells == ("x\ny", "3")
     assert_resumes_everywhere(write(tmp_path, text), fmt)
 
@@ -206,7 +206,7 @@ def test_line_endings(tmp_path: Path, newline: str) -> None:
 def test_ragged_lines(tmp_path: Path) -> None:
     text = "a,b,c\n1,2\n1,2,3,4\n1,2,3,,\n"
     _, rows = read_all(write(tmp_path, text))
-    assert [row.reason for row in rows] == [
+    assert [row.message for row in rows] == [
         "2 cells, the header has 3",
         "4 cells, the header has 3",
         None,  # trailing empty cells, as Excel writes them, are fine
@@ -218,17 +218,17 @@ def test_ragged_lines(tmp_path: Path) -> None:
 def test_pipes_and_equals_in_values(tmp_path: Path) -> None:
     text = "a,b\nx||y,1\nk=v,&password=x\nend|,2\n1,a|b\n"
     _, rows = read_all(write(tmp_path, text))
-    assert rows[0].reason == "the value of 'a' contains '||'"
+    assert rows[0].message == "the value of 'a' contains '||'"
     assert rows[1].record == "a=k=v||b=&password=x"
     assert decode_record(rows[1].record) == [("a", "k=v"), ("b", "&password=x")]
-    assert rows[2].reason == "the value of 'a' ends with '|'"
+    assert rows[2].message == "the value of 'a' ends with '|'"
     assert rows[3].record == "a=1||b=a|b"
 
 
 def test_empty_lines_and_empty_records(tmp_path: Path) -> None:
     text = "a,b\n1,2\n\n,\n3,4\n\n"
     _, rows = read_all(write(tmp_path, text))
-    assert [(row.line, row.reason) for row in rows] == [
+    assert [(row.line, row.message) for row in rows] == [
         (2, None),
         (3, "empty line"),
         (4, "no values"),
@@ -262,7 +262,7 @@ def test_map_drop_and_set(tmp_path: Path) -> None:
 def test_a_record_with_only_constants_has_no_values(tmp_path: Path) -> None:
     path = write(tmp_path, "a,b\n,\n")
     _, rows = read_all(path, ReaderOptions(constants=(("c", "1"),)))
-    assert rows[0].reason == "no values"
+    assert rows[0].message == "no values"
 
 
 def test_mapping_a_missing_column_names_it_and_lists_the_columns(tmp_path: Path) -> None:
@@ -350,7 +350,7 @@ def test_unreadable_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     def refuse(*args: object, **kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(reader, "open", refuse, raising=False)
+    monkeypatch.setattr(reader_format, "open", refuse, raising=False)
     with pytest.raises(InputError, match="cannot open the file \\(Permission denied\\)"):
         sniff_format(path)
 
@@ -410,7 +410,7 @@ def test_small_blocks_split_lines_and_crlf_anywhere(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Blocks of a few bytes put every block boundary inside a line, a character or a CRLF.
-    monkeypatch.setattr("bulkimport.reader.BLOCK_BYTES", 3)
+    monkeypatch.setattr("bulkimport.reader.lines.BLOCK_BYTES", 3)
     text = '名,电话\r\n张伟,1\r\n"多\r\n行",2\r王,3'
     for encoding in ("utf-8", "gb18030", "utf-16-le", "utf-32-be"):
         path = write(tmp_path, text.encode(encoding), f"{encoding}.csv")
@@ -459,7 +459,7 @@ def test_any_table_reads_back(
         try:
             expected = encode_record([(str(name), value) for name, value in pairs])
         except RecordError as exc:
-            assert (row.state, row.reason) == (RowState.INVALID, str(exc))
+            assert (row.state, row.message) == (RowState.INVALID, str(exc))
         else:
             assert (row.state, row.record) == (RowState.PENDING, expected)
     assert_resumes_everywhere(path, fmt)
@@ -499,7 +499,7 @@ def test_utf8_with_one_cut_character_is_still_utf8(tmp_path: Path) -> None:
     assert 0.9 < fmt.encoding_confidence < 1.0
     bad = [row for row in rows if row.state is RowState.INVALID]
     assert [row.line for row in bad] == [9]
-    assert "undecodable" in (bad[0].reason or "")
+    assert "undecodable" in (bad[0].message or "")
     assert rows[0].record == "name=王0||city=北京"
 
 

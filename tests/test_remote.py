@@ -15,8 +15,8 @@ import pytest
 from aiohttp import web
 
 from bulkimport.protocol import Source
-from bulkimport.remote import split_credentials
 from bulkimport.sandbox import SandboxHandle
+from bulkimport.send.remote import split_credentials
 from bulkimport.states import RemoteState
 from tests.helpers import bulkimport, customers, get_json, target
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bulkimport import dispatch
-from bulkimport.dispatch import Dispatcher, HttpTransport, open_session
-from bulkimport.pipeline import summarize
-from bulkimport.queue import Queue
+from bulkimport.jobs.pipeline import summarize
 from bulkimport.sandbox import Faults
+from bulkimport.send import Dispatcher, HttpTransport, open_session
+from bulkimport.send import dispatcher as dispatch
 from bulkimport.states import JobState, RowState
+from bulkimport.storage.sqlite import Queue
 from tests.conftest import SandboxFactory
 from tests.test_dispatch import PARAMS, make_job, record, send_settings
 
@@ -50,7 +50,7 @@ async def test_a_stale_rate_is_not_shown(queue: Queue, monkeypatch: pytest.Monke
     await queue.set_job_state(job_id, JobState.RUNNING)
     await queue.record_send_rate(job_id, 20.0)
     later = time.time() + 3 * dispatch.RATE_EVERY_S + 1
-    monkeypatch.setattr("bulkimport.pipeline.time.time", lambda: later)
+    monkeypatch.setattr("bulkimport.jobs.pipeline.time.time", lambda: later)
     assert (await summarize(queue, job_id)).rate_per_s is None
 
 

@@ -14,12 +14,13 @@ from typing import Any, TypeVar
 
 import click
 
+from bulkimport.cli.joblog import ConsoleFilter, formatter_for
 from bulkimport.errors import BulkImportError, ConfigError, ExitCode
-from bulkimport.joblog import ConsoleFilter, event, formatter_for
-from bulkimport.pipeline import JobSummary
-from bulkimport.queue import Queue
+from bulkimport.jobs.events import event
+from bulkimport.jobs.pipeline import JobSummary
 from bulkimport.settings import SPECS, Settings, load_profile, read_password, resolve
 from bulkimport.states import JobState
+from bulkimport.storage.sqlite import Queue
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")

@@ -29,7 +29,7 @@ from bulkimport.cli.base import (
     show_bars,
 )
 from bulkimport.errors import ExitCode
-from bulkimport.pipeline import reader_options
+from bulkimport.jobs.pipeline import reader_options
 from bulkimport.reader import file_size
 
 

@@ -18,7 +18,7 @@ from bulkimport.cli.base import (
 )
 from bulkimport.cli.jobs import run_job_command
 from bulkimport.errors import ConfigError
-from bulkimport.report import default_report_path, parse_states, write_report
+from bulkimport.jobs.report import default_report_path, parse_states, write_report
 from bulkimport.states import RowState
 
 

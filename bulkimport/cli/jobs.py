@@ -24,11 +24,11 @@ from bulkimport.cli.base import (
     setting_options,
     show_bars,
 )
+from bulkimport.cli.progress import Progress
 from bulkimport.errors import ConfigError
-from bulkimport.pipeline import JobSummary, run_pipeline, summarize
-from bulkimport.progress import Progress
-from bulkimport.queue import RemoteImport
+from bulkimport.jobs.pipeline import JobSummary, run_pipeline, summarize
 from bulkimport.states import JobState, RowState
+from bulkimport.storage.sqlite import RemoteImport
 
 
 def run_job_command(

@@ -21,12 +21,11 @@ from bulkimport.cli.base import (
     run_async,
     setting_options,
 )
-from bulkimport.dispatch import open_session
 from bulkimport.errors import ExitCode
-from bulkimport.joblog import event
+from bulkimport.jobs.events import event
 from bulkimport.protocol import Outcome, describe_code
-from bulkimport.queue import RemoteImport
-from bulkimport.remote import (
+from bulkimport.send import open_session
+from bulkimport.send.remote import (
     SOURCE_PASSWORD_ENV,
     RemoteRequest,
     split_credentials,
@@ -34,6 +33,7 @@ from bulkimport.remote import (
 )
 from bulkimport.settings import Settings
 from bulkimport.states import RemoteState
+from bulkimport.storage.sqlite import RemoteImport
 
 log = logging.getLogger("bulkimport")
 

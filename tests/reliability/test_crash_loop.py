@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from bulkimport.dispatch import RESULT_BATCH_ROWS
 from bulkimport.sandbox import Faults, SandboxHandle
+from bulkimport.send import RESULT_BATCH_ROWS
 from tests.conftest import SandboxFactory
 from tests.helpers import (
     HEADER,

@@ -13,12 +13,12 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from bulkimport.dispatch import RESULT_BATCH_ROWS, Dispatcher, SendEnd, Transport
 from bulkimport.protocol import Outcome, OutcomeKind
-from bulkimport.queue import Queue
 from bulkimport.rows import FileIdentity, NewRow, RowResult
+from bulkimport.send import RESULT_BATCH_ROWS, Dispatcher, SendEnd, Transport
 from bulkimport.settings import SendSettings
 from bulkimport.states import RowState
+from bulkimport.storage.sqlite import Queue
 
 ROWS = 3000
 CONCURRENCY = 8

@@ -1,15 +1,16 @@
-"""Send a job's pending rows: a pool of workers over one aiohttp session.
+"""Send a job's pending rows: a pool of workers over one transport.
 
-    claim (feeder) ──▶ buffer ──▶ workers ──rate limit──▶ HTTP ──▶ classify
-                                                                      │
-                               writer (one commit per batch) ◀── results
+    claim (feeder) ──▶ buffer ──▶ workers ──rate limit──▶ transport ──▶ policy
+                                                                          │
+                                writer (one commit per batch) ◀── results
 
-- The feeder claims due rows a batch at a time (``in_flight`` in the database before they are
+- The feeder claims due rows a batch at a time (``in_flight`` in storage before they are
   sent) and keeps the buffer short, so a kill leaves few claimed rows behind.
 - Workers share one ``RateLimiter``: calls are spaced ``1/rate`` apart, so no 1-second window
   holds more than ``rate + 1`` calls, and a ``Retry-After`` pauses every worker.
-- Outcomes go to one writer that records them in small batches. A worker whose result would
-  overflow a batch waits for the commit, which bounds the rows sent but not recorded.
+- Each outcome becomes a row result by the pure ``policy.row_result``; results go to one
+  writer that records them in small batches. A worker whose result would overflow a batch
+  waits for the commit, which bounds the rows sent but not recorded.
 - A fatal answer, or ``stop()``, ends claiming at once; calls in flight get ``grace_s`` to
   finish and their outcomes are recorded; the rows not sent go back to ``pending``. A call
   still unanswered after the grace time goes back to ``pending`` as an attempt whose outcome
@@ -21,42 +22,26 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import math
 import random
-import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-import aiohttp
-from yarl import URL
-
-from bulkimport.protocol import (
-    MESSAGE_LIMIT,
-    ImportParams,
-    Outcome,
-    OutcomeKind,
-    classify_http,
-    encode_params,
-    mask_secrets,
-)
-from bulkimport.queue import Queue
+from bulkimport.protocol import Outcome, OutcomeKind, mask_secrets
 from bulkimport.rows import ClaimedRow, RowResult
+from bulkimport.send.limiter import Clock, RateLimiter
+from bulkimport.send.policy import row_result
+from bulkimport.send.transport import Transport
 from bulkimport.settings import SendSettings
 from bulkimport.states import RowState
+from bulkimport.storage.sqlite import Queue
 
 log = logging.getLogger("bulkimport")
 
-Clock = Callable[[], float]
-
 RESULT_BATCH_ROWS = 200  # outcomes per commit at most: bounds what a kill can make us re-send
-MAX_GET_URL_BYTES = 8000  # Apache and nginx refuse request lines over 8 KiB by default
 RESULT_FLUSH_S = 0.1  # and at least this often
-ANSWER_CACHE_CHARS = 200  # answers this short are classified once per transport...
-ANSWER_CACHE_SIZE = 256  # ...up to this many different ones
 RATE_EVERY_S = 5.0  # how often the sending rate is stored with the job (for `status`)
 IDLE_POLL_S = 0.5  # how often to look again when nothing is due yet
 STOP_GRACE_S = 5.0  # how long calls in flight may take to finish after a stop
@@ -98,215 +83,6 @@ class SendResult:
     seconds: float = 0.0
 
 
-class RateLimiter:
-    """Spaces calls ``1/rate_per_s`` apart, with a shared pause for ``Retry-After``.
-
-    A waiter that wakes up late (a busy event loop) keeps its slot's place in the schedule, up
-    to ``tolerance_s``, so that lateness does not add up into a slower rate; the next call may
-    then follow it a little sooner than ``1/rate_per_s``. The tolerance is small enough that no
-    1-second window ever holds more than ``rate_per_s + 1`` calls.
-
-    ``rate_per_s = 0`` disables the spacing but not the pause. Waiters are served in order.
-    """
-
-    def __init__(self, rate_per_s: float, *, clock: Clock = time.monotonic) -> None:
-        self._interval_s = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
-        # Starts are >= slot, slots >= previous start - tolerance + interval, so a closed
-        # 1-second window holds at most floor(rate * (1 + tolerance)) + 1 calls: with
-        # rate * tolerance < 1 - frac(rate), that is floor(rate) + 1.
-        self.tolerance_s = self._interval_s * (1.0 - math.modf(rate_per_s)[0]) / 2
-        self._clock = clock
-        self._next_s = 0.0
-        self._paused_until_s = 0.0
-        self._lock = asyncio.Lock()
-
-    def pause(self, seconds: float) -> None:
-        """No call may start in the next ``seconds``."""
-        self._paused_until_s = max(self._paused_until_s, self._clock() + seconds)
-
-    @property
-    def paused_until_s(self) -> float:
-        return self._paused_until_s
-
-    async def acquire(self, cancel: asyncio.Event | None = None) -> bool:
-        """Wait for this call's turn; True when it is taken.
-
-        False, without taking a turn, as soon as ``cancel`` is set: a stop must not wait for
-        the end of a long ``Retry-After`` pause.
-        """
-        if not self._interval_s and not self._lock.locked():
-            # No spacing and nobody waiting: only a pause can hold this call.
-            if cancel is not None and cancel.is_set():
-                return False
-            if self._paused_until_s <= self._clock():
-                return True
-        async with self._lock:
-            woke_for = None  # the start this call slept until, if it had to wait
-            while True:
-                if cancel is not None and cancel.is_set():
-                    return False
-                now = self._clock()
-                start = max(now, self._next_s, self._paused_until_s)
-                if start <= now:
-                    break
-                woke_for = start
-                if cancel is None:
-                    await asyncio.sleep(start - now)
-                else:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(cancel.wait(), timeout=start - now)
-            late_s = 0.0 if woke_for is None else min(now - woke_for, self.tolerance_s)
-            self._next_s = now - late_s + self._interval_s
-            return True
-
-
-def backoff_s(attempt: int, *, base_s: float, max_s: float, rng: random.Random) -> float:
-    """Exponential backoff with full jitter: uniform in ``[0, min(max_s, base_s * 2**attempt)]``.
-
-    ``attempt`` counts the attempts made so far (1 after the first failure).
-    """
-    ceiling = min(max_s, base_s * (2.0 ** min(attempt, 62)))
-    return rng.uniform(0.0, ceiling)
-
-
-def open_session(concurrency: int) -> aiohttp.ClientSession:
-    """A client session for Import calls: ``concurrency`` keep-alive connections, no hidden
-    resends.
-
-    aiohttp sends a GET a second time by itself when a reused connection drops before the
-    answer (aio-libs/aiohttp#10790), with no public switch. An Import call is not
-    idempotent, and every send must be an attempt we count and bound, so that resend is
-    turned off: a drop becomes a transient outcome and our own retry (with backoff) follows.
-    """
-    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=0)
-    session = aiohttp.ClientSession(connector=connector)
-    if hasattr(session, "_retry_connection"):
-        session._retry_connection = False
-    return session
-
-
-class HttpTransport:
-    """Sends one Import call over an ``aiohttp.ClientSession`` and classifies the answer.
-
-    The session is injected so that tests and the command line choose its connector.
-    """
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        url: str,
-        params: ImportParams,
-        settings: SendSettings,
-        *,
-        secrets: tuple[str, ...] = (),
-    ) -> None:
-        self._session = session
-        self._url = url
-        # The query is sent exactly as encoded: left to yarl, it would be "requoted" (%40 back
-        # to @, %2F to /...) into a form of the password that mask_secrets does not know.
-        self._base_url = str(URL(url))
-        self._secrets = (*params.secrets, *secrets)
-        self._encode = encode_params(params)
-        self._post = settings.method == "post"
-        self._timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
-        self._ssl: bool | ssl.SSLContext = bool(settings.verify_tls)
-        # A server gives the same few answers over and over ("|Retuen|1|Retuen|BackMsg_84"):
-        # each short one is classified and masked once.
-        self._answers: dict[tuple[str, bool], Outcome] = {}
-
-    async def send(self, record: str) -> Outcome:
-        query = self._encode(record)
-        if not self._post and len(self._base_url) + 1 + len(query) > MAX_GET_URL_BYTES:
-            # Sending it would only earn a 414 (or a 400) for this row, or worse, a proxy's
-            # page: refuse the row here, and say what would carry it.
-            return Outcome(
-                OutcomeKind.REJECTED,
-                "too long for GET",
-                f"the request would be {len(self._base_url) + 1 + len(query):,} bytes, "
-                f"over the {MAX_GET_URL_BYTES:,} a server takes in a URL; use --method post",
-            )
-        return await self.send_query(query)
-
-    async def send_query(self, query: str, *, remote: bool = False) -> Outcome:
-        """Send one call whose parameters are ``query`` (already URL-encoded) and classify
-        the answer (``remote``: as for a ``source=http|ftp`` import); secrets are masked out
-        of the message."""
-        try:
-            if self._post:
-                request = self._session.post(
-                    self._url,
-                    data=query.encode("ascii"),
-                    headers={"Content-Type": "application/x-www-form-urlencoded"},
-                    timeout=self._timeout,
-                    ssl=self._ssl,
-                    allow_redirects=False,
-                )
-            else:
-                request = self._session.get(
-                    URL(f"{self._base_url}?{query}", encoded=True),
-                    timeout=self._timeout,
-                    ssl=self._ssl,
-                    allow_redirects=False,
-                )
-            async with request as response:
-                body = await response.text(errors="replace")
-                if response.status == 200 and len(body) <= ANSWER_CACHE_CHARS:
-                    cached = self._answers.get((body, remote))
-                    if cached is not None:
-                        return cached
-                    outcome = self._masked(classify_http(200, body, remote=remote))
-                    if len(self._answers) < ANSWER_CACHE_SIZE:
-                        self._answers[body, remote] = outcome
-                    return outcome
-                outcome = classify_http(
-                    response.status,
-                    body,
-                    retry_after=response.headers.get("Retry-After"),
-                    remote=remote,
-                )
-        except aiohttp.ClientConnectorCertificateError as exc:
-            outcome = Outcome(
-                OutcomeKind.FATAL,
-                "TLS certificate",
-                f"the server's certificate was refused ({exc.certificate_error}); "
-                "fix it or use --insecure",
-            )
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            outcome = Outcome(OutcomeKind.TRANSIENT, "timeout", "no answer in time")
-        except aiohttp.ClientError as exc:
-            outcome = Outcome(
-                OutcomeKind.TRANSIENT, "connection", type(exc).__name__ + ": " + str(exc)
-            )
-        return self._masked(outcome)
-
-    def _masked(self, outcome: Outcome) -> Outcome:
-        if not self._secrets:
-            return outcome
-        return Outcome(
-            outcome.kind, outcome.code, self._mask(outcome.message), outcome.retry_after_s
-        )
-
-    def _mask(self, message: str) -> str:
-        """``message`` without the password, whole or cut off at the end of the message."""
-        cut = len(message) >= MESSAGE_LIMIT
-        message = mask_secrets(message, self._secrets)
-        if cut:
-            # A message is cut at MESSAGE_LIMIT: a password across the cut is only partly
-            # there, and mask_secrets cannot see it.
-            for secret in self._secrets:
-                for size in range(min(len(secret), len(message)) - 1, 0, -1):
-                    if message.endswith(secret[:size]):
-                        return message[:-size] + "***"
-        return message
-
-
-class Transport:
-    """What a worker needs from the network (an ``HttpTransport`` or a test double)."""
-
-    async def send(self, record: str) -> Outcome:  # pragma: no cover - interface
-        raise NotImplementedError
-
-
 @dataclass
 class _Run:
     """State shared by the tasks of one send."""
@@ -330,7 +106,7 @@ class Dispatcher:
         self,
         queue: Queue,
         job_id: int,
-        transport: HttpTransport | Transport,
+        transport: Transport,
         settings: SendSettings,
         *,
         on_progress: Callable[[SendCounts], None] | None = None,
@@ -349,6 +125,7 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._grace_s = grace_s
         self._limiter = RateLimiter(settings.rate_per_s, clock=clock)
+        self._retry = settings.retry
         self._run = _Run()
         self.counts = SendCounts()
         self._flush_lock = asyncio.Lock()
@@ -540,45 +317,27 @@ class Dispatcher:
     async def _record(self, row: ClaimedRow, outcome: Outcome) -> None:
         run = self._run
         counts = self.counts
-        attempts = row.attempts + 1
         kind = outcome.kind
-        result: RowResult
+        result = row_result(row, outcome, self._retry, now_s=self._wall(), rng=self._rng)
         if kind is OutcomeKind.FATAL:
             if run.fatal is None:
                 run.fatal = outcome
                 log.debug("fatal answer %s on line %d", outcome.code, row.line)
             run.stop.set()
-            # The row itself is not at fault: it stays pending, its attempts unchanged.
-            result = RowResult(row.id, RowState.PENDING, outcome.code, outcome.message, None, False)
         elif kind is OutcomeKind.TRANSIENT:
             if outcome.retry_after_s is not None:
                 self._limiter.pause(outcome.retry_after_s)
                 counts.throttled += 1
-            if attempts >= self._settings.max_attempts:
+            if result.state is RowState.FAILED:
                 counts.failed += 1
-                result = RowResult(row.id, RowState.FAILED, outcome.code, outcome.message)
             else:
                 counts.retried += 1
-                delay = backoff_s(
-                    attempts,
-                    base_s=self._settings.backoff_base_s,
-                    max_s=self._settings.backoff_max_s,
-                    rng=self._rng,
-                )
-                if outcome.retry_after_s is not None:
-                    delay = max(delay, outcome.retry_after_s)
-                result = RowResult(
-                    row.id, RowState.PENDING, outcome.code, outcome.message, self._wall() + delay
-                )
         elif kind is OutcomeKind.DONE:
             counts.done += 1
-            result = RowResult(row.id, RowState.DONE, outcome.code, outcome.message)
         elif kind is OutcomeKind.DUPLICATE:
             counts.duplicate += 1
-            result = RowResult(row.id, RowState.DUPLICATE, outcome.code, outcome.message)
         else:
             counts.rejected += 1
-            result = RowResult(row.id, RowState.REJECTED, outcome.code, outcome.message)
         self._resolve(result)
         # Outcomes not yet committed, including a batch being committed, stay under one
         # batch: this worker sends nothing more until they are, which bounds what a kill

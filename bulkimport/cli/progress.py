@@ -15,8 +15,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bulkimport.dispatch import SendCounts
-from bulkimport.joblog import event
+from bulkimport.jobs.events import event
+from bulkimport.send import SendCounts
 from bulkimport.states import RowState
 
 log = logging.getLogger("bulkimport.progress")

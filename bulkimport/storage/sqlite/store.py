@@ -57,18 +57,10 @@ import aiosqlite
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
 from bulkimport.protocol import decode_record
-from bulkimport.rows import (
-    CELLS_IN_RECORD,
-    Batch,
-    ClaimedRow,
-    FileIdentity,
-    NewRow,
-    RowResult,
-    cells_rebuilder,
-    decode_cells,
-    encode_cells,
-)
+from bulkimport.reader import FileFormat, cells_rebuilder
+from bulkimport.rows import Batch, ClaimedRow, FileIdentity, NewRow, RowResult
 from bulkimport.states import JobState, RemoteState, RowState
+from bulkimport.storage.sqlite.cells import CELLS_IN_RECORD, decode_cells, encode_cells
 
 log = logging.getLogger("bulkimport")
 
@@ -108,8 +100,8 @@ _ADVANCE_READING = (
     " updated_at = ? WHERE id = ? AND state = 'reading'"
 )
 _INSERT_ROWS = (
-    "INSERT INTO rows (job_id, line, state, record, cells, last_message, created_at,"
-    " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO rows (job_id, line, state, record, cells, last_code, last_message,"
+    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # Rows per state are counted by the code that moves them, once per statement, in the same
 # transaction (see migrations/001_initial.sql and 005_lighter_sending.sql).
@@ -308,8 +300,7 @@ Rebuild = Callable[[str], tuple[str, ...]]
 def _rebuilder(fmt_json: str) -> Rebuild | None:
     """How to rebuild the cells stored as ``CELLS_IN_RECORD`` for a job of this format."""
     try:
-        fmt = json.loads(fmt_json)
-        return cells_rebuilder(tuple(fmt["fields"]), tuple(fmt["constants"]))
+        return cells_rebuilder(FileFormat.from_json(fmt_json))
     except (ValueError, TypeError, KeyError):
         return None
 
@@ -319,13 +310,13 @@ def _record_width(fmt_json: str) -> int:
     (the number of fields), or 0 if none may."""
     if _rebuilder(fmt_json) is None:
         return 0
-    return len(json.loads(fmt_json)["fields"])
+    return len(FileFormat.from_json(fmt_json).fields)
 
 
 def _view_from_row(row: sqlite3.Row | tuple[Any, ...], rebuild: Rebuild | None) -> RowView:
     text, record = row[3], row[4]
     if text == CELLS_IN_RECORD and record is not None:
-        # Stored once, in the record (Batch.record_width). Without the job's format (never
+        # Stored once, in the record (cells.py). Without the job's format (never
         # expected) the record's values are the best that can be given back.
         cells = rebuild(record) if rebuild else tuple(v for _, v in decode_record(record))
     else:
@@ -396,15 +387,20 @@ def _moved(source: str, target: str, rows: int) -> dict[str, int]:
 
 
 def _stored_cells(width: int, cells: tuple[str, ...], state: RowState) -> str:
-    """The cells column of a row of a batch whose ``record_width`` is ``width``: nothing when
-    the record holds them all (a third less to write for most files), else the cells."""
+    """The cells column of a row: nothing when it is pending with ``width`` cells, so that its
+    record holds them all (a third less to write for most files), else the cells."""
     if state is RowState.PENDING and len(cells) == width:
         return CELLS_IN_RECORD
     return encode_cells(cells)
 
 
-def _store_batch(conn: sqlite3.Connection, job_id: int, batch: Batch, now: float) -> None:
+def _store_batch(
+    conn: sqlite3.Connection, job_id: int, batch: Batch, width: int, now: float
+) -> None:
     """Insert the batch's rows, count them, and move the job's reading position past them.
+
+    ``width``: pending rows with this many cells are stored without them (their record holds
+    them all, see ``cells.py``); 0 when the job's format cannot give them back.
 
     The caller holds the transaction: rows and position are committed together or not at
     all, which is what makes a line stored exactly once across interruptions.
@@ -419,9 +415,9 @@ def _store_batch(conn: sqlite3.Connection, job_id: int, batch: Batch, now: float
         return
     # Columns, then parameter tuples, built by zip in C: no Python code per row but the
     # cells' encoding. States are StrEnums, which sqlite3 binds as their text.
-    lines, states, records, cells, reasons = zip(*rows, strict=True)
-    if batch.record_width:
-        stored = map(partial(_stored_cells, batch.record_width), cells, states)
+    lines, states, records, cells, reasons, messages = zip(*rows, strict=True)
+    if width:
+        stored = map(partial(_stored_cells, width), cells, states)
     else:
         stored = map(encode_cells, cells)
     conn.executemany(
@@ -433,6 +429,7 @@ def _store_batch(conn: sqlite3.Connection, job_id: int, batch: Batch, now: float
             records,
             stored,
             reasons,
+            messages,
             repeat(now),
             repeat(now),
         ),
@@ -876,15 +873,13 @@ class Queue:
             for pragma in _CONNECTION_PRAGMAS:
                 conn.execute(pragma)
             # Rows are stored without their cells only if the job's own format can give
-            # them back, whatever a batch says.
+            # them back.
             found = conn.execute("SELECT format_json FROM jobs WHERE id = ?", (job_id,)).fetchone()
             width = _record_width(found[0]) if found else 0
             stored = 0
             for batch in batches:
-                if batch.record_width and batch.record_width != width:
-                    batch = batch._replace(record_width=0)
                 with _immediate(conn):
-                    _store_batch(conn, job_id, batch, time.time())
+                    _store_batch(conn, job_id, batch, width, time.time())
                 stored += len(batch.rows)
                 committed(Ingested(stored, batch.end_offset, batch.next_line))
                 if stop.is_set():

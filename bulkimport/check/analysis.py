@@ -1,4 +1,4 @@
-"""A dry run over a CSV file: what ``run`` would read, and every problem, with its line number.
+"""What ``run`` would read from a file, and every problem, with its line number.
 
 ``Checker`` consumes the ``NewRow`` batches that ``reader.read_batches`` yields and sorts what
 it finds into groups; ``finish()`` turns them into a ``CheckReport`` (``to_json()``,
@@ -49,29 +49,25 @@ not into a Python dict (about 100 bytes per number).
 
 from __future__ import annotations
 
-import codecs
 import re
 import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from bulkimport.campaign import Campaign, Schema
 from bulkimport.errors import ConfigError
-from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
+from bulkimport.reader import FileFormat
 from bulkimport.rows import NewRow
-from bulkimport.states import RowState
+from bulkimport.states import InvalidReason, RowState
 
 #: A value longer than this is reported; call-center fields are mostly ``varchar(255)``.
 DEFAULT_MAX_LENGTH = 255
 #: Examples kept per group (the count is always exact); ``None`` keeps every one.
 DEFAULT_EXAMPLE_LIMIT = 100
-#: Examples per group in the text output.
-TEXT_EXAMPLES = 10
 #: Encoded records shown as samples.
 SAMPLE_RECORDS = 3
 #: Field names taken for the phone field, in this order, when nothing else says which it is.
@@ -93,7 +89,6 @@ GROUP_TITLES: dict[str, str] = {
     "invalid-no-values": "no values (not sent)",
     "invalid-encoding": "undecodable bytes (not sent)",
     "invalid-csv": "unreadable CSV (not sent)",
-    "invalid-other": "invalid for another reason (not sent)",
     "required-empty": "empty required field",
     "excel-scientific": "number in scientific notation (Excel; digits lost)",
     "excel-decimal": "phone number ending in .0 (Excel stored it as a number)",
@@ -116,14 +111,6 @@ _PHONE_LIKE = re.compile(
     r"(?i)(?:(?:cell|mobile)[ _-]?)?(?:phone|mobile|tel|telephone|cell)"
     r"(?:[ _-]?(?:no|num|number))?[ _-]?\d*|.*(?:手机|电话).*"
 )
-_BOMS = (
-    codecs.BOM_UTF8,
-    codecs.BOM_UTF16_LE,
-    codecs.BOM_UTF16_BE,
-    codecs.BOM_UTF32_LE,
-    codecs.BOM_UTF32_BE,
-)
-_CELLS_REASON = re.compile(r"\d+ cells, the header has \d+")
 
 
 class PhoneSource(StrEnum):
@@ -225,6 +212,13 @@ class CheckReport:
     def clean(self) -> bool:
         return not self.groups
 
+    @property
+    def encoding_source(self) -> str:
+        """How the encoding was decided: ``option``, ``bom`` or ``detected``."""
+        if self.encoding_given:
+            return "option"
+        return "bom" if self.bom else "detected"
+
     def to_json(self) -> dict[str, Any]:
         """The report as one JSON-ready object (examples bounded as collected)."""
         fmt = self.format
@@ -235,7 +229,7 @@ class CheckReport:
             "encoding": {
                 "name": fmt.encoding,
                 "bom": self.bom,
-                "source": _encoding_source(self),
+                "source": self.encoding_source,
                 "confidence": fmt.encoding_confidence,
             },
             "delimiter": {
@@ -341,21 +335,9 @@ def classify_phone(value: str) -> tuple[str | None, str | None]:
     return "phone-not-a-number", None
 
 
-def invalid_code(reason: str) -> str:
-    """The group of a row the reader marked invalid, from its reason."""
-    if reason == "empty line":
-        return "invalid-empty-line"
-    if reason == "no values":
-        return "invalid-no-values"
-    if _CELLS_REASON.fullmatch(reason):
-        return "invalid-cells"
-    if reason.startswith("undecodable"):
-        return "invalid-encoding"
-    if reason.startswith("unreadable CSV"):
-        return "invalid-csv"
-    if "'|" in reason or "|'" in reason:
-        return "invalid-pipe"
-    return "invalid-other"
+def invalid_code(reason: InvalidReason) -> str:
+    """The group of a row the reader marked invalid."""
+    return f"invalid-{reason.value}"
 
 
 def _show(value: str, limit: int = 60) -> str:
@@ -600,11 +582,10 @@ class Checker:
 
     def _invalid_row(self, row: NewRow) -> None:
         self.invalid += 1
-        reason = row.reason or "invalid"
-        code = invalid_code(reason)
-        if code == "invalid-empty-line":
+        reason = row.reason or InvalidReason.CELLS
+        if reason is InvalidReason.EMPTY_LINE:
             self.empty_lines += 1
-        self._add(code, Finding(row.line, reason))
+        self._add(invalid_code(reason), Finding(row.line, row.message or reason.value))
 
     def _long_values(self, line: int, cells: tuple[str, ...]) -> None:
         limit = self.options.max_length
@@ -731,150 +712,3 @@ def _phone_finding(line: int, code: str, name: str | None, value: str) -> Findin
         "phone-not-a-number": "is not a phone number",
     }[code]
     return Finding(line, f"{name} {_show(value)} {what}", name, value)
-
-
-# --- the file --------------------------------------------------------------------------------
-
-
-def has_bom(path: Path) -> bool:
-    """Whether ``path`` starts with a UTF-8/16/32 byte-order mark."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(4)
-    except OSError:
-        return False
-    return head.startswith(_BOMS)
-
-
-def check_file(
-    path: Path,
-    reader_options: ReaderOptions | None = None,
-    options: CheckOptions | None = None,
-    *,
-    on_progress: Callable[[int], None] | None = None,
-) -> CheckReport:
-    """Read ``path`` as ``run`` would and check every record.
-
-    ``on_progress`` gets the byte offset reached after each batch. Raises ``InputError`` when
-    the file cannot be read and ``ConfigError`` for a bad option, as the reader does.
-    """
-    reader_options = reader_options or ReaderOptions()
-    fmt = sniff_format(path, reader_options)
-    with Checker(fmt, options) as checker:
-        for batch in read_batches(path, fmt):
-            checker.add(batch.rows)
-            if on_progress is not None:
-                on_progress(batch.end_offset)
-        return checker.finish(
-            path=str(path),
-            bom=has_bom(path),
-            encoding_given=bool(reader_options.encoding),
-            delimiter_given=bool(reader_options.delimiter),
-        )
-
-
-# --- text ------------------------------------------------------------------------------------
-
-
-def _encoding_source(report: CheckReport) -> str:
-    if report.encoding_given:
-        return "option"
-    return "bom" if report.bom else "detected"
-
-
-def _describe_encoding(report: CheckReport) -> str:
-    fmt = report.format
-    source = _encoding_source(report)
-    if source == "option":
-        return f"{fmt.encoding} (given with --encoding)"
-    if source == "bom":
-        return f"{fmt.encoding} with a byte-order mark (certain)"
-    if fmt.encoding == "utf-8" and fmt.encoding_confidence >= 1.0:
-        return "utf-8, no byte-order mark (certain: it decodes as UTF-8)"
-    text = f"{fmt.encoding} (detected, {fmt.encoding_confidence:.0%} sure)"
-    if fmt.encoding_confidence < 0.8:
-        text += "; if the names look wrong, try --encoding gb18030 (or big5, cp1252)"
-    return text
-
-
-def _describe_delimiter(report: CheckReport) -> str:
-    fmt = report.format
-    shown = "tab" if fmt.delimiter == "\t" else repr(fmt.delimiter)
-    how = "given with --delimiter" if report.delimiter_given else "sniffed"
-    lines = report.records - sum(g.count for g in report.groups if g.code == "invalid-empty-line")
-    return (
-        f"{shown} ({how}; {report.fitting:,} of {lines:,} records have the header's "
-        f"{len(fmt.header)} cells)"
-    )
-
-
-def _describe_phone(report: CheckReport) -> str:
-    phone = report.phone
-    if phone.source is PhoneSource.OPTION:
-        return f"{phone.name} (given with --phone-field)"
-    if phone.source is PhoneSource.SCHEMA and report.campaign is not None:
-        return f"{phone.name} (the phone field campaign {report.campaign.id} requires)"
-    if phone.source is PhoneSource.NAME:
-        return f"{phone.name} (found by its name; --phone-field chooses another)"
-    return "none (no phone checks; give --phone-field)"
-
-
-def render_text(
-    report: CheckReport, *, examples: int | None = TEXT_EXAMPLES, quiet: bool = False
-) -> str:
-    """The report for a person: the file's format, then each group with its line numbers,
-    then one summary line. ``examples`` per group (``None``: every one collected)."""
-    out: list[str] = []
-    fmt = report.format
-    if not quiet:
-
-        def item(label: str, text: str) -> None:
-            out.append(f"  {label:<10} {text}")
-
-        first, last = fmt.data_line, report.last_line
-        span = f"lines {first:,}-{last:,}" if report.records else "no records"
-        out.append(report.path)
-        item("encoding", _describe_encoding(report))
-        item("delimiter", _describe_delimiter(report))
-        readable = report.records - report.invalid
-        item(
-            "records",
-            f"{report.records:,} ({span}): {readable:,} readable, {report.invalid:,} invalid",
-        )
-        if report.campaign is not None:
-            item("campaign", f"{report.campaign.id} ({report.campaign.name})")
-        item("phone", _describe_phone(report))
-        width = max(len(column) for column in fmt.header)
-        label = "columns"
-        for column, name in zip(fmt.header, fmt.fields, strict=True):
-            item(label, f"{column:<{width}} -> {name if name is not None else '(dropped)'}")
-            label = ""
-        for name, value in fmt.constants:
-            item(label, f"{name} = {value!r} (--set)")
-        label = "samples"
-        for line, record in report.samples:
-            item(label, f"line {line}: {record}")
-            label = ""
-        for note in report.notes:
-            item("note", note)
-        out.append("")
-    for group in report.groups:
-        out.append(f"{group.code}: {group.title} ({group.count:,})")
-        shown = group.examples if examples is None else group.examples[:examples]
-        for finding in shown:
-            where = f"line {finding.line}" if finding.line is not None else "file"
-            out.append(f"  {where}: {finding.message}")
-        more = group.count - len(shown)
-        if more:
-            out.append(f"  ... and {more:,} more (--all lists every one)")
-        out.append("")
-    if report.clean:
-        out.append(f"No problems in {report.records:,} records; nothing was sent.")
-    else:
-        groups = len(report.groups)
-        out.append(
-            f"Found {report.problems:,} problem{'s' if report.problems != 1 else ''} in "
-            f"{groups} group{'s' if groups != 1 else ''} ({report.records:,} records); "
-            "nothing was sent."
-        )
-    return "\n".join(out)

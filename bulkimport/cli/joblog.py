@@ -26,11 +26,6 @@ class LogFormat(StrEnum):
     JSON = "json"
 
 
-def event(name: str, *, file_only: bool = False, **fields: Any) -> dict[str, Any]:
-    """``extra=`` for a log call: the event's name and its fields."""
-    return {"event": name, "fields": fields, "file_only": file_only}
-
-
 class JsonLinesFormatter(logging.Formatter):
     """One JSON object per record: ``ts``, ``level``, ``event``, ``message``, then the fields."""
 

@@ -20,7 +20,14 @@ from typing import Any
 
 import aiohttp
 
-from bulkimport.dispatch import (
+from bulkimport.cli.progress import Progress
+from bulkimport.errors import ConfigError, InputError
+from bulkimport.jobs.events import event
+from bulkimport.jobs.report import default_report_path, is_report, write_report
+from bulkimport.protocol import describe_code
+from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
+from bulkimport.rows import FileIdentity
+from bulkimport.send import (
     RATE_EVERY_S,
     Dispatcher,
     HttpTransport,
@@ -28,16 +35,9 @@ from bulkimport.dispatch import (
     SendResult,
     open_session,
 )
-from bulkimport.errors import ConfigError, InputError
-from bulkimport.joblog import event
-from bulkimport.progress import Progress
-from bulkimport.protocol import describe_code
-from bulkimport.queue import Ingested, Job, Queue
-from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
-from bulkimport.report import default_report_path, is_report, write_report
-from bulkimport.rows import FileIdentity
 from bulkimport.settings import Settings, Target
 from bulkimport.states import JobState, RowState
+from bulkimport.storage.sqlite import Ingested, Job, Queue
 
 log = logging.getLogger("bulkimport")
 

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from bulkimport.dispatch import HttpTransport
 from bulkimport.errors import ConfigError
 from bulkimport.protocol import (
     ImportParams,
@@ -29,6 +28,7 @@ from bulkimport.protocol import (
     Source,
     secret_forms,
 )
+from bulkimport.send.transport import HttpTransport
 from bulkimport.states import RemoteState
 
 if TYPE_CHECKING:
@@ -103,14 +103,6 @@ def remote_query(params: ImportParams, request: RemoteRequest) -> str:
     )
 
 
-def retry_delay_s(attempt: int, settings: SendSettings) -> float:
-    """Exponential backoff for the next call after ``attempt`` calls.
-
-    No jitter: it spreads many clients' retries, and a remote import is one call.
-    """
-    return float(min(settings.backoff_max_s, settings.backoff_base_s * 2.0 ** (attempt - 1)))
-
-
 async def submit_remote(
     session: aiohttp.ClientSession,
     endpoint: str,
@@ -130,7 +122,9 @@ async def submit_remote(
         outcome = await transport.send_query(query, remote=True)
         if outcome.kind is not OutcomeKind.TRANSIENT or attempt >= settings.max_attempts:
             break
-        delay = max(retry_delay_s(attempt, settings), outcome.retry_after_s or 0.0)
+        # The ceiling of the backoff, without jitter: jitter spreads many rows' retries, and
+        # a remote import is one call.
+        delay = max(settings.retry.ceiling_s(attempt - 1), outcome.retry_after_s or 0.0)
         if on_retry is not None:
             on_retry(attempt, outcome, delay)
         await sleep(delay)

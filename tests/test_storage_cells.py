@@ -7,7 +7,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bulkimport.rows import CELLS_MARK, CELLS_UNIT, decode_cells, encode_cells
+from bulkimport.storage.sqlite.cells import CELLS_MARK, CELLS_UNIT, decode_cells, encode_cells
 
 # Text with the separators, quotes, line breaks and non-ASCII characters made likely.
 cell_text = st.text(

@@ -18,9 +18,9 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from bulkimport.errors import ConfigError
-from bulkimport.queue import Queue
 from bulkimport.reader import FileFormat
 from bulkimport.states import RowState
+from bulkimport.storage.sqlite import Queue
 
 REPORT_COLUMNS = ("_line", "_state", "_code", "_message")
 PROBLEM_STATES = frozenset(state for state in RowState if state.is_problem)

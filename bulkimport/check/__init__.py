@@ -1,0 +1,80 @@
+"""``bulkimport check``: a dry run over a file that sends nothing.
+
+- ``analysis``: ``Checker`` sorts what the reader yields into groups of findings and makes a
+  ``CheckReport`` (data only, ``to_json()``);
+- ``render``: the report as text for a person;
+- ``check_file`` (here) ties the checker to the reader.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from bulkimport.check.analysis import (
+    DEFAULT_EXAMPLE_LIMIT,
+    DEFAULT_MAX_LENGTH,
+    GROUP_TITLES,
+    Checker,
+    CheckOptions,
+    CheckReport,
+    Finding,
+    Group,
+    PhoneChoice,
+    PhoneSource,
+    choose_phone_field,
+    classify_phone,
+    invalid_code,
+    is_phone_like,
+    select_campaign,
+)
+from bulkimport.check.render import TEXT_EXAMPLES, render_text
+from bulkimport.reader import ReaderOptions, read_batches, sniff_format
+
+__all__ = [
+    "DEFAULT_EXAMPLE_LIMIT",
+    "DEFAULT_MAX_LENGTH",
+    "GROUP_TITLES",
+    "TEXT_EXAMPLES",
+    "CheckOptions",
+    "CheckReport",
+    "Checker",
+    "Finding",
+    "Group",
+    "PhoneChoice",
+    "PhoneSource",
+    "check_file",
+    "choose_phone_field",
+    "classify_phone",
+    "invalid_code",
+    "is_phone_like",
+    "render_text",
+    "select_campaign",
+]
+
+
+def check_file(
+    path: Path,
+    reader_options: ReaderOptions | None = None,
+    options: CheckOptions | None = None,
+    *,
+    on_progress: Callable[[int], None] | None = None,
+) -> CheckReport:
+    """Read ``path`` as ``run`` would and check every record.
+
+    ``on_progress`` gets the byte offset reached after each batch. Raises ``InputError`` when
+    the file cannot be read and ``ConfigError`` for a bad option, as the reader does.
+    """
+    reader_options = reader_options or ReaderOptions()
+    fmt = sniff_format(path, reader_options)
+    with Checker(fmt, options) as checker:
+        for batch in read_batches(path, fmt):
+            checker.add(batch.rows)
+            if on_progress is not None:
+                on_progress(batch.end_offset)
+        return checker.finish(
+            path=str(path),
+            bom=fmt.bom,
+            encoding_given=bool(reader_options.encoding),
+            delimiter_given=bool(reader_options.delimiter),
+        )

@@ -1,0 +1,38 @@
+"""The streaming reader: from a file to rows, with a reading position to resume from.
+
+- ``format``: ``ReaderOptions`` (what the user said) and ``sniff_format`` → ``FileFormat``
+  (encoding, delimiter, header, mapping), stored with the job;
+- ``encoding``: which text encoding a file is in;
+- ``lines``: the file's physical lines, a block at a time, with their byte sizes;
+- ``records``: ``RecordMaker``, the one record encoder (cells → ``NewRow``);
+- ``batches``: ``read_batches``, the stream of ``Batch`` es with their resume positions.
+
+A file that cannot be read at all raises ``InputError`` with one line naming the file and
+saying what to do next; a wrong option value raises ``ConfigError``.
+"""
+
+from bulkimport.reader.batches import DEFAULT_BATCH_ROWS, file_size, read_batches
+from bulkimport.reader.encoding import BOMS, normalize_encoding
+from bulkimport.reader.format import (
+    FileFormat,
+    ReaderOptions,
+    normalize_delimiter,
+    sniff_delimiter,
+    sniff_format,
+)
+from bulkimport.reader.records import RecordMaker, cells_rebuilder
+
+__all__ = [
+    "BOMS",
+    "DEFAULT_BATCH_ROWS",
+    "FileFormat",
+    "ReaderOptions",
+    "RecordMaker",
+    "cells_rebuilder",
+    "file_size",
+    "normalize_delimiter",
+    "normalize_encoding",
+    "read_batches",
+    "sniff_delimiter",
+    "sniff_format",
+]

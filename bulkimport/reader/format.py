@@ -1,0 +1,280 @@
+"""How a file is read: what the user said (``ReaderOptions``) and what sniffing decided
+(``FileFormat``: encoding, delimiter, header, mapping, where the first record starts).
+
+``sniff_format`` looks at the head of the file once; its result is stored with the job, so
+that a later process reads (or resumes reading) the file exactly the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from bulkimport.errors import ConfigError, InputError, RecordError
+from bulkimport.protocol import encode_record
+from bulkimport.reader.encoding import SAMPLE_BYTES, detect_encoding
+from bulkimport.reader.lines import flat_lines, read_blocks
+from bulkimport.rows import REPORT_COLUMNS
+
+#: How many lines from the header on the delimiter sniffer parses.
+SNIFF_LINES = 200
+
+
+#: The delimiters the sniffer chooses between, in order of preference on a tie.
+DELIMITERS = (",", ";", "\t", "|")
+
+
+_DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+@dataclass(frozen=True)
+class ReaderOptions:
+    """What the user said about the file; ``None`` means detect or sniff.
+
+    ``rename`` maps a column of the file to a field name (``None`` or ``""`` drops the
+    column); ``constants`` are ``(field, value)`` pairs added to every record; ``keep_empty``
+    sends empty cells as ``field=`` instead of leaving them out.
+    """
+
+    encoding: str | None = None
+    delimiter: str | None = None
+    skip_rows: int = 0
+    rename: Mapping[str, str | None] = field(default_factory=dict)
+    constants: tuple[tuple[str, str], ...] = ()
+    keep_empty: bool = False
+
+
+@dataclass(frozen=True)
+class FileFormat:
+    """What sniffing decided about a file, enough to read (or resume reading) its records.
+
+    ``header`` holds the column names as in the file; ``fields`` the field each column is
+    sent as (``None``: dropped). ``data_offset`` / ``data_line`` locate the first record
+    after the header (byte offset, 1-based physical line).
+    """
+
+    encoding: str
+    encoding_confidence: float
+    delimiter: str
+    header: tuple[str, ...]
+    fields: tuple[str | None, ...]
+    constants: tuple[tuple[str, str], ...]
+    keep_empty: bool
+    data_offset: int
+    data_line: int
+    bom: bool = False  # the file starts with a byte-order mark (of its encoding)
+
+    def to_json(self) -> str:
+        """The format as a JSON object, to be stored with the job."""
+        return json.dumps(asdict(self), ensure_ascii=False, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> FileFormat:
+        """Read back what ``to_json`` wrote."""
+        data: dict[str, Any] = json.loads(text)
+        return cls(
+            encoding=str(data["encoding"]),
+            encoding_confidence=float(data["encoding_confidence"]),
+            delimiter=str(data["delimiter"]),
+            header=tuple(data["header"]),
+            fields=tuple(data["fields"]),
+            constants=tuple((str(name), str(value)) for name, value in data["constants"]),
+            keep_empty=bool(data["keep_empty"]),
+            data_offset=int(data["data_offset"]),
+            data_line=int(data["data_line"]),
+            bom=bool(data.get("bom", False)),
+        )
+
+
+def normalize_delimiter(text: str) -> str:
+    """One delimiter character from ``,`` ``;`` ``tab`` ``\\t`` ``|`` and the like."""
+    delimiter = _DELIMITER_NAMES.get(text.lower(), text)
+    if len(delimiter) != 1 or delimiter in '\r\n"':
+        raise ConfigError(f"the delimiter must be one character (or 'tab'), not {text!r}")
+    return delimiter
+
+
+def sniff_format(path: Path, options: ReaderOptions | None = None) -> FileFormat:
+    """Decide how to read ``path``: encoding, delimiter, header, mapping, first record.
+
+    Raises ``InputError`` when the file cannot be read at all (missing, a directory,
+    unreadable, binary, empty, no header, unusable column names) and ``ConfigError`` for a
+    bad option value.
+    """
+    options = options or ReaderOptions()
+    if options.skip_rows < 0:
+        raise ConfigError("--skip-rows cannot be negative")
+    forced_delimiter = normalize_delimiter(options.delimiter) if options.delimiter else None
+    with open_file(path) as handle:
+        try:
+            sample = handle.read(SAMPLE_BYTES)
+        except OSError as exc:
+            raise InputError(f"{path}: cannot read the file ({exc.strerror or exc})") from None
+        if not sample:
+            raise InputError(f"{path}: the file is empty")
+        encoding, confidence, bom_length = detect_encoding(path, sample, options.encoding)
+        lines = flat_lines(read_blocks(handle, encoding, bom_length, path))
+        offset, line_no = bom_length, 0
+        for _ in range(options.skip_rows):
+            skipped = next(lines, None)
+            if skipped is None:
+                raise InputError(
+                    f"{path}: the file has only {line_no} lines, "
+                    f"fewer than --skip-rows {options.skip_rows}"
+                )
+            offset += skipped[1]
+            line_no += 1
+        # Blank lines above the header (Excel title blocks) are not records: skip them.
+        for text, size in lines:
+            if text.strip():
+                head = [(text, size)]
+                break
+            offset += size
+            line_no += 1
+        else:
+            raise InputError(f"{path}: the file has no header (it is empty or only blank lines)")
+        header_line = line_no + 1
+        for pair in lines:
+            head.append(pair)
+            if len(head) >= SNIFF_LINES:
+                break
+    texts = [text for text, _ in head]
+    delimiter = forced_delimiter or sniff_delimiter(texts)
+    reader = csv.reader(texts, delimiter=delimiter, strict=False)
+    try:
+        names = next(reader)
+    except csv.Error as exc:
+        raise InputError(f"{path}: line {header_line}: cannot read the header ({exc})") from None
+    consumed = reader.line_num
+    header = _clean_header(names)
+    fields = _map_fields(path, header_line, header, options)
+    constants = _check_constants(path, fields, options.constants)
+    return FileFormat(
+        encoding=encoding,
+        encoding_confidence=confidence,
+        delimiter=delimiter,
+        header=header,
+        fields=fields,
+        constants=constants,
+        keep_empty=options.keep_empty,
+        data_offset=offset + sum(size for _, size in head[:consumed]),
+        data_line=header_line + consumed,
+        bom=bom_length > 0,
+    )
+
+
+def sniff_delimiter(lines: Sequence[str]) -> str:
+    """The delimiter among ``DELIMITERS`` that best splits ``lines`` (header first).
+
+    The header must split into at least two columns; then the share of rows with the same
+    number of cells wins, then the number of columns. A file with one column gets ``,``.
+    """
+    best, best_score = ",", (0.0, 0)
+    for delimiter in DELIMITERS:
+        try:
+            rows = [row for row in csv.reader(lines, delimiter=delimiter) if row]
+        except csv.Error:
+            continue
+        if not rows or len(rows[0]) < 2:
+            continue
+        width = len(rows[0])
+        data = rows[1:]
+        fitting = sum(
+            1 for row in data if len(row) == width or (len(row) > width and not any(row[width:]))
+        )
+        score = (fitting / len(data) if data else 1.0, width)
+        if score > best_score:
+            best, best_score = delimiter, score
+    return best
+
+
+def open_file(path: Path) -> IO[bytes]:
+    if not path.exists():
+        raise InputError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise InputError(f"{path}: is a directory, not a CSV file")
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise InputError(
+            f"{path}: cannot open the file ({exc.strerror or exc}); check its permissions"
+        ) from None
+
+
+def _clean_header(names: list[str]) -> tuple[str, ...]:
+    """Column names without a BOM or surrounding spaces; trailing empty names (the empty
+    columns Excel leaves at the right) are not columns."""
+    cleaned = [name.replace("\ufeff", "").strip() for name in names]
+    while cleaned and not cleaned[-1]:
+        cleaned.pop()
+    return tuple(cleaned)
+
+
+def _map_fields(
+    path: Path, header_line: int, header: tuple[str, ...], options: ReaderOptions
+) -> tuple[str | None, ...]:
+    where = f"{path}: line {header_line}"
+    if not header:
+        raise InputError(f"{where}: the header has no column names; check --skip-rows")
+    known = set(header)
+    missing = [column for column in options.rename if column not in known]
+    if missing:
+        raise InputError(
+            f"{path}: --map names column {missing[0]!r}, which the file does not have; "
+            f"its columns are: {', '.join(header)}"
+        )
+    fields: list[str | None] = []
+    seen: dict[str, int] = {}
+    for index, column in enumerate(header, start=1):
+        if column in options.rename:
+            name = options.rename[column] or None
+        elif column in REPORT_COLUMNS:
+            name = None
+        else:
+            name = column
+        if name is None:
+            fields.append(None)
+            continue
+        if not name:
+            raise InputError(
+                f"{where}: column {index} has no name; name it in the file, "
+                "or check --skip-rows if this line is not the header"
+            )
+        try:
+            encode_record([(name, "")])
+        except RecordError as exc:
+            raise InputError(f"{where}: column {index}: {exc}; rename it with --map") from None
+        if name in seen:
+            raise InputError(
+                f"{where}: field {name!r} comes from columns {seen[name]} and {index}; "
+                "rename or drop one with --map"
+            )
+        seen[name] = index
+        fields.append(name)
+    if not seen:
+        raise InputError(f"{path}: every column is dropped; nothing would be sent")
+    return tuple(fields)
+
+
+def _check_constants(
+    path: Path, fields: tuple[str | None, ...], constants: tuple[tuple[str, str], ...]
+) -> tuple[tuple[str, str], ...]:
+    if not constants:
+        return ()
+    try:
+        encode_record(constants)
+    except RecordError as exc:
+        raise ConfigError(f"--set: {exc}") from None
+    names = [name for name, _ in constants]
+    for name in names:
+        if name in fields or names.count(name) > 1:
+            raise InputError(
+                f"{path}: field {name!r} is set with --set and also comes from "
+                + ("another --set" if names.count(name) > 1 else "a column")
+                + "; drop the column with --map or remove one --set"
+            )
+    return tuple((str(name), str(value)) for name, value in constants)

@@ -1,0 +1,32 @@
+"""Sending rows: the transport, the rate limit, the row policy, the dispatcher.
+
+- ``transport``: the ``Transport`` interface and ``HttpTransport`` (aiohttp);
+- ``limiter``: ``RateLimiter``;
+- ``policy``: the pure decision of a row's next state from an outcome;
+- ``dispatcher``: ``Dispatcher``, the worker pool over storage and a transport;
+- ``remote``: one ``source=http|ftp`` import.
+"""
+
+from bulkimport.send.dispatcher import (
+    RATE_EVERY_S,
+    RESULT_BATCH_ROWS,
+    Dispatcher,
+    SendCounts,
+    SendEnd,
+    SendResult,
+)
+from bulkimport.send.limiter import RateLimiter
+from bulkimport.send.transport import HttpTransport, Transport, open_session
+
+__all__ = [
+    "RATE_EVERY_S",
+    "RESULT_BATCH_ROWS",
+    "Dispatcher",
+    "HttpTransport",
+    "RateLimiter",
+    "SendCounts",
+    "SendEnd",
+    "SendResult",
+    "Transport",
+    "open_session",
+]

@@ -1,0 +1,73 @@
+"""``RateLimiter``: calls spaced ``1/rate`` apart, with a shared pause for ``Retry-After``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Callable
+
+Clock = Callable[[], float]
+
+
+class RateLimiter:
+    """Spaces calls ``1/rate_per_s`` apart, with a shared pause for ``Retry-After``.
+
+    A waiter that wakes up late (a busy event loop) keeps its slot's place in the schedule, up
+    to ``tolerance_s``, so that lateness does not add up into a slower rate; the next call may
+    then follow it a little sooner than ``1/rate_per_s``. The tolerance is small enough that no
+    1-second window ever holds more than ``rate_per_s + 1`` calls.
+
+    ``rate_per_s = 0`` disables the spacing but not the pause. Waiters are served in order.
+    """
+
+    def __init__(self, rate_per_s: float, *, clock: Clock = time.monotonic) -> None:
+        self._interval_s = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
+        # Starts are >= slot, slots >= previous start - tolerance + interval, so a closed
+        # 1-second window holds at most floor(rate * (1 + tolerance)) + 1 calls: with
+        # rate * tolerance < 1 - frac(rate), that is floor(rate) + 1.
+        self.tolerance_s = self._interval_s * (1.0 - math.modf(rate_per_s)[0]) / 2
+        self._clock = clock
+        self._next_s = 0.0
+        self._paused_until_s = 0.0
+        self._lock = asyncio.Lock()
+
+    def pause(self, seconds: float) -> None:
+        """No call may start in the next ``seconds``."""
+        self._paused_until_s = max(self._paused_until_s, self._clock() + seconds)
+
+    @property
+    def paused_until_s(self) -> float:
+        return self._paused_until_s
+
+    async def acquire(self, cancel: asyncio.Event | None = None) -> bool:
+        """Wait for this call's turn; True when it is taken.
+
+        False, without taking a turn, as soon as ``cancel`` is set: a stop must not wait for
+        the end of a long ``Retry-After`` pause.
+        """
+        if not self._interval_s and not self._lock.locked():
+            # No spacing and nobody waiting: only a pause can hold this call.
+            if cancel is not None and cancel.is_set():
+                return False
+            if self._paused_until_s <= self._clock():
+                return True
+        async with self._lock:
+            woke_for = None  # the start this call slept until, if it had to wait
+            while True:
+                if cancel is not None and cancel.is_set():
+                    return False
+                now = self._clock()
+                start = max(now, self._next_s, self._paused_until_s)
+                if start <= now:
+                    break
+                woke_for = start
+                if cancel is None:
+                    await asyncio.sleep(start - now)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(cancel.wait(), timeout=start - now)
+            late_s = 0.0 if woke_for is None else min(now - woke_for, self.tolerance_s)
+            self._next_s = now - late_s + self._interval_s
+            return True

@@ -1,0 +1,39 @@
+"""How the SQLite storage keeps a row's original cells (for the failed-rows report).
+
+Two forms, told apart by the first character:
+
+- ``CELLS_MARK`` + the cells joined by ``CELLS_UNIT`` (a ~0.5 µs C join, and a third of the
+  size of JSON for Chinese text), or JSON when a cell holds ``CELLS_UNIT`` itself (or there
+  are no cells: ``()`` and ``("",)`` would join alike). JSON text starts with "[" and a
+  joined one with the mark; the mark inside a cell is harmless, since only the unit splits.
+  Rows stored as JSON by earlier versions still decode.
+- ``CELLS_IN_RECORD`` (nothing) for a pending row whose encoded record holds every one of its
+  cells: the job's format can give them back (``bulkimport.reader.records.cells_rebuilder``),
+  so they are not stored twice. ``encode_cells`` never returns an empty text, so this form
+  cannot be mistaken for stored cells.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+CELLS_MARK = "\x1e"  # ASCII record separator
+CELLS_UNIT = "\x1f"  # ASCII unit separator
+CELLS_IN_RECORD = ""
+_encode_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def encode_cells(cells: Sequence[str]) -> str:
+    """The cells of a row as one text for the database; ``decode_cells`` gives them back."""
+    joined = CELLS_UNIT.join(cells)
+    if joined.count(CELLS_UNIT) == len(cells) - 1:
+        return CELLS_MARK + joined
+    return _encode_json(list(cells))
+
+
+def decode_cells(text: str) -> tuple[str, ...]:
+    """The cells that ``encode_cells`` stored (either form)."""
+    if text.startswith(CELLS_MARK):
+        return tuple(text[1:].split(CELLS_UNIT))
+    return tuple(json.loads(text))
