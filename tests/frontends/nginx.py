@@ -51,6 +51,10 @@ maintenance page; asserted by ``test_nginx_harness.py``):
 - a body over 20 MiB: 413 "413 Request Entity Too Large" (decided on the Content-Length);
 - ``limit_req``: 503 "503 Service Temporarily Unavailable" or 429 "429 Too Many Requests".
 
+The sandbox behind it has aiohttp's own limits, lower than the real server's: a request line
+over 8190 bytes gets its 400 and a body over 1 MiB its 413 (``text/plain``). Between those and
+nginx's limits, what comes back is the sandbox's refusal, not the real server's answer.
+
 The access log is one JSON object a line (``front.access_log()`` parses it into
 ``AccessEntry``): the request line as logged (a GET's password is in it, a POST's is not),
 status, what nginx forwarded to the upstream and what came back, and ``limit_req``'s verdict.
