@@ -16,9 +16,13 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from bulkimport.rows import FileIdentity, NewRow, RowResult
+from bulkimport.rows import FileIdentity, NewRow, RowResult, TargetRef
 from bulkimport.states import JobState, RowState
-from bulkimport.storage.sqlite import Queue
+from bulkimport.storage import RunnerId
+from bulkimport.storage.sqlite import SqliteStorage
+
+RUNNER = RunnerId(1)
+TARGET = TargetRef("http://bench.example/asterccinterfaces", "demo", "1")
 
 
 def make_rows(count: int, start_line: int = 2) -> Iterator[NewRow]:
@@ -30,18 +34,22 @@ def make_rows(count: int, start_line: int = 2) -> Iterator[NewRow]:
         yield NewRow(start_line + i, RowState.PENDING, record, cells)
 
 
-async def ingest(queue: Queue, job_id: int, rows: list[NewRow], batch: int) -> float:
+async def ingest(queue: SqliteStorage, job_id: int, rows: list[NewRow], batch: int) -> float:
     started = time.perf_counter()
     for offset in range(0, len(rows), batch):
         chunk = rows[offset : offset + batch]
-        await queue.add_rows(job_id, chunk, read_offset=offset * 120, read_line=chunk[-1].line)
-    await queue.finish_reading(job_id)
+        await queue.reading.add_rows(
+            job_id, chunk, read_offset=offset * 120, read_line=chunk[-1].line
+        )
+    await queue.reading.finish(job_id)
     return time.perf_counter() - started
 
 
-async def mark_all_done(queue: Queue, job_id: int) -> None:
-    while claimed := await queue.claim_batch(job_id, 5000, now_s=time.time()):
-        await queue.record_results(
+async def mark_all_done(queue: SqliteStorage, job_id: int) -> None:
+    while claimed := await queue.sending.claim_batch(
+        job_id, 5000, now_s=time.time(), runner=RUNNER
+    ):
+        await queue.sending.record_results(
             job_id, [RowResult(row.id, RowState.DONE, "0", "ok") for row in claimed]
         )
 
@@ -56,8 +64,8 @@ async def main() -> None:
         path = args.db or Path(tmp) / "bench.db"
         rows = list(make_rows(args.rows))
         file = FileIdentity("/bench/leads.csv", args.rows * 120, 0, "0" * 64)
-        async with await Queue.open(path) as queue:
-            job = await queue.create_job(file, "bench-target", {}, "{}")
+        async with await SqliteStorage.open(path) as queue:
+            job = await queue.jobs.create(file, TARGET, {}, "{}")
             elapsed = await ingest(queue, job.id, rows, args.batch)
             print(
                 f"ingest: {args.rows:,} rows in {elapsed:.2f} s = {args.rows / elapsed:,.0f} rows/s"
@@ -69,14 +77,16 @@ async def main() -> None:
             print(f"claim + record done, batches of 5000: {args.rows / elapsed:,.0f} rows/s")
 
             # A second job over the same file: half of its rows pend behind a million done.
-            job2 = await queue.create_job(file._replace(mtime_ns=1), "bench-target", {}, "{}")
+            job2 = await queue.jobs.create(file._replace(mtime_ns=1), TARGET, {}, "{}")
             await ingest(queue, job2.id, rows, args.batch)
-            await queue.set_job_state(job2.id, JobState.RUNNING)
+            await queue.jobs.set_state(job2.id, JobState.RUNNING)
 
             started = time.perf_counter()
             for _ in range(100):
-                claimed = await queue.claim_batch(job2.id, 100, now_s=time.time())
-                await queue.release(job2.id, [row.id for row in claimed])
+                claimed = await queue.sending.claim_batch(
+                    job2.id, 100, now_s=time.time(), runner=RUNNER
+                )
+                await queue.sending.release(job2.id, [row.id for row in claimed])
             per_claim = (time.perf_counter() - started) / 100
             print(
                 f"claim 100 + release, {args.rows:,} done rows in the table: "
@@ -85,18 +95,18 @@ async def main() -> None:
 
             started = time.perf_counter()
             for _ in range(100):
-                await queue.counts(job2.id)
+                await queue.reports.counts(job2.id)
             print(f"counts (counters table): {(time.perf_counter() - started) * 10:.3f} ms")
 
             started = time.perf_counter()
-            await queue.next_attempt_at(job2.id)
+            await queue.sending.next_attempt_at(job2.id)
             print(
                 f"next_attempt_at over {args.rows:,} pending: "
                 f"{(time.perf_counter() - started) * 1000:.1f} ms"
             )
 
             started = time.perf_counter()
-            skipped = await queue.mark_unchanged_skipped(job2.id, "bench-target")
+            skipped = await queue.reports.mark_unchanged_skipped(job2.id, TARGET)
             elapsed = time.perf_counter() - started
             print(f"mark_unchanged_skipped: {skipped:,} rows in {elapsed:.2f} s")
 

@@ -52,7 +52,7 @@ class DatabaseError(BulkImportError):
 
 
 class RunnerBusy(DatabaseError):
-    """Another process is already sending from this database."""
+    """Another process is already reading into or sending from this database."""
 
     exit_code = ExitCode.RUNNER_BUSY
 

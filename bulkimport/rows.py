@@ -64,6 +64,24 @@ class RowResult(NamedTuple):
     counted: bool = True
 
 
+class TargetRef(NamedTuple):
+    """Where a job's rows go: the server's Import URL, the organisation and the campaign.
+    Rows loaded to the same target count as loaded for ``--skip-unchanged``."""
+
+    url: str
+    org: str
+    campaign: str
+
+    @property
+    def key(self) -> str:
+        """The three as one text, to compare and to store as an index key."""
+        return f"{self.url}|{self.org}|{self.campaign}"
+
+    def describe(self) -> str:
+        """``URL (org O, campaign C)`` for messages."""
+        return f"{self.url} (org {self.org}, campaign {self.campaign})"
+
+
 class FileIdentity(NamedTuple):
     """What makes "the same file": its absolute path, size, mtime and the hash of its head."""
 

@@ -30,6 +30,7 @@ from bulkimport.protocol import (
     Source,
     UserType,
 )
+from bulkimport.rows import TargetRef
 
 ENV_PREFIX = "BULKIMPORT_"
 PASSWORD_ENV = "BULKIMPORT_PASSWORD"
@@ -368,9 +369,13 @@ class Target:
     options: ImportOptions = field(default_factory=ImportOptions)
 
     @property
-    def key(self) -> str:
+    def ref(self) -> TargetRef:
         """Identifies the target for resuming and incremental loads: server, org, campaign."""
-        return f"{self.url}|{self.org}|{self.campaign}"
+        return TargetRef(self.url, self.org, self.campaign)
+
+    @property
+    def key(self) -> str:
+        return self.ref.key
 
     def import_params(self, password: str) -> ImportParams:
         return ImportParams(

@@ -7,6 +7,7 @@ or cron would run it, so signals, exit codes and files on disk are the real ones
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import sqlite3
@@ -18,7 +19,9 @@ from typing import Any
 
 import aiohttp
 
+from bulkimport.rows import TargetRef
 from bulkimport.sandbox import SandboxHandle
+from bulkimport.storage import RunnerId
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "name,phone1,email,city"
@@ -203,3 +206,22 @@ def write_figures(name: str, figures: dict[str, Any]) -> None:
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
         (Path(folder) / f"{name}.json").write_text(text + "\n", encoding="utf-8")
+
+
+# --- storage ------------------------------------------------------------------------------------
+
+#: The runner that claims rows in tests that claim directly, and the one that comes after it
+#: (a restart): its recovery takes back what RUNNER left in flight.
+RUNNER = RunnerId(1)
+NEXT_RUNNER = RunnerId(2)
+_runner_ids = itertools.count(1000)
+
+
+def a_runner() -> RunnerId:
+    """A runner id of its own, for each dispatcher a test starts (as each process has)."""
+    return RunnerId(next(_runner_ids))
+
+
+def job_target(name: str = "t") -> TargetRef:
+    """A target for jobs made directly in storage."""
+    return TargetRef(f"http://{name}.example/asterccinterfaces", "demo", "1")

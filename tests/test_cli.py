@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from bulkimport.cli import cli
 from bulkimport.protocol import secret_forms
 from bulkimport.sandbox import Faults, SandboxHandle
-from bulkimport.storage.sqlite import Queue
+from bulkimport.storage.sqlite import SqliteStorage
 from tests.conftest import SandboxFactory
 from tests.helpers import (
     HEADER,
@@ -285,9 +285,9 @@ async def test_unreadable_files_are_one_line_and_exit_2(tmp_path: Path, what: st
 
 async def test_a_second_runner_on_the_same_database_is_refused(tmp_path: Path) -> None:
     csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(2)])
-    queue = await Queue.open(tmp_path / "bulkimport.db")
+    queue = await SqliteStorage.open(tmp_path / "bulkimport.db")
     try:
-        async with queue.runner_lock():
+        async with queue.runner():
             result = await bulkimport(
                 "run", str(csv_file), "--url", "http://127.0.0.1:9/", "--org", "o",
                 "--user", "u", "--campaign", "1", cwd=tmp_path,
@@ -295,7 +295,7 @@ async def test_a_second_runner_on_the_same_database_is_refused(tmp_path: Path) -
     finally:
         await queue.close()
     assert result.code == 75
-    assert "already sending" in result.err
+    assert "already working on" in result.err
 
 
 def test_profile_with_a_password_is_refused(tmp_path: Path) -> None:

@@ -49,8 +49,10 @@ from bulkimport.send import (
 from bulkimport.send.dispatcher import UNKNOWN_CODE
 from bulkimport.settings import RetryPolicy, SendSettings
 from bulkimport.states import InvalidReason, RowState
-from bulkimport.storage.sqlite import Queue, RowView
+from bulkimport.storage import RowView
+from bulkimport.storage.sqlite import SqliteStorage
 from tests.conftest import SandboxFactory
+from tests.helpers import a_runner, job_target
 
 T = TypeVar("T")
 
@@ -306,22 +308,22 @@ def send_settings(**overrides: Any) -> SendSettings:
     return SendSettings(**{**base, **overrides})
 
 
-async def make_job(queue: Queue, records: Sequence[str | None]) -> int:
+async def make_job(queue: SqliteStorage, records: Sequence[str | None]) -> int:
     """A ready job with one row per record (``None``: an invalid row)."""
-    job = await queue.create_job(FILE, "target", {}, "{}")
+    job = await queue.jobs.create(FILE, job_target(), {}, "{}")
     rows = [
         NewRow(line, RowState.PENDING, rec, (rec,))
         if rec is not None
         else NewRow(line, RowState.INVALID, None, ("",), InvalidReason.NO_VALUES, "no values")
         for line, rec in enumerate(records, start=2)
     ]
-    await queue.add_rows(job.id, rows, read_offset=100, read_line=len(rows) + 2)
-    await queue.finish_reading(job.id)
+    await queue.reading.add_rows(job.id, rows, read_offset=100, read_line=len(rows) + 2)
+    await queue.reading.finish(job.id)
     return job.id
 
 
-async def rows_of(queue: Queue, job_id: int) -> list[RowView]:
-    return [row async for row in queue.iter_rows(job_id, list(RowState))]
+async def rows_of(queue: SqliteStorage, job_id: int) -> list[RowView]:
+    return [row async for row in queue.reports.iter_rows(job_id, list(RowState))]
 
 
 def by_state(rows: Sequence[RowView]) -> dict[RowState, int]:
@@ -381,19 +383,21 @@ def recording(
 
 
 async def dispatch(
-    queue: Queue,
+    queue: SqliteStorage,
     job_id: int,
     transport: Transport | HttpTransport,
     settings: SendSettings,
     **options: Any,
 ) -> SendResult:
     async with asyncio.timeout(RUN_LIMIT_S):
-        return await Dispatcher(queue, job_id, transport, settings, **options).run()
+        return await Dispatcher(
+            queue.sending, job_id, transport, settings, **options, runner=a_runner()
+        ).run()
 
 
 @pytest.fixture
-async def queue(tmp_path: Path) -> AsyncIterator[Queue]:
-    async with await Queue.open(tmp_path / "queue.db") as opened:
+async def queue(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
+    async with await SqliteStorage.open(tmp_path / "queue.db") as opened:
         yield opened
 
 
@@ -407,7 +411,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 async def test_every_row_is_imported_exactly_once(
-    queue: Queue, http: aiohttp.ClientSession, sandbox: SandboxHandle
+    queue: SqliteStorage, http: aiohttp.ClientSession, sandbox: SandboxHandle
 ) -> None:
     n = 120
     job_id = await make_job(queue, [record(i) for i in range(n)])
@@ -420,7 +424,7 @@ async def test_every_row_is_imported_exactly_once(
     assert result.end is SendEnd.FINISHED
     assert result.fatal is None
     assert (result.counts.sent, result.counts.done, result.counts.retried) == (n, n, 0)
-    counts = await queue.counts(job_id)
+    counts = await queue.reports.counts(job_id)
     assert counts[RowState.DONE] == n
     assert counts[RowState.PENDING] == counts[RowState.IN_FLIGHT] == 0
     rows = await rows_of(queue, job_id)
@@ -434,7 +438,7 @@ async def test_every_row_is_imported_exactly_once(
 
 
 async def test_duplicates_end_duplicate_and_bad_rows_end_rejected_with_their_answer(
-    queue: Queue, http: aiohttp.ClientSession, sandbox: SandboxHandle
+    queue: SqliteStorage, http: aiohttp.ClientSession, sandbox: SandboxHandle
 ) -> None:
     records = [
         record(1),  # imported
@@ -515,7 +519,7 @@ def assert_each_record_imported_once(
     ids=["http500", "backmsg85", "drop", "hang", "mixed"],
 )
 async def test_faults_are_retried_until_every_row_is_imported_once(
-    queue: Queue,
+    queue: SqliteStorage,
     http: aiohttp.ClientSession,
     sandbox_factory: SandboxFactory,
     faults: Faults,
@@ -551,7 +555,7 @@ async def test_faults_are_retried_until_every_row_is_imported_once(
 
 
 async def test_rows_fail_after_max_attempts_and_are_sent_no_more(
-    queue: Queue, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
+    queue: SqliteStorage, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
 ) -> None:
     handle = await sandbox_factory(faults=Faults(http500_rate=1.0))
     n = 40
@@ -577,7 +581,7 @@ async def test_rows_fail_after_max_attempts_and_are_sent_no_more(
 
 
 async def test_rate_limit_holds_at_the_server(
-    queue: Queue, http: aiohttp.ClientSession, sandbox: SandboxHandle
+    queue: SqliteStorage, http: aiohttp.ClientSession, sandbox: SandboxHandle
 ) -> None:
     n, rate = 150, 50.0
     job_id = await make_job(queue, [record(i) for i in range(n)])
@@ -598,7 +602,7 @@ async def test_rate_limit_holds_at_the_server(
 
 
 async def test_retry_after_pauses_every_worker(
-    queue: Queue, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
+    queue: SqliteStorage, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
 ) -> None:
     retry_after_s = 1
     handle = await sandbox_factory(faults=Faults(max_rps=25, retry_after_s=retry_after_s))
@@ -649,7 +653,7 @@ async def test_retry_after_pauses_every_worker(
 )
 @pytest.mark.parametrize("rate_per_s", [0.0, 100.0], ids=["unlimited", "rate-limited"])
 async def test_fatal_answer_stops_the_job_and_leaves_rows_pending(
-    queue: Queue,
+    queue: SqliteStorage,
     http: aiohttp.ClientSession,
     sandbox: SandboxHandle,
     params: ImportParams,
@@ -690,14 +694,19 @@ async def test_fatal_answer_stops_the_job_and_leaves_rows_pending(
 
 
 async def test_stop_finishes_calls_in_flight_and_leaves_the_rest_pending(
-    queue: Queue, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
+    queue: SqliteStorage, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
 ) -> None:
     handle = await sandbox_factory(faults=Faults(latency_s=0.2))
     n, grace_s = 40, 2.0
     job_id = await make_job(queue, [record(i) for i in range(n)])
     settings = send_settings(concurrency=4)
     dispatcher = Dispatcher(
-        queue, job_id, HttpTransport(http, handle.url, PARAMS, settings), settings, grace_s=grace_s
+        queue.sending,
+        job_id,
+        HttpTransport(http, handle.url, PARAMS, settings),
+        settings,
+        grace_s=grace_s,
+        runner=a_runner(),
     )
     loop = asyncio.get_running_loop()
     stopped_at: list[float] = []
@@ -735,14 +744,19 @@ async def test_stop_finishes_calls_in_flight_and_leaves_the_rest_pending(
 
 
 async def test_stop_after_grace_gives_back_unanswered_rows_and_loses_none(
-    queue: Queue, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
+    queue: SqliteStorage, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
 ) -> None:
     handle = await sandbox_factory(faults=Faults(latency_s=1.5))
     n, concurrency, grace_s = 12, 4, 0.1
     job_id = await make_job(queue, [record(i) for i in range(n)])
     settings = send_settings(concurrency=concurrency)
     dispatcher = Dispatcher(
-        queue, job_id, HttpTransport(http, handle.url, PARAMS, settings), settings, grace_s=grace_s
+        queue.sending,
+        job_id,
+        HttpTransport(http, handle.url, PARAMS, settings),
+        settings,
+        grace_s=grace_s,
+        runner=a_runner(),
     )
     loop = asyncio.get_running_loop()
     loop.call_later(0.2, dispatcher.stop)
@@ -775,14 +789,16 @@ async def test_stop_after_grace_gives_back_unanswered_rows_and_loses_none(
 
 
 async def test_stop_does_not_wait_out_a_retry_after_pause(
-    queue: Queue, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
+    queue: SqliteStorage, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
 ) -> None:
     handle = await sandbox_factory(faults=Faults(max_rps=5, retry_after_s=30))
     n, grace_s = 20, 5.0
     job_id = await make_job(queue, [record(i) for i in range(n)])
     settings = send_settings(concurrency=4, rate_per_s=100.0)
     transport = recording(http, handle.url, settings)
-    dispatcher = Dispatcher(queue, job_id, transport, settings, grace_s=grace_s)
+    dispatcher = Dispatcher(
+        queue.sending, job_id, transport, settings, grace_s=grace_s, runner=a_runner()
+    )
     loop = asyncio.get_running_loop()
     loop.call_later(0.5, dispatcher.stop)
     async with asyncio.timeout(RUN_LIMIT_S):
@@ -800,7 +816,7 @@ async def test_stop_does_not_wait_out_a_retry_after_pause(
 
 
 async def test_rows_retry_through_a_server_outage(
-    queue: Queue, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
+    queue: SqliteStorage, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
 ) -> None:
     handle = await sandbox_factory(faults=Faults(latency_s=0.02))
     n, concurrency, max_attempts = 150, 4, 60
@@ -831,7 +847,7 @@ async def test_rows_retry_through_a_server_outage(
 
 @pytest.mark.parametrize("method", ["get", "post"])
 async def test_values_arrive_whole_whatever_they_hold(
-    queue: Queue, http: aiohttp.ClientSession, sandbox: SandboxHandle, method: str
+    queue: SqliteStorage, http: aiohttp.ClientSession, sandbox: SandboxHandle, method: str
 ) -> None:
     memos = [
         "a&password=x&EVENT=Other",
@@ -896,7 +912,7 @@ async def echo_base_url() -> AsyncIterator[str]:
 @pytest.mark.parametrize("style", ["raw", "padded", "decoded", "forbidden"])
 @pytest.mark.parametrize("method", ["get", "post"])
 async def test_password_never_stored_in_a_message(
-    queue: Queue, http: aiohttp.ClientSession, echo_base_url: str, style: str, method: str
+    queue: SqliteStorage, http: aiohttp.ClientSession, echo_base_url: str, style: str, method: str
 ) -> None:
     job_id = await make_job(queue, [record(1)])
     settings = send_settings(method=method, max_attempts=1)
@@ -921,7 +937,7 @@ async def test_password_never_stored_in_a_message(
 
 
 async def test_a_repeated_answer_is_masked_every_time(
-    queue: Queue, http: aiohttp.ClientSession, echo_base_url: str
+    queue: SqliteStorage, http: aiohttp.ClientSession, echo_base_url: str
 ) -> None:
     # Short answers are classified and masked once per transport, then reused.
     job_id = await make_job(queue, [record(n) for n in range(1, 6)])
@@ -955,7 +971,7 @@ async def test_a_cached_answer_is_classified_for_the_kind_of_call(
 
 
 async def test_md5_password_never_stored_in_a_message(
-    queue: Queue, http: aiohttp.ClientSession, echo_base_url: str
+    queue: SqliteStorage, http: aiohttp.ClientSession, echo_base_url: str
 ) -> None:
     job_id = await make_job(queue, [record(1)])
     settings = send_settings(max_attempts=1)
@@ -989,7 +1005,9 @@ class BrokenTransport(Transport):
         return Outcome(OutcomeKind.DONE, "BackMsg_84", "BackMsg_84")
 
 
-async def test_a_transport_error_ends_the_run_and_leaves_no_row_in_flight(queue: Queue) -> None:
+async def test_a_transport_error_ends_the_run_and_leaves_no_row_in_flight(
+    queue: SqliteStorage,
+) -> None:
     n = 30
     job_id = await make_job(queue, [record(i) for i in range(n)])
     settings = send_settings(concurrency=2)
@@ -997,14 +1015,14 @@ async def test_a_transport_error_ends_the_run_and_leaves_no_row_in_flight(queue:
     with pytest.raises(RuntimeError, match="transport bug"):
         await dispatch(queue, job_id, BrokenTransport(record(10)), settings)
 
-    counts = await queue.counts(job_id)
+    counts = await queue.reports.counts(job_id)
     assert counts[RowState.IN_FLIGHT] == 0
     assert counts[RowState.PENDING] >= 1
     assert counts[RowState.DONE] + counts[RowState.PENDING] == n
 
 
 async def test_a_get_too_long_for_a_url_is_rejected_without_being_sent(
-    queue: Queue, http: aiohttp.ClientSession, sandbox: SandboxHandle
+    queue: SqliteStorage, http: aiohttp.ClientSession, sandbox: SandboxHandle
 ) -> None:
     job_id = await make_job(queue, [record(1), record(2, memo="x" * 9000)])
     settings = send_settings()

@@ -118,16 +118,16 @@ async def test_json_log_carries_start_progress_stop_and_summary(
 async def test_runner_busy_is_logged_and_exits_75(tmp_path: Path, sandbox: SandboxHandle) -> None:
     config = profile(tmp_path / "nightly.toml", sandbox)
     source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(2)])
-    from bulkimport.storage.sqlite import Queue
+    from bulkimport.storage.sqlite import SqliteStorage
 
-    queue = await Queue.open(tmp_path / "bulkimport.db")
+    queue = await SqliteStorage.open(tmp_path / "bulkimport.db")
     try:
-        async with queue.runner_lock():
+        async with queue.runner():
             busy = await bulkimport("run", str(source), "--config", str(config), cwd=tmp_path)
     finally:
         await queue.close()
     assert busy.code == 75
-    assert busy.err.count("already sending") == 1
+    assert busy.err.count("already working on") == 1
     (error,) = [e for e in log_events(tmp_path / "nightly.log") if e["event"] == "error"]
     assert error["exit_code"] == 75
 

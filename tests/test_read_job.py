@@ -8,21 +8,22 @@ from pathlib import Path
 
 import pytest
 
-from bulkimport.cli.progress import Progress
 from bulkimport.jobs.pipeline import StopSignal, read_job
+from bulkimport.jobs.progress import LoggedProgress
 from bulkimport.reader import sniff_format
 from bulkimport.rows import FileIdentity
 from bulkimport.states import JobState, RowState
-from bulkimport.storage.sqlite import Queue
+from bulkimport.storage.sqlite import SqliteStorage
+from tests.helpers import job_target
 
 ROWS = 12_000  # a bit more than two ingest batches of 5,000
 
 
-class StopAfterFirstBatch(Progress):
+class StopAfterFirstBatch(LoggedProgress):
     """Presses Ctrl-C as soon as the first batch is committed."""
 
     def __init__(self, stop: StopSignal) -> None:
-        super().__init__(bars=False)
+        super().__init__()
         self.stop = stop
 
     def reading(self, offset: int, total_bytes: int, rows: int) -> None:
@@ -32,8 +33,8 @@ class StopAfterFirstBatch(Progress):
 
 
 @pytest.fixture
-async def queue(tmp_path: Path) -> AsyncIterator[Queue]:
-    async with await Queue.open(tmp_path / "queue.db") as opened:
+async def queue(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
+    async with await SqliteStorage.open(tmp_path / "queue.db") as opened:
         yield opened
 
 
@@ -45,10 +46,10 @@ def leads(tmp_path: Path) -> Path:
     return path
 
 
-async def test_stop_while_reading_then_resume(queue: Queue, tmp_path: Path) -> None:
+async def test_stop_while_reading_then_resume(queue: SqliteStorage, tmp_path: Path) -> None:
     path = leads(tmp_path)
     fmt = sniff_format(path)
-    job = await queue.create_job(FileIdentity.of(path), "t", {}, fmt.to_json())
+    job = await queue.jobs.create(FileIdentity.of(path), job_target(), {}, fmt.to_json())
 
     stop = StopSignal()
     stopped = await read_job(queue, job, StopAfterFirstBatch(stop), stop)
@@ -57,10 +58,10 @@ async def test_stop_while_reading_then_resume(queue: Queue, tmp_path: Path) -> N
     assert 0 < stopped.total_rows < ROWS
     assert stopped.total_rows % 5000 == 0
 
-    resumed = await read_job(queue, stopped, Progress(bars=False), StopSignal())
+    resumed = await read_job(queue, stopped, LoggedProgress(), StopSignal())
     assert resumed.state is JobState.READY
     assert resumed.total_rows == ROWS
-    assert (await queue.counts(job.id))[RowState.PENDING] == ROWS
+    assert (await queue.reports.counts(job.id))[RowState.PENDING] == ROWS
     conn = sqlite3.connect(queue.path)
     try:
         lines = [line for (line,) in conn.execute("SELECT line FROM rows ORDER BY id")]
@@ -68,5 +69,5 @@ async def test_stop_while_reading_then_resume(queue: Queue, tmp_path: Path) -> N
         conn.close()
     # Every line once, in order (each record spans two physical lines).
     assert lines == list(range(2, 2 * ROWS + 2, 2))
-    views = [v async for v in queue.iter_rows(job.id, [RowState.PENDING], batch=4000)]
+    views = [v async for v in queue.reports.iter_rows(job.id, [RowState.PENDING], batch=4000)]
     assert views[7].cells == ("13800000007", "张7", 'a,"b"\n\x1f7')

@@ -20,7 +20,7 @@ from bulkimport.jobs.events import event
 from bulkimport.jobs.pipeline import JobSummary
 from bulkimport.settings import SPECS, Settings, load_profile, read_password, resolve
 from bulkimport.states import JobState
-from bulkimport.storage.sqlite import Queue
+from bulkimport.storage.sqlite import SqliteStorage
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -180,12 +180,12 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @contextlib.asynccontextmanager
-async def open_queue(db: Path) -> AsyncIterator[Queue]:
-    queue = await Queue.open(db)
+async def open_queue(db: Path, *, read_only: bool = False) -> AsyncIterator[SqliteStorage]:
+    storage = await SqliteStorage.open(db, read_only=read_only)
     try:
-        yield queue
+        yield storage
     finally:
-        await queue.close()
+        await storage.close()
 
 
 def finish(summary: JobSummary, *, as_json: bool, quiet: bool) -> None:

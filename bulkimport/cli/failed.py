@@ -69,12 +69,13 @@ def failed(
         async with open_queue(db) as queue:
             resolved = job_id
             if resolved is None:
-                jobs = await queue.list_jobs()
+                jobs = await queue.jobs.list()
                 if not jobs:
                     raise ConfigError(f"no job in {db}")
                 resolved = jobs[-1].id
             path = output or default_report_path(db, resolved)
-            return resolved, path, await write_report(queue, resolved, path, wanted)
+            job = await queue.jobs.get(resolved)
+            return resolved, path, await write_report(queue.reports, job, path, wanted)
 
     resolved, path, count = run_async(main())
     if as_json:

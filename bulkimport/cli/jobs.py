@@ -24,11 +24,11 @@ from bulkimport.cli.base import (
     setting_options,
     show_bars,
 )
-from bulkimport.cli.progress import Progress
+from bulkimport.cli.progress import progress_for
 from bulkimport.errors import ConfigError
 from bulkimport.jobs.pipeline import JobSummary, run_pipeline, summarize
 from bulkimport.states import JobState, RowState
-from bulkimport.storage.sqlite import RemoteImport
+from bulkimport.storage import RemoteImport
 
 
 def run_job_command(
@@ -57,7 +57,9 @@ def run_job_command(
             resolved_id = job_id
             if path is None:
                 job = await (
-                    queue.get_job(job_id) if job_id is not None else queue.latest_unfinished_job()
+                    queue.jobs.get(job_id)
+                    if job_id is not None
+                    else queue.jobs.latest(unfinished=True)
                 )
                 if job is None:
                     raise ConfigError(f"no unfinished job in {db}; see bulkimport jobs")
@@ -79,7 +81,7 @@ def run_job_command(
                     new=new,
                     send=send,
                     retry_states=retry_states,
-                    progress=Progress(bars=bars, interval_s=settings.log_interval_s),
+                    progress=progress_for(bars=bars, interval_s=settings.log_interval_s),
                     say=say,
                     report_path=Path(settings.report) if settings.report else None,
                 )
@@ -232,7 +234,7 @@ def status(
     async def main() -> JobSummary:
         async with open_queue(db) as queue:
             if job_id is None:
-                jobs = await queue.list_jobs()
+                jobs = await queue.jobs.list()
                 if not jobs:
                     raise ConfigError(f"no job in {db}")
                 return await summarize(queue, max(jobs, key=lambda j: j.id).id)
@@ -282,8 +284,8 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> None
 
     async def main() -> tuple[list[JobSummary], list[RemoteImport]]:
         async with open_queue(db) as queue:
-            summaries = [await summarize(queue, job.id) for job in await queue.list_jobs()]
-            return summaries, await queue.list_remote_imports()
+            summaries = [await summarize(queue, job.id) for job in await queue.jobs.list()]
+            return summaries, await queue.remote.list()
 
     summaries, remotes = run_async(main())
     if as_json:

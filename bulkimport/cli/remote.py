@@ -33,7 +33,7 @@ from bulkimport.send.remote import (
 )
 from bulkimport.settings import Settings
 from bulkimport.states import RemoteState
-from bulkimport.storage.sqlite import RemoteImport
+from bulkimport.storage import RemoteImport
 
 log = logging.getLogger("bulkimport")
 
@@ -135,7 +135,7 @@ async def _submit(
                 on_retry=_log_retry,
             )
         outcome = result.outcome
-        record = await queue.add_remote_import(
+        record = await queue.remote.add(
             source=request.source.value,
             url=request.url,
             target_key=target.key,

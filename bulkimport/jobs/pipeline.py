@@ -20,9 +20,9 @@ from typing import Any
 
 import aiohttp
 
-from bulkimport.cli.progress import Progress
 from bulkimport.errors import ConfigError, InputError
 from bulkimport.jobs.events import event
+from bulkimport.jobs.progress import LoggedProgress, ProgressListener
 from bulkimport.jobs.report import default_report_path, is_report, write_report
 from bulkimport.protocol import describe_code
 from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
@@ -37,7 +37,7 @@ from bulkimport.send import (
 )
 from bulkimport.settings import Settings, Target
 from bulkimport.states import JobState, RowState
-from bulkimport.storage.sqlite import Ingested, Job, Queue
+from bulkimport.storage import Ingested, Job, RunnerId, Storage
 
 log = logging.getLogger("bulkimport")
 
@@ -93,9 +93,9 @@ class JobSummary:
         }
 
 
-async def summarize(queue: Queue, job_id: int, *, report: str | None = None) -> JobSummary:
-    job = await queue.get_job(job_id)
-    counts = await queue.counts(job_id)
+async def summarize(storage: Storage, job_id: int, *, report: str | None = None) -> JobSummary:
+    job = await storage.jobs.get(job_id)
+    counts = await storage.reports.counts(job_id)
     errors = [
         {
             "line": row.line,
@@ -103,7 +103,7 @@ async def summarize(queue: Queue, job_id: int, *, report: str | None = None) -> 
             "code": row.last_code,
             "message": row.last_message,
         }
-        for row in await queue.last_errors(job_id)
+        for row in await storage.reports.last_errors(job_id)
     ]
     return JobSummary(
         job=job.id,
@@ -195,7 +195,7 @@ class StopSignal:
 
 
 async def open_job(
-    queue: Queue,
+    storage: Storage,
     path: Path,
     settings: Settings,
     *,
@@ -206,7 +206,7 @@ async def open_job(
     target = _target(settings)
     identity = identify(path)
     if not new:
-        job = await queue.find_unfinished_job(identity, target.key)
+        job = await storage.jobs.find_unfinished(identity, target.ref)
         if job is not None:
             say(f"resuming job {job.id} ({job.state.value}) for {path}; --new starts afresh")
             return job
@@ -218,7 +218,7 @@ async def open_job(
         say(f"{path} is a failed-rows report: reading it as UTF-8 CSV, its _ columns dropped")
     fmt = await asyncio.to_thread(sniff_format, path, options)
     stored = {k: v for k, v in settings.values.items() if k != "password"}
-    job = await queue.create_job(identity, target.key, stored, fmt.to_json())
+    job = await storage.jobs.create(identity, target.ref, stored, fmt.to_json())
     say(
         f"job {job.id}: {path} ({fmt.encoding}, delimiter {fmt.delimiter!r}, "
         f"{len(fmt.header)} columns)"
@@ -226,7 +226,7 @@ async def open_job(
     return job
 
 
-async def read_job(queue: Queue, job: Job, progress: Progress, stop: StopSignal) -> Job:
+async def read_job(storage: Storage, job: Job, progress: ProgressListener, stop: StopSignal) -> Job:
     """Read the job's file into its queue from where reading stopped; ``READY`` at the end.
 
     A stop request (Ctrl-C) ends reading after the batch in hand is committed; the job is
@@ -235,8 +235,8 @@ async def read_job(queue: Queue, job: Job, progress: Progress, stop: StopSignal)
     if job.state is JobState.INTERRUPTED and job.started_at is None:
         # Interrupted before it ever ran, so while reading (send_job marks a job running
         # before anything else): back to reading, the only state rows can be added in.
-        await queue.set_job_state(job.id, JobState.READING)
-        job = await queue.get_job(job.id)
+        await storage.jobs.set_state(job.id, JobState.READING)
+        job = await storage.jobs.get(job.id)
     if job.state is not JobState.READING:
         return job
     path = Path(job.file.path)
@@ -270,14 +270,14 @@ async def read_job(queue: Queue, job: Job, progress: Progress, stop: StopSignal)
     try:
         # closing(): a stop leaves the generator unfinished; its file is closed at once.
         with contextlib.closing(batches):
-            await queue.ingest(job.id, batches, on_batch=on_batch, stop=halt)
+            await storage.reading.ingest(job.id, batches, on_batch=on_batch, stop=halt)
     finally:
         progress.end_reading(rows)
     if stop.requested:
-        await queue.set_job_state(job.id, JobState.INTERRUPTED, "interrupted while reading")
-        return await queue.get_job(job.id)
-    await queue.finish_reading(job.id)
-    return await queue.get_job(job.id)
+        await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "interrupted while reading")
+        return await storage.jobs.get(job.id)
+    await storage.reading.finish(job.id)
+    return await storage.jobs.get(job.id)
 
 
 def _target(settings: Settings) -> Target:
@@ -287,27 +287,38 @@ def _target(settings: Settings) -> Target:
 
 
 async def send_job(
-    queue: Queue,
+    storage: Storage,
     job: Job,
     settings: Settings,
     password: str,
-    progress: Progress,
+    progress: ProgressListener,
     stop: StopSignal,
     *,
+    runner: RunnerId,
     session: aiohttp.ClientSession | None = None,
 ) -> SendResult:
     """Send the job's pending rows and record how it ended (job state and message)."""
     target = _target(settings)
     params = target.import_params(password)
-    await queue.set_job_state(job.id, JobState.RUNNING)
-    progress.start_sending(job.id, await queue.counts(job.id))
+    await storage.jobs.set_state(job.id, JobState.RUNNING)
+    progress.start_sending(job.id, await storage.reports.counts(job.id))
     own_session = session is None
     if session is None:
         session = open_session(settings.send.concurrency)
     try:
         transport = HttpTransport(session, target.url, params, settings.send)
+
+        async def on_rate(rate_per_s: float) -> None:
+            await storage.jobs.record_send_rate(job.id, rate_per_s)
+
         dispatcher = Dispatcher(
-            queue, job.id, transport, settings.send, on_progress=progress.sending
+            storage.sending,
+            job.id,
+            transport,
+            settings.send,
+            runner=runner,
+            on_progress=progress.sending,
+            on_rate=on_rate,
         )
         stop.on_stop(dispatcher.stop)
         if stop.requested:
@@ -321,7 +332,7 @@ async def send_job(
     if result.end is SendEnd.FATAL and result.fatal is not None:
         fatal = result.fatal
         reason = fatal_reason(fatal.code, fatal.message, target, settings.password_env)
-        await queue.set_job_state(job.id, JobState.STOPPED, reason)
+        await storage.jobs.set_state(job.id, JobState.STOPPED, reason)
         # The command line prints the reason itself: the terminal needs it once.
         log.error(
             "job %d stopped: %s",
@@ -332,14 +343,14 @@ async def send_job(
             ),
         )
     elif result.end is SendEnd.STOPPED:
-        await queue.set_job_state(job.id, JobState.INTERRUPTED, "interrupted")
+        await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "interrupted")
         log.warning(
             "job %d interrupted",
             job.id,
             extra=event("stop", file_only=True, job=job.id, state="interrupted", reason="signal"),
         )
     else:
-        await queue.set_job_state(job.id, JobState.FINISHED)
+        await storage.jobs.set_state(job.id, JobState.FINISHED)
     return result
 
 
@@ -373,7 +384,7 @@ def _setting_hint(code: int, target: Target, password_env: str) -> str:
 
 
 async def run_pipeline(
-    queue: Queue,
+    storage: Storage,
     *,
     settings: Settings,
     password: str | None,
@@ -382,7 +393,7 @@ async def run_pipeline(
     new: bool = False,
     send: bool = True,
     retry_states: Collection[RowState] = (),
-    progress: Progress | None = None,
+    progress: ProgressListener | None = None,
     say: Callable[[str], None] = lambda text: None,
     report_path: Path | None = None,
 ) -> JobSummary:
@@ -395,24 +406,24 @@ async def run_pipeline(
     The summary's job state says how it ended: ``finished``, ``stopped`` (a fatal answer),
     ``interrupted`` (a signal) or ``ready`` (staged); all but ``finished`` are resumable.
     """
-    progress = progress or Progress(bars=False)
+    progress = progress or LoggedProgress()
     stop = StopSignal()
     started = time.monotonic()
     with stop.watch():
-        async with queue.runner_lock():
+        async with storage.runner() as runner:
             if path is not None:
-                job = await open_job(queue, path, settings, new=new, say=say)
+                job = await open_job(storage, path, settings, new=new, say=say)
             else:
                 assert job_id is not None
-                job = await queue.get_job(job_id)
+                job = await storage.jobs.get(job_id)
             _log_start(job, settings, send=send)
-            job = await read_job(queue, job, progress, stop)
+            job = await read_job(storage, job, progress, stop)
             if not send or stop.requested:
-                return _finish_log(await summarize(queue, job.id), started)
+                return _finish_log(await summarize(storage, job.id), started)
             if password is None:
                 raise ConfigError("no password")
             if retry_states:
-                reset = await queue.reset_rows(job.id, retry_states)
+                reset = await storage.reports.reset_rows(job.id, retry_states)
                 names = " and ".join(sorted(state.value for state in retry_states))
                 say(f"job {job.id}: {reset:,} {names} rows back to pending")
                 log.info(
@@ -422,15 +433,17 @@ async def run_pipeline(
                     extra=event("retry", file_only=True, job=job.id, rows=reset),
                 )
             if settings.skip_unchanged:
-                await _skip_unchanged(queue, job, settings, say)
-            await send_job(queue, job, settings, password, progress, stop)
+                await _skip_unchanged(storage, job, settings, say)
+            await send_job(storage, job, settings, password, progress, stop, runner=runner)
             report = None
-            counts = await queue.counts(job.id)
+            counts = await storage.reports.counts(job.id)
             if any(n for state, n in counts.items() if state.is_problem):
-                target_path = (report_path or default_report_path(queue.path, job.id)).absolute()
-                await write_report(queue, job.id, target_path)
+                target_path = (
+                    report_path or default_report_path(Path(storage.location), job.id)
+                ).absolute()
+                await write_report(storage.reports, job, target_path)
                 report = str(target_path)
-            return _finish_log(await summarize(queue, job.id, report=report), started)
+            return _finish_log(await summarize(storage, job.id, report=report), started)
 
 
 def _log_start(job: Job, settings: Settings, *, send: bool) -> None:
@@ -454,15 +467,15 @@ def _log_start(job: Job, settings: Settings, *, send: bool) -> None:
 
 
 async def _skip_unchanged(
-    queue: Queue, job: Job, settings: Settings, say: Callable[[str], None]
+    storage: Storage, job: Job, settings: Settings, say: Callable[[str], None]
 ) -> None:
     """Mark the rows an earlier job already loaded to this target as skipped.
 
     Idempotent: on a resume it finds nothing new to skip among the rows still pending.
     """
     target = _target(settings)
-    skipped = await queue.mark_unchanged_skipped(job.id, target.key)
-    pending = (await queue.counts(job.id))[RowState.PENDING]
+    skipped = await storage.reports.mark_unchanged_skipped(job.id, target.ref)
+    pending = (await storage.reports.counts(job.id))[RowState.PENDING]
     say(
         f"job {job.id}: {skipped:,} rows skipped (unchanged since an earlier job), "
         f"{pending:,} to send"

@@ -18,9 +18,8 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from bulkimport.errors import ConfigError
-from bulkimport.reader import FileFormat
 from bulkimport.states import RowState
-from bulkimport.storage.sqlite import Queue
+from bulkimport.storage import Job, RowReports
 
 REPORT_COLUMNS = ("_line", "_state", "_code", "_message")
 PROBLEM_STATES = frozenset(state for state in RowState if state.is_problem)
@@ -65,14 +64,13 @@ def default_report_path(db_path: Path, job_id: int) -> Path:
 
 
 async def write_report(
-    queue: Queue,
-    job_id: int,
+    reports: RowReports,
+    job: Job,
     path: Path,
     states: Collection[RowState] = PROBLEM_STATES,
 ) -> int:
     """Write the rows of ``job_id`` in ``states`` to ``path`` (atomically); return how many."""
-    job = await queue.get_job(job_id)
-    header = list(FileFormat.from_json(job.fmt_json).header)
+    header = list(job.format.header)
     width = len(header)
     partial = path.with_name(path.name + ".partial")
     count = 0
@@ -80,7 +78,7 @@ async def write_report(
     with open(partial, "w", encoding="utf-8-sig", newline="") as handle:  # noqa: ASYNC230
         writer = csv.writer(handle)
         writer.writerow([*header, *REPORT_COLUMNS])
-        async for row in queue.iter_rows(job_id, states):
+        async for row in reports.iter_rows(job.id, states):
             cells = list(row.cells)
             if len(cells) < width:
                 cells.extend([""] * (width - len(cells)))

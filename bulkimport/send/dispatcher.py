@@ -25,7 +25,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -36,7 +36,7 @@ from bulkimport.send.policy import row_result
 from bulkimport.send.transport import Transport
 from bulkimport.settings import SendSettings
 from bulkimport.states import RowState
-from bulkimport.storage.sqlite import Queue
+from bulkimport.storage import RunnerId, SendQueue
 
 log = logging.getLogger("bulkimport")
 
@@ -100,16 +100,23 @@ class _Run:
 
 
 class Dispatcher:
-    """Sends the pending rows of one job until none is left, a fatal answer, or ``stop()``."""
+    """Sends the pending rows of one job until none is left, a fatal answer, or ``stop()``.
+
+    ``queue`` is the storage's sending side; ``runner`` the runner this process holds (its
+    claims name it). ``on_progress`` hears the counts about every ``RESULT_FLUSH_S``;
+    ``on_rate`` the rows settled per second every ``RATE_EVERY_S``.
+    """
 
     def __init__(
         self,
-        queue: Queue,
+        queue: SendQueue,
         job_id: int,
         transport: Transport,
         settings: SendSettings,
         *,
+        runner: RunnerId,
         on_progress: Callable[[SendCounts], None] | None = None,
+        on_rate: Callable[[float], Awaitable[None]] | None = None,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
         rng: random.Random | None = None,
@@ -117,6 +124,8 @@ class Dispatcher:
     ) -> None:
         self._queue = queue
         self._job_id = job_id
+        self._runner = runner
+        self._on_rate = on_rate
         self._transport = transport
         self._settings = settings
         self._on_progress = on_progress
@@ -136,7 +145,7 @@ class Dispatcher:
 
     async def run(self) -> SendResult:
         started = self._clock()
-        recovered = await self._queue.recover_in_flight(self._job_id)
+        recovered = await self._queue.recover_in_flight(self._job_id, self._runner)
         run = self._run
         # Claims of several rounds of calls: fewer transactions per row; the rows claimed but
         # not sent are given back at a stop (and counted as "maybe sent" after a kill).
@@ -209,7 +218,9 @@ class Dispatcher:
                 run.low.clear()
                 await self._wait_for(run.low, 0.1)
                 continue
-            rows = await self._queue.claim_batch(self._job_id, claim_size, now_s=self._wall())
+            rows = await self._queue.claim_batch(
+                self._job_id, claim_size, now_s=self._wall(), runner=self._runner
+            )
             if run.stop.is_set():
                 if rows:
                     await self._queue.release(self._job_id, [row.id for row in rows])
@@ -357,7 +368,8 @@ class Dispatcher:
             if now - rate_from_s >= RATE_EVERY_S:
                 settled = self.counts.settled
                 rate = (settled - rate_from_settled) / (now - rate_from_s)
-                await self._queue.record_send_rate(self._job_id, rate)
+                if self._on_rate is not None:
+                    await self._on_rate(rate)
                 rate_from_s, rate_from_settled = now, settled
 
     async def _flush(self) -> None:

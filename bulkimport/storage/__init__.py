@@ -1,1 +1,26 @@
-"""Where jobs and rows are kept."""
+"""Where jobs and rows are kept: the interfaces (``interface``), the values they give back
+(``values``), and the SQLite implementation (``sqlite``)."""
+
+from bulkimport.storage.interface import (
+    IngestStore,
+    JobStore,
+    RemoteLog,
+    RowReports,
+    SendQueue,
+    Storage,
+)
+from bulkimport.storage.values import Ingested, Job, RemoteImport, RowView, RunnerId
+
+__all__ = [
+    "IngestStore",
+    "Ingested",
+    "Job",
+    "JobStore",
+    "RemoteImport",
+    "RemoteLog",
+    "RowReports",
+    "RowView",
+    "RunnerId",
+    "SendQueue",
+    "Storage",
+]

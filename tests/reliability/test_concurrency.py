@@ -38,7 +38,7 @@ async def test_a_second_runner_on_the_same_database_is_refused_and_the_first_fin
         assert refused.code == 75, refused.err
         lines = [line for line in refused.err.splitlines() if line.strip()]
         assert len(lines) == 1, refused.err
-        assert "already sending" in lines[0] and f"pid {first.pid}" in lines[0]
+        assert "already working on" in lines[0] and f"pid {first.pid}" in lines[0]
         assert "Traceback" not in refused.err
 
     assert first.returncode is None, "the first runner ended before the second one tried"

@@ -10,31 +10,50 @@ runs in-process against a transport that answers at once and a queue whose commi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from bulkimport.protocol import Outcome, OutcomeKind
-from bulkimport.rows import FileIdentity, NewRow, RowResult
+from bulkimport.rows import ClaimedRow, FileIdentity, NewRow, RowResult
 from bulkimport.send import RESULT_BATCH_ROWS, Dispatcher, SendEnd, Transport
 from bulkimport.settings import SendSettings
 from bulkimport.states import RowState
-from bulkimport.storage.sqlite import Queue
+from bulkimport.storage import RunnerId, SendQueue
+from bulkimport.storage.sqlite import SqliteStorage
+from tests.helpers import a_runner, job_target
 
 ROWS = 3000
 CONCURRENCY = 8
 COMMIT_S = 0.05  # a slow disk
 
 
-class SlowCommits(Queue):
-    """A queue whose outcome commits take ``COMMIT_S``; counts the rows committed."""
+class SlowCommits:
+    """A storage's sending side whose outcome commits take ``COMMIT_S``; counts the rows
+    committed."""
 
-    committed = 0
+    def __init__(self, inner: SendQueue) -> None:
+        self.inner = inner
+        self.committed = 0
 
     async def record_results(self, job_id: int, results: Sequence[RowResult]) -> int:
         await asyncio.sleep(COMMIT_S)
-        recorded = await super().record_results(job_id, results)
+        recorded = await self.inner.record_results(job_id, results)
         self.committed += recorded
         return recorded
+
+    async def recover_in_flight(self, job_id: int, runner: RunnerId) -> int:
+        return await self.inner.recover_in_flight(job_id, runner)
+
+    async def claim_batch(
+        self, job_id: int, limit: int, *, now_s: float, runner: RunnerId
+    ) -> list[ClaimedRow]:
+        return await self.inner.claim_batch(job_id, limit, now_s=now_s, runner=runner)
+
+    async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
+        return await self.inner.release(job_id, row_ids)
+
+    async def next_attempt_at(self, job_id: int) -> float | None:
+        return await self.inner.next_attempt_at(job_id)
 
 
 class Instant(Transport):
@@ -55,18 +74,21 @@ class Instant(Transport):
 async def test_rows_sent_but_not_recorded_never_exceed_concurrency_plus_one_batch(
     tmp_path: Path,
 ) -> None:
-    queue = await SlowCommits.open(tmp_path / "queue.db")
+    queue = await SqliteStorage.open(tmp_path / "queue.db")
+    slow = SlowCommits(queue.sending)
     try:
-        job = await queue.create_job(FileIdentity("/leads.csv", 1, 1, "0" * 64), "t", {}, "{}")
+        job = await queue.jobs.create(
+            FileIdentity("/leads.csv", 1, 1, "0" * 64), job_target(), {}, "{}"
+        )
         rows = [NewRow(n, RowState.PENDING, f"phone1={n}", (str(n),)) for n in range(2, ROWS + 2)]
-        await queue.add_rows(job.id, rows, read_offset=1, read_line=ROWS + 2)
-        await queue.finish_reading(job.id)
-        transport = Instant(queue)
+        await queue.reading.add_rows(job.id, rows, read_offset=1, read_line=ROWS + 2)
+        await queue.reading.finish(job.id)
+        transport = Instant(slow)
         settings = SendSettings(rate_per_s=0, concurrency=CONCURRENCY)
         async with asyncio.timeout(60):
-            result = await Dispatcher(queue, job.id, transport, settings).run()
+            result = await Dispatcher(slow, job.id, transport, settings, runner=a_runner()).run()
         assert result.end is SendEnd.FINISHED
-        assert (await queue.counts(job.id))[RowState.DONE] == ROWS == transport.sent
+        assert (await queue.reports.counts(job.id))[RowState.DONE] == ROWS == transport.sent
     finally:
         await queue.close()
     assert transport.widest <= CONCURRENCY + RESULT_BATCH_ROWS

@@ -1,5 +1,81 @@
-"""The SQLite storage."""
+"""The SQLite storage: one file holds the jobs and the state of every row.
 
-from bulkimport.storage.sqlite.store import Ingested, Job, Queue, RemoteImport, RowView
+``SqliteStorage.open(path)`` checks, creates or migrates the file and gives the roles of
+``bulkimport.storage.Storage``, each in a module of its own over one ``Database``:
+``jobs.py``, ``ingest.py``, ``sending.py``, ``reports.py``, ``remote.py``, and the runner
+lock in ``runner.py``. Every SQLite trick lives in this package: WAL and its checkpoints,
+the loop connection of the sending path, counts kept per statement, cells kept inside the
+record (``cells.py``), the header mark that keeps bulkimport out of other files.
+"""
 
-__all__ = ["Ingested", "Job", "Queue", "RemoteImport", "RowView"]
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from bulkimport.storage.interface import Storage
+from bulkimport.storage.sqlite.database import Database
+from bulkimport.storage.sqlite.ingest import SqliteIngest
+from bulkimport.storage.sqlite.jobs import SqliteJobs
+from bulkimport.storage.sqlite.remote import SqliteRemoteLog
+from bulkimport.storage.sqlite.reports import SqliteReports
+from bulkimport.storage.sqlite.runner import hold_runner
+from bulkimport.storage.sqlite.sending import SqliteSending
+from bulkimport.storage.values import RunnerId
+
+__all__ = ["SqliteStorage"]
+
+
+class SqliteStorage:
+    """A queue database. Open with ``await SqliteStorage.open(path)`` (or ``async with``).
+
+    Its roles may be used from several tasks: they are serialised by one lock. Several
+    processes may open the same file (readers such as ``status``), but only the holder of
+    ``runner()`` sends.
+    """
+
+    def __init__(self, db: Database) -> None:
+        """Use ``SqliteStorage.open``."""
+        self.db = db
+        self.path = db.path
+        self.jobs = SqliteJobs(db)
+        self.reading = SqliteIngest(db)
+        self.sending = SqliteSending(db)
+        self.reports = SqliteReports(db)
+        self.remote = SqliteRemoteLog(db)
+
+    @classmethod
+    async def open(cls, path: Path | str, *, read_only: bool = False) -> SqliteStorage:
+        """Open (or create) the database at ``path`` and bring its schema up to date;
+        ``read_only``: never create, migrate or write it. ``DatabaseError`` says why not."""
+        return cls(await Database.open(path, read_only=read_only))
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
+    def runner(self) -> AbstractAsyncContextManager[RunnerId]:
+        """Hold the right to send from this database; ``RunnerBusy`` if another has it."""
+        return hold_runner(self.db)
+
+    async def close(self) -> None:
+        """Close the connections (committed data is already on disk)."""
+        await self.db.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _conforms(storage: SqliteStorage) -> Storage:
+    """For the type checker: ``SqliteStorage`` implements the ``Storage`` interface."""
+    return storage

@@ -16,7 +16,10 @@ Two forms, told apart by the first character:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+
+from bulkimport.protocol import decode_record
+from bulkimport.reader import FileFormat, cells_rebuilder
 
 CELLS_MARK = "\x1e"  # ASCII record separator
 CELLS_UNIT = "\x1f"  # ASCII unit separator
@@ -37,3 +40,31 @@ def decode_cells(text: str) -> tuple[str, ...]:
     if text.startswith(CELLS_MARK):
         return tuple(text[1:].split(CELLS_UNIT))
     return tuple(json.loads(text))
+
+
+Rebuild = Callable[[str], tuple[str, ...]]
+
+
+def rebuilder(fmt_json: str) -> Rebuild | None:
+    """How to rebuild the cells stored as ``CELLS_IN_RECORD`` for a job of this format."""
+    try:
+        return cells_rebuilder(FileFormat.from_json(fmt_json))
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def record_width(fmt_json: str) -> int:
+    """The number of cells of the rows of a job of this format that may be stored without
+    them (the header's width), or 0 if none may."""
+    if rebuilder(fmt_json) is None:
+        return 0
+    return len(FileFormat.from_json(fmt_json).fields)
+
+
+def cells_of(text: str, record: str | None, rebuild: Rebuild | None) -> tuple[str, ...]:
+    """A stored row's cells, from its ``cells`` column and its record."""
+    if text == CELLS_IN_RECORD and record is not None:
+        # Stored once, in the record. Without the job's format (never expected) the
+        # record's values are the best that can be given back.
+        return rebuild(record) if rebuild else tuple(v for _, v in decode_record(record))
+    return decode_cells(text)

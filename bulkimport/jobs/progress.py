@@ -1,0 +1,262 @@
+"""How a job tells the world how far it is: a listener interface, and two listeners.
+
+- ``ProgressListener``: what the pipeline calls while reading and sending;
+- ``LoggedProgress``: a ``progress`` event in the ``bulkimport.progress`` logger every
+  ``interval_s`` (the command line sends it to ``--log``; a library user's logging config
+  decides);
+- ``EventProgress``: the same facts as ``ProgressEvent`` values, for a library user's
+  callback (``Client(on_progress=...)``). Never a terminal bar: that is the command line's.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol
+
+from bulkimport.jobs.events import event
+from bulkimport.send import SendCounts
+from bulkimport.states import RowState
+
+log = logging.getLogger("bulkimport.progress")
+
+LOG_INTERVAL_S = 10.0
+
+
+class ProgressListener(Protocol):
+    """Hears a job's progress: reading (bytes of the file), then sending (rows settled)."""
+
+    def start_reading(self, job_id: int, total_bytes: int, offset: int) -> None: ...
+
+    def reading(self, offset: int, total_bytes: int, rows: int) -> None: ...
+
+    def end_reading(self, rows: int) -> None: ...
+
+    def start_sending(self, job_id: int, counts: Mapping[RowState, int]) -> None: ...
+
+    def sending(self, counts: SendCounts) -> None: ...
+
+    def end_sending(self) -> None: ...
+
+
+class Phase(StrEnum):
+    READING = "reading"
+    SENDING = "sending"
+
+
+@dataclass(frozen=True)
+class ProgressEvent:
+    """How far a job is, at one moment.
+
+    Reading: ``bytes_read`` of ``total_bytes``, ``rows`` stored so far. Sending: ``settled``
+    of ``total`` rows are in a final state, ``sent`` calls made by this run, and the run's
+    counts of outcomes (``done``, ``duplicate``, ``rejected``, ``failed``, ``retried``).
+    ``finished`` is true on the last event of a phase.
+    """
+
+    job: int
+    phase: Phase
+    bytes_read: int = 0
+    total_bytes: int = 0
+    rows: int = 0
+    settled: int = 0
+    total: int = 0
+    sent: int = 0
+    outcomes: Mapping[str, int] | None = None
+    finished: bool = False
+
+
+class Tally:
+    """The arithmetic every listener needs: where a job started, and how far it is."""
+
+    def __init__(self) -> None:
+        self.job_id = 0
+        self.total = 0
+        self.base_terminal = 0
+        self.started_s = time.monotonic()
+
+    def start_sending(self, job_id: int, counts: Mapping[RowState, int]) -> None:
+        self.job_id = job_id
+        self.total = sum(counts.values())
+        self.base_terminal = sum(n for state, n in counts.items() if state.is_terminal)
+        self.started_s = time.monotonic()
+
+    def settled(self, counts: SendCounts) -> int:
+        return self.base_terminal + counts.settled
+
+    def rate_per_s(self, counts: SendCounts) -> float:
+        elapsed = time.monotonic() - self.started_s
+        return counts.settled / elapsed if elapsed > 0 else 0.0
+
+
+def _outcomes(counts: SendCounts) -> dict[str, int]:
+    return {
+        "done": counts.done,
+        "duplicate": counts.duplicate,
+        "rejected": counts.rejected,
+        "failed": counts.failed,
+        "retried": counts.retried,
+    }
+
+
+class LoggedProgress:
+    """A ``progress`` log event every ``interval_s`` while reading and sending."""
+
+    def __init__(self, *, interval_s: float = LOG_INTERVAL_S) -> None:
+        self._interval_s = interval_s
+        self._last_log_s = 0.0
+        self._tally = Tally()
+
+    def start_reading(self, job_id: int, total_bytes: int, offset: int) -> None:
+        self._tally.job_id = job_id
+        self._last_log_s = time.monotonic()
+
+    def reading(self, offset: int, total_bytes: int, rows: int) -> None:
+        if not self._due():
+            return
+        job_id = self._tally.job_id
+        share = 100.0 * offset / total_bytes if total_bytes else 100.0
+        log.info(
+            "job %d: reading %.0f%% (%s rows)",
+            job_id,
+            share,
+            f"{rows:,}",
+            extra=event(
+                "progress",
+                job=job_id,
+                phase="reading",
+                bytes=offset,
+                total_bytes=total_bytes,
+                rows=rows,
+            ),
+        )
+
+    def end_reading(self, rows: int) -> None:
+        log.debug("job %d: read %d rows", self._tally.job_id, rows)
+
+    def start_sending(self, job_id: int, counts: Mapping[RowState, int]) -> None:
+        self._tally.start_sending(job_id, counts)
+        self._last_log_s = time.monotonic()
+
+    def sending(self, counts: SendCounts) -> None:
+        if not self._due():
+            return
+        tally = self._tally
+        settled = tally.settled(counts)
+        rate = tally.rate_per_s(counts)
+        left = tally.total - settled
+        eta_s = left / rate if rate > 0 else None
+        fields: dict[str, Any] = {
+            "job": tally.job_id,
+            "phase": "sending",
+            "settled": settled,
+            "total": tally.total,
+            "rate_per_s": round(rate, 2),
+            "eta_s": None if eta_s is None else round(eta_s, 1),
+            "sent": counts.sent,
+            **_outcomes(counts),
+        }
+        log.info(
+            "job %d: %s/%s rows, %.1f rows/s, ETA %s, rejected %d, failed %d, retried %d",
+            tally.job_id,
+            f"{settled:,}",
+            f"{tally.total:,}",
+            rate,
+            "?" if eta_s is None else f"{eta_s:.0f}s",
+            counts.rejected,
+            counts.failed,
+            counts.retried,
+            extra=event("progress", **fields),
+        )
+
+    def end_sending(self) -> None:
+        pass
+
+    def _due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_log_s >= self._interval_s:
+            self._last_log_s = now
+            return True
+        return False
+
+
+class EventProgress:
+    """Turns the listener's calls into ``ProgressEvent`` values for ``callback``."""
+
+    def __init__(self, callback: Callable[[ProgressEvent], None]) -> None:
+        self._callback = callback
+        self._tally = Tally()
+        self._bytes = (0, 0)
+        self._last = SendCounts()
+
+    def start_reading(self, job_id: int, total_bytes: int, offset: int) -> None:
+        self._tally.job_id = job_id
+        self._bytes = (offset, total_bytes)
+        self._callback(ProgressEvent(job_id, Phase.READING, offset, total_bytes))
+
+    def reading(self, offset: int, total_bytes: int, rows: int) -> None:
+        self._bytes = (offset, total_bytes)
+        self._callback(ProgressEvent(self._tally.job_id, Phase.READING, offset, total_bytes, rows))
+
+    def end_reading(self, rows: int) -> None:
+        offset, total = self._bytes
+        self._callback(
+            ProgressEvent(self._tally.job_id, Phase.READING, offset, total, rows, finished=True)
+        )
+
+    def start_sending(self, job_id: int, counts: Mapping[RowState, int]) -> None:
+        self._tally.start_sending(job_id, counts)
+        self._callback(self._sending(SendCounts()))
+
+    def sending(self, counts: SendCounts) -> None:
+        self._last = counts
+        self._callback(self._sending(counts))
+
+    def end_sending(self) -> None:
+        self._callback(self._sending(self._last, finished=True))
+
+    def _sending(self, counts: SendCounts, *, finished: bool = False) -> ProgressEvent:
+        tally = self._tally
+        return ProgressEvent(
+            tally.job_id,
+            Phase.SENDING,
+            settled=tally.settled(counts),
+            total=tally.total,
+            sent=counts.sent,
+            outcomes=_outcomes(counts),
+            finished=finished,
+        )
+
+
+class AllOf:
+    """Several listeners as one."""
+
+    def __init__(self, listeners: Sequence[ProgressListener]) -> None:
+        self._listeners = tuple(listeners)
+
+    def start_reading(self, job_id: int, total_bytes: int, offset: int) -> None:
+        for listener in self._listeners:
+            listener.start_reading(job_id, total_bytes, offset)
+
+    def reading(self, offset: int, total_bytes: int, rows: int) -> None:
+        for listener in self._listeners:
+            listener.reading(offset, total_bytes, rows)
+
+    def end_reading(self, rows: int) -> None:
+        for listener in self._listeners:
+            listener.end_reading(rows)
+
+    def start_sending(self, job_id: int, counts: Mapping[RowState, int]) -> None:
+        for listener in self._listeners:
+            listener.start_sending(job_id, counts)
+
+    def sending(self, counts: SendCounts) -> None:
+        for listener in self._listeners:
+            listener.sending(counts)
+
+    def end_sending(self) -> None:
+        for listener in self._listeners:
+            listener.end_sending()

@@ -1,0 +1,209 @@
+"""What the rest of bulkimport needs from storage, as small interfaces, one per role.
+
+    Storage ─┬─ jobs: JobStore          create, find and move jobs
+             ├─ reading: IngestStore    add rows read from a file, with the reading position
+             ├─ sending: SendQueue      claim rows, record outcomes, recover a dead runner's rows
+             ├─ reports: RowReports     counts, problem rows, resetting rows, incremental loads
+             ├─ remote: RemoteLog       the `source=http|ftp` imports made
+             └─ runner()                prove that this process may send; claims name it
+
+The dispatcher takes a ``SendQueue`` only, the report writer ``RowReports`` only. The SQLite
+implementation (``bulkimport.storage.sqlite``) is one of these; the contract suite in
+``tests/storage/`` is written against these interfaces alone, so that another backend
+(PostgreSQL, for several hosts draining one job) runs it unchanged.
+
+Guarantees every implementation keeps (and the contract suite checks):
+- each write has committed when its method returns; a crash loses nothing returned;
+- rows are added together with the reading position after them: never twice, never lost;
+- a claim moves rows from ``pending`` to ``in_flight`` atomically and names its runner; a row
+  is claimed by one runner at a time; outcomes are recorded only for rows still in flight;
+- ``recover_in_flight`` takes back rows whose runner is dead, never a live runner's;
+- the counts per state are exact after every method, whatever it moved.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+from bulkimport.rows import Batch, ClaimedRow, FileIdentity, NewRow, RowResult, TargetRef
+from bulkimport.states import JobState, RemoteState, RowState
+from bulkimport.storage.values import Ingested, Job, RemoteImport, RowView, RunnerId
+
+
+class JobStore(Protocol):
+    """Jobs: one file (or stream of rows) sent to one target."""
+
+    async def create(
+        self,
+        file: FileIdentity,
+        target: TargetRef,
+        settings: Mapping[str, Any],
+        fmt_json: str,
+    ) -> Job:
+        """A new job in state ``reading``. ``settings`` must not hold a password
+        (``ConfigError``)."""
+        ...
+
+    async def get(self, job_id: int) -> Job:
+        """The job ``job_id``; ``ConfigError`` if there is none."""
+        ...
+
+    async def find_unfinished(self, file: FileIdentity, target: TargetRef) -> Job | None:
+        """The latest unfinished job for the same file (path, size, mtime, head) and target."""
+        ...
+
+    async def latest(self, *, unfinished: bool = False) -> Job | None:
+        """The most recently created job (only unfinished ones if asked), if any."""
+        ...
+
+    async def list(self) -> list[Job]:
+        """Every job, oldest first."""
+        ...
+
+    async def set_state(self, job_id: int, state: JobState, message: str | None = None) -> None:
+        """Move a job to ``state`` with ``message`` as the reason (None clears it)."""
+        ...
+
+    async def record_send_rate(self, job_id: int, rate_per_s: float) -> None:
+        """Keep the runner's latest sending rate with the job (for ``status`` elsewhere)."""
+        ...
+
+
+class IngestStore(Protocol):
+    """Rows read from a file, stored with the position where reading resumes."""
+
+    async def ingest(
+        self,
+        job_id: int,
+        batches: Iterable[Batch],
+        *,
+        on_batch: Callable[[Ingested], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Store ``batches`` into a job being read, each with its reading position in one
+        commit; return how many rows. Setting ``stop`` ends it after the batch in hand."""
+        ...
+
+    async def add_rows(
+        self, job_id: int, rows: Sequence[NewRow], *, read_offset: int, read_line: int
+    ) -> None:
+        """Store one batch of rows and the reading position after it (``ingest`` of one)."""
+        ...
+
+    async def finish(self, job_id: int) -> None:
+        """The whole file is read: ``reading`` → ``ready``."""
+        ...
+
+
+class SendQueue(Protocol):
+    """The rows of a job on their way to the server."""
+
+    async def recover_in_flight(self, job_id: int, runner: RunnerId) -> int:
+        """Give back (``pending``) the rows that dead runners left in flight, counted as
+        "resent after an unknown outcome"; never a live runner's. Return how many."""
+        ...
+
+    async def claim_batch(
+        self, job_id: int, limit: int, *, now_s: float, runner: RunnerId
+    ) -> list[ClaimedRow]:
+        """Up to ``limit`` pending rows due at ``now_s``, in line order, now in flight for
+        ``runner``."""
+        ...
+
+    async def record_results(self, job_id: int, results: Sequence[RowResult]) -> int:
+        """Record outcomes of rows in flight (others are left alone); return how many."""
+        ...
+
+    async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
+        """Give back rows claimed but never sent, their attempts unchanged."""
+        ...
+
+    async def next_attempt_at(self, job_id: int) -> float | None:
+        """When the earliest pending row is due (0.0: now); None when none is pending."""
+        ...
+
+
+class RowReports(Protocol):
+    """What a job's rows add up to, and the rows that need a person."""
+
+    async def counts(self, job_id: int) -> dict[RowState, int]:
+        """Rows per state (every state present)."""
+        ...
+
+    async def last_errors(self, job_id: int, limit: int = 5) -> list[RowView]:
+        """The latest rows with a problem (rejected, failed, invalid, pending after an
+        error), newest first."""
+        ...
+
+    def iter_rows(
+        self, job_id: int, states: Collection[RowState], batch: int = 1000
+    ) -> AsyncIterator[RowView]:
+        """The job's rows in ``states``, in line order."""
+        ...
+
+    async def reset_rows(self, job_id: int, states: Collection[RowState]) -> int:
+        """Rows in ``states`` that have a record back to pending, attempts reset."""
+        ...
+
+    async def mark_unchanged_skipped(self, job_id: int, target: TargetRef) -> int:
+        """Pending rows whose exact record an earlier job loaded (``done``) to the same
+        target become ``skipped``; return how many."""
+        ...
+
+
+class RemoteLog(Protocol):
+    """The ``source=http|ftp`` imports asked of the server."""
+
+    async def add(
+        self,
+        *,
+        source: str,
+        url: str,
+        target_key: str,
+        exetime: str,
+        delrow: str,
+        server_job_id: str | None,
+        state: RemoteState,
+        code: str | None,
+        message: str | None,
+        attempts: int,
+    ) -> RemoteImport:
+        """Record one remote import; ``url`` must hold no credentials (``ConfigError``)."""
+        ...
+
+    async def list(self) -> list[RemoteImport]:
+        """Every remote import, oldest first."""
+        ...
+
+
+class Storage(Protocol):
+    """One storage location: its roles, its runner lock, and closing it."""
+
+    @property
+    def location(self) -> str:
+        """Where it is, for messages (a file path, a server)."""
+        ...
+
+    @property
+    def jobs(self) -> JobStore: ...
+
+    @property
+    def reading(self) -> IngestStore: ...
+
+    @property
+    def sending(self) -> SendQueue: ...
+
+    @property
+    def reports(self) -> RowReports: ...
+
+    @property
+    def remote(self) -> RemoteLog: ...
+
+    def runner(self) -> AbstractAsyncContextManager[RunnerId]:
+        """Hold the right to send while inside; ``RunnerBusy`` if another runner has it."""
+        ...
+
+    async def close(self) -> None: ...

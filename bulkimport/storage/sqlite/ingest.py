@@ -1,0 +1,170 @@
+"""The SQLite ``IngestStore``: rows read from a file, committed with the reading position."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from functools import partial
+from itertools import repeat
+
+from bulkimport.errors import DatabaseError
+from bulkimport.rows import Batch, NewRow
+from bulkimport.states import JobState, RowState
+from bulkimport.storage.sqlite.cells import CELLS_IN_RECORD, encode_cells, record_width
+from bulkimport.storage.sqlite.database import COUNT_MOVES, Database, connect, immediate
+from bulkimport.storage.values import Ingested
+
+# Storing one batch of rows: the reading position moves with the rows, in one transaction.
+_ADVANCE_READING = (
+    "UPDATE jobs SET read_offset = ?, read_line = ?, total_rows = total_rows + ?,"
+    " updated_at = ? WHERE id = ? AND state = 'reading'"
+)
+_INSERT_ROWS = (
+    "INSERT INTO rows (job_id, line, state, record, cells, last_code, last_message,"
+    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _stored_cells(width: int, cells: tuple[str, ...], state: RowState) -> str:
+    """The cells column of a row: nothing when it is pending with ``width`` cells, so that its
+    record holds them all (a third less to write for most files), else the cells."""
+    if state is RowState.PENDING and len(cells) == width:
+        return CELLS_IN_RECORD
+    return encode_cells(cells)
+
+
+def store_batch(
+    conn: sqlite3.Connection, job_id: int, batch: Batch, width: int, now: float
+) -> None:
+    """Insert the batch's rows, count them, and move the job's reading position past them.
+
+    ``width``: pending rows with this many cells are stored without them (their record holds
+    them all, see ``cells.py``); 0 when the job's format cannot give them back.
+
+    The caller holds the transaction: rows and position are committed together or not at
+    all, which is what makes a line stored exactly once across interruptions.
+    """
+    rows = batch.rows
+    touched = conn.execute(
+        _ADVANCE_READING, (batch.end_offset, batch.next_line, len(rows), now, job_id)
+    ).rowcount
+    if touched != 1:
+        raise DatabaseError(f"job {job_id} is not being read; cannot add rows to it")
+    if not rows:
+        return
+    # Columns, then parameter tuples, built by zip in C: no Python code per row but the
+    # cells' encoding. States are StrEnums, which sqlite3 binds as their text.
+    lines, states, records, cells, reasons, messages = zip(*rows, strict=True)
+    if width:
+        stored = map(partial(_stored_cells, width), cells, states)
+    else:
+        stored = map(encode_cells, cells)
+    conn.executemany(
+        _INSERT_ROWS,
+        zip(
+            repeat(job_id),
+            lines,
+            states,
+            records,
+            stored,
+            reasons,
+            messages,
+            repeat(now),
+            repeat(now),
+        ),
+    )
+    conn.executemany(COUNT_MOVES, [(n, job_id, state) for state, n in Counter(states).items()])
+
+
+class SqliteIngest:
+    """Adds rows to the jobs of one database while they are read."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def add_rows(
+        self, job_id: int, rows: Sequence[NewRow], *, read_offset: int, read_line: int
+    ) -> None:
+        """Store one batch of rows and the reading position after it, in one transaction.
+
+        A crash before the commit loses the batch and the position together (reading
+        starts again before it); after, both are kept: nothing lost, nothing twice.
+        The job must be ``reading``. (``ingest`` does the same for a stream of batches.)
+        """
+        await self.ingest(job_id, [Batch(list(rows), read_offset, read_line)])
+
+    async def ingest(
+        self,
+        job_id: int,
+        batches: Iterable[Batch],
+        *,
+        on_batch: Callable[[Ingested], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> int:
+        """Store ``batches`` (e.g. ``reader.read_batches``) into the job; return how many rows.
+
+        Each batch is one transaction, rows and reading position together, as in
+        ``add_rows``. The whole loop (pulling the next batch from the iterator, so parsing
+        it too, and storing it) runs in one worker thread with its own connection: no
+        round trip to the event loop or the aiosqlite thread per batch. ``on_batch`` is
+        called on the event loop after each commit. Setting ``stop`` ends the ingest after
+        the batch being parsed or stored is committed; it is set too if this coroutine is
+        cancelled, since a thread cannot be. The job must be ``reading``.
+        """
+        loop = asyncio.get_running_loop()
+        stop = stop or threading.Event()
+
+        def committed(progress: Ingested) -> None:
+            if on_batch is not None:
+                loop.call_soon_threadsafe(on_batch, progress)
+
+        try:
+            return await asyncio.to_thread(self._ingest, job_id, iter(batches), committed, stop)
+        finally:
+            # Normally a no-op (the thread has ended); after a cancellation (a second
+            # Ctrl-C) it lets the thread end after one more batch instead of the whole file.
+            stop.set()
+
+    def _ingest(
+        self,
+        job_id: int,
+        batches: Iterator[Batch],
+        committed: Callable[[Ingested], None],
+        stop: threading.Event,
+    ) -> int:
+        """The body of ``ingest``, in its worker thread."""
+        conn = connect(self._db.path)
+        try:
+            # Rows are stored without their cells only if the job's own format can give
+            # them back.
+            found = conn.execute("SELECT format_json FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            width = record_width(found[0]) if found else 0
+            stored = 0
+            for batch in batches:
+                with immediate(conn):
+                    store_batch(conn, job_id, batch, width, time.time())
+                stored += len(batch.rows)
+                committed(Ingested(stored, batch.end_offset, batch.next_line))
+                if stop.is_set():
+                    break
+            return stored
+        finally:
+            conn.close()
+
+    async def finish(self, job_id: int) -> None:
+        """Mark the whole file as read: ``reading`` → ``ready``."""
+        now = time.time()
+        db = self._db
+        async with db.lock, db.transaction():
+            cursor = await db.conn.execute(
+                "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
+                (JobState.READY.value, now, job_id, JobState.READING.value),
+            )
+            touched = cursor.rowcount
+            await cursor.close()
+            if touched != 1:
+                raise DatabaseError(f"job {job_id} is not being read; cannot finish reading it")

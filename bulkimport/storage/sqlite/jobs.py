@@ -1,0 +1,197 @@
+"""The SQLite ``JobStore``: the ``jobs`` table."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from bulkimport.errors import ConfigError
+from bulkimport.rows import FileIdentity, TargetRef
+from bulkimport.states import JobState
+from bulkimport.storage.sqlite.database import Database
+from bulkimport.storage.values import Job
+
+_JOB_COLUMNS = (
+    "id, state, file_path, file_size, file_mtime_ns, file_head_sha256, target_url, target_org,"
+    " target_campaign, settings_json, format_json, read_offset, read_line, total_rows,"
+    " resent_unknown, message, created_at, updated_at, started_at, finished_at,"
+    " send_rate_per_s, send_rate_at"
+)
+
+
+def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
+    return Job(
+        id=row[0],
+        state=JobState(row[1]),
+        file=FileIdentity(row[2], row[3], row[4], row[5]),
+        target=TargetRef(row[6], row[7], row[8]),
+        settings=json.loads(row[9]),
+        fmt_json=row[10],
+        read_offset=row[11],
+        read_line=row[12],
+        total_rows=row[13],
+        resent_unknown=row[14],
+        message=row[15],
+        created_at=row[16],
+        updated_at=row[17],
+        started_at=row[18],
+        finished_at=row[19],
+        send_rate_per_s=row[20],
+        send_rate_at=row[21],
+    )
+
+
+def check_no_password(settings: Mapping[str, Any], where: str = "settings") -> None:
+    """Refuse settings that still carry a password: it must never reach the database."""
+    for key, value in settings.items():
+        name = str(key).lower()
+        # `password_env` names the variable that holds the password: not a secret itself.
+        if "password" in name and not name.endswith("_env") and value not in (None, ""):
+            raise ConfigError(
+                f"refusing to store {where}[{key!r}]: a password is never written to the database"
+            )
+        if isinstance(value, Mapping):
+            check_no_password(value, f"{where}[{key!r}]")
+
+
+class SqliteJobs:
+    """Jobs in the ``jobs`` table of one database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def create(
+        self,
+        file: FileIdentity,
+        target: TargetRef,
+        settings: Mapping[str, Any],
+        fmt_json: str,
+    ) -> Job:
+        """Create a job in state ``reading`` for ``file`` sent to ``target``.
+
+        ``settings`` must not carry a password (``ConfigError`` if a key containing
+        "password" has a non-empty value).
+        """
+        check_no_password(settings)
+        settings_json = json.dumps(dict(settings), ensure_ascii=False, sort_keys=True)
+        now = time.time()
+        db = self._db
+        async with db.lock, db.transaction():
+            cursor = await db.conn.execute(
+                "INSERT INTO jobs (state, file_path, file_size, file_mtime_ns, file_head_sha256,"
+                " target_key, target_url, target_org, target_campaign, settings_json,"
+                " format_json, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    JobState.READING.value,
+                    file.path,
+                    file.size,
+                    file.mtime_ns,
+                    file.head_sha256,
+                    target.key,
+                    target.url,
+                    target.org,
+                    target.campaign,
+                    settings_json,
+                    fmt_json,
+                    now,
+                    now,
+                ),
+            )
+            job_id = cursor.lastrowid
+            await cursor.close()
+            assert job_id is not None
+            return await self._get(job_id)
+
+    async def find_unfinished(self, file: FileIdentity, target: TargetRef) -> Job | None:
+        """The latest unfinished job for the same file (path, size, mtime, head) and target."""
+        return await self._first(
+            "WHERE file_path = ? AND target_key = ? AND file_size = ? AND file_mtime_ns = ?"
+            " AND file_head_sha256 = ? AND state <> ? ORDER BY id DESC LIMIT 1",
+            (
+                file.path,
+                target.key,
+                file.size,
+                file.mtime_ns,
+                file.head_sha256,
+                JobState.FINISHED.value,
+            ),
+        )
+
+    async def latest(self, *, unfinished: bool = False) -> Job | None:
+        """The most recently created job (not finished, if ``unfinished``), if any."""
+        if unfinished:
+            return await self._first(
+                "WHERE state <> ? ORDER BY id DESC LIMIT 1", (JobState.FINISHED.value,)
+            )
+        return await self._first("ORDER BY id DESC LIMIT 1", ())
+
+    async def get(self, job_id: int) -> Job:
+        """The job ``job_id``; ``ConfigError`` if there is none."""
+        async with self._db.lock:
+            return await self._get(job_id)
+
+    async def _get(self, job_id: int) -> Job:
+        rows = await self._db.conn.execute_fetchall(
+            f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+        )
+        if not rows:
+            raise ConfigError(f"no job {job_id} in {self._db.path}; see bulkimport jobs")
+        return _job_from_row(next(iter(rows)))
+
+    async def _first(self, where: str, params: tuple[Any, ...]) -> Job | None:
+        async with self._db.lock:
+            rows = await self._db.conn.execute_fetchall(
+                f"SELECT {_JOB_COLUMNS} FROM jobs {where}", params
+            )
+        return _job_from_row(next(iter(rows))) if rows else None
+
+    async def list(self) -> list[Job]:
+        """Every job, oldest first."""
+        async with self._db.lock:
+            rows = await self._db.conn.execute_fetchall(
+                f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY id"
+            )
+        return [_job_from_row(row) for row in rows]
+
+    async def set_state(self, job_id: int, state: JobState, message: str | None = None) -> None:
+        """Move a job to ``state`` and keep ``message`` as the reason (None clears it).
+
+        ``started_at`` is set the first time the job runs; ``finished_at`` when it finishes
+        (and cleared if it runs again, e.g. for ``retry``).
+        """
+        now = time.time()
+        db = self._db
+        async with db.lock, db.transaction():
+            cursor = await db.conn.execute(
+                "UPDATE jobs SET state = ?, message = ?, updated_at = ?,"
+                " started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,"
+                " finished_at = CASE WHEN ? THEN ? ELSE NULL END"
+                " WHERE id = ?",
+                (
+                    state.value,
+                    message,
+                    now,
+                    state is JobState.RUNNING,
+                    now,
+                    state is JobState.FINISHED,
+                    now,
+                    job_id,
+                ),
+            )
+            touched = cursor.rowcount
+            await cursor.close()
+            if touched != 1:
+                raise ConfigError(f"no job {job_id} in {db.path}; see bulkimport jobs")
+
+    async def record_send_rate(self, job_id: int, rate_per_s: float) -> None:
+        """Keep the runner's latest sending rate with the job (for ``status`` and its ETA)."""
+        db = self._db
+        async with db.lock, db.transaction():
+            await db.conn.execute(
+                "UPDATE jobs SET send_rate_per_s = ?, send_rate_at = ? WHERE id = ?",
+                (rate_per_s, time.time(), job_id),
+            )

@@ -1,0 +1,101 @@
+"""The values storage gives back: jobs, rows for reports, remote imports, ingest progress."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, NamedTuple, NewType
+
+from bulkimport.reader.format import FileFormat
+from bulkimport.rows import FileIdentity, TargetRef
+from bulkimport.states import JobState, RemoteState, RowState
+
+#: Who claimed a row: one process that held ``Storage.runner()``.
+RunnerId = NewType("RunnerId", int)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One import of one file to one target, as stored."""
+
+    id: int
+    state: JobState
+    file: FileIdentity
+    target: TargetRef
+    settings: dict[str, Any]
+    fmt_json: str
+    read_offset: int  # byte offset in the file after the last committed batch
+    read_line: int  # physical line number of the last committed batch
+    total_rows: int
+    resent_unknown: int  # rows sent again after a runner died with them in flight
+    message: str | None  # why the job last stopped
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+    send_rate_per_s: float | None = None  # rows settled per second, last measured
+    send_rate_at: float | None = None  # when it was measured (Unix seconds)
+
+    @property
+    def target_key(self) -> str:
+        return self.target.key
+
+    @cached_property
+    def format(self) -> FileFormat:
+        """How its file is read (what sniffing decided when the job was created)."""
+        return FileFormat.from_json(self.fmt_json)
+
+
+class RowView(NamedTuple):
+    """One stored row, for reports."""
+
+    id: int
+    line: int
+    state: RowState
+    cells: tuple[str, ...]
+    record: str | None
+    attempts: int
+    last_code: str | None
+    last_message: str | None
+
+
+@dataclass(frozen=True)
+class RemoteImport:
+    """One ``source=http|ftp`` import as recorded: what was asked, what the server said."""
+
+    id: int
+    created_at: float
+    source: str  # "http" or "ftp"
+    url: str  # the file's URL, credentials taken out
+    target_key: str
+    exetime: str
+    delrow: str
+    server_job_id: str | None  # set when the server accepted it
+    state: RemoteState
+    code: str | None
+    message: str | None
+    attempts: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": self.created_at,
+            "source": self.source,
+            "url": self.url,
+            "target": self.target_key,
+            "exetime": self.exetime,
+            "delrow": self.delrow,
+            "server_job_id": self.server_job_id,
+            "state": self.state.value,
+            "code": self.code,
+            "message": self.message,
+            "attempts": self.attempts,
+        }
+
+
+class Ingested(NamedTuple):
+    """Progress of an ingest, after each committed batch."""
+
+    rows: int  # rows stored by this ingest so far
+    end_offset: int  # byte offset where reading resumes
+    next_line: int  # line number where reading resumes

@@ -1,0 +1,606 @@
+"""The storage contract: what every implementation of ``bulkimport.storage.Storage`` keeps.
+
+Written against the interface alone (no table, no SQL, no file), so that it runs unchanged
+against any backend the ``backend`` fixture offers (see ``conftest.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
+from bulkimport.rows import Batch, NewRow, RowResult
+from bulkimport.states import InvalidReason, JobState, RemoteState, RowState
+from bulkimport.storage import Ingested, Storage
+from tests.helpers import NEXT_RUNNER, RUNNER
+from tests.storage.conftest import (
+    FILE,
+    OTHER_TARGET,
+    TARGET,
+    Backend,
+    listed,
+    pending,
+    ready_job,
+)
+
+
+async def test_reopen_keeps_data(backend: Backend) -> None:
+    async with await backend.open() as storage:
+        job = await ready_job(storage, 3)
+    async with await backend.open() as storage:
+        assert (await storage.jobs.get(job.id)).total_rows == 3
+        assert (await storage.reports.counts(job.id))[RowState.PENDING] == 3
+
+
+async def test_create_find_latest_get(storage: Storage) -> None:
+    job = await storage.jobs.create(FILE, TARGET, {"rate": 5, "org": "o"}, '{"encoding": "gbk"}')
+    assert job.state is JobState.READING
+    assert job.file == FILE
+    assert job.settings == {"rate": 5, "org": "o"}
+    assert job.fmt_json == '{"encoding": "gbk"}'
+    assert (job.read_offset, job.read_line, job.total_rows, job.resent_unknown) == (0, 0, 0, 0)
+
+    assert await storage.jobs.find_unfinished(FILE, TARGET) == job
+    assert await storage.jobs.find_unfinished(FILE, OTHER_TARGET) is None
+    assert await storage.jobs.find_unfinished(FILE._replace(size=1), TARGET) is None
+    assert await storage.jobs.latest(unfinished=True) == job
+
+    await storage.jobs.set_state(job.id, JobState.RUNNING)
+    running = await storage.jobs.get(job.id)
+    assert running.started_at is not None and running.finished_at is None
+    await storage.jobs.set_state(job.id, JobState.FINISHED, "all done")
+    finished = await storage.jobs.get(job.id)
+    assert finished.finished_at is not None and finished.message == "all done"
+    assert finished.started_at == running.started_at
+    assert await storage.jobs.find_unfinished(FILE, TARGET) is None
+    assert await storage.jobs.latest(unfinished=True) is None
+
+    second = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    assert [j.id for j in await storage.jobs.list()] == [job.id, second.id]
+
+
+async def test_get_missing_job(storage: Storage) -> None:
+    with pytest.raises(ConfigError, match=f"no job 42 in {storage.location}; see bulkimport jobs"):
+        await storage.jobs.get(42)
+
+
+async def test_the_name_of_the_password_variable_may_be_stored(storage: Storage) -> None:
+    job = await storage.jobs.create(FILE, TARGET, {"password_env": "NIGHTLY_PASSWORD"}, "{}")
+    assert job.settings == {"password_env": "NIGHTLY_PASSWORD"}
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"password": "s3cret"}, {"Password": "x"}, {"server": {"source_password": "p"}}],
+)
+async def test_settings_with_a_password_are_refused(
+    storage: Storage, settings: dict[str, object]
+) -> None:
+    with pytest.raises(ConfigError, match="password is never written"):
+        await storage.jobs.create(FILE, TARGET, settings, "{}")
+    assert await storage.jobs.list() == []
+
+
+async def test_empty_password_setting_is_accepted(storage: Storage) -> None:
+    job = await storage.jobs.create(FILE, TARGET, {"password": "", "password_env": None}, "{}")
+    assert job.settings == {"password": "", "password_env": None}
+
+
+async def test_add_rows_stores_position_with_the_batch(storage: Storage) -> None:
+    job = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    await storage.reading.add_rows(job.id, [pending(2), pending(3)], read_offset=40, read_line=3)
+    invalid = NewRow(4, RowState.INVALID, None, ("bad",), InvalidReason.CELLS, "phone is empty")
+    await storage.reading.add_rows(job.id, [invalid], read_offset=55, read_line=4)
+    stored = await storage.jobs.get(job.id)
+    assert (stored.read_offset, stored.read_line, stored.total_rows) == (40 + 15, 4, 3)
+    counts = await storage.reports.counts(job.id)
+    assert (counts[RowState.PENDING], counts[RowState.INVALID]) == (2, 1)
+    [view] = [v async for v in storage.reports.iter_rows(job.id, [RowState.INVALID])]
+    assert (view.line, view.record, view.last_message) == (4, None, "phone is empty")
+
+
+def batches_of(lines: range, size: int) -> Iterator[Batch]:
+    """Batches of pending rows for ``lines``, each ending where the next line starts."""
+    for first in range(lines.start, lines.stop, size):
+        chunk = range(first, min(first + size, lines.stop))
+        yield Batch([pending(line) for line in chunk], 10 * chunk.stop, chunk.stop)
+
+
+async def test_ingest_commits_each_batch_with_its_position(storage: Storage) -> None:
+    job = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    seen: list[Ingested] = []
+    loop_thread = threading.get_ident()
+    threads: set[int] = set()
+
+    def on_batch(progress: Ingested) -> None:
+        threads.add(threading.get_ident())
+        seen.append(progress)
+
+    stored = await storage.reading.ingest(job.id, batches_of(range(2, 25), 10), on_batch=on_batch)
+    assert stored == 23
+    # Called on the event loop, once per committed batch, in order.
+    assert threads == {loop_thread}
+    assert seen == [Ingested(10, 120, 12), Ingested(20, 220, 22), Ingested(23, 250, 25)]
+    stored_job = await storage.jobs.get(job.id)
+    assert (stored_job.read_offset, stored_job.read_line, stored_job.total_rows) == (250, 25, 23)
+    assert [v.line async for v in storage.reports.iter_rows(job.id, [RowState.PENDING])] == list(
+        range(2, 25)
+    )
+
+
+async def test_ingest_stops_after_the_batch_in_hand_and_resumes(storage: Storage) -> None:
+    job = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    stop = threading.Event()
+    parsed: list[int] = []
+
+    def batches() -> Iterator[Batch]:
+        for batch in batches_of(range(2, 52), 10):
+            parsed.append(batch.next_line)
+            if len(parsed) == 2:
+                stop.set()  # Ctrl-C while the second batch is being parsed
+            yield batch
+
+    assert await storage.reading.ingest(job.id, batches(), stop=stop) == 20
+    assert parsed == [12, 22]  # the third batch was never read
+    interrupted = await storage.jobs.get(job.id)
+    assert (interrupted.read_offset, interrupted.read_line, interrupted.total_rows) == (220, 22, 20)
+    # Resuming at the committed position stores every line exactly once.
+    rest = (b for b in batches_of(range(2, 52), 10) if b.next_line > interrupted.read_line)
+    assert await storage.reading.ingest(job.id, rest) == 30
+    lines = [row.line async for row in storage.reports.iter_rows(job.id, list(RowState))]
+    assert lines == list(range(2, 52))
+    assert (await storage.reports.counts(job.id))[RowState.PENDING] == 50
+
+
+async def test_ingest_cancelled_stops_its_thread(storage: Storage) -> None:
+    job = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    started = threading.Event()
+
+    def endless() -> Iterator[Batch]:
+        line = 2
+        while True:
+            started.set()
+            time.sleep(0.01)
+            yield Batch([pending(line)], line, line + 1)
+            line += 1
+
+    task = asyncio.ensure_future(storage.reading.ingest(job.id, endless()))
+    await asyncio.to_thread(started.wait, 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The thread ends after its batch: the count stops moving.
+    await asyncio.sleep(0.2)
+    settled = (await storage.jobs.get(job.id)).total_rows
+    await asyncio.sleep(0.2)
+    assert (await storage.jobs.get(job.id)).total_rows == settled
+
+
+async def test_ingest_counts_match_the_rows(storage: Storage) -> None:
+    job = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    rows = [
+        pending(line)
+        if line % 3
+        else NewRow(line, RowState.INVALID, None, ("",), InvalidReason.EMPTY_LINE, "empty line")
+        for line in range(2, 1002)
+    ]
+    batches = [
+        Batch(rows[i : i + 97], i + 97, rows[min(i + 96, 999)].line + 1) for i in range(0, 1000, 97)
+    ]
+    assert await storage.reading.ingest(job.id, batches) == 1000
+    assert await storage.reports.counts(job.id) == await listed(storage, job.id)
+
+
+async def test_add_rows_needs_a_job_being_read(storage: Storage) -> None:
+    job = await ready_job(storage, 1)
+    with pytest.raises(DatabaseError, match="not being read"):
+        await storage.reading.add_rows(job.id, [pending(9)], read_offset=1, read_line=9)
+    with pytest.raises(DatabaseError, match="not being read"):
+        await storage.reading.finish(job.id)
+    assert (await storage.jobs.get(job.id)).state is JobState.READY
+
+
+async def test_claim_in_line_order(storage: Storage) -> None:
+    job = await ready_job(storage, 5)
+    first = await storage.sending.claim_batch(job.id, 2, now_s=time.time(), runner=RUNNER)
+    second = await storage.sending.claim_batch(job.id, 10, now_s=time.time(), runner=RUNNER)
+    assert [r.line for r in first] == [2, 3]
+    assert [r.line for r in second] == [4, 5, 6]
+    assert first[0].record == "phone=2" and first[0].attempts == 0
+    assert await storage.sending.claim_batch(job.id, 10, now_s=time.time(), runner=RUNNER) == []
+    assert (await storage.reports.counts(job.id))[RowState.IN_FLIGHT] == 5
+
+
+async def test_concurrent_claimers_never_share_a_row(storage: Storage, backend: Backend) -> None:
+    job = await ready_job(storage, 600)
+    async with await backend.open() as other:
+
+        async def drain(claimer: Storage) -> list[int]:
+            ids: list[int] = []
+            while batch := await claimer.sending.claim_batch(
+                job.id, 7, now_s=time.time(), runner=RUNNER
+            ):
+                ids.extend(row.id for row in batch)
+            return ids
+
+        results = await asyncio.gather(drain(storage), drain(other), drain(storage), drain(other))
+    claimed = [row_id for ids in results for row_id in ids]
+    assert len(claimed) == len(set(claimed)) == 600
+    assert sum(1 for ids in results if ids) >= 2
+
+
+async def test_retry_time_is_respected(storage: Storage) -> None:
+    job = await ready_job(storage, 2)
+    assert await storage.sending.next_attempt_at(job.id) == 0.0
+    now = 1_000.0
+    claimed = await storage.sending.claim_batch(job.id, 10, now_s=now, runner=RUNNER)
+    assert await storage.sending.next_attempt_at(job.id) is None
+    await storage.sending.record_results(
+        job.id,
+        [
+            RowResult(claimed[0].id, RowState.PENDING, "503", "busy", next_attempt_at_s=now + 30),
+            RowResult(claimed[1].id, RowState.PENDING, "503", "busy", next_attempt_at_s=now + 10),
+        ],
+    )
+    assert await storage.sending.next_attempt_at(job.id) == now + 10
+    assert await storage.sending.claim_batch(job.id, 10, now_s=now + 5, runner=RUNNER) == []
+    due = await storage.sending.claim_batch(job.id, 10, now_s=now + 10, runner=RUNNER)
+    assert [(r.line, r.attempts) for r in due] == [(3, 1)]
+    assert [
+        r.line for r in await storage.sending.claim_batch(job.id, 10, now_s=now + 31, runner=RUNNER)
+    ] == [2]
+
+
+async def test_record_results(storage: Storage) -> None:
+    job = await ready_job(storage, 6)
+    rows = await storage.sending.claim_batch(job.id, 5, now_s=time.time(), runner=RUNNER)
+    results = [
+        RowResult(rows[0].id, RowState.DONE, "0", "imported"),
+        RowResult(rows[1].id, RowState.DUPLICATE, "5", "exists"),
+        RowResult(rows[2].id, RowState.REJECTED, "7", "bad phone"),
+        RowResult(rows[3].id, RowState.PENDING, "503", "busy", next_attempt_at_s=0.0),
+        RowResult(rows[4].id, RowState.PENDING, "", "not sent", counted=False),
+        RowResult(9_999, RowState.DONE, "0", "no such row"),
+    ]
+    assert await storage.sending.record_results(job.id, results) == 5
+    # Recorded again (e.g. after a recovery): rows no longer in flight are left alone.
+    assert (
+        await storage.sending.record_results(
+            job.id, [RowResult(rows[2].id, RowState.DONE, "0", "")]
+        )
+        == 0
+    )
+
+    views = {v.line: v async for v in storage.reports.iter_rows(job.id, list(RowState))}
+    assert (views[2].state, views[2].attempts, views[2].last_code) == (RowState.DONE, 1, "0")
+    assert views[3].state is RowState.DUPLICATE
+    assert (views[4].state, views[4].last_message) == (RowState.REJECTED, "bad phone")
+    assert (views[5].state, views[5].attempts, views[5].last_code) == (RowState.PENDING, 1, "503")
+    assert (views[6].state, views[6].attempts) == (RowState.PENDING, 0)
+    assert views[7].state is RowState.PENDING  # never claimed
+
+    counts = await storage.reports.counts(job.id)
+    assert counts[RowState.IN_FLIGHT] == 0 and counts[RowState.PENDING] == 3
+    errors = await storage.reports.last_errors(job.id)
+    assert {v.line for v in errors} == {4, 5, 6}
+
+
+async def test_record_results_ignores_other_jobs(storage: Storage) -> None:
+    job = await ready_job(storage, 1)
+    other = await ready_job(storage, 1)
+    [row] = await storage.sending.claim_batch(job.id, 1, now_s=time.time(), runner=RUNNER)
+    assert (
+        await storage.sending.record_results(other.id, [RowResult(row.id, RowState.DONE, "0", "")])
+        == 0
+    )
+    assert (await storage.reports.counts(job.id))[RowState.IN_FLIGHT] == 1
+
+
+async def test_recover_in_flight(storage: Storage) -> None:
+    job = await ready_job(storage, 4)
+    rows = await storage.sending.claim_batch(job.id, 3, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(job.id, [RowResult(rows[0].id, RowState.DONE, "0", "")])
+    assert await storage.sending.recover_in_flight(job.id, NEXT_RUNNER) == 2
+    assert await storage.sending.recover_in_flight(job.id, NEXT_RUNNER) == 0
+    assert (await storage.jobs.get(job.id)).resent_unknown == 2
+    again = await storage.sending.claim_batch(job.id, 10, now_s=time.time(), runner=RUNNER)
+    assert [(r.line, r.attempts) for r in again] == [(3, 0), (4, 0), (5, 0)]
+
+
+async def test_release(storage: Storage) -> None:
+    job = await ready_job(storage, 3)
+    rows = await storage.sending.claim_batch(job.id, 3, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(job.id, [RowResult(rows[0].id, RowState.DONE, "0", "")])
+    assert await storage.sending.release(job.id, [r.id for r in rows]) == 2
+    assert [
+        r.line
+        for r in await storage.sending.claim_batch(job.id, 10, now_s=time.time(), runner=RUNNER)
+    ] == [3, 4]
+    assert (await storage.jobs.get(job.id)).resent_unknown == 0
+
+
+async def test_cancelled_claim_gives_its_rows_back(storage: Storage) -> None:
+    job = await ready_job(storage, 50)
+    for _ in range(20):
+        task = asyncio.ensure_future(
+            storage.sending.claim_batch(job.id, 10, now_s=time.time(), runner=RUNNER)
+        )
+        await asyncio.sleep(0)  # let it send the claim, then cancel it mid-way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert (await storage.reports.counts(job.id))[RowState.IN_FLIGHT] == 0
+    assert (
+        len(await storage.sending.claim_batch(job.id, 100, now_s=time.time(), runner=RUNNER)) == 50
+    )
+
+
+async def test_cancelled_record_results_still_records(storage: Storage) -> None:
+    job = await ready_job(storage, 20)
+    rows = await storage.sending.claim_batch(job.id, 20, now_s=time.time(), runner=RUNNER)
+    results = [RowResult(r.id, RowState.DONE, "0", "") for r in rows]
+    task = asyncio.ensure_future(storage.sending.record_results(job.id, results))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (await storage.reports.counts(job.id))[RowState.DONE] == 20
+    # And the connection is usable: no transaction was left open.
+    assert await storage.sending.claim_batch(job.id, 1, now_s=time.time(), runner=RUNNER) == []
+
+
+async def test_record_results_refuses_in_flight(storage: Storage) -> None:
+    job = await ready_job(storage, 1)
+    [row] = await storage.sending.claim_batch(job.id, 1, now_s=time.time(), runner=RUNNER)
+    with pytest.raises(ValueError, match="in_flight"):
+        await storage.sending.record_results(
+            job.id, [RowResult(row.id, RowState.IN_FLIGHT, "", "")]
+        )
+
+
+async def test_counts_every_state(storage: Storage) -> None:
+    # An earlier job loaded "phone=9", so line 9 of this one is skipped as unchanged.
+    earlier = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    await storage.reading.add_rows(earlier.id, [pending(9)], read_offset=1, read_line=9)
+    await storage.reading.finish(earlier.id)
+    [loaded] = await storage.sending.claim_batch(earlier.id, 1, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        earlier.id, [RowResult(loaded.id, RowState.DONE, "c", "m")]
+    )
+    job = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    assert await storage.reports.counts(job.id) == dict.fromkeys(RowState, 0)
+    await storage.reading.add_rows(
+        job.id,
+        [
+            *(pending(line) for line in range(2, 10)),
+            NewRow(10, RowState.INVALID, None, ("",), InvalidReason.NO_VALUES, "x"),
+        ],
+        read_offset=1,
+        read_line=10,
+    )
+    await storage.reading.finish(job.id)
+    assert await storage.reports.mark_unchanged_skipped(job.id, TARGET) == 1
+    rows = await storage.sending.claim_batch(job.id, 6, now_s=time.time(), runner=RUNNER)
+    outcomes = [RowState.DONE, RowState.DUPLICATE, RowState.REJECTED, RowState.FAILED]
+    await storage.sending.record_results(
+        job.id, [RowResult(r.id, state, "c", "m") for r, state in zip(rows, outcomes, strict=False)]
+    )
+    await storage.jobs.set_state(job.id, JobState.RUNNING)
+    counts = await storage.reports.counts(job.id)
+    assert counts == {
+        RowState.PENDING: 1,
+        RowState.IN_FLIGHT: 2,
+        RowState.DONE: 1,
+        RowState.DUPLICATE: 1,
+        RowState.REJECTED: 1,
+        RowState.FAILED: 1,
+        RowState.INVALID: 1,
+        RowState.SKIPPED: 1,
+    }
+    # The counters agree with counting the rows themselves.
+    assert counts == await listed(storage, job.id)
+
+
+async def test_counters_follow_every_move(backend: Backend) -> None:
+    # The storage counts the rows each statement moves (no trigger does it per row): after
+    # every kind of move the counters must still equal a count of the rows.
+    async with await backend.open() as storage:
+        job = await ready_job(storage, 30)
+        assert await storage.reports.counts(job.id) == await listed(storage, job.id)
+        rows = await storage.sending.claim_batch(job.id, 12, now_s=time.time(), runner=RUNNER)
+        assert await storage.reports.counts(job.id) == await listed(storage, job.id)
+        results = [
+            RowResult(rows[0].id, RowState.DONE, "c", "m"),
+            RowResult(rows[1].id, RowState.DUPLICATE, "c", "m"),
+            RowResult(rows[2].id, RowState.REJECTED, "c", "m"),
+            RowResult(rows[3].id, RowState.FAILED, "c", "m"),
+            RowResult(rows[4].id, RowState.PENDING, "c", "retry", time.time() - 1),
+            RowResult(rows[5].id, RowState.PENDING, "c", "unsent", None, False),
+            RowResult(rows[6].id, RowState.DONE, "c", "m"),
+        ]
+        # A result for a row that is not in flight (recorded twice) moves nothing.
+        assert await storage.sending.record_results(job.id, results) == 7
+        assert await storage.sending.record_results(job.id, results[:2]) == 0
+        assert await storage.reports.counts(job.id) == await listed(storage, job.id)
+        assert await storage.sending.release(job.id, [rows[7].id, rows[8].id, rows[0].id]) == 2
+        assert await storage.reports.counts(job.id) == await listed(storage, job.id)
+        assert await storage.reports.reset_rows(job.id, [RowState.FAILED, RowState.REJECTED]) == 2
+        assert await storage.reports.counts(job.id) == await listed(storage, job.id)
+    # A runner that died with rows in flight: the next one gives them back.
+    async with await backend.open() as storage:
+        assert await storage.sending.recover_in_flight(job.id, NEXT_RUNNER) == 3
+        counts = await storage.reports.counts(job.id)
+        assert counts == await listed(storage, job.id)
+        assert (counts[RowState.IN_FLIGHT], counts[RowState.DONE]) == (0, 2)
+
+
+async def test_iter_rows_order_and_cells_round_trip(storage: Storage) -> None:
+    job = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    cells = [
+        ("13800000000", "张三", "上海市浦东新区"),
+        ('say "hi"', "a,b", "it's"),
+        ("", "", ""),
+        ("tab\there", "new\nline", "back\\slash"),
+        ("unit\x1fsep", "\x1erecord", '["json"]'),
+        ("\x1e", "", "\x1f"),
+        ("only",),
+        (),
+        ("",),
+        ('"', "\r\n", "全角，逗号"),
+    ]
+    rows = [NewRow(i + 2, RowState.PENDING, f"r={i}", c) for i, c in enumerate(cells)]
+    await storage.reading.add_rows(job.id, rows[:2], read_offset=1, read_line=3)
+    await storage.reading.add_rows(job.id, rows[2:], read_offset=2, read_line=len(cells) + 2)
+    views = [v async for v in storage.reports.iter_rows(job.id, [RowState.PENDING], batch=3)]
+    assert [v.line for v in views] == list(range(2, len(cells) + 2))
+    assert [v.cells for v in views] == cells
+    assert [v async for v in storage.reports.iter_rows(job.id, [RowState.DONE])] == []
+
+
+async def test_reset_rows(storage: Storage) -> None:
+    job = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    bad = NewRow(5, RowState.INVALID, None, ("",), InvalidReason.EMPTY_LINE, "empty line")
+    await storage.reading.add_rows(
+        job.id, [pending(2), pending(3), pending(4), bad], read_offset=1, read_line=5
+    )
+    await storage.reading.finish(job.id)
+    rows = await storage.sending.claim_batch(job.id, 3, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        job.id,
+        [
+            RowResult(rows[0].id, RowState.FAILED, "503", "busy"),
+            RowResult(rows[1].id, RowState.REJECTED, "7", "bad"),
+            RowResult(rows[2].id, RowState.DONE, "0", "ok"),
+        ],
+    )
+    assert await storage.reports.reset_rows(job.id, [RowState.FAILED, RowState.INVALID]) == 1
+    again = await storage.sending.claim_batch(job.id, 10, now_s=0.0, runner=RUNNER)
+    assert [(r.line, r.attempts) for r in again] == [(2, 0)]
+    assert (await storage.reports.counts(job.id))[RowState.INVALID] == 1
+
+
+async def test_runner_lock_in_one_process(storage: Storage) -> None:
+    async with storage.runner():
+        with pytest.raises(RunnerBusy):
+            async with storage.runner():
+                pass
+    async with storage.runner():
+        pass
+
+
+async def test_mark_unchanged_skipped(storage: Storage) -> None:
+    earlier = await ready_job(storage, 5)
+    rows = await storage.sending.claim_batch(earlier.id, 5, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        earlier.id,
+        [RowResult(r.id, RowState.DONE, "0", "") for r in rows[:3]]
+        + [RowResult(rows[3].id, RowState.REJECTED, "7", "")],
+    )
+    elsewhere = await ready_job(storage, 6, target=OTHER_TARGET)
+    rows = await storage.sending.claim_batch(elsewhere.id, 6, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        elsewhere.id, [RowResult(r.id, RowState.DONE, "0", "") for r in rows]
+    )
+
+    # Tonight's file: lines 2..7, records phone=2..phone=7.
+    tonight = await ready_job(storage, 6)
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET) == 3
+    counts = await storage.reports.counts(tonight.id)
+    assert (counts[RowState.SKIPPED], counts[RowState.PENDING]) == (3, 3)
+    sendable = await storage.sending.claim_batch(tonight.id, 10, now_s=time.time(), runner=RUNNER)
+    assert [r.line for r in sendable] == [5, 6, 7]
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET) == 0
+
+
+async def test_only_done_rows_of_earlier_jobs_make_a_row_unchanged(storage: Storage) -> None:
+    # A duplicate answer is not "loaded": with dupway=skip the server kept other data
+    # (BackMsg_82), so tonight's record must be sent again.
+    earlier = await ready_job(storage, 2)
+    rows = await storage.sending.claim_batch(earlier.id, 2, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        earlier.id,
+        [
+            RowResult(rows[0].id, RowState.DONE, "BackMsg_84", ""),
+            RowResult(rows[1].id, RowState.DUPLICATE, "BackMsg_82", ""),
+        ],
+    )
+    # The same job: its own done rows never make its other rows unchanged.
+    tonight = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    twice = [NewRow(line, RowState.PENDING, "phone=99", ("99",)) for line in (2, 3)]
+    await storage.reading.add_rows(tonight.id, twice, read_offset=1, read_line=3)
+    await storage.reading.finish(tonight.id)
+    first = await storage.sending.claim_batch(tonight.id, 1, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        tonight.id, [RowResult(first[0].id, RowState.DONE, "0", "")]
+    )
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET) == 0
+    later = await ready_job(storage, 4)
+    assert await storage.reports.mark_unchanged_skipped(later.id, TARGET) == 1
+    views = {v.line: v.state async for v in storage.reports.iter_rows(later.id, list(RowState))}
+    assert views == {
+        2: RowState.SKIPPED, 3: RowState.PENDING, 4: RowState.PENDING, 5: RowState.PENDING,
+    }  # fmt: skip
+
+
+async def test_remote_imports_are_recorded_without_credentials(storage: Storage) -> None:
+    fields: dict[str, Any] = {
+        "source": "http", "target_key": TARGET.key, "exetime": "", "delrow": "1",
+        "server_job_id": "12", "state": RemoteState.ACCEPTED, "code": "ok", "message": "12",
+        "attempts": 1,
+    }  # fmt: skip
+    record = await storage.remote.add(url="https://files.example.com/a.csv", **fields)
+    assert (record.id, record.server_job_id, record.state) == (1, "12", RemoteState.ACCEPTED)
+    with pytest.raises(ConfigError):
+        await storage.remote.add(url="https://u:pw@files.example.com/a.csv", **fields)
+    assert [r.url for r in await storage.remote.list()] == ["https://files.example.com/a.csv"]
+
+
+async def test_counters_follow_a_reset_of_any_states(storage: Storage) -> None:
+    job = await ready_job(storage, 6)
+    rows = await storage.sending.claim_batch(job.id, 4, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(job.id, [RowResult(rows[0].id, RowState.DONE, "0", "")])
+    reset = await storage.reports.reset_rows(
+        job.id, [RowState.PENDING, RowState.IN_FLIGHT, RowState.DONE]
+    )
+    assert reset == 6
+    counts = await storage.reports.counts(job.id)
+    assert counts[RowState.PENDING] == 6 and counts == await listed(storage, job.id)
+
+
+async def test_a_batch_cannot_drop_cells_its_job_could_not_give_back(storage: Storage) -> None:
+    # A job whose format cannot rebuild cells keeps them.
+    job = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    rows = [NewRow(2, RowState.PENDING, "a=1||c=3", ("1", "", "3"))]
+    await storage.reading.ingest(job.id, [Batch(rows, 10, 3)])
+    [view] = [view async for view in storage.reports.iter_rows(job.id, [RowState.PENDING])]
+    assert view.cells == ("1", "", "3")
+
+
+async def test_each_runner_has_an_id_of_its_own(storage: Storage) -> None:
+    async with storage.runner() as first:
+        pass
+    async with storage.runner() as second:
+        pass
+    assert first != second
+
+
+async def test_recovery_never_takes_a_live_runners_rows(storage: Storage) -> None:
+    job = await ready_job(storage, 4)
+    async with storage.runner() as runner:
+        mine = await storage.sending.claim_batch(job.id, 2, now_s=time.time(), runner=runner)
+        # The runner's own claims are not "left behind by a dead runner".
+        assert await storage.sending.recover_in_flight(job.id, runner) == 0
+        assert (await storage.reports.counts(job.id))[RowState.IN_FLIGHT] == 2
+    # It ended with its rows still in flight (as a killed runner does): the next runner
+    # takes them back, counted as resent after an unknown outcome.
+    async with storage.runner() as after:
+        assert await storage.sending.recover_in_flight(job.id, after) == 2
+        again = await storage.sending.claim_batch(job.id, 10, now_s=time.time(), runner=after)
+    assert [row.id for row in again][:2] == [row.id for row in mine]
+    assert (await storage.jobs.get(job.id)).resent_unknown == 2

@@ -1,0 +1,372 @@
+"""The SQLite storage's own ways: the file, its schema, its connections, its locks, the cells
+kept in the record. What every backend keeps is in ``test_contract.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import csv
+import os
+import signal
+import sqlite3
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bulkimport.errors import DatabaseError, RunnerBusy
+from bulkimport.reader import ReaderOptions, read_batches, sniff_format
+from bulkimport.rows import NewRow, RowResult
+from bulkimport.states import RowState
+from bulkimport.storage import Job
+from bulkimport.storage.sqlite import SqliteStorage
+from bulkimport.storage.sqlite.cells import CELLS_IN_RECORD
+from bulkimport.storage.sqlite.database import load_migrations
+from tests.helpers import RUNNER
+from tests.storage.conftest import FILE, TARGET, pending, ready_job
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "queue.db"
+
+
+@pytest.fixture
+async def queue(db_path: Path) -> AsyncIterator[SqliteStorage]:
+    async with await SqliteStorage.open(db_path) as opened:
+        yield opened
+
+
+def table(path: Path, sql: str) -> list[tuple[object, ...]]:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(sql).fetchall()
+    finally:
+        conn.close()
+
+
+async def test_migrations_applied_once_and_recorded(db_path: Path) -> None:
+    async with await SqliteStorage.open(db_path):
+        pass
+    async with await SqliteStorage.open(db_path):
+        pass
+    recorded = table(db_path, "SELECT version, name FROM schema_migrations ORDER BY version")
+    assert recorded == [(m.version, m.name) for m in load_migrations()]
+    assert recorded[0] == (1, "initial")
+    assert table(db_path, "PRAGMA journal_mode") == [("wal",)]
+
+
+async def test_newer_schema_is_refused(db_path: Path) -> None:
+    async with await SqliteStorage.open(db_path):
+        pass
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)")
+    conn.close()
+    with pytest.raises(DatabaseError, match=r"newer bulkimport \(schema version 999"):
+        await SqliteStorage.open(db_path)
+
+
+async def test_not_a_database(tmp_path: Path) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text("phone,name\n" * 200)
+    with pytest.raises(DatabaseError, match=r"leads\.csv is not a bulkimport database"):
+        await SqliteStorage.open(path)
+    assert path.read_text() == "phone,name\n" * 200
+
+
+async def test_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(DatabaseError, match="does not exist"):
+        await SqliteStorage.open(tmp_path / "nowhere" / "queue.db")
+
+
+async def test_failed_batch_keeps_neither_rows_nor_position(queue: SqliteStorage) -> None:
+    job = await queue.jobs.create(FILE, TARGET, {}, "{}")
+    await queue.reading.add_rows(job.id, [pending(2)], read_offset=10, read_line=2)
+    # The second row of the batch cannot be stored: the first one and the position that
+    # would have moved past both are rolled back with it.
+    broken = NewRow(4, RowState.PENDING, object(), ("4",))  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.Error):
+        await queue.reading.add_rows(job.id, [pending(3), broken], read_offset=30, read_line=4)
+    stored = await queue.jobs.get(job.id)
+    assert (stored.read_offset, stored.read_line, stored.total_rows) == (10, 2, 1)
+    assert (await queue.reports.counts(job.id))[RowState.PENDING] == 1
+    assert [v.line async for v in queue.reports.iter_rows(job.id, [RowState.PENDING])] == [2]
+
+
+def counted(path: Path, job_id: int) -> dict[RowState, int]:
+    """Rows of the job per state, counted row by row (every state present)."""
+    sql = f"SELECT state, COUNT(*) FROM rows WHERE job_id = {job_id:d} GROUP BY state"
+    grouped = table(path, sql)
+    return {**dict.fromkeys(RowState, 0), **{RowState(str(state)): n for state, n in grouped}}
+
+
+HOLDER = textwrap.dedent(
+    """
+    import asyncio, sys, time
+    from bulkimport.storage.sqlite import SqliteStorage
+
+    async def main():
+        async with await SqliteStorage.open(sys.argv[1]) as queue, queue.runner():
+            print("locked", flush=True)
+            await asyncio.sleep(60)
+
+    asyncio.run(main())
+    """
+)
+
+
+async def test_runner_lock_across_processes_and_kill(queue: SqliteStorage, db_path: Path) -> None:
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(db_path), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), 15) == b"locked\n"
+        with pytest.raises(RunnerBusy) as refused:
+            async with queue.runner():
+                pass
+        assert str(refused.value) == (
+            f"another bulkimport is already working on {db_path} (pid {holder.pid}); "
+            "wait for it to finish"
+        )
+        holder.send_signal(signal.SIGKILL)
+        assert await asyncio.wait_for(holder.wait(), 15) == -signal.SIGKILL
+        async with queue.runner():
+            lock_file = db_path.with_name("queue.db.lock")
+            assert lock_file.read_text().strip() == str(os.getpid())
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+
+
+async def test_rows_of_an_earlier_schema_survive_migration_4(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT"
+                 " NOT NULL, applied_at REAL NOT NULL)")  # fmt: skip
+    for migration in load_migrations():
+        if migration.version < 4:
+            conn.executescript(migration.sql)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, 0)",
+                (migration.version, migration.name),
+            )
+    conn.execute(
+        "INSERT INTO jobs (state, file_path, file_size, file_mtime_ns, file_head_sha256,"
+        " target_key, settings_json, format_json, created_at, updated_at)"
+        " VALUES ('ready', 'x', 0, 0, '', 't', '{}', '{}', 0, 0)"
+    )
+    conn.executemany(
+        "INSERT INTO rows (job_id, line, state, record, cells, created_at, updated_at)"
+        " VALUES (1, ?, 'pending', ?, ?, 0, 0)",
+        [(2, "phone=2", '["2","张三"]'), (3, "phone=3", '["3","a\\u001fb"]')],
+    )
+    conn.execute("UPDATE job_counts SET n = 2 WHERE job_id = 1 AND state = 'pending'")
+    conn.close()
+
+    async with await SqliteStorage.open(db_path) as queue:
+        views = [v async for v in queue.reports.iter_rows(1, [RowState.PENDING])]
+        assert [(v.id, v.line, v.cells) for v in views] == [
+            (1, 2, ("2", "张三")),
+            (2, 3, ("3", "a\x1fb")),
+        ]
+        [claimed] = await queue.sending.claim_batch(1, 1, now_s=0.0, runner=RUNNER)
+        assert claimed.line == 2
+        # The counters came through the rebuild, and still count.
+        counts = await queue.reports.counts(1)
+        assert (counts[RowState.PENDING], counts[RowState.IN_FLIGHT]) == (1, 1)
+    indexes = {
+        name for (name,) in table(db_path, "SELECT name FROM sqlite_master WHERE tbl_name = 'rows'")
+    }
+    # (Migration 5 then dropped the per-row counting trigger and the done-record index.)
+    assert indexes == {
+        "rows", "rows_pending", "rows_in_flight", "rows_problem", "rows_count_delete",
+    }  # fmt: skip
+    assert table(db_path, "PRAGMA foreign_key_check") == []
+
+
+@contextlib.asynccontextmanager
+async def write_lock_held(path: Path) -> AsyncIterator[None]:
+    """Another connection (in a thread of its own) holds the write lock while inside."""
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_lock() -> None:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        locked.set()
+        release.wait(10)
+        conn.execute("COMMIT")
+        conn.close()
+
+    holder = threading.Thread(target=hold_the_lock)
+    holder.start()
+    try:
+        assert await asyncio.to_thread(locked.wait, 10)
+        yield
+    finally:
+        release.set()
+        await asyncio.to_thread(holder.join)
+
+
+async def test_a_locked_database_is_waited_for_off_the_event_loop(queue: SqliteStorage) -> None:
+    # Sending runs SQLite on the event loop's thread; when another connection holds the write
+    # lock (a `stage` in another process, say), the call must wait for it, in a thread, and
+    # the event loop must go on meanwhile.
+    job = await ready_job(queue, 5)
+    async with write_lock_held(queue.path):
+        claim = asyncio.ensure_future(
+            queue.sending.claim_batch(job.id, 3, now_s=time.time(), runner=RUNNER)
+        )
+        ticks = 0
+        for _ in range(20):  # the loop runs while the claim waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert not claim.done() and ticks == 20
+    rows = await claim
+    assert [r.line for r in rows] == [2, 3, 4]
+    results = [RowResult(r.id, RowState.DONE, "0", "") for r in rows]
+    assert await queue.sending.record_results(job.id, results) == 3
+    assert await queue.reports.counts(job.id) == counted(queue.path, job.id)
+
+
+def file_bytes(path: Path) -> int:
+    return path.stat().st_size
+
+
+async def test_sending_checkpoints_the_wal_in_the_background(db_path: Path) -> None:
+    # The sending path's connection never checkpoints by itself (that would stall the event
+    # loop); the queue starts passive checkpoints on its other connection instead, so the
+    # write-ahead log is reused instead of growing with every row sent.
+    async with await SqliteStorage.open(db_path) as queue:
+        job = await queue.jobs.create(FILE, TARGET, {}, "{}")
+        record = "name=" + "x" * 400  # a row fills a tenth of a page, as real leads do
+        rows = [NewRow(line, RowState.PENDING, record, ("x",)) for line in range(2, 20_002)]
+        await queue.reading.add_rows(job.id, rows, read_offset=1, read_line=20_001)
+        await queue.reading.finish(job.id)
+        table(db_path, "PRAGMA wal_checkpoint(TRUNCATE)")  # an empty log to start from
+        wal = Path(f"{db_path}-wal")
+        sizes = []
+        while rows := await queue.sending.claim_batch(
+            job.id, 200, now_s=time.time(), runner=RUNNER
+        ):
+            await queue.sending.record_results(
+                job.id, [RowResult(r.id, RowState.DONE, "0", "") for r in rows]
+            )
+            await asyncio.sleep(0)  # let a background checkpoint run
+            sizes.append(file_bytes(wal))
+        assert (await queue.reports.counts(job.id))[RowState.DONE] == 20_000
+    # 40,000 row updates: a log that kept every frame grows to ~24 MB; started over after
+    # each checkpoint it stays under 1 MB.
+    assert max(sizes) < 8 * 1024 * 1024, max(sizes)
+
+
+LEADS = (
+    "name,phone,note\n"
+    '张三,13800000001,"quoted, with comma"\n'
+    "李四,13800000002,\n"  # an empty cell: absent from the record
+    ",13800000003,a=b|c\n"  # '=' and a single '|' inside a value
+    "王五,13800000004,x,extra\n"  # a cell past the header: invalid
+    "赵六,13800000005,y,\n"  # an empty cell past the header: sent, cells kept whole
+    ",,\n"  # no values: invalid
+)
+
+
+def csv_records(path: Path) -> list[tuple[str, ...]]:
+    """The records after the header, as the csv module reads them."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        return [tuple(row) for row in csv.reader(handle)][1:]
+
+
+async def stored(queue: SqliteStorage, path: Path, options: ReaderOptions) -> tuple[Job, list[str]]:
+    fmt = sniff_format(path, options)
+    job = await queue.jobs.create(FILE, TARGET, {}, fmt.to_json())
+    await queue.reading.ingest(job.id, read_batches(path, fmt))
+    await queue.reading.finish(job.id)
+    texts = [str(text) for (text,) in table(queue.path, "SELECT cells FROM rows ORDER BY id")]
+    return job, texts
+
+
+async def test_cells_held_by_the_record_are_stored_once_and_given_back(
+    queue: SqliteStorage, tmp_path: Path
+) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text(LEADS, encoding="utf-8")
+    job, texts = await stored(queue, path, ReaderOptions())
+    # Pending rows of the header's width: the record alone. The others keep their cells.
+    assert [text == CELLS_IN_RECORD for text in texts] == [True, True, True, False, False, False]
+
+    views = [view async for view in queue.reports.iter_rows(job.id, list(RowState))]
+    expected = csv_records(path)
+    assert [view.cells for view in views] == expected
+    assert [view.state for view in views] == [RowState.PENDING] * 3 + [
+        RowState.INVALID,
+        RowState.PENDING,
+        RowState.INVALID,
+    ]
+    # A report of a rejected row gives its cells back too.
+    rows = await queue.sending.claim_batch(job.id, 1, now_s=time.time(), runner=RUNNER)
+    await queue.sending.record_results(
+        job.id, [RowResult(rows[0].id, RowState.REJECTED, "7", "bad")]
+    )
+    [rejected, *_] = await queue.reports.last_errors(job.id, limit=10)
+    assert rejected.cells == expected[0]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        ReaderOptions(constants=(("source", "web"),)),  # the record holds more than the cells
+        ReaderOptions(rename={"note": None}),  # ...or less
+    ],
+    ids=["constant", "dropped column"],
+)
+async def test_cells_are_stored_whole_when_the_record_cannot_give_them_back(
+    queue: SqliteStorage, tmp_path: Path, options: ReaderOptions
+) -> None:
+    path = tmp_path / "leads.csv"
+    path.write_text(LEADS, encoding="utf-8")
+    job, texts = await stored(queue, path, options)
+    assert CELLS_IN_RECORD not in texts
+    views = [view async for view in queue.reports.iter_rows(job.id, list(RowState))]
+    assert [view.cells for view in views] == csv_records(path)
+
+
+async def test_closing_waits_for_a_call_still_waiting_for_the_lock(db_path: Path) -> None:
+    # A stop can close the queue while an outcome is still waiting, in a thread, for another
+    # connection's write lock: the close must wait for it, not pull the connection away.
+    queue = await SqliteStorage.open(db_path)
+    job = await ready_job(queue, 3)
+    rows = await queue.sending.claim_batch(job.id, 3, now_s=time.time(), runner=RUNNER)
+    async with write_lock_held(db_path):
+        results = [RowResult(r.id, RowState.DONE, "0", "") for r in rows]
+        record = asyncio.ensure_future(queue.sending.record_results(job.id, results))
+        await asyncio.sleep(0.05)
+        record.cancel()  # twice, as a second Ctrl-C would
+        await asyncio.sleep(0.05)
+        record.cancel()
+        closing = asyncio.ensure_future(queue.close())
+        await asyncio.sleep(0.1)
+        assert not closing.done()
+    await closing
+    with pytest.raises(asyncio.CancelledError):
+        await record
+    # The outcomes were taken off the caller's hands: recorded, and counted.
+    async with await SqliteStorage.open(db_path) as reopened:
+        counts = await reopened.reports.counts(job.id)
+    assert counts[RowState.DONE] == 3 and counts == counted(db_path, job.id)
+
+
+async def test_closing_after_a_cancelled_checkpoint_closes_everything(db_path: Path) -> None:
+    queue = await SqliteStorage.open(db_path)
+    checkpoint = asyncio.ensure_future(asyncio.sleep(10))
+    queue.db._checkpoint = checkpoint
+    checkpoint.cancel()
+    await queue.close()
+    assert queue.db.loop_conn is None
+    with pytest.raises(ValueError, match="closed"):
+        await queue.reports.counts(1)
