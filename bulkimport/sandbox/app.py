@@ -2,7 +2,7 @@
 
 ``Sandbox`` holds the state one server needs (schema, store, faults, counters); ``build_app``
 wires it into an ``aiohttp.web.Application``. Checks run in the order a request is read:
-parameters present (01), organisation (02), credentials (03/05/06/12, 15/63), campaign
+parameters present (01), organisation (02), credentials (03/07/05, 15/63), campaign
 (70/67/73), source (72), field settings (74), then the record itself.
 """
 
@@ -132,10 +132,6 @@ class Sandbox:
         campaign = self.schema.campaign(model_id)
         if campaign is None:
             return failure(73)
-        if usertype is UserType.AGENT:
-            agent = self.schema.agent(params["user"])
-            if agent is not None and agent.campaigns and model_id not in agent.campaigns:
-                return failure(12)
         if params["source"] not in tuple(Source):
             return failure(72)
         resolved = resolve_rules(campaign, rules)
@@ -148,12 +144,16 @@ class Sandbox:
     ) -> ImportResult | None:
         if usertype is UserType.AGENT:
             agent = self.schema.agent(user)
+            # The vendor's table: 03 "agent number does not exist", 07 "wrong password",
+            # 05 "the account the agent belongs to is disabled". (06 is "the agent's account
+            # does not exist", which a schema cannot express.) Agents may use any campaign:
+            # the vendor has no code for "not this campaign".
             if agent is None:
                 return failure(3)
+            if not _password_matches(pwdtype, password, agent.password):
+                return failure(7)
             if not agent.enabled:
                 return failure(5)
-            if not _password_matches(pwdtype, password, agent.password):
-                return failure(6)
             return None
         account = self.schema.account(user)
         if account is None:
