@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -129,3 +130,16 @@ async def test_a_sandbox_database_from_before_the_id_is_recognised_by_its_tables
     ):
         assert await Client(session, handle).message("phone1=1") == "BackMsg_81"
     assert application_id(path) == SANDBOX_APPLICATION_ID
+
+
+def test_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["sandbox", "--port", str(port), "--db", str(tmp_path / "s.db")]
+        result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2
+    [line] = result.output.splitlines()
+    assert line.startswith(f"Error: cannot listen on 127.0.0.1:{port}: ")
+    assert line.endswith("try --port 0")
