@@ -149,7 +149,8 @@ async def stats(sandbox: SandboxHandle) -> dict[str, Any]:
 
 async def arrivals(sandbox: SandboxHandle) -> list[tuple[float, int, str]]:
     """``(wall_time_s, http_status, code)`` of each Import request, in arrival order."""
-    return [(float(t), int(s), str(c)) for t, s, c in await get_json(sandbox, "/sandbox/arrivals")]
+    log = await get_json(sandbox, "/sandbox/arrivals")
+    return [(float(t), int(s), str(c)) for t, s, c, *_ in log]
 
 
 def query(db: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:

@@ -630,7 +630,7 @@ async def test_retry_after_pauses_every_worker(
     # Server side: after a 429 arrived, the only arrivals within the pause are calls that were
     # already in flight when the first answer 429 reached the client (their start came first).
     arrivals = await inspect(http, handle, "/sandbox/arrivals")
-    for arrived_s, status, _code in arrivals:
+    for arrived_s, status, *_ in arrivals:
         if status != 429:
             continue
         seen_s = min(c.ended_wall for c in throttled if c.ended_wall >= arrived_s)

@@ -2,13 +2,15 @@
 
 ``Sandbox`` holds the state one server needs (schema, store, faults, counters); ``build_app``
 wires it into an ``aiohttp.web.Application``. Checks run in the order a request is read:
-parameters present (01), organisation (02), credentials (03/05/06/12, 15/63), campaign
-(70/67/73), source (72), field settings (74), then the record itself.
+parameters present (01), organisation (02), credentials (03/07/05, 15/63), campaign
+(70/67/73), source (72), field settings (74), then the record itself. The faults
+(``faults.py``) come first: an outage, the rate ceiling, the capacity queue and the call's fate.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter, deque
 from collections.abc import Mapping
@@ -27,13 +29,21 @@ from bulkimport.protocol import (
     format_answer,
     md5_hex,
 )
-from bulkimport.sandbox.faults import Fate, FaultPlan, Faults
+from bulkimport.sandbox.faults import SUCCESS_CODES, Fate, FaultPlan, Faults, Outage, Verdict
 from bulkimport.sandbox.importer import (
     ImportResult,
     failure,
     import_record,
     parse_context,
     resolve_rules,
+)
+from bulkimport.sandbox.pages import (
+    BAD_GATEWAY_PAGE,
+    GATEWAY_TIMEOUT_PAGE,
+    HTML_HEADERS,
+    MAINTENANCE_PAGE,
+    NGINX_HEADERS,
+    SERVER_ERROR_PAGE,
 )
 from bulkimport.sandbox.remote import RemoteImports
 from bulkimport.sandbox.store import Store
@@ -49,34 +59,56 @@ REQUIRED_PARAMETERS = (
     "model_id",
     "source",
 )
-SERVER_ERROR_PAGE = "<html><body><h1>500 Internal Server Error</h1></body></html>"
 _ANSWER_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
 
 
 class Stats:
-    """Requests by answer code and by HTTP status, and the arrival log."""
+    """Requests by answer code and by HTTP status, and the arrival log.
+
+    An arrival is ``[wall_time_s, http_status, code, latency_s, processed]``: when the request
+    arrived (wall clock), the status answered (0: none), the code counted, the seconds from
+    its arrival to its answer (``None`` for a hang), and whether the server processed it
+    (checked it and, if the checks passed, imported it), which a 504 turns true later.
+    """
 
     def __init__(self) -> None:
         self.by_code: Counter[str] = Counter()
         self.by_status: Counter[str] = Counter()
-        self.arrivals: deque[tuple[float, int, str]] = deque(maxlen=ARRIVALS_LIMIT)
+        # Codes of the calls processed after nginx had answered 504 for them.
+        self.after_timeout: Counter[str] = Counter()
+        self.arrivals: deque[list[Any]] = deque(maxlen=ARRIVALS_LIMIT)
 
-    def record(self, arrived_s: float, status: int, code: str) -> None:
+    def record(
+        self,
+        arrived_s: float,
+        status: int,
+        code: str,
+        latency_s: float | None = None,
+        processed: bool = False,
+    ) -> None:
         """Count one Import request that arrived at ``arrived_s`` (wall clock)."""
+        latency = None if latency_s is None else round(latency_s, 6)
+        self.add([arrived_s, status, code, latency, processed])
+
+    def add(self, arrival: list[Any]) -> None:
+        """Count an arrival built by the caller (one whose ``processed`` may change later)."""
+        status = arrival[1]
         self.by_status["dropped" if status == 0 else str(status)] += 1
-        self.by_code[code] += 1
-        self.arrivals.append((arrived_s, status, code))
+        self.by_code[arrival[2]] += 1
+        self.arrivals.append(arrival)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "requests": sum(self.by_status.values()),
             "by_code": dict(self.by_code),
             "by_status": dict(self.by_status),
+            "processed_after_504": dict(self.after_timeout),
         }
 
     def reset(self) -> None:
         self.by_code.clear()
         self.by_status.clear()
+        self.after_timeout.clear()
         self.arrivals.clear()
 
 
@@ -89,15 +121,24 @@ class Sandbox:
         self.plan = FaultPlan(faults)
         self.stats = Stats()
         self.remote = RemoteImports(self)
-        # Set when the server stops: hung requests end (their connection is dropped).
-        self.release_hangs = asyncio.Event()
+        # Set when the server stops: hung requests end (their connection is dropped), and the
+        # calls nginx gave up on are processed at once.
+        self.stopping = asyncio.Event()
+        self._late: set[asyncio.Task[None]] = set()
 
     @property
     def faults(self) -> Faults:
         return self.plan.faults
 
     def set_faults(self, faults: Faults) -> None:
-        self.plan = FaultPlan(faults)
+        """Use ``faults`` from now on; the capacity backlog and the rate window carry over."""
+        self.plan.update(faults)
+
+    async def finish(self) -> None:
+        """Stopping: end hung requests, process the calls that nginx answered 504 for."""
+        self.stopping.set()
+        if self._late:
+            await asyncio.gather(*self._late, return_exceptions=True)
 
     # --- the Import event --------------------------------------------------------------------
 
@@ -132,10 +173,6 @@ class Sandbox:
         campaign = self.schema.campaign(model_id)
         if campaign is None:
             return failure(73)
-        if usertype is UserType.AGENT:
-            agent = self.schema.agent(params["user"])
-            if agent is not None and agent.campaigns and model_id not in agent.campaigns:
-                return failure(12)
         if params["source"] not in tuple(Source):
             return failure(72)
         resolved = resolve_rules(campaign, rules)
@@ -148,12 +185,16 @@ class Sandbox:
     ) -> ImportResult | None:
         if usertype is UserType.AGENT:
             agent = self.schema.agent(user)
+            # The vendor's table: 03 "agent number does not exist", 07 "wrong password",
+            # 05 "the account the agent belongs to is disabled". (06 is "the agent's account
+            # does not exist", which a schema cannot express.) Agents may use any campaign:
+            # the vendor has no code for "not this campaign".
             if agent is None:
                 return failure(3)
+            if not _password_matches(pwdtype, password, agent.password):
+                return failure(7)
             if not agent.enabled:
                 return failure(5)
-            if not _password_matches(pwdtype, password, agent.password):
-                return failure(6)
             return None
         account = self.schema.account(user)
         if account is None:
@@ -179,6 +220,54 @@ class Sandbox:
         if isinstance(answer, ImportResult):
             return answer.success, answer.message, _stats_code(answer)
         return True, str(answer), "job"
+
+    # --- what happens around the Import event -------------------------------------------------
+
+    def outage_answer(
+        self, request: web.Request, outage: Outage, arrived_s: float, started: float
+    ) -> web.Response:
+        """What answers while the server is down: nothing reaches the store."""
+        latency_s = time.monotonic() - started
+        if outage is Outage.DROP:
+            self.stats.record(arrived_s, 0, "outage drop", latency_s)
+            return _drop(request)
+        if outage is Outage.BAD_GATEWAY:
+            self.stats.record(arrived_s, 502, "outage 502", latency_s)
+            return web.Response(status=502, body=BAD_GATEWAY_PAGE, headers=NGINX_HEADERS)
+        self.stats.record(arrived_s, 200, "outage html200", latency_s)
+        return web.Response(body=MAINTENANCE_PAGE, headers=HTML_HEADERS)
+
+    async def gateway_timeout(
+        self,
+        params: Mapping[str, str],
+        verdict: Verdict,
+        arrived_s: float,
+        started: float,
+        timeout_s: float,
+    ) -> web.Response:
+        """nginx's 504 at ``timeout_s``; a call meant to be answered is processed later all
+        the same, when the server gets to it (PHP goes on after nginx gave up)."""
+        arrival: list[Any] = [arrived_s, 504, "HTTP 504", None, False]
+        if verdict.fate is Fate.ANSWER:
+            late = self._process_late(started + verdict.ready_s, params, arrival)
+            task = asyncio.create_task(late)
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
+        await _sleep_until(started + timeout_s)
+        arrival[3] = round(time.monotonic() - started, 6)
+        self.stats.add(arrival)
+        return web.Response(status=504, body=GATEWAY_TIMEOUT_PAGE, headers=NGINX_HEADERS)
+
+    async def _process_late(
+        self, ready_at: float, params: Mapping[str, str], arrival: list[Any]
+    ) -> None:
+        delay_s = ready_at - time.monotonic()
+        if delay_s > 0 and not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), delay_s)
+        _, _, code = await self.handle_import(params)
+        self.stats.after_timeout[code] += 1
+        arrival[4] = True
 
 
 def _password_matches(pwdtype: PasswordType, sent: str, password: str) -> bool:
@@ -212,40 +301,56 @@ def _drop(request: web.Request) -> web.Response:
     return web.Response()  # never written: the connection is gone
 
 
+async def _sleep_until(deadline: float) -> None:
+    delay_s = deadline - time.monotonic()
+    if delay_s > 0:
+        await asyncio.sleep(delay_s)
+
+
 async def asterccinterfaces(request: web.Request) -> web.StreamResponse:
     """``GET|POST /asterccinterfaces``: the Import event, with the configured faults."""
     arrived_s = time.time()
+    started = time.monotonic()
     sandbox = request.app[SANDBOX_KEY]
-    stats = sandbox.stats
     plan = sandbox.plan
-    if plan.throttled():
-        stats.record(arrived_s, 429, "HTTP 429")
+    faults = plan.faults
+    if faults.outage is not Outage.OFF:
+        return sandbox.outage_answer(request, faults.outage, arrived_s, started)
+    stats = sandbox.stats
+    if plan.throttled(started):
+        stats.record(arrived_s, 429, "HTTP 429", time.monotonic() - started)
         return web.Response(
             status=429,
             text="Too Many Requests",
-            headers={"Retry-After": str(plan.faults.retry_after_s)},
+            headers={"Retry-After": str(faults.retry_after_s)},
         )
-    delay_s = plan.delay_s()
-    fate = plan.fate()
+    verdict = plan.decide(started)
     params = await _params(request)
-    if delay_s:
-        await asyncio.sleep(delay_s)
-    if fate is Fate.HTTP500:
-        stats.record(arrived_s, 500, "HTTP 500")
-        return web.Response(status=500, text=SERVER_ERROR_PAGE, content_type="text/html")
-    if fate is Fate.BACKMSG85:
-        stats.record(arrived_s, 200, "BackMsg_85")
-        return web.Response(body=format_answer(False, "BackMsg_85"), headers=_ANSWER_HEADERS)
-    if fate is Fate.DROP:
-        stats.record(arrived_s, 0, "dropped")
-        return _drop(request)
+    fate = verdict.fate
     if fate is Fate.HANG:
         stats.record(arrived_s, 0, "hung")
-        await sandbox.release_hangs.wait()
+        await sandbox.stopping.wait()
         return _drop(request)
-    success, message, code = await sandbox.handle_import(params)
-    stats.record(arrived_s, 200, code)
-    return web.Response(body=format_answer(success, message), headers=_ANSWER_HEADERS)
+    if verdict.timed_out:
+        return await sandbox.gateway_timeout(
+            params, verdict, arrived_s, started, faults.queue_timeout_s
+        )
+    await _sleep_until(started + verdict.ready_s)
+    if fate is Fate.ANSWER:
+        success, message, code = await sandbox.handle_import(params)
+        stats.record(arrived_s, 200, code, time.monotonic() - started, True)
+        return web.Response(body=format_answer(success, message), headers=_ANSWER_HEADERS)
+    if fate is Fate.CODE:
+        code = f"BackMsg_{verdict.code:02d}"
+        stats.record(arrived_s, 200, code, time.monotonic() - started)
+        answer = format_answer(verdict.code in SUCCESS_CODES, code)
+        return web.Response(body=answer, headers=_ANSWER_HEADERS)
+    if fate is Fate.HTTP500:
+        stats.record(arrived_s, 500, "HTTP 500", time.monotonic() - started)
+        return web.Response(status=500, body=SERVER_ERROR_PAGE, headers=HTML_HEADERS)
+    # Fate.DROP
+    stats.record(arrived_s, 0, "dropped", time.monotonic() - started)
+    return _drop(request)
 
 
 def _model_id(request: web.Request) -> str | None:
@@ -287,7 +392,9 @@ async def get_diallist(request: web.Request) -> web.Response:
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    return web.json_response(request.app[SANDBOX_KEY].stats.to_json())
+    sandbox = request.app[SANDBOX_KEY]
+    backlog_s = sandbox.plan.capacity.backlog_s(time.monotonic())
+    return web.json_response({**sandbox.stats.to_json(), "backlog_s": round(backlog_s, 6)})
 
 
 async def reset_stats(request: web.Request) -> web.Response:
@@ -297,7 +404,7 @@ async def reset_stats(request: web.Request) -> web.Response:
 
 
 async def get_arrivals(request: web.Request) -> web.Response:
-    return web.json_response([list(a) for a in request.app[SANDBOX_KEY].stats.arrivals])
+    return web.json_response(list(request.app[SANDBOX_KEY].stats.arrivals))
 
 
 async def get_jobs(request: web.Request) -> web.Response:
@@ -309,14 +416,21 @@ async def get_faults(request: web.Request) -> web.Response:
 
 
 async def set_faults(request: web.Request) -> web.Response:
-    """``POST /sandbox/faults``: replace the faults (JSON object of ``Faults`` fields)."""
+    """``POST /sandbox/faults``: change the faults named in a JSON object, keep the others."""
     sandbox = request.app[SANDBOX_KEY]
     try:
-        faults = Faults.from_json(await _json_object(request))
+        faults = Faults.from_json(await _json_object(request), base=sandbox.faults)
     except (TypeError, ValueError) as exc:
         raise web.HTTPBadRequest(text=str(exc)) from exc
     sandbox.set_faults(faults)
     return web.json_response(faults.to_json())
+
+
+async def clear_faults(request: web.Request) -> web.Response:
+    """``DELETE /sandbox/faults``: every fault off."""
+    sandbox = request.app[SANDBOX_KEY]
+    sandbox.set_faults(Faults())
+    return web.json_response(sandbox.faults.to_json())
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
@@ -344,4 +458,5 @@ def build_app(sandbox: Sandbox) -> web.Application:
     app.router.add_get("/sandbox/jobs", get_jobs)
     app.router.add_get("/sandbox/faults", get_faults)
     app.router.add_post("/sandbox/faults", set_faults)
+    app.router.add_delete("/sandbox/faults", clear_faults)
     return app

@@ -6,8 +6,9 @@ import shutil
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -17,7 +18,8 @@ from bulkimport.sandbox.app import Sandbox, build_app
 from bulkimport.sandbox.faults import Faults
 from bulkimport.sandbox.store import Store
 
-# In-flight requests get this long to finish when the server stops (hangs end at once).
+# In-flight requests get this long to finish when the server stops (hangs end at once, and
+# the calls that nginx answered 504 for are processed before it).
 SHUTDOWN_TIMEOUT_S = 2.0
 
 
@@ -35,7 +37,8 @@ class SandboxConfig:
 class SandboxHandle:
     """A sandbox server in the current event loop; ``stop()`` and ``start()`` again at will.
 
-    A restart keeps the port (once one was picked), the database and the counters.
+    A restart keeps the port (once one was picked), the database, the counters and the
+    faults as last set (the capacity backlog starts empty, as a restarted server's).
     """
 
     def __init__(self, config: SandboxConfig, db_path: Path) -> None:
@@ -64,11 +67,23 @@ class SandboxHandle:
     def running(self) -> bool:
         return self._runner is not None
 
+    @property
+    def faults(self) -> Faults:
+        """The faults in effect (also those set over HTTP)."""
+        return self.sandbox.faults if self.sandbox is not None else self._faults
+
     def set_faults(self, faults: Faults) -> None:
-        """Change the faults, now and after a restart."""
+        """Replace the faults, now and after a restart (the capacity backlog carries over)."""
         self._faults = faults
         if self.sandbox is not None:
             self.sandbox.set_faults(faults)
+
+    def update_faults(self, **changes: Any) -> Faults:
+        """Change some faults and keep the others, as ``POST /sandbox/faults`` does:
+        ``handle.update_faults(capacity=50, outage="502")``."""
+        faults = replace(self.faults, **changes)
+        self.set_faults(faults)
+        return faults
 
     async def start(self) -> None:
         """Open the database and listen (on the same port as before after a ``stop()``)."""
@@ -107,7 +122,8 @@ class SandboxHandle:
             return
         self._runner = None
         self.sandbox = None
-        sandbox.release_hangs.set()
+        self._faults = sandbox.faults
+        await sandbox.finish()
         await sandbox.remote.stop()
         await runner.cleanup()
         self.store.close()

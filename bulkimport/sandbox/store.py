@@ -5,6 +5,11 @@ query takes microseconds, far less than a thread hop would cost, and the sandbox
 thousands of calls per second. Writes are committed in batches (every ``COMMIT_INTERVAL_S``)
 and on ``close()``, so a clean stop or exit keeps everything; WAL with ``synchronous=NORMAL``
 keeps each commit cheap.
+
+A sandbox database carries ``PRAGMA application_id = 0x42495342`` ("BISB"). ``open()`` uses an
+existing file only if it has that id, is a sandbox database from before the id (recognised by
+its tables), or is empty; anything else (a queue database, another program's SQLite file, a
+text file) is refused with a ``DatabaseError`` before a byte is written to it.
 """
 
 from __future__ import annotations
@@ -13,12 +18,18 @@ import asyncio
 import json
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bulkimport.errors import DatabaseError
+
 COMMIT_INTERVAL_S = 0.05
+#: The SQLite ``application_id`` of a sandbox database: "BISB" in ASCII.
+SANDBOX_APPLICATION_ID = 0x42495342
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_LEGACY_TABLES = frozenset({"customers", "diallist", "jobs", "meta"})
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS customers (
@@ -62,6 +73,69 @@ CREATE TABLE IF NOT EXISTS jobs (
 );
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+
+
+def check_sandbox_file(path: Path) -> bool:
+    """Whether ``path`` already carries the sandbox's application id; ``DatabaseError`` when it
+    is not a sandbox database at all. Only reads: the header, then (for a SQLite file without
+    an id) its table names through an immutable read-only connection."""
+
+    def refuse(reason: str) -> DatabaseError:
+        return DatabaseError(
+            f"{path} is not a sandbox database ({reason}); the sandbox writes only to its own:"
+            " give --db a new file"
+        )
+
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise refuse(f"cannot read it: {exc.strerror}") from exc
+    if path.is_dir():
+        raise refuse("it is a directory")
+    if size == 0:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and wal.stat().st_size:
+            raise refuse("it is empty but has a write-ahead log beside it")
+        return False
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(100)
+    except OSError as exc:
+        raise refuse(f"cannot read it: {exc.strerror}") from exc
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise refuse("not a SQLite file")
+    application_id = int.from_bytes(header[68:72], "big")
+    if application_id == SANDBOX_APPLICATION_ID:
+        return True
+    if application_id:
+        raise refuse(f"a SQLite file of another application, application_id {application_id:#x}")
+    tables, columns = _read_layout(path, refuse)
+    if tables == _LEGACY_TABLES and {"tbl", "key", "writes"} <= columns:
+        return False  # a sandbox database from before the id: it gets the id when opened
+    if not tables:
+        raise refuse("a SQLite file without tables")
+    raise refuse(f"a SQLite file with other tables: {', '.join(sorted(tables))}")
+
+
+def _read_layout(
+    path: Path, refuse: Callable[[str], DatabaseError]
+) -> tuple[frozenset[str], frozenset[str]]:
+    # immutable=1: no locks, no journal, no -wal or -shm file created; mode=ro: no write.
+    uri = path.resolve().as_uri() + "?mode=ro&immutable=1"
+    try:
+        db = sqlite3.connect(uri, uri=True)
+        try:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            tables = frozenset(str(name) for (name,) in rows)
+            info = db.execute("PRAGMA table_info(customers)").fetchall()
+            columns = frozenset(str(row[1]) for row in info)
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise refuse(f"SQLite cannot read it: {exc}") from exc
+    return tables, columns
 
 
 @dataclass(frozen=True)
@@ -116,16 +190,30 @@ class Store:
         return self._db is not None
 
     def open(self) -> bool:
-        """Open (and create) the database; True when it was created just now."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(_DDL)
-        created = db.execute("SELECT 1 FROM meta WHERE name = 'created_at'").fetchone() is None
-        if created:
-            db.execute("INSERT INTO meta VALUES ('created_at', ?)", (str(time.time()),))
-        db.commit()
+        """Open (and create) the database; True when it was created just now.
+
+        ``DatabaseError`` when the file is not a sandbox database (nothing is written to it)
+        or cannot be used."""
+        stamped = check_sandbox_file(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False)
+        except (OSError, sqlite3.Error) as exc:
+            raise DatabaseError(f"cannot open the sandbox database {self.path}: {exc}") from exc
+        try:
+            if not stamped:
+                # Before WAL, so that the id is in the main file's header from the start.
+                db.execute(f"PRAGMA application_id = {SANDBOX_APPLICATION_ID}")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_DDL)
+            created = db.execute("SELECT 1 FROM meta WHERE name = 'created_at'").fetchone() is None
+            if created:
+                db.execute("INSERT INTO meta VALUES ('created_at', ?)", (str(time.time()),))
+            db.commit()
+        except sqlite3.Error as exc:
+            db.close()
+            raise DatabaseError(f"cannot use the sandbox database {self.path}: {exc}") from exc
         self._db = db
         return created
 

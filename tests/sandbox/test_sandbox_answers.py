@@ -61,8 +61,10 @@ async def test_good_credentials_in_plaintext_and_md5(
         ({"password": "wrong"}, ACCOUNT, "BackMsg_63"),
         ({"pwdtype": "md5"}, ACCOUNT, "BackMsg_63"),  # the plain password is not its MD5
         ({"user": "9999"}, AGENT, "BackMsg_03"),
-        ({"password": "wrong"}, AGENT, "BackMsg_06"),
-        ({"password": md5_hex("wrong"), "pwdtype": "md5"}, AGENT, "BackMsg_06"),
+        ({"user": "9999", "password": "wrong"}, AGENT, "BackMsg_03"),
+        ({"password": "wrong"}, AGENT, "BackMsg_07"),
+        ({"password": md5_hex("wrong"), "pwdtype": "md5"}, AGENT, "BackMsg_07"),
+        ({"pwdtype": "md5"}, AGENT, "BackMsg_07"),
         ({"modeltype": "Package"}, ACCOUNT, "BackMsg_70"),
         ({"model_id": "x1"}, ACCOUNT, "BackMsg_67"),
         ({"model_id": "99"}, ACCOUNT, "BackMsg_73"),
@@ -80,7 +82,7 @@ async def test_refusals(
     assert await client.customers() == []
 
 
-async def test_a_disabled_agent_and_an_agent_outside_its_campaigns(
+async def test_a_disabled_agent_and_agents_with_a_campaigns_list(
     sandbox_factory: object,
 ) -> None:
     from bulkimport.sandbox import Agent, default_schema
@@ -96,10 +98,13 @@ async def test_a_disabled_agent_and_an_agent_outside_its_campaigns(
     async with aiohttp.ClientSession() as session:
         client = Client(session, handle)
         disabled = ImportParams("demo", "2001", "pw", "1", usertype=UserType.AGENT)
-        elsewhere = ImportParams("demo", "2002", "pw", "1", usertype=UserType.AGENT)
+        listed = ImportParams("demo", "2002", "pw", "1", usertype=UserType.AGENT)
         assert await client.message(GOOD, base=disabled) == "BackMsg_05"
-        assert await client.message(GOOD, base=elsewhere) == "BackMsg_12"
-        assert await client.message(GOOD, base=elsewhere, model_id="2") == "BackMsg_84"
+        # A wrong password is refused before the account's state is told.
+        assert await client.message(GOOD, base=disabled, password="no") == "BackMsg_07"
+        # The vendor has no code for "not this campaign": a schema's list has no effect.
+        assert await client.message(GOOD, base=listed) == "BackMsg_84"
+        assert await client.message(GOOD, base=listed, model_id="2") == "BackMsg_81"
 
 
 @pytest.mark.parametrize("missing", PARAMETER_NAMES[1:])

@@ -142,27 +142,103 @@ async def test_a_requests_per_second_ceiling_answers_429_with_retry_after(
     assert await client.message("phone1=99") == "BackMsg_84"
 
 
-async def test_faults_change_while_running_in_process_and_over_http(
-    client: Client, sandbox: SandboxHandle
+@pytest.mark.parametrize(
+    ("code", "body"),
+    [
+        ("116", "|Retuen|2|Retuen|BackMsg_116"),  # licence: fatal
+        ("BackMsg_38", "|Retuen|2|Retuen|BackMsg_38"),
+        ("74", "|Retuen|2|Retuen|BackMsg_74"),  # rejected row
+        ("113", "|Retuen|2|Retuen|BackMsg_113"),  # transient
+        ("5", "|Retuen|2|Retuen|BackMsg_05"),
+        ("84", "|Retuen|1|Retuen|BackMsg_84"),  # a success code is answered as one
+        ("69", "|Retuen|1|Retuen|BackMsg_69"),
+    ],
+)
+async def test_an_answer_code_for_every_call_is_answered_and_nothing_is_imported(
+    sandbox_factory: Factory, session: aiohttp.ClientSession, code: str, body: str
 ) -> None:
-    sandbox.set_faults(Faults(backmsg85_rate=1))
-    assert await client.message("phone1=1") == "BackMsg_85"
-    assert await client.post_json("/sandbox/faults", {"http500_rate": 1.0, "seed": 2}) == {
-        **Faults().to_json(),
-        "http500_rate": 1.0,
-        "seed": 2,
-    }
-    assert (await client.send(params("phone1=1")))[0] == 500
-    await client.post_json("/sandbox/faults", {})
+    client = await start_client(sandbox_factory, session, Faults(code_rates={code: 1}))
+    for method in ("GET", "POST"):
+        assert await client.send(params(f"phone1=1{method}"), method=method) == (200, body)
+    assert await client.customers() == []
+    counted = body.rsplit("|", 1)[1]
+    assert (await client.get_json("/sandbox/stats"))["by_code"] == {counted: 2}
+    assert [a[4] for a in await client.get_json("/sandbox/arrivals")] == [False, False]
+
+
+async def test_answer_codes_for_a_share_of_calls_are_reproducible(sandbox_factory: Factory) -> None:
+    faults = Faults(code_rates={"74": 0.2, "BackMsg_113": 0.2}, backmsg85_rate=0.1, seed=4)
+    assert faults.code_rates == {"74": 0.2, "113": 0.2}
+    async with aiohttp.ClientSession() as session:
+        first_client = await start_client(sandbox_factory, session, faults)
+        first = await outcomes(first_client, 100)
+        second = await outcomes(await start_client(sandbox_factory, session, faults), 100)
+        customers = await first_client.customers()
+    assert first == second
+    counts = Counter(first)
+    assert set(counts) == {"BackMsg_74", "BackMsg_113", "BackMsg_85", "BackMsg_84"}
+    assert 8 <= counts["BackMsg_74"] <= 35 and 8 <= counts["BackMsg_113"] <= 35
+    assert 2 <= counts["BackMsg_85"] <= 20
+    assert len(customers) == counts["BackMsg_84"]
+
+
+@pytest.mark.parametrize(
+    ("mode", "seen"), [("drop", "dropped"), ("502", "HTTP 502"), ("html200", "HTTP 200")]
+)
+async def test_an_outage_answers_in_front_of_the_server_until_switched_off(
+    sandbox_factory: Factory, session: aiohttp.ClientSession, mode: str, seen: str
+) -> None:
+    client = await start_client(sandbox_factory, session, Faults(outage=mode, max_rps=1))
+    # max_rps=1: a call that got past the outage would be answered 429 the second time.
+    assert await outcomes(client, 3) == [seen] * 3
+    # Inspection and control go on during the outage; nothing reached the store.
+    assert await client.customers() == []
+    stats = await client.get_json("/sandbox/stats")
+    assert stats["by_code"] == {f"outage {mode}": 3}
+    await client.post_json("/sandbox/faults", {"outage": "off"})
     assert await client.message("phone1=1") == "BackMsg_84"
-    url = client.sandbox.base_url + "/sandbox/faults"
-    for bad in ({"drop_rate": 2}, {"nonsense": 1}, [1]):
-        async with client.session.post(url, json=bad) as response:
-            assert response.status == 400
 
 
-def test_fault_rates_are_checked() -> None:
+async def test_the_outage_pages_are_nginx_s_502_and_a_maintenance_page(
+    sandbox: SandboxHandle, client: Client
+) -> None:
+    sandbox.update_faults(outage="502")
+    async with client.session.post(sandbox.url, data=params("phone1=1")) as response:
+        body = await response.text()
+        assert response.status == 502
+        assert response.headers["Server"] == "nginx"
+        assert response.content_type == "text/html"
+    assert "<title>502 Bad Gateway</title>" in body
+    assert "<hr><center>nginx</center>" in body
+    sandbox.update_faults(outage="html200")
+    async with client.session.post(sandbox.url, data=params("phone1=1")) as response:
+        body = await response.text()
+        assert (response.status, response.content_type) == (200, "text/html")
+    assert body.startswith("<!DOCTYPE html>")
+    assert parse_answer(body) is None
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"http500_rate": 0.6, "drop_rate": 0.6},
+        {"code_rates": {"116": 0.6}, "backmsg85_rate": 0.6},
+        {"code_rates": {"116": 1.5}},
+        {"code_rates": {"Retuen": 0.1}},
+        {"code_rates": {"116": 0.1, "BackMsg_116": 0.1}},
+        {"latency_s": -1},
+        {"capacity": -1},
+        {"queue_timeout_s": -1},
+        {"outage": "down"},
+        {"capacity": float("nan")},
+        {"latency_s": float("inf")},
+    ],
+)
+def test_fault_settings_are_checked(settings: dict[str, object]) -> None:
     with pytest.raises(ValueError):
-        Faults(http500_rate=0.6, drop_rate=0.6)
-    with pytest.raises(ValueError):
-        Faults(latency_s=-1)
+        Faults(**settings)  # type: ignore[arg-type]
+
+
+def test_rates_may_add_up_to_exactly_one() -> None:
+    faults = Faults(code_rates={"74": 0.33, "85": 0.56, "116": 0.11})
+    assert sum(faults.code_rates.values()) > 1  # by a rounding error

@@ -15,15 +15,17 @@ import pytest
 from click.testing import CliRunner
 from sandbox_helpers import Client
 
+from bulkimport.cli import cli
 from bulkimport.errors import ConfigError
 from bulkimport.sandbox import (
+    Faults,
     SandboxConfig,
     SandboxHandle,
     default_schema,
     load_schema,
     serve_sandbox,
 )
-from bulkimport.sandbox.cli import sandbox_command
+from bulkimport.sandbox import cli as sandbox_cli
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "sandbox-schema.toml"
 Factory = Callable[..., Awaitable[SandboxHandle]]
@@ -133,16 +135,66 @@ async def test_a_temporary_database_is_removed() -> None:
 
 
 def test_the_command_has_help_with_an_example() -> None:
-    result = CliRunner().invoke(sandbox_command, ["--help"])
+    result = CliRunner().invoke(cli, ["sandbox", "--help"])
     assert result.exit_code == 0
-    assert "--max-rps" in result.output
+    for option in ("--max-rps", "--capacity", "--queue-timeout", "--answer-code", "--outage"):
+        assert option in result.output
     assert "Example" in result.output
+    assert "--answer-code 116:1" in result.output
 
 
-def test_the_command_refuses_impossible_faults() -> None:
-    result = CliRunner().invoke(sandbox_command, ["--http500-rate", "0.7", "--drop-rate", "0.7"])
+def test_the_options_make_the_faults(monkeypatch: pytest.MonkeyPatch) -> None:
+    served: list[SandboxConfig] = []
+
+    async def serve(config: SandboxConfig) -> None:
+        served.append(config)
+
+    monkeypatch.setattr(sandbox_cli, "_serve", serve)
+    args = [
+        "sandbox", "--port", "0", "--latency", "0.05", "--capacity", "100",
+        "--queue-timeout", "3", "--answer-code", "116:0.02", "--answer-code", "BackMsg_74:0.1",
+        "--backmsg85-rate", "0.05", "--max-rps", "500", "--outage", "502", "--seed", "4",
+    ]  # fmt: skip
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    [config] = served
+    assert config.faults == Faults(
+        latency_s=0.05,
+        capacity=100,
+        queue_timeout_s=3,
+        code_rates={"116": 0.02, "74": 0.1},
+        backmsg85_rate=0.05,
+        max_rps=500,
+        outage="502",
+        seed=4,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--http500-rate", "0.7", "--drop-rate", "0.7"], "add up to at most 1"),
+        (["--answer-code", "116"], "--answer-code 116: give CODE:RATE"),
+        (["--answer-code", "licence:1"], "--answer-code licence:1: give CODE:RATE"),
+        (["--answer-code", "116:1.5"], "--answer-code 116:1.5: give CODE:RATE"),
+        (["--answer-code", "116:0.1", "--answer-code", "BackMsg_116:0.1"], "BackMsg_116 twice"),
+        (["--answer-code", "74:0.6", "--backmsg85-rate", "0.6"], "add up to at most 1"),
+    ],
+)
+def test_the_command_refuses_impossible_faults_in_one_line(args: list[str], says: str) -> None:
+    result = CliRunner().invoke(cli, ["sandbox", *args])
     assert result.exit_code == 2
-    assert "add up to at most 1" in result.output
+    [line] = result.output.splitlines()
+    assert line.startswith("Error: ")
+    assert says in line
+
+
+def test_a_bad_schema_file_is_one_line(tmp_path: Path) -> None:
+    schema = tmp_path / "schema.toml"
+    schema.write_text("org = 'x'")
+    result = CliRunner().invoke(cli, ["sandbox", "--schema", str(schema)])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == ["Error: the schema defines no campaign ([[campaigns]])"]
 
 
 async def test_the_command_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
