@@ -14,9 +14,9 @@ from sandbox_helpers import Client
 
 from bulkimport.cli import cli
 from bulkimport.errors import DatabaseError
-from bulkimport.queue import Queue
 from bulkimport.sandbox import SandboxConfig, serve_sandbox
 from bulkimport.sandbox.store import SANDBOX_APPLICATION_ID
+from bulkimport.storage.sqlite import SqliteStorage
 
 
 def application_id(path: Path) -> int:
@@ -82,7 +82,7 @@ def test_the_command_refuses_a_foreign_file_in_one_line_without_writing(
 
 async def test_a_bulkimport_queue_database_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "bulkimport.db"
-    queue = await Queue.open(path)
+    queue = await SqliteStorage.open(path)
     await queue.close()
     before = snapshot(path)
     with pytest.raises(DatabaseError, match="is not a sandbox database"):
