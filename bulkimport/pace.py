@@ -49,8 +49,10 @@ from bulkimport.protocol import OutcomeKind
 
 RECENT_ANSWERS = 256  # latencies kept for the p95 of the status line
 LATENCY_EWMA_WEIGHT = 0.05  # weight of one answer in the latency shown
-DELIVERED_GAP = 0.8  # answers below this share of the pace measure the capacity
-DELIVERED_ANSWERS = 4  # answers needed to measure their rate
+DELIVERED_WINDOW_S = 1.0  # the answer rate is measured over this long...
+DELIVERED_ANSWERS = 8  # ...from at least this many answers
+DELIVERED_KEPT = 8192  # answer times kept at most (a shorter window above 8,192 calls/s)
+USED_SHARE = 0.9  # a round that sent fewer calls than this share of the pace did not use it
 
 
 class Signal(StrEnum):
@@ -124,7 +126,8 @@ class PaceTuning:
     recover_gain: float = 1.25  # per round, up to recover_to * ceiling
     recover_to: float = 0.9
     cruise_per_s: float = 0.02  # growth per second near the ceiling...
-    probe_double_s: float = 1.0  # ...doubling every this many seconds past it
+    probe_after_s: float = 5.0  # at the ceiling this long before probing past it...
+    probe_double_s: float = 1.0  # ...in steps doubling every this many seconds
     latency_decrease: float = 0.85  # on queueing
     drain_max_s: float = 2.0  # latency is not judged again for at most this long after it
     overload_decrease: float = 0.5  # on back-pressure
@@ -204,7 +207,7 @@ class PaceController:
         self._changed_at = now_s
         self._startup = True  # until the first slowdown
         self._ceiling: float | None = None
-        self._above_since: float | None = None  # when the pace passed the ceiling
+        self._top_since: float | None = None  # when the pace reached the ceiling
         self._base: float | None = None
         self._base_rounds: deque[tuple[float, float]] = deque()  # (end, median latency)
         self._ewma: float | None = None
@@ -218,19 +221,23 @@ class PaceController:
         # wait behind it: their latency says nothing about the new pace.
         self._latency_from = -math.inf
         self._overload_hold_s = 0.0
+        self._answered_since_cut = False  # an answer to a call sent after the last decrease
         self._draining = False  # a latency decrease: the limit drains the queue first
         self._queued_rounds = 0
         self._severe_run = 0
         self._episode_excess: float | None = None  # excess latency at the first cut in a row
         self._episode_cuts = 0
+        self._episode_ceiling: float | None = None  # the ceiling before the first of them
         self._decreased_at = -math.inf
         self._refused = False  # the last decrease was for back-pressure, not latency
         self._round_start = now_s
         self._round_sent = 0
         self._round_latencies: list[float] = []
-        self._round_delivered = 0
+        # When the last answers came (the answer rate), since ``_answers_from``: a pause, or
+        # our own limit draining a queue, hold answers back and are left out.
+        self._answer_times: deque[float] = deque(maxlen=DELIVERED_KEPT)
+        self._answers_from = now_s
         self._start_round(now_s)
-        self._set_limit()
 
     # --- what the dispatcher reads ----------------------------------------------------------
 
@@ -285,9 +292,9 @@ class PaceController:
                 self._change(now_s, self._rate * tuning.resume_factor, PaceReason.RESUME)
                 self._cut_at = now_s
             elif gap_s > max(tuning.round_max_s, 4 * self.interval_s):
-                # A pause (Retry-After, nothing due): the round's answer rate would count it.
+                # A pause (Retry-After, nothing due): not a slower server.
                 self._start_round(now_s)
-                self._delivered_from, self._delivered_before = now_s, 0
+                self._answers_from = now_s
         self._last_sent = now_s
         self._in_flight += 1
         self._round_sent += 1
@@ -315,7 +322,9 @@ class PaceController:
 
     def _on_latency(self, now_s: float, latency_s: float, fresh: bool) -> None:
         tuning = self.tuning
-        self._round_delivered += 1
+        self._answer_times.append(now_s)
+        if now_s - latency_s >= self._cut_at:
+            self._answered_since_cut = True
         self._recent.append(latency_s)
         if self._ewma is None:
             self._ewma = latency_s
@@ -346,15 +355,14 @@ class PaceController:
         tuning = self.tuning
         ordered = sorted(self._round_latencies)
         median = _median(ordered)
-        if self._draining:
-            self._draining = False
-            self._set_limit()
         self._learn_base(now_s, median)
         base = self._base
         assert base is not None
         queue_margin = max(base * tuning.queue_margin, tuning.margin_floor_s)
         excess = median - base
-        used = self._round_sent + 1 >= 0.7 * self._rate * (now_s - self._round_start)
+        # The pace was used: calls went out at it. One that the limit (slow answers, a full
+        # pool) or the work to do (few rows due) did not let through is not earned.
+        used = self._round_sent + 1 >= USED_SHARE * self._rate * (now_s - self._round_start)
         if excess > queue_margin:
             self._queued_rounds += 1
             if self._queued_rounds >= 2 or excess > 2 * queue_margin:
@@ -394,24 +402,35 @@ class PaceController:
             self._change(now_s, rate * tuning.startup_gain, PaceReason.RAMP)
             return
         if rate < tuning.recover_to * ceiling:
-            target = min(rate * tuning.recover_gain, tuning.recover_to * ceiling)
+            # Far below (after an outage): as fast as at the start; closer: more gently.
+            gain = tuning.startup_gain if rate < 0.5 * ceiling else tuning.recover_gain
+            target = min(rate * gain, tuning.recover_to * ceiling)
             self._change(now_s, target, PaceReason.RECOVER)
             return
         growth = tuning.cruise_per_s
+        top = ceiling
         if self._refused and now_s - self._decreased_at < tuning.refused_hold_s:
             # The server refused calls at the ceiling: every probe past it costs errors (and
             # a Retry-After pause): stay just under it for a while.
-            target = min(rate * (1.0 + growth * elapsed), tuning.refused_cruise * ceiling)
-            if target > rate:
-                self._change(now_s, target, PaceReason.PROBE)
-            else:
-                self._start_round(now_s)
+            top = tuning.refused_cruise * ceiling
+        if rate < top:
+            self._top_since = None
+            self._change(now_s, min(rate * (1.0 + growth * elapsed), top), PaceReason.PROBE)
             return
-        if rate >= ceiling:
-            # Past the ceiling with no trouble: it may have moved (the agents went home).
-            if self._above_since is None:
-                self._above_since = now_s
-            growth *= 2.0 ** ((now_s - self._above_since) / tuning.probe_double_s)
+        if top < ceiling:
+            self._start_round(now_s)
+            return
+        if self._top_since is None:
+            self._top_since = now_s
+        dwell_s = now_s - self._top_since - tuning.probe_after_s
+        if dwell_s < 0:
+            # At the ceiling: what the server took last time, without a queue. Stay a while
+            # before probing past it, as CUBIC's plateau: each probe may queue a little.
+            self._start_round(now_s)
+            return
+        # No trouble at the ceiling: it may have moved (the agents went home). Probe past it
+        # in steps that grow the longer no trouble comes.
+        growth *= 2.0 ** (dwell_s / tuning.probe_double_s)
         target = rate * min(1.0 + growth * elapsed, tuning.recover_gain)
         self._change(now_s, target, PaceReason.PROBE)
 
@@ -420,64 +439,75 @@ class PaceController:
         excess = latency_s - self._base
         if self._episode_excess is None:
             self._episode_excess, self._episode_cuts = excess, 0
+            self._episode_ceiling = max(self._ceiling or 0.0, self._rate)
         elif (
             self._episode_cuts >= self.tuning.rebase_cuts
             and excess > (1.0 - self.tuning.rebase_relief) * self._episode_excess
         ):
             # We slowed down a lot and the latency did not follow: not a queue of ours but a
-            # slower server (or busier agents). Take it as the new base.
+            # slower server (or busier agents). Take it as the new base, and the ceiling from
+            # before these decreases: the pace climbs back to it quickly.
             self._base = latency_s
             self._base_rounds.clear()
             self._base_rounds.append((now_s, latency_s))
             self._episode_excess = None
+            self._ceiling = self._episode_ceiling
             self._queued_rounds = 0
             self._severe_run = 0
             self._reason, self._changed_at = PaceReason.REBASE, now_s
-            self._set_limit()
             self._start_round(now_s)
             return
         self._episode_cuts += 1
         # Drain what queued before the next calls join it: until the next round ends, the
         # limit leaves no room for a queue (as BBR drains before it cruises). The queue of
         # ``excess`` seconds shrinks by ``1 - latency_decrease`` seconds per second.
-        self._draining = True
         self._decrease(now_s, self.tuning.latency_decrease, PaceReason.LATENCY)
+        self._draining = True
+        self._set_limit()
         drain_s = max(0.0, excess) / (1.0 - self.tuning.latency_decrease)
         self._latency_from = now_s + min(drain_s, self.tuning.drain_max_s)
 
     def _decrease(self, now_s: float, factor: float, reason: PaceReason) -> None:
         delivered = self._delivered_per_s(now_s)
+        answered = self._answered_since_cut
         measured = self._rate
-        if delivered is not None and delivered < DELIVERED_GAP * self._rate:
-            # Far fewer answers than calls: the server's capacity (or the front end's limit)
-            # is that answer rate. A small gap is only counting noise: the pace is better.
-            measured = delivered
-            if self._startup:
-                # Answers to the calls of the round before, sent at half the pace, are in the
-                # count; that pace caused no queue.
-                measured = max(delivered, self._rate / self.tuning.startup_gain)
-        if self._ceiling is None or (delivered is not None and delivered > 0):
-            # No answer at all (an outage) says nothing about the capacity: keep the old one.
+        if self._reason is PaceReason.RAMP:
+            # Doubling overshot: the pace of the round before caused no queue.
+            measured = max(delivered or 0.0, self._rate / self.tuning.startup_gain)
+        elif delivered is not None and not self._draining:
+            # Fewer answers than calls: in a queue (or behind a front end's limit) the answer
+            # rate is the server's capacity. (While draining, our limit holds them back.)
+            measured = min(self._rate, delivered)
+        if answered or self._ceiling is None:
+            # No answer at all since the last decrease (an outage) says nothing about the
+            # capacity: the old ceiling stays.
             self._ceiling = measured
         self._startup = False
-        self._above_since = None
+        self._top_since = None
         self._decreased_at = now_s
-        self._refused = reason is PaceReason.OVERLOAD
+        # Refused while other calls were answered: a limit, not an outage.
+        self._refused = reason is PaceReason.OVERLOAD and answered
         self._queued_rounds = 0
         self._severe_run = 0
         self._cut_at = self._latency_from = now_s
+        self._answered_since_cut = False
         self._change(now_s, measured * factor, reason)
         self._overload_hold_s = max(self.tuning.round_min_s, 2.0 * self.interval_s)
 
     def _delivered_per_s(self, now_s: float) -> float | None:
-        """Answers per second in this round, or with the one before if it is too short."""
-        elapsed, count = now_s - self._round_start, self._round_delivered
-        if elapsed < self.tuning.round_min_s or count < DELIVERED_ANSWERS:
-            elapsed = now_s - self._delivered_from
-            count += self._delivered_before
-            if elapsed < self.tuning.round_min_s or count < DELIVERED_ANSWERS:
-                return None
-        return count / elapsed
+        """Answers per second over the last second, if there were enough to tell."""
+        times = self._answer_times
+        start_s = max(now_s - DELIVERED_WINDOW_S, self._answers_from)
+        while times and times[0] < start_s:
+            times.popleft()
+        if len(times) >= 2 and (len(times) == times.maxlen or times[0] > start_s):
+            # From one answer's gap before the first: a window that began before the answers
+            # (after a pause, a drain) would count time when none could come.
+            start_s = times[0] - (times[-1] - times[0]) / (len(times) - 1)
+        window_s = now_s - start_s
+        if window_s < self.tuning.round_min_s or len(times) < DELIVERED_ANSWERS:
+            return None
+        return len(times) / window_s
 
     def _change(self, now_s: float, rate_per_s: float, reason: PaceReason) -> None:
         rate = self._bounded(rate_per_s)
@@ -490,7 +520,6 @@ class PaceController:
         if rate != self._rate or reason is not self._reason:
             self._changed_at = now_s
         self._rate, self._reason = rate, reason
-        self._set_limit()
         self._start_round(now_s)
 
     def _bounded(self, rate_per_s: float) -> float:
@@ -506,10 +535,11 @@ class PaceController:
         self._limit = max(1, min(self.settings.max_concurrency, wanted))
 
     def _start_round(self, now_s: float) -> None:
-        # The answer rate is counted over two rounds: one may be cut short by a decrease.
-        self._delivered_from = self._round_start
-        self._delivered_before = self._round_delivered
+        if self._draining:
+            # Drained: our own limit held the answers back, their rate is not the server's.
+            self._draining = False
+            self._answers_from = now_s
         self._round_start = now_s
         self._round_sent = 0
         self._round_latencies = []
-        self._round_delivered = 0
+        self._set_limit()
