@@ -117,8 +117,8 @@ class PaceTuning:
     round_max_s: float = 1.0  # a round at a slow pace ends at its first answer after this
     base_window_s: float = 30.0  # the base latency forgets rounds older than this
     base_quantile: float = 0.1  # of the rounds' medians in the window: robust to noise
-    grow_margin: float = 0.25  # increase only while the median <= base * (1 + this)
-    queue_margin: float = 0.75  # a median > base * (1 + this) means a queue
+    grow_margin: float = 0.4  # increase only while the median <= base * (1 + this)
+    queue_margin: float = 1.0  # a median > base * (1 + this) means a queue
     margin_floor_s: float = 0.0005  # margins are never smaller: a real clock's jitter
     severe_factor: float = 3.0  # answers above base * this...
     severe_answers: int = 4  # ...this many in a row: a queue, without waiting for the round

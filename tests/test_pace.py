@@ -198,8 +198,9 @@ def test_backs_off_on_rising_latency_before_any_error() -> None:
     first_s, first = cuts[0]
     # From the rate of answers over the last second, which may lag the pace by a call.
     assert first.rate_per_s == pytest.approx(PaceTuning().latency_decrease * paced, rel=0.01)
-    # Slowed down before the latency was twice its base: well before the server fails.
-    assert rising(first_s) < 2 * BASE_S
+    # Slowed down as the latency passed twice its base: before the 3x of the target, and
+    # long before the server fails.
+    assert rising(first_s) < 2.5 * BASE_S
     # And again while it keeps rising, a round trip apart: never on the answers of calls
     # sent before the last decrease.
     assert len(cuts) >= PaceTuning().rebase_cuts
@@ -275,7 +276,7 @@ def test_forgets_a_stale_base_latency() -> None:
     state = controller.state()
     assert state.base_latency_s == pytest.approx(2.5 * BASE_S)
     assert controller.rate_per_s == pytest.approx(paced)
-    assert min(state.rate_per_s for t_s, state in driver.states if t_s > 20.0) >= 0.5 * paced
+    assert min(state.rate_per_s for t_s, state in driver.states if t_s > 20.0) >= 0.4 * paced
 
 
 def test_the_base_window_forgets_without_a_queue_too() -> None:
