@@ -19,7 +19,8 @@ A discrete-event simulation, deterministic for a seed:
 - The dispatcher: calls start ``1/rate`` apart (no credit saved while it waits, as
   ``RateLimiter``) while fewer than the limit are in flight; a ``Retry-After`` pauses every
   start. Rows never run out: what the dispatcher offers is what the policy allows.
-- Policies: ``PaceController`` (``auto``), or a fixed rate and concurrency.
+- Policies: ``PaceController`` (``auto``), Vector's ARC as its controller decides
+  (``ArcPolicy``: a concurrency limit and no pacing), or a fixed rate and concurrency.
 
 Measured over the run after ``warmup_s``: good answers per second as a share of the capacity
 (of the ``limit_req`` rate when lower), the share of error answers (503/504), the p50 and p95
@@ -108,6 +109,70 @@ class FixedPolicy:
 
     def on_answer(self, now_s: float, latency_s: float, signal: Signal) -> bool:
         return False
+
+
+@dataclass
+class ArcPolicy:
+    """Vector's Adaptive Request Concurrency, as ``controller.rs`` decides (see docs/pace.md):
+    a concurrency limit, no pacing; once per mean round trip, +1 if the limit was reached with
+    no back-pressure and the round's mean latency was at most the EWMA, else x0.9 if there was
+    back-pressure or the mean passed the EWMA by 2.5 deviations."""
+
+    concurrency_limit: int = 1
+    max_limit: int = 200
+    decrease_ratio: float = 0.9
+    ewma_alpha: float = 0.4
+    deviation_scale: float = 2.5
+    rate_per_s: float = math.inf
+    in_flight: int = 0
+    past: tuple[float, float] | None = None  # EWMA mean and variance of the rounds' means
+    next_update_s: float = 0.0
+    rtt_sum_s: float = 0.0
+    rtt_count: int = 0
+    back_pressure: bool = False
+    reached_limit: bool = False
+
+    def on_sent(self, now_s: float) -> None:
+        self.in_flight += 1
+        if self.in_flight >= self.concurrency_limit:
+            self.reached_limit = True
+
+    def on_answer(self, now_s: float, latency_s: float, signal: Signal) -> bool:
+        self.in_flight -= 1
+        self.back_pressure |= signal is Signal.OVERLOAD
+        if signal is Signal.ANSWER:
+            self.rtt_sum_s += latency_s
+            self.rtt_count += 1
+        current = self.rtt_sum_s / self.rtt_count if self.rtt_count else None
+        if self.past is None:
+            if current is not None:
+                self.past, self.next_update_s = (current, 0.0), now_s + current
+            return False
+        if now_s < self.next_update_s:
+            return False
+        mean, variance = self.past
+        limit = self.concurrency_limit
+        threshold = math.sqrt(variance) * self.deviation_scale
+        if (
+            limit < self.max_limit
+            and self.reached_limit
+            and not self.back_pressure
+            and current is not None
+            and current <= mean
+        ):
+            self.concurrency_limit += 1
+        elif limit > 1 and (self.back_pressure or (current or 0.0) >= mean + threshold):
+            self.concurrency_limit = max(1, int(limit * self.decrease_ratio))
+        if current is not None:
+            difference = current - mean
+            increment = self.ewma_alpha * difference
+            variance = (1 - self.ewma_alpha) * (variance + difference * increment)
+            mean += increment
+            self.past = (mean, variance)
+        self.next_update_s = now_s + mean
+        self.rtt_sum_s, self.rtt_count = 0.0, 0
+        self.back_pressure = self.reached_limit = False
+        return self.concurrency_limit != limit
 
 
 @dataclass(frozen=True)
@@ -333,6 +398,7 @@ def auto_policy() -> PaceController:
 
 POLICIES: dict[str, Callable[[], Policy]] = {
     "auto": auto_policy,
+    "ARC": ArcPolicy,
     "rate 50": lambda: FixedPolicy(50, 32),
     "rate 300": lambda: FixedPolicy(300, 32),
     "rate 300, 256 in flight": lambda: FixedPolicy(300, 256),
@@ -344,41 +410,41 @@ FIXED = ("rate 50", "rate 300", "unlimited")
 def scenarios(duration_s: float) -> list[Scenario]:
     half = duration_s / 2
     return [
-        Scenario("base", "300/s, base 20 ms", Server(300, 0.020), ("auto", *FIXED)),
+        Scenario("base", "300/s, base 20 ms", Server(300, 0.020), ("auto", "ARC", *FIXED)),
         Scenario(
             "halved",
             f"300/s then 150/s at {half:.0f} s",
             Server(300, 0.020, capacity_change=(half, 150)),
-            ("auto", *FIXED, "rate 300, 256 in flight"),
+            ("auto", "ARC", *FIXED, "rate 300, 256 in flight"),
         ),
         Scenario(
             "slower",
             f"300/s, base 20 ms then 40 ms at {half:.0f} s",
             Server(300, 0.020, base_change=(half, 0.040)),
         ),
-        Scenario("c10", "10/s, base 20 ms", Server(10, 0.020)),
+        Scenario("c10", "10/s, base 20 ms", Server(10, 0.020), ("auto", "ARC")),
         Scenario("c50", "50/s, base 20 ms", Server(50, 0.020)),
         Scenario("c1000", "1,000/s, base 20 ms", Server(1000, 0.020)),
         Scenario("c3000", "3,000/s, base 20 ms", Server(3000, 0.020)),
-        Scenario("b2", "300/s, base 2 ms", Server(300, 0.002)),
+        Scenario("b2", "300/s, base 2 ms", Server(300, 0.002), ("auto", "ARC")),
         Scenario("b200", "300/s, base 200 ms", Server(300, 0.200)),
         Scenario(
             "limit",
             "300/s behind limit_req 50 r/s burst 5 (503)",
             Server(300, 0.020, limit_rps=50),
-            ("auto", "rate 50", "rate 300"),
+            ("auto", "ARC", "rate 50", "rate 300"),
         ),
         Scenario(
             "limit-ra",
             "300/s behind limit_req 50 r/s burst 5 (503, Retry-After 1 s)",
             Server(300, 0.020, limit_rps=50, limit_retry_after_s=1.0),
-            ("auto", "rate 50", "rate 300"),
+            ("auto", "ARC", "rate 50", "rate 300"),
         ),
         Scenario(
             "jitter",
             "300/s, base 20 ms, noisy (latency sigma 0.3, work cv 0.5)",
             Server(300, 0.020, latency_jitter=0.3, work_jitter=0.5),
-            ("auto", "rate 300"),
+            ("auto", "ARC", "rate 300"),
         ),
         Scenario(
             "jitter-halved",
