@@ -27,9 +27,9 @@ How it decides (Vector's ARC and TCP Vegas/BBR, for a server that also serves pe
   twice as far above), or ``severe_answers`` answers in a row above ``base * severe_factor``.
   A median and a run of answers, never one answer: one slow call changes nothing.
 - Increase: doubling per round at the start (capacity may be 5 or 3,000 calls/s); later fast
-  up to ``recover_to`` of the ceiling (the answer rate where trouble began), then slowly past
-  it (``cruise_per_s``), faster the longer no trouble comes. Only while the latency stays at
-  its base and the pace was really used.
+  up to ``recover_to`` of the ceiling (the answer rate where trouble began), then slowly to it
+  (``cruise_per_s``); after ``probe_after_s`` there, past it, faster the longer no trouble
+  comes. Only while the latency stays near its base and the pace was really used.
 - Decrease: multiplicative from the answer rate measured when trouble came (in a queue, the
   server's capacity), by ``latency_decrease`` for queueing and ``overload_decrease`` for
   back-pressure; at most once per round trip, since only the calls sent after a decrease
