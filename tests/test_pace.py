@@ -1,0 +1,408 @@
+"""The pace controller of ``--rate auto``, on a virtual clock.
+
+Unit tests drive ``PaceController`` with a ``Driver``: calls start at the controller's pace
+within its limit, and each answer comes back after a latency the test chooses, on a clock that
+only moves from event to event. The last tests run ``bench/pace_sim.py``'s server (one FIFO
+queue of known capacity) at a small scale and hold the controller to the product's targets.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import pytest
+
+from bench.pace_sim import FixedPolicy, Server, auto_policy, measure, simulate
+from bulkimport.pace import (
+    PaceController,
+    PaceReason,
+    PaceSettings,
+    PaceState,
+    PaceTuning,
+    Signal,
+    signal_for,
+)
+from bulkimport.protocol import OutcomeKind
+
+BASE_S = 0.020
+
+
+def constant(latency_s: float) -> Callable[[float], float]:
+    return lambda _sent_s: latency_s
+
+
+def at_base(_sent_s: float) -> float:
+    return BASE_S
+
+
+def answered(_sent_s: float) -> Signal:
+    return Signal.ANSWER
+
+
+@dataclass
+class Driver:
+    """Sends at the controller's pace, within its limit; answers after ``latency(sent_s)``."""
+
+    controller: PaceController
+    now_s: float = 0.0
+    next_start_s: float = 0.0
+    sent: int = 0
+    pending: list[tuple[float, int, float, Signal]] = field(default_factory=list)
+    states: list[tuple[float, PaceState]] = field(default_factory=list)  # after each change
+
+    def run(
+        self,
+        until_s: float,
+        latency: Callable[[float], float] = at_base,
+        signal: Callable[[float], Signal] = answered,
+        *,
+        sending: bool = True,
+    ) -> None:
+        controller = self.controller
+        while True:
+            answer_at = self.pending[0][0] if self.pending else math.inf
+            start_at = math.inf
+            if sending and controller.in_flight < controller.concurrency_limit:
+                start_at = max(self.now_s, self.next_start_s)
+            at = min(answer_at, start_at)
+            if at > until_s:
+                self.now_s = until_s
+                return
+            self.now_s = at
+            if answer_at <= start_at:
+                _, _, sent_s, answer = heapq.heappop(self.pending)
+                if controller.on_answer(at, at - sent_s, answer):
+                    self.states.append((at, controller.state()))
+            else:
+                controller.on_sent(at)
+                self.sent += 1
+                heapq.heappush(self.pending, (at + latency(at), self.sent, at, signal(at)))
+                self.next_start_s = at + controller.interval_s
+
+    def answer_now(self, latency_s: float, signal: Signal) -> bool:
+        """One more call, sent ``latency_s`` ago, answered now (outside the pace)."""
+        self.controller.on_sent(self.now_s - latency_s)
+        return self.controller.on_answer(self.now_s, latency_s, signal)
+
+    def reasons(self) -> list[PaceReason]:
+        return [state.reason for _, state in self.states]
+
+
+def warmed(rate_cap_per_s: float = 200.0) -> Driver:
+    """A controller that found its pace: ``max_rate`` caps it, latency stays at the base."""
+    controller = PaceController(PaceSettings(max_rate_per_s=rate_cap_per_s))
+    driver = Driver(controller)
+    driver.run(20.0)
+    assert controller.rate_per_s == pytest.approx(rate_cap_per_s)
+    return driver
+
+
+# --- signals ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kind", "code", "signal"),
+    [
+        (OutcomeKind.DONE, "BackMsg_84", Signal.ANSWER),
+        (OutcomeKind.DUPLICATE, "BackMsg_81", Signal.ANSWER),
+        (OutcomeKind.REJECTED, "BackMsg_76", Signal.ANSWER),
+        (OutcomeKind.FATAL, "BackMsg_07", Signal.ANSWER),
+        (OutcomeKind.TRANSIENT, "BackMsg_85", Signal.ANSWER),  # the application answered
+        (OutcomeKind.TRANSIENT, "HTTP 429", Signal.OVERLOAD),
+        (OutcomeKind.TRANSIENT, "HTTP 503", Signal.OVERLOAD),
+        (OutcomeKind.TRANSIENT, "HTTP 502", Signal.OVERLOAD),
+        (OutcomeKind.TRANSIENT, "HTTP 504", Signal.OVERLOAD),
+        (OutcomeKind.TRANSIENT, "timeout", Signal.OVERLOAD),
+        (OutcomeKind.TRANSIENT, "connection", Signal.OVERLOAD),
+        (OutcomeKind.TRANSIENT, "invalid answer", Signal.OVERLOAD),
+        (OutcomeKind.FATAL, "HTTP 401", Signal.IGNORE),
+        (OutcomeKind.FATAL, "TLS certificate", Signal.IGNORE),
+        (OutcomeKind.REJECTED, "HTTP 414", Signal.IGNORE),
+    ],
+)
+def test_each_outcome_has_a_signal(kind: OutcomeKind, code: str, signal: Signal) -> None:
+    assert signal_for(kind, code) is signal
+
+
+def test_an_ignored_answer_only_ends_its_call() -> None:
+    driver = warmed()
+    controller = driver.controller
+    before = controller.state()
+    in_flight = controller.in_flight
+    controller.on_sent(driver.now_s)
+    assert not controller.on_answer(driver.now_s + 30.0, 30.0, Signal.IGNORE)
+    assert controller.in_flight == in_flight
+    assert controller.state() == before
+
+
+# --- decisions -------------------------------------------------------------------------------
+
+
+def test_ramps_up_from_a_cold_start() -> None:
+    controller = PaceController()
+    assert controller.rate_per_s == PaceSettings().initial_rate_per_s
+    assert controller.concurrency_limit == 1
+    assert controller.state().reason is PaceReason.START
+    driver = Driver(controller)
+    driver.run(5.0)  # a server that never slows down
+    # From 4/s to thousands in a few seconds: rounds are short once calls are many. The
+    # pool of 256 calls carries 256 / 20 ms: one doubling past that is not used, and stops.
+    assert 2000 <= controller.rate_per_s <= 2 * 256 / BASE_S
+    assert set(driver.reasons()) == {PaceReason.RAMP}
+    rates = [state.rate_per_s for _, state in driver.states]
+    assert all(b == 2 * a for a, b in itertools.pairwise(rates))
+    state = controller.state()
+    assert state.base_latency_s == pytest.approx(BASE_S)
+    # Little's law: the pace keeps rate * base calls in flight; the limit leaves twice that.
+    wanted = math.ceil(controller.rate_per_s * BASE_S * 2) + 1
+    assert controller.concurrency_limit == min(wanted, PaceSettings().max_concurrency)
+
+
+def test_the_pace_stops_where_the_pool_is_full() -> None:
+    # 8 calls in flight at 20 ms carry 400 calls/s at most: a faster pace is not used, and
+    # so not earned.
+    controller = PaceController(PaceSettings(max_concurrency=8))
+    driver = Driver(controller)
+    driver.run(20.0)
+    assert controller.concurrency_limit == 8
+    assert controller.rate_per_s <= 2 * 8 / BASE_S
+    assert driver.sent <= 20 * 8 / BASE_S
+
+
+def test_holds_near_capacity() -> None:
+    server = Server(capacity_per_s=200, base_latency_s=BASE_S)
+    controller = auto_policy()
+    run = simulate(server, controller, duration_s=60.0, trace_every_s=0.5)
+    late = [rate for t_s, rate, _, _ in run.trace if t_s >= 20.0]
+    assert min(late) >= 0.8 * 200
+    assert max(late) <= 1.1 * 200
+    assert sum(late) / len(late) >= 0.9 * 200
+
+
+def test_backs_off_on_rising_latency_before_any_error() -> None:
+    driver = warmed()
+    controller = driver.controller
+    paced = controller.rate_per_s
+
+    def rising(sent_s: float) -> float:
+        # The agents' morning: the server gets busier and answers 10 ms slower each second.
+        return BASE_S + 0.010 * max(0.0, sent_s - 21.0)
+
+    driver.run(30.0, rising)
+    cuts = [(t_s, state) for t_s, state in driver.states if state.reason is PaceReason.LATENCY]
+    assert cuts, "never slowed down"
+    first_s, first = cuts[0]
+    # From the rate of answers over the last second, which may lag the pace by a call.
+    assert first.rate_per_s == pytest.approx(PaceTuning().latency_decrease * paced, rel=0.01)
+    # Slowed down as the latency passed twice its base: before the 3x of the target, and
+    # long before the server fails.
+    assert rising(first_s) < 2.5 * BASE_S
+    # And again while it keeps rising, a round trip apart: never on the answers of calls
+    # sent before the last decrease.
+    assert len(cuts) >= PaceTuning().rebase_cuts
+    assert all(b - a >= rising(a) for (a, _), (b, _) in itertools.pairwise(cuts))
+    assert controller.rate_per_s < paced
+
+
+def test_backs_off_multiplicatively_on_back_pressure() -> None:
+    driver = warmed()
+    controller = driver.controller
+    paced = controller.rate_per_s
+    assert driver.answer_now(BASE_S, Signal.OVERLOAD)
+    # From the pace, or the answer rate if lower (it may lag the pace by a call).
+    halved = PaceTuning().overload_decrease * paced
+    assert controller.rate_per_s == pytest.approx(halved, rel=0.01)
+    halved = controller.rate_per_s
+    state = controller.state()
+    assert state.reason is PaceReason.OVERLOAD
+    assert state.ceiling_per_s == pytest.approx(paced, rel=0.01)
+    # Calls sent before the decrease were too fast already: their 503s change nothing...
+    assert not driver.answer_now(0.5, Signal.OVERLOAD)
+    assert not driver.answer_now(BASE_S, Signal.OVERLOAD)  # ...nor those right after it
+    driver.run(driver.now_s + 0.1)  # calls at the new pace
+    assert controller.rate_per_s == pytest.approx(halved)
+    assert driver.answer_now(BASE_S, Signal.OVERLOAD)  # one of them refused: slower again
+    assert controller.rate_per_s == pytest.approx(PaceTuning().overload_decrease * halved)
+
+
+def test_back_pressure_at_a_fixed_limit_is_not_probed_again_soon() -> None:
+    # A front end refuses calls above 150/s: after the first 503, the pace climbs back to
+    # just under it and stays there, instead of costing a 503 every few seconds.
+    driver = warmed()
+    controller = driver.controller
+    driver.run(driver.now_s + 0.5)
+    assert driver.answer_now(BASE_S, Signal.OVERLOAD)
+    controller.state()
+    ceiling = controller.state().ceiling_per_s
+    assert ceiling is not None
+    driver.run(driver.now_s + 25.0)
+    assert controller.rate_per_s == pytest.approx(PaceTuning().refused_cruise * ceiling)
+
+
+def test_one_slow_answer_changes_nothing() -> None:
+    driver = warmed()
+    controller = driver.controller
+    paced = controller.rate_per_s
+    assert not driver.answer_now(100 * BASE_S, Signal.ANSWER)
+    driver.run(driver.now_s + 1.0)
+    assert controller.rate_per_s == paced
+    assert PaceReason.LATENCY not in driver.reasons()
+
+
+def test_a_few_slow_answers_in_a_row_are_a_queue() -> None:
+    driver = warmed()
+    controller = driver.controller
+    paced = controller.rate_per_s
+    for _ in range(PaceTuning().severe_answers - 1):
+        assert not driver.answer_now(5 * BASE_S, Signal.ANSWER)
+    assert driver.answer_now(5 * BASE_S, Signal.ANSWER)
+    assert controller.state().reason is PaceReason.LATENCY
+    assert controller.rate_per_s < paced
+
+
+def test_forgets_a_stale_base_latency() -> None:
+    # The server got slower for good (a new version, a bigger database): its latency does
+    # not come down however slowly we send. The base follows within seconds, and the pace
+    # climbs back instead of sinking to the floor.
+    driver = warmed()
+    controller = driver.controller
+    paced = controller.rate_per_s
+    driver.run(40.0, constant(2.5 * BASE_S))
+    assert PaceReason.REBASE in driver.reasons()
+    state = controller.state()
+    assert state.base_latency_s == pytest.approx(2.5 * BASE_S)
+    assert controller.rate_per_s == pytest.approx(paced)
+    assert min(state.rate_per_s for t_s, state in driver.states if t_s > 20.0) >= 0.4 * paced
+
+
+def test_the_base_window_forgets_without_a_queue_too() -> None:
+    # A latency below the queue margin, for longer than the window: the base follows.
+    driver = warmed()
+    tuning = driver.controller.tuning
+    driver.run(20.0 + tuning.base_window_s + 2.0, constant(1.4 * BASE_S))
+    base = driver.controller.state().base_latency_s
+    assert base == pytest.approx(1.4 * BASE_S)
+
+
+def test_respects_max_rate() -> None:
+    controller = PaceController(PaceSettings(max_rate_per_s=50.0))
+    driver = Driver(controller)
+    driver.run(20.0)
+    assert max(state.rate_per_s for _, state in driver.states) == 50.0
+    assert controller.rate_per_s == 50.0
+    assert controller.state().reason is PaceReason.MAX_RATE
+    # 20 s at 50/s at most, from 4/s: nothing beyond the cap ever went out.
+    assert driver.sent <= 20 * 50
+
+
+def test_never_below_the_floor() -> None:
+    driver = warmed()
+    controller = driver.controller
+    # An outage: every call is refused at once, for a minute.
+    driver.run(80.0, constant(0.001), lambda _sent_s: Signal.OVERLOAD)
+    assert controller.rate_per_s == PaceSettings().min_rate_per_s
+    assert controller.concurrency_limit >= 1
+    assert min(state.rate_per_s for _, state in driver.states) >= 1.0
+    # The capacity learned before the outage is kept: answers never said it changed.
+    assert controller.state().ceiling_per_s == pytest.approx(200.0, rel=0.01)
+
+
+def test_recovers_after_an_outage() -> None:
+    driver = warmed()
+    controller = driver.controller
+    driver.run(30.0, constant(0.001), lambda _sent_s: Signal.OVERLOAD)
+    assert controller.rate_per_s < 10
+    driver.run(40.0)  # the server is back: 10 s later, so is the pace
+    assert controller.rate_per_s >= 0.9 * 200.0
+
+
+def test_recovers_after_a_pause() -> None:
+    driver = warmed()
+    controller = driver.controller
+    paced = controller.rate_per_s
+    driver.run(120.0, sending=False)  # nothing sent for 100 s: a closed --window
+    controller.on_sent(driver.now_s)
+    state = controller.state()
+    assert state.reason is PaceReason.RESUME
+    assert state.rate_per_s == pytest.approx(PaceTuning().resume_factor * paced)
+    assert controller.in_flight == 1
+    controller.on_answer(driver.now_s + BASE_S, BASE_S, Signal.ANSWER)
+    driver.now_s += BASE_S
+    driver.next_start_s = driver.now_s
+    driver.run(driver.now_s + 3.0)
+    assert controller.rate_per_s == pytest.approx(paced)
+
+
+def test_a_short_pause_is_not_counted_as_a_slow_server() -> None:
+    # A Retry-After pause of 2 s, then a 503: the pause is not in the answer rate that
+    # measures the capacity.
+    driver = warmed()
+    controller = driver.controller
+    driver.run(22.0, sending=False)
+    driver.next_start_s = driver.now_s
+    driver.run(22.3)
+    assert driver.answer_now(BASE_S, Signal.OVERLOAD)
+    assert controller.state().ceiling_per_s == pytest.approx(200.0, rel=0.01)
+
+
+def test_status_line() -> None:
+    driver = warmed()
+    state = driver.controller.state()
+    assert state.describe() == "pace 200/s (latency 20 ms, base 20 ms; max rate)"
+    assert state.latency_p95_s == pytest.approx(BASE_S)
+    assert PaceController().state().describe() == "pace 4.0/s"
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        PaceSettings(min_rate_per_s=0.0),
+        PaceSettings(min_rate_per_s=5.0, max_rate_per_s=2.0),
+        PaceSettings(max_concurrency=0),
+    ],
+)
+def test_refuses_impossible_settings(settings: PaceSettings) -> None:
+    with pytest.raises(ValueError):
+        PaceController(settings)
+
+
+# --- the product's targets, simulated ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("capacity_per_s", [10, 300, 3000])
+def test_targets_across_capacities(capacity_per_s: int) -> None:
+    server = Server(capacity_per_s=capacity_per_s, base_latency_s=BASE_S)
+    report = measure(simulate(server, auto_policy(), duration_s=60.0), warmup_s=10.0)
+    assert report.share >= 0.90  # target: 85 %
+    assert report.errors == 0.0  # target: 1 %
+    assert report.p95_ratio <= 2.9  # target: 3x
+
+
+def test_targets_after_the_capacity_halves() -> None:
+    server = Server(300, BASE_S, latency_jitter=0.1, capacity_change=(20.0, 150))
+    report = measure(simulate(server, auto_policy(), duration_s=40.0, seed=7), warmup_s=10.0)
+    assert report.errors_back_s is not None and report.errors_back_s <= 5.0  # target: 10 s
+    assert report.latency_back_s is not None and report.latency_back_s <= 5.0
+    assert report.errors <= 0.005
+    # A fixed pace that was right before the change never recovers.
+    fixed = FixedPolicy(300, 256)
+    report = measure(simulate(server, fixed, duration_s=40.0, seed=7), warmup_s=10.0)
+    assert report.errors_back_s is None
+
+
+def test_targets_behind_limit_req() -> None:
+    server = Server(300, BASE_S, limit_rps=50)
+    report = measure(simulate(server, auto_policy(), duration_s=60.0), warmup_s=10.0)
+    assert report.share >= 0.90
+    assert report.errors <= 0.005
+
+
+def test_targets_on_a_noisy_server() -> None:
+    server = Server(300, BASE_S, latency_jitter=0.3, work_jitter=0.5)
+    report = measure(simulate(server, auto_policy(), duration_s=60.0, seed=1), warmup_s=10.0)
+    assert report.share >= 0.85
+    assert report.p95_ratio <= 2.5
