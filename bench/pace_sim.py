@@ -45,7 +45,7 @@ from typing import Protocol
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bulkimport.pace import PaceController, PaceSettings, Signal
+from bulkimport.send.pace import PaceController, PaceSettings, Signal
 
 ERROR_BUDGET = 0.01  # error answers over a sliding second: the product's target
 LATENCY_BOUND = 3.0  # p95 at most this many base latencies: the product's target

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from bench.pace_sim import FixedPolicy, Server, auto_policy, measure, simulate
-from bulkimport.pace import (
+from bulkimport.protocol import OutcomeKind
+from bulkimport.send.pace import (
     PaceController,
     PaceReason,
     PaceSettings,
@@ -26,7 +27,6 @@ from bulkimport.pace import (
     Signal,
     signal_for,
 )
-from bulkimport.protocol import OutcomeKind
 
 BASE_S = 0.020
 
