@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from bench.pace_sim import FixedPolicy, Server, auto_policy, measure, simulate
-from bulkimport.protocol import OutcomeKind
+from bulkimport.protocol import Outcome, Trouble, classify_http, classify_trouble
 from bulkimport.send.pace import (
     PaceController,
     PaceReason,
@@ -25,7 +25,7 @@ from bulkimport.send.pace import (
     PaceState,
     PaceTuning,
     Signal,
-    signal_for,
+    signal_of,
 )
 
 BASE_S = 0.020
@@ -105,27 +105,28 @@ def warmed(rate_cap_per_s: float = 200.0) -> Driver:
 
 
 @pytest.mark.parametrize(
-    ("kind", "code", "signal"),
+    ("outcome", "signal"),
     [
-        (OutcomeKind.DONE, "BackMsg_84", Signal.ANSWER),
-        (OutcomeKind.DUPLICATE, "BackMsg_81", Signal.ANSWER),
-        (OutcomeKind.REJECTED, "BackMsg_76", Signal.ANSWER),
-        (OutcomeKind.FATAL, "BackMsg_07", Signal.ANSWER),
-        (OutcomeKind.TRANSIENT, "BackMsg_85", Signal.ANSWER),  # the application answered
-        (OutcomeKind.TRANSIENT, "HTTP 429", Signal.OVERLOAD),
-        (OutcomeKind.TRANSIENT, "HTTP 503", Signal.OVERLOAD),
-        (OutcomeKind.TRANSIENT, "HTTP 502", Signal.OVERLOAD),
-        (OutcomeKind.TRANSIENT, "HTTP 504", Signal.OVERLOAD),
-        (OutcomeKind.TRANSIENT, "timeout", Signal.OVERLOAD),
-        (OutcomeKind.TRANSIENT, "connection", Signal.OVERLOAD),
-        (OutcomeKind.TRANSIENT, "invalid answer", Signal.OVERLOAD),
-        (OutcomeKind.FATAL, "HTTP 401", Signal.IGNORE),
-        (OutcomeKind.FATAL, "TLS certificate", Signal.IGNORE),
-        (OutcomeKind.REJECTED, "HTTP 414", Signal.IGNORE),
+        (classify_http(200, "|Retuen|1|Retuen|BackMsg_84"), Signal.ANSWER),
+        (classify_http(200, "|Retuen|2|Retuen|BackMsg_81"), Signal.ANSWER),
+        (classify_http(200, "|Retuen|2|Retuen|BackMsg_76 phone1"), Signal.ANSWER),
+        (classify_http(200, "|Retuen|2|Retuen|BackMsg_07"), Signal.ANSWER),
+        (classify_http(200, "|Retuen|2|Retuen|BackMsg_85"), Signal.ANSWER),  # it answered
+        (classify_http(429, "slow down"), Signal.OVERLOAD),
+        (classify_http(503, "<title>503</title>"), Signal.OVERLOAD),
+        (classify_http(502, "<title>502 Bad Gateway</title>"), Signal.OVERLOAD),
+        (classify_http(504, "<title>504 Gateway Time-out</title>"), Signal.OVERLOAD),
+        (classify_trouble(Trouble.TIMEOUT, "no answer in time"), Signal.OVERLOAD),
+        (classify_trouble(Trouble.REFUSED, "cannot connect"), Signal.OVERLOAD),
+        (classify_trouble(Trouble.DROPPED, "connection lost"), Signal.OVERLOAD),
+        (classify_http(200, "<html><title>Maintenance</title></html>"), Signal.OVERLOAD),
+        (classify_http(401, "Unauthorized"), Signal.IGNORE),
+        (classify_trouble(Trouble.TLS, "wrong version number"), Signal.IGNORE),
+        (classify_http(414, "<title>414 Request-URI Too Large</title>"), Signal.IGNORE),
     ],
 )
-def test_each_outcome_has_a_signal(kind: OutcomeKind, code: str, signal: Signal) -> None:
-    assert signal_for(kind, code) is signal
+def test_each_outcome_has_a_signal(outcome: Outcome, signal: Signal) -> None:
+    assert signal_of(outcome) is signal
 
 
 def test_an_ignored_answer_only_ends_its_call() -> None:

@@ -10,13 +10,20 @@ from hypothesis import strategies as st
 
 from bulkimport.errors import RecordError
 from bulkimport.protocol import (
+    CODES,
     PARAMETER_NAMES,
+    Code,
+    Fix,
     ImportParams,
     OutcomeKind,
     PasswordType,
+    Trouble,
     classify_answer,
     classify_http,
+    classify_trouble,
+    code_of,
     decode_record,
+    describe_code,
     encode_params,
     encode_record,
     format_answer,
@@ -219,3 +226,92 @@ def test_mask_secrets_hides_any_echoed_password_parameter() -> None:
     )
     assert mask_secrets("source_pwd=x&delrow=1", ()) == "source_pwd=***&delrow=1"
     assert mask_secrets("the password is wrong", ()) == "the password is wrong"
+
+
+@pytest.mark.parametrize("code", list(CODES.values()), ids=lambda code: code.name)
+def test_every_code_is_classified_as_its_table_entry_says(code: Code) -> None:
+    success = code.verdict in (OutcomeKind.DONE,)
+    for remote in (False, True):
+        answer = parse_answer(format_answer(success, f"{code.name} detail"))
+        assert answer is not None
+        outcome = classify_answer(answer, remote=remote)
+        assert outcome.kind is code.verdict_for(remote=remote)
+        assert (outcome.code, outcome.backmsg) == (code.name, code.number)
+        assert outcome.answered and not outcome.maybe_processed
+
+
+@pytest.mark.parametrize(
+    ("number", "kind", "fix"),
+    [
+        (116, OutcomeKind.FATAL, Fix.LICENCE),
+        (115, OutcomeKind.FATAL, Fix.LICENCE),
+        (38, OutcomeKind.FATAL, Fix.LOGIN),
+        (28, OutcomeKind.FATAL, Fix.PARAMETERS),
+        (7, OutcomeKind.FATAL, Fix.PASSWORD),
+        (3, OutcomeKind.FATAL, Fix.LOGIN),
+        (113, OutcomeKind.TRANSIENT, None),
+        (114, OutcomeKind.TRANSIENT, None),
+        (69, OutcomeKind.DONE, None),
+        (74, OutcomeKind.REJECTED, Fix.FIELDS),
+    ],
+)
+def test_the_vendors_corrected_codes(number: int, kind: OutcomeKind, fix: Fix | None) -> None:
+    answer = parse_answer(format_answer(kind is OutcomeKind.DONE, f"BackMsg_{number:02d}"))
+    assert answer is not None
+    outcome = classify_answer(answer)
+    assert (outcome.kind, outcome.backmsg, outcome.fix) == (kind, number, fix)
+
+
+def test_an_unknown_failure_code_is_a_rejection_that_keeps_its_number() -> None:
+    answer = parse_answer("|Retuen|2|Retuen|BackMsg_9999 something new")
+    assert answer is not None
+    outcome = classify_answer(answer)
+    assert (outcome.kind, outcome.code, outcome.backmsg) == (
+        OutcomeKind.REJECTED,
+        "BackMsg_9999",
+        9999,
+    )
+    assert outcome.message == "BackMsg_9999 something new"
+    assert describe_code(9999) == "BackMsg_9999" and code_of(9999) is None
+
+
+NGINX_504 = (
+    "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n"
+    "<center><h1>504 Gateway Time-out</h1></center>\r\n<hr><center>nginx/1.22.1</center>\r\n"
+    "</body>\r\n</html>\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "trouble", "maybe_processed", "message"),
+    [
+        (504, NGINX_504, Trouble.GATEWAY, True, "504 Gateway Time-out"),
+        (502, NGINX_504.replace("504 Gateway Time-out", "502 Bad Gateway"), Trouble.GATEWAY,
+         True, "502 Bad Gateway"),
+        (503, "<h1>Service\n Unavailable</h1>", Trouble.THROTTLED, False, "Service Unavailable"),
+        (429, "slow down", Trouble.THROTTLED, False, "slow down"),
+        (500, "boom", Trouble.SERVER_ERROR, False, "boom"),
+        (404, "<title>404 Not Found</title>", Trouble.CLIENT_ERROR, False, "404 Not Found"),
+        (414, "<title>414 Request-URI Too Large</title>", Trouble.TOO_LARGE, False,
+         "414 Request-URI Too Large"),
+        (200, "<!DOCTYPE html><title>Maintenance &amp; more</title>", Trouble.NOT_AN_ANSWER, False,
+         "Maintenance & more"),
+        (200, "", Trouble.NOT_AN_ANSWER, False, "(an empty body)"),
+    ],
+)  # fmt: skip
+def test_a_response_that_is_no_answer_says_why_in_one_line(
+    status: int, body: str, trouble: Trouble, maybe_processed: bool, message: str
+) -> None:
+    outcome = classify_http(status, body)
+    assert outcome.trouble is trouble and not outcome.answered
+    assert outcome.maybe_processed is maybe_processed
+    assert outcome.message == message
+    assert outcome.status == status
+
+
+def test_troubles_without_a_response() -> None:
+    assert classify_trouble(Trouble.TIMEOUT, "no answer in time").maybe_processed
+    assert classify_trouble(Trouble.DROPPED, "reset").maybe_processed
+    assert not classify_trouble(Trouble.REFUSED, "refused").maybe_processed
+    too_long = classify_trouble(Trouble.TOO_LARGE, "the request would be 9,000 bytes")
+    assert (too_long.kind, too_long.code) == (OutcomeKind.REJECTED, "too long for GET")

@@ -147,7 +147,7 @@ async def test_refused_and_unreachable_imports_are_recorded_with_their_exit_code
     assert wrong_scheme.code == 2
     listed = (await bulkimport("jobs", "--json", cwd=tmp_path)).json()["remote_imports"]
     assert [(r["state"], r["code"], r["attempts"]) for r in listed] == [
-        (RemoteState.REFUSED.value, "BackMsg_404", 1), (RemoteState.FAILED.value, "connection", 2),
+        (RemoteState.REFUSED.value, "BackMsg_404", 1), (RemoteState.FAILED.value, "refused", 2),
     ]  # fmt: skip
 
 

@@ -80,7 +80,7 @@ def remote(
         delrow=settings.remote.delrow,
     )
     password = password_for(settings)
-    record = run_async(_submit(db, settings, password, request))
+    record, outcome = run_async(_submit(db, settings, password, request))
     if as_json:
         click.echo(json.dumps(record.to_json(), ensure_ascii=False))
     elif record.state is RemoteState.ACCEPTED:
@@ -93,7 +93,7 @@ def remote(
                 err=True,
             )
         return
-    reason = _reason(record)
+    reason = _reason(outcome)
     if record.state is RemoteState.REFUSED:
         click.echo(f"Error: the server refused the import: {reason}", err=True)
         sys.exit(int(ExitCode.SERVER_REFUSED))
@@ -107,7 +107,7 @@ def remote(
 
 async def _submit(
     db: Path, settings: Settings, password: str, request: RemoteRequest
-) -> RemoteImport:
+) -> tuple[RemoteImport, Outcome]:
     assert settings.target is not None
     target = settings.target
     send = settings.send
@@ -154,7 +154,7 @@ async def _submit(
         record.server_job_id or outcome.message or outcome.code,
         extra=event("summary", file_only=True, **record.to_json()),
     )
-    return record
+    return record, outcome
 
 
 def _log_retry(attempt: int, outcome: Outcome, delay_s: float) -> None:
@@ -167,10 +167,9 @@ def _log_retry(attempt: int, outcome: Outcome, delay_s: float) -> None:
     )
 
 
-def _reason(record: RemoteImport) -> str:
-    code, message = record.code or "", record.message or ""
-    if code.startswith("BackMsg_"):
-        described = describe_code(int(code.removeprefix("BackMsg_")))
-        extra = message.removeprefix(code).strip(" ,")
+def _reason(outcome: Outcome) -> str:
+    if outcome.backmsg is not None:
+        described = describe_code(outcome.backmsg)
+        extra = outcome.message.removeprefix(outcome.code).strip(" ,")
         return f"{described}{': ' + extra if extra else ''}"
-    return f"{code}: {message}" if message else code
+    return f"{outcome.code}: {outcome.message}" if outcome.message else outcome.code

@@ -23,8 +23,8 @@ import aiohttp
 from bulkimport.errors import ConfigError, InputError
 from bulkimport.jobs.events import event
 from bulkimport.jobs.progress import LoggedProgress, ProgressListener
+from bulkimport.jobs.reasons import refusal
 from bulkimport.jobs.report import default_report_path, is_report, write_report
-from bulkimport.protocol import describe_code
 from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
 from bulkimport.rows import FileIdentity
 from bulkimport.send import (
@@ -331,7 +331,7 @@ async def send_job(
             await session.close()
     if result.end is SendEnd.FATAL and result.fatal is not None:
         fatal = result.fatal
-        reason = fatal_reason(fatal.code, fatal.message, target, settings.password_env)
+        reason = refusal(fatal, target, settings.password_env)
         await storage.jobs.set_state(job.id, JobState.STOPPED, reason)
         # The command line prints the reason itself: the terminal needs it once.
         log.error(
@@ -352,35 +352,6 @@ async def send_job(
     else:
         await storage.jobs.set_state(job.id, JobState.FINISHED)
     return result
-
-
-def fatal_reason(code: str, message: str, target: Target, password_env: str) -> str:
-    """One line naming what the server refused, and the setting to look at."""
-    if code.startswith("BackMsg_"):
-        number = int(code.removeprefix("BackMsg_"))
-        hint = _setting_hint(number, target, password_env)
-        return f"the server refused the job: {describe_code(number)}" + (
-            f"; check {hint}" if hint else ""
-        )
-    if code.startswith("HTTP "):
-        return f"the server refused the job: {code} (check --url {target.url} and the credentials)"
-    return f"the server refused the job: {message or code}"
-
-
-def _setting_hint(code: int, target: Target, password_env: str) -> str:
-    """Which setting a fatal code points at, with the value that was used."""
-    who = f"--usertype {target.usertype.value} --user {target.user}"
-    if code == 2:
-        return f"--org {target.org}"
-    if code in (3, 5, 7, 12, 55, 15):
-        return who
-    if code in (6, 9, 63):
-        return f"the password in {password_env} (--pwdtype {target.pwdtype.value}) for {who}"
-    if code in (67, 70, 73):
-        return f"--campaign {target.campaign}"
-    if code == 1:
-        return "that no required setting is empty"
-    return ""
 
 
 async def run_pipeline(

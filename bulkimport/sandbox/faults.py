@@ -28,10 +28,10 @@ from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from bulkimport.protocol import DONE_CODES
+from bulkimport.protocol import CODES, OutcomeKind
 
 # The codes the server answers with CODE 1 (success): an injected one is answered as such.
-SUCCESS_CODES = DONE_CODES | {69}
+SUCCESS_CODES = frozenset(n for n, code in CODES.items() if code.verdict is OutcomeKind.DONE)
 _CODE = re.compile(r"(?:BackMsg_)?(\d{1,4})", re.IGNORECASE)
 # Rates that add up to 1 in decimal may exceed it by a rounding error in binary.
 _RATE_SLACK = 1e-9

@@ -45,7 +45,7 @@ from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bulkimport.protocol import OutcomeKind
+from bulkimport.protocol import Outcome, Trouble
 
 RECENT_ANSWERS = 256  # latencies kept for the p95 of the status line
 LATENCY_EWMA_WEIGHT = 0.05  # weight of one answer in the latency shown
@@ -70,18 +70,28 @@ class Signal(StrEnum):
     IGNORE = "ignore"
 
 
-def signal_for(kind: OutcomeKind, code: str) -> Signal:
-    """The signal of a classified outcome (``Outcome.kind`` and ``Outcome.code``).
+# How each trouble weighs on the pace: back-pressure, or nothing about the load at all (the
+# front end refuses the request itself, however loaded the server is).
+_OVERLOAD = frozenset(
+    {
+        Trouble.THROTTLED,
+        Trouble.GATEWAY,
+        Trouble.SERVER_ERROR,
+        Trouble.TIMEOUT,
+        Trouble.DROPPED,
+        Trouble.REFUSED,
+        Trouble.NOT_AN_ANSWER,
+    }
+)
 
-    An answer in the Import protocol has a ``BackMsg_NN`` code; anything else that is
-    transient is the transport's or a proxy's (``HTTP 503``, ``timeout``, ``connection``,
-    ``invalid answer``); an HTTP code that is not transient is the front end refusing the
-    request itself, however loaded the server is.
-    """
-    answered = code.startswith("BackMsg_")
-    if kind is OutcomeKind.TRANSIENT:
-        return Signal.ANSWER if answered else Signal.OVERLOAD
-    return Signal.ANSWER if answered else Signal.IGNORE
+
+def signal_of(outcome: Outcome) -> Signal:
+    """The signal of a classified outcome: any answer in the Import protocol (whatever it
+    says, ``BackMsg_85`` included) is an answer; a trouble is back-pressure, or says nothing
+    about the load (TLS, a 4xx, a request too large)."""
+    if outcome.trouble is None:
+        return Signal.ANSWER
+    return Signal.OVERLOAD if outcome.trouble in _OVERLOAD else Signal.IGNORE
 
 
 class PaceReason(StrEnum):

@@ -7,6 +7,7 @@ whether it talks HTTP, a test double, or a recording.
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from typing import Protocol
 
@@ -18,7 +19,9 @@ from bulkimport.protocol import (
     ImportParams,
     Outcome,
     OutcomeKind,
+    Trouble,
     classify_http,
+    classify_trouble,
     encode_params,
     mask_secrets,
 )
@@ -31,6 +34,16 @@ ANSWER_CACHE_CHARS = 200  # answers this short are classified once per transport
 
 
 ANSWER_CACHE_SIZE = 256  # ...up to this many different ones
+
+
+CONNECT_TIMEOUT_S = 10.0  # a TCP connection that is not made by then will not be
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason from an aiohttp error (its own message, or its type)."""
+    cause = exc.__cause__ or exc
+    text = str(cause).strip() or type(cause).__name__
+    return text.split("\n", 1)[0][:120]
 
 
 class Transport(Protocol):
@@ -82,7 +95,10 @@ class HttpTransport:
         self._secrets = (*params.secrets, *secrets)
         self._encode = encode_params(params)
         self._post = settings.method == "post"
-        self._timeout = aiohttp.ClientTimeout(total=settings.timeout_s)
+        # A connection that cannot be made says so sooner than an answer that is slow.
+        self._timeout = aiohttp.ClientTimeout(
+            total=settings.timeout_s, sock_connect=min(settings.timeout_s, CONNECT_TIMEOUT_S)
+        )
         self._ssl: bool | ssl.SSLContext = bool(settings.verify_tls)
         # A server gives the same few answers over and over ("|Retuen|1|Retuen|BackMsg_84"):
         # each short one is classified and masked once.
@@ -93,9 +109,8 @@ class HttpTransport:
         if not self._post and len(self._base_url) + 1 + len(query) > MAX_GET_URL_BYTES:
             # Sending it would only earn a 414 (or a 400) for this row, or worse, a proxy's
             # page: refuse the row here, and say what would carry it.
-            return Outcome(
-                OutcomeKind.REJECTED,
-                "too long for GET",
+            return classify_trouble(
+                Trouble.TOO_LARGE,
                 f"the request would be {len(self._base_url) + 1 + len(query):,} bytes, "
                 f"over the {MAX_GET_URL_BYTES:,} a server takes in a URL; use --method post",
             )
@@ -139,26 +154,33 @@ class HttpTransport:
                     remote=remote,
                 )
         except aiohttp.ClientConnectorCertificateError as exc:
+            # Waiting will not fix a certificate: the job stops.
             outcome = Outcome(
                 OutcomeKind.FATAL,
                 "TLS certificate",
                 f"the server's certificate was refused ({exc.certificate_error}); "
                 "fix it or use --insecure",
+                trouble=Trouble.TLS,
             )
+        except aiohttp.ClientSSLError as exc:
+            outcome = classify_trouble(Trouble.TLS, f"TLS failed ({_reason(exc)})")
+        except aiohttp.ConnectionTimeoutError:
+            outcome = classify_trouble(Trouble.REFUSED, "no connection in time")
+        except aiohttp.ClientConnectorError as exc:
+            outcome = classify_trouble(Trouble.REFUSED, f"cannot connect ({_reason(exc)})")
         except (TimeoutError, aiohttp.ServerTimeoutError):
-            outcome = Outcome(OutcomeKind.TRANSIENT, "timeout", "no answer in time")
+            outcome = classify_trouble(Trouble.TIMEOUT, "no answer in time")
+        except (aiohttp.ClientResponseError, aiohttp.ClientPayloadError) as exc:
+            # Not HTTP at all (another protocol on that port), or a broken response.
+            outcome = classify_trouble(Trouble.NOT_AN_ANSWER, f"not HTTP ({_reason(exc)})")
         except aiohttp.ClientError as exc:
-            outcome = Outcome(
-                OutcomeKind.TRANSIENT, "connection", type(exc).__name__ + ": " + str(exc)
-            )
+            outcome = classify_trouble(Trouble.DROPPED, f"connection lost ({_reason(exc)})")
         return self._masked(outcome)
 
     def _masked(self, outcome: Outcome) -> Outcome:
         if not self._secrets:
             return outcome
-        return Outcome(
-            outcome.kind, outcome.code, self._mask(outcome.message), outcome.retry_after_s
-        )
+        return dataclasses.replace(outcome, message=self._mask(outcome.message))
 
     def _mask(self, message: str) -> str:
         """``message`` without the password, whole or cut off at the end of the message."""
