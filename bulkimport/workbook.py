@@ -72,6 +72,7 @@ the figures.
 from __future__ import annotations
 
 import enum
+import os
 import posixpath
 import re
 import zipfile
@@ -152,7 +153,7 @@ class SheetInfo:
         return self.state == "visible"
 
 
-def is_workbook(path: Path) -> WorkbookKind | None:
+def is_workbook(path: str | os.PathLike[str]) -> WorkbookKind | None:
     """The kind of workbook ``path`` holds, by its content; ``None`` if it is not one.
 
     A truncated xlsx (its zip directory lost) is still told by the names of its first
@@ -201,14 +202,14 @@ def _holds_encrypted_package(handle: IO[bytes]) -> bool:
     return _ENCRYPTED_STREAM in head
 
 
-def list_sheets(path: Path) -> list[SheetInfo]:
+def list_sheets(path: str | os.PathLike[str]) -> list[SheetInfo]:
     """The sheets of the workbook at ``path``, in tab order. Raises ``InputError`` for a
     file that is not a readable xlsx."""
-    with _Package(path) as package:
+    with _Package(Path(path)) as package:
         return package.sheets()
 
 
-def open_sheet(path: Path, sheet: str | int | None = None) -> SheetReader:
+def open_sheet(path: str | os.PathLike[str], sheet: str | int | None = None) -> SheetReader:
     """Open one sheet of the workbook at ``path`` for reading.
 
     ``sheet`` is ``None`` for the first visible sheet of cells; a name (exactly as on its
@@ -217,9 +218,9 @@ def open_sheet(path: Path, sheet: str | int | None = None) -> SheetReader:
     digits is looked for as a name first. Raises ``InputError`` naming the file and its
     sheets when there is no such sheet, and for a file that cannot be read.
     """
-    package = _Package(path)
+    package = _Package(Path(path))
     try:
-        info = _choose_sheet(path, package.sheets(), sheet)
+        info = _choose_sheet(package.path, package.sheets(), sheet)
         return SheetReader(package, info)
     except BaseException:
         package.close()
