@@ -8,7 +8,9 @@ Every setting is declared once in ``SPECS``: the command line builds its options
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import operator
 import os
 import random
 import stat
@@ -16,6 +18,7 @@ import tomllib
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +47,8 @@ EXETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 @dataclass(frozen=True)
 class Spec:
     """One setting: its name (``snake_case``; the option is ``--kebab-case``), how to parse
-    it, its default, and its help text."""
+    it, its default, its help text, and where it lands in ``Settings`` (``field``, a dotted
+    path) with how it is written back to be stored with a job (``dump``)."""
 
     name: str
     parse: Callable[[str], Any]
@@ -55,6 +59,8 @@ class Spec:
     multiple: bool = False  # repeatable on the command line; a table or list in a profile
     metavar: str = ""
     group: str = "target"
+    field: str = ""
+    dump: Callable[[Any], Any] = lambda value: value
 
     @property
     def option(self) -> str:
@@ -63,6 +69,15 @@ class Spec:
     @property
     def env(self) -> str:
         return ENV_PREFIX + self.name.upper()
+
+
+def dump_pairs(pairs: Sequence[tuple[str, str | None]]) -> list[str]:
+    """``[("A", "b"), ("C", None)]`` → ``["A=b", "C="]``: how ``--map``/``--set`` are given."""
+    return [f"{name}={value or ''}" for name, value in pairs]
+
+
+def dump_rename(pairs: Sequence[tuple[str, str | None]]) -> list[str]:
+    return dump_pairs(pairs)
 
 
 def parse_bool(text: str) -> bool:
@@ -144,16 +159,30 @@ def _names(enum: Any) -> tuple[str, ...]:
 
 SPECS: tuple[Spec, ...] = (
     # --- the target: who we are and where the rows go
-    Spec("url", parse_url, None, "Import endpoint, e.g. https://cc.example.com/asterccinterfaces."),
-    Spec("org", str, None, "Organisation identity (orgidentity)."),
-    Spec("user", str, None, "Account name or agent number."),
-    Spec("usertype", _choice(_names(UserType)), "account", "Who logs in.", _names(UserType)),
+    Spec(
+        "url",
+        parse_url,
+        None,
+        "Import endpoint, e.g. https://cc.example.com/asterccinterfaces.",
+        field="target.url",
+    ),
+    Spec("org", str, None, "Organisation identity (orgidentity).", field="target.org"),
+    Spec("user", str, None, "Account name or agent number.", field="target.user"),
+    Spec(
+        "usertype",
+        _choice(_names(UserType)),
+        "account",
+        "Who logs in.",
+        _names(UserType),
+        field="target.usertype",
+    ),
     Spec(
         "pwdtype",
         _choice(_names(PasswordType)),
         "plaintext",
         "Send the password as is or as its MD5.",
         _names(PasswordType),
+        field="target.pwdtype",
     ),
     Spec(
         "password_env",
@@ -161,17 +190,37 @@ SPECS: tuple[Spec, ...] = (
         None,
         "Name of the environment variable that holds the password (default BULKIMPORT_PASSWORD).",
         metavar="VAR",
+        field="password_env",
     ),
-    Spec("campaign", str, None, "Campaign id (model_id)."),
-    Spec("phone_field", str, "", "Field that also puts the record in the dial list."),
-    Spec("priority_field", str, "", "Field holding the dial-list priority."),
-    Spec("dialtime_field", str, "", "Field holding the dial time."),
+    Spec("campaign", str, None, "Campaign id (model_id).", field="target.campaign"),
+    Spec(
+        "phone_field",
+        str,
+        "",
+        "Field that also puts the record in the dial list.",
+        field="target.options.phone_field",
+    ),
+    Spec(
+        "priority_field",
+        str,
+        "",
+        "Field holding the dial-list priority.",
+        field="target.options.priority_field",
+    ),
+    Spec(
+        "dialtime_field",
+        str,
+        "",
+        "Field holding the dial time.",
+        field="target.options.dialtime_field",
+    ),
     Spec(
         "dupway",
         _choice(_names(DupWay)),
         "skip",
         "On a duplicate: update it or skip.",
         _names(DupWay),
+        field="target.options.dupway",
     ),
     Spec(
         "dupdiallist",
@@ -179,6 +228,7 @@ SPECS: tuple[Spec, ...] = (
         "ignoreDuplicate",
         "On a duplicate: whether it goes into the dial list.",
         _names(DupDialList),
+        field="target.options.dupdiallist",
     ),
     Spec(
         "changepackage",
@@ -186,11 +236,24 @@ SPECS: tuple[Spec, ...] = (
         "skip",
         "On a duplicate in another package of the main table.",
         _names(ChangePackage),
+        field="target.options.changepackage",
     ),
     Spec(
-        "emptyagent", parse_bool, False, "On a duplicate: clear its assigned agent.", ("yes", "no")
+        "emptyagent",
+        parse_bool,
+        False,
+        "On a duplicate: clear its assigned agent.",
+        ("yes", "no"),
+        field="target.options.emptyagent",
     ),
-    Spec("resetstatus", parse_bool, False, "On a duplicate: reset its status.", ("yes", "no")),
+    Spec(
+        "resetstatus",
+        parse_bool,
+        False,
+        "On a duplicate: reset its status.",
+        ("yes", "no"),
+        field="target.options.resetstatus",
+    ),
     # --- how to send
     Spec(
         "method",
@@ -199,6 +262,7 @@ SPECS: tuple[Spec, ...] = (
         "HTTP method; POST keeps the password out of the server's access log.",
         ("get", "post"),
         group="send",
+        field="send.method",
     ),
     Spec(
         "rate",
@@ -207,9 +271,16 @@ SPECS: tuple[Spec, ...] = (
         "Calls per second at most (0 = no limit).",
         metavar="PER_S",
         group="send",
+        field="send.rate_per_s",
     ),
     Spec(
-        "concurrency", parse_positive_int, 8, "Calls in flight at once.", metavar="N", group="send"
+        "concurrency",
+        parse_positive_int,
+        8,
+        "Calls in flight at once.",
+        metavar="N",
+        group="send",
+        field="send.concurrency",
     ),
     Spec(
         "max_attempts",
@@ -218,8 +289,17 @@ SPECS: tuple[Spec, ...] = (
         "Attempts per row before it is marked failed.",
         metavar="N",
         group="send",
+        field="send.max_attempts",
     ),
-    Spec("timeout", parse_positive_float, 30.0, "Seconds per call.", metavar="S", group="send"),
+    Spec(
+        "timeout",
+        parse_positive_float,
+        30.0,
+        "Seconds per call.",
+        metavar="S",
+        group="send",
+        field="send.timeout_s",
+    ),
     Spec(
         "skip_unchanged",
         parse_bool,
@@ -228,6 +308,7 @@ SPECS: tuple[Spec, ...] = (
         "server, org and campaign: a nightly file sends only its new and changed rows.",
         flag=True,
         group="send",
+        field="skip_unchanged",
     ),
     Spec(
         "insecure",
@@ -236,9 +317,19 @@ SPECS: tuple[Spec, ...] = (
         "Do not verify the server's TLS certificate.",
         flag=True,
         group="send",
+        field="send.verify_tls",
+        dump=operator.not_,
     ),
     # --- how to read the file
-    Spec("encoding", str, None, "File encoding (default: detect).", metavar="NAME", group="read"),
+    Spec(
+        "encoding",
+        str,
+        None,
+        "File encoding (default: detect).",
+        metavar="NAME",
+        group="read",
+        field="read.encoding",
+    ),
     Spec(
         "delimiter",
         str,
@@ -246,6 +337,7 @@ SPECS: tuple[Spec, ...] = (
         "Delimiter (default: sniff); 'tab' for a tab.",
         metavar="C",
         group="read",
+        field="read.delimiter",
     ),
     Spec(
         "skip_rows",
@@ -254,6 +346,7 @@ SPECS: tuple[Spec, ...] = (
         "Title lines above the header.",
         metavar="N",
         group="read",
+        field="read.skip_rows",
     ),
     Spec(
         "map",
@@ -263,6 +356,8 @@ SPECS: tuple[Spec, ...] = (
         multiple=True,
         metavar="COLUMN=FIELD",
         group="read",
+        field="read.rename",
+        dump=dump_rename,
     ),
     Spec(
         "set",
@@ -272,6 +367,8 @@ SPECS: tuple[Spec, ...] = (
         multiple=True,
         metavar="FIELD=VALUE",
         group="read",
+        field="read.constants",
+        dump=dump_pairs,
     ),
     Spec(
         "keep_empty",
@@ -280,6 +377,7 @@ SPECS: tuple[Spec, ...] = (
         "Send empty cells as FIELD= (they are left out by default).",
         flag=True,
         group="read",
+        field="read.keep_empty",
     ),
     # --- output
     Spec(
@@ -289,6 +387,7 @@ SPECS: tuple[Spec, ...] = (
         "Where to write the failed-rows report.",
         metavar="PATH",
         group="output",
+        field="output.report",
     ),
     Spec(
         "log",
@@ -298,6 +397,7 @@ SPECS: tuple[Spec, ...] = (
         "stops, summary.",
         metavar="PATH",
         group="output",
+        field="output.log",
     ),
     Spec(
         "log_format",
@@ -306,6 +406,7 @@ SPECS: tuple[Spec, ...] = (
         "Format of the --log file: plain lines, or one JSON object per line.",
         ("plain", "json"),
         group="output",
+        field="output.log_format",
     ),
     Spec(
         "log_interval",
@@ -314,6 +415,7 @@ SPECS: tuple[Spec, ...] = (
         "Seconds between progress lines in the log.",
         metavar="S",
         group="output",
+        field="output.log_interval_s",
     ),
     # --- remote imports (`bulkimport remote`): the server fetches the file itself
     Spec(
@@ -323,6 +425,7 @@ SPECS: tuple[Spec, ...] = (
         "How the server fetches the file.",
         ("http", "ftp"),
         group="remote",
+        field="remote.source",
     ),
     Spec(
         "source_user",
@@ -331,6 +434,7 @@ SPECS: tuple[Spec, ...] = (
         "User name for the file's server (its password: BULKIMPORT_SOURCE_PASSWORD).",
         metavar="NAME",
         group="remote",
+        field="remote.source_user",
     ),
     Spec(
         "exetime",
@@ -339,6 +443,7 @@ SPECS: tuple[Spec, ...] = (
         "When the server imports the file: 'YYYY-MM-DD HH:MM:SS' (its local time) or now.",
         metavar="TIME",
         group="remote",
+        field="remote.exetime",
     ),
     Spec(
         "delrow",
@@ -347,6 +452,7 @@ SPECS: tuple[Spec, ...] = (
         "Leading lines of the file the server drops (the header).",
         metavar="N",
         group="remote",
+        field="remote.delrow",
     ),
 )
 
@@ -356,14 +462,23 @@ REQUIRED_FOR_SENDING = ("url", "org", "user", "campaign")
 PROFILE_EXTRA_KEYS = ("db",)
 
 
-@dataclass(frozen=True)
-class Target:
-    """Where rows go and as whom; everything but the password."""
+class Method(StrEnum):
+    """How a call is sent: in the query string (the documented default) or a form body."""
 
-    url: str
-    org: str
-    user: str
-    campaign: str
+    GET = "get"
+    POST = "post"  # keeps the password out of the server's access log
+
+
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """Where rows go and as whom. ``password`` lives in memory only: it is excluded from
+    ``repr`` and comparisons and never stored (``Settings.stored`` leaves it out)."""
+
+    url: str = ""
+    org: str = ""
+    user: str = ""
+    campaign: str = ""
+    password: str = field(default="", repr=False, compare=False)
     usertype: UserType = UserType.ACCOUNT
     pwdtype: PasswordType = PasswordType.PLAINTEXT
     options: ImportOptions = field(default_factory=ImportOptions)
@@ -377,11 +492,19 @@ class Target:
     def key(self) -> str:
         return self.ref.key
 
-    def import_params(self, password: str) -> ImportParams:
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The settings a target needs that are empty (``url``, ``org``, ``user``, ``campaign``)."""
+        return tuple(name for name in REQUIRED_FOR_SENDING if not getattr(self, name))
+
+    def with_password(self, password: str) -> Target:
+        return dataclasses.replace(self, password=password)
+
+    def import_params(self) -> ImportParams:
         return ImportParams(
             org=self.org,
             user=self.user,
-            password=password,
+            password=self.password,
             campaign=self.campaign,
             usertype=self.usertype,
             pwdtype=self.pwdtype,
@@ -414,7 +537,7 @@ class RetryPolicy:
 class SendSettings:
     """How rows are sent."""
 
-    method: str = "get"
+    method: Method = Method.GET
     rate_per_s: float = DEFAULT_RATE_PER_S  # 0 = unlimited
     concurrency: int = 8
     max_attempts: int = 5
@@ -430,7 +553,7 @@ class SendSettings:
 
 @dataclass(frozen=True)
 class ReadSettings:
-    """How the file is read (turned into the reader's options by the pipeline)."""
+    """How the file is read (turned into the reader's options by the library layer)."""
 
     encoding: str | None = None
     delimiter: str | None = None
@@ -438,6 +561,16 @@ class ReadSettings:
     rename: tuple[tuple[str, str | None], ...] = ()
     constants: tuple[tuple[str, str], ...] = ()
     keep_empty: bool = False
+
+
+@dataclass(frozen=True)
+class OutputSettings:
+    """Where the report and the log go."""
+
+    report: str | None = None
+    log: str | None = None
+    log_format: str = "plain"
+    log_interval_s: float = DEFAULT_LOG_INTERVAL_S
 
 
 @dataclass(frozen=True)
@@ -452,20 +585,38 @@ class RemoteSettings:
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything a command needs, resolved and checked. ``values`` keeps the resolved raw
-    values (no password) to be stored with a job and shown in logs."""
+    """Everything a command needs, resolved and checked; ``stored()`` is what a job keeps."""
 
-    target: Target | None
-    send: SendSettings
-    read: ReadSettings
+    target: Target = field(default_factory=Target)
+    send: SendSettings = field(default_factory=SendSettings)
+    read: ReadSettings = field(default_factory=ReadSettings)
+    output: OutputSettings = field(default_factory=OutputSettings)
+    remote: RemoteSettings = field(default_factory=RemoteSettings)
     password_env: str = PASSWORD_ENV
-    report: str | None = None
-    log: str | None = None
-    log_format: str = "plain"
-    log_interval_s: float = DEFAULT_LOG_INTERVAL_S
     skip_unchanged: bool = False
-    remote: RemoteSettings = RemoteSettings()
-    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def require_target(self) -> Target:
+        """The target, or a ``ConfigError`` naming the settings it lacks."""
+        missing = self.target.missing
+        if missing:
+            options = ", ".join(SPECS_BY_NAME[name].option for name in missing)
+            raise ConfigError(
+                f"missing {options}: give them as options, BULKIMPORT_* variables or in a "
+                "--config profile"
+            )
+        return self.target
+
+    def stored(self) -> dict[str, Any]:
+        """Every setting by its name, as a job stores it (and ``resolve`` reads it back as
+        ``stored``); never the password."""
+        return {spec.name: spec.dump(_field(self, spec.field)) for spec in SPECS}
+
+
+def _field(settings: Settings, path: str) -> Any:
+    value: Any = settings
+    for name in path.split("."):
+        value = getattr(value, name)
+    return value
 
 
 def parse_pairs(
@@ -540,19 +691,16 @@ def _from_source(spec: Spec, raw: Any, source: str) -> Any:
         raise ConfigError(f"{spec.option} ({source}): {exc}") from None
 
 
-def resolve(
+def merge(
     cli: Mapping[str, Any],
     env: Mapping[str, str],
     profile: Mapping[str, Any],
     stored: Mapping[str, Any] | None = None,
-    *,
-    need_target: bool = True,
-) -> Settings:
-    """Merge the sources by precedence and check the result.
-
-    ``cli`` holds only the options given (``None`` / empty means not given); ``stored`` is the
-    settings of the job being resumed.
-    """
+) -> dict[str, Any]:
+    """Each setting's value from the first source that gives it, parsed: the command line
+    (``cli`` holds only the options given; ``None``, ``()`` or ``False`` mean not given),
+    the environment (``BULKIMPORT_<NAME>``), the profile, the job's stored settings, the
+    default."""
     values: dict[str, Any] = {}
     for spec in SPECS:
         given = cli.get(spec.name)
@@ -562,76 +710,89 @@ def resolve(
             values[spec.name] = _from_source(spec, env[spec.env], spec.env)
         elif spec.name in profile:
             values[spec.name] = _from_source(spec, profile[spec.name], "profile")
-        elif stored is not None and spec.name in stored and stored[spec.name] is not None:
+        elif stored is not None and stored.get(spec.name) is not None:
             values[spec.name] = _from_source(spec, stored[spec.name], "job")
         else:
             values[spec.name] = spec.default
-    missing = [name for name in REQUIRED_FOR_SENDING if not values.get(name)]
-    target = None
-    if need_target:
-        if missing:
-            options = ", ".join(SPECS_BY_NAME[name].option for name in missing)
-            raise ConfigError(
-                f"missing {options}: give them as options, BULKIMPORT_* variables or in a "
-                "--config profile"
-            )
-        target = Target(
-            url=values["url"],
-            org=values["org"],
-            user=values["user"],
-            campaign=values["campaign"],
-            usertype=UserType(values["usertype"]),
-            pwdtype=PasswordType(values["pwdtype"]),
-            options=ImportOptions(
-                phone_field=values["phone_field"],
-                priority_field=values["priority_field"],
-                dialtime_field=values["dialtime_field"],
-                dupway=DupWay(values["dupway"]),
-                dupdiallist=DupDialList(values["dupdiallist"]),
-                changepackage=ChangePackage(values["changepackage"]),
-                emptyagent=values["emptyagent"],
-                resetstatus=values["resetstatus"],
-            ),
-        )
-    rename = [
-        (column, field_name or None)
-        for column, field_name in parse_pairs(values["map"], "map", allow_empty_value=True)
-    ]
-    constants = parse_pairs(values["set"], "set", allow_empty_value=True)
-    read = ReadSettings(
-        encoding=values["encoding"],
-        delimiter=values["delimiter"],
-        skip_rows=values["skip_rows"],
-        rename=tuple(rename),
-        constants=tuple(constants),
-        keep_empty=values["keep_empty"],
-    )
-    send = SendSettings(
-        method=values["method"],
-        rate_per_s=values["rate"],
-        concurrency=values["concurrency"],
-        max_attempts=values["max_attempts"],
-        timeout_s=values["timeout"],
-        verify_tls=not values["insecure"],
-    )
+    return values
+
+
+def build(values: Mapping[str, Any]) -> Settings:
+    """Typed settings from merged values (``merge``)."""
     return Settings(
-        target=target,
-        send=send,
-        read=read,
-        password_env=values["password_env"] or PASSWORD_ENV,
-        report=values["report"],
-        log=values["log"],
-        log_format=values["log_format"],
-        log_interval_s=values["log_interval"],
-        skip_unchanged=values["skip_unchanged"],
+        target=_target(values),
+        send=SendSettings(
+            method=Method(values["method"]),
+            rate_per_s=values["rate"],
+            concurrency=values["concurrency"],
+            max_attempts=values["max_attempts"],
+            timeout_s=values["timeout"],
+            verify_tls=not values["insecure"],
+        ),
+        read=ReadSettings(
+            encoding=values["encoding"],
+            delimiter=values["delimiter"],
+            skip_rows=values["skip_rows"],
+            rename=tuple(
+                (column, name or None)
+                for column, name in parse_pairs(values["map"], "map", allow_empty_value=True)
+            ),
+            constants=tuple(parse_pairs(values["set"], "set", allow_empty_value=True)),
+            keep_empty=values["keep_empty"],
+        ),
+        output=OutputSettings(
+            report=values["report"],
+            log=values["log"],
+            log_format=values["log_format"],
+            log_interval_s=values["log_interval"],
+        ),
         remote=RemoteSettings(
             source=Source(values["source"]),
             source_user=values["source_user"],
             exetime=values["exetime"],
             delrow=values["delrow"],
         ),
-        values={k: list(v) if isinstance(v, tuple) else v for k, v in values.items()},
+        password_env=values["password_env"] or PASSWORD_ENV,
+        skip_unchanged=values["skip_unchanged"],
     )
+
+
+def _target(values: Mapping[str, Any]) -> Target:
+    return Target(
+        url=values["url"] or "",
+        org=values["org"] or "",
+        user=values["user"] or "",
+        campaign=values["campaign"] or "",
+        usertype=UserType(values["usertype"]),
+        pwdtype=PasswordType(values["pwdtype"]),
+        options=ImportOptions(
+            phone_field=values["phone_field"],
+            priority_field=values["priority_field"],
+            dialtime_field=values["dialtime_field"],
+            dupway=DupWay(values["dupway"]),
+            dupdiallist=DupDialList(values["dupdiallist"]),
+            changepackage=ChangePackage(values["changepackage"]),
+            emptyagent=values["emptyagent"],
+            resetstatus=values["resetstatus"],
+        ),
+    )
+
+
+def resolve(
+    cli: Mapping[str, Any],
+    env: Mapping[str, str],
+    profile: Mapping[str, Any],
+    stored: Mapping[str, Any] | None = None,
+    *,
+    need_target: bool = True,
+) -> Settings:
+    """Merge the sources by precedence (``merge``), type them (``build``) and, when a target
+    is needed, check that it is complete. ``stored`` is the settings of the job being
+    resumed (``Settings.stored()`` of an earlier run)."""
+    settings = build(merge(cli, env, profile, stored))
+    if need_target:
+        settings.require_target()
+    return settings
 
 
 def read_password(

@@ -47,7 +47,7 @@ from bulkimport.send import (
     open_session,
 )
 from bulkimport.send.dispatcher import UNKNOWN_CODE
-from bulkimport.settings import RetryPolicy, SendSettings
+from bulkimport.settings import Method, RetryPolicy, SendSettings
 from bulkimport.states import InvalidReason, RowState
 from bulkimport.storage import RowView
 from bulkimport.storage.sqlite import SqliteStorage
@@ -305,6 +305,8 @@ def send_settings(**overrides: Any) -> SendSettings:
         "backoff_base_s": 0.01,
         "backoff_max_s": 0.05,
     }
+    if "method" in overrides:
+        overrides["method"] = Method(overrides["method"])
     return SendSettings(**{**base, **overrides})
 
 

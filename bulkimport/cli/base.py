@@ -125,13 +125,13 @@ def configure_logging(quiet: bool, settings: Settings | None = None, *, bars: bo
     console.setFormatter(logging.Formatter("%(message)s"))
     console.addFilter(ConsoleFilter(bars=bars))
     logger.addHandler(console)
-    log_path = settings.log if settings is not None else None
+    log_path = settings.output.log if settings is not None else None
     if settings is not None and log_path:
         try:
             file_handler = logging.FileHandler(log_path, encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"--log {log_path}: cannot write ({exc.strerror})") from None
-        file_handler.setFormatter(formatter_for(settings.log_format))
+        file_handler.setFormatter(formatter_for(settings.output.log_format))
         logger.addHandler(file_handler)
     logger.propagate = False
 

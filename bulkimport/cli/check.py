@@ -87,9 +87,9 @@ def check(
     configure_logging(quiet, settings)
     campaign = None
     if schema_path is not None:
-        campaign = select_campaign(load_schema(schema_path), settings.values.get("campaign"))
+        campaign = select_campaign(load_schema(schema_path), settings.target.campaign or None)
     check_options = CheckOptions(
-        phone_field=str(settings.values.get("phone_field") or ""),
+        phone_field=settings.target.options.phone_field,
         campaign=campaign,
         max_length=max_length,
         example_limit=None if show_all else DEFAULT_EXAMPLE_LIMIT,

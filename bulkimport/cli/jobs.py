@@ -81,9 +81,9 @@ def run_job_command(
                     new=new,
                     send=send,
                     retry_states=retry_states,
-                    progress=progress_for(bars=bars, interval_s=settings.log_interval_s),
+                    progress=progress_for(bars=bars, interval_s=settings.output.log_interval_s),
                     say=say,
-                    report_path=Path(settings.report) if settings.report else None,
+                    report_path=Path(settings.output.report) if settings.output.report else None,
                 )
 
     summary = run_async(main())

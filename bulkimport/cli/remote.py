@@ -108,8 +108,7 @@ def remote(
 async def _submit(
     db: Path, settings: Settings, password: str, request: RemoteRequest
 ) -> tuple[RemoteImport, Outcome]:
-    assert settings.target is not None
-    target = settings.target
+    target = settings.require_target()
     send = settings.send
     # Opened first: a database that cannot be used is an error before anything is asked.
     async with open_queue(db) as queue:
@@ -122,14 +121,14 @@ async def _submit(
                 file_only=True,
                 url=request.url,
                 target=target.key,
-                settings=dict(settings.values),
+                settings=settings.stored(),
             ),
         )
         async with open_session(1) as session:
             result = await submit_remote(
                 session,
                 target.url,
-                target.import_params(password),
+                target.with_password(password).import_params(),
                 request,
                 send,
                 on_retry=_log_retry,

@@ -217,7 +217,7 @@ async def open_job(
         options = dataclasses.replace(options, encoding=None, delimiter=None, skip_rows=0)
         say(f"{path} is a failed-rows report: reading it as UTF-8 CSV, its _ columns dropped")
     fmt = await asyncio.to_thread(sniff_format, path, options)
-    stored = {k: v for k, v in settings.values.items() if k != "password"}
+    stored = settings.stored()
     job = await storage.jobs.create(identity, target.ref, stored, fmt.to_json())
     say(
         f"job {job.id}: {path} ({fmt.encoding}, delimiter {fmt.delimiter!r}, "
@@ -281,9 +281,7 @@ async def read_job(storage: Storage, job: Job, progress: ProgressListener, stop:
 
 
 def _target(settings: Settings) -> Target:
-    if settings.target is None:
-        raise ConfigError("the target is not set (--url, --org, --user, --campaign)")
-    return settings.target
+    return settings.require_target()
 
 
 async def send_job(
@@ -299,7 +297,7 @@ async def send_job(
 ) -> SendResult:
     """Send the job's pending rows and record how it ended (job state and message)."""
     target = _target(settings)
-    params = target.import_params(password)
+    params = target.with_password(password).import_params()
     await storage.jobs.set_state(job.id, JobState.RUNNING)
     progress.start_sending(job.id, await storage.reports.counts(job.id))
     own_session = session is None
@@ -432,7 +430,7 @@ def _log_start(job: Job, settings: Settings, *, send: bool) -> None:
             file=job.file.path,
             target=job.target_key,
             send=send,
-            settings=dict(settings.values),
+            settings=settings.stored(),
         ),
     )
 

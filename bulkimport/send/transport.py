@@ -25,7 +25,7 @@ from bulkimport.protocol import (
     encode_params,
     mask_secrets,
 )
-from bulkimport.settings import SendSettings
+from bulkimport.settings import Method, SendSettings
 
 MAX_GET_URL_BYTES = 8000  # Apache and nginx refuse request lines over 8 KiB by default
 
@@ -94,7 +94,7 @@ class HttpTransport:
         self._base_url = str(URL(url))
         self._secrets = (*params.secrets, *secrets)
         self._encode = encode_params(params)
-        self._post = settings.method == "post"
+        self._post = settings.method is Method.POST
         # A connection that cannot be made says so sooner than an answer that is slow.
         self._timeout = aiohttp.ClientTimeout(
             total=settings.timeout_s, sock_connect=min(settings.timeout_s, CONNECT_TIMEOUT_S)
