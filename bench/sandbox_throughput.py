@@ -33,7 +33,7 @@ def cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-SERVE = "from bulkimport.sandbox.cli import sandbox_command; sandbox_command()"
+SERVE = "from bulkimport.cli import main; main()"
 
 
 async def send_all(url: str, calls: int, concurrency: int, method: str) -> Counter[str]:
@@ -70,7 +70,16 @@ async def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         server = await asyncio.create_subprocess_exec(
-            *(sys.executable, "-c", SERVE, "--port", "0", "--db", str(Path(tmp) / "bench.db")),
+            *(
+                sys.executable,
+                "-c",
+                SERVE,
+                "sandbox",
+                "--port",
+                "0",
+                "--db",
+                str(Path(tmp) / "bench.db"),
+            ),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )

@@ -1,14 +1,132 @@
 """bulkimport: load large CSV files of leads into a call-center campaign through the Import API.
 
-The public API for library use; everything else is private and may change.
+The public API (everything else is private and may change)::
+
+    from bulkimport import Client, Target
+
+    target = Target(url="https://cc.example.com/asterccinterfaces", org="acme",
+                    user="admin", password=os.environ["CC_PASSWORD"], campaign="12")
+    async with Client(target, db="leads.db") as client:
+        summary = await client.load_csv("leads.csv")
+        summary.raise_for_state()   # ServerRefused, Interrupted: the job is resumable
+
+See docs/library.md. Names are imported when first used, so that ``import bulkimport``
+stays cheap.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
+import importlib
 import logging as _logging
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
 
 # A library logs; the application decides where to. Without this, a record logged before
 # the command line configures logging would reach Python's last-resort handler.
 _logging.getLogger("bulkimport").addHandler(_logging.NullHandler())
+
+_EXPORTS = {
+    "Client": "bulkimport.jobs.client",
+    "check_csv": "bulkimport.jobs.client",
+    "JobSummary": "bulkimport.jobs.summary",
+    "ProgressEvent": "bulkimport.jobs.progress",
+    "Phase": "bulkimport.jobs.progress",
+    "Target": "bulkimport.settings",
+    "Settings": "bulkimport.settings",
+    "SendSettings": "bulkimport.settings",
+    "ReadSettings": "bulkimport.settings",
+    "Method": "bulkimport.settings",
+    "ImportOptions": "bulkimport.protocol",
+    "UserType": "bulkimport.protocol",
+    "PasswordType": "bulkimport.protocol",
+    "DupWay": "bulkimport.protocol",
+    "DupDialList": "bulkimport.protocol",
+    "ChangePackage": "bulkimport.protocol",
+    "CheckOptions": "bulkimport.check",
+    "CheckReport": "bulkimport.check",
+    "RowState": "bulkimport.states",
+    "JobState": "bulkimport.states",
+    "ExitCode": "bulkimport.errors",
+    "BulkImportError": "bulkimport.errors",
+    "ConfigError": "bulkimport.errors",
+    "InputError": "bulkimport.errors",
+    "DatabaseError": "bulkimport.errors",
+    "TryLater": "bulkimport.errors",
+    "RunnerBusy": "bulkimport.errors",
+    "ServerRefused": "bulkimport.errors",
+    "Interrupted": "bulkimport.errors",
+}
+
+__all__ = [
+    "BulkImportError",
+    "ChangePackage",
+    "CheckOptions",
+    "CheckReport",
+    "Client",
+    "ConfigError",
+    "DatabaseError",
+    "DupDialList",
+    "DupWay",
+    "ExitCode",
+    "ImportOptions",
+    "InputError",
+    "Interrupted",
+    "JobState",
+    "JobSummary",
+    "Method",
+    "PasswordType",
+    "Phase",
+    "ProgressEvent",
+    "ReadSettings",
+    "RowState",
+    "RunnerBusy",
+    "SendSettings",
+    "ServerRefused",
+    "Settings",
+    "Target",
+    "TryLater",
+    "UserType",
+    "check_csv",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bulkimport' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+if TYPE_CHECKING:
+    from bulkimport.check import CheckOptions, CheckReport
+    from bulkimport.errors import (
+        BulkImportError,
+        ConfigError,
+        DatabaseError,
+        ExitCode,
+        InputError,
+        Interrupted,
+        RunnerBusy,
+        ServerRefused,
+        TryLater,
+    )
+    from bulkimport.jobs.client import Client, check_csv
+    from bulkimport.jobs.progress import Phase, ProgressEvent
+    from bulkimport.jobs.summary import JobSummary
+    from bulkimport.protocol import (
+        ChangePackage,
+        DupDialList,
+        DupWay,
+        ImportOptions,
+        PasswordType,
+        UserType,
+    )
+    from bulkimport.settings import Method, ReadSettings, SendSettings, Settings, Target
+    from bulkimport.states import JobState, RowState

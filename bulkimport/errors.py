@@ -2,15 +2,16 @@
 
     BulkImportError            any error the tool reports in one line (exit 2)
     ├── ConfigError            a setting is missing or wrong (exit 2)
-    ├── InputError             the CSV file cannot be read at all (exit 2)
+    ├── InputError             the input file cannot be read at all (exit 2)
     ├── RecordError            one record cannot be encoded (the row becomes `invalid`)
     ├── DatabaseError          the queue database cannot be used (exit 2)
-    │   └── RunnerBusy         another runner holds the database (exit 75, try later)
-    ├── ServerRefused          the server gave a fatal answer; the job stopped (exit 3)
+    ├── TryLater               temporary: nothing is wrong with the job (exit 75, resumable)
+    │   └── RunnerBusy         another runner holds the database
+    ├── ServerRefused          the server refused the job; it stopped (exit 3, resumable)
     └── Interrupted            Ctrl-C or SIGTERM; the job can be resumed (exit 130)
 
 The command line turns each into one line on stderr and its exit code; library users
-catch ``BulkImportError``.
+catch ``BulkImportError``. An error about one job names it (``job``).
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ class ExitCode(IntEnum):
     OK = 0  # every row done, duplicate or skipped
     ROWS_FAILED = 1  # finished, but some rows failed, were rejected or invalid
     USAGE = 2  # usage or configuration error, unreadable file
-    SERVER_REFUSED = 3  # a fatal answer stopped the job; resumable
-    RUNNER_BUSY = 75  # another runner holds the database (EX_TEMPFAIL: try later)
+    SERVER_REFUSED = 3  # the server refused the job; resumable
+    TRY_LATER = 75  # EX_TEMPFAIL: another runner, an outage, the send window; resumable
     INTERRUPTED = 130  # Ctrl-C / SIGTERM; resumable
 
 
@@ -33,6 +34,10 @@ class BulkImportError(Exception):
     """Base class: a problem the tool reports in one line."""
 
     exit_code: ExitCode = ExitCode.USAGE
+
+    def __init__(self, message: str, *, job: int | None = None) -> None:
+        super().__init__(message)
+        self.job = job
 
 
 class ConfigError(BulkImportError):
@@ -51,14 +56,19 @@ class DatabaseError(BulkImportError):
     """The queue database cannot be opened, migrated or used."""
 
 
-class RunnerBusy(DatabaseError):
-    """Another process is already reading into or sending from this database."""
+class TryLater(BulkImportError):
+    """Nothing is wrong with the job, but it cannot go on now; the same command later will."""
 
-    exit_code = ExitCode.RUNNER_BUSY
+    exit_code = ExitCode.TRY_LATER
+
+
+class RunnerBusy(TryLater):
+    """Another process is already reading into or sending from this database."""
 
 
 class ServerRefused(BulkImportError):
-    """The server answered with a fatal code (credentials, org, campaign): the job stopped."""
+    """The server refused the job (a fatal answer, a URL that never answered, a spent error
+    budget): it stopped, and resumes once the setting is fixed."""
 
     exit_code = ExitCode.SERVER_REFUSED
 

@@ -139,7 +139,7 @@ async def test_refused_and_unreachable_imports_are_recorded_with_their_exit_code
         "remote", f"{files}/leads.csv", "--url", nowhere, "--org", "demo", "--user", "admin",
         "--campaign", "1", "--max-attempts", "2", cwd=tmp_path,
     )  # fmt: skip
-    assert down.code == 1, down.err
+    assert down.code == 75, down.err
     assert "no answer from the server after 2 attempts" in down.err
     wrong_scheme = await bulkimport(
         "remote", f"{files}/leads.csv", *target(sandbox), "--source", "ftp", cwd=tmp_path

@@ -1,7 +1,8 @@
-"""The ``bulkimport`` command line: thin click commands over ``pipeline`` and ``queue``.
+"""The ``bulkimport`` command line: thin click commands over the library (``Client``).
 
-Each command resolves its settings, opens the queue and calls one implementation; errors
-from the library become one line on stderr and the documented exit code.
+Each command resolves its settings, calls the library, prints, and returns its exit code;
+errors from the library become one line on stderr and the documented exit code
+(``base.BulkImportGroup``, the one exit path). Commands are imported when used.
 """
 
 from __future__ import annotations
@@ -10,14 +11,26 @@ import click
 
 from bulkimport import __version__
 from bulkimport.cli.base import BulkImportGroup
-from bulkimport.cli.check import check
-from bulkimport.cli.failed import failed, retry
-from bulkimport.cli.jobs import jobs, resume, run, stage, status
-from bulkimport.cli.remote import remote
-from bulkimport.sandbox.cli import sandbox_command
+
+COMMANDS = {
+    "run": "bulkimport.cli.jobs:run",
+    "stage": "bulkimport.cli.jobs:stage",
+    "resume": "bulkimport.cli.jobs:resume",
+    "status": "bulkimport.cli.jobs:status",
+    "jobs": "bulkimport.cli.jobs:jobs",
+    "check": "bulkimport.cli.check:check",
+    "failed": "bulkimport.cli.failed:failed",
+    "retry": "bulkimport.cli.failed:retry",
+    "remote": "bulkimport.cli.remote:remote",
+    "sandbox": "bulkimport.cli.sandbox:sandbox_command",
+}
 
 
-@click.group(cls=BulkImportGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=BulkImportGroup,
+    lazy=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="bulkimport")
 def cli() -> None:
     """Load large CSV files of leads into a call-center campaign through the Import API.
@@ -29,12 +42,9 @@ def cli() -> None:
 
     Exit codes: 0 all rows done; 1 some rows failed, were rejected or invalid (the report path
     is printed); 2 usage, configuration or unreadable file; 3 the server refused the job
-    (resumable); 75 another run holds the database; 130 interrupted (resumable).
+    (resumable); 75 try later: another run holds the database (resumable); 130 interrupted
+    (resumable).
     """
-
-
-for command in (run, stage, resume, check, status, jobs, failed, retry, remote, sandbox_command):
-    cli.add_command(command)
 
 
 def main() -> None:

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import json
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Collection, Coroutine
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from bulkimport.cli.joblog import ConsoleFilter, formatter_for
-from bulkimport.errors import BulkImportError, ConfigError, ExitCode
+from bulkimport.errors import BulkImportError, ConfigError, ExitCode, Interrupted
 from bulkimport.jobs.events import event
-from bulkimport.jobs.pipeline import JobSummary
+from bulkimport.jobs.summary import JobSummary
 from bulkimport.settings import SPECS, Settings, load_profile, read_password, resolve
-from bulkimport.states import JobState
 from bulkimport.storage.sqlite import SqliteStorage
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -29,11 +29,33 @@ DEFAULT_DB = "bulkimport.db"
 
 
 class BulkImportGroup(click.Group):
-    """Turns a ``BulkImportError`` into one line and its exit code; never a traceback."""
+    """The one exit path of the command line.
+
+    A command returns its ``ExitCode`` (or nothing, for 0); a ``BulkImportError`` becomes
+    one line on stderr and its exit code, never a traceback. Subcommands are imported when
+    used (``commands`` maps a name to ``module:attribute``), so that ``bulkimport run`` does
+    not load the sandbox's web server.
+    """
+
+    def __init__(self, *args: Any, lazy: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = dict(lazy or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        where = self._lazy.get(cmd_name)
+        if where is None:
+            return super().get_command(ctx, cmd_name)
+        module_name, _, attribute = where.partition(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            code = super().invoke(ctx)
         except BulkImportError as exc:
             click.echo(f"Error: {exc}", err=True)
             # Also in the --log file, if one is open: cron's only record of why it ended.
@@ -43,6 +65,9 @@ class BulkImportGroup(click.Group):
                     "%s", exc, extra=event("error", file_only=True, exit_code=int(exc.exit_code))
                 )
             ctx.exit(int(exc.exit_code))
+        if code:
+            ctx.exit(int(code))
+        return code
 
 
 # --- shared options --------------------------------------------------------------------------
@@ -172,11 +197,11 @@ def password_for(settings: Settings) -> str:
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """The command line's only ``asyncio.run``; a second Ctrl-C ends it as ``Interrupted``."""
     try:
         return asyncio.run(coro)
     except KeyboardInterrupt:
-        click.echo("Interrupted.", err=True)
-        sys.exit(int(ExitCode.INTERRUPTED))
+        raise Interrupted("interrupted") from None
 
 
 @contextlib.asynccontextmanager
@@ -188,23 +213,23 @@ async def open_queue(db: Path, *, read_only: bool = False) -> AsyncIterator[Sqli
         await storage.close()
 
 
-def finish(summary: JobSummary, *, as_json: bool, quiet: bool) -> None:
-    """Print the summary and exit with the code its state calls for."""
+def finish(summary: JobSummary, *, as_json: bool, quiet: bool, hint: str) -> ExitCode:
+    """Print the summary, say what to do next, and give the exit code its state calls for.
+
+    ``hint`` is the command that resumes the job, with the options that locate it.
+    """
     if as_json:
         click.echo(json.dumps(summary.to_json(), ensure_ascii=False))
     elif not quiet:
         click.echo(summary_line(summary))
-    job = summary.job
-    state = summary.state
-    if state is JobState.STOPPED:
-        click.echo(f"Error: {summary.message}; fix it, then: bulkimport resume {job}", err=True)
-        sys.exit(int(ExitCode.SERVER_REFUSED))
-    if state is JobState.INTERRUPTED:
-        click.echo(f"Interrupted; resume with: bulkimport resume {job}", err=True)
-        sys.exit(int(ExitCode.INTERRUPTED))
-    if state is JobState.FINISHED and summary.problems:
+    code = summary.exit_code
+    if code is ExitCode.SERVER_REFUSED:
+        click.echo(f"Error: {summary.message}; fix it, then: {hint}", err=True)
+    elif code is ExitCode.INTERRUPTED:
+        click.echo(f"Interrupted; resume with: {hint}", err=True)
+    elif code is ExitCode.ROWS_FAILED:
         click.echo(f"{summary.problems} rows need attention: {summary.report}", err=True)
-        sys.exit(int(ExitCode.ROWS_FAILED))
+    return code
 
 
 def summary_line(summary: JobSummary) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +66,7 @@ def check(
     max_length: int,
     show_all: bool,
     **options: Any,
-) -> None:
+) -> ExitCode:
     """Read CSV_FILE as run would, and report every problem with its line number.
 
     Shows the detected encoding and delimiter, the columns and the fields they map to, three
@@ -123,5 +122,4 @@ def check(
         click.echo(json.dumps(report.to_json(), ensure_ascii=False))
     else:
         click.echo(render_text(report, examples=None if show_all else TEXT_EXAMPLES, quiet=quiet))
-    if not report.clean:
-        sys.exit(int(ExitCode.ROWS_FAILED))
+    return ExitCode.OK if report.clean else ExitCode.ROWS_FAILED

@@ -17,9 +17,9 @@ from bulkimport.cli.base import (
     setting_options,
 )
 from bulkimport.cli.jobs import run_job_command
-from bulkimport.errors import ConfigError
-from bulkimport.jobs.report import default_report_path, parse_states, write_report
-from bulkimport.states import RowState
+from bulkimport.errors import ExitCode
+from bulkimport.jobs.client import Client
+from bulkimport.jobs.report import parse_states
 
 
 @click.command()
@@ -46,7 +46,7 @@ def failed(
     config_path: Path | None,
     quiet: bool,
     as_json: bool,
-) -> None:
+) -> ExitCode:
     """Export the rows of a job (the latest by default) that need a person: failed,
     rejected or invalid.
 
@@ -62,26 +62,19 @@ def failed(
     """
     wanted = parse_states(states)
     db = db_from(db, config_path)
-    if not db.exists():
-        raise ConfigError(f"{db}: no such database; run or stage a file first")
 
     async def main() -> tuple[int, Path, int]:
-        async with open_queue(db) as queue:
-            resolved = job_id
-            if resolved is None:
-                jobs = await queue.jobs.list()
-                if not jobs:
-                    raise ConfigError(f"no job in {db}")
-                resolved = jobs[-1].id
-            path = output or default_report_path(db, resolved)
-            job = await queue.jobs.get(resolved)
-            return resolved, path, await write_report(queue.reports, job, path, wanted)
+        async with open_queue(db, read_only=True) as storage, Client(storage=storage) as client:
+            job = (await client.status(job_id)).job
+            path, count = await client.write_report(job, output, wanted)
+            return job, path, count
 
     resolved, path, count = run_async(main())
     if as_json:
         click.echo(json.dumps({"job": resolved, "rows": count, "file": str(path)}))
     elif not quiet:
         click.echo(f"job {resolved}: {count:,} rows written to {path}")
+    return ExitCode.OK
 
 
 @click.command()
@@ -101,7 +94,7 @@ def retry(
     quiet: bool,
     as_json: bool,
     **options: Any,
-) -> None:
+) -> ExitCode:
     """Put the failed rows of JOB_ID back to pending, with their attempts reset, and send
     them; with --rejected, the rejected rows too.
 
@@ -115,13 +108,12 @@ def retry(
       bulkimport retry 3 --rate 5
       bulkimport retry 3 --rejected
     """
-    states = {RowState.FAILED, RowState.REJECTED} if rejected else {RowState.FAILED}
-    run_job_command(
+    return run_job_command(
         db=db,
         config_path=config_path,
         quiet=quiet,
         as_json=as_json,
         options=options,
         job_id=job_id,
-        retry_states=frozenset(states),
+        rejected=rejected,
     )

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import shlex
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from bulkimport.cli.base import (
+    DEFAULT_DB,
     SEND_GROUPS,
     common_options,
     configure_logging,
@@ -25,10 +29,28 @@ from bulkimport.cli.base import (
     show_bars,
 )
 from bulkimport.cli.progress import progress_for
-from bulkimport.errors import ConfigError
-from bulkimport.jobs.pipeline import JobSummary, run_pipeline, summarize
+from bulkimport.errors import ConfigError, ExitCode
+from bulkimport.jobs.client import Client
+from bulkimport.jobs.summary import JobSummary, summarize
 from bulkimport.states import JobState, RowState
 from bulkimport.storage import RemoteImport
+
+
+@dataclass(frozen=True)
+class Where:
+    """What locates a job for a later command: the database and the profile as given."""
+
+    db: Path
+    config_path: Path | None
+
+    def command(self, name: str, *args: object) -> str:
+        """``bulkimport NAME ARGS`` with the options that find the same database again."""
+        words = ["bulkimport", name, *(str(arg) for arg in args)]
+        if self.config_path is not None:
+            words += ["--config", shlex.quote(str(self.config_path))]
+        if str(self.db) != DEFAULT_DB or "BULKIMPORT_DB" in os.environ:
+            words += ["--db", shlex.quote(str(self.db))]
+        return " ".join(words)
 
 
 def run_job_command(
@@ -43,51 +65,61 @@ def run_job_command(
     new: bool = False,
     send: bool = True,
     sandbox: bool = False,
-    retry_states: frozenset[RowState] = frozenset(),
-) -> None:
-    db = db_from(db, config_path)
+    rejected: bool | None = None,
+) -> ExitCode:
+    """``run``, ``stage``, ``resume`` and ``retry``: settings, then one ``Client`` call.
+
+    ``rejected`` is ``retry``'s: None for the other commands."""
+    where = Where(db_from(db, config_path), config_path)
 
     def say(text: str) -> None:
         if not quiet:
             click.echo(text, err=True)
 
     async def main() -> JobSummary:
-        async with open_queue(db) as queue:
+        async with open_queue(where.db) as storage:
             stored = None
             resolved_id = job_id
             if path is None:
                 job = await (
-                    queue.jobs.get(job_id)
+                    storage.jobs.get(job_id)
                     if job_id is not None
-                    else queue.jobs.latest(unfinished=True)
+                    else storage.jobs.latest(unfinished=True)
                 )
                 if job is None:
-                    raise ConfigError(f"no unfinished job in {db}; see bulkimport jobs")
+                    raise ConfigError(f"no unfinished job in {where.db}; see bulkimport jobs")
                 stored, resolved_id = job.settings, job.id
-                if job.state is JobState.FINISHED and not retry_states:
+                if job.state is JobState.FINISHED and rejected is None:
                     say(f"job {job.id} is already finished")
-                    return await summarize(queue, job.id)
+                    return await summarize(storage, job.id)
             async with _maybe_sandbox(sandbox, options, say) as sandbox_options:
                 settings = load_settings(sandbox_options, config_path, stored=stored)
                 bars = show_bars(quiet, as_json)
                 configure_logging(quiet, settings, bars=bars)
-                password = password_for(settings) if send else None
-                return await run_pipeline(
-                    queue,
+                if send:
+                    target = settings.require_target()
+                    settings = replace(
+                        settings, target=target.with_password(password_for(settings))
+                    )
+                client = Client(
                     settings=settings,
-                    password=password,
-                    path=path,
-                    job_id=resolved_id,
-                    new=new,
-                    send=send,
-                    retry_states=retry_states,
+                    storage=storage,
                     progress=progress_for(bars=bars, interval_s=settings.output.log_interval_s),
                     say=say,
-                    report_path=Path(settings.output.report) if settings.output.report else None,
+                    handle_signals=True,
                 )
+                async with client:
+                    if path is not None:
+                        if send:
+                            return await client.load_csv(path, new=new)
+                        return await client.stage_csv(path, new=new)
+                    assert resolved_id is not None
+                    if rejected is not None:
+                        return await client.retry(resolved_id, rejected=rejected)
+                    return await client.resume(resolved_id)
 
     summary = run_async(main())
-    finish(summary, as_json=as_json, quiet=quiet)
+    return finish(summary, as_json=as_json, quiet=quiet, hint=where.command("resume", summary.job))
 
 
 @contextlib.asynccontextmanager
@@ -126,7 +158,7 @@ def run(
     new: bool,
     sandbox: bool,
     **options: Any,
-) -> None:
+) -> ExitCode:
     """Read CSV_FILE into a job and send every row.
 
     Running the same command again resumes the unfinished job for the same file and target.
@@ -137,7 +169,7 @@ def run(
       bulkimport run leads.csv --url https://cc.example.com/asterccinterfaces \\
           --org acme --user admin --campaign 12 --rate 50 --map Mobile=phone1
     """
-    run_job_command(
+    return run_job_command(
         db=db,
         config_path=config_path,
         quiet=quiet,
@@ -164,7 +196,7 @@ def stage(
     as_json: bool,
     new: bool,
     **options: Any,
-) -> None:
+) -> ExitCode:
     """Read CSV_FILE into a new job and stop (state ready); send it later with resume.
 
     \b
@@ -172,7 +204,7 @@ def stage(
       bulkimport stage leads.csv --config nightly.toml      # by day
       bulkimport resume --config nightly.toml               # by night
     """
-    run_job_command(
+    return run_job_command(
         db=db,
         config_path=config_path,
         quiet=quiet,
@@ -195,7 +227,7 @@ def resume(
     quiet: bool,
     as_json: bool,
     **options: Any,
-) -> None:
+) -> ExitCode:
     """Continue an interrupted, stopped or staged job (the latest unfinished one by default).
 
     The job's stored settings are used; options given here override them (a fixed --org,
@@ -205,7 +237,7 @@ def resume(
     Example:
       bulkimport resume 3 --rate 10
     """
-    run_job_command(
+    return run_job_command(
         db=db,
         config_path=config_path,
         quiet=quiet,
@@ -220,7 +252,7 @@ def resume(
 @common_options
 def status(
     job_id: int | None, db: Path, config_path: Path | None, quiet: bool, as_json: bool
-) -> None:
+) -> ExitCode:
     """Counts per state, progress and the last errors of a job (the latest by default).
 
     \b
@@ -228,26 +260,18 @@ def status(
       bulkimport status 3 --json
     """
     db = db_from(db, config_path)
-    if not db.exists():
-        raise ConfigError(f"{db}: no such database; run or stage a file first")
 
     async def main() -> JobSummary:
-        async with open_queue(db) as queue:
-            if job_id is None:
-                jobs = await queue.jobs.list()
-                if not jobs:
-                    raise ConfigError(f"no job in {db}")
-                return await summarize(queue, max(jobs, key=lambda j: j.id).id)
-            return await summarize(queue, job_id)
+        async with open_queue(db, read_only=True) as storage, Client(storage=storage) as client:
+            return await client.status(job_id)
 
     summary = run_async(main())
     if as_json:
         click.echo(json.dumps(summary.to_json(), ensure_ascii=False))
-        return
+        return ExitCode.OK
     click.echo(f"job {summary.job}: {summary.state.value}")
     click.echo(f"  file    {summary.file}")
-    url, org, campaign = summary.target.rsplit("|", 2)
-    click.echo(f"  target  {url} (org {org}, campaign {campaign})")
+    click.echo(f"  target  {summary.target.describe()}")
     terminal = sum(n for s, n in summary.counts.items() if s.is_terminal)
     share = 100.0 * terminal / summary.total if summary.total else 100.0
     click.echo(f"  rows    {summary.total:,} ({share:.1f}% settled)")
@@ -264,11 +288,12 @@ def status(
         for error in summary.last_errors:
             code, detail = error["code"] or "", error["message"] or ""
             click.echo(f"    line {error['line']}: {error['state']} {code} {detail}".rstrip())
+    return ExitCode.OK
 
 
 @click.command()
 @common_options
-def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> None:
+def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> ExitCode:
     """List the jobs and the remote imports recorded in the database.
 
     --json prints {"jobs": [...], "remote_imports": [...]}: each job as status --json shows
@@ -279,13 +304,10 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> None
       bulkimport jobs --db nightly.db
     """
     db = db_from(db, config_path)
-    if not db.exists():
-        raise ConfigError(f"{db}: no such database; run or stage a file first")
 
     async def main() -> tuple[list[JobSummary], list[RemoteImport]]:
-        async with open_queue(db) as queue:
-            summaries = [await summarize(queue, job.id) for job in await queue.jobs.list()]
-            return summaries, await queue.remote.list()
+        async with open_queue(db, read_only=True) as storage, Client(storage=storage) as client:
+            return await client.jobs(), await client.remote_imports()
 
     summaries, remotes = run_async(main())
     if as_json:
@@ -298,10 +320,10 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> None
                 ensure_ascii=False,
             )
         )
-        return
+        return ExitCode.OK
     if not summaries and not remotes:
         click.echo(f"no jobs in {db}")
-        return
+        return ExitCode.OK
     if summaries:
         click.echo(f"{'job':>5}  {'state':<11} {'rows':>10} {'done':>10} {'problems':>9}  file")
     for s in summaries:
@@ -317,6 +339,7 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> None
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at))
             server_job = r.server_job_id or (r.code or "-")
             click.echo(f"{r.id:>6}  {r.state.value:<9} {server_job:>10}  {when:<19}  {r.url}")
+    return ExitCode.OK
 
 
 def _duration(seconds: float) -> str:

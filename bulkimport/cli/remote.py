@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,14 +51,14 @@ def remote(
     quiet: bool,
     as_json: bool,
     **options: Any,
-) -> None:
+) -> ExitCode:
     """Ask the server to fetch the CSV file at URL and import it (source=http or ftp).
 
     Prints the server's import job id and records the import in the database (bulkimport jobs
     lists it). The file's password comes from BULKIMPORT_SOURCE_PASSWORD (or the URL, which is
     stored and shown without it); it is never stored. Transient errors are retried up to
     --max-attempts. Exit codes: 0 accepted; 3 refused (credentials, campaign, a file the
-    server cannot fetch or read); 1 no valid answer after every attempt (try again later).
+    server cannot fetch or read); 75 no valid answer after every attempt (try again later).
 
     \b
     Example:
@@ -92,17 +91,17 @@ def remote(
                 f"remote import {record.id}: server job {record.server_job_id} ({when})",
                 err=True,
             )
-        return
+        return ExitCode.OK
     reason = _reason(outcome)
     if record.state is RemoteState.REFUSED:
         click.echo(f"Error: the server refused the import: {reason}", err=True)
-        sys.exit(int(ExitCode.SERVER_REFUSED))
+        return ExitCode.SERVER_REFUSED
     click.echo(
         f"Error: no answer from the server after {record.attempts} attempts ({reason}); "
         "try again later",
         err=True,
     )
-    sys.exit(int(ExitCode.ROWS_FAILED))
+    return ExitCode.TRY_LATER
 
 
 async def _submit(

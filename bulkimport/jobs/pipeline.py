@@ -13,26 +13,24 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Collection, Iterator
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
-from typing import Any
 
-import aiohttp
-
-from bulkimport.errors import ConfigError, InputError
+from bulkimport.errors import InputError
 from bulkimport.jobs.events import event
 from bulkimport.jobs.progress import LoggedProgress, ProgressListener
 from bulkimport.jobs.reasons import refusal
 from bulkimport.jobs.report import default_report_path, is_report, write_report
+from bulkimport.jobs.summary import JobSummary, summarize
 from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
 from bulkimport.rows import FileIdentity
 from bulkimport.send import (
-    RATE_EVERY_S,
     Dispatcher,
     HttpTransport,
     SendEnd,
     SendResult,
+    Transport,
     open_session,
 )
 from bulkimport.settings import Settings, Target
@@ -41,95 +39,19 @@ from bulkimport.storage import Ingested, Job, RunnerId, Storage
 
 log = logging.getLogger("bulkimport")
 
+#: Opens the transport a job is sent through, for its settings (the target and how to send).
+TransportFactory = Callable[[Settings], AbstractAsyncContextManager[Transport]]
+
+
+@contextlib.asynccontextmanager
+async def http_transport(settings: Settings) -> AsyncIterator[Transport]:
+    """The real one: HTTP to the target's URL, ``concurrency`` keep-alive connections."""
+    target = settings.require_target()
+    async with open_session(settings.send.concurrency) as session:
+        yield HttpTransport(session, target.url, target.import_params(), settings.send)
+
+
 INGEST_BATCH_ROWS = 5000
-
-
-@dataclass(frozen=True)
-class JobSummary:
-    """What a job holds now: the object that ``status --json`` and ``run --json`` print."""
-
-    job: int
-    state: JobState
-    file: str
-    target: str
-    total: int
-    counts: dict[RowState, int]
-    resent_unknown: int
-    message: str | None
-    report: str | None = None
-    last_errors: list[dict[str, Any]] = field(default_factory=list)
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    rate_per_s: float | None = None  # while running: rows settled per second, lately
-
-    @property
-    def problems(self) -> int:
-        return sum(n for state, n in self.counts.items() if state.is_problem)
-
-    @property
-    def eta_s(self) -> float | None:
-        """Seconds until every row is settled at the current rate (``None``: not sending)."""
-        if not self.rate_per_s:
-            return None
-        unsettled = sum(n for state, n in self.counts.items() if not state.is_terminal)
-        return unsettled / self.rate_per_s
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "job": self.job,
-            "state": self.state.value,
-            "file": self.file,
-            "target": self.target,
-            "total": self.total,
-            "counts": {state.value: self.counts.get(state, 0) for state in RowState},
-            "resent_unknown": self.resent_unknown,
-            "message": self.message,
-            "report": self.report,
-            "last_errors": self.last_errors,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "rate_per_s": self.rate_per_s,
-            "eta_s": self.eta_s,
-        }
-
-
-async def summarize(storage: Storage, job_id: int, *, report: str | None = None) -> JobSummary:
-    job = await storage.jobs.get(job_id)
-    counts = await storage.reports.counts(job_id)
-    errors = [
-        {
-            "line": row.line,
-            "state": row.state.value,
-            "code": row.last_code,
-            "message": row.last_message,
-        }
-        for row in await storage.reports.last_errors(job_id)
-    ]
-    return JobSummary(
-        job=job.id,
-        state=job.state,
-        file=job.file.path,
-        target=job.target_key,
-        total=sum(counts.values()),
-        counts=counts,
-        resent_unknown=job.resent_unknown,
-        message=job.message,
-        report=report,
-        last_errors=errors,
-        created_at=job.created_at,
-        updated_at=job.updated_at,
-        rate_per_s=_current_rate(job),
-    )
-
-
-def _current_rate(job: Job) -> float | None:
-    """The runner's last measured rate, if the job is running and the figure is fresh (a
-    stale one means the runner died: no rate, no ETA)."""
-    if job.state is not JobState.RUNNING or job.send_rate_at is None:
-        return None
-    if time.time() - job.send_rate_at > 3 * RATE_EVERY_S:
-        return None
-    return job.send_rate_per_s
 
 
 def reader_options(settings: Settings) -> ReaderOptions:
@@ -157,11 +79,13 @@ def identify(path: Path) -> FileIdentity:
 
 
 class StopSignal:
-    """Ctrl-C / SIGTERM while a job runs: the first asks for a clean stop, the second is
-    a hard interrupt. Installed on the running loop only inside ``watch()``."""
+    """A request to stop a job cleanly: finish the calls in flight, keep everything
+    resumable. With ``signals``, Ctrl-C and SIGTERM make the request while ``watch()`` is
+    active (the command line); a second one is a hard interrupt."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, signals: bool = False) -> None:
         self.requested = False
+        self._signals = signals
         self._callbacks: list[Callable[[], None]] = []
 
     def on_stop(self, callback: Callable[[], None]) -> None:
@@ -180,7 +104,7 @@ class StopSignal:
 
     @contextlib.contextmanager
     def watch(self) -> Iterator[None]:
-        if threading.current_thread() is not threading.main_thread():
+        if not self._signals or threading.current_thread() is not threading.main_thread():
             yield
             return
         loop = asyncio.get_running_loop()
@@ -288,45 +212,38 @@ async def send_job(
     storage: Storage,
     job: Job,
     settings: Settings,
-    password: str,
     progress: ProgressListener,
     stop: StopSignal,
     *,
     runner: RunnerId,
-    session: aiohttp.ClientSession | None = None,
+    transport: TransportFactory,
 ) -> SendResult:
     """Send the job's pending rows and record how it ended (job state and message)."""
-    target = _target(settings)
-    params = target.with_password(password).import_params()
+    target = settings.require_target()
     await storage.jobs.set_state(job.id, JobState.RUNNING)
     progress.start_sending(job.id, await storage.reports.counts(job.id))
-    own_session = session is None
-    if session is None:
-        session = open_session(settings.send.concurrency)
+
+    async def on_rate(rate_per_s: float) -> None:
+        await storage.jobs.record_send_rate(job.id, rate_per_s)
+
     try:
-        transport = HttpTransport(session, target.url, params, settings.send)
-
-        async def on_rate(rate_per_s: float) -> None:
-            await storage.jobs.record_send_rate(job.id, rate_per_s)
-
-        dispatcher = Dispatcher(
-            storage.sending,
-            job.id,
-            transport,
-            settings.send,
-            runner=runner,
-            on_progress=progress.sending,
-            on_rate=on_rate,
-        )
-        stop.on_stop(dispatcher.stop)
-        if stop.requested:
-            dispatcher.stop()
-        result = await dispatcher.run()
-        progress.sending(dispatcher.counts)
+        async with transport(settings) as sender:
+            dispatcher = Dispatcher(
+                storage.sending,
+                job.id,
+                sender,
+                settings.send,
+                runner=runner,
+                on_progress=progress.sending,
+                on_rate=on_rate,
+            )
+            stop.on_stop(dispatcher.stop)
+            if stop.requested:
+                dispatcher.stop()
+            result = await dispatcher.run()
+            progress.sending(dispatcher.counts)
     finally:
         progress.end_sending()
-        if own_session:
-            await session.close()
     if result.end is SendEnd.FATAL and result.fatal is not None:
         fatal = result.fatal
         reason = refusal(fatal, target, settings.password_env)
@@ -356,7 +273,7 @@ async def run_pipeline(
     storage: Storage,
     *,
     settings: Settings,
-    password: str | None,
+    transport: TransportFactory = http_transport,
     path: Path | None = None,
     job_id: int | None = None,
     new: bool = False,
@@ -364,7 +281,7 @@ async def run_pipeline(
     retry_states: Collection[RowState] = (),
     progress: ProgressListener | None = None,
     say: Callable[[str], None] = lambda text: None,
-    report_path: Path | None = None,
+    stop: StopSignal | None = None,
 ) -> JobSummary:
     """Create or find the job, read it, send it (unless ``send`` is false), write the report.
 
@@ -376,8 +293,9 @@ async def run_pipeline(
     ``interrupted`` (a signal) or ``ready`` (staged); all but ``finished`` are resumable.
     """
     progress = progress or LoggedProgress()
-    stop = StopSignal()
+    stop = stop or StopSignal()
     started = time.monotonic()
+    report_path = Path(settings.output.report) if settings.output.report else None
     with stop.watch():
         async with storage.runner() as runner:
             if path is not None:
@@ -389,8 +307,6 @@ async def run_pipeline(
             job = await read_job(storage, job, progress, stop)
             if not send or stop.requested:
                 return _finish_log(await summarize(storage, job.id), started)
-            if password is None:
-                raise ConfigError("no password")
             if retry_states:
                 reset = await storage.reports.reset_rows(job.id, retry_states)
                 names = " and ".join(sorted(state.value for state in retry_states))
@@ -403,7 +319,9 @@ async def run_pipeline(
                 )
             if settings.skip_unchanged:
                 await _skip_unchanged(storage, job, settings, say)
-            await send_job(storage, job, settings, password, progress, stop, runner=runner)
+            await send_job(
+                storage, job, settings, progress, stop, runner=runner, transport=transport
+            )
             report = None
             counts = await storage.reports.counts(job.id)
             if any(n for state, n in counts.items() if state.is_problem):
@@ -416,7 +334,7 @@ async def run_pipeline(
 
 
 def _log_start(job: Job, settings: Settings, *, send: bool) -> None:
-    # `values` never holds the password (see settings.resolve); only where to find it.
+    # Settings.stored() never holds the password; only the name of its variable.
     log.info(
         "job %d start: %s to %s",
         job.id,

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from sandbox_helpers import Client
 
 from bulkimport.cli import cli
+from bulkimport.cli import sandbox as sandbox_cli
 from bulkimport.errors import ConfigError
 from bulkimport.sandbox import (
     Faults,
@@ -25,7 +26,6 @@ from bulkimport.sandbox import (
     load_schema,
     serve_sandbox,
 )
-from bulkimport.sandbox import cli as sandbox_cli
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "sandbox-schema.toml"
 Factory = Callable[..., Awaitable[SandboxHandle]]
@@ -199,11 +199,12 @@ def test_a_bad_schema_file_is_one_line(tmp_path: Path) -> None:
 
 async def test_the_command_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
-    code = "from bulkimport.sandbox.cli import sandbox_command; sandbox_command()"
+    code = "from bulkimport.cli import main; main()"
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
         code,
+        "sandbox",
         "--port",
         "0",
         "--db",
