@@ -139,7 +139,7 @@ class ArcPolicy:
 
     def on_answer(self, now_s: float, latency_s: float, signal: Signal) -> bool:
         self.in_flight -= 1
-        self.back_pressure |= signal is Signal.OVERLOAD
+        self.back_pressure |= signal in (Signal.OVERLOAD, Signal.THROTTLE)
         if signal is Signal.ANSWER:
             self.rtt_sum_s += latency_s
             self.rtt_count += 1
@@ -181,6 +181,7 @@ class Answer:
     answered_s: float
     error: bool  # 503 or 504
     retry_after_s: float | None = None
+    throttled: bool = False  # a front end's 503 (limit_req), not the server's 504
 
     @property
     def latency_s(self) -> float:
@@ -234,7 +235,7 @@ def simulate(
             excess = max(0.0, bucket_excess - server.limit_rps * (now_s - bucket_s)) + 1.0
             if excess > server.limit_burst + 1.0:
                 answered_s = now_s + server.base_latency_s / 4
-                return Answer(now_s, answered_s, True, server.limit_retry_after_s)
+                return Answer(now_s, answered_s, True, server.limit_retry_after_s, True)
             bucket_excess, bucket_s = excess, now_s
         start_s = max(now_s, free_at_s)
         work = 1.0 if not work_shape else rng.gammavariate(work_shape, 1.0 / work_shape)
@@ -278,7 +279,10 @@ def simulate(
             assert answer is not None
             in_flight -= 1
             run.answers.append(answer)
-            signal = Signal.OVERLOAD if answer.error else Signal.ANSWER
+            if answer.throttled:
+                signal = Signal.THROTTLE
+            else:
+                signal = Signal.OVERLOAD if answer.error else Signal.ANSWER
             if answer.retry_after_s is not None:
                 paused_until_s = max(paused_until_s, now_s + answer.retry_after_s)
             policy.on_answer(now_s, answer.latency_s, signal)

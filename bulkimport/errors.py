@@ -6,7 +6,8 @@
     ├── RecordError            one record cannot be encoded (the row becomes `invalid`)
     ├── DatabaseError          the queue database cannot be used (exit 2)
     ├── TryLater               temporary: nothing is wrong with the job (exit 75, resumable)
-    │   └── RunnerBusy         another runner holds the database
+    │   ├── RunnerBusy         another runner holds the database
+    │   └── ServerUnavailable  the server did not answer for longer than --max-outage
     ├── ServerRefused          the server refused the job; it stopped (exit 3, resumable)
     └── Interrupted            Ctrl-C or SIGTERM; the job can be resumed (exit 130)
 
@@ -64,6 +65,11 @@ class TryLater(BulkImportError):
 
 class RunnerBusy(TryLater):
     """Another process is already reading into or sending from this database."""
+
+
+class ServerUnavailable(TryLater):
+    """The server did not answer for longer than ``--max-outage``: the job waits for a later
+    run (nothing was held against its rows)."""
 
 
 class ServerRefused(BulkImportError):

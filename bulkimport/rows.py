@@ -40,20 +40,23 @@ class Batch(NamedTuple):
 
 
 class ClaimedRow(NamedTuple):
-    """A row claimed for sending (now ``in_flight``); ``attempts`` counts earlier attempts."""
+    """A row claimed for sending (now ``in_flight``); ``attempts`` counts earlier attempts,
+    ``unknowns`` those whose outcome is unknown (the row may be on the server already)."""
 
     id: int
     line: int
     record: str
     attempts: int
+    unknowns: int = 0
 
 
 class RowResult(NamedTuple):
     """The outcome of one attempt, to be recorded.
 
     ``state`` is terminal, or ``PENDING`` for a retry at ``next_attempt_at_s`` (Unix seconds).
-    ``counted`` is False when the row was never sent (released at shutdown): its attempts
-    stay as they were.
+    ``counted`` is False when the attempt is not held against the row (never sent, or the
+    server's fault, not the row's): its attempts stay as they were. ``unknown``: the call
+    may have been processed though no answer came (counted with the job's unknown outcomes).
     """
 
     row_id: int
@@ -62,6 +65,7 @@ class RowResult(NamedTuple):
     message: str
     next_attempt_at_s: float | None = None
     counted: bool = True
+    unknown: bool = False
 
 
 class TargetRef(NamedTuple):

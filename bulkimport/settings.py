@@ -13,6 +13,7 @@ import datetime
 import operator
 import os
 import random
+import re
 import stat
 import tomllib
 import urllib.parse
@@ -37,7 +38,10 @@ from bulkimport.rows import TargetRef
 
 ENV_PREFIX = "BULKIMPORT_"
 PASSWORD_ENV = "BULKIMPORT_PASSWORD"
-DEFAULT_RATE_PER_S = 20.0  # a pace a production server takes without noticing
+DEFAULT_RATE_PER_S: float | None = 20.0  # a pace a production server takes without noticing
+DEFAULT_CONCURRENCY = 8
+DEFAULT_AUTO_CONCURRENCY = 64  # a cap: --rate auto finds how many calls in flight it needs
+DEFAULT_MAX_OUTAGE_S = 1800.0  # a restart, a licence check, a night's maintenance
 DEFAULT_LOG_INTERVAL_S = 10.0
 #: ``exetime`` values that mean "now" to the server.
 NOW_EXETIMES = ("", "0000-00-00 00:00:00")
@@ -117,6 +121,30 @@ def parse_positive_float(text: str) -> float:
     return value
 
 
+def parse_rate(text: str) -> float | None:
+    """Calls per second (0: no limit), or ``auto`` (None): the pace is found as it goes."""
+    if text.strip().lower() == "auto":
+        return None
+    return parse_non_negative_float(text)
+
+
+def dump_rate(rate_per_s: float | None) -> str | float:
+    return "auto" if rate_per_s is None else rate_per_s
+
+
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd]?)")
+_DURATION_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``90``, ``90s``, ``30m``, ``1h30m``, ``2d``."""
+    value = text.strip().lower().replace(" ", "")
+    parts = _DURATION_RE.findall(value)
+    if not value or "".join(number + unit for number, unit in parts) != value:
+        raise ValueError(f"{text!r} is not a duration (e.g. 90s, 30m, 1h30m)")
+    return sum(float(number) * _DURATION_UNITS[unit] for number, unit in parts)
+
+
 def parse_url(text: str) -> str:
     parsed = urllib.parse.urlsplit(text.strip())
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -155,6 +183,46 @@ def _choice(values: Sequence[str]) -> Callable[[str], str]:
 
 def _names(enum: Any) -> tuple[str, ...]:
     return tuple(member.value for member in enum)
+
+
+_BUDGET_RE = re.compile(r"\A\s*(\d+(?:\.\d+)?)\s*(%?)\s*\Z")
+
+
+@dataclass(frozen=True)
+class RejectBudget:
+    """How many rejected rows a run may meet before they look systematic (a wrong mapping, a
+    field the campaign lacks) and the job stops (as dsbulk's ``log.maxErrors``).
+
+    ``count``: stop at this many rejections in a run; ``share``: stop when more than this
+    share of the last ``window`` answers were rejections (judged once ``window`` answers came);
+    neither: no budget.
+    """
+
+    count: int | None = None
+    share: float | None = 0.5
+    window: int = 100
+
+    @classmethod
+    def parse(cls, text: str) -> RejectBudget:
+        """``100`` (rows), ``20%`` (of the last 100 answers), ``0`` (no budget)."""
+        match = _BUDGET_RE.match(text)
+        if match is None:
+            raise ValueError(f"{text!r}: give a number of rows (100) or a share (20%), 0 for none")
+        number, percent = float(match[1]), match[2]
+        if percent:
+            if not 0 <= number <= 100:
+                raise ValueError(f"{text!r}: a share is 0% to 100%")
+            return cls(count=None, share=number / 100 if number else None)
+        if number != int(number):
+            raise ValueError(f"{text!r}: a number of rows is a whole number")
+        return cls(count=int(number) or None, share=None)
+
+    def __str__(self) -> str:
+        if self.count is not None:
+            return str(self.count)
+        if self.share is not None:
+            return f"{self.share * 100:g}%"
+        return "0"
 
 
 SPECS: tuple[Spec, ...] = (
@@ -266,21 +334,54 @@ SPECS: tuple[Spec, ...] = (
     ),
     Spec(
         "rate",
-        parse_non_negative_float,
+        parse_rate,
         DEFAULT_RATE_PER_S,
-        "Calls per second at most (0 = no limit).",
-        metavar="PER_S",
+        "Calls per second at most (0 = no limit), or auto: find the pace the server takes "
+        "without slowing down, and follow it.",
+        metavar="PER_S|auto",
         group="send",
         field="send.rate_per_s",
+        dump=dump_rate,
+    ),
+    Spec(
+        "max_rate",
+        parse_non_negative_float,
+        0.0,
+        "With --rate auto: never more calls per second than this (0 = no cap).",
+        metavar="PER_S",
+        group="send",
+        field="send.max_rate_per_s",
     ),
     Spec(
         "concurrency",
         parse_positive_int,
-        8,
-        "Calls in flight at once.",
+        None,
+        f"Calls in flight at most [default: {DEFAULT_CONCURRENCY}, with --rate auto "
+        f"{DEFAULT_AUTO_CONCURRENCY}].",
         metavar="N",
         group="send",
         field="send.concurrency",
+    ),
+    Spec(
+        "max_outage",
+        parse_duration,
+        DEFAULT_MAX_OUTAGE_S,
+        "How long to wait for a server that does not answer (probing it) before stopping "
+        "the job, resumable (exit 75): e.g. 30m, 2h, 0 to stop at once.",
+        metavar="DURATION",
+        group="send",
+        field="send.max_outage_s",
+    ),
+    Spec(
+        "max_rejects",
+        RejectBudget.parse,
+        RejectBudget(),
+        "Stop the job when rejections look systematic: N rows, or P% of the last 100 "
+        "answers; 0 never stops.",
+        metavar="N|P%",
+        group="send",
+        field="send.max_rejects",
+        dump=str,
     ),
     Spec(
         "max_attempts",
@@ -538,13 +639,28 @@ class SendSettings:
     """How rows are sent."""
 
     method: Method = Method.GET
-    rate_per_s: float = DEFAULT_RATE_PER_S  # 0 = unlimited
-    concurrency: int = 8
+    rate_per_s: float | None = DEFAULT_RATE_PER_S  # 0 = unlimited; None = auto
+    concurrency: int | None = None  # None: DEFAULT_CONCURRENCY (DEFAULT_AUTO_CONCURRENCY)
     max_attempts: int = 5
     timeout_s: float = 30.0
     verify_tls: bool = True
     backoff_base_s: float = 1.0
     backoff_max_s: float = 300.0
+    max_rate_per_s: float = 0.0  # with auto: the cap (0 = none)
+    max_outage_s: float = DEFAULT_MAX_OUTAGE_S
+    max_rejects: RejectBudget = field(default_factory=RejectBudget)
+
+    @property
+    def auto(self) -> bool:
+        """The pace is found as it goes (``--rate auto``)."""
+        return self.rate_per_s is None
+
+    @property
+    def pool(self) -> int:
+        """How many calls may be in flight at most."""
+        if self.concurrency is not None:
+            return self.concurrency
+        return DEFAULT_AUTO_CONCURRENCY if self.auto else DEFAULT_CONCURRENCY
 
     @property
     def retry(self) -> RetryPolicy:
@@ -724,7 +840,10 @@ def build(values: Mapping[str, Any]) -> Settings:
         send=SendSettings(
             method=Method(values["method"]),
             rate_per_s=values["rate"],
+            max_rate_per_s=values["max_rate"],
             concurrency=values["concurrency"],
+            max_outage_s=values["max_outage"],
+            max_rejects=values["max_rejects"],
             max_attempts=values["max_attempts"],
             timeout_s=values["timeout"],
             verify_tls=not values["insecure"],

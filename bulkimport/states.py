@@ -61,3 +61,13 @@ class InvalidReason(StrEnum):
     PIPE = "pipe"  # a '|' the record format cannot carry (it has no escaping)
     ENCODING = "encoding"  # bytes that do not decode in the file's encoding
     CSV = "csv"  # the CSV parser gave up on the record (e.g. an unclosed quote)
+
+
+class StopCause(StrEnum):
+    """Why a job stopped before it finished; it decides the exit code and the advice."""
+
+    SIGNAL = "signal"  # Ctrl-C or SIGTERM (interrupted, exit 130)
+    FATAL = "fatal"  # the server refused the job's settings (stopped, exit 3)
+    NEVER_REACHED = "never-reached"  # the URL never gave an Import answer (stopped, exit 3)
+    BUDGET = "budget"  # too many rows rejected: something systematic (stopped, exit 3)
+    OUTAGE = "outage"  # the server was unreachable for longer than --max-outage (exit 75)

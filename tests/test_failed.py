@@ -83,26 +83,29 @@ async def test_failed_then_fix_then_run_round_trip(
 async def test_retry_sends_failed_rows_then_rejected_ones(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
-    sandbox = await sandbox_factory(faults=Faults(http500_rate=1.0, seed=1))
+    # Some calls fail among answers (a server error for those rows, not an outage): with one
+    # attempt each, those rows end failed.
+    sandbox = await sandbox_factory(faults=Faults(http500_rate=0.3, seed=3))
     lines = ["name,phone1,email,city", *good_rows(10), "No phone,,np@example.com,X"]
     source = write_csv(tmp_path / "leads.csv", lines)
     first = await bulkimport(
-        "run", str(source), *target(sandbox), "--rate", "0", "--max-attempts", "1", "--json",
-        cwd=tmp_path,
+        "run", str(source), *target(sandbox), "--rate", "0", "--concurrency", "1",
+        "--max-attempts", "1", "--json", cwd=tmp_path,
     )  # fmt: skip
     assert first.code == 1, first.err
-    assert first.json()["counts"]["failed"] == 11
+    failed = first.json()["counts"]["failed"]
+    assert failed >= 2, first.out
 
     sandbox.set_faults(Faults())
     retried = await bulkimport("retry", "1", "--json", cwd=tmp_path)
     assert retried.code == 1, retried.err
     counts = retried.json()["counts"]
     assert (counts["done"], counts["rejected"], counts["failed"]) == (10, 1, 0)
-    assert "11 failed rows back to pending" in retried.err
+    assert f"{failed} failed rows back to pending" in retried.err
     held = await customers(sandbox)
     assert len(held) == 10 and all(c["writes"] == 1 for c in held)
     with sqlite3.connect(tmp_path / "bulkimport.db") as conn:
-        # Attempts were reset: one attempt each since the retry.
+        # Attempts were reset: one attempt each since the retry (the others had one).
         assert {a for (a,) in conn.execute("SELECT attempts FROM rows")} == {1}
 
     before = (await get_json(sandbox, "/sandbox/stats"))["requests"]

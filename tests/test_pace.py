@@ -112,8 +112,8 @@ def warmed(rate_cap_per_s: float = 200.0) -> Driver:
         (classify_http(200, "|Retuen|2|Retuen|BackMsg_76 phone1"), Signal.ANSWER),
         (classify_http(200, "|Retuen|2|Retuen|BackMsg_07"), Signal.ANSWER),
         (classify_http(200, "|Retuen|2|Retuen|BackMsg_85"), Signal.ANSWER),  # it answered
-        (classify_http(429, "slow down"), Signal.OVERLOAD),
-        (classify_http(503, "<title>503</title>"), Signal.OVERLOAD),
+        (classify_http(429, "slow down"), Signal.THROTTLE),
+        (classify_http(503, "<title>503</title>"), Signal.THROTTLE),
         (classify_http(502, "<title>502 Bad Gateway</title>"), Signal.OVERLOAD),
         (classify_http(504, "<title>504 Gateway Time-out</title>"), Signal.OVERLOAD),
         (classify_trouble(Trouble.TIMEOUT, "no answer in time"), Signal.OVERLOAD),

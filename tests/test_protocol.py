@@ -180,7 +180,7 @@ def test_remote_fetch_failures_are_fatal_for_a_remote_import() -> None:
         (403, OutcomeKind.FATAL),
         (404, OutcomeKind.FATAL),
         (405, OutcomeKind.FATAL),
-        (400, OutcomeKind.FATAL),
+        (400, OutcomeKind.REJECTED),
         (413, OutcomeKind.REJECTED),
         (414, OutcomeKind.REJECTED),
         (431, OutcomeKind.REJECTED),

@@ -12,6 +12,7 @@ from bulkimport.jobs.pipeline import summarize
 from bulkimport.sandbox import Faults
 from bulkimport.send import Dispatcher, HttpTransport, open_session
 from bulkimport.send import dispatcher as dispatch
+from bulkimport.send.pace import PaceState
 from bulkimport.states import JobState, RowState
 from bulkimport.storage.sqlite import SqliteStorage
 from tests.conftest import SandboxFactory
@@ -67,8 +68,8 @@ async def test_the_dispatcher_reports_its_rate_while_sending(
     async with open_session(4) as session:
         transport = HttpTransport(session, handle.url, PARAMS, settings)
 
-        async def on_rate(rate_per_s: float) -> None:
-            await queue.jobs.record_send_rate(job_id, rate_per_s)
+        async def on_rate(rate_per_s: float, pace: PaceState) -> None:
+            await queue.jobs.record_send_rate(job_id, rate_per_s, pace_per_s=pace.rate_per_s)
 
         await Dispatcher(
             queue.sending, job_id, transport, settings, runner=a_runner(), on_rate=on_rate

@@ -225,6 +225,8 @@ def finish(summary: JobSummary, *, as_json: bool, quiet: bool, hint: str) -> Exi
     code = summary.exit_code
     if code is ExitCode.SERVER_REFUSED:
         click.echo(f"Error: {summary.message}; fix it, then: {hint}", err=True)
+    elif code is ExitCode.TRY_LATER:
+        click.echo(f"Error: {summary.message}: {hint}", err=True)
     elif code is ExitCode.INTERRUPTED:
         click.echo(f"Interrupted; resume with: {hint}", err=True)
     elif code is ExitCode.ROWS_FAILED:

@@ -32,6 +32,7 @@ from bulkimport.cli.progress import progress_for
 from bulkimport.errors import ConfigError, ExitCode
 from bulkimport.jobs.client import Client
 from bulkimport.jobs.summary import JobSummary, summarize
+from bulkimport.jobs.watcher import outage_text
 from bulkimport.states import JobState, RowState
 from bulkimport.storage import RemoteImport
 
@@ -277,6 +278,13 @@ def status(
     click.echo(f"  rows    {summary.total:,} ({share:.1f}% settled)")
     if summary.rate_per_s is not None and summary.eta_s is not None:
         click.echo(f"  rate    {summary.rate_per_s:,.1f} rows/s, ETA {_duration(summary.eta_s)}")
+    if summary.pace_per_s is not None:
+        latency = (
+            f", latency {summary.latency_s * 1000:.0f} ms" if summary.latency_s is not None else ""
+        )
+        click.echo(f"  pace    {summary.pace_per_s:,.1f} calls/s{latency}")
+    if summary.outage_since is not None:
+        click.echo(f"  server  {outage_text(summary.outage_since, summary.next_try_at)}")
     for state in RowState:
         click.echo(f"    {state.value:<10} {summary.counts.get(state, 0):>12,}")
     if summary.resent_unknown:

@@ -22,6 +22,7 @@ class Bars:
     def __init__(self) -> None:
         self._bar: Any = None
         self._tally = Tally()
+        self._note = ""
 
     def start_reading(self, job_id: int, total_bytes: int, offset: int) -> None:
         self._bar = tqdm(
@@ -57,10 +58,13 @@ class Bars:
     def sending(self, counts: SendCounts) -> None:
         if self._bar is not None:
             self._bar.update(self._tally.settled(counts) - self._bar.n)
-            self._bar.set_postfix_str(
-                f"rejected {counts.rejected} failed {counts.failed} retried {counts.retried}",
-                refresh=False,
-            )
+            text = f"rejected {counts.rejected} failed {counts.failed} retried {counts.retried}"
+            if self._note:
+                text += f"; {self._note}"
+            self._bar.set_postfix_str(text, refresh=False)
+
+    def note(self, text: str) -> None:
+        self._note = text
 
     def end_sending(self) -> None:
         self._close()

@@ -20,21 +20,24 @@ from pathlib import Path
 from bulkimport.errors import InputError
 from bulkimport.jobs.events import event
 from bulkimport.jobs.progress import LoggedProgress, ProgressListener
-from bulkimport.jobs.reasons import refusal
+from bulkimport.jobs.reasons import stop_reason
 from bulkimport.jobs.report import default_report_path, is_report, write_report
 from bulkimport.jobs.summary import JobSummary, summarize
+from bulkimport.jobs.watcher import Watcher
 from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
 from bulkimport.rows import FileIdentity
 from bulkimport.send import (
     Dispatcher,
+    Feed,
     HttpTransport,
     SendEnd,
     SendResult,
     Transport,
     open_session,
 )
-from bulkimport.settings import Settings, Target
-from bulkimport.states import JobState, RowState
+from bulkimport.send.policy import MAX_UNKNOWN
+from bulkimport.settings import Settings
+from bulkimport.states import JobState, RowState, StopCause
 from bulkimport.storage import Ingested, Job, RunnerId, Storage
 
 log = logging.getLogger("bulkimport")
@@ -47,7 +50,7 @@ TransportFactory = Callable[[Settings], AbstractAsyncContextManager[Transport]]
 async def http_transport(settings: Settings) -> AsyncIterator[Transport]:
     """The real one: HTTP to the target's URL, ``concurrency`` keep-alive connections."""
     target = settings.require_target()
-    async with open_session(settings.send.concurrency) as session:
+    async with open_session(settings.send.pool) as session:
         yield HttpTransport(session, target.url, target.import_params(), settings.send)
 
 
@@ -127,7 +130,7 @@ async def open_job(
     say: Callable[[str], None],
 ) -> Job:
     """The unfinished job for this file and target, or a new one (``new`` forces one)."""
-    target = _target(settings)
+    target = settings.require_target()
     identity = identify(path)
     if not new:
         job = await storage.jobs.find_unfinished(identity, target.ref)
@@ -204,10 +207,6 @@ async def read_job(storage: Storage, job: Job, progress: ProgressListener, stop:
     return await storage.jobs.get(job.id)
 
 
-def _target(settings: Settings) -> Target:
-    return settings.require_target()
-
-
 async def send_job(
     storage: Storage,
     job: Job,
@@ -217,15 +216,13 @@ async def send_job(
     *,
     runner: RunnerId,
     transport: TransportFactory,
+    feed: Feed | None = None,
 ) -> SendResult:
-    """Send the job's pending rows and record how it ended (job state and message)."""
+    """Send the job's pending rows and record how it ended (job state, cause and reason)."""
     target = settings.require_target()
     await storage.jobs.set_state(job.id, JobState.RUNNING)
     progress.start_sending(job.id, await storage.reports.counts(job.id))
-
-    async def on_rate(rate_per_s: float) -> None:
-        await storage.jobs.record_send_rate(job.id, rate_per_s)
-
+    watcher = Watcher(storage, job, settings, progress)
     try:
         async with transport(settings) as sender:
             dispatcher = Dispatcher(
@@ -234,8 +231,12 @@ async def send_job(
                 sender,
                 settings.send,
                 runner=runner,
+                reached_before=await storage.jobs.url_answered(target.url),
+                max_unknown=MAX_UNKNOWN if target.options.rewrites else None,
+                feed=feed,
                 on_progress=progress.sending,
-                on_rate=on_rate,
+                on_rate=watcher.rate,
+                on_watch=watcher.watch,
             )
             stop.on_stop(dispatcher.stop)
             if stop.requested:
@@ -244,29 +245,46 @@ async def send_job(
             progress.sending(dispatcher.counts)
     finally:
         progress.end_sending()
-    if result.end is SendEnd.FATAL and result.fatal is not None:
-        fatal = result.fatal
-        reason = refusal(fatal, target, settings.password_env)
-        await storage.jobs.set_state(job.id, JobState.STOPPED, reason)
-        # The command line prints the reason itself: the terminal needs it once.
-        log.error(
-            "job %d stopped: %s",
-            job.id,
-            reason,
-            extra=event(
-                "stop", file_only=True, job=job.id, state="stopped", code=fatal.code, reason=reason
-            ),
-        )
-    elif result.end is SendEnd.STOPPED:
-        await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "interrupted")
-        log.warning(
-            "job %d interrupted",
-            job.id,
-            extra=event("stop", file_only=True, job=job.id, state="interrupted", reason="signal"),
-        )
-    else:
-        await storage.jobs.set_state(job.id, JobState.FINISHED)
+    await _record_end(storage, job, settings, result, watcher.outage_since_s)
     return result
+
+
+async def _record_end(
+    storage: Storage,
+    job: Job,
+    settings: Settings,
+    result: SendResult,
+    outage_since_s: float | None,
+) -> None:
+    """The job's state after sending: finished, or stopped/interrupted with its cause and the
+    one line that says why (the command line prints it; the log keeps it)."""
+    cause = result.cause
+    if result.end is SendEnd.FINISHED or cause is None:
+        await storage.jobs.set_state(job.id, JobState.FINISHED)
+        return
+    reason = stop_reason(cause, result, settings, since_s=outage_since_s)
+    state = (
+        JobState.INTERRUPTED if cause in (StopCause.SIGNAL, StopCause.OUTAGE) else JobState.STOPPED
+    )
+    await storage.jobs.set_state(job.id, state, reason, cause)
+    outcome = result.outcome
+    # The command line prints the reason itself: the terminal needs it once.
+    log.log(
+        logging.WARNING if cause is StopCause.SIGNAL else logging.ERROR,
+        "job %d %s: %s",
+        job.id,
+        state.value,
+        reason,
+        extra=event(
+            "stop",
+            file_only=True,
+            job=job.id,
+            state=state.value,
+            cause=cause.value,
+            code=outcome.code if outcome is not None else None,
+            reason=reason,
+        ),
+    )
 
 
 async def run_pipeline(
@@ -360,7 +378,7 @@ async def _skip_unchanged(
 
     Idempotent: on a resume it finds nothing new to skip among the rows still pending.
     """
-    target = _target(settings)
+    target = settings.require_target()
     skipped = await storage.reports.mark_unchanged_skipped(job.id, target.ref)
     pending = (await storage.reports.counts(job.id))[RowState.PENDING]
     say(

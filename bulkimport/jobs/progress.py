@@ -39,6 +39,11 @@ class ProgressListener(Protocol):
 
     def sending(self, counts: SendCounts) -> None: ...
 
+    def note(self, text: str) -> None:
+        """What sending says about the server now ("server unreachable since 02:14, next
+        try in 20 s", the pace); "" when there is nothing to say any more."""
+        ...
+
     def end_sending(self) -> None: ...
 
 
@@ -67,6 +72,7 @@ class ProgressEvent:
     sent: int = 0
     outcomes: Mapping[str, int] | None = None
     finished: bool = False
+    note: str = ""  # what sending says about the server now (an outage, the pace)
 
 
 class Tally:
@@ -172,6 +178,9 @@ class LoggedProgress:
             extra=event("progress", **fields),
         )
 
+    def note(self, text: str) -> None:
+        pass  # the watcher logs what matters itself
+
     def end_sending(self) -> None:
         pass
 
@@ -191,6 +200,7 @@ class EventProgress:
         self._tally = Tally()
         self._bytes = (0, 0)
         self._last = SendCounts()
+        self._note = ""
 
     def start_reading(self, job_id: int, total_bytes: int, offset: int) -> None:
         self._tally.job_id = job_id
@@ -215,6 +225,10 @@ class EventProgress:
         self._last = counts
         self._callback(self._sending(counts))
 
+    def note(self, text: str) -> None:
+        self._note = text
+        self._callback(self._sending(self._last))
+
     def end_sending(self) -> None:
         self._callback(self._sending(self._last, finished=True))
 
@@ -228,6 +242,7 @@ class EventProgress:
             sent=counts.sent,
             outcomes=_outcomes(counts),
             finished=finished,
+            note=self._note,
         )
 
 
@@ -256,6 +271,10 @@ class AllOf:
     def sending(self, counts: SendCounts) -> None:
         for listener in self._listeners:
             listener.sending(counts)
+
+    def note(self, text: str) -> None:
+        for listener in self._listeners:
+            listener.note(text)
 
     def end_sending(self) -> None:
         for listener in self._listeners:

@@ -1,13 +1,18 @@
-"""The one line that says why a job stopped, and which setting to look at.
+"""The one line that says why a job stopped, and what to do about it.
 
-Built from typed facts only (an ``Outcome``'s code number, HTTP status and trouble; the code
-table's ``Fix``), never from a message parsed back.
+Built from typed facts only (the stop's cause, an ``Outcome``'s code number, HTTP status and
+trouble, the code table's ``Fix``), never from a message parsed back.
 """
 
 from __future__ import annotations
 
-from bulkimport.protocol import Fix, Outcome, Trouble, describe_code
-from bulkimport.settings import Target
+import time
+import urllib.parse
+
+from bulkimport.protocol import CODES, ENDPOINT_PATH, Fix, Outcome, Trouble, describe_code
+from bulkimport.send import SendResult
+from bulkimport.settings import Settings, Target
+from bulkimport.states import StopCause
 
 
 def fix_hint(fix: Fix | None, target: Target, password_env: str) -> str:
@@ -43,3 +48,114 @@ def refusal(outcome: Outcome, target: Target, password_env: str) -> str:
             f"check --url {target.url} and the login"
         )
     return f"the server refused the job: {outcome.message or outcome.code}"
+
+
+def trouble_text(outcome: Outcome) -> str:
+    """What came back instead of an Import answer, in a few words."""
+    trouble, message = outcome.trouble, outcome.message
+    if trouble is Trouble.REFUSED:
+        return f"no connection: {message}"
+    if trouble is Trouble.TLS:
+        return f"TLS failed: {message}"
+    if trouble is Trouble.TIMEOUT:
+        return "no answer in time"
+    if trouble is Trouble.DROPPED:
+        return f"the connection broke: {message}"
+    if trouble is Trouble.NOT_AN_ANSWER:
+        return f"a page that is not an Import answer ({message})"
+    if outcome.status is not None:
+        return f"HTTP {outcome.status} ({message})" if message else f"HTTP {outcome.status}"
+    return message or outcome.code
+
+
+def never_reached(outcome: Outcome, target: Target) -> str:
+    """Why a URL that never gave an Import answer is probably wrong, and what to check."""
+    url = target.url
+    parts = urllib.parse.urlsplit(url)
+    path_hint = f"is the path {ENDPOINT_PATH}?" if parts.path != ENDPOINT_PATH else ""
+    trouble = outcome.trouble
+    if trouble is Trouble.REFUSED:
+        advice = f"is the server at {parts.netloc} running, and the host and port right?"
+    elif trouble is Trouble.TLS:
+        advice = (
+            "is it https:// to a plain http port (or the other way round)?"
+            if parts.scheme == "https"
+            else "check the scheme"
+        )
+    elif trouble is Trouble.TIMEOUT:
+        advice = "is the host right, and reachable from here (a firewall)?"
+    elif trouble is Trouble.NOT_AN_ANSWER or (
+        outcome.status is not None and trouble in (Trouble.CLIENT_ERROR, Trouble.GATEWAY)
+    ):
+        advice = path_hint or "is it the call center's server?"
+        if trouble is Trouble.GATEWAY:
+            advice = "a proxy answers, but not the server behind it"
+    else:
+        advice = path_hint
+    return (
+        f"{url} never gave an Import answer: {trouble_text(outcome)}"
+        + (f"; {advice}" if advice else "")
+        + "; check --url (no row was sent or used an attempt)"
+    )
+
+
+def budget_reason(result: SendResult, settings: Settings) -> str:
+    """Why the rejections look systematic, with the most common code and its fix."""
+    codes = result.budget_codes
+    budget = settings.send.max_rejects
+    rejected = sum(n for _, n in codes)
+    answers = budget.window
+    text = f"the server rejected {rejected} of the last {answers} rows"
+    if budget.count is not None:
+        text = f"the server rejected {result.counts.rejected} rows (--max-rejects {budget})"
+    outcome = result.outcome
+    if outcome is not None and outcome.backmsg is not None:
+        code = CODES.get(outcome.backmsg)
+        text += f", {describe_code(outcome.backmsg)}"
+        if code is not None and code.fix is Fix.FIELDS:
+            text += (
+                ": check the file's header and --map against the campaign's fields, then run "
+                "it again with --new"
+            )
+        elif code is None:
+            text += f" ({outcome.message})"
+    elif outcome is not None:
+        text += f", {outcome.code} ({outcome.message})"
+    return text + f"; the rows not sent stay pending (--max-rejects {budget}; 0 never stops)"
+
+
+def outage_reason(result: SendResult, settings: Settings, since_s: float | None) -> str:
+    """Why the job stopped waiting for the server."""
+    limit_s = settings.send.max_outage_s
+    what = trouble_text(result.outcome) if result.outcome is not None else "no answer"
+    since = f" since {time.strftime('%H:%M:%S', time.localtime(since_s))}" if since_s else ""
+    return (
+        f"the server did not answer{since} ({what}): stopped after --max-outage "
+        f"{_duration(limit_s)}; the job resumes with the same command"
+    )
+
+
+def stop_reason(
+    cause: StopCause, result: SendResult, settings: Settings, *, since_s: float | None = None
+) -> str:
+    """The one line for a job stopped by ``cause``."""
+    target = settings.target
+    outcome = result.outcome
+    if cause is StopCause.FATAL and outcome is not None:
+        return refusal(outcome, target, settings.password_env)
+    if cause is StopCause.NEVER_REACHED and outcome is not None:
+        return never_reached(outcome, target)
+    if cause is StopCause.BUDGET:
+        return budget_reason(result, settings)
+    if cause is StopCause.OUTAGE:
+        return outage_reason(result, settings, since_s)
+    return "interrupted"
+
+
+def _duration(seconds: float) -> str:
+    whole = int(seconds)
+    if whole and whole % 3600 == 0:
+        return f"{whole // 3600}h"
+    if whole and whole % 60 == 0:
+        return f"{whole // 60}m"
+    return f"{whole}s"

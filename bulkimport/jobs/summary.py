@@ -10,9 +10,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bulkimport.errors import ExitCode, Interrupted, ServerRefused
+from bulkimport.errors import ExitCode, Interrupted, ServerRefused, ServerUnavailable
 from bulkimport.rows import TargetRef
-from bulkimport.states import JobState, RowState
+from bulkimport.states import JobState, RowState, StopCause
 from bulkimport.storage import Job, Storage
 
 #: How long after its runner last said how fast it goes a running job's rate is believed.
@@ -40,6 +40,11 @@ class JobSummary:
     created_at: float = 0.0
     updated_at: float = 0.0
     rate_per_s: float | None = None  # while running: rows settled per second, lately
+    stop_cause: StopCause | None = None  # why it stopped before it finished
+    outage_since: float | None = None  # while running: the server has not answered since
+    next_try_at: float | None = None  # ...and the next probe goes then (Unix seconds)
+    pace_per_s: float | None = None  # while running: the pace sending holds
+    latency_s: float | None = None  # ...and the latency it sees
 
     @property
     def problems(self) -> int:
@@ -60,17 +65,22 @@ class JobSummary:
         if self.state is JobState.STOPPED:
             return ExitCode.SERVER_REFUSED
         if self.state is JobState.INTERRUPTED:
+            if self.stop_cause is StopCause.OUTAGE:
+                return ExitCode.TRY_LATER
             return ExitCode.INTERRUPTED
         if self.state is JobState.FINISHED and self.problems:
             return ExitCode.ROWS_FAILED
         return ExitCode.OK
 
     def raise_for_state(self) -> JobSummary:
-        """``ServerRefused`` for a job the server stopped, ``Interrupted`` for one stopped by
-        a signal (both resumable); the summary itself otherwise."""
+        """``ServerRefused`` for a job the server stopped, ``ServerUnavailable`` for one that
+        waited longer than ``--max-outage``, ``Interrupted`` for one stopped by a signal (all
+        resumable); the summary itself otherwise."""
         if self.state is JobState.STOPPED:
             raise ServerRefused(self.message or "the server refused the job", job=self.job)
         if self.state is JobState.INTERRUPTED:
+            if self.stop_cause is StopCause.OUTAGE:
+                raise ServerUnavailable(self.message or "the server did not answer", job=self.job)
             raise Interrupted(self.message or "interrupted", job=self.job)
         return self
 
@@ -93,6 +103,11 @@ class JobSummary:
             "updated_at": self.updated_at,
             "rate_per_s": self.rate_per_s,
             "eta_s": self.eta_s,
+            "stop_cause": self.stop_cause.value if self.stop_cause is not None else None,
+            "outage_since": self.outage_since,
+            "next_try_at": self.next_try_at,
+            "pace_per_s": self.pace_per_s,
+            "latency_s": self.latency_s,
         }
 
 
@@ -123,6 +138,11 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
         created_at=job.created_at,
         updated_at=job.updated_at,
         rate_per_s=current_rate(job),
+        stop_cause=job.stop_cause,
+        outage_since=job.outage_since if job.state is JobState.RUNNING else None,
+        next_try_at=job.next_try_at if job.state is JobState.RUNNING else None,
+        pace_per_s=job.pace_per_s if current_rate(job) is not None else None,
+        latency_s=job.latency_s if current_rate(job) is not None else None,
     )
 
 

@@ -45,7 +45,9 @@ class Trouble(StrEnum):
     SERVER_ERROR = "server-error"  # another HTTP 5xx (or 408)
     NOT_AN_ANSWER = "not-an-answer"  # a response whose body is no Import answer (HTML...)
     CLIENT_ERROR = "client-error"  # HTTP 4xx: the request itself was refused (path, login)
-    TOO_LARGE = "too-large"  # HTTP 413/414/431, or a GET too long to send: this request only
+    # HTTP 400/413/414/431, or a GET too long to send: the front end refuses this request
+    # (too long, a header too large, malformed), not the job: the row is rejected.
+    TOO_LARGE = "too-large"
 
     @property
     def maybe_processed(self) -> bool:
@@ -202,13 +204,14 @@ def classify_http(
     """Classify a whole HTTP response: the status first, then the answer body.
 
     401/403/404 (and any 4xx that waiting cannot fix) are fatal: the URL or the login is
-    wrong for every row. 413/414/431 refuse this one request (the row). 429/503 throttle,
+    wrong for every row. 400/413/414/431 refuse this one request (the row; when every row
+    gets one, the error budget stops the job). 429/503 throttle,
     502/504 are a proxy's (the upstream may have processed the call), 408 and other 5xx are
     transient. A 2xx whose body is no Import answer is transient too (``NOT_AN_ANSWER``).
     """
     message = one_line(body)
     code = f"HTTP {status}"
-    if status in (413, 414, 431):
+    if status in (400, 413, 414, 431):
         return Outcome(
             OutcomeKind.REJECTED, code, message, status=status, trouble=Trouble.TOO_LARGE
         )

@@ -113,6 +113,21 @@ class ImportOptions:
     emptyagent: bool = False
     resetstatus: bool = False
 
+    @property
+    def rewrites(self) -> tuple[str, ...]:
+        """The options under which a record sent twice changes the customer twice (a resend
+        after an unknown outcome is then not harmless): as they are given."""
+        found = []
+        if self.dupway is DupWay.UPDATE:
+            found.append("--dupway update")
+        if self.resetstatus:
+            found.append("--resetstatus yes")
+        if self.emptyagent:
+            found.append("--emptyagent yes")
+        if self.dupdiallist is DupDialList.ALL:
+            found.append("--dupdiallist all")
+        return tuple(found)
+
     def to_params(self) -> dict[str, str]:
         """The wire values of the eight parameters."""
         return {

@@ -11,9 +11,12 @@ from bulkimport.send.dispatcher import (
     RATE_EVERY_S,
     RESULT_BATCH_ROWS,
     Dispatcher,
+    Feed,
     SendCounts,
     SendEnd,
     SendResult,
+    Watch,
+    WatchEvent,
 )
 from bulkimport.send.limiter import RateLimiter
 from bulkimport.send.transport import HttpTransport, Transport, open_session
@@ -22,11 +25,14 @@ __all__ = [
     "RATE_EVERY_S",
     "RESULT_BATCH_ROWS",
     "Dispatcher",
+    "Feed",
     "HttpTransport",
     "RateLimiter",
     "SendCounts",
     "SendEnd",
     "SendResult",
     "Transport",
+    "Watch",
+    "WatchEvent",
     "open_session",
 ]

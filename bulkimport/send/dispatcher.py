@@ -1,20 +1,29 @@
-"""Send a job's pending rows: a pool of workers over one transport.
+"""Send a job's pending rows: a pool of workers over one transport, watched as a whole.
 
-    claim (feeder) ──▶ buffer ──▶ workers ──rate limit──▶ transport ──▶ policy
-                                                                          │
-                                writer (one commit per batch) ◀── results
+    claim (feeder) ──▶ buffer ──▶ workers ──pace──▶ transport ──▶ health ──▶ policy
+                                     ▲                                │          │
+                                     └──── probe (one call, outage) ◀─┘  writer ◀┘
 
 - The feeder claims due rows a batch at a time (``in_flight`` in storage before they are
   sent) and keeps the buffer short, so a kill leaves few claimed rows behind.
-- Workers share one ``RateLimiter``: calls are spaced ``1/rate`` apart, so no 1-second window
-  holds more than ``rate + 1`` calls, and a ``Retry-After`` pauses every worker.
-- Each outcome becomes a row result by the pure ``policy.row_result``; results go to one
-  writer that records them in small batches. A worker whose result would overflow a batch
+- Workers wait for a slot (``pace.concurrency_limit`` calls in flight) and their turn at the
+  ``RateLimiter`` (``pace.interval_s`` apart, and a ``Retry-After`` pauses every worker). The
+  pace is fixed (``--rate N``: ``FixedPace``, slowed by back-pressure) or found as it goes
+  (``--rate auto``: ``PaceController``).
+- Every outcome goes to ``JobHealth`` first: it decides whether the trouble is the row's or
+  the server's (an outage, throttling: the attempt is spared), whether the job stops (a fatal
+  answer, a URL that never answered, a spent error budget, an outage past ``--max-outage``),
+  and whether an outage began or ended. In an outage the workers hold no rows and wait; the
+  probe sends one row at growing intervals until an answer comes.
+- Then the pure ``policy.row_result`` turns the outcome into the row's next state, and one
+  writer records results in small batches. A worker whose result would overflow a batch
   waits for the commit, which bounds the rows sent but not recorded.
-- A fatal answer, or ``stop()``, ends claiming at once; calls in flight get ``grace_s`` to
-  finish and their outcomes are recorded; the rows not sent go back to ``pending``. A call
+- A stop (any cause, or ``stop()``) ends claiming at once; calls in flight get ``grace_s``
+  to finish and their outcomes are recorded; rows not sent go back to ``pending``. A call
   still unanswered after the grace time goes back to ``pending`` as an attempt whose outcome
   is unknown (it may have reached the server).
+- While reading goes on beside sending (``feed``), running out of rows is not the end:
+  sending waits for the next committed batch until reading is done.
 - An unexpected error in a worker (a bug in a transport) stops the run the same way, then
   ``run()`` raises it: no row is left ``in_flight`` and none is lost.
 """
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -31,11 +41,21 @@ from enum import StrEnum
 
 from bulkimport.protocol import Outcome, OutcomeKind, mask_secrets
 from bulkimport.rows import ClaimedRow, RowResult
+from bulkimport.send.health import HealthSettings, JobHealth, Mode
 from bulkimport.send.limiter import Clock, RateLimiter
+from bulkimport.send.pace import (
+    FixedPace,
+    Pace,
+    PaceController,
+    PaceSettings,
+    PaceState,
+    Signal,
+    signal_of,
+)
 from bulkimport.send.policy import row_result
 from bulkimport.send.transport import Transport
 from bulkimport.settings import SendSettings
-from bulkimport.states import RowState
+from bulkimport.states import RowState, StopCause
 from bulkimport.storage import RunnerId, SendQueue
 
 log = logging.getLogger("bulkimport")
@@ -49,11 +69,10 @@ UNKNOWN_CODE = "unknown outcome"  # a call cut off after the grace time: maybe i
 
 
 class SendEnd(StrEnum):
-    """Why sending ended."""
+    """How sending ended."""
 
-    FINISHED = "finished"  # no pending row left
-    FATAL = "fatal"  # the server refused the job's settings
-    STOPPED = "stopped"  # stop() was called (signal)
+    FINISHED = "finished"  # no pending row left (and reading done)
+    STOPPED = "stopped"  # stopped before that: ``SendResult.cause`` says why
 
 
 @dataclass
@@ -67,6 +86,8 @@ class SendCounts:
     failed: int = 0
     retried: int = 0  # transient outcomes that will be tried again
     throttled: int = 0  # answers that asked us to wait (Retry-After)
+    spared: int = 0  # troubles not held against the row (an outage, throttling)
+    unknown: int = 0  # calls whose outcome is unknown (a timeout, a proxy's 502/504)
 
     @property
     def settled(self) -> int:
@@ -76,11 +97,61 @@ class SendCounts:
 
 @dataclass
 class SendResult:
+    """How a run of the dispatcher ended; ``outcome`` is the answer behind a stop, if any."""
+
     end: SendEnd
     counts: SendCounts
     recovered: int  # rows found in_flight at start: resent after an unknown outcome
-    fatal: Outcome | None = None
+    cause: StopCause | None = None
+    outcome: Outcome | None = None
+    budget_codes: list[tuple[str, int]] = field(default_factory=list)
     seconds: float = 0.0
+
+
+class Watch(StrEnum):
+    """What the dispatcher tells its watcher about the server, as it learns it."""
+
+    REACHED = "reached"  # the first Import answer of this run
+    OUTAGE = "outage"  # no answer across the board: paused, probing
+    PROBE_FAILED = "probe-failed"  # a probe got no answer either
+    BACK = "back"  # an answer again: sending resumes
+    UNKNOWN = "unknown"  # a call may have been processed though no answer came
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One thing learned; times are wall-clock Unix seconds."""
+
+    kind: Watch
+    outcome: Outcome | None = None
+    line: int | None = None
+    since_s: float | None = None  # OUTAGE: when answers stopped
+    next_try_s: float | None = None  # OUTAGE, PROBE_FAILED: when the next probe goes
+
+
+@dataclass
+class Feed:
+    """Reading going on beside sending: ``added`` is set after each committed batch, ``done``
+    once the whole file is read."""
+
+    added: asyncio.Event = field(default_factory=asyncio.Event)
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def make_pace(settings: SendSettings, *, now_s: float) -> Pace:
+    """The pace for ``settings``: found as it goes (auto), or the rate chosen."""
+    if settings.auto:
+        cap = settings.max_rate_per_s or math.inf
+        return PaceController(
+            PaceSettings(
+                initial_rate_per_s=min(4.0, cap),
+                min_rate_per_s=min(1.0, cap),
+                max_rate_per_s=cap,
+                max_concurrency=settings.pool,
+            ),
+            now_s=now_s,
+        )
+    return FixedPace(settings.rate_per_s or 0.0, settings.pool, now_s=now_s)
 
 
 @dataclass
@@ -88,7 +159,8 @@ class _Run:
     """State shared by the tasks of one send."""
 
     stop: asyncio.Event = field(default_factory=asyncio.Event)
-    fatal: Outcome | None = None
+    cause: StopCause | None = None
+    outcome: Outcome | None = None
     buffer: asyncio.Queue[ClaimedRow] = field(default_factory=lambda: asyncio.Queue())
     low: asyncio.Event = field(default_factory=asyncio.Event)  # the buffer wants more rows
     results: list[RowResult] = field(default_factory=list)
@@ -97,14 +169,22 @@ class _Run:
     unresolved: int = 0
     committing: int = 0  # outcomes in the batch being committed right now
     error: BaseException | None = None  # a worker's unexpected error, raised by run()
+    sending: asyncio.Event = field(default_factory=asyncio.Event)  # set unless in an outage
+    slot_free: asyncio.Event = field(default_factory=asyncio.Event)
+    in_flight: int = 0  # calls sent and not answered (slots taken)
+    probing: bool = False
 
 
 class Dispatcher:
-    """Sends the pending rows of one job until none is left, a fatal answer, or ``stop()``.
+    """Sends the pending rows of one job until none is left, a stop, or ``stop()``.
 
     ``queue`` is the storage's sending side; ``runner`` the runner this process holds (its
-    claims name it). ``on_progress`` hears the counts about every ``RESULT_FLUSH_S``;
-    ``on_rate`` the rows settled per second every ``RATE_EVERY_S``.
+    claims name it). ``reached_before``: the target's URL gave an Import answer before (a URL
+    that never did and gives none now is a mistake, not an outage). ``max_unknown``: calls of
+    one row whose outcome is unknown, at most (when each resend rewrites the customer).
+    ``on_progress`` hears the counts about every ``RESULT_FLUSH_S``; ``on_rate`` the rows
+    settled per second and the pace every ``RATE_EVERY_S``; ``on_watch`` what is learned
+    about the server.
     """
 
     def __init__(
@@ -115,8 +195,13 @@ class Dispatcher:
         settings: SendSettings,
         *,
         runner: RunnerId,
+        reached_before: bool = True,
+        max_unknown: int | None = None,
+        health: HealthSettings | None = None,
+        feed: Feed | None = None,
         on_progress: Callable[[SendCounts], None] | None = None,
-        on_rate: Callable[[float], Awaitable[None]] | None = None,
+        on_rate: Callable[[float, PaceState], Awaitable[None]] | None = None,
+        on_watch: Callable[[WatchEvent], Awaitable[None]] | None = None,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
         rng: random.Random | None = None,
@@ -125,23 +210,52 @@ class Dispatcher:
         self._queue = queue
         self._job_id = job_id
         self._runner = runner
-        self._on_rate = on_rate
         self._transport = transport
         self._settings = settings
+        self._feed_state = feed
         self._on_progress = on_progress
+        self._on_rate = on_rate
+        self._on_watch = on_watch
         self._clock = clock
         self._wall = wall_clock
         self._rng = rng or random.Random()
         self._grace_s = grace_s
-        self._limiter = RateLimiter(settings.rate_per_s, clock=clock)
         self._retry = settings.retry
+        self._max_unknown = max_unknown
+        self._pool = settings.pool
+        now = clock()
+        self.pace: Pace = make_pace(settings, now_s=now)
+        self._limiter = RateLimiter(self.pace.rate_per_s, clock=clock)
+        self.health = JobHealth(
+            health
+            or HealthSettings(max_outage_s=settings.max_outage_s, budget=settings.max_rejects),
+            reached_before=reached_before,
+            now_s=now,
+        )
+        self._reached_told = False
+        # Rows whose last call met a trouble held against them, since the last answer: if an
+        # outage turns out to have begun, those attempts are taken back.
+        self._streak_rows: list[int] = []
         self._run = _Run()
+        self._run.sending.set()
+        self._run.slot_free.set()
         self.counts = SendCounts()
         self._flush_lock = asyncio.Lock()
+        self._watch_tasks: set[asyncio.Task[None]] = set()
 
     def stop(self) -> None:
         """Stop claiming; let calls in flight finish (signal handlers call this)."""
-        self._run.stop.set()
+        self._stop(StopCause.SIGNAL)
+
+    def _stop(self, cause: StopCause, outcome: Outcome | None = None) -> None:
+        run = self._run
+        if run.cause is None:
+            run.cause, run.outcome = cause, outcome
+        run.stop.set()
+        run.sending.set()  # wake the workers held by an outage: they end
+        run.slot_free.set()
+
+    # --- the run ------------------------------------------------------------------------------
 
     async def run(self) -> SendResult:
         started = self._clock()
@@ -149,44 +263,42 @@ class Dispatcher:
         run = self._run
         # Claims of several rounds of calls: fewer transactions per row; the rows claimed but
         # not sent are given back at a stop (and counted as "maybe sent" after a kill).
-        claim_size = max(4 * self._settings.concurrency, 64)
+        claim_size = max(4 * min(self._pool, 32), 64)
         feeder = asyncio.create_task(self._feed(claim_size), name="bulkimport-feeder")
         writer = asyncio.create_task(self._write_periodically(), name="bulkimport-writer")
+        prober = asyncio.create_task(self._probe(), name="bulkimport-probe")
         workers = [
             asyncio.create_task(self._work(), name=f"bulkimport-worker-{n}")
-            for n in range(self._settings.concurrency)
+            for n in range(self._pool)
         ]
-        for task in (writer, *workers):
+        for task in (writer, prober, *workers):
             task.add_done_callback(self._on_task_done)
         try:
             await feeder
             await run.stop.wait()
             # Let calls in flight finish; cancel what is still waiting after the grace time.
-            _done, late = await asyncio.wait(workers, timeout=self._grace_s)
+            _done, late = await asyncio.wait([prober, *workers], timeout=self._grace_s)
             for task in late:
                 task.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            await asyncio.gather(prober, *workers, return_exceptions=True)
         finally:
-            for task in (feeder, *workers):
+            for task in (feeder, prober, *workers):
                 task.cancel()
-            await asyncio.gather(feeder, *workers, return_exceptions=True)
+            await asyncio.gather(feeder, prober, *workers, return_exceptions=True)
             writer.cancel()
             await asyncio.gather(writer, return_exceptions=True)
             # The last writes must happen even if we are being cancelled.
             await asyncio.shield(self._finish())
         if run.error is not None:
             raise run.error
-        if run.fatal is not None:
-            end = SendEnd.FATAL
-        elif await self._queue.next_attempt_at(self._job_id) is None:
-            end = SendEnd.FINISHED
-        else:
-            end = SendEnd.STOPPED
+        finished = run.cause is None and await self._queue.next_attempt_at(self._job_id) is None
         return SendResult(
-            end=end,
+            end=SendEnd.FINISHED if finished else SendEnd.STOPPED,
             counts=self.counts,
             recovered=recovered,
-            fatal=run.fatal,
+            cause=None if finished else (run.cause or StopCause.SIGNAL),
+            outcome=run.outcome,
+            budget_codes=self.health.budget_codes(),
             seconds=self._clock() - started,
         )
 
@@ -199,21 +311,33 @@ class Dispatcher:
             log.error("%s failed: %s; stopping", task.get_name(), mask_secrets(repr(error), ()))
             if self._run.error is None:
                 self._run.error = error
-            self._run.stop.set()
+            self._stop(StopCause.SIGNAL)
 
     async def _finish(self) -> None:
         await self._flush()
+        await self._release_buffer()
+        if self._watch_tasks:
+            await asyncio.gather(*self._watch_tasks, return_exceptions=True)
+
+    async def _release_buffer(self) -> None:
         unsent = []
         while not self._run.buffer.empty():
             unsent.append(self._run.buffer.get_nowait().id)
         if unsent:
+            self._run.unresolved -= len(unsent)
             await self._queue.release(self._job_id, unsent)
+
+    # --- claiming -----------------------------------------------------------------------------
 
     async def _feed(self, claim_size: int) -> None:
         """Keep the buffer filled with due rows; set ``stop`` when nothing is left."""
         run = self._run
         while not run.stop.is_set():
-            if run.buffer.qsize() >= self._settings.concurrency:
+            if not run.sending.is_set():
+                # An outage: the probe claims its own rows.
+                await self._wait_for(run.sending, IDLE_POLL_S)
+                continue
+            if run.buffer.qsize() >= self._pool:
                 # A worker that takes the buffer below one round of calls wakes us up.
                 run.low.clear()
                 await self._wait_for(run.low, 0.1)
@@ -221,29 +345,32 @@ class Dispatcher:
             rows = await self._queue.claim_batch(
                 self._job_id, claim_size, now_s=self._wall(), runner=self._runner
             )
-            if run.stop.is_set():
+            if run.stop.is_set() or not run.sending.is_set():
                 if rows:
                     await self._queue.release(self._job_id, [row.id for row in rows])
-                return
+                continue
             if rows:
                 run.unresolved += len(rows)
                 for row in rows:
                     run.buffer.put_nowait(row)
                 continue
-            # Nothing due now: finished, or waiting for retries or for rows in flight.
+            # Nothing due now: finished, or waiting for retries, rows in flight, or reading.
             if run.unresolved == 0:
                 await self._flush()
                 next_at = await self._queue.next_attempt_at(self._job_id)
+                feed = self._feed_state
                 if next_at is None:
-                    run.stop.set()
-                    return
+                    if feed is None or feed.done.is_set():
+                        run.stop.set()
+                        run.sending.set()
+                        return
+                    feed.added.clear()
+                    await self._wait_for(feed.added, IDLE_POLL_S)
+                    continue
                 wait_s = min(max(next_at - self._wall(), 0.01), IDLE_POLL_S)
             else:
                 wait_s = 0.02
-            await self._sleep_or_stop(wait_s)
-
-    async def _sleep_or_stop(self, seconds: float) -> None:
-        await self._wait_for(self._run.stop, seconds)
+            await self._wait_for(run.stop, wait_s)
 
     async def _wait_for(self, event: asyncio.Event, seconds: float) -> None:
         """Wait until ``event`` is set, ``stop`` is set, or ``seconds`` have passed."""
@@ -258,43 +385,83 @@ class Dispatcher:
             for waiter in waiters:
                 waiter.cancel()
 
+    # --- sending ------------------------------------------------------------------------------
+
     async def _work(self) -> None:
         run = self._run
         while True:
+            if not run.sending.is_set():
+                await self._wait_for(run.sending, IDLE_POLL_S)
+                continue
             row = await self._next_row()
             if row is None:
+                return
+            if not run.sending.is_set():
+                run.buffer.put_nowait(row)  # an outage began meanwhile: the row waits
+                continue
+            if not await self._take_slot():
+                run.buffer.put_nowait(row)
                 return
             try:
                 turn = await self._limiter.acquire(run.stop)
             except BaseException:
+                self._free_slot()
                 run.buffer.put_nowait(row)  # not sent: released by _finish
                 raise
             if not turn:
+                self._free_slot()
                 run.buffer.put_nowait(row)
                 return
-            self.counts.sent += 1
-            try:
-                outcome = await self._transport.send(row.record)
-            except BaseException:
-                # Cut off after the grace time, or a bug in the transport: the call may have
-                # reached the server. The row is sent again, and its attempt counts.
-                self._resolve(
-                    RowResult(
-                        row.id,
-                        RowState.PENDING,
-                        UNKNOWN_CODE,
-                        "no answer before the send stopped; it may have reached the server",
-                    )
+            await self._send(row)
+
+    async def _take_slot(self) -> bool:
+        """Wait until fewer calls than the pace allows are in flight; False on a stop."""
+        run = self._run
+        while run.in_flight >= self.pace.concurrency_limit:
+            if run.stop.is_set():
+                return False
+            run.slot_free.clear()
+            await self._wait_for(run.slot_free, IDLE_POLL_S)
+        if run.stop.is_set():
+            return False
+        run.in_flight += 1
+        return True
+
+    def _free_slot(self) -> None:
+        self._run.in_flight -= 1
+        self._run.slot_free.set()
+
+    async def _send(self, row: ClaimedRow) -> None:
+        """Send one row (a slot taken, its turn come) and record what came of it."""
+        started = self._clock()
+        self.pace.on_sent(started)
+        self.counts.sent += 1
+        try:
+            outcome = await self._transport.send(row.record)
+        except BaseException:
+            # Cut off after the grace time, or a bug in the transport: the call may have
+            # reached the server. The row is sent again, and its attempt counts.
+            self.pace.on_answer(self._clock(), self._clock() - started, Signal.IGNORE)
+            self._free_slot()
+            self._resolve(
+                RowResult(
+                    row.id,
+                    RowState.PENDING,
+                    UNKNOWN_CODE,
+                    "no answer before the send stopped; it may have reached the server",
+                    unknown=True,
                 )
-                raise
-            await self._record(row, outcome)
+            )
+            raise
+        self._free_slot()
+        await self._record(row, outcome, started)
 
     async def _next_row(self) -> ClaimedRow | None:
         """The next row of the buffer, or None once ``stop`` is set."""
         run = self._run
         if run.stop.is_set():
             return None
-        if run.buffer.qsize() <= self._settings.concurrency:
+        if run.buffer.qsize() <= self._pool:
             run.low.set()
         try:
             return run.buffer.get_nowait()
@@ -321,33 +488,104 @@ class Dispatcher:
             return None
         return row
 
+    # --- an outage: one probe at a time -------------------------------------------------------
+
+    async def _probe(self) -> None:
+        """In an outage, ask the server whether it is there (a call that touches no data) at
+        the health's intervals, until it answers, or stop the job when the outage lasts past
+        ``--max-outage``."""
+        run, health = self._run, self.health
+        while not run.stop.is_set():
+            if health.mode is not Mode.OUTAGE:
+                await self._wait_for(run.stop, IDLE_POLL_S)
+                continue
+            now = self._clock()
+            cause = health.tick(now)
+            if cause is not None:
+                self._stop(cause, health.stop_outcome)
+                return
+            if not health.probe_due(now):
+                wait_s = min(IDLE_POLL_S, max(health.next_probe_s - now, 0.01))
+                await self._wait_for(run.stop, wait_s)
+                continue
+            self.counts.sent += 1
+            outcome = await self._transport.probe()
+            decision = health.observe_probe(outcome, self._clock())
+            if decision.confirmed:
+                # The server is down indeed: the troubles that showed it were not their rows'.
+                refund, self._streak_rows = self._streak_rows, []
+                if refund:
+                    await self._flush()
+                    self.counts.spared += await self._queue.uncount(
+                        self._job_id, refund, now_s=self._wall()
+                    )
+            if decision.stop is not None:
+                self._stop(decision.stop, health.stop_outcome)
+            elif decision.changed:
+                self._streak_rows.clear()
+                await self._mode_changed(outcome, None)
+            else:
+                self._tell(
+                    WatchEvent(
+                        Watch.PROBE_FAILED,
+                        outcome,
+                        next_try_s=self._wall() + max(health.next_probe_s - self._clock(), 0.0),
+                    )
+                )
+
+    # --- outcomes -----------------------------------------------------------------------------
+
     def _resolve(self, result: RowResult) -> None:
         self._run.results.append(result)
         self._run.unresolved -= 1
 
-    async def _record(self, row: ClaimedRow, outcome: Outcome) -> None:
+    async def _record(self, row: ClaimedRow, outcome: Outcome, started: float) -> None:
         run = self._run
         counts = self.counts
+        now = self._clock()
+        if self.pace.on_answer(now, now - started, signal_of(outcome)):
+            self._limiter.set_rate(self.pace.rate_per_s)
+        decision = self.health.observe(outcome, now, started)
+        if outcome.answered and not self._reached_told:
+            self._reached_told = True
+            self._tell(WatchEvent(Watch.REACHED))
+        if outcome.retry_after_s is not None:
+            self._limiter.pause(outcome.retry_after_s)
+            counts.throttled += 1
+        if self.health.streak == 0 and self.health.mode is Mode.SENDING:
+            self._streak_rows.clear()  # an answer from after the troubles: they were the rows'
+
+        if decision.changed:
+            await self._mode_changed(outcome, row)
+        if decision.stop is not None:
+            self._stop(decision.stop, self.health.stop_outcome)
+        if outcome.maybe_processed:
+            counts.unknown += 1
+            self._tell(WatchEvent(Watch.UNKNOWN, outcome, row.line))
+        result = row_result(
+            row,
+            outcome,
+            self._retry,
+            spare=decision.spare,
+            now_s=self._wall(),
+            rng=self._rng,
+            max_unknown=self._max_unknown,
+        )
         kind = outcome.kind
-        result = row_result(row, outcome, self._retry, now_s=self._wall(), rng=self._rng)
-        if kind is OutcomeKind.FATAL:
-            if run.fatal is None:
-                run.fatal = outcome
-                log.debug("fatal answer %s on line %d", outcome.code, row.line)
-            run.stop.set()
-        elif kind is OutcomeKind.TRANSIENT:
-            if outcome.retry_after_s is not None:
-                self._limiter.pause(outcome.retry_after_s)
-                counts.throttled += 1
+        if kind is OutcomeKind.TRANSIENT and result.counted:
+            self._streak_rows.append(row.id)
+        if kind is OutcomeKind.TRANSIENT or (kind is OutcomeKind.FATAL and not outcome.answered):
+            if decision.spare:
+                counts.spared += 1
             if result.state is RowState.FAILED:
                 counts.failed += 1
-            else:
+            elif kind is OutcomeKind.TRANSIENT:
                 counts.retried += 1
-        elif kind is OutcomeKind.DONE:
+        elif result.state is RowState.DONE:
             counts.done += 1
-        elif kind is OutcomeKind.DUPLICATE:
+        elif result.state is RowState.DUPLICATE:
             counts.duplicate += 1
-        else:
+        elif result.state is RowState.REJECTED:
             counts.rejected += 1
         self._resolve(result)
         # Outcomes not yet committed, including a batch being committed, stay under one
@@ -356,6 +594,39 @@ class Dispatcher:
         if len(run.results) + run.committing >= RESULT_BATCH_ROWS:
             # Shielded: a cancel must not lose outcomes already taken off the list.
             await asyncio.shield(self._flush())
+
+    async def _mode_changed(self, outcome: Outcome, row: ClaimedRow | None) -> None:
+        run, health = self._run, self.health
+        line = row.line if row is not None else None
+        if health.mode is Mode.OUTAGE:
+            run.sending.clear()
+            # The rows waiting in the buffer go back: a long outage should not keep them
+            # claimed (a kill would count them as maybe sent).
+            await self._release_buffer()
+            since = health.outage_since_s if health.outage_since_s is not None else self._clock()
+            self._tell(
+                WatchEvent(
+                    Watch.OUTAGE,
+                    outcome,
+                    line,
+                    since_s=self._wall() - (self._clock() - since),
+                    next_try_s=self._wall() + max(health.next_probe_s - self._clock(), 0.0),
+                )
+            )
+        else:
+            run.sending.set()
+            self.pace.resume(self._clock())
+            self._limiter.set_rate(self.pace.rate_per_s)
+            self._tell(WatchEvent(Watch.BACK, outcome, line))
+
+    def _tell(self, event: WatchEvent) -> None:
+        if self._on_watch is None:
+            return
+        task = asyncio.ensure_future(self._on_watch(event))
+        self._watch_tasks.add(task)
+        task.add_done_callback(self._watch_tasks.discard)
+
+    # --- writing ------------------------------------------------------------------------------
 
     async def _write_periodically(self) -> None:
         rate_from_s, rate_from_settled = self._clock(), 0
@@ -369,7 +640,7 @@ class Dispatcher:
                 settled = self.counts.settled
                 rate = (settled - rate_from_settled) / (now - rate_from_s)
                 if self._on_rate is not None:
-                    await self._on_rate(rate)
+                    await self._on_rate(rate, self.pace.state())
                 rate_from_s, rate_from_settled = now, settled
 
     async def _flush(self) -> None:

@@ -23,15 +23,30 @@ class RateLimiter:
     """
 
     def __init__(self, rate_per_s: float, *, clock: Clock = time.monotonic) -> None:
-        self._interval_s = 1.0 / rate_per_s if rate_per_s > 0 else 0.0
-        # Starts are >= slot, slots >= previous start - tolerance + interval, so a closed
-        # 1-second window holds at most floor(rate * (1 + tolerance)) + 1 calls: with
-        # rate * tolerance < 1 - frac(rate), that is floor(rate) + 1.
-        self.tolerance_s = self._interval_s * (1.0 - math.modf(rate_per_s)[0]) / 2
         self._clock = clock
+        self._interval_s = 0.0
+        self.tolerance_s = 0.0
         self._next_s = 0.0
         self._paused_until_s = 0.0
         self._lock = asyncio.Lock()
+        self.set_rate(rate_per_s)
+
+    @property
+    def rate_per_s(self) -> float:
+        return 1.0 / self._interval_s if self._interval_s else 0.0
+
+    def set_rate(self, rate_per_s: float) -> None:
+        """Space the next calls ``1/rate_per_s`` apart (0 or infinite: no spacing). The next
+        slot moves with the interval, measured from the last call's start."""
+        interval_s = 1.0 / rate_per_s if 0 < rate_per_s < math.inf else 0.0
+        if self._next_s:
+            self._next_s += interval_s - self._interval_s
+        self._interval_s = interval_s
+        # Starts are >= slot, slots >= previous start - tolerance + interval, so a closed
+        # 1-second window holds at most floor(rate * (1 + tolerance)) + 1 calls: with
+        # rate * tolerance < 1 - frac(rate), that is floor(rate) + 1.
+        fraction = math.modf(rate_per_s)[0] if interval_s else 0.0
+        self.tolerance_s = interval_s * (1.0 - fraction) / 2
 
     def pause(self, seconds: float) -> None:
         """No call may start in the next ``seconds``."""

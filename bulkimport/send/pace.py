@@ -62,9 +62,12 @@ class Signal(StrEnum):
     # duplicate, rejected or fatal, and the application's own transient codes (BackMsg_85,
     # BackMsg_100): the server did the work and answered in its protocol.
     ANSWER = "answer"
-    # Back-pressure: HTTP 408/429/500/502/503/504 (with or without Retry-After), a timeout,
-    # a refused or reset connection, a body that is not an answer (a proxy's error page).
+    # Back-pressure: HTTP 408/500/502/504, a timeout, a refused or reset connection, a body
+    # that is not an answer (a proxy's error page).
     OVERLOAD = "overload"
+    # Asked to slow down in so many words: HTTP 429 or 503 (with or without Retry-After).
+    # Back-pressure for the adaptive pace; the only kind a fixed pace gives way to.
+    THROTTLE = "throttle"
     # Says nothing about the load: a call cut off by our own stop, an answer of the front end
     # that refuses the request itself (401/403/404, 413/414/431), a TLS failure.
     IGNORE = "ignore"
@@ -74,7 +77,6 @@ class Signal(StrEnum):
 # front end refuses the request itself, however loaded the server is).
 _OVERLOAD = frozenset(
     {
-        Trouble.THROTTLED,
         Trouble.GATEWAY,
         Trouble.SERVER_ERROR,
         Trouble.TIMEOUT,
@@ -91,6 +93,8 @@ def signal_of(outcome: Outcome) -> Signal:
     about the load (TLS, a 4xx, a request too large)."""
     if outcome.trouble is None:
         return Signal.ANSWER
+    if outcome.trouble is Trouble.THROTTLED:
+        return Signal.THROTTLE
     return Signal.OVERLOAD if outcome.trouble in _OVERLOAD else Signal.IGNORE
 
 
@@ -309,6 +313,12 @@ class PaceController:
         self._in_flight += 1
         self._round_sent += 1
 
+    def resume(self, now_s: float) -> None:
+        """After an outage: the server may have changed (a restart); start below the pace it
+        last took, and climb back quickly."""
+        self._change(now_s, self._rate * self.tuning.resume_factor, PaceReason.RESUME)
+        self._cut_at = now_s
+
     def on_answer(self, now_s: float, latency_s: float, signal: Signal) -> bool:
         """The call sent ``latency_s`` ago came back with ``signal``; True if the pace or the
         limit changed."""
@@ -317,7 +327,7 @@ class PaceController:
             return False
         rate, limit = self._rate, self._limit
         sent_s = now_s - latency_s
-        if signal is Signal.OVERLOAD:
+        if signal is Signal.OVERLOAD or signal is Signal.THROTTLE:
             self._severe_run = 0
             # A front end remembers a burst for a while (limit_req's bucket drains at its
             # rate): the calls sent just after a decrease may still be refused. Only a call
@@ -553,3 +563,124 @@ class PaceController:
         self._round_sent = 0
         self._round_latencies = []
         self._set_limit()
+
+
+class FixedPace:
+    """``--rate N`` (``0``: no limit): the pace the user chose, slowed down by back-pressure.
+
+    A throttling server (HTTP 429/503) must slow the whole pool, not only pause it: bursting
+    again after each ``Retry-After`` got 21 calls/s through a front end that allows 50. When
+    throttled the pace halves from what the server actually answered (at most once per
+    ``hold_s``), then climbs back by a quarter each ``hold_s`` without throttling, up to the
+    chosen rate. The same interface as ``PaceController``; the limit on calls in flight
+    is ``--concurrency``.
+    """
+
+    def __init__(
+        self,
+        rate_per_s: float,
+        concurrency: int,
+        *,
+        now_s: float = 0.0,
+        min_rate_per_s: float = 1.0,
+        hold_s: float = 1.0,
+    ) -> None:
+        self.ceiling_per_s = rate_per_s if rate_per_s > 0 else math.inf
+        self._rate = self.ceiling_per_s
+        self._limit = concurrency
+        self._min = min(min_rate_per_s, self.ceiling_per_s)
+        self._hold_s = hold_s
+        self._in_flight = 0
+        self._changed_at = now_s
+        self._reason = PaceReason.START
+        self._ewma: float | None = None
+        self._recent: deque[float] = deque(maxlen=RECENT_ANSWERS)
+        self._answers: deque[float] = deque(maxlen=DELIVERED_KEPT)
+
+    @property
+    def rate_per_s(self) -> float:
+        return self._rate
+
+    @property
+    def interval_s(self) -> float:
+        return 0.0 if math.isinf(self._rate) else 1.0 / self._rate
+
+    @property
+    def concurrency_limit(self) -> int:
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        return self._in_flight
+
+    def state(self) -> PaceState:
+        p95 = None
+        if self._recent:
+            ordered = sorted(self._recent)
+            p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+        return PaceState(
+            rate_per_s=self._rate,
+            concurrency_limit=self._limit,
+            in_flight=self._in_flight,
+            base_latency_s=None,
+            latency_s=self._ewma,
+            latency_p95_s=p95,
+            ceiling_per_s=None if math.isinf(self.ceiling_per_s) else self.ceiling_per_s,
+            reason=self._reason,
+            changed_at_s=self._changed_at,
+        )
+
+    def on_sent(self, now_s: float) -> None:
+        self._in_flight += 1
+
+    def resume(self, now_s: float) -> None:
+        """After an outage: a tenth of the chosen pace, climbing back as answers come."""
+        start = self._rate if math.isinf(self.ceiling_per_s) else self.ceiling_per_s
+        if math.isinf(start):
+            start = self._answer_rate(now_s) or 10.0
+        self._change(now_s, max(self._min, start / 10), PaceReason.RESUME)
+
+    def on_answer(self, now_s: float, latency_s: float, signal: Signal) -> bool:
+        self._in_flight = max(0, self._in_flight - 1)
+        if signal is Signal.IGNORE or signal is Signal.OVERLOAD:
+            # A chosen rate gives way to throttling only: a slow or failing server is the
+            # job's health's to judge (an outage), not a reason to send more slowly.
+            return False
+        if signal is Signal.THROTTLE:
+            if now_s - self._changed_at < self._hold_s and self._reason is PaceReason.OVERLOAD:
+                return False
+            answered = self._answer_rate(now_s)
+            base = self._rate if answered is None else min(self._rate, answered)
+            return self._change(now_s, max(self._min, base * 0.5), PaceReason.OVERLOAD)
+        self._answers.append(now_s)
+        self._recent.append(latency_s)
+        weight = LATENCY_EWMA_WEIGHT
+        self._ewma = (
+            latency_s if self._ewma is None else self._ewma + weight * (latency_s - self._ewma)
+        )
+        if self._rate < self.ceiling_per_s and now_s - self._changed_at >= self._hold_s:
+            grown = self._rate * 1.25
+            answered = self._answer_rate(now_s) if math.isinf(self.ceiling_per_s) else None
+            if answered is not None and grown > 4 * answered:
+                # No chosen rate: once the pace is well above what comes back, it is no limit.
+                grown = math.inf
+            return self._change(now_s, min(self.ceiling_per_s, grown), PaceReason.RECOVER)
+        return False
+
+    def _answer_rate(self, now_s: float) -> float | None:
+        while self._answers and self._answers[0] < now_s - DELIVERED_WINDOW_S:
+            self._answers.popleft()
+        if len(self._answers) < DELIVERED_ANSWERS:
+            return None
+        return len(self._answers) / DELIVERED_WINDOW_S
+
+    def _change(self, now_s: float, rate: float, reason: PaceReason) -> bool:
+        changed = rate != self._rate
+        self._rate = rate
+        self._reason = reason
+        self._changed_at = now_s
+        return changed
+
+
+#: What the dispatcher paces its calls with.
+Pace = PaceController | FixedPace

@@ -1,11 +1,19 @@
 """What an answer means for the row that was sent: its next state, as a pure function of the
-outcome, the row's attempts so far and the retry settings. No I/O, no clock of its own.
+outcome, the row's attempts so far, whether the job-level view spared it, and the retry
+settings. No I/O, no clock of its own.
 
-    DONE, DUPLICATE, REJECTED  → that terminal state
-    FATAL                      → pending again, the attempt not counted: the job's settings
-                                 are wrong, not the row (the dispatcher stops the job)
-    TRANSIENT                  → pending again at now + backoff, or FAILED once the row has
-                                 used its attempts
+    DONE, REJECTED   → that terminal state
+    DUPLICATE        → duplicate; but done when an earlier attempt's outcome is unknown: the
+                       server holds the record because this job put it there
+    FATAL            → pending again, the attempt not counted: the job's settings are wrong,
+                       not the row (the dispatcher stops the job)
+    TRANSIENT        → pending again at now + backoff, or FAILED once the row used its
+                       attempts. ``spare`` (an outage, throttling: the server's trouble, not
+                       the row's): the attempt is not counted and the row never fails for it
+    maybe processed  → (a timeout, a dropped connection, a proxy's 502/504) the outcome is
+                       unknown: counted as such, and sent again; when a resend would change
+                       the customer again (``--dupway update``...), ``max_unknown`` such
+                       calls at most
 
 The backoff (``RetryPolicy``, a setting) is exponential with full jitter.
 """
@@ -19,6 +27,9 @@ from bulkimport.rows import ClaimedRow, RowResult
 from bulkimport.settings import RetryPolicy
 from bulkimport.states import RowState
 
+#: Calls of one row whose outcome is unknown, at most, when each resend rewrites the customer.
+MAX_UNKNOWN = 3
+
 _TERMINAL = {
     OutcomeKind.DONE: RowState.DONE,
     OutcomeKind.DUPLICATE: RowState.DUPLICATE,
@@ -27,7 +38,14 @@ _TERMINAL = {
 
 
 def row_result(
-    row: ClaimedRow, outcome: Outcome, retry: RetryPolicy, *, now_s: float, rng: random.Random
+    row: ClaimedRow,
+    outcome: Outcome,
+    retry: RetryPolicy,
+    *,
+    now_s: float,
+    rng: random.Random,
+    spare: bool = False,
+    max_unknown: int | None = None,
 ) -> RowResult:
     """The result to record for ``row`` after an attempt that ended with ``outcome``.
 
@@ -35,15 +53,43 @@ def row_result(
     restart).
     """
     kind = outcome.kind
+    if kind is OutcomeKind.DUPLICATE and row.unknowns:
+        return RowResult(
+            row.id,
+            RowState.DONE,
+            outcome.code,
+            "imported by an earlier attempt of this job, whose answer was lost; "
+            f"the server now says: {outcome.message}",
+        )
     state = _TERMINAL.get(kind)
     if state is not None:
         return RowResult(row.id, state, outcome.code, outcome.message)
     if kind is OutcomeKind.FATAL:
         return RowResult(row.id, RowState.PENDING, outcome.code, outcome.message, None, False)
+    unknown = outcome.maybe_processed
+    unknowns = row.unknowns + unknown
     attempts = row.attempts + 1
+    if spare:
+        # Due again at once (in an outage the dispatcher holds sending; throttling slows the
+        # pace of every call), but a row that may be on the server already waits its
+        # backoff, so that probes take fresh rows.
+        delay = retry.backoff_s(attempts, rng) if unknown else 0.0
+        if outcome.retry_after_s is not None:
+            delay = max(delay, outcome.retry_after_s)
+        return RowResult(
+            row.id, RowState.PENDING, outcome.code, outcome.message, now_s + delay, False, unknown
+        )
+    if unknown and max_unknown is not None and unknowns >= max_unknown:
+        message = (
+            f"no answer to {unknowns} calls ({outcome.message}): it may have been imported; "
+            "check the server, then retry"
+        )
+        return RowResult(row.id, RowState.FAILED, outcome.code, message, unknown=True)
     if attempts >= retry.max_attempts:
-        return RowResult(row.id, RowState.FAILED, outcome.code, outcome.message)
+        return RowResult(row.id, RowState.FAILED, outcome.code, outcome.message, unknown=unknown)
     delay = retry.backoff_s(attempts, rng)
     if outcome.retry_after_s is not None:
         delay = max(delay, outcome.retry_after_s)
-    return RowResult(row.id, RowState.PENDING, outcome.code, outcome.message, now_s + delay)
+    return RowResult(
+        row.id, RowState.PENDING, outcome.code, outcome.message, now_s + delay, True, unknown
+    )

@@ -51,9 +51,15 @@ class Transport(Protocol):
 
     ``send`` never raises for a network or server problem: every such problem is an
     ``Outcome`` (``TRANSIENT``, ``FATAL``...). Secrets are masked out of its message.
+    ``probe`` asks whether the server is there without touching data: an Import call with
+    an empty record, which the server answers in its protocol (``BackMsg_71``) and imports
+    nothing with; any answer in the protocol means it is there.
     """
 
     async def send(self, record: str) -> Outcome: ...
+
+    async def probe(self) -> Outcome:
+        return await self.send("")
 
 
 def open_session(concurrency: int) -> aiohttp.ClientSession:
@@ -115,6 +121,10 @@ class HttpTransport:
                 f"over the {MAX_GET_URL_BYTES:,} a server takes in a URL; use --method post",
             )
         return await self.send_query(query)
+
+    async def probe(self) -> Outcome:
+        """An Import call with an empty record: alive or not, and nothing imported."""
+        return await self.send_query(self._encode(""))
 
     async def send_query(self, query: str, *, remote: bool = False) -> Outcome:
         """Send one call whose parameters are ``query`` (already URL-encoded) and classify
@@ -178,9 +188,13 @@ class HttpTransport:
         return self._masked(outcome)
 
     def _masked(self, outcome: Outcome) -> Outcome:
-        if not self._secrets:
+        message = self._mask(outcome.message) if self._secrets else outcome.message
+        if outcome.trouble is Trouble.TOO_LARGE and not self._post and outcome.status:
+            # The front end refused this request: in a URL, a long record is the usual cause.
+            message = message[:120] + "; use --method post (the record goes in the body)"
+        if message is outcome.message:
             return outcome
-        return dataclasses.replace(outcome, message=self._mask(outcome.message))
+        return dataclasses.replace(outcome, message=message)
 
     def _mask(self, message: str) -> str:
         """``message`` without the password, whole or cut off at the end of the message."""

@@ -17,7 +17,9 @@ Guarantees every implementation keeps (and the contract suite checks):
 - rows are added together with the reading position after them: never twice, never lost;
 - a claim moves rows from ``pending`` to ``in_flight`` atomically and names its runner; a row
   is claimed by one runner at a time; outcomes are recorded only for rows still in flight;
-- ``recover_in_flight`` takes back rows whose runner is dead, never a live runner's;
+- ``recover_in_flight`` takes back rows whose runner is dead, never a live runner's, and
+  counts each as an attempt of unknown outcome (``ClaimedRow.unknowns``, the job's
+  ``resent_unknown``), as does a result marked ``unknown``;
 - the counts per state are exact after every method, whatever it moved.
 """
 
@@ -29,7 +31,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any, Protocol
 
 from bulkimport.rows import Batch, ClaimedRow, FileIdentity, NewRow, RowResult, TargetRef
-from bulkimport.states import JobState, RemoteState, RowState
+from bulkimport.states import JobState, RemoteState, RowState, StopCause
 from bulkimport.storage.values import Ingested, Job, RemoteImport, RowView, RunnerId
 
 
@@ -63,12 +65,42 @@ class JobStore(Protocol):
         """Every job, oldest first."""
         ...
 
-    async def set_state(self, job_id: int, state: JobState, message: str | None = None) -> None:
-        """Move a job to ``state`` with ``message`` as the reason (None clears it)."""
+    async def set_state(
+        self,
+        job_id: int,
+        state: JobState,
+        message: str | None = None,
+        cause: StopCause | None = None,
+    ) -> None:
+        """Move a job to ``state`` with ``message`` and ``cause`` as why it stopped (None
+        clears them, and the outage figures)."""
         ...
 
-    async def record_send_rate(self, job_id: int, rate_per_s: float) -> None:
-        """Keep the runner's latest sending rate with the job (for ``status`` elsewhere)."""
+    async def record_send_rate(
+        self,
+        job_id: int,
+        rate_per_s: float,
+        *,
+        pace_per_s: float | None = None,
+        latency_s: float | None = None,
+    ) -> None:
+        """Keep the runner's latest sending rate with the job (for ``status`` elsewhere),
+        and the pace it holds and the latency it sees."""
+        ...
+
+    async def record_outage(
+        self, job_id: int, since: float | None, next_try_at: float | None
+    ) -> None:
+        """The server has not answered since ``since``; the next probe is at
+        ``next_try_at`` (None for both: it answers again)."""
+        ...
+
+    async def url_answered(self, url: str) -> bool:
+        """Whether ``url`` ever gave a valid Import answer to a job of this storage."""
+        ...
+
+    async def note_answer(self, url: str) -> None:
+        """``url`` gave a valid Import answer (now)."""
         ...
 
 
@@ -119,6 +151,12 @@ class SendQueue(Protocol):
 
     async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
         """Give back rows claimed but never sent, their attempts unchanged."""
+        ...
+
+    async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> int:
+        """The last recorded attempt of these rows met an outage, not a problem of theirs: it
+        is not held against them (a row it made ``failed`` is pending again, due at
+        ``now_s``). Return how many rows."""
         ...
 
     async def next_attempt_at(self, job_id: int) -> float | None:

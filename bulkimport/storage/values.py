@@ -8,7 +8,7 @@ from typing import Any, NamedTuple, NewType
 
 from bulkimport.reader.format import FileFormat
 from bulkimport.rows import FileIdentity, TargetRef
-from bulkimport.states import JobState, RemoteState, RowState
+from bulkimport.states import JobState, RemoteState, RowState, StopCause
 
 #: Who claimed a row: one process that held ``Storage.runner()``.
 RunnerId = NewType("RunnerId", int)
@@ -35,6 +35,11 @@ class Job:
     finished_at: float | None
     send_rate_per_s: float | None = None  # rows settled per second, last measured
     send_rate_at: float | None = None  # when it was measured (Unix seconds)
+    stop_cause: StopCause | None = None  # why it stopped before it finished
+    outage_since: float | None = None  # while the server does not answer: since when
+    next_try_at: float | None = None  # ...and when the next probe goes
+    pace_per_s: float | None = None  # the pace sending holds (calls per second)
+    latency_s: float | None = None  # the latency it sees (recent average)
 
     @property
     def target_key(self) -> str:

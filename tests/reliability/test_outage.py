@@ -1,11 +1,13 @@
 """The server goes away in the middle of a job and comes back (a minute later in real life,
-two seconds here): rows retry and finish; or, past their attempt limit, they end ``failed``
-and ``bulkimport retry`` finishes them.
+two seconds here): sending pauses, probes, and goes on, and no row pays an attempt for it;
+or it stays away longer than ``--max-outage``: the job stops (exit 75), every unsent row
+pending, and ``bulkimport resume`` finishes it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -50,52 +52,53 @@ def attempts_by_line(db: Path) -> dict[int, tuple[str, int, str | None]]:
     return {line: (state, attempts, code) for line, state, attempts, code in rows}
 
 
-async def test_rows_retry_through_an_outage_and_finish(
+async def test_an_outage_costs_no_attempt_and_the_job_finishes(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
     sandbox = await sandbox_factory(faults=Faults(latency_s=0.005))
     work = tmp_path / "job"
     work.mkdir()
     csv_file = write_csv(work / "leads.csv", [HEADER, *good_rows(ROWS)])
+    # Two attempts only: before, an outage longer than two tries made rows fail.
     proc = await spawn(
-        "run", str(csv_file), *target(sandbox), "--rate", "100", "--max-attempts", "10",
+        "run", str(csv_file), *target(sandbox), "--rate", "100", "--max-attempts", "2",
         "--json", cwd=work, capture=True,
     )  # fmt: skip
     communicate = asyncio.create_task(proc.communicate())
     await stop_after(sandbox, ROWS // 3, proc)
     down_at = time.monotonic()
     await asyncio.sleep(OUTAGE_S)
+    assert sandbox.sandbox is None
     await sandbox.start()
     _, err = await asyncio.wait_for(communicate, 120)
     finished_after_s = time.monotonic() - down_at
 
     assert proc.returncode == 0, err.decode()
+    assert "server unreachable since" in err.decode()
+    assert "the server answers again" in err.decode()
     rows = attempts_by_line(work / "bulkimport.db")
     assert list(rows) == list(range(2, ROWS + 2))
     states = Counter(state for state, _, _ in rows.values())
     # A call answered while the server went down may have been imported and then sent
-    # again: the server answers it as a duplicate, never imports it twice.
-    assert states["done"] + states["duplicate"] == ROWS, states
+    # again: the server answers it as a duplicate, which counts as done (this job's import).
+    assert states == {"done": ROWS}, states
     held = await customers(sandbox)
     assert len(held) == ROWS
     assert {c["writes"] for c in held} == {1}
-    retried = [attempts for _, attempts, _ in rows.values() if attempts > 1]
-    assert retried, "no row felt the outage"
-    assert max(attempts for _, attempts, _ in rows.values()) <= 10
+    # The outage cost no row an attempt.
+    assert {attempts for _, attempts, _ in rows.values()} == {1}
     write_figures(
-        "outage_retry",
+        "outage",
         {
             "rows": ROWS,
             "outage_s": OUTAGE_S,
-            "rows_retried": len(retried),
-            "max_attempts_used": max(retried),
             "row_states": dict(states),
             "finished_s_after_the_outage_began": round(finished_after_s, 1),
         },
     )
 
 
-async def test_rows_past_their_attempt_limit_end_failed_and_retry_finishes_them(
+async def test_an_outage_past_max_outage_stops_resumable_and_resume_finishes(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
     sandbox = await sandbox_factory(faults=Faults(latency_s=0.005))
@@ -104,42 +107,35 @@ async def test_rows_past_their_attempt_limit_end_failed_and_retry_finishes_them(
     csv_file = write_csv(work / "leads.csv", [HEADER, *good_rows(ROWS)])
     proc = await spawn(
         "run", str(csv_file), *target(sandbox), "--rate", "200", "--max-attempts", "2",
-        "--json", cwd=work, capture=True,
+        "--max-outage", "3s", "--json", cwd=work, capture=True,
     )  # fmt: skip
     communicate = asyncio.create_task(proc.communicate())
     await stop_after(sandbox, ROWS // 3, proc)
-    # The server stays down until the job has given up on the rest.
-    _, err = await asyncio.wait_for(communicate, 120)
-    assert proc.returncode == 1, err.decode()
+    # The server stays down longer than the job waits for it.
+    out, err = await asyncio.wait_for(communicate, 120)
+    errors = [line for line in err.decode().splitlines() if line.startswith("Error:")]
+    assert proc.returncode == 75, err.decode()
+    assert len(errors) == 1 and "--max-outage 3s" in errors[0], errors
+    assert "bulkimport resume 1" in errors[0]
+    summary = json.loads(out)
+    assert (summary["state"], summary["stop_cause"]) == ("interrupted", "outage")
     db = work / "bulkimport.db"
     before = attempts_by_line(db)
-    failed = {line for line, (state, _, _) in before.items() if state == "failed"}
-    assert failed
-    assert {before[line][1] for line in failed} == {2}
-    assert {before[line][2] for line in failed} <= {"refused", "dropped", "timeout"}
-    assert {state for state, _, _ in before.values()} <= {"done", "duplicate", "failed"}
-    report = work / "job-1-failed.csv"
-    assert str(report) in err.decode()
-    assert len(report.read_text(encoding="utf-8-sig").splitlines()) == len(failed) + 1
+    assert {state for state, _, _ in before.values()} <= {"done", "pending"}
+    assert {attempts for state, attempts, _ in before.values() if state == "pending"} == {0}
 
     await sandbox.start()
-    retried = await bulkimport("retry", "1", "--json", cwd=work)
-    assert retried.code == 0, retried.err
+    resumed = await bulkimport("resume", "--json", cwd=work)
+    assert resumed.code == 0, resumed.err
     after = attempts_by_line(db)
-    assert list(after) == list(range(2, ROWS + 2))
     states = Counter(state for state, _, _ in after.values())
-    assert states["done"] + states["duplicate"] == ROWS, states
-    # Rows done before the outage were not touched by the retry.
-    assert all(after[line] == row for line, row in before.items() if row[0] != "failed")
+    assert states == {"done": ROWS}, states
+    # Rows done before the outage were not touched by the resume.
+    assert all(after[line] == row for line, row in before.items() if row[0] == "done")
     held = await customers(sandbox)
     assert len(held) == ROWS
     assert {c["writes"] for c in held} == {1}
     write_figures(
-        "outage_failed_then_retry",
-        {
-            "rows": ROWS,
-            "failed_after_the_outage": len(failed),
-            "row_states_after_retry": dict(states),
-            "summary_after_retry": retried.json()["counts"],
-        },
+        "outage_past_max",
+        {"rows": ROWS, "pending_at_the_stop": sum(1 for r in before.values() if r[0] == "pending")},
     )

@@ -10,7 +10,7 @@ from typing import Any
 
 from bulkimport.errors import ConfigError
 from bulkimport.rows import FileIdentity, TargetRef
-from bulkimport.states import JobState
+from bulkimport.states import JobState, StopCause
 from bulkimport.storage.sqlite.database import Database
 from bulkimport.storage.values import Job
 
@@ -18,7 +18,8 @@ _JOB_COLUMNS = (
     "id, state, file_path, file_size, file_mtime_ns, file_head_sha256, target_url, target_org,"
     " target_campaign, settings_json, format_json, read_offset, read_line, total_rows,"
     " resent_unknown, message, created_at, updated_at, started_at, finished_at,"
-    " send_rate_per_s, send_rate_at"
+    " send_rate_per_s, send_rate_at, stop_cause, outage_since, next_try_at, pace_per_s,"
+    " latency_s"
 )
 
 
@@ -41,6 +42,11 @@ def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
         finished_at=row[19],
         send_rate_per_s=row[20],
         send_rate_at=row[21],
+        stop_cause=StopCause(row[22]) if row[22] else None,
+        outage_since=row[23],
+        next_try_at=row[24],
+        pace_per_s=row[25],
+        latency_s=row[26],
     )
 
 
@@ -157,8 +163,15 @@ class SqliteJobs:
             )
         return [_job_from_row(row) for row in rows]
 
-    async def set_state(self, job_id: int, state: JobState, message: str | None = None) -> None:
-        """Move a job to ``state`` and keep ``message`` as the reason (None clears it).
+    async def set_state(
+        self,
+        job_id: int,
+        state: JobState,
+        message: str | None = None,
+        cause: StopCause | None = None,
+    ) -> None:
+        """Move a job to ``state`` and keep ``message`` and ``cause`` as the reason it
+        stopped (None clears them; so does any state, and the health figures with it).
 
         ``started_at`` is set the first time the job runs; ``finished_at`` when it finishes
         (and cleared if it runs again, e.g. for ``retry``).
@@ -167,13 +180,15 @@ class SqliteJobs:
         db = self._db
         async with db.lock, db.transaction():
             cursor = await db.conn.execute(
-                "UPDATE jobs SET state = ?, message = ?, updated_at = ?,"
+                "UPDATE jobs SET state = ?, message = ?, stop_cause = ?, updated_at = ?,"
+                " outage_since = NULL, next_try_at = NULL,"
                 " started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,"
                 " finished_at = CASE WHEN ? THEN ? ELSE NULL END"
                 " WHERE id = ?",
                 (
                     state.value,
                     message,
+                    cause.value if cause is not None else None,
                     now,
                     state is JobState.RUNNING,
                     now,
@@ -187,11 +202,51 @@ class SqliteJobs:
             if touched != 1:
                 raise ConfigError(f"no job {job_id} in {db.path}; see bulkimport jobs")
 
-    async def record_send_rate(self, job_id: int, rate_per_s: float) -> None:
-        """Keep the runner's latest sending rate with the job (for ``status`` and its ETA)."""
+    async def record_send_rate(
+        self,
+        job_id: int,
+        rate_per_s: float,
+        *,
+        pace_per_s: float | None = None,
+        latency_s: float | None = None,
+    ) -> None:
+        """Keep the runner's latest sending rate with the job (for ``status`` and its ETA),
+        and the pace it holds and the latency it sees."""
         db = self._db
         async with db.lock, db.transaction():
             await db.conn.execute(
-                "UPDATE jobs SET send_rate_per_s = ?, send_rate_at = ? WHERE id = ?",
-                (rate_per_s, time.time(), job_id),
+                "UPDATE jobs SET send_rate_per_s = ?, send_rate_at = ?, pace_per_s = ?,"
+                " latency_s = ? WHERE id = ?",
+                (rate_per_s, time.time(), pace_per_s, latency_s, job_id),
+            )
+
+    async def record_outage(
+        self, job_id: int, since: float | None, next_try_at: float | None
+    ) -> None:
+        """The server has not answered since ``since`` (Unix seconds), and will be tried
+        again at ``next_try_at``; None for both: it answers again."""
+        db = self._db
+        async with db.lock, db.transaction():
+            await db.conn.execute(
+                "UPDATE jobs SET outage_since = ?, next_try_at = ? WHERE id = ?",
+                (since, next_try_at, job_id),
+            )
+
+    async def url_answered(self, url: str) -> bool:
+        """Whether ``url`` ever gave a valid Import answer to a job of this database."""
+        async with self._db.lock:
+            rows = await self._db.conn.execute_fetchall(
+                "SELECT 1 FROM endpoints WHERE url = ?", (url,)
+            )
+        return bool(rows)
+
+    async def note_answer(self, url: str) -> None:
+        """``url`` gave a valid Import answer (now)."""
+        now = time.time()
+        db = self._db
+        async with db.lock, db.transaction():
+            await db.conn.execute(
+                "INSERT INTO endpoints (url, first_answer_at, last_answer_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (url) DO UPDATE SET last_answer_at = excluded.last_answer_at",
+                (url, now, now),
             )

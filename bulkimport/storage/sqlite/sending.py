@@ -22,6 +22,7 @@ from bulkimport.storage.sqlite.database import (
     count_params,
     immediate,
     moved,
+    placeholders,
 )
 from bulkimport.storage.values import RunnerId
 
@@ -34,12 +35,22 @@ _CLAIM = (
     " WHERE job_id = ? AND state = 'pending'"
     " AND (next_attempt_at IS NULL OR next_attempt_at <= ?)"
     " ORDER BY id LIMIT ?)"
-    " RETURNING id, line, record, attempts"
+    " RETURNING id, line, record, attempts, unknowns"
 )
 _RECORD = (
     "UPDATE rows SET state = ?, next_attempt_at = ?, attempts = attempts + ?,"
-    " last_code = ?, last_message = ?, updated_at = ?, runner_id = NULL"
-    " WHERE id = ? AND job_id = ? AND state = 'in_flight'"
+    " unknowns = unknowns + ?, last_code = ?, last_message = ?, updated_at = ?,"
+    " runner_id = NULL WHERE id = ? AND job_id = ? AND state = 'in_flight'"
+)
+# A refund of the last attempt: only rows whose last outcome was recorded (pending again, or
+# failed by it), never one in flight or settled otherwise.
+_UNCOUNT_FAILED = (
+    "UPDATE rows SET attempts = attempts - 1, state = 'pending', next_attempt_at = ?,"
+    " updated_at = ? WHERE id = ? AND job_id = ? AND state = 'failed' AND attempts > 0"
+)
+_UNCOUNT_PENDING = (
+    "UPDATE rows SET attempts = attempts - 1, updated_at = ?"
+    " WHERE id = ? AND job_id = ? AND state = 'pending' AND attempts > 0"
 )
 _RELEASE = (
     "UPDATE rows SET state = 'pending', updated_at = ?, runner_id = NULL"
@@ -49,7 +60,8 @@ _RELEASE = (
 # runner lock, so every other runner is gone (a backend with several live runners would
 # also leave out the rows of those still alive).
 _RECOVER = (
-    "UPDATE rows SET state = 'pending', updated_at = ?, runner_id = NULL"
+    "UPDATE rows SET state = 'pending', unknowns = unknowns + 1, updated_at = ?,"
+    " runner_id = NULL"
     " WHERE job_id = ? AND state = 'in_flight' AND (runner_id IS NULL OR runner_id <> ?)"
 )
 
@@ -161,6 +173,7 @@ class SqliteSending:
                     state,  # a StrEnum: bound as its text, grouped by it in _record
                     retry_at,
                     1 if result.counted else 0,
+                    1 if result.unknown else 0,
                     result.code,
                     result.message,
                     now,
@@ -182,16 +195,32 @@ class SqliteSending:
         for row in params:
             by_state.setdefault(row[0], []).append(row)
 
+        # Unknown outcomes are counted with the job, as after a crash. (A row recorded
+        # twice is counted once: only rows still in flight are recorded.)
+        unknown_ids = [row[7] for row in params if row[3]]
+
         def record(conn: sqlite3.Connection) -> int:
             # One statement per target state (usually one in all), so that its row count
             # says exactly how many rows moved there.
             moves: Counter[str] = Counter()
             with immediate(conn):
+                unknown = 0
+                if unknown_ids:
+                    unknown = conn.execute(
+                        "SELECT COUNT(*) FROM rows WHERE job_id = ? AND state = 'in_flight'"
+                        f" AND id IN ({placeholders(len(unknown_ids))})",
+                        (job_id, *unknown_ids),
+                    ).fetchone()[0]
                 for state, rows in by_state.items():
                     count = conn.executemany(_RECORD, rows).rowcount
                     moves["in_flight"] -= count
                     moves[state] += count
                 conn.executemany(COUNT_MOVES, count_params(job_id, moves))
+                if unknown:
+                    conn.execute(
+                        "UPDATE jobs SET resent_unknown = resent_unknown + ? WHERE id = ?",
+                        (unknown, job_id),
+                    )
             return -moves["in_flight"]
 
         db = self._db
@@ -199,6 +228,33 @@ class SqliteSending:
             recorded = await db.on_loop(record)
             db.written(recorded)
         return recorded
+
+    async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> int:
+        """Take back the last attempt of rows whose last call met an outage; a row it made
+        ``failed`` is pending again at ``now_s``. Return how many rows."""
+        ids = list(row_ids)
+        if not ids:
+            return 0
+        now = time.time()
+
+        def uncount(conn: sqlite3.Connection) -> int:
+            with immediate(conn):
+                revived = conn.executemany(
+                    _UNCOUNT_FAILED, [(now_s, now, row_id, job_id) for row_id in ids]
+                ).rowcount
+                refunded = conn.executemany(
+                    _UNCOUNT_PENDING, [(now, row_id, job_id) for row_id in ids]
+                ).rowcount
+                conn.executemany(
+                    COUNT_MOVES, count_params(job_id, moved("failed", "pending", revived))
+                )
+            return int(revived + refunded)
+
+        db = self._db
+        async with db.lock:
+            changed = await db.on_loop(uncount)
+            db.written(changed)
+        return changed
 
     async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
         """Give back rows claimed but never sent (``in_flight`` → ``pending``); return how many.

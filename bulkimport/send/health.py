@@ -1,0 +1,246 @@
+"""The job's view of the server: answering, down, never reached, or refusing every row.
+
+Pure: no I/O, no clock; every input carries its time ``now_s`` (any monotonic clock), so the
+decisions are tested on a virtual clock. The dispatcher tells ``JobHealth`` every outcome and
+acts on what it decides:
+
+    outcome ──▶ observe() ──▶ Decision(spare, stop, changed)
+                 │
+                 ├─ an answer in the Import protocol: the server is there (an outage ends);
+                 │  a rejection goes into the error budget, a fatal code stops the job
+                 ├─ throttled (429/503): the row is not at fault (its attempt is spared)
+                 └─ any other trouble (refused, reset, timeout, 502/504, 5xx, not an answer):
+                      a URL that never answered  → stop: NEVER_REACHED (a wrong --url)
+                      many in a row, or silence  → OUTAGE: pause, probe one call at a time
+                                                   (the troubles before it are taken back)
+                      among answers              → the row's own bad luck (an attempt)
+
+Whether a trouble is the row's or the server's is decided here, once, for every row: an
+outage costs no row an attempt, however long it lasts (up to ``max_outage_s``, then the job
+stops to be resumed later).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from bulkimport.protocol import Outcome, OutcomeKind, Trouble
+from bulkimport.settings import RejectBudget
+from bulkimport.states import StopCause
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """When troubles make an outage, a wrong URL, or a spent budget."""
+
+    max_outage_s: float = 1800.0  # ``--max-outage``: then the job stops, resumable (exit 75)
+    outage_after: int = 5  # troubles in a row, no answer between, make an outage...
+    silence_s: float = 30.0  # ...and so does this long with calls made but no answer
+    never_reached_after: int = 3  # a URL that never answered: troubles before giving up...
+    never_reached_s: float = 10.0  # ...or this long after its first trouble
+    probe_first_s: float = 1.0  # the first probe of an outage, then twice as long each time...
+    probe_max_s: float = 30.0  # ...up to this
+    budget: RejectBudget = field(default_factory=RejectBudget)
+
+
+class Mode(StrEnum):
+    """How the dispatcher sends."""
+
+    SENDING = "sending"  # as fast as the pace allows
+    OUTAGE = "outage"  # the server does not answer: one probe at a time, at growing intervals
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What one outcome means for the job.
+
+    ``spare``: the row's attempt is not held against it (the server's trouble, not the row's);
+    ``stop``: the job stops, for this cause; ``changed``: the mode changed (an outage began or
+    ended): the dispatcher wakes its workers or holds them; ``confirmed``: the first probe
+    found the server still down, so the troubles before the outage were not their rows'.
+    """
+
+    spare: bool = False
+    stop: StopCause | None = None
+    changed: bool = False
+    confirmed: bool = False
+
+
+class JobHealth:
+    """Watches every outcome of one run; see the module's documentation."""
+
+    def __init__(
+        self,
+        settings: HealthSettings | None = None,
+        *,
+        reached_before: bool,
+        now_s: float,
+    ) -> None:
+        self.settings = settings or HealthSettings()
+        self.reached = reached_before  # this URL gave an Import answer (ever, here)
+        self.answered_now = False  # ...in this run
+        self.mode = Mode.SENDING
+        self.streak = 0  # troubles in a row, no answer between
+        self.last_answer_s = now_s  # when the latest answer came (or the run began)
+        self.first_trouble_s: float | None = None  # of the current streak
+        self.outage_since_s: float | None = None
+        self.next_probe_s = math.inf
+        self._probe_interval_s = self.settings.probe_first_s
+        self._confirmed = False  # a probe of this outage found the server down
+        self._outage_ended_s = -math.inf
+        self.stop: StopCause | None = None
+        self.stop_outcome: Outcome | None = None  # the outcome behind the stop
+        self.last_trouble: Outcome | None = None
+        self.rejections = 0  # in this run
+        self._window: deque[str | None] = deque(maxlen=self.settings.budget.window)
+
+    # --- what the dispatcher asks -----------------------------------------------------
+
+    def probe_due(self, now_s: float) -> bool:
+        """In an outage, whether the next probe may go now."""
+        return self.mode is Mode.OUTAGE and now_s >= self.next_probe_s
+
+    def tick(self, now_s: float) -> StopCause | None:
+        """Called while waiting: the outage may have lasted too long."""
+        if (
+            self.stop is None
+            and self.mode is Mode.OUTAGE
+            and self.outage_since_s is not None
+            and now_s - self.outage_since_s >= self.settings.max_outage_s
+        ):
+            self._stop(StopCause.OUTAGE, self.last_trouble)
+        return self.stop
+
+    def budget_codes(self) -> list[tuple[str, int]]:
+        """The rejection codes in the budget's window, most common first."""
+        return Counter(code for code in self._window if code is not None).most_common()
+
+    # --- what the dispatcher tells ----------------------------------------------------
+
+    def observe(self, outcome: Outcome, now_s: float, sent_s: float | None = None) -> Decision:
+        """What ``outcome`` (of a call sent at ``sent_s`` that ended at ``now_s``) means for
+        the job. An answer to a call sent before the current run of troubles began says
+        nothing about the server since: it does not end the run."""
+        if outcome.answered:
+            if (
+                sent_s is not None
+                and self.first_trouble_s is not None
+                and sent_s < self.first_trouble_s
+                and self.mode is Mode.SENDING
+            ):
+                self.reached = self.answered_now = True
+                if outcome.kind is OutcomeKind.FATAL:
+                    self._stop(StopCause.FATAL, outcome)
+                else:
+                    self._count(outcome)
+                return Decision(stop=self.stop)
+            return self._answer(outcome, now_s)
+        return self._trouble(outcome, now_s)
+
+    def observe_probe(self, outcome: Outcome, now_s: float) -> Decision:
+        """What a probe of the server (a call that touches no data) found. Any answer in
+        the Import protocol means the server is there: the outage ends, whatever it said.
+        ``confirmed`` on the first probe that finds it still down: the troubles that led to
+        the outage were the server's, not their rows'."""
+        if outcome.answered:
+            self.reached = self.answered_now = True
+            self.last_answer_s = now_s
+            self._back(now_s)
+            return Decision(changed=True)
+        self.last_trouble = outcome
+        confirmed = not self._confirmed
+        self._confirmed = True
+        self.next_probe_s = now_s + self._probe_interval_s
+        self._probe_interval_s = min(2 * self._probe_interval_s, self.settings.probe_max_s)
+        return Decision(spare=True, stop=self.tick(now_s), confirmed=confirmed)
+
+    def _back(self, now_s: float) -> None:
+        """The server answers: sending again. The probes' interval is kept until answers
+        have come for a while, so that a server that comes and goes is not hammered at
+        every return."""
+        self.mode = Mode.SENDING
+        self.streak = 0
+        self.first_trouble_s = None
+        self.outage_since_s = None
+        self.next_probe_s = math.inf
+        self._outage_ended_s = now_s
+
+    def _answer(self, outcome: Outcome, now_s: float) -> Decision:
+        changed = self.mode is Mode.OUTAGE
+        self.reached = self.answered_now = True
+        self.streak = 0
+        self.first_trouble_s = None
+        self.last_answer_s = now_s
+        if changed:
+            self._back(now_s)
+        elif now_s - self._outage_ended_s >= self.settings.silence_s:
+            self._probe_interval_s = self.settings.probe_first_s
+        if outcome.kind is OutcomeKind.FATAL:
+            self._stop(StopCause.FATAL, outcome)
+        else:
+            self._count(outcome)
+        return Decision(spare=False, stop=self.stop, changed=changed)
+
+    def _trouble(self, outcome: Outcome, now_s: float) -> Decision:
+        trouble = outcome.trouble
+        self.last_trouble = outcome
+        if outcome.kind is OutcomeKind.FATAL:
+            # A certificate, or a 401/403/404: wrong for every row, however long one waits.
+            cause = StopCause.FATAL if self.reached else StopCause.NEVER_REACHED
+            self._stop(cause, outcome)
+            return Decision(spare=True, stop=self.stop)
+        if trouble is Trouble.TOO_LARGE:
+            # This request only (the row is too long for the front end): a rejection.
+            self._count(outcome)
+            return Decision(spare=False, stop=self.stop)
+        if self.first_trouble_s is None:
+            self.first_trouble_s = now_s
+        if trouble is not Trouble.THROTTLED:
+            self.streak += 1
+        if not self.reached:
+            if (
+                self.streak >= self.settings.never_reached_after
+                or now_s - self.first_trouble_s >= self.settings.never_reached_s
+            ):
+                self._stop(StopCause.NEVER_REACHED, outcome)
+            return Decision(spare=True, stop=self.stop)
+        if self.mode is Mode.OUTAGE:
+            # A call that was in flight when the outage began: like the troubles that led to
+            # it, held against its row until a probe confirms that the server is down.
+            return Decision(spare=self._confirmed, stop=self.tick(now_s))
+        silent_s = now_s - self.last_answer_s
+        if self.streak >= self.settings.outage_after or silent_s >= self.settings.silence_s:
+            self.mode = Mode.OUTAGE
+            self._confirmed = False
+            self.outage_since_s = min(self.first_trouble_s, now_s)
+            self.next_probe_s = now_s + self._probe_interval_s
+            self._probe_interval_s = min(2 * self._probe_interval_s, self.settings.probe_max_s)
+            # Held against its row like the others, until a probe confirms the outage.
+            return Decision(spare=trouble is Trouble.THROTTLED, stop=self.tick(now_s), changed=True)
+        # Throttling is never the row's fault. Another trouble is held against the row until
+        # an outage is clear; then the dispatcher takes back the attempts of the troubles
+        # that led to it (they met the outage too).
+        return Decision(spare=trouble is Trouble.THROTTLED)
+
+    def _count(self, outcome: Outcome) -> None:
+        """Feed the error budget: a rejection, or an answer that is not one."""
+        budget = self.settings.budget
+        rejected = outcome.kind is OutcomeKind.REJECTED
+        self._window.append(outcome.code if rejected else None)
+        if not rejected:
+            return
+        self.rejections += 1
+        if budget.count is not None and self.rejections >= budget.count:
+            self._stop(StopCause.BUDGET, outcome)
+        elif budget.share is not None and len(self._window) >= budget.window:
+            share = sum(1 for code in self._window if code is not None) / len(self._window)
+            if share > budget.share:
+                self._stop(StopCause.BUDGET, outcome)
+
+    def _stop(self, cause: StopCause, outcome: Outcome | None) -> None:
+        if self.stop is None:
+            self.stop = cause
+            self.stop_outcome = outcome

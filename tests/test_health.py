@@ -1,0 +1,246 @@
+"""The job-level view of the server, decision by decision, on a virtual clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from bulkimport.protocol import Outcome, Trouble, classify_http, classify_trouble, format_answer
+from bulkimport.send.health import Decision, HealthSettings, JobHealth, Mode
+from bulkimport.settings import RejectBudget
+from bulkimport.states import StopCause
+
+DONE = classify_http(200, format_answer(True, "BackMsg_84"))
+REJECTED_74 = classify_http(200, format_answer(False, "BackMsg_74 fax"))
+UNKNOWN_CODE = classify_http(200, format_answer(False, "BackMsg_999 odd"))
+FATAL_116 = classify_http(200, format_answer(False, "BackMsg_116"))
+REFUSED = classify_trouble(Trouble.REFUSED, "cannot connect")
+TIMEOUT = classify_trouble(Trouble.TIMEOUT, "no answer in time")
+GATEWAY = classify_http(504, "<title>504 Gateway Time-out</title>")
+THROTTLED = classify_http(503, "<title>503 Service Temporarily Unavailable</title>")
+HTML = classify_http(200, "<html><title>Welcome to nginx!</title></html>")
+NOT_FOUND = classify_http(404, "<title>404 Not Found</title>")
+TOO_LONG = classify_http(414, "<title>414 Request-URI Too Large</title>")
+
+
+def health(reached: bool = True, **settings: object) -> JobHealth:
+    return JobHealth(HealthSettings(**settings), reached_before=reached, now_s=0.0)  # type: ignore[arg-type]
+
+
+def feed(
+    watch: JobHealth, outcomes: list[Outcome], *, start_s: float = 0.0, step_s: float = 0.1
+) -> list[Decision]:
+    return [watch.observe(o, start_s + i * step_s) for i, o in enumerate(outcomes)]
+
+
+# --- a URL that never answered --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("trouble", [REFUSED, HTML, TIMEOUT, GATEWAY])
+def test_a_url_that_never_answered_stops_after_three_troubles_sparing_every_row(
+    trouble: Outcome,
+) -> None:
+    watch = health(reached=False)
+    decisions = feed(watch, [trouble] * 3)
+    assert [d.stop for d in decisions] == [None, None, StopCause.NEVER_REACHED]
+    assert all(d.spare for d in decisions)
+    assert watch.stop_outcome is trouble
+
+
+def test_a_url_that_never_answered_stops_within_its_time_even_with_throttling_between() -> None:
+    watch = health(reached=False)
+    assert watch.observe(TIMEOUT, 1.0).stop is None
+    assert watch.observe(THROTTLED, 5.0).stop is None
+    assert watch.observe(THROTTLED, 11.0).stop is StopCause.NEVER_REACHED
+
+
+def test_a_404_on_a_url_that_never_answered_is_a_wrong_url_at_once() -> None:
+    watch = health(reached=False)
+    assert watch.observe(NOT_FOUND, 0.0).stop is StopCause.NEVER_REACHED
+    reached = health(reached=True)
+    assert reached.observe(NOT_FOUND, 0.0).stop is StopCause.FATAL
+
+
+def test_one_answer_makes_the_url_reached_and_troubles_then_an_outage() -> None:
+    watch = health(reached=False)
+    feed(watch, [REFUSED, DONE])
+    assert watch.reached and watch.stop is None
+    decisions = feed(watch, [REFUSED] * 5, start_s=1.0)
+    assert watch.stop is None and watch.mode is Mode.OUTAGE
+    assert decisions[-1].changed
+
+
+# --- outages ----------------------------------------------------------------------------------
+
+
+def test_troubles_among_answers_are_the_rows_and_an_outage_spares_them() -> None:
+    watch = health()
+    decisions = feed(watch, [DONE, TIMEOUT, DONE, REFUSED, REFUSED, REFUSED, REFUSED])
+    # Held against their rows until the outage is clear (the dispatcher then takes the
+    # attempts of the streak back); from the outage on, spared.
+    assert [d.spare for d in decisions] == [False] * 6 + [False]
+    assert watch.mode is Mode.SENDING
+    outage = watch.observe(REFUSED, 1.0)
+    assert outage.changed and not outage.spare and watch.mode is Mode.OUTAGE
+    assert not watch.observe(REFUSED, 2.0).spare  # until a probe confirms the outage
+    assert watch.observe_probe(REFUSED, 2.5).confirmed
+    assert watch.observe(REFUSED, 3.0).spare
+
+
+def test_an_outage_probes_at_growing_intervals_and_ends_with_an_answer() -> None:
+    watch = health(probe_first_s=1.0, probe_max_s=4.0)
+    feed(watch, [DONE], start_s=0.0)
+    feed(watch, [REFUSED] * 5, start_s=10.0, step_s=0.01)
+    assert watch.mode is Mode.OUTAGE and watch.outage_since_s == 10.0
+    assert not watch.probe_due(10.5) and watch.probe_due(11.05)
+    # A call that was in flight when the outage began is held against its row until a
+    # probe confirms the outage (then the dispatcher takes it back), and spared after.
+    assert watch.observe(REFUSED, 10.5) == Decision(spare=False)
+    probes, confirmed = [], []
+    now = 11.05
+    for _ in range(4):
+        decision = watch.observe_probe(REFUSED, now)
+        assert decision.spare and not decision.changed
+        confirmed.append(decision.confirmed)
+        probes.append(round(watch.next_probe_s - now, 3))
+        now = watch.next_probe_s
+    assert probes == [2.0, 4.0, 4.0, 4.0]  # doubling, capped
+    assert confirmed == [True, False, False, False]  # the first failed probe confirms it
+    assert watch.observe(REFUSED, now) == Decision(spare=True)
+    # Any answer to a probe, whatever it says (an empty record: BackMsg_71), ends it.
+    back = watch.observe_probe(classify_http(200, format_answer(False, "BackMsg_71")), now)
+    assert back.changed and watch.mode is Mode.SENDING and watch.outage_since_s is None
+
+
+def test_silence_with_calls_made_is_an_outage_too() -> None:
+    # 429/503 for every call, however slowly sent: the server is not there for us.
+    watch = health(silence_s=30.0)
+    watch.observe(DONE, 0.0)
+    assert not watch.observe(THROTTLED, 20.0).changed
+    decision = watch.observe(THROTTLED, 31.0)
+    assert decision.changed and decision.spare and watch.mode is Mode.OUTAGE  # throttled
+
+
+def test_an_outage_longer_than_the_maximum_stops_the_job() -> None:
+    watch = health(max_outage_s=60.0)
+    watch.observe(DONE, 0.0)
+    feed(watch, [GATEWAY] * 5, start_s=100.0, step_s=0.0)
+    assert watch.observe_probe(GATEWAY, 101.0).stop is None
+    assert watch.tick(150.0) is None
+    assert watch.tick(160.0) is StopCause.OUTAGE
+    assert watch.stop_outcome is GATEWAY
+
+
+def test_a_server_that_comes_and_goes_is_probed_ever_more_slowly() -> None:
+    watch = health(probe_first_s=1.0, probe_max_s=30.0, silence_s=30.0)
+    now = 0.0
+    intervals = []
+    for _ in range(4):
+        watch.observe(DONE, now)
+        feed(watch, [REFUSED] * 5, start_s=now + 1, step_s=0.0)
+        intervals.append(watch.next_probe_s - (now + 1))
+        now = watch.next_probe_s
+        assert watch.observe_probe(DONE, now).changed  # back, briefly
+    assert intervals == [1.0, 2.0, 4.0, 8.0]
+    # After answers for a while, the next outage is probed quickly again.
+    watch.observe(DONE, now + 31)
+    feed(watch, [REFUSED] * 5, start_s=now + 32, step_s=0.0)
+    assert watch.next_probe_s - (now + 32) == 1.0
+
+
+def test_throttling_is_never_the_rows_fault_and_no_outage_while_answers_come() -> None:
+    watch = health()
+    decisions = feed(watch, [DONE, THROTTLED, THROTTLED, DONE, THROTTLED] * 10)
+    assert all(
+        d.spare
+        for d, o in zip(decisions, [DONE, THROTTLED, THROTTLED, DONE, THROTTLED] * 10, strict=True)
+        if o is THROTTLED
+    )
+    assert watch.mode is Mode.SENDING and watch.stop is None
+
+
+# --- the error budget -----------------------------------------------------------------------
+
+
+def test_all_rejections_stop_the_job_after_at_most_a_hundred_answers() -> None:
+    watch = health()
+    decisions = feed(watch, [REJECTED_74] * 150)
+    stops = [i for i, d in enumerate(decisions) if d.stop is not None]
+    assert stops[0] == 99 and watch.stop is StopCause.BUDGET
+    assert watch.budget_codes() == [("BackMsg_74", 100)]
+
+
+def test_some_rejections_among_answers_are_rows_not_a_system() -> None:
+    watch = health()
+    feed(watch, ([REJECTED_74] * 4 + [DONE] * 6) * 50)  # 40 %, under half
+    assert watch.stop is None and watch.rejections == 200
+
+
+def test_unknown_failure_codes_count_toward_the_budget() -> None:
+    watch = health(budget=RejectBudget(count=10, share=None))
+    feed(watch, [UNKNOWN_CODE] * 9 + [DONE] * 100)
+    assert watch.stop is None
+    feed(watch, [UNKNOWN_CODE])
+    assert watch.stop is StopCause.BUDGET
+
+
+def test_requests_too_large_for_the_front_end_count_toward_the_budget() -> None:
+    watch = health(budget=RejectBudget(count=3, share=None))
+    decisions = feed(watch, [TOO_LONG] * 3)
+    assert not any(d.spare for d in decisions)
+    assert watch.stop is StopCause.BUDGET
+
+
+def test_no_budget() -> None:
+    watch = health(budget=RejectBudget.parse("0"))
+    feed(watch, [REJECTED_74] * 1000)
+    assert watch.stop is None
+
+
+@pytest.mark.parametrize(
+    ("text", "budget"),
+    [
+        ("100", RejectBudget(count=100, share=None)),
+        ("20%", RejectBudget(count=None, share=0.2)),
+        ("50 %", RejectBudget(count=None, share=0.5)),
+        ("0", RejectBudget(count=None, share=None)),
+        ("0%", RejectBudget(count=None, share=None)),
+    ],
+)
+def test_budget_parsing(text: str, budget: RejectBudget) -> None:
+    assert RejectBudget.parse(text) == budget
+
+
+@pytest.mark.parametrize("text", ["lots", "150%", "2.5", "-1"])
+def test_bad_budgets(text: str) -> None:
+    with pytest.raises(ValueError):
+        RejectBudget.parse(text)
+
+
+# --- fatal answers ----------------------------------------------------------------------------
+
+
+def test_a_fatal_code_stops_the_job_at_once() -> None:
+    watch = health()
+    decision = watch.observe(FATAL_116, 0.0)
+    assert decision.stop is StopCause.FATAL and not decision.spare
+    assert watch.stop_outcome is FATAL_116
+    # The first cause stays.
+    watch.observe(REJECTED_74, 0.1)
+    assert watch.stop is StopCause.FATAL
+
+
+def test_an_answer_to_a_call_sent_before_the_troubles_does_not_end_them() -> None:
+    # The server went down with calls in flight: some of those are still answered after the
+    # first trouble came back. They say nothing about the server since.
+    watch = health(outage_after=3)
+    watch.observe(DONE, 0.0, sent_s=0.0)
+    watch.observe(REFUSED, 1.0, sent_s=0.9)
+    watch.observe(DONE, 1.1, sent_s=0.8)  # sent before the trouble
+    assert watch.streak == 1
+    watch.observe(REFUSED, 1.2, sent_s=1.0)
+    assert watch.observe(REFUSED, 1.3, sent_s=1.1).changed
+    assert watch.mode is Mode.OUTAGE
+    fresh = health(outage_after=3)
+    fresh.observe(REFUSED, 1.0, sent_s=0.9)
+    fresh.observe(DONE, 1.1, sent_s=1.05)  # sent after: the server answers
+    assert fresh.streak == 0
