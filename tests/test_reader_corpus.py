@@ -14,7 +14,17 @@ from bulkimport.errors import InputError
 from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
 from bulkimport.rows import NewRow
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+def _find_corpus() -> Path:
+    """``shared/corpus`` next to the checkout, or next to any folder above it (a worktree)."""
+    here = Path(__file__).resolve().parents[1]
+    for folder in here.parents:
+        if (folder / "shared" / "corpus").is_dir():
+            return folder / "shared" / "corpus"
+    return here.parent / "shared" / "corpus"
+
+
+CORPUS = _find_corpus()
 
 pytestmark = pytest.mark.skipif(
     not CORPUS.is_dir(), reason=f"the shared CSV corpus is not at {CORPUS}"
