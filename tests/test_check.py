@@ -446,3 +446,14 @@ def test_cli_on_the_sample_file() -> None:
     ):
         assert expected in out
     assert "encoding   utf-8, no byte-order mark (certain" in out
+
+
+def test_cli_refuses_an_encoding_the_bytes_contradict(tmp_path: Path) -> None:
+    path = write(tmp_path, ["name,phone1", "张三,13800000001", "李四,13800000002"])
+    result = invoke(path, "--encoding", "gb18030")
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: {path}: the file is UTF-8")
+    assert "'张三' as '寮犱笁'" in line and "drop --encoding" in line
+    assert invoke(path).exit_code == 0

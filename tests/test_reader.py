@@ -508,3 +508,48 @@ def test_legacy_double_byte_text_is_not_taken_for_broken_utf8(tmp_path: Path) ->
     fmt, rows = read_all(write(tmp_path, ("\n".join(lines) + "\n").encode("gb18030")))
     assert fmt.encoding == "gb18030"
     assert rows[3].record == "name=王3||city=北京市朝阳区"
+
+
+# --- a forced encoding that the bytes contradict ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "forced", "what"),
+    [
+        ("name,phone1\n张三,13800000001\n李四,13800000002\n".encode(), "gb18030", "UTF-8"),
+        ("name,phone1\n张三,13800000001\n".encode(), "big5", "UTF-8"),
+        ("name,phone1\nJosé,13800000001\n".encode(), "cp1252", "UTF-8"),
+        (b"\xef\xbb\xbf" + "name,phone1\n张三,1\n".encode(), "gbk", "UTF-8 byte-order mark"),
+        (b"\xef\xbb\xbfname,phone1\nAnn,1\n", "latin-1", "UTF-8 byte-order mark"),
+        (b"\xff\xfe" + "name,phone1\nAnn,1\n".encode("utf-16-le"), "utf-8", "UTF-16"),
+    ],
+)
+def test_a_forced_encoding_the_bytes_contradict_is_refused(
+    tmp_path: Path, data: bytes, forced: str, what: str
+) -> None:
+    path = write(tmp_path, data)
+    with pytest.raises(InputError) as info:
+        sniff_format(path, ReaderOptions(encoding=forced))
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert "\n" not in message
+    assert what in message and forced in message
+    assert "drop --encoding" in message and "encoding" in message
+
+
+@pytest.mark.parametrize(
+    ("data", "forced", "expected"),
+    [
+        # Nothing but ASCII: every ASCII-compatible encoding reads it alike.
+        (b"name,phone1\nAnn,13800000001\n", "gb18030", "gb18030"),
+        (CHINESE.encode("gbk"), "gbk", "gb18030"),
+        ("name,phone1\n张三,1\n".encode(), "utf-8", "utf-8"),
+        ("name,phone1\n张三,1\n".encode("utf-8-sig"), "utf-8-sig", "utf-8"),
+        ("name,phone1\nAnn,1\n".encode("utf-16"), "utf-16", "utf-16-le"),
+    ],
+)
+def test_a_forced_encoding_the_bytes_allow_is_used(
+    tmp_path: Path, data: bytes, forced: str, expected: str
+) -> None:
+    fmt = sniff_format(write(tmp_path, data), ReaderOptions(encoding=forced))
+    assert fmt.encoding == expected
