@@ -457,3 +457,24 @@ def test_cli_refuses_an_encoding_the_bytes_contradict(tmp_path: Path) -> None:
     assert line.startswith(f"Error: {path}: the file is UTF-8")
     assert "'张三' as '寮犱笁'" in line and "drop --encoding" in line
     assert invoke(path).exit_code == 0
+
+
+def test_cli_refuses_title_lines_with_the_skip_rows_to_give(tmp_path: Path) -> None:
+    lines = ["Customer list,,,", ",,,", HEADER, *good(5)]
+    path = write(tmp_path, lines)
+    result = invoke(path)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: {path}: line 1 ('Customer list') looks like a title")
+    assert line.endswith("the header seems to be line 3: add --skip-rows 2")
+    assert invoke(path, "--skip-rows", "2").exit_code == 0
+
+
+def test_cli_maps_a_column_by_its_position(tmp_path: Path) -> None:
+    path = write(tmp_path, ["name,phone1,phone1,city", "A,13800000001,13900000001,X"])
+    refused = invoke(path)
+    assert refused.exit_code == 2
+    assert "rename one by its position with --map '#3=FIELD'" in refused.stderr
+    result = invoke(path, "--map", "#3=phone2")
+    assert result.exit_code == 0, result.output
+    assert "phone1 -> phone2" in result.stdout

@@ -553,3 +553,101 @@ def test_a_forced_encoding_the_bytes_allow_is_used(
 ) -> None:
     fmt = sniff_format(write(tmp_path, data), ReaderOptions(encoding=forced))
     assert fmt.encoding == expected
+
+
+# --- columns by position, title lines above the header -------------------------------------
+
+
+def test_map_names_a_column_by_its_position(tmp_path: Path) -> None:
+    path = write(tmp_path, "name,phone,phone,,memo\nA,1,2,x,m\n")
+    with pytest.raises(InputError, match=r"--map '#3=FIELD'"):
+        sniff_format(path, ReaderOptions(rename={"#4": "note"}))
+    with pytest.raises(InputError, match=r"column 4 has no name; name it with --map '#4=FIELD'"):
+        sniff_format(path, ReaderOptions(rename={"#3": "phone2"}))
+    options = ReaderOptions(rename={"phone": "phone1", "#3": "phone2", "#4": ""})
+    fmt, rows = read_all(path, options)
+    assert fmt.fields == ("name", "phone1", "phone2", None, "memo")
+    assert rows[0].record == "name=A||phone1=1||phone2=2||memo=m"
+    assert FileFormat.from_json(fmt.to_json()) == fmt
+
+
+def test_map_by_position_names_an_unnamed_column_at_the_right(tmp_path: Path) -> None:
+    path = write(tmp_path, "name,phone1,\nA,1,note\n")
+    fmt, rows = read_all(path, ReaderOptions(rename={"#3": "memo"}))
+    assert fmt.header == ("name", "phone1", "")
+    assert rows[0].record == "name=A||phone1=1||memo=note"
+
+
+@pytest.mark.parametrize("key", ["#0", "#4", "#99"])
+def test_map_by_a_position_the_file_does_not_have(tmp_path: Path, key: str) -> None:
+    path = write(tmp_path, "name,phone1,city\nA,1,X\n")
+    with pytest.raises(InputError, match=rf"--map '{key}=x': the file has 3 columns, #1 to #3"):
+        sniff_format(path, ReaderOptions(rename={key: "x"}))
+
+
+def test_a_name_that_cannot_be_mapped_by_name_is_advised_by_position(tmp_path: Path) -> None:
+    path = write(tmp_path, "name,a=b\nA,1\n")
+    with pytest.raises(InputError, match=r"contains '='.*--map '#2=FIELD'"):
+        sniff_format(path)
+    fmt = sniff_format(path, ReaderOptions(rename={"#2": "phone1"}))
+    assert fmt.fields == ("name", "phone1")
+
+
+EXCEL_TITLE = (
+    "Customer list,,,,\n"
+    ",,,,\n"
+    "name,phone1,city,company,memo\n"
+    "A,13800000001,Paris,Acme,\n"
+    "B,13800000002,Lyon,,x\n"
+    "C,13800000003,Nice,Globex,y\n"
+)
+HAND_TITLE = (
+    "Leads export\n"
+    "June 2024, all regions\n"
+    "\n"
+    "name;phone1;city;company\n"
+    "A;13800000001;Paris;Acme\n"
+    "B;13800000002;Lyon;Globex\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "skip_rows", "advice", "delimiter"),
+    [
+        (EXCEL_TITLE, 0, "--skip-rows 2", ","),
+        (HAND_TITLE, 0, "--skip-rows 3", ";"),
+        (HAND_TITLE, 1, "--skip-rows 3", ";"),
+        ("sep=;\nname;phone1;city\nA;1;X\nB;2;Y\n", 0, "--skip-rows 1", ";"),
+    ],
+)
+def test_title_lines_above_the_header_are_refused_with_the_skip_rows_to_give(
+    tmp_path: Path, text: str, skip_rows: int, advice: str, delimiter: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(InputError) as info:
+        sniff_format(path, ReaderOptions(skip_rows=skip_rows))
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert message.endswith(f"add {advice}")
+    skip = int(advice.rsplit(" ", 1)[1])
+    fmt, rows = read_all(path, ReaderOptions(skip_rows=skip))
+    assert fmt.delimiter == delimiter
+    assert fmt.header[:2] == ("name", "phone1")
+    assert [row.state for row in rows] == [RowState.PENDING] * len(rows)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Sparse data under a full header, a header with few names and rows as wide.
+        "name,phone1,phone2,email,city,memo\nA,1,,,,\nB,2,,,,\nC,,,,,x\n",
+        "name,phone1\nA,1\nB,\n",
+        "phone1\n1\n2\n",
+        "name,phone1,city\n",
+        # Blank lines and rows of bare delimiters above the header are not titles.
+        "\n,,\n  \nname,phone1,city\nA,1,X\nB,2,Y\n",
+    ],
+)
+def test_files_without_title_lines_are_read(tmp_path: Path, text: str) -> None:
+    fmt = sniff_format(write(tmp_path, text))
+    assert fmt.header[0] in ("name", "phone1")

@@ -60,7 +60,7 @@ from typing import Any
 
 from bulkimport.campaign import Campaign, Schema
 from bulkimport.errors import ConfigError
-from bulkimport.reader import FileFormat
+from bulkimport.reader import FileFormat, map_key
 from bulkimport.rows import NewRow
 from bulkimport.states import InvalidReason, RowState
 
@@ -476,15 +476,16 @@ class Checker:
         if campaign is None:
             return
         where = f"campaign {campaign.id} ({campaign.name!r})"
-        for column, name in zip(fmt.header, fmt.fields, strict=True):
+        for index, (column, name) in enumerate(zip(fmt.header, fmt.fields, strict=True)):
             if name is not None and campaign.resolve(name) is None:
                 how = f"column {column!r}" if column == name else f"column {column!r} as {name!r}"
+                key = map_key(fmt.header, index)
                 self._add(
                     "schema-unknown-field",
                     Finding(
                         None,
                         f"{how}: {where} has no such field; rename it with "
-                        f"--map {column}=FIELD or drop it with --map {column}=",
+                        f"--map {key}=FIELD or drop it with --map {key}=",
                         name,
                     ),
                 )

@@ -16,6 +16,7 @@ from bulkimport.reader.encoding import BOMS, normalize_encoding
 from bulkimport.reader.format import (
     FileFormat,
     ReaderOptions,
+    map_key,
     normalize_delimiter,
     sniff_delimiter,
     sniff_format,
@@ -30,6 +31,7 @@ __all__ = [
     "RecordMaker",
     "cells_rebuilder",
     "file_size",
+    "map_key",
     "normalize_delimiter",
     "normalize_encoding",
     "read_batches",

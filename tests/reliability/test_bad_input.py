@@ -178,6 +178,9 @@ CASES: dict[str, Case] = {
     "10mb-field": Case(_huge_field, 2),
     "10000-columns": Case(_lines([*WIDE, *(",".join(["7"] * 10_000) for _ in range(3))]), 3),
     "header-only": Case(_lines([HEADER]), 0),
+    "excel-title-lines": Case(
+        _lines(["Customer list,,,", ",,,", HEADER, *CHINESE]), None, refuse=True
+    ),
     "zero-bytes": Case(_bytes(b""), 0),
     "binary": Case(_bytes(random.Random(1).randbytes(65_536)), None),
     "directory": Case(_directory, None, refuse=True),
@@ -211,6 +214,8 @@ async def test_stage_refuses_a_bad_file_in_one_line_or_accounts_for_every_record
     assert "Traceback" not in result.out + result.err
     if result.code == 2 or CASES[name].refuse:
         assert_one_line_refusal(result.code, result.out, result.err, path)
+        if name == "excel-title-lines":
+            assert result.err.rstrip().endswith("add --skip-rows 2")
         return
     assert result.code == 0, result.err
     rows = assert_accounted_for(
