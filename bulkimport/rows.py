@@ -16,11 +16,12 @@ REPORT_COLUMNS = ("_line", "_state", "_code", "_message")
 
 
 class NewRow(NamedTuple):
-    """One physical record of the input file, ready to be stored.
+    """One record of the input file, ready to be stored.
 
     ``state`` is ``PENDING`` (``record`` holds the encoded context) or ``INVALID`` (``record``
-    is ``None``; ``reason`` says why, ``message`` says it to a person). ``cells`` are the
-    original cells, in file order, so that a report can give the row back as it was.
+    is ``None``; ``reason`` says why, ``message`` says it to a person, in one line). ``cells``
+    are the record's cells in file order, as they are sent (values trimmed unless
+    ``--keep-spaces``), so that a report can give the row back.
     """
 
     line: int
@@ -32,11 +33,16 @@ class NewRow(NamedTuple):
 
 
 class Batch(NamedTuple):
-    """Consecutive rows, with where the next record starts (byte offset and line number)."""
+    """Consecutive rows, with where the next record starts (byte offset and line number).
+
+    ``blank_lines``: the lines among them that are not records (empty, spaces, or bare
+    delimiters); with the rows, they account for every line up to ``next_line``.
+    """
 
     rows: list[NewRow]
     end_offset: int
     next_line: int
+    blank_lines: int = 0
 
 
 class ClaimedRow(NamedTuple):

@@ -191,12 +191,25 @@ def test_empty_phone_and_long_values(tmp_path: Path) -> None:
 
 
 def test_invalid_rows_are_grouped_with_their_reasons(tmp_path: Path) -> None:
-    lines = [HEADER, *good(2), "A,1,2", "", "B,13800000009,b||c,X", *good(1, 9)]
+    lines = [HEADER, *good(2), "A,1,2", "", "B,13800000009,b||c,X", 'C,"1,x,y', *good(1, 9)]
     report = check(tmp_path, lines)
     assert group(report, "invalid-cells") == [(4, "3 cells, the header has 4")]
-    assert group(report, "invalid-empty-line") == [(5, "empty line")]
     assert group(report, "invalid-pipe") == [(6, "the value of 'email' contains '||'")]
-    assert (report.records, report.invalid, report.fitting) == (6, 3, 4)
+    ((line, message),) = group(report, "invalid-unclosed-quote")
+    assert line == 7 and message.startswith("unclosed quote on line 7: ")
+    assert (report.records, report.invalid, report.fitting, report.blank_lines) == (6, 3, 4, 1)
+
+
+def test_blank_lines_are_a_note_not_a_problem(tmp_path: Path) -> None:
+    lines = [HEADER, *good(2), "", ",,,", " , ,\u3000,", *good(2, 5), "", ""]
+    report = check(tmp_path, lines)
+    assert report.clean and report.records == 4
+    assert report.blank_lines == 5
+    assert "5 blank lines (empty, or only delimiters and spaces) skipped: not records" in (
+        report.notes
+    )
+    assert report.to_json()["blank_lines"] == 5
+    assert render_text(report).endswith("No problems in 4 records; nothing was sent.")
 
 
 def test_examples_are_bounded_but_counts_exact(tmp_path: Path) -> None:
@@ -436,7 +449,7 @@ def test_cli_on_the_sample_file() -> None:
         "  line 103: 7 cells, the header has 9",  # ragged: too few
         "  line 226: 10 cells, the header has 9",  # ragged: too many
         "  line 123: the value of 'memo' contains '||'",
-        "  line 163: empty line",
+        "  note       1 blank line (empty, or only delimiters and spaces) skipped: not records",
         "  line 73: phone1 is empty",
         "  line 185: phone1 is empty",
         "  line 294: phone1 is empty",

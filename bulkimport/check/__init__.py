@@ -69,7 +69,7 @@ def check_file(
     fmt = sniff_format(path, reader_options)
     with Checker(fmt, options) as checker:
         for batch in read_batches(path, fmt):
-            checker.add(batch.rows)
+            checker.add_batch(batch)
             if on_progress is not None:
                 on_progress(batch.end_offset)
         return checker.finish(

@@ -12,9 +12,10 @@ The groups, by code (stable: scripts may rely on them):
 ``schema-missing-required`` (``--schema``) a required field (or the key field) no column maps to
 ``phone-field-missing``     ``--phone-field`` names a field no column maps to
 ``invalid-*``               records the reader marks invalid (never sent), by reason: ``cells``
-                            (wrong number of cells), ``pipe`` (a ``|`` that would break the
-                            record), ``empty-line``, ``no-values``, ``encoding``, ``csv``,
-                            ``other``
+                            (wrong number of cells), ``no-values`` (values only in dropped
+                            columns), ``pipe`` (a ``|`` that would break the record),
+                            ``encoding``, ``csv``, ``unclosed-quote`` (one group per
+                            ``InvalidReason``)
 ``required-empty``          the phone field (or a field the schema requires) is empty
 ``excel-scientific``        a value such as ``1.38E+10`` in any field: Excel showed a long
                             number in scientific notation and its digits are gone
@@ -61,7 +62,7 @@ from typing import Any
 from bulkimport.campaign import Campaign, Schema
 from bulkimport.errors import ConfigError
 from bulkimport.reader import FileFormat, map_key
-from bulkimport.rows import NewRow
+from bulkimport.rows import Batch, NewRow
 from bulkimport.states import InvalidReason, RowState
 
 #: A value longer than this is reported; call-center fields are mostly ``varchar(255)``.
@@ -85,10 +86,10 @@ GROUP_TITLES: dict[str, str] = {
     "phone-field-missing": "the phone field is not in the file",
     "invalid-cells": "wrong number of cells (not sent)",
     "invalid-pipe": "a '|' that would break the record (not sent)",
-    "invalid-empty-line": "empty line (not sent)",
-    "invalid-no-values": "no values (not sent)",
+    "invalid-no-values": "values only in dropped columns (not sent)",
     "invalid-encoding": "undecodable bytes (not sent)",
     "invalid-csv": "unreadable CSV (not sent)",
+    "invalid-unclosed-quote": "unclosed quote (the line is not sent; the next lines are read)",
     "required-empty": "empty required field",
     "excel-scientific": "number in scientific notation (Excel; digits lost)",
     "excel-decimal": "phone number ending in .0 (Excel stored it as a number)",
@@ -196,12 +197,13 @@ class CheckReport:
     records: int
     invalid: int
     last_line: int
-    fitting: int  # records (not empty lines) with the header's number of cells
+    fitting: int  # records with the header's number of cells
     phone: PhoneChoice
     campaign: Campaign | None
     samples: tuple[tuple[int, str], ...]
     groups: tuple[Group, ...]
     notes: tuple[str, ...]
+    blank_lines: int = 0  # lines that are not records: empty, spaces, bare delimiters
 
     @property
     def problems(self) -> int:
@@ -242,6 +244,7 @@ class CheckReport:
             "constants": dict(fmt.constants),
             "first_line": fmt.data_line,
             "records": self.records,
+            "blank_lines": self.blank_lines,
             "valid": self.records - self.invalid,
             "invalid": self.invalid,
             "phone_field": {"name": self.phone.name, "source": self.phone.source.value},
@@ -421,7 +424,8 @@ class Checker:
         self.phone = choose_phone_field(fmt, self.options.phone_field, self.options.campaign)
         self.records = 0
         self.invalid = 0
-        self.empty_lines = 0
+        self.misfits = 0  # records without the header's number of cells
+        self.blank_lines = 0
         self.last_line = fmt.data_line - 1
         self.samples: list[tuple[int, str]] = []
         self.notes: list[str] = []
@@ -534,6 +538,11 @@ class Checker:
         if self._limit is None or len(group.examples) < self._limit:
             group.examples.append(finding)
 
+    def add_batch(self, batch: Batch) -> None:
+        """Check a batch the reader made: its rows, and its blank lines."""
+        self.blank_lines += batch.blank_lines
+        self.add(batch.rows)
+
     def add(self, rows: Iterable[NewRow]) -> None:
         """Check a batch of rows (in file order)."""
         add = self._add
@@ -583,9 +592,10 @@ class Checker:
 
     def _invalid_row(self, row: NewRow) -> None:
         self.invalid += 1
+        width, cells = len(self.fmt.header), row.cells
+        if len(cells) < width or (len(cells) > width and any(cells[width:])):
+            self.misfits += 1
         reason = row.reason or InvalidReason.CELLS
-        if reason is InvalidReason.EMPTY_LINE:
-            self.empty_lines += 1
         self._add(invalid_code(reason), Finding(row.line, row.message or reason.value))
 
     def _long_values(self, line: int, cells: tuple[str, ...]) -> None:
@@ -671,8 +681,11 @@ class Checker:
                 self._duplicates()
         finally:
             self.close()
-        wrong_width = self._groups["invalid-cells"].count if "invalid-cells" in self._groups else 0
         groups = tuple(self._groups[code] for code in GROUP_TITLES if code in self._groups)
+        notes = list(self.notes)
+        if self.blank_lines:
+            lines = f"{self.blank_lines:,} blank line{'s' if self.blank_lines != 1 else ''}"
+            notes.append(f"{lines} (empty, or only delimiters and spaces) skipped: not records")
         return CheckReport(
             path=path,
             format=self.fmt,
@@ -682,12 +695,13 @@ class Checker:
             records=self.records,
             invalid=self.invalid,
             last_line=self.last_line,
-            fitting=self.records - self.empty_lines - wrong_width,
+            fitting=self.records - self.misfits,
             phone=self.phone,
             campaign=self.options.campaign,
             samples=tuple(self.samples),
             groups=groups,
-            notes=tuple(self.notes),
+            notes=tuple(notes),
+            blank_lines=self.blank_lines,
         )
 
     def close(self) -> None:

@@ -28,9 +28,8 @@ def _describe_delimiter(report: CheckReport) -> str:
     fmt = report.format
     shown = "tab" if fmt.delimiter == "\t" else repr(fmt.delimiter)
     how = "given with --delimiter" if report.delimiter_given else "sniffed"
-    lines = report.records - sum(g.count for g in report.groups if g.code == "invalid-empty-line")
     return (
-        f"{shown} ({how}; {report.fitting:,} of {lines:,} records have the header's "
+        f"{shown} ({how}; {report.fitting:,} of {report.records:,} records have the header's "
         f"{len(fmt.header)} cells)"
     )
 

@@ -26,6 +26,10 @@ from bulkimport.rows import REPORT_COLUMNS
 SNIFF_LINES = 200
 
 
+#: The lines a quoted value may span by default: a memo or an address runs to a few lines,
+#: a quote that is still open after a hundred was never closed.
+DEFAULT_MAX_RECORD_LINES = 100
+
 #: Title lines above the header: at most this many, each filling at most this many cells ...
 TITLE_MAX_LINES = 10
 TITLE_MAX_CELLS = 2
@@ -49,7 +53,9 @@ class ReaderOptions:
     ``rename`` maps a column of the file, by name or by position (``#3``, 1-based), to a
     field name (``None`` or ``""`` drops the column); ``constants`` are ``(field, value)``
     pairs added to every record; ``keep_empty`` sends empty cells as ``field=`` instead of
-    leaving them out.
+    leaving them out; ``keep_spaces`` sends values with the whitespace around them (it is
+    trimmed by default); a quoted value may span at most ``max_record_lines`` lines (a quote
+    still open after that is taken as unclosed).
     """
 
     encoding: str | None = None
@@ -58,6 +64,8 @@ class ReaderOptions:
     rename: Mapping[str, str | None] = field(default_factory=dict)
     constants: tuple[tuple[str, str], ...] = ()
     keep_empty: bool = False
+    keep_spaces: bool = False
+    max_record_lines: int = DEFAULT_MAX_RECORD_LINES
 
 
 @dataclass(frozen=True)
@@ -66,7 +74,8 @@ class FileFormat:
 
     ``header`` holds the column names as in the file; ``fields`` the field each column is
     sent as (``None``: dropped). ``data_offset`` / ``data_line`` locate the first record
-    after the header (byte offset, 1-based physical line).
+    after the header (byte offset, 1-based physical line). The rest is how records are made,
+    as ``ReaderOptions`` says.
     """
 
     encoding: str
@@ -79,6 +88,8 @@ class FileFormat:
     data_offset: int
     data_line: int
     bom: bool = False  # the file starts with a byte-order mark (of its encoding)
+    keep_spaces: bool = False
+    max_record_lines: int = DEFAULT_MAX_RECORD_LINES
 
     def to_json(self) -> str:
         """The format as a JSON object, to be stored with the job."""
@@ -99,6 +110,9 @@ class FileFormat:
             data_offset=int(data["data_offset"]),
             data_line=int(data["data_line"]),
             bom=bool(data.get("bom", False)),
+            # Jobs read before values were trimmed go on reading as they started.
+            keep_spaces=bool(data.get("keep_spaces", True)),
+            max_record_lines=int(data.get("max_record_lines", DEFAULT_MAX_RECORD_LINES)),
         )
 
 
@@ -120,6 +134,8 @@ def sniff_format(path: Path, options: ReaderOptions | None = None) -> FileFormat
     options = options or ReaderOptions()
     if options.skip_rows < 0:
         raise ConfigError("--skip-rows cannot be negative")
+    if options.max_record_lines < 1:
+        raise ConfigError("--max-record-lines must be at least 1")
     forced_delimiter = normalize_delimiter(options.delimiter) if options.delimiter else None
     with open_file(path) as handle:
         try:
@@ -173,6 +189,8 @@ def sniff_format(path: Path, options: ReaderOptions | None = None) -> FileFormat
         data_offset=offset + sum(size for _, size in head[: header_record.end]),
         data_line=line_no + header_record.end + 1,
         bom=bom_length > 0,
+        keep_spaces=options.keep_spaces,
+        max_record_lines=options.max_record_lines,
     )
 
 

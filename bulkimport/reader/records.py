@@ -1,9 +1,14 @@
 """From the cells of one record of the file to the row that is stored: the one record encoder.
 
-``RecordMaker.make`` encodes exactly as ``protocol.encode_record`` would, but fast: the names
+``RecordMaker`` encodes exactly as ``protocol.encode_record`` would, but fast: the names
 were checked once (when the header was mapped), so a record can only fail on a value holding
 ``|``, and counting the ``|`` of the joined record tells whether one does. Such a record, and
 only such a one, goes through ``encode_record`` for its verdict and message.
+
+Values are trimmed of the whitespace around them (spaces, tabs, the no-break space U+00A0,
+the ideographic space U+3000: ``str.strip``) unless the format keeps spaces. A record whose
+cells are all empty or blank is no row at all: ``make`` returns ``None`` and counts it in
+``blank_records``.
 
 ``cells_rebuilder`` is the way back, for the formats that lose nothing on the way: it gives a
 row's cells back from its record, so storage need not keep them twice.
@@ -25,12 +30,18 @@ _new_tuple = tuple.__new__
 _PENDING = RowState.PENDING
 _INVALID = RowState.INVALID
 
+#: ``maker()``'s function: the row of a record starting at a line, from the cells the csv
+#: parser gives (a list), or ``None`` for a blank record.
+MakeRow = Callable[[int, list[str]], NewRow | None]
+
 
 class RecordMaker:
     """Turns the cells of one record of a file of format ``fmt`` into its ``NewRow``.
 
     ``template`` (``name=%s||phone1=%s...``) encodes, in one C call, the common record that
-    has every cell of the header and no empty one; anything else takes the general path.
+    has every cell of the header and no empty one; a record with empty cells joins the
+    others in C too; anything else (a wrong number of cells, a ``|`` in a value, a blank
+    record) takes the general path, ``make``.
     """
 
     def __init__(self, fmt: FileFormat) -> None:
@@ -46,6 +57,7 @@ class RecordMaker:
             self.pick = lambda cells: (cells[only],)
         else:
             self.pick = operator.itemgetter(*kept)
+        self.trim = not fmt.keep_spaces
         self.constants = fmt.constants
         self.keep_empty = fmt.keep_empty
         self.tail = "".join(f"{RECORD_SEPARATOR}{name}={value}" for name, value in fmt.constants)
@@ -58,43 +70,65 @@ class RecordMaker:
         ) + self.tail.replace("%", "%%")
         self.template_pipes = 2 * len(self.prefixes) + self.tail_pipes
         self.undecodable = f"undecodable bytes (not {fmt.encoding}); try another --encoding"
+        #: Blank records met so far (``make`` returned ``None``); the reader resets it.
+        self.blank_records = 0
 
-    def make(self, line: int, cells: tuple[str, ...], undecodable: bool = False) -> NewRow:
-        """The row for a record starting at ``line`` (any record, valid or not)."""
-        return self.maker()(line, cells, undecodable)
+    def clean(self, cells: Sequence[str]) -> tuple[str, ...]:
+        """The cells as they are sent: trimmed, unless the format keeps spaces."""
+        return tuple(map(str.strip, cells)) if self.trim else tuple(cells)
 
-    def maker(self) -> Callable[[int, tuple[str, ...], bool], NewRow]:
-        """``make`` as a plain function, for loops over millions of records: the common case
-        (the header's width, no empty value, no '|' in any) runs on local names only."""
-        width, pick, template = self.width, self.pick, self.template
+    def make(self, line: int, cells: Sequence[str], undecodable: bool = False) -> NewRow | None:
+        """The row for a record starting at ``line`` (any record, valid or not), or ``None``
+        for a blank one (counted in ``blank_records``)."""
+        return self._make(line, self.clean(cells), undecodable)
+
+    def maker(self) -> MakeRow:
+        """``make`` as a plain function, for loops over millions of records: the common cases
+        (the header's width, no '|' in a value) run on local names only."""
+        width, pick, template, tail = self.width, self.pick, self.template, self.tail
         template_pipes, general = self.template_pipes, self._make
+        prefixes, keep_empty, trim = self.prefixes, self.keep_empty, self.trim
+        # Pipes of a record of n parts: 2 * n + part_pipes.
+        part_pipes = self.tail_pipes
+        join, add, strip = RECORD_SEPARATOR.join, operator.add, str.strip
         if not self.countable:
-            return general
+            return lambda line, cells: general(line, self.clean(cells), False)
 
-        def make(line: int, cells: tuple[str, ...], undecodable: bool = False) -> NewRow:
-            if not undecodable and len(cells) == width:
+        def make(line: int, raw: list[str]) -> NewRow | None:
+            cells = tuple(map(strip, raw)) if trim else tuple(raw)
+            if len(cells) == width and (trim or cells[0].strip()):
                 values = cells if pick is None else pick(cells)
-                if "" not in values:
+                if "" not in values or (keep_empty and any(values)):
                     record = template % values
                     if record.count("|") == template_pipes:
                         return _new_tuple(NewRow, (line, _PENDING, record, cells, None, None))
-            return general(line, cells, undecodable)
+                else:
+                    # Empty cells are left out: join the others, in C.
+                    parts = len(values) - values.count("")
+                    if parts:
+                        record = join(map(add, compress(prefixes, values), filter(None, values)))
+                        record += tail
+                        if record.count("|") == 2 * parts + part_pipes:
+                            return _new_tuple(NewRow, (line, _PENDING, record, cells, None, None))
+            return general(line, cells, False)
 
         return make
 
-    def _make(self, line: int, cells: tuple[str, ...], undecodable: bool) -> NewRow:
-        count = len(cells)
-        width = self.width
+    def _make(self, line: int, cells: tuple[str, ...], undecodable: bool) -> NewRow | None:
         if undecodable:
             return NewRow(line, _INVALID, None, cells, InvalidReason.ENCODING, self.undecodable)
-        if count != width and (count < width or any(cells[width:])):
-            if not count:
-                return NewRow(line, _INVALID, None, cells, InvalidReason.EMPTY_LINE, "empty line")
+        if not any(map(str.strip, cells)):
+            self.blank_records += 1
+            return None
+        count = len(cells)
+        width = self.width
+        if count != width and (count < width or any(map(str.strip, cells[width:]))):
             message = f"{count} cells, the header has {width}"
             return NewRow(line, _INVALID, None, cells, InvalidReason.CELLS, message)
         values = cells[:width] if self.pick is None else self.pick(cells)
         if not any(values):
-            return NewRow(line, _INVALID, None, cells, InvalidReason.NO_VALUES, "no values")
+            message = "no values to send: the line's values are all in dropped columns"
+            return NewRow(line, _INVALID, None, cells, InvalidReason.NO_VALUES, message)
         if self.keep_empty:
             parts = list(map(operator.add, self.prefixes, values))
         else:

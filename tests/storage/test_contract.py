@@ -187,7 +187,9 @@ async def test_ingest_counts_match_the_rows(storage: Storage) -> None:
     rows = [
         pending(line)
         if line % 3
-        else NewRow(line, RowState.INVALID, None, ("",), InvalidReason.EMPTY_LINE, "empty line")
+        else NewRow(
+            line, RowState.INVALID, None, ("",), InvalidReason.CELLS, "1 cells, the header has 2"
+        )
         for line in range(2, 1002)
     ]
     batches = [
@@ -465,7 +467,7 @@ async def test_iter_rows_order_and_cells_round_trip(storage: Storage) -> None:
 
 async def test_reset_rows(storage: Storage) -> None:
     job = await storage.jobs.create(FILE, TARGET, {}, "{}")
-    bad = NewRow(5, RowState.INVALID, None, ("",), InvalidReason.EMPTY_LINE, "empty line")
+    bad = NewRow(5, RowState.INVALID, None, ("",), InvalidReason.CELLS, "1 cells, the header has 2")
     await storage.reading.add_rows(
         job.id, [pending(2), pending(3), pending(4), bad], read_offset=1, read_line=5
     )
