@@ -64,3 +64,18 @@ class InvalidReason(StrEnum):
     ENCODING = "encoding"  # bytes that do not decode in the file's encoding
     CSV = "csv"  # the CSV parser gave up on the line (a value over its size limit)
     UNCLOSED_QUOTE = "unclosed-quote"  # a quote opened on the line never closes properly
+    PHONE_DIGITS_LOST = "phone-digits-lost"  # a phone number in scientific notation (1.38E+10)
+    PHONE_UNREPAIRED = "phone-unrepaired"  # Excel's .0 or ' on a phone number, and --no-repair
+
+
+class RepairKind(StrEnum):
+    """A mechanical artefact of Excel that the reader takes out of a phone number before
+    sending it (unless ``--no-repair``); repairs are counted per kind with the job."""
+
+    DECIMAL = "decimal"  # a trailing .0: Excel stored the number as a number
+    APOSTROPHE = "apostrophe"  # a leading ': Excel's mark for "this is text"
+
+    @property
+    def removed(self) -> str:
+        """What the repair takes out, for a person: ``.0 removed``."""
+        return {RepairKind.DECIMAL: ".0 removed", RepairKind.APOSTROPHE: "leading ' removed"}[self]

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulkimport.errors import ConfigError, InputError, RecordError
+from bulkimport.jobs.pipeline import reader_options
 from bulkimport.protocol import decode_record, encode_record
 from bulkimport.reader import (
     FileFormat,
@@ -20,8 +21,9 @@ from bulkimport.reader import (
     sniff_format,
 )
 from bulkimport.reader import format as reader_format
-from bulkimport.rows import Batch, NewRow
-from bulkimport.states import InvalidReason, RowState
+from bulkimport.rows import Batch, NewRow, Repair
+from bulkimport.settings import resolve
+from bulkimport.states import InvalidReason, RepairKind, RowState
 
 HEADER = "name,phone1,city,memo"
 
@@ -534,8 +536,15 @@ def assert_resumes_everywhere(path: Path, fmt: FileFormat) -> None:
         )
         assert [row for rest in resumed for row in rest.rows] == single[done:]
         assert counted + blank_lines(resumed) == blank
+        assert _add(repairs(batches[: batches.index(batch) + 1]), repairs(resumed)) == repairs(
+            batches
+        )
     if batches:
         assert batches[-1].end_offset == path.stat().st_size
+
+
+def _add(one: dict[RepairKind, int], other: dict[RepairKind, int]) -> dict[RepairKind, int]:
+    return {kind: one.get(kind, 0) + other.get(kind, 0) for kind in {*one, *other}}
 
 
 _BREAK = re.compile(r"\r\n|\r|\n")
@@ -840,3 +849,99 @@ def test_title_lines_above_the_header_are_refused_with_the_skip_rows_to_give(
 def test_files_without_title_lines_are_read(tmp_path: Path, text: str) -> None:
     fmt = sniff_format(write(tmp_path, text))
     assert fmt.header[0] in ("name", "phone1")
+
+
+# --- numbers Excel damaged in phone fields ---------------------------------------------------
+
+PHONES = "name,phone1,phone2,Mobile,contact,account\n"
+DAMAGED = (
+    PHONES
+    + "A,13800138001.0,'13800138002,13800138003,x,4.5E+17\n"  # repaired; account as it is
+    + "B,1.38E+10,,,,\n"  # digits lost
+    + "C,13800138004,1.39E+10,,,\n"  # digits lost, in another phone field
+    + "D,13800138005,,'0755-1234567,,\n"  # a field named like a phone
+    + "E,13800138006,,,13800138007.00,\n"  # the --phone-field
+    + "F,+8613800138008,,,,\n"  # fine as it is
+)
+
+
+def repairs(batches: list[Batch]) -> dict[RepairKind, int]:
+    total: dict[RepairKind, int] = {}
+    for batch in batches:
+        for kind, count in batch.repairs.items():
+            total[kind] = total.get(kind, 0) + count
+    return total
+
+
+def test_phone_numbers_excel_damaged_are_repaired_or_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, DAMAGED)
+    fmt = sniff_format(path, ReaderOptions(phone_field="contact"))
+    assert fmt.phone_fields == ("phone1", "phone2", "Mobile", "contact")
+    assert fmt.repair and FileFormat.from_json(fmt.to_json()) == fmt
+    batches = list(read_batches(path, fmt, batch_rows=2))
+    rows = [row for batch in batches for row in batch.rows]
+    assert rows[0].record == (
+        "name=A||phone1=13800138001||phone2=13800138002||Mobile=13800138003||contact=x"
+        "||account=4.5E+17"
+    )
+    assert rows[0].cells[1:3] == ("13800138001", "13800138002")
+    assert rows[0].repairs == (
+        Repair("phone1", RepairKind.DECIMAL, "13800138001.0"),
+        Repair("phone2", RepairKind.APOSTROPHE, "'13800138002"),
+    )
+    assert [(row.line, row.reason) for row in rows[1:3]] == [
+        (3, InvalidReason.PHONE_DIGITS_LOST),
+        (4, InvalidReason.PHONE_DIGITS_LOST),
+    ]
+    assert rows[1].message == (
+        "phone1 '1.38E+10' is in scientific notation: its digits are lost; "
+        "re-export the column as text"
+    )
+    assert rows[1].cells[1] == "1.38E+10" and rows[1].repairs == ()
+    assert rows[3].record == "name=D||phone1=13800138005||Mobile=0755-1234567"
+    assert rows[4].record == "name=E||phone1=13800138006||contact=13800138007"
+    assert rows[5].record == "name=F||phone1=+8613800138008" and rows[5].repairs == ()
+    assert repairs(batches) == {RepairKind.DECIMAL: 2, RepairKind.APOSTROPHE: 2}
+    assert_resumes_everywhere(path, fmt)
+    # Without --phone-field, 'contact' is no phone field: its value is sent as it is.
+    _, plain = read_all(path)
+    assert plain[4].record == "name=E||phone1=13800138006||contact=13800138007.00"
+
+
+def test_no_repair_refuses_what_it_would_have_repaired(tmp_path: Path) -> None:
+    path = write(tmp_path, DAMAGED)
+    fmt = sniff_format(path, ReaderOptions(repair=False))
+    assert not fmt.repair
+    batches = list(read_batches(path, fmt))
+    rows = [row for batch in batches for row in batch.rows]
+    assert [(row.line, row.reason) for row in rows] == [
+        (2, InvalidReason.PHONE_UNREPAIRED),
+        (3, InvalidReason.PHONE_DIGITS_LOST),
+        (4, InvalidReason.PHONE_DIGITS_LOST),
+        (5, InvalidReason.PHONE_UNREPAIRED),
+        (6, None),
+        (7, None),
+    ]
+    assert rows[0].message == (
+        "phone1 '13800138001.0' ends in .0 (Excel stored it as a number); "
+        "not repaired (--no-repair): fix it in the file"
+    )
+    assert rows[3].message == (
+        "Mobile \"'0755-1234567\" starts with Excel's ' mark; "
+        "not repaired (--no-repair): fix it in the file"
+    )
+    assert repairs(batches) == {}
+
+
+def test_a_phone_field_that_is_not_sent_is_not_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, DAMAGED)
+    _, rows = read_all(path, ReaderOptions(rename={"phone1": None, "phone2": None}))
+    assert rows[1].record == "name=B"
+
+
+def test_the_reading_options_reach_the_reader() -> None:
+    given = {"keep_spaces": True, "no_repair": True, "max_record_lines": "7", "phone_field": "tel"}
+    options = reader_options(resolve(given, {}, {}, need_target=False))
+    assert (options.keep_spaces, options.repair, options.max_record_lines) == (True, False, 7)
+    assert options.phone_field == "tel"
+    assert reader_options(resolve({}, {}, {}, need_target=False)) == ReaderOptions()

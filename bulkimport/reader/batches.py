@@ -31,7 +31,7 @@ from typing import cast
 from bulkimport.reader.format import FileFormat, open_file
 from bulkimport.reader.lines import LineSource, RecordTooLong, read_blocks
 from bulkimport.reader.records import RecordMaker
-from bulkimport.rows import Batch, NewRow
+from bulkimport.rows import NO_REPAIRS, Batch, NewRow
 from bulkimport.states import InvalidReason, RowState
 
 DEFAULT_BATCH_ROWS = 5000
@@ -81,8 +81,12 @@ def read_batches(
             lines = blank + maker.blank_records
             # Blank records are None among the rows: filtered once per batch, if any.
             kept = [row for row in rows if row is not None] if lines else cast(list[NewRow], rows)
-            done = Batch(kept, source.offset_after(next_line), first_line + next_line, lines)
+            repairs = dict(maker.repaired) if maker.repaired else NO_REPAIRS
+            done = Batch(
+                kept, source.offset_after(next_line), first_line + next_line, lines, repairs
+            )
             rows, blank, maker.blank_records = [], 0, 0
+            maker.repaired.clear()
             append = rows.append
             return done
 

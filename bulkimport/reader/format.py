@@ -20,6 +20,7 @@ from bulkimport.errors import ConfigError, InputError, RecordError
 from bulkimport.protocol import encode_record
 from bulkimport.reader.encoding import SAMPLE_BYTES, detect_encoding
 from bulkimport.reader.lines import flat_lines, read_blocks
+from bulkimport.reader.phones import is_phone_like
 from bulkimport.rows import REPORT_COLUMNS
 
 #: How many lines from the header on the delimiter sniffer parses.
@@ -55,7 +56,9 @@ class ReaderOptions:
     pairs added to every record; ``keep_empty`` sends empty cells as ``field=`` instead of
     leaving them out; ``keep_spaces`` sends values with the whitespace around them (it is
     trimmed by default); a quoted value may span at most ``max_record_lines`` lines (a quote
-    still open after that is taken as unclosed).
+    still open after that is taken as unclosed). ``phone_field`` is the target's
+    ``--phone-field``: with the fields named like a phone, its numbers are repaired (or, not
+    ``repair``, refused) when Excel damaged them (see ``phones``).
     """
 
     encoding: str | None = None
@@ -66,6 +69,8 @@ class ReaderOptions:
     keep_empty: bool = False
     keep_spaces: bool = False
     max_record_lines: int = DEFAULT_MAX_RECORD_LINES
+    phone_field: str = ""
+    repair: bool = True
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,8 @@ class FileFormat:
     bom: bool = False  # the file starts with a byte-order mark (of its encoding)
     keep_spaces: bool = False
     max_record_lines: int = DEFAULT_MAX_RECORD_LINES
+    phone_fields: tuple[str, ...] = ()  # sent fields whose numbers are examined
+    repair: bool = True
 
     def to_json(self) -> str:
         """The format as a JSON object, to be stored with the job."""
@@ -113,6 +120,8 @@ class FileFormat:
             # Jobs read before values were trimmed go on reading as they started.
             keep_spaces=bool(data.get("keep_spaces", True)),
             max_record_lines=int(data.get("max_record_lines", DEFAULT_MAX_RECORD_LINES)),
+            phone_fields=tuple(data.get("phone_fields", ())),
+            repair=bool(data.get("repair", True)),
         )
 
 
@@ -191,6 +200,12 @@ def sniff_format(path: Path, options: ReaderOptions | None = None) -> FileFormat
         bom=bom_length > 0,
         keep_spaces=options.keep_spaces,
         max_record_lines=options.max_record_lines,
+        phone_fields=tuple(
+            name
+            for name in fields
+            if name is not None and (name == options.phone_field or is_phone_like(name))
+        ),
+        repair=options.repair,
     )
 
 

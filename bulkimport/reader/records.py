@@ -10,6 +10,12 @@ the ideographic space U+3000: ``str.strip``) unless the format keeps spaces. A r
 cells are all empty or blank is no row at all: ``make`` returns ``None`` and counts it in
 ``blank_records``.
 
+The numbers of the format's phone fields are examined (``phones.examine_phone``): one whose
+digits Excel lost makes the row invalid; Excel's ``.0`` and ``'`` are taken out, the row
+says so in ``NewRow.repairs`` and ``repaired`` counts them per kind (or, if the format does
+not repair, the row is invalid). A record whose phone numbers are all digits never pays for
+more than one ``isdigit``.
+
 ``cells_rebuilder`` is the way back, for the formats that lose nothing on the way: it gives a
 row's cells back from its record, so storage need not keep them twice.
 """
@@ -17,14 +23,16 @@ row's cells back from its record, so storage need not keep them twice.
 from __future__ import annotations
 
 import operator
+from collections import Counter
 from collections.abc import Callable, Sequence
 from itertools import compress
 
 from bulkimport.errors import RecordError
 from bulkimport.protocol import RECORD_SEPARATOR, decode_record, encode_record
 from bulkimport.reader.format import FileFormat
-from bulkimport.rows import NewRow
-from bulkimport.states import InvalidReason, RowState
+from bulkimport.reader.phones import examine_phone
+from bulkimport.rows import NewRow, Repair
+from bulkimport.states import InvalidReason, RepairKind, RowState
 
 _new_tuple = tuple.__new__
 _PENDING = RowState.PENDING
@@ -70,8 +78,17 @@ class RecordMaker:
         ) + self.tail.replace("%", "%%")
         self.template_pipes = 2 * len(self.prefixes) + self.tail_pipes
         self.undecodable = f"undecodable bytes (not {fmt.encoding}); try another --encoding"
+        # The phone fields: (index of the column, field name).
+        self.phones = [
+            (index, name)
+            for index, name in enumerate(fmt.fields)
+            if name is not None and name in fmt.phone_fields
+        ]
+        self.repair = fmt.repair
         #: Blank records met so far (``make`` returned ``None``); the reader resets it.
         self.blank_records = 0
+        #: Values repaired so far in pending rows, per kind; the reader resets it.
+        self.repaired: Counter[RepairKind] = Counter()
 
     def clean(self, cells: Sequence[str]) -> tuple[str, ...]:
         """The cells as they are sent: trimmed, unless the format keeps spaces."""
@@ -93,15 +110,30 @@ class RecordMaker:
         join, add, strip = RECORD_SEPARATOR.join, operator.add, str.strip
         if not self.countable:
             return lambda line, cells: general(line, self.clean(cells), False)
+        columns = [index for index, _ in self.phones]
+        # The phone numbers of a record as one text: all digits (or empty) needs no more.
+        # One or two phone fields (the common case) are read without a call.
+        phone_count = len(columns)
+        first_phone, second_phone = [*columns, 0, 0][:2]
+        phones_of = operator.itemgetter(*columns) if phone_count > 2 else None
 
         def make(line: int, raw: list[str]) -> NewRow | None:
             cells = tuple(map(strip, raw)) if trim else tuple(raw)
             if len(cells) == width and (trim or cells[0].strip()):
+                if phone_count:
+                    if phone_count == 1:
+                        phones = cells[first_phone]
+                    elif phones_of is None:
+                        phones = cells[first_phone] + cells[second_phone]
+                    else:
+                        phones = "".join(phones_of(cells))
+                    if phones and not phones.isdigit():
+                        return general(line, cells, False)
                 values = cells if pick is None else pick(cells)
                 if "" not in values or (keep_empty and any(values)):
                     record = template % values
                     if record.count("|") == template_pipes:
-                        return _new_tuple(NewRow, (line, _PENDING, record, cells, None, None))
+                        return _new_tuple(NewRow, (line, _PENDING, record, cells, None, None, ()))
                 else:
                     # Empty cells are left out: join the others, in C.
                     parts = len(values) - values.count("")
@@ -109,7 +141,9 @@ class RecordMaker:
                         record = join(map(add, compress(prefixes, values), filter(None, values)))
                         record += tail
                         if record.count("|") == 2 * parts + part_pipes:
-                            return _new_tuple(NewRow, (line, _PENDING, record, cells, None, None))
+                            return _new_tuple(
+                                NewRow, (line, _PENDING, record, cells, None, None, ())
+                            )
             return general(line, cells, False)
 
         return make
@@ -125,7 +159,14 @@ class RecordMaker:
         if count != width and (count < width or any(map(str.strip, cells[width:]))):
             message = f"{count} cells, the header has {width}"
             return NewRow(line, _INVALID, None, cells, InvalidReason.CELLS, message)
-        values = cells[:width] if self.pick is None else self.pick(cells)
+        sent: tuple[str, ...] = cells
+        repairs: tuple[Repair, ...] = ()
+        if self.phones:
+            examined = self._examine_phones(line, cells)
+            if isinstance(examined, NewRow):
+                return examined
+            sent, repairs = examined
+        values = sent[:width] if self.pick is None else self.pick(sent)
         if not any(values):
             message = "no values to send: the line's values are all in dropped columns"
             return NewRow(line, _INVALID, None, cells, InvalidReason.NO_VALUES, message)
@@ -144,7 +185,47 @@ class RecordMaker:
                 record = encode_record(pairs + list(self.constants))
             except RecordError as exc:
                 return NewRow(line, _INVALID, None, cells, InvalidReason.PIPE, str(exc))
-        return NewRow(line, _PENDING, record, cells)
+        if repairs:
+            self.repaired.update(repair.kind for repair in repairs)
+        return NewRow(line, _PENDING, record, sent, None, None, repairs)
+
+    def _examine_phones(
+        self, line: int, cells: tuple[str, ...]
+    ) -> NewRow | tuple[tuple[str, ...], tuple[Repair, ...]]:
+        """The cells with their phone numbers repaired and the repairs, or the invalid row
+        of a number that cannot be sent."""
+        repaired: list[str] | None = None
+        repairs: list[Repair] = []
+        for index, name in self.phones:
+            value = cells[index]
+            if not value or (value.isdigit() and value.isascii()):
+                continue
+            verdict = examine_phone(value)
+            if verdict.lost:
+                message = (
+                    f"{name} {value!r} is in scientific notation: its digits are lost; "
+                    "re-export the column as text"
+                )
+                reason = InvalidReason.PHONE_DIGITS_LOST
+                return NewRow(line, _INVALID, None, cells, reason, message)
+            if not verdict.repairs:
+                continue
+            if not self.repair:
+                what = _ARTEFACTS[verdict.repairs[0]]
+                message = f"{name} {value!r} {what}; not repaired (--no-repair): fix it in the file"
+                reason = InvalidReason.PHONE_UNREPAIRED
+                return NewRow(line, _INVALID, None, cells, reason, message)
+            repaired = repaired or list(cells)
+            repaired[index] = verdict.value
+            repairs.extend(Repair(name, kind, value) for kind in verdict.repairs)
+        return (cells if repaired is None else tuple(repaired)), tuple(repairs)
+
+
+# What each artefact is, for a message about a value that has it.
+_ARTEFACTS = {
+    RepairKind.DECIMAL: "ends in .0 (Excel stored it as a number)",
+    RepairKind.APOSTROPHE: "starts with Excel's ' mark",
+}
 
 
 def cells_rebuilder(fmt: FileFormat) -> Callable[[str], tuple[str, ...]] | None:

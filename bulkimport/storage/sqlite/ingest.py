@@ -58,7 +58,7 @@ def store_batch(
         return
     # Columns, then parameter tuples, built by zip in C: no Python code per row but the
     # cells' encoding. States are StrEnums, which sqlite3 binds as their text.
-    lines, states, records, cells, reasons, messages = zip(*rows, strict=True)
+    lines, states, records, cells, reasons, messages, _ = zip(*rows, strict=True)
     if width:
         stored = map(partial(_stored_cells, width), cells, states)
     else:
