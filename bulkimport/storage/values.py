@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, NamedTuple, NewType
 
 from bulkimport.reader.format import FileFormat
-from bulkimport.rows import FileIdentity, TargetRef
-from bulkimport.states import JobState, RemoteState, RowState
+from bulkimport.rows import NO_REPAIRS, FileIdentity, TargetRef
+from bulkimport.states import JobState, RemoteState, RepairKind, RowState
 
 #: Who claimed a row: one process that held ``Storage.runner()``.
 RunnerId = NewType("RunnerId", int)
@@ -35,6 +36,9 @@ class Job:
     finished_at: float | None
     send_rate_per_s: float | None = None  # rows settled per second, last measured
     send_rate_at: float | None = None  # when it was measured (Unix seconds)
+    blank_lines: int = 0  # lines read that are no record (empty, spaces, bare delimiters)
+    #: Phone numbers repaired while reading, per kind (kinds with none left out).
+    repairs: Mapping[RepairKind, int] = field(default_factory=dict)
 
     @property
     def target_key(self) -> str:
@@ -99,3 +103,5 @@ class Ingested(NamedTuple):
     rows: int  # rows stored by this ingest so far
     end_offset: int  # byte offset where reading resumes
     next_line: int  # line number where reading resumes
+    blank_lines: int = 0  # blank lines counted by this ingest so far
+    repairs: Mapping[RepairKind, int] = NO_REPAIRS  # values repaired by it so far, per kind

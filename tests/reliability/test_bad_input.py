@@ -21,6 +21,8 @@ from click.testing import CliRunner
 from bulkimport.cli import cli
 from bulkimport.reader import FileFormat, read_batches
 from bulkimport.sandbox import SandboxHandle
+from bulkimport.states import RepairKind
+from bulkimport.storage.sqlite import SqliteStorage
 from tests.helpers import HEADER, Done, bulkimport, customers, query, target
 from tests.test_reader_corpus import CORPUS, corpus_files
 
@@ -178,6 +180,14 @@ def _spaces(path: Path) -> None:
     path.write_bytes(("\n".join([HEADER, *rows]) + "\n").encode())
 
 
+EXCEL_PHONES = [
+    "张伟0,13800000000.0,,北京",  # .0 removed
+    "张伟1,'13800000001,,北京",  # leading ' removed
+    "张伟2,1.38E+10,,北京",  # digits lost: invalid
+    *(f"张伟{i},1380000{i:04d},,北京" for i in range(3, 30)),
+]
+
+
 def _directory(path: Path) -> None:
     path.mkdir()
 
@@ -207,6 +217,7 @@ CASES: dict[str, Case] = {
     "unclosed-quote": Case(_unclosed_quote, 5_000),
     "excel-blank-rows": Case(_excel_blank_rows, 30),
     "spaces-around-values": Case(_spaces, 30),
+    "excel-phones": Case(_lines([HEADER, *EXCEL_PHONES]), 30),
     "excel-title-lines": Case(
         _lines(["Customer list,,,", ",,,", HEADER, *CHINESE]), None, refuse=True
     ),
@@ -250,6 +261,17 @@ async def test_stage_refuses_a_bad_file_in_one_line_or_accounts_for_every_record
     rows = assert_accounted_for(
         tmp_path / "bulkimport.db", result.json(), path, CASES[name].records, sent=False
     )
+    facts = await job_facts(tmp_path / "bulkimport.db", int(result.json()["job"]))
+    if name == "excel-blank-rows":
+        assert facts == (7, {})
+    if name == "excel-phones":
+        assert facts == (0, {RepairKind.DECIMAL: 1, RepairKind.APOSTROPHE: 1})
+        assert [(line, state) for line, state, *_ in rows[:4]] == [
+            (2, "pending"),
+            (3, "pending"),
+            (4, "invalid"),
+            (5, "pending"),
+        ]
     if name == "unclosed-quote":
         assert [line for line, state, *_ in rows if state == "invalid"] == [3]
         assert str(rows[1][4]).startswith("unclosed quote on line 3: ")
@@ -276,6 +298,7 @@ INTACT = {
     "unclosed-quote": ("13900004999", "Lead 4999"),
     "excel-blank-rows": ("13800000029", "张伟29"),
     "spaces-around-values": ("13800000007", "张伟7"),
+    "excel-phones": ("13800000000", "张伟0"),
 }
 
 
@@ -299,6 +322,7 @@ async def run_to_sandbox(path: Path, sandbox: SandboxHandle, cwd: Path) -> Done:
         "unclosed-quote",
         "excel-blank-rows",
         "spaces-around-values",
+        "excel-phones",
     ],
 )
 async def test_run_settles_every_record_of_a_bad_file_and_sends_values_whole(
@@ -318,6 +342,19 @@ async def test_run_settles_every_record_of_a_bad_file_and_sends_values_whole(
         assert held[key]["customername"] == expected
         if name == "spaces-around-values":
             assert held[key]["city"] == "北京"
+    if name == "excel-phones":
+        # Never a damaged value sent as if it were fine: repaired, or not sent at all.
+        held = {c["key"] for c in await customers(sandbox)}
+        assert {"13800000000", "13800000001"} <= held
+        assert not any("." in key or "'" in key or "E" in key for key in held)
+        assert result.code == 1
+
+
+async def job_facts(db: Path, job: int) -> tuple[int, dict[RepairKind, int]]:
+    """The blank lines and repairs counted with the job, as storage gives them."""
+    async with await SqliteStorage.open(db) as storage:
+        stored = await storage.jobs.get(job)
+        return stored.blank_lines, dict(stored.repairs)
 
 
 def corpus_sample() -> list[Path]:

@@ -16,7 +16,7 @@ import pytest
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
 from bulkimport.rows import Batch, NewRow, RowResult
-from bulkimport.states import InvalidReason, JobState, RemoteState, RowState
+from bulkimport.states import InvalidReason, JobState, RemoteState, RepairKind, RowState
 from bulkimport.storage import Ingested, Storage
 from tests.helpers import NEXT_RUNNER, RUNNER
 from tests.storage.conftest import (
@@ -132,6 +132,34 @@ async def test_ingest_commits_each_batch_with_its_position(storage: Storage) -> 
     assert [v.line async for v in storage.reports.iter_rows(job.id, [RowState.PENDING])] == list(
         range(2, 25)
     )
+
+
+async def test_blank_lines_and_repairs_are_kept_with_each_batch(backend: Backend) -> None:
+    decimal, apostrophe = RepairKind.DECIMAL, RepairKind.APOSTROPHE
+    async with await backend.open() as storage:
+        job = await storage.jobs.create(FILE, TARGET, {}, "{}")
+        assert (job.blank_lines, job.repairs) == (0, {})
+        seen: list[Ingested] = []
+        batches = [
+            Batch([pending(2)], 30, 5, blank_lines=2, repairs={decimal: 1}),
+            Batch([], 40, 7, blank_lines=2),  # only blank lines: counted all the same
+            Batch([pending(7), pending(8)], 60, 9, repairs={decimal: 2, apostrophe: 1}),
+        ]
+        assert await storage.reading.ingest(job.id, batches, on_batch=seen.append) == 3
+        assert seen == [
+            Ingested(1, 30, 5, 2, {decimal: 1}),
+            Ingested(1, 40, 7, 4, {decimal: 1}),
+            Ingested(3, 60, 9, 4, {decimal: 3, apostrophe: 1}),
+        ]
+        read = await storage.jobs.get(job.id)
+        assert (read.read_offset, read.read_line, read.total_rows) == (60, 9, 3)
+    # Kept with the job: another process (a resume, `status`) reads them.
+    async with await backend.open() as storage:
+        stored = await storage.jobs.get(job.id)
+        assert (stored.blank_lines, stored.repairs) == (4, {decimal: 3, apostrophe: 1})
+        await storage.reading.add_rows(job.id, [pending(9)], read_offset=70, read_line=10)
+        assert (await storage.jobs.get(job.id)).blank_lines == 4
+        assert [j.blank_lines for j in await storage.jobs.list()] == [4]
 
 
 async def test_ingest_stops_after_the_batch_in_hand_and_resumes(storage: Storage) -> None:

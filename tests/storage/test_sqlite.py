@@ -20,12 +20,13 @@ import pytest
 
 from bulkimport.errors import DatabaseError, RunnerBusy
 from bulkimport.reader import ReaderOptions, read_batches, sniff_format
-from bulkimport.rows import NewRow, RowResult
-from bulkimport.states import RowState
+from bulkimport.rows import Batch, NewRow, RowResult
+from bulkimport.states import RepairKind, RowState
 from bulkimport.storage import Job
 from bulkimport.storage.sqlite import SqliteStorage
 from bulkimport.storage.sqlite.cells import CELLS_IN_RECORD
 from bulkimport.storage.sqlite.database import load_migrations
+from bulkimport.storage.sqlite.ingest import REPAIR_COLUMNS
 from tests.helpers import RUNNER
 from tests.storage.conftest import FILE, TARGET, pending, ready_job
 
@@ -92,10 +93,19 @@ async def test_failed_batch_keeps_neither_rows_nor_position(queue: SqliteStorage
     broken = NewRow(4, RowState.PENDING, object(), ("4",))  # type: ignore[arg-type]
     with pytest.raises(sqlite3.Error):
         await queue.reading.add_rows(job.id, [pending(3), broken], read_offset=30, read_line=4)
+    with pytest.raises(sqlite3.Error):
+        repaired = {RepairKind.DECIMAL: 1}
+        await queue.reading.ingest(job.id, [Batch([broken], 40, 9, 3, repaired)])
     stored = await queue.jobs.get(job.id)
     assert (stored.read_offset, stored.read_line, stored.total_rows) == (10, 2, 1)
+    assert (stored.blank_lines, stored.repairs) == (0, {})
     assert (await queue.reports.counts(job.id))[RowState.PENDING] == 1
     assert [v.line async for v in queue.reports.iter_rows(job.id, [RowState.PENDING])] == [2]
+
+
+def test_every_repair_kind_is_counted_in_a_column_of_its_own() -> None:
+    assert set(REPAIR_COLUMNS) == set(RepairKind)
+    assert len(set(REPAIR_COLUMNS.values())) == len(REPAIR_COLUMNS)
 
 
 def counted(path: Path, job_id: int) -> dict[RowState, int]:

@@ -12,13 +12,14 @@ from bulkimport.errors import ConfigError
 from bulkimport.rows import FileIdentity, TargetRef
 from bulkimport.states import JobState
 from bulkimport.storage.sqlite.database import Database
+from bulkimport.storage.sqlite.ingest import REPAIR_COLUMNS
 from bulkimport.storage.values import Job
 
 _JOB_COLUMNS = (
     "id, state, file_path, file_size, file_mtime_ns, file_head_sha256, target_url, target_org,"
     " target_campaign, settings_json, format_json, read_offset, read_line, total_rows,"
     " resent_unknown, message, created_at, updated_at, started_at, finished_at,"
-    " send_rate_per_s, send_rate_at"
+    " send_rate_per_s, send_rate_at, blank_lines, " + ", ".join(REPAIR_COLUMNS.values())
 )
 
 
@@ -41,6 +42,8 @@ def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
         finished_at=row[19],
         send_rate_per_s=row[20],
         send_rate_at=row[21],
+        blank_lines=row[22],
+        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[23:], strict=True) if n},
     )
 
 
