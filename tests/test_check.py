@@ -554,3 +554,19 @@ def test_cli_maps_a_column_by_its_position(tmp_path: Path) -> None:
     result = invoke(path, "--map", "#3=phone2")
     assert result.exit_code == 0, result.output
     assert "phone1 -> phone2" in result.stdout
+
+
+def test_cli_on_the_excel_sample() -> None:
+    result = invoke(ROOT / "samples" / "leads-excel.csv")
+    assert result.exit_code == 1
+    out = result.stdout
+    for expected in (
+        "  line 4: name=王芳||phone1=13912000099||company=Acme Trading Co.||city=北京",
+        "  note       3 blank lines (empty, or only delimiters and spaces) skipped: not records",
+        "  line 13: unclosed quote on line 13: the value it opens runs to line 15",
+        "  line 9: phone1 '1.38E+10' is in scientific notation: its digits are lost",
+        "  line 6: phone1 '13800138001.0' is sent as '13800138001'",
+        "  line 7: phone1 \"'13800138002\" is sent as '13800138002'",
+    ):
+        assert expected in out
+    assert out.rstrip().endswith("Found 2 problems in 2 groups (15 records); nothing was sent.")

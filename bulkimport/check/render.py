@@ -97,7 +97,7 @@ def render_text(
     if report.clean:
         out.append(f"No problems in {report.records:,} records; nothing was sent.")
     else:
-        groups = len(report.groups)
+        groups = sum(1 for group in report.groups if group.problem)
         out.append(
             f"Found {report.problems:,} problem{'s' if report.problems != 1 else ''} in "
             f"{groups} group{'s' if groups != 1 else ''} ({report.records:,} records); "
