@@ -14,6 +14,7 @@ from bulkimport.errors import ConfigError, InputError, RecordError
 from bulkimport.jobs.pipeline import reader_options
 from bulkimport.protocol import decode_record, encode_record
 from bulkimport.reader import (
+    DEFAULT_MAX_RECORD_LINES,
     FileFormat,
     ReaderOptions,
     normalize_delimiter,
@@ -945,3 +946,35 @@ def test_the_reading_options_reach_the_reader() -> None:
     assert (options.keep_spaces, options.repair, options.max_record_lines) == (True, False, 7)
     assert options.phone_field == "tel"
     assert reader_options(resolve({}, {}, {}, need_target=False)) == ReaderOptions()
+    assert ReaderOptions().max_record_lines == DEFAULT_MAX_RECORD_LINES == 100
+
+
+RAW_CELL = st.text(alphabet=st.sampled_from('ab张 "\t'), max_size=4)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    lines=st.lists(st.lists(RAW_CELL, min_size=0, max_size=4), max_size=12),
+    max_record_lines=st.sampled_from([1, 2, 3, 100]),
+    block_bytes=st.sampled_from([5, 64, 1 << 20]),
+)
+def test_any_text_with_stray_quotes_is_accounted_for_and_resumes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lines: list[list[str]],
+    max_record_lines: int,
+    block_bytes: int,
+) -> None:
+    # Lines as people type them: quotes anywhere, never escaped, any number of cells.
+    monkeypatch.setattr("bulkimport.reader.lines.BLOCK_BYTES", block_bytes)
+    text = "".join(",".join(cells) + "\n" for cells in [["c0", "c1", "c2"], *lines])
+    path = write(tmp_path, text)
+    fmt = sniff_format(path, ReaderOptions(delimiter=",", max_record_lines=max_record_lines))
+    assert_resumes_everywhere(path, fmt)
+    assert_every_line_accounted_for(path, fmt)
+    for row in [row for batch in read_batches(path, fmt) for row in batch.rows]:
+        assert "\n" not in (row.message or "")
+        if row.reason is InvalidReason.UNCLOSED_QUOTE:
+            assert (row.message or "").startswith(f"unclosed quote on line {row.line}: ")
