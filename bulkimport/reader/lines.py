@@ -147,11 +147,11 @@ class LineSource:
     past ``max_lines`` lines raises ``RecordTooLong`` out of the parser. The parser reads at
     most ``2 * max_lines`` lines of a record that never ends, however large the file.
 
-    Blocks are kept from the one holding the record being parsed: ``restart`` points and
-    ``offset_after`` need them. ``marks`` holds the lines that did not decode, and the end
-    mark: an empty line after the last one (``end``). The parser reads the end mark as an
-    empty record, or, if a quoted field is still open at the end of the file, as part of
-    it: the reading loop tells the two apart by its line.
+    Blocks are kept from the one holding the record being parsed: ``lines`` starting again
+    at a line of that record, ``line`` and ``offset_after`` need them. ``marks`` holds the
+    lines that did not decode, and the end mark: an empty line after the last one (``end``).
+    The parser reads the end mark as an empty record, or, if a quoted field is still open at
+    the end of the file, as part of it: the reading loop tells the two apart by its line.
     """
 
     __slots__ = (
