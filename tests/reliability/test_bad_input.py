@@ -284,6 +284,15 @@ async def test_stage_refuses_a_bad_file_in_one_line_or_accounts_for_every_record
         assert "||" in str(rows[0][4])
 
 
+async def test_stage_refuses_an_encoding_the_bytes_contradict(tmp_path: Path) -> None:
+    path = make_case(tmp_path, "spaces-around-values")  # UTF-8, Chinese text
+    result = await bulkimport(
+        "stage", str(path), *NOWHERE, "--encoding", "gb18030", "--quiet", cwd=tmp_path
+    )
+    assert_one_line_refusal(result.code, result.out, result.err, path)
+    assert "the file is UTF-8" in result.err and "drop --encoding" in result.err
+
+
 # --- sending: a sample, to the sandbox -----------------------------------------------------------
 
 # The key of a row that arrives whole, and the name it must arrive with.
