@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 from typing import NamedTuple
 
-from bulkimport.states import InvalidReason, RowState
+from bulkimport.states import InvalidReason, RepairKind, RowState
 
 HEAD_BYTES = 64 * 1024
 #: The columns a failed-rows report adds after the file's own: the reader drops them, so a
@@ -15,12 +17,27 @@ HEAD_BYTES = 64 * 1024
 REPORT_COLUMNS = ("_line", "_state", "_code", "_message")
 
 
+class Repair(NamedTuple):
+    """A value the reader repaired before sending it: the field, what was taken out, and the
+    value as it was in the file."""
+
+    field: str
+    kind: RepairKind
+    original: str
+
+
+#: No repairs (the default of ``Batch.repairs``).
+NO_REPAIRS: Mapping[RepairKind, int] = MappingProxyType({})
+
+
 class NewRow(NamedTuple):
-    """One physical record of the input file, ready to be stored.
+    """One record of the input file, ready to be stored.
 
     ``state`` is ``PENDING`` (``record`` holds the encoded context) or ``INVALID`` (``record``
-    is ``None``; ``reason`` says why, ``message`` says it to a person). ``cells`` are the
-    original cells, in file order, so that a report can give the row back as it was.
+    is ``None``; ``reason`` says why, ``message`` says it to a person, in one line). ``cells``
+    are the record's cells in file order, as they are sent (values trimmed unless
+    ``--keep-spaces``, phone numbers repaired), so that a report can give the row back;
+    ``repairs`` says what was repaired in a pending row.
     """
 
     line: int
@@ -29,14 +46,23 @@ class NewRow(NamedTuple):
     cells: tuple[str, ...]
     reason: InvalidReason | None = None
     message: str | None = None
+    repairs: tuple[Repair, ...] = ()
 
 
 class Batch(NamedTuple):
-    """Consecutive rows, with where the next record starts (byte offset and line number)."""
+    """Consecutive rows, with where the next record starts (byte offset and line number).
+
+    ``blank_lines``: the lines among them that are not records (empty, spaces, or bare
+    delimiters); with the rows, they account for every line up to ``next_line``.
+    ``repairs``: how many values of the rows were repaired, per kind (kinds with none left
+    out).
+    """
 
     rows: list[NewRow]
     end_offset: int
     next_line: int
+    blank_lines: int = 0
+    repairs: Mapping[RepairKind, int] = NO_REPAIRS
 
 
 class ClaimedRow(NamedTuple):

@@ -480,6 +480,37 @@ SPECS: tuple[Spec, ...] = (
         group="read",
         field="read.keep_empty",
     ),
+    Spec(
+        "keep_spaces",
+        parse_bool,
+        False,
+        "Send values with the whitespace around them (trimmed by default, no-break and "
+        "ideographic spaces too).",
+        flag=True,
+        group="read",
+        field="read.keep_spaces",
+    ),
+    Spec(
+        "no_repair",
+        parse_bool,
+        False,
+        "Do not repair phone numbers Excel marked (a trailing .0, a leading '): their rows "
+        "are invalid, not sent, and reported.",
+        flag=True,
+        group="read",
+        field="read.repair",
+        dump=operator.not_,
+    ),
+    Spec(
+        "max_record_lines",
+        parse_positive_int,
+        100,
+        "Lines a quoted value may span; a quote still open after that is taken as unclosed: "
+        "its line is reported invalid and reading goes on at the next line.",
+        metavar="N",
+        group="read",
+        field="read.max_record_lines",
+    ),
     # --- output
     Spec(
         "report",
@@ -677,6 +708,10 @@ class ReadSettings:
     rename: tuple[tuple[str, str | None], ...] = ()
     constants: tuple[tuple[str, str], ...] = ()
     keep_empty: bool = False
+    keep_spaces: bool = False
+    repair: bool = True  # --no-repair turns it off
+    max_record_lines: int = 100
+    phone_field: str = ""  # the target's --phone-field: its numbers are repaired too
 
 
 @dataclass(frozen=True)
@@ -858,6 +893,10 @@ def build(values: Mapping[str, Any]) -> Settings:
             ),
             constants=tuple(parse_pairs(values["set"], "set", allow_empty_value=True)),
             keep_empty=values["keep_empty"],
+            keep_spaces=values["keep_spaces"],
+            repair=not values["no_repair"],
+            max_record_lines=values["max_record_lines"],
+            phone_field=values["phone_field"],
         ),
         output=OutputSettings(
             report=values["report"],

@@ -53,14 +53,32 @@ class RemoteState(StrEnum):
 
 class InvalidReason(StrEnum):
     """Why the reader made no record of a line: the row is ``invalid`` and never sent. The
-    value is stored as the row's code and names the group ``check`` reports it in."""
+    value is stored as the row's code and names the group ``check`` reports it in.
+
+    Blank lines (nothing, spaces, or bare delimiters: Excel's empty rows) are no reason: they
+    are not records, and are counted instead (``Batch.blank_lines``)."""
 
     CELLS = "cells"  # more or fewer cells than the header has
-    EMPTY_LINE = "empty-line"  # nothing on the line
-    NO_VALUES = "no-values"  # every cell that is sent is empty
+    NO_VALUES = "no-values"  # values only in dropped columns: every field that is sent is empty
     PIPE = "pipe"  # a '|' the record format cannot carry (it has no escaping)
     ENCODING = "encoding"  # bytes that do not decode in the file's encoding
-    CSV = "csv"  # the CSV parser gave up on the record (e.g. an unclosed quote)
+    CSV = "csv"  # the CSV parser gave up on the line (a value over its size limit)
+    UNCLOSED_QUOTE = "unclosed-quote"  # a quote opened on the line never closes properly
+    PHONE_DIGITS_LOST = "phone-digits-lost"  # a phone number in scientific notation (1.38E+10)
+    PHONE_UNREPAIRED = "phone-unrepaired"  # Excel's .0 or ' on a phone number, and --no-repair
+
+
+class RepairKind(StrEnum):
+    """A mechanical artefact of Excel that the reader takes out of a phone number before
+    sending it (unless ``--no-repair``); repairs are counted per kind with the job."""
+
+    DECIMAL = "decimal"  # a trailing .0: Excel stored the number as a number
+    APOSTROPHE = "apostrophe"  # a leading ': Excel's mark for "this is text"
+
+    @property
+    def removed(self) -> str:
+        """What the repair takes out, for a person: ``.0 removed``."""
+        return {RepairKind.DECIMAL: ".0 removed", RepairKind.APOSTROPHE: "leading ' removed"}[self]
 
 
 class StopCause(StrEnum):

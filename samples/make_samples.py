@@ -1,10 +1,17 @@
-"""Write samples/leads.csv (UTF-8) and samples/leads-gbk.csv (GB18030), reproducibly.
+"""Write samples/leads.csv (UTF-8), samples/leads-gbk.csv (GB18030) and
+samples/leads-excel.csv (UTF-8 with BOM, CRLF), reproducibly.
 
     python samples/make_samples.py
 
 The UTF-8 file holds, on purpose, rows the sandbox answers as duplicates, rows it rejects
-(no phone1) and rows the reader marks invalid (ragged, ``||`` in a value, an empty line);
-the script prints their line numbers.
+(no phone1), rows the reader marks invalid (ragged, ``||`` in a value) and a blank line (a
+line, not a record); the script prints their line numbers.
+
+The Excel file holds what Excel and people do to a lead list, as ``check`` reports it:
+spaces around values (trimmed), phone numbers ending in ``.0`` or starting with ``'``
+(repaired), one in scientific notation (its digits lost: not sent), a quote that is never
+closed (that line is not sent, the next ones are), a value over two lines, and Excel's empty
+rows of bare delimiters (counted, not records).
 """
 
 from __future__ import annotations
@@ -75,11 +82,11 @@ def make_leads(rng: random.Random, count: int) -> tuple[str, dict[str, list[int]
     text = csv_line(HEADER)
     line = 2
     notes: dict[str, list[int]] = {"duplicate": [], "no phone1": [], "ragged": []}
-    notes.update({"||": [], "empty line": [], "line break": []})
+    notes.update({"||": [], "blank line": [], "line break": []})
     for index, cells in enumerate(rows):
         if index == 160:
             text += "\n"
-            notes["empty line"].append(line)
+            notes["blank line"].append(line)
             line += 1
         if index in (42, 151, 262):
             notes["duplicate"].append(line)
@@ -98,6 +105,32 @@ def make_leads(rng: random.Random, count: int) -> tuple[str, dict[str, list[int]
     return text, notes
 
 
+def make_excel_edges(rng: random.Random, count: int) -> tuple[str, dict[str, list[int]]]:
+    rows = [csv_line(lead(rng, index)).rstrip("\n") for index in range(count)]
+    notes: dict[str, list[int]] = {}
+    # (row index, text of the line, what check reports); row indexes count from line 2.
+    edges = [
+        (2, "王芳, 13912000099 ,,,\u00a0Acme Trading Co.\u3000,北京,朝阳区建国路8号,3,", "spaces"),
+        (4, "李娜,13800138001.0,,,,上海,徐汇区漕溪北路2号,1,", "repaired .0"),
+        (5, "张伟,'13800138002,,,,广州,天河区体育西路3号,2,", "repaired '"),
+        (7, "刘洋,1.38E+10,,,,深圳,福田区深南大道4号,5,", "digits lost"),
+        (9, ",,,,,,,,", "blank"),
+        (11, '陈静,13800138003,,,,杭州,"西湖区文三路5号,4,VIP', "unclosed quote"),
+        (13, '周敏,13800138004,,,,北京,海淀区中关村大街6号,2,"回访\n周末不要打电话"', "two lines"),
+    ]
+    for index, text, _ in edges:
+        rows[index] = text
+    line = 2
+    for index, text in enumerate(rows):
+        for edge_index, _, what in edges:
+            if edge_index == index:
+                notes.setdefault(what, []).append(line)
+        line += text.count("\n") + 1
+    notes["blank"] += [line, line + 1]
+    text = "\r\n".join([",".join(HEADER), *rows, ",,,,,,,,", ",,,,,,,,"]) + "\r\n"
+    return text, notes
+
+
 def main() -> None:
     here = Path(__file__).resolve().parent
     text, notes = make_leads(random.Random(20240607), 300)
@@ -112,6 +145,10 @@ def main() -> None:
     (here / "leads-gbk.csv").write_bytes(chinese.encode("gb18030"))
     for what, lines in notes.items():
         print(f"{what}: lines {lines}")
+    excel, edges = make_excel_edges(random.Random(3), 16)
+    (here / "leads-excel.csv").write_bytes(excel.encode("utf-8-sig"))
+    for what, lines in edges.items():
+        print(f"leads-excel.csv, {what}: lines {lines}")
 
 
 if __name__ == "__main__":

@@ -22,12 +22,13 @@ from bulkimport.check import (
     invalid_code,
     is_phone_like,
     render_text,
+    repaired_code,
     select_campaign,
 )
 from bulkimport.cli import cli
 from bulkimport.errors import ConfigError
-from bulkimport.reader import ReaderOptions, sniff_format
-from bulkimport.states import InvalidReason
+from bulkimport.reader import ReaderOptions, read_batches, sniff_format
+from bulkimport.states import InvalidReason, RepairKind
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "name,phone1,email,city"
@@ -109,6 +110,13 @@ def test_classify_phone(value: str, code: str | None, number: str | None) -> Non
 def test_every_invalid_reason_has_a_group_of_its_own(reason: InvalidReason) -> None:
     code = invalid_code(reason)
     assert code == f"invalid-{reason.value}" and GROUP_TITLES[code]
+    assert "(not sent)" in GROUP_TITLES[code] or "not sent" in GROUP_TITLES[code]
+
+
+@pytest.mark.parametrize("kind", list(RepairKind))
+def test_every_repair_kind_has_a_group_of_its_own(kind: RepairKind) -> None:
+    code = repaired_code(kind)
+    assert code == f"repaired-{kind.value}" and "repaired" in GROUP_TITLES[code]
 
 
 def test_phone_like_names() -> None:
@@ -141,25 +149,67 @@ def test_duplicates_give_both_line_numbers(tmp_path: Path) -> None:
     ]
 
 
-def test_scientific_notation_in_any_field_is_reported_and_not_a_duplicate(
+def test_scientific_notation_in_a_phone_field_is_not_sent_and_elsewhere_reported(
     tmp_path: Path,
 ) -> None:
     lines = ["name,phone1,account", "A,1.38E+10,1", "B,1.38E+10,2", "C,13800138000,4.5E+17"]
     report = check(tmp_path, lines)
-    assert [line for line, _ in group(report, "excel-scientific")] == [2, 3, 4]
-    assert "account '4.5E+17' is in scientific notation" in group(report, "excel-scientific")[2][1]
+    assert [line for line, _ in group(report, "invalid-phone-digits-lost")] == [2, 3]
+    assert "(not sent)" in GROUP_TITLES["invalid-phone-digits-lost"]
+    assert group(report, "excel-scientific") == [
+        (4, "account '4.5E+17' is in scientific notation: its digits are lost; "
+         "re-export the column as text")
+    ]  # fmt: skip
     assert count(report, "duplicate-phone") == 0
     assert count(report, "phone-not-a-number") == 0
 
 
-def test_excel_marks_on_other_phone_fields(tmp_path: Path) -> None:
-    lines = ["name,phone1,phone2,memo", "A,13800138000,13900139000.0,x", "B,13800138001,'0201234,x"]
+def test_excel_marks_on_phone_fields_are_repaired_and_said_so(tmp_path: Path) -> None:
+    lines = [
+        "name,phone1,phone2,memo",
+        "A,13800138000,13900139000.0,x",
+        "B,13800138001,'0201234,x",
+        "C,13800138002.0,,x",
+    ]
     report = check(tmp_path, lines)
-    assert group(report, "excel-decimal")[0][0] == 2
-    assert "phone2" in group(report, "excel-decimal")[0][1]
-    assert group(report, "excel-apostrophe")[0][0] == 3
+    assert group(report, "repaired-decimal") == [
+        (2, "phone2 '13900139000.0' is sent as '13900139000'"),
+        (4, "phone1 '13800138002.0' is sent as '13800138002'"),
+    ]
+    assert group(report, "repaired-apostrophe") == [(3, "phone2 \"'0201234\" is sent as '0201234'")]
+    # Repairs are notes: what run does, not a problem.
+    assert report.clean and report.problems == 0
+    assert report.to_json()["repaired"] == {"decimal": 2, "apostrophe": 1}
+    text = render_text(report)
+    assert "repaired-decimal: phone number ending in .0: repaired" in text
     # Only the phone field takes part in duplicates and in the empty check.
     assert count(report, "required-empty") == 0
+
+
+def test_check_counts_what_the_reader_repairs_and_refuses(tmp_path: Path) -> None:
+    lines = ["name,phone1,Mobile", *(f"L{i},138{i:08d}.0,'139{i:08d}" for i in range(30))]
+    lines += ["X,1.38E+10,", "Y,,1.39E+10"]
+    path = write(tmp_path, lines)
+    reader = ReaderOptions(phone_field="phone1")
+    fmt = sniff_format(path, reader)
+    batches = list(read_batches(path, fmt, batch_rows=7))
+    report = check_file(path, reader)
+    for kind in RepairKind:
+        counted = sum(batch.repairs.get(kind, 0) for batch in batches)
+        assert count(report, repaired_code(kind)) == counted == 30
+    lost = [row.line for batch in batches for row in batch.rows if row.reason]
+    assert [line for line, _ in group(report, "invalid-phone-digits-lost")] == lost == [32, 33]
+
+
+def test_no_repair_makes_damaged_phone_numbers_problems(tmp_path: Path) -> None:
+    lines = ["name,phone1", "A,13800138000.0", "B,13800138001"]
+    report = check(tmp_path, lines, ReaderOptions(repair=False))
+    assert not report.clean
+    assert group(report, "invalid-phone-unrepaired") == [
+        (2, "phone1 '13800138000.0' ends in .0 (Excel stored it as a number); "
+         "not repaired (--no-repair): fix it in the file")
+    ]  # fmt: skip
+    assert count(report, "repaired-decimal") == 0
 
 
 def test_truncated_needs_a_clear_majority(tmp_path: Path) -> None:
@@ -191,12 +241,25 @@ def test_empty_phone_and_long_values(tmp_path: Path) -> None:
 
 
 def test_invalid_rows_are_grouped_with_their_reasons(tmp_path: Path) -> None:
-    lines = [HEADER, *good(2), "A,1,2", "", "B,13800000009,b||c,X", *good(1, 9)]
+    lines = [HEADER, *good(2), "A,1,2", "", "B,13800000009,b||c,X", 'C,"1,x,y', *good(1, 9)]
     report = check(tmp_path, lines)
     assert group(report, "invalid-cells") == [(4, "3 cells, the header has 4")]
-    assert group(report, "invalid-empty-line") == [(5, "empty line")]
     assert group(report, "invalid-pipe") == [(6, "the value of 'email' contains '||'")]
-    assert (report.records, report.invalid, report.fitting) == (6, 3, 4)
+    ((line, message),) = group(report, "invalid-unclosed-quote")
+    assert line == 7 and message.startswith("unclosed quote on line 7: ")
+    assert (report.records, report.invalid, report.fitting, report.blank_lines) == (6, 3, 4, 1)
+
+
+def test_blank_lines_are_a_note_not_a_problem(tmp_path: Path) -> None:
+    lines = [HEADER, *good(2), "", ",,,", " , ,\u3000,", *good(2, 5), "", ""]
+    report = check(tmp_path, lines)
+    assert report.clean and report.records == 4
+    assert report.blank_lines == 5
+    assert "5 blank lines (empty, or only delimiters and spaces) skipped: not records" in (
+        report.notes
+    )
+    assert report.to_json()["blank_lines"] == 5
+    assert render_text(report).endswith("No problems in 4 records; nothing was sent.")
 
 
 def test_examples_are_bounded_but_counts_exact(tmp_path: Path) -> None:
@@ -330,6 +393,7 @@ def test_json_shape(tmp_path: Path) -> None:
         {
             "code": "duplicate-phone",
             "title": "phone number already on an earlier line",
+            "problem": True,
             "count": 1,
             "examples": [
                 {
@@ -364,10 +428,22 @@ def test_cli_problems_exit_1_grouped_with_line_numbers(tmp_path: Path) -> None:
     assert result.exit_code == 1
     out = result.stdout
     assert "required-empty: empty required field (1)\n  line 5: phone1 is empty" in out
-    assert "excel-scientific: number in scientific notation (Excel; digits lost) (1)" in out
+    assert "invalid-phone-digits-lost: phone number in scientific notation" in out
     assert "  line 6: phone1 '1.38E+10' is in scientific notation" in out
     assert "  line 7: phone1 '13900000000' is already on line 2" in out
     assert out.rstrip().endswith("Found 3 problems in 3 groups (6 records); nothing was sent.")
+
+
+def test_cli_says_repaired_and_no_repair_says_not_sent(tmp_path: Path) -> None:
+    path = write(tmp_path, [HEADER, *good(3), "A,13800138009.0,x,Y"])
+    result = invoke(path)
+    assert result.exit_code == 0, result.output
+    assert "repaired-decimal: phone number ending in .0: repaired" in result.stdout
+    assert "  line 5: phone1 '13800138009.0' is sent as '13800138009'" in result.stdout
+    assert "No problems in 4 records" in result.stdout
+    refused = invoke(path, "--no-repair")
+    assert refused.exit_code == 1
+    assert "invalid-phone-unrepaired: " in refused.stdout and "(not sent)" in refused.stdout
 
 
 def test_cli_quiet_prints_only_the_problems(tmp_path: Path) -> None:
@@ -436,7 +512,7 @@ def test_cli_on_the_sample_file() -> None:
         "  line 103: 7 cells, the header has 9",  # ragged: too few
         "  line 226: 10 cells, the header has 9",  # ragged: too many
         "  line 123: the value of 'memo' contains '||'",
-        "  line 163: empty line",
+        "  note       1 blank line (empty, or only delimiters and spaces) skipped: not records",
         "  line 73: phone1 is empty",
         "  line 185: phone1 is empty",
         "  line 294: phone1 is empty",
@@ -446,3 +522,51 @@ def test_cli_on_the_sample_file() -> None:
     ):
         assert expected in out
     assert "encoding   utf-8, no byte-order mark (certain" in out
+
+
+def test_cli_refuses_an_encoding_the_bytes_contradict(tmp_path: Path) -> None:
+    path = write(tmp_path, ["name,phone1", "张三,13800000001", "李四,13800000002"])
+    result = invoke(path, "--encoding", "gb18030")
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: {path}: the file is UTF-8")
+    assert "'张三' as '寮犱笁'" in line and "drop --encoding" in line
+    assert invoke(path).exit_code == 0
+
+
+def test_cli_refuses_title_lines_with_the_skip_rows_to_give(tmp_path: Path) -> None:
+    lines = ["Customer list,,,", ",,,", HEADER, *good(5)]
+    path = write(tmp_path, lines)
+    result = invoke(path)
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"Error: {path}: line 1 ('Customer list') looks like a title")
+    assert line.endswith("the header seems to be line 3: add --skip-rows 2")
+    assert invoke(path, "--skip-rows", "2").exit_code == 0
+
+
+def test_cli_maps_a_column_by_its_position(tmp_path: Path) -> None:
+    path = write(tmp_path, ["name,phone1,phone1,city", "A,13800000001,13900000001,X"])
+    refused = invoke(path)
+    assert refused.exit_code == 2
+    assert "rename one by its position with --map '#3=FIELD'" in refused.stderr
+    result = invoke(path, "--map", "#3=phone2")
+    assert result.exit_code == 0, result.output
+    assert "phone1 -> phone2" in result.stdout
+
+
+def test_cli_on_the_excel_sample() -> None:
+    result = invoke(ROOT / "samples" / "leads-excel.csv")
+    assert result.exit_code == 1
+    out = result.stdout
+    for expected in (
+        "  line 4: name=王芳||phone1=13912000099||company=Acme Trading Co.||city=北京",
+        "  note       3 blank lines (empty, or only delimiters and spaces) skipped: not records",
+        "  line 13: unclosed quote on line 13: the value it opens runs to line 15",
+        "  line 9: phone1 '1.38E+10' is in scientific notation: its digits are lost",
+        "  line 6: phone1 '13800138001.0' is sent as '13800138001'",
+        "  line 7: phone1 \"'13800138002\" is sent as '13800138002'",
+    ):
+        assert expected in out
+    assert out.rstrip().endswith("Found 2 problems in 2 groups (15 records); nothing was sent.")

@@ -43,7 +43,7 @@ async def test_full_run_reaches_every_state_and_accounts_for_every_line(
     lines = [HEADER, *good_rows(40)]
     lines += [f"Again {i},139{i:08d},,X" for i in range(10)]  # duplicates of earlier rows
     lines += [f"No phone {i},,np{i}@example.com,X" for i in range(10)]  # rejected: 76
-    lines += ["ragged,1", "also||bad,13700000000,,X", ""]  # invalid locally (3 of them)
+    lines += ["ragged,1", "also||bad,13700000000,,X", '"unclosed,1,,X']  # invalid locally (3)
     lines += good_rows(5, start=100)
     csv_file = write_csv(tmp_path / "leads.csv", lines)
     result = await bulkimport(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -9,8 +11,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bulkimport.errors import ConfigError, InputError, RecordError
+from bulkimport.jobs.pipeline import reader_options
 from bulkimport.protocol import decode_record, encode_record
 from bulkimport.reader import (
+    DEFAULT_MAX_RECORD_LINES,
     FileFormat,
     ReaderOptions,
     normalize_delimiter,
@@ -18,8 +22,9 @@ from bulkimport.reader import (
     sniff_format,
 )
 from bulkimport.reader import format as reader_format
-from bulkimport.rows import Batch, NewRow
-from bulkimport.states import RowState
+from bulkimport.rows import Batch, NewRow, Repair
+from bulkimport.settings import resolve
+from bulkimport.states import InvalidReason, RepairKind, RowState
 
 HEADER = "name,phone1,city,memo"
 
@@ -36,6 +41,19 @@ def read_all(
     fmt = sniff_format(path, options)
     rows = [row for batch in read_batches(path, fmt, batch_rows=batch_rows) for row in batch.rows]
     return fmt, rows
+
+
+def read_counted(
+    path: Path, options: ReaderOptions | None = None, batch_rows: int = 1000
+) -> tuple[FileFormat, list[NewRow], int]:
+    """Like ``read_all``, with the number of blank lines the batches counted."""
+    fmt = sniff_format(path, options)
+    batches = list(read_batches(path, fmt, batch_rows=batch_rows))
+    return fmt, [row for batch in batches for row in batch.rows], blank_lines(batches)
+
+
+def blank_lines(batches: list[Batch]) -> int:
+    return sum(batch.blank_lines for batch in batches)
 
 
 def records(rows: list[NewRow]) -> list[str | None]:
@@ -66,10 +84,10 @@ def test_reads_utf8_records_with_line_numbers(tmp_path: Path) -> None:
 
 
 def test_keep_empty_sends_empty_fields(tmp_path: Path) -> None:
-    path = write(tmp_path, "a,b,c\n1,,3\n,,\n")
-    _, rows = read_all(path, ReaderOptions(keep_empty=True))
-    assert records(rows) == ["a=1||b=||c=3", None]
-    assert rows[1].message == "no values"
+    path = write(tmp_path, "a,b,c\n1,,3\n,,\n4,5,6\n")
+    _, rows, blank = read_counted(path, ReaderOptions(keep_empty=True))
+    assert records(rows) == ["a=1||b=||c=3", "a=4||b=5||c=6"]
+    assert blank == 1
 
 
 def test_last_line_without_newline_is_a_record_and_final_newline_is_not(tmp_path: Path) -> None:
@@ -175,7 +193,8 @@ def test_delimiters(tmp_path: Path, delimiter: str, option: str | None) -> None:
     other = "".join(d for d in ",;|\t" if d != delimiter)
     rows_in = [["name", "phone1", "memo"], ["A" + other, "1", other + "x"], ["C", "2", "z"]]
     text = "".join(delimiter.join(cells) + "\n" for cells in rows_in)
-    fmt, rows = read_all(write(tmp_path, text), ReaderOptions(delimiter=option))
+    options = ReaderOptions(delimiter=option, keep_spaces=True)
+    fmt, rows = read_all(write(tmp_path, text), options)
     assert fmt.delimiter == delimiter
     assert [row.cells for row in rows] == [tuple(cells) for cells in rows_in[1:]]
 
@@ -196,11 +215,36 @@ def test_quoted_delimiters_quotes_and_line_breaks(tmp_path: Path) -> None:
 @pytest.mark.parametrize("newline", ["\r\n", "\r", "\n"])
 def test_line_endings(tmp_path: Path, newline: str) -> None:
     text = newline.join(["a,b", "1,2", '"x\ny",3', "", "5,6"]) + newline
-    fmt, rows = read_all(write(tmp_path, text), batch_rows=1)
-    assert [row.line for row in rows] == [2, 3, 5, 6]
-    assert [row.message for row in rows] == [None, None, "empty line", None]
+    fmt, rows, blank = read_counted(write(tmp_path, text), batch_rows=1)
+    assert [row.line for row in rows] == [2, 3, 6]
+    assert [row.message for row in rows] == [None, None, None]
+    assert blank == 1
     assert rows[1].cells == ("x\ny", "3")
     assert_resumes_everywhere(write(tmp_path, text), fmt)
+
+
+def test_spaces_around_values_are_trimmed(tmp_path: Path) -> None:
+    text = (
+        "name,phone1,city,memo\n"
+        "甲, 13912000099 ,\u00a0北京\u3000,\t a  b \t\n"  # every value: the fast path
+        "乙,13912000098 , ,\n"  # empty values: the general path
+        '" 丙 ","\n13912000097\n",上海,x\n'
+    )
+    path = write(tmp_path, text)
+    _, rows = read_all(path)
+    assert records(rows) == [
+        "name=甲||phone1=13912000099||city=北京||memo=a  b",
+        "name=乙||phone1=13912000098",
+        "name=丙||phone1=13912000097||city=上海||memo=x",
+    ]
+    assert rows[0].cells == ("甲", "13912000099", "北京", "a  b")
+    fmt, kept = read_all(path, ReaderOptions(keep_spaces=True))
+    assert fmt.keep_spaces
+    assert records(kept)[:2] == [
+        "name=甲||phone1= 13912000099 ||city=\u00a0北京\u3000||memo=\t a  b \t",
+        "name=乙||phone1=13912000098 ||city= ",
+    ]
+    assert FileFormat.from_json(fmt.to_json()) == fmt
 
 
 def test_ragged_lines(tmp_path: Path) -> None:
@@ -225,16 +269,24 @@ def test_pipes_and_equals_in_values(tmp_path: Path) -> None:
     assert rows[3].record == "a=1||b=a|b"
 
 
-def test_empty_lines_and_empty_records(tmp_path: Path) -> None:
-    text = "a,b\n1,2\n\n,\n3,4\n\n"
-    _, rows = read_all(write(tmp_path, text))
-    assert [(row.line, row.message) for row in rows] == [
-        (2, None),
-        (3, "empty line"),
-        (4, "no values"),
-        (5, None),
-        (6, "empty line"),
-    ]
+def test_blank_lines_and_rows_of_bare_delimiters_are_counted_not_rows(tmp_path: Path) -> None:
+    # Blank lines, Excel's empty rows (delimiters only), cells of spaces only (a no-break
+    # space, an ideographic space, a tab), and the empty lines at the end of the file.
+    text = "a,b,c\n1,2,3\n\n,,\n , \t,\u3000\n\u00a0\n4,5,6\n,,,,,,\n\n\r\n"
+    path = write(tmp_path, text)
+    fmt, rows, blank = read_counted(path, batch_rows=1)
+    assert [(row.line, row.record) for row in rows] == [(2, "a=1||b=2||c=3"), (7, "a=4||b=5||c=6")]
+    assert blank == 7
+    assert_every_line_accounted_for(path, fmt)
+    assert_resumes_everywhere(path, fmt)
+
+
+def test_a_line_with_values_only_in_dropped_columns_has_no_values(tmp_path: Path) -> None:
+    path = write(tmp_path, "a,b,note\n1,2,x\n,,only a note\n")
+    _, rows, blank = read_counted(path, ReaderOptions(rename={"note": None}))
+    assert [(row.line, row.reason) for row in rows] == [(2, None), (3, InvalidReason.NO_VALUES)]
+    assert rows[1].message is not None and "dropped" in rows[1].message
+    assert blank == 0
 
 
 def test_skip_rows_and_blank_lines_before_the_header(tmp_path: Path) -> None:
@@ -259,10 +311,11 @@ def test_map_drop_and_set(tmp_path: Path) -> None:
     assert FileFormat.from_json(fmt.to_json()) == fmt
 
 
-def test_a_record_with_only_constants_has_no_values(tmp_path: Path) -> None:
-    path = write(tmp_path, "a,b\n,\n")
-    _, rows = read_all(path, ReaderOptions(constants=(("c", "1"),)))
-    assert rows[0].message == "no values"
+def test_a_blank_line_is_not_a_record_even_with_constants(tmp_path: Path) -> None:
+    path = write(tmp_path, "a,b\n,\n1,\n")
+    _, rows, blank = read_counted(path, ReaderOptions(constants=(("c", "1"),)))
+    assert [(row.line, row.record) for row in rows] == [(3, "a=1||c=1")]
+    assert blank == 1
 
 
 def test_mapping_a_missing_column_names_it_and_lists_the_columns(tmp_path: Path) -> None:
@@ -355,45 +408,184 @@ def test_unreadable_permissions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         sniff_format(path)
 
 
-def test_unclosed_quote_is_accounted_for(tmp_path: Path) -> None:
-    _, rows = read_all(write(tmp_path, 'a,b\n1,2\n"3,4\n5,6\n'))
-    assert [row.line for row in rows] == [2, 3]
-    assert rows[1].cells == ("3,4\n5,6\n",)
+def test_an_unclosed_quote_at_the_end_costs_its_own_line(tmp_path: Path) -> None:
+    path = write(tmp_path, 'a,b\n1,2\n"3,4\n5,6\n')
+    fmt, rows = read_all(path)
+    assert [(row.line, row.state) for row in rows] == [
+        (2, RowState.PENDING),
+        (3, RowState.INVALID),
+        (4, RowState.PENDING),
+    ]
+    assert rows[1].reason is InvalidReason.UNCLOSED_QUOTE
+    assert rows[1].message is not None and rows[1].message.startswith("unclosed quote on line 3")
+    assert rows[1].cells == ("3,4",)
+    assert rows[2].record == "a=5||b=6"
+    assert_resumes_everywhere(path, fmt)
+
+
+def leads(count: int) -> list[str]:
+    return [f"Lead {i},138{i:08d},City {i % 7},memo {i}" for i in range(count)]
+
+
+@pytest.mark.parametrize("quoted_elsewhere", [False, True])
+def test_an_unclosed_quote_costs_its_own_line_and_never_the_lines_after_it(
+    tmp_path: Path, quoted_elsewhere: bool
+) -> None:
+    lines = [HEADER, *leads(3000)]
+    lines[2] = 'Lead 1,13800000001,"City 1,memo 1'  # line 3: a quote that never closes
+    if quoted_elsewhere:
+        # Quoted values further down close and reopen the stray field.
+        for i in range(10, 3000, 7):
+            lines[i] = f'"Smith, J {i}",138{i:08d},City,"memo, {i}"'
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    fmt, rows = read_all(path, batch_rows=500)
+    assert [row.line for row in rows] == list(range(2, 3002))
+    invalid = [row for row in rows if row.state is RowState.INVALID]
+    assert [(row.line, row.reason) for row in invalid] == [(3, InvalidReason.UNCLOSED_QUOTE)]
+    message = invalid[0].message or ""
+    assert message.startswith("unclosed quote on line 3: ") and "\n" not in message
+    assert rows[2].record == "name=Lead 2||phone1=13800000002||city=City 2||memo=memo 2"
+    assert_every_line_accounted_for(path, fmt)
+
+
+def test_a_quoted_value_may_span_lines_up_to_the_bound(tmp_path: Path) -> None:
+    memo = "\n".join(f"note line {i}" for i in range(5))
+    path = write(tmp_path, f'{HEADER}\nA,1,X,"{memo}"\nB,2,Y,z\n')
+    fmt, rows = read_all(path)
+    assert [(row.line, row.state) for row in rows] == [(2, RowState.PENDING), (7, RowState.PENDING)]
+    assert rows[0].cells[3] == memo
+    fmt, rows = read_all(path, ReaderOptions(max_record_lines=4))
+    assert fmt.max_record_lines == 4
+    assert (rows[0].line, rows[0].reason) == (2, InvalidReason.UNCLOSED_QUOTE)
+    assert "more than 4 lines" in (rows[0].message or "")
+    assert [row.line for row in rows] == [2, 3, 4, 5, 6, 7]
+    assert rows[-1].record == "name=B||phone1=2||city=Y||memo=z"
+    assert_every_line_accounted_for(path, fmt)
+    assert_resumes_everywhere(path, fmt)
+    with pytest.raises(ConfigError, match="--max-record-lines"):
+        sniff_format(path, ReaderOptions(max_record_lines=0))
+
+
+def test_a_record_whose_quote_swallows_a_line_of_another_shape_is_cut(tmp_path: Path) -> None:
+    # The stray quote of line 3 is closed by the quote of line 4: one record of 5 cells.
+    text = f'{HEADER}\nA,1,X,m\nB,2,"Y,m\n"C",3,Z,n\nD,4,W,o\n'
+    path = write(tmp_path, text)
+    fmt, rows = read_all(path)
+    assert [(row.line, row.reason) for row in rows] == [
+        (2, None),
+        (3, InvalidReason.UNCLOSED_QUOTE),
+        (4, None),
+        (5, None),
+    ]
+    assert "runs to line 4" in (rows[1].message or "")
+    assert rows[2].record == "name=C||phone1=3||city=Z||memo=n"
+    assert_resumes_everywhere(path, fmt)
+
+
+def test_a_single_column_file_with_an_unclosed_quote(tmp_path: Path) -> None:
+    path = write(tmp_path, 'phone1\n1\n"2\n3\n')
+    fmt, rows = read_all(path)
+    assert [(row.line, row.state, row.record) for row in rows] == [
+        (2, RowState.PENDING, "phone1=1"),
+        (3, RowState.INVALID, None),
+        (4, RowState.PENDING, "phone1=3"),
+    ]
+    assert_resumes_everywhere(path, fmt)
+
+
+def test_a_legitimate_multiline_value_at_the_end_of_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, 'a,b\n1,"x\ny"')
+    _, rows = read_all(path)
+    assert [(row.line, row.record) for row in rows] == [(2, "a=1||b=x\ny")]
+
+
+def test_a_value_over_the_field_limit_costs_its_own_line(tmp_path: Path) -> None:
+    big = "x" * 200_000
+    long_lines = "".join("y" * 20_000 + "\n" for _ in range(10))
+    path = write(tmp_path, f'a,b\n1,{big}\n2,y\n3,"x\n{long_lines}4,z\n')
+    fmt, rows = read_all(path)
+    assert [(row.line, row.reason) for row in rows] == [
+        (2, InvalidReason.CSV),
+        (3, None),
+        (4, InvalidReason.UNCLOSED_QUOTE),
+        *((line, InvalidReason.CELLS) for line in range(5, 15)),
+        (15, None),
+    ]
+    assert "the quoted value runs past 131,072 characters" in (rows[2].message or "")
+    assert_resumes_everywhere(path, fmt)
 
 
 # --- resumption ------------------------------------------------------------------------------
 
 
 def assert_resumes_everywhere(path: Path, fmt: FileFormat) -> None:
-    """Resuming after any batch gives exactly the rows of a single pass."""
+    """Resuming after any batch gives exactly the rows (and blank lines) of a single pass."""
     batches: list[Batch] = list(read_batches(path, fmt, batch_rows=1))
     single = [row for batch in batches for row in batch.rows]
-    assert [row for batch in read_batches(path, fmt) for row in batch.rows] == single
-    done = 0
+    blank = blank_lines(batches)
+    whole = list(read_batches(path, fmt))
+    assert [row for batch in whole for row in batch.rows] == single
+    assert blank_lines(whole) == blank
+    done = counted = 0
     for batch in batches:
         done += len(batch.rows)
-        rest = [
-            row
-            for resumed in read_batches(
+        counted += batch.blank_lines
+        resumed = list(
+            read_batches(
                 path, fmt, start_offset=batch.end_offset, start_line=batch.next_line, batch_rows=2
             )
-            for row in resumed.rows
-        ]
-        assert rest == single[done:]
+        )
+        assert [row for rest in resumed for row in rest.rows] == single[done:]
+        assert counted + blank_lines(resumed) == blank
+        assert _add(repairs(batches[: batches.index(batch) + 1]), repairs(resumed)) == repairs(
+            batches
+        )
     if batches:
         assert batches[-1].end_offset == path.stat().st_size
+
+
+def _add(one: dict[RepairKind, int], other: dict[RepairKind, int]) -> dict[RepairKind, int]:
+    return {kind: one.get(kind, 0) + other.get(kind, 0) for kind in {*one, *other}}
+
+
+_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def assert_every_line_accounted_for(path: Path, fmt: FileFormat) -> None:
+    """Every physical line after the header is in a row or counted as blank: the lines of
+    each row (one, plus the line breaks inside its values) and the blank lines add up to
+    the lines of the file. Needs the values as read (``keep_spaces``): a trimmed value may
+    have lost a line break at its end."""
+    fmt = dataclasses.replace(fmt, keep_spaces=True)
+    batches = list(read_batches(path, fmt, batch_rows=7))
+    rows = [row for batch in batches for row in batch.rows]
+    in_rows = sum(1 + sum(len(_BREAK.findall(cell)) for cell in row.cells) for row in rows)
+    assert in_rows + blank_lines(batches) == count_lines(path, fmt)
+    lines = [row.line for row in rows]
+    assert lines == sorted(set(lines))
+
+
+def count_lines(path: Path, fmt: FileFormat) -> int:
+    """How many physical lines the file has after its header (a last line without a line
+    break counts)."""
+    text = path.read_bytes()[fmt.data_offset :].decode(fmt.encoding, "replace")
+    return len(_BREAK.findall(text)) + (1 if text and not _BREAK.search(text[-1]) else 0)
 
 
 def test_resumes_from_every_batch_boundary(tmp_path: Path) -> None:
     text = (
         "\ufeffname;phone1;memo\r\n"
         + "".join(f'张{i};138{i:08d};"line\r\nbreak {i}"\r\n' for i in range(5))
-        + "\r\nbad;row\rx;1;2\r\n"
+        + "\r\nbad;row\rx;1;2\r\n;;\r\n"
         + "".join(f"李{i};139{i:08d};m\n" for i in range(5))
+        + '王;"1;2\n'  # an unclosed quote, then more records
+        + "".join(f"赵{i};137{i:08d};m\n" for i in range(5))
+        + '钱;"2;"3\n\n'  # and one at the end of the file
     )
     path = write(tmp_path, text.encode("gb18030"))
-    fmt = sniff_format(path, ReaderOptions(encoding="gb18030"))
+    fmt = sniff_format(path, ReaderOptions(encoding="gb18030", max_record_lines=3))
     assert_resumes_everywhere(path, fmt)
+    assert_every_line_accounted_for(path, fmt)
 
 
 def test_batches_end_on_record_boundaries(tmp_path: Path) -> None:
@@ -447,13 +639,18 @@ def test_any_table_reads_back(
 ) -> None:
     text = "".join(csv_line(cells) + newline for cells in [["c0", "c1", "c2"], *table])
     path = write(tmp_path, text.encode(encoding))
-    fmt, rows = read_all(path, ReaderOptions(encoding=encoding, delimiter=","), batch_rows=2)
-    expected_cells = [tuple(cells) if any(cells) else None for cells in table]
-    assert len(rows) == len(table)
+    options = ReaderOptions(encoding=encoding, delimiter=",")
+    fmt, rows, blank = read_counted(path, options, batch_rows=2)
+    trimmed = [tuple(cell.strip() for cell in cells) for cells in table]
+    # A record of empty or blank cells is no row: its lines are counted as blank.
+    expected_cells = [cells for cells in trimmed if any(cells)]
+    assert blank == sum(
+        1 + len(_BREAK.findall(csv_line(cells)))
+        for cells, clean in zip(table, trimmed, strict=True)
+        if not any(clean)
+    )
+    assert len(rows) == len(expected_cells)
     for row, cells in zip(rows, expected_cells, strict=True):
-        if cells is None:
-            assert row.state is RowState.INVALID
-            continue
         assert row.cells == cells
         pairs = [(name, value) for name, value in zip(fmt.fields, cells, strict=True) if value]
         try:
@@ -463,6 +660,7 @@ def test_any_table_reads_back(
         else:
             assert (row.state, row.record) == (RowState.PENDING, expected)
     assert_resumes_everywhere(path, fmt)
+    assert_every_line_accounted_for(path, fmt)
 
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -481,8 +679,9 @@ def test_samples_hold_the_planted_problems() -> None:
         "priority",
         "memo",
     )
-    assert len(rows) == 301
-    assert [row.line for row in rows if row.state is RowState.INVALID] == [103, 123, 163, 226]
+    assert len(rows) == 300
+    assert [row.line for row in rows if row.state is RowState.INVALID] == [103, 123, 226]
+    assert 163 not in [row.line for row in rows]  # the blank line
     no_phone = [row.line for row in rows if row.record and "phone1=" not in row.record]
     assert no_phone == [73, 185, 294]
     gbk, gbk_rows = read_all(SAMPLES / "leads-gbk.csv")
@@ -508,3 +707,274 @@ def test_legacy_double_byte_text_is_not_taken_for_broken_utf8(tmp_path: Path) ->
     fmt, rows = read_all(write(tmp_path, ("\n".join(lines) + "\n").encode("gb18030")))
     assert fmt.encoding == "gb18030"
     assert rows[3].record == "name=王3||city=北京市朝阳区"
+
+
+# --- a forced encoding that the bytes contradict ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "forced", "what"),
+    [
+        ("name,phone1\n张三,13800000001\n李四,13800000002\n".encode(), "gb18030", "UTF-8"),
+        ("name,phone1\n张三,13800000001\n".encode(), "big5", "UTF-8"),
+        ("name,phone1\nJosé,13800000001\n".encode(), "cp1252", "UTF-8"),
+        (b"\xef\xbb\xbf" + "name,phone1\n张三,1\n".encode(), "gbk", "UTF-8 byte-order mark"),
+        (b"\xef\xbb\xbfname,phone1\nAnn,1\n", "latin-1", "UTF-8 byte-order mark"),
+        (b"\xff\xfe" + "name,phone1\nAnn,1\n".encode("utf-16-le"), "utf-8", "UTF-16"),
+    ],
+)
+def test_a_forced_encoding_the_bytes_contradict_is_refused(
+    tmp_path: Path, data: bytes, forced: str, what: str
+) -> None:
+    path = write(tmp_path, data)
+    with pytest.raises(InputError) as info:
+        sniff_format(path, ReaderOptions(encoding=forced))
+    message = str(info.value)
+    assert message.startswith(f"{path}: ")
+    assert "\n" not in message
+    assert what in message and forced in message
+    assert "drop --encoding" in message and "encoding" in message
+
+
+@pytest.mark.parametrize(
+    ("data", "forced", "expected"),
+    [
+        # Nothing but ASCII: every ASCII-compatible encoding reads it alike.
+        (b"name,phone1\nAnn,13800000001\n", "gb18030", "gb18030"),
+        (CHINESE.encode("gbk"), "gbk", "gb18030"),
+        ("name,phone1\n张三,1\n".encode(), "utf-8", "utf-8"),
+        ("name,phone1\n张三,1\n".encode("utf-8-sig"), "utf-8-sig", "utf-8"),
+        ("name,phone1\nAnn,1\n".encode("utf-16"), "utf-16", "utf-16-le"),
+    ],
+)
+def test_a_forced_encoding_the_bytes_allow_is_used(
+    tmp_path: Path, data: bytes, forced: str, expected: str
+) -> None:
+    fmt = sniff_format(write(tmp_path, data), ReaderOptions(encoding=forced))
+    assert fmt.encoding == expected
+
+
+# --- columns by position, title lines above the header -------------------------------------
+
+
+def test_map_names_a_column_by_its_position(tmp_path: Path) -> None:
+    path = write(tmp_path, "name,phone,phone,,memo\nA,1,2,x,m\n")
+    with pytest.raises(InputError, match=r"--map '#3=FIELD'"):
+        sniff_format(path, ReaderOptions(rename={"#4": "note"}))
+    with pytest.raises(InputError, match=r"column 4 has no name; name it with --map '#4=FIELD'"):
+        sniff_format(path, ReaderOptions(rename={"#3": "phone2"}))
+    options = ReaderOptions(rename={"phone": "phone1", "#3": "phone2", "#4": ""})
+    fmt, rows = read_all(path, options)
+    assert fmt.fields == ("name", "phone1", "phone2", None, "memo")
+    assert rows[0].record == "name=A||phone1=1||phone2=2||memo=m"
+    assert FileFormat.from_json(fmt.to_json()) == fmt
+
+
+def test_map_by_position_names_an_unnamed_column_at_the_right(tmp_path: Path) -> None:
+    path = write(tmp_path, "name,phone1,\nA,1,note\n")
+    fmt, rows = read_all(path, ReaderOptions(rename={"#3": "memo"}))
+    assert fmt.header == ("name", "phone1", "")
+    assert rows[0].record == "name=A||phone1=1||memo=note"
+
+
+@pytest.mark.parametrize("key", ["#0", "#4", "#99"])
+def test_map_by_a_position_the_file_does_not_have(tmp_path: Path, key: str) -> None:
+    path = write(tmp_path, "name,phone1,city\nA,1,X\n")
+    with pytest.raises(InputError, match=rf"--map '{key}=x': the file has 3 columns, #1 to #3"):
+        sniff_format(path, ReaderOptions(rename={key: "x"}))
+
+
+def test_a_name_that_cannot_be_mapped_by_name_is_advised_by_position(tmp_path: Path) -> None:
+    path = write(tmp_path, "name,a=b\nA,1\n")
+    with pytest.raises(InputError, match=r"contains '='.*--map '#2=FIELD'"):
+        sniff_format(path)
+    fmt = sniff_format(path, ReaderOptions(rename={"#2": "phone1"}))
+    assert fmt.fields == ("name", "phone1")
+
+
+EXCEL_TITLE = (
+    "Customer list,,,,\n"
+    ",,,,\n"
+    "name,phone1,city,company,memo\n"
+    "A,13800000001,Paris,Acme,\n"
+    "B,13800000002,Lyon,,x\n"
+    "C,13800000003,Nice,Globex,y\n"
+)
+HAND_TITLE = (
+    "Leads export\n"
+    "June 2024, all regions\n"
+    "\n"
+    "name;phone1;city;company\n"
+    "A;13800000001;Paris;Acme\n"
+    "B;13800000002;Lyon;Globex\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "skip_rows", "advice", "delimiter"),
+    [
+        (EXCEL_TITLE, 0, "--skip-rows 2", ","),
+        (HAND_TITLE, 0, "--skip-rows 3", ";"),
+        (HAND_TITLE, 1, "--skip-rows 3", ";"),
+        ("sep=;\nname;phone1;city\nA;1;X\nB;2;Y\n", 0, "--skip-rows 1", ";"),
+    ],
+)
+def test_title_lines_above_the_header_are_refused_with_the_skip_rows_to_give(
+    tmp_path: Path, text: str, skip_rows: int, advice: str, delimiter: str
+) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(InputError) as info:
+        sniff_format(path, ReaderOptions(skip_rows=skip_rows))
+    message = str(info.value)
+    assert message.startswith(f"{path}: ") and "\n" not in message
+    assert message.endswith(f"add {advice}")
+    skip = int(advice.rsplit(" ", 1)[1])
+    fmt, rows = read_all(path, ReaderOptions(skip_rows=skip))
+    assert fmt.delimiter == delimiter
+    assert fmt.header[:2] == ("name", "phone1")
+    assert [row.state for row in rows] == [RowState.PENDING] * len(rows)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        # Sparse data under a full header, a header with few names and rows as wide.
+        "name,phone1,phone2,email,city,memo\nA,1,,,,\nB,2,,,,\nC,,,,,x\n",
+        "name,phone1\nA,1\nB,\n",
+        "phone1\n1\n2\n",
+        "name,phone1,city\n",
+        # Blank lines and rows of bare delimiters above the header are not titles.
+        "\n,,\n  \nname,phone1,city\nA,1,X\nB,2,Y\n",
+    ],
+)
+def test_files_without_title_lines_are_read(tmp_path: Path, text: str) -> None:
+    fmt = sniff_format(write(tmp_path, text))
+    assert fmt.header[0] in ("name", "phone1")
+
+
+# --- numbers Excel damaged in phone fields ---------------------------------------------------
+
+PHONES = "name,phone1,phone2,Mobile,contact,account\n"
+DAMAGED = (
+    PHONES
+    + "A,13800138001.0,'13800138002,13800138003,x,4.5E+17\n"  # repaired; account as it is
+    + "B,1.38E+10,,,,\n"  # digits lost
+    + "C,13800138004,1.39E+10,,,\n"  # digits lost, in another phone field
+    + "D,13800138005,,'0755-1234567,,\n"  # a field named like a phone
+    + "E,13800138006,,,13800138007.00,\n"  # the --phone-field
+    + "F,+8613800138008,,,,\n"  # fine as it is
+)
+
+
+def repairs(batches: list[Batch]) -> dict[RepairKind, int]:
+    total: dict[RepairKind, int] = {}
+    for batch in batches:
+        for kind, count in batch.repairs.items():
+            total[kind] = total.get(kind, 0) + count
+    return total
+
+
+def test_phone_numbers_excel_damaged_are_repaired_or_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, DAMAGED)
+    fmt = sniff_format(path, ReaderOptions(phone_field="contact"))
+    assert fmt.phone_fields == ("phone1", "phone2", "Mobile", "contact")
+    assert fmt.repair and FileFormat.from_json(fmt.to_json()) == fmt
+    batches = list(read_batches(path, fmt, batch_rows=2))
+    rows = [row for batch in batches for row in batch.rows]
+    assert rows[0].record == (
+        "name=A||phone1=13800138001||phone2=13800138002||Mobile=13800138003||contact=x"
+        "||account=4.5E+17"
+    )
+    assert rows[0].cells[1:3] == ("13800138001", "13800138002")
+    assert rows[0].repairs == (
+        Repair("phone1", RepairKind.DECIMAL, "13800138001.0"),
+        Repair("phone2", RepairKind.APOSTROPHE, "'13800138002"),
+    )
+    assert [(row.line, row.reason) for row in rows[1:3]] == [
+        (3, InvalidReason.PHONE_DIGITS_LOST),
+        (4, InvalidReason.PHONE_DIGITS_LOST),
+    ]
+    assert rows[1].message == (
+        "phone1 '1.38E+10' is in scientific notation: its digits are lost; "
+        "re-export the column as text"
+    )
+    assert rows[1].cells[1] == "1.38E+10" and rows[1].repairs == ()
+    assert rows[3].record == "name=D||phone1=13800138005||Mobile=0755-1234567"
+    assert rows[4].record == "name=E||phone1=13800138006||contact=13800138007"
+    assert rows[5].record == "name=F||phone1=+8613800138008" and rows[5].repairs == ()
+    assert repairs(batches) == {RepairKind.DECIMAL: 2, RepairKind.APOSTROPHE: 2}
+    assert_resumes_everywhere(path, fmt)
+    # Without --phone-field, 'contact' is no phone field: its value is sent as it is.
+    _, plain = read_all(path)
+    assert plain[4].record == "name=E||phone1=13800138006||contact=13800138007.00"
+
+
+def test_no_repair_refuses_what_it_would_have_repaired(tmp_path: Path) -> None:
+    path = write(tmp_path, DAMAGED)
+    fmt = sniff_format(path, ReaderOptions(repair=False))
+    assert not fmt.repair
+    batches = list(read_batches(path, fmt))
+    rows = [row for batch in batches for row in batch.rows]
+    assert [(row.line, row.reason) for row in rows] == [
+        (2, InvalidReason.PHONE_UNREPAIRED),
+        (3, InvalidReason.PHONE_DIGITS_LOST),
+        (4, InvalidReason.PHONE_DIGITS_LOST),
+        (5, InvalidReason.PHONE_UNREPAIRED),
+        (6, None),
+        (7, None),
+    ]
+    assert rows[0].message == (
+        "phone1 '13800138001.0' ends in .0 (Excel stored it as a number); "
+        "not repaired (--no-repair): fix it in the file"
+    )
+    assert rows[3].message == (
+        "Mobile \"'0755-1234567\" starts with Excel's ' mark; "
+        "not repaired (--no-repair): fix it in the file"
+    )
+    assert repairs(batches) == {}
+
+
+def test_a_phone_field_that_is_not_sent_is_not_checked(tmp_path: Path) -> None:
+    path = write(tmp_path, DAMAGED)
+    _, rows = read_all(path, ReaderOptions(rename={"phone1": None, "phone2": None}))
+    assert rows[1].record == "name=B"
+
+
+def test_the_reading_options_reach_the_reader() -> None:
+    given = {"keep_spaces": True, "no_repair": True, "max_record_lines": "7", "phone_field": "tel"}
+    options = reader_options(resolve(given, {}, {}, need_target=False))
+    assert (options.keep_spaces, options.repair, options.max_record_lines) == (True, False, 7)
+    assert options.phone_field == "tel"
+    assert reader_options(resolve({}, {}, {}, need_target=False)) == ReaderOptions()
+    assert ReaderOptions().max_record_lines == DEFAULT_MAX_RECORD_LINES == 100
+
+
+RAW_CELL = st.text(alphabet=st.sampled_from('ab张 "\t'), max_size=4)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    lines=st.lists(st.lists(RAW_CELL, min_size=0, max_size=4), max_size=12),
+    max_record_lines=st.sampled_from([1, 2, 3, 100]),
+    block_bytes=st.sampled_from([5, 64, 1 << 20]),
+)
+def test_any_text_with_stray_quotes_is_accounted_for_and_resumes(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    lines: list[list[str]],
+    max_record_lines: int,
+    block_bytes: int,
+) -> None:
+    # Lines as people type them: quotes anywhere, never escaped, any number of cells.
+    monkeypatch.setattr("bulkimport.reader.lines.BLOCK_BYTES", block_bytes)
+    text = "".join(",".join(cells) + "\n" for cells in [["c0", "c1", "c2"], *lines])
+    path = write(tmp_path, text)
+    fmt = sniff_format(path, ReaderOptions(delimiter=",", max_record_lines=max_record_lines))
+    assert_resumes_everywhere(path, fmt)
+    assert_every_line_accounted_for(path, fmt)
+    for row in [row for batch in read_batches(path, fmt) for row in batch.rows]:
+        assert "\n" not in (row.message or "")
+        if row.reason is InvalidReason.UNCLOSED_QUOTE:
+            assert (row.message or "").startswith(f"unclosed quote on line {row.line}: ")

@@ -13,8 +13,20 @@ import pytest
 from bulkimport.errors import InputError
 from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
 from bulkimport.rows import NewRow
+from bulkimport.states import InvalidReason
+from tests.test_reader import assert_every_line_accounted_for
 
-CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
+
+def _find_corpus() -> Path:
+    """``shared/corpus`` next to the checkout, or next to any folder above it (a worktree)."""
+    here = Path(__file__).resolve().parents[1]
+    for folder in here.parents:
+        if (folder / "shared" / "corpus").is_dir():
+            return folder / "shared" / "corpus"
+    return here.parent / "shared" / "corpus"
+
+
+CORPUS = _find_corpus()
 
 pytestmark = pytest.mark.skipif(
     not CORPUS.is_dir(), reason=f"the shared CSV corpus is not at {CORPUS}"
@@ -31,23 +43,27 @@ def read_rows(path: Path, fmt: FileFormat) -> list[NewRow]:
     return [row for batch in read_batches(path, fmt, batch_rows=97) for row in batch.rows]
 
 
-def stdlib_record_count(path: Path, fmt: FileFormat) -> int:
-    """How many records the stdlib csv module finds after the header (a parser error counts
-    as one record, as the reader reports it as one invalid row)."""
+def stdlib_record_lines(path: Path, fmt: FileFormat) -> list[int]:
+    """The first line of each record the stdlib csv module finds after the header, blank
+    ones left out (a parser error counts as one record, as the reader reports it as one
+    invalid row)."""
     with open(path, "rb") as handle:
         handle.seek(fmt.data_offset)
         data = handle.read()
     text = codecs.decode(data, fmt.encoding, "replace")
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=fmt.delimiter)
-    count = 0
+    lines: list[int] = []
+    before = 0
     while True:
         try:
-            next(reader)
+            cells = next(reader)
         except StopIteration:
-            return count
+            return lines
         except csv.Error:
-            pass
-        count += 1
+            cells = ["error"]
+        if any(cell.strip() for cell in cells):
+            lines.append(fmt.data_line + before)
+        before = reader.line_num
 
 
 @pytest.mark.parametrize("path", corpus_files(), ids=lambda p: str(p.relative_to(CORPUS)))
@@ -59,10 +75,16 @@ def test_every_corpus_file_is_refused_cleanly_or_fully_accounted_for(path: Path)
         assert "\n" not in str(exc)
         return
     rows = read_rows(path, fmt)
-    assert len(rows) == stdlib_record_count(path, fmt)
     lines = [row.line for row in rows]
     assert lines == sorted(set(lines))
     assert all(line >= fmt.data_line for line in lines)
+    # Every line in a row or counted blank, and each message on one line naming a line.
+    assert_every_line_accounted_for(path, fmt)
+    assert all("\n" not in (row.message or "") for row in rows)
+    # Where no record had to be cut back to its first line, the rows are the stdlib's
+    # records (blank ones aside), line for line.
+    if all(row.reason is not InvalidReason.UNCLOSED_QUOTE for row in rows):
+        assert lines == stdlib_record_lines(path, fmt)
 
 
 SPECTRUM = CORPUS / "csv-spectrum"

@@ -23,13 +23,13 @@ from bulkimport.check.analysis import (
     PhoneChoice,
     PhoneSource,
     choose_phone_field,
-    classify_phone,
     invalid_code,
-    is_phone_like,
+    repaired_code,
     select_campaign,
 )
 from bulkimport.check.render import TEXT_EXAMPLES, render_text
 from bulkimport.reader import ReaderOptions, read_batches, sniff_format
+from bulkimport.reader.phones import classify_phone, is_phone_like
 
 __all__ = [
     "DEFAULT_EXAMPLE_LIMIT",
@@ -49,6 +49,7 @@ __all__ = [
     "invalid_code",
     "is_phone_like",
     "render_text",
+    "repaired_code",
     "select_campaign",
 ]
 
@@ -69,7 +70,7 @@ def check_file(
     fmt = sniff_format(path, reader_options)
     with Checker(fmt, options) as checker:
         for batch in read_batches(path, fmt):
-            checker.add(batch.rows)
+            checker.add_batch(batch)
             if on_progress is not None:
                 on_progress(batch.end_offset)
         return checker.finish(

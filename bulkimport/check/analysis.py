@@ -12,14 +12,22 @@ The groups, by code (stable: scripts may rely on them):
 ``schema-missing-required`` (``--schema``) a required field (or the key field) no column maps to
 ``phone-field-missing``     ``--phone-field`` names a field no column maps to
 ``invalid-*``               records the reader marks invalid (never sent), by reason: ``cells``
-                            (wrong number of cells), ``pipe`` (a ``|`` that would break the
-                            record), ``empty-line``, ``no-values``, ``encoding``, ``csv``,
-                            ``other``
+                            (wrong number of cells), ``no-values`` (values only in dropped
+                            columns), ``pipe`` (a ``|`` that would break the record),
+                            ``encoding``, ``csv``, ``unclosed-quote``, ``phone-digits-lost``
+                            (``1.38E+10`` in a phone field), ``phone-unrepaired`` (Excel's
+                            ``.0`` or ``'`` with ``--no-repair``): one group per
+                            ``InvalidReason``
+``repaired-*``              (a note, not a problem) phone numbers the reader repaired before
+                            sending them, by kind: ``decimal`` (a trailing ``.0``),
+                            ``apostrophe`` (a leading ``'``): one group per ``RepairKind``
 ``required-empty``          the phone field (or a field the schema requires) is empty
-``excel-scientific``        a value such as ``1.38E+10`` in any field: Excel showed a long
-                            number in scientific notation and its digits are gone
-``excel-decimal``           a phone number ending in ``.0`` (Excel stored it as a number)
-``excel-apostrophe``        a phone number starting with ``'`` (Excel's "this is text" mark)
+``excel-scientific``        a value such as ``1.38E+10`` in a field that is no phone field:
+                            Excel showed a long number in scientific notation and its digits
+                            are gone; it is sent as it is
+``excel-decimal``           a ``.0`` or ``'`` on the phone number checked when the reader does
+``excel-apostrophe``        not take that field for a phone field (a field the schema chose,
+                            with no ``--phone-field``): sent as it is
 ``phone-separators``        a phone number with spaces, dashes, dots or parentheses
 ``phone-not-a-number``      a phone field holding something else than digits (and those
                             separators, and one leading ``+``)
@@ -27,6 +35,10 @@ The groups, by code (stable: scripts may rely on them):
 ``duplicate-phone``         the phone number is already on an earlier line (both are given)
 ``value-too-long``          a value longer than ``max_length`` characters
 ==========================  ===================================================================
+
+What the reader does (invalid rows, repairs, blank lines) is reported from the rows and
+batches it yields: ``check`` has no rule of its own for it. The reader's phone fields are
+``--phone-field`` and the fields named like a phone (``reader.phones.is_phone_like``).
 
 Phone rules apply to the phone field and to fields named like one (``phone2``, ``Mobile``,
 ``tel_1``, ``手机``, ``电话``...). A leading ``+`` is an international number, never an alarm;
@@ -60,9 +72,10 @@ from typing import Any
 
 from bulkimport.campaign import Campaign, Schema
 from bulkimport.errors import ConfigError
-from bulkimport.reader import FileFormat
-from bulkimport.rows import NewRow
-from bulkimport.states import InvalidReason, RowState
+from bulkimport.reader import FileFormat, map_key
+from bulkimport.reader.phones import classify_phone, is_phone_like, is_scientific
+from bulkimport.rows import Batch, NewRow
+from bulkimport.states import InvalidReason, RepairKind, RowState
 
 #: A value longer than this is reported; call-center fields are mostly ``varchar(255)``.
 DEFAULT_MAX_LENGTH = 255
@@ -85,32 +98,29 @@ GROUP_TITLES: dict[str, str] = {
     "phone-field-missing": "the phone field is not in the file",
     "invalid-cells": "wrong number of cells (not sent)",
     "invalid-pipe": "a '|' that would break the record (not sent)",
-    "invalid-empty-line": "empty line (not sent)",
-    "invalid-no-values": "no values (not sent)",
+    "invalid-no-values": "values only in dropped columns (not sent)",
     "invalid-encoding": "undecodable bytes (not sent)",
     "invalid-csv": "unreadable CSV (not sent)",
+    "invalid-unclosed-quote": "unclosed quote (the line is not sent; the next lines are read)",
+    "invalid-phone-digits-lost": "phone number in scientific notation, its digits lost (not sent)",
+    "invalid-phone-unrepaired": "phone number with Excel's .0 or ' mark, --no-repair (not sent)",
+    "repaired-decimal": "phone number ending in .0: repaired, sent without the .0",
+    "repaired-apostrophe": "phone number starting with ': repaired, sent without Excel's mark",
     "required-empty": "empty required field",
-    "excel-scientific": "number in scientific notation (Excel; digits lost)",
-    "excel-decimal": "phone number ending in .0 (Excel stored it as a number)",
-    "excel-apostrophe": "phone number starting with ' (Excel's text mark)",
+    "excel-scientific": "number in scientific notation (Excel; digits lost; sent as it is)",
+    "excel-decimal": "phone number ending in .0 (sent as it is: not a phone field to run)",
+    "excel-apostrophe": "phone number starting with ' (sent as it is: not a phone field to run)",
     "phone-separators": "phone number with spaces, dashes or parentheses",
     "phone-not-a-number": "phone field that holds no phone number",
     "phone-truncated": "phone number that looks truncated (a leading digit lost)",
     "duplicate-phone": "phone number already on an earlier line",
     "value-too-long": "value too long",
 }
+#: Groups that say what run does, not what is wrong: they leave a file clean.
+NOTE_GROUPS = frozenset(code for code in GROUP_TITLES if code.startswith("repaired-"))
 
-_SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE]\+?\d+")
 # One search over the encoded record decides whether any cell needs the full test.
-_SCIENTIFIC_HINT = re.compile(r"\d[eE]\+?\d")
-_DECIMAL = re.compile(r"(\+?\d+)\.0+")
-_INTERNATIONAL = re.compile(r"\+\d+")
-_SEPARATED = re.compile(r"\+?[\d\s().\-]*\d[\d\s().\-]*")
-_NOT_DIGIT = re.compile(r"\D")
-_PHONE_LIKE = re.compile(
-    r"(?i)(?:(?:cell|mobile)[ _-]?)?(?:phone|mobile|tel|telephone|cell)"
-    r"(?:[ _-]?(?:no|num|number))?[ _-]?\d*|.*(?:手机|电话).*"
-)
+_SCIENTIFIC_HINT = re.compile(r"\d[eE][+-]?\d")
 
 
 class PhoneSource(StrEnum):
@@ -174,10 +184,16 @@ class Group:
     def title(self) -> str:
         return GROUP_TITLES[self.code]
 
+    @property
+    def problem(self) -> bool:
+        """A problem to fix, or a note on what run does (``NOTE_GROUPS``)."""
+        return self.code not in NOTE_GROUPS
+
     def to_json(self) -> dict[str, Any]:
         return {
             "code": self.code,
             "title": self.title,
+            "problem": self.problem,
             "count": self.count,
             "examples": [finding.to_json() for finding in self.examples],
             "more": self.count - len(self.examples),
@@ -196,21 +212,30 @@ class CheckReport:
     records: int
     invalid: int
     last_line: int
-    fitting: int  # records (not empty lines) with the header's number of cells
+    fitting: int  # records with the header's number of cells
     phone: PhoneChoice
     campaign: Campaign | None
     samples: tuple[tuple[int, str], ...]
     groups: tuple[Group, ...]
     notes: tuple[str, ...]
+    blank_lines: int = 0  # lines that are not records: empty, spaces, bare delimiters
 
     @property
     def problems(self) -> int:
-        """The number of findings; 0 means the file is clean."""
-        return sum(group.count for group in self.groups)
+        """The number of findings that are problems; 0 means the file is clean."""
+        return sum(group.count for group in self.groups if group.problem)
 
     @property
     def clean(self) -> bool:
-        return not self.groups
+        return not any(group.problem for group in self.groups)
+
+    @property
+    def repaired(self) -> dict[RepairKind, int]:
+        """How many values the reader repairs, per kind (kinds with none left out)."""
+        found = {group.code: group.count for group in self.groups}
+        return {
+            kind: found[repaired_code(kind)] for kind in RepairKind if repaired_code(kind) in found
+        }
 
     @property
     def encoding_source(self) -> str:
@@ -242,6 +267,8 @@ class CheckReport:
             "constants": dict(fmt.constants),
             "first_line": fmt.data_line,
             "records": self.records,
+            "blank_lines": self.blank_lines,
+            "repaired": {kind.value: count for kind, count in self.repaired.items()},
             "valid": self.records - self.invalid,
             "invalid": self.invalid,
             "phone_field": {"name": self.phone.name, "source": self.phone.source.value},
@@ -306,38 +333,14 @@ def choose_phone_field(
     return PhoneChoice(None, PhoneSource.NONE)
 
 
-def is_phone_like(name: str) -> bool:
-    """Whether a field's name says it holds a phone number (``phone2``, ``Mobile``, ``手机``)."""
-    return _PHONE_LIKE.fullmatch(name) is not None
-
-
-def classify_phone(value: str) -> tuple[str | None, str | None]:
-    """``(group code or None, normalised number or None)`` for a non-empty phone value.
-
-    The number is what duplicates are compared on: digits, with a leading ``+`` kept.
-    """
-    if value.isdigit() and value.isascii():
-        return None, value
-    if _SCIENTIFIC.fullmatch(value.strip()):
-        return "excel-scientific", None
-    if value.startswith("'"):
-        rest = value[1:]
-        _, number = classify_phone(rest) if rest else (None, None)
-        return "excel-apostrophe", number
-    decimal = _DECIMAL.fullmatch(value)
-    if decimal:
-        return "excel-decimal", decimal.group(1)
-    if _INTERNATIONAL.fullmatch(value) and value.isascii():
-        return None, value
-    if _SEPARATED.fullmatch(value) and value.isascii():
-        digits = _NOT_DIGIT.sub("", value)
-        return "phone-separators", ("+" + digits) if value.lstrip().startswith("+") else digits
-    return "phone-not-a-number", None
-
-
 def invalid_code(reason: InvalidReason) -> str:
     """The group of a row the reader marked invalid."""
     return f"invalid-{reason.value}"
+
+
+def repaired_code(kind: RepairKind) -> str:
+    """The group of the values the reader repaired this way."""
+    return f"repaired-{kind.value}"
 
 
 def _show(value: str, limit: int = 60) -> str:
@@ -421,7 +424,8 @@ class Checker:
         self.phone = choose_phone_field(fmt, self.options.phone_field, self.options.campaign)
         self.records = 0
         self.invalid = 0
-        self.empty_lines = 0
+        self.misfits = 0  # records without the header's number of cells
+        self.blank_lines = 0
         self.last_line = fmt.data_line - 1
         self.samples: list[tuple[int, str]] = []
         self.notes: list[str] = []
@@ -476,15 +480,16 @@ class Checker:
         if campaign is None:
             return
         where = f"campaign {campaign.id} ({campaign.name!r})"
-        for column, name in zip(fmt.header, fmt.fields, strict=True):
+        for index, (column, name) in enumerate(zip(fmt.header, fmt.fields, strict=True)):
             if name is not None and campaign.resolve(name) is None:
                 how = f"column {column!r}" if column == name else f"column {column!r} as {name!r}"
+                key = map_key(fmt.header, index)
                 self._add(
                     "schema-unknown-field",
                     Finding(
                         None,
                         f"{how}: {where} has no such field; rename it with "
-                        f"--map {column}=FIELD or drop it with --map {column}=",
+                        f"--map {key}=FIELD or drop it with --map {key}=",
                         name,
                     ),
                 )
@@ -533,6 +538,11 @@ class Checker:
         if self._limit is None or len(group.examples) < self._limit:
             group.examples.append(finding)
 
+    def add_batch(self, batch: Batch) -> None:
+        """Check a batch the reader made: its rows, and its blank lines."""
+        self.blank_lines += batch.blank_lines
+        self.add(batch.rows)
+
     def add(self, rows: Iterable[NewRow]) -> None:
         """Check a batch of rows (in file order)."""
         add = self._add
@@ -549,6 +559,8 @@ class Checker:
                 self._invalid_row(row)
                 continue
             cells, record = row.cells, row.record
+            if row.repairs:
+                self._repairs(line, row)
             if len(self.samples) < SAMPLE_RECORDS:
                 self.samples.append((line, record))
             # Both pre-tests look at the whole record at once: most rows pass them.
@@ -582,10 +594,25 @@ class Checker:
 
     def _invalid_row(self, row: NewRow) -> None:
         self.invalid += 1
+        width, cells = len(self.fmt.header), row.cells
+        if len(cells) < width or (len(cells) > width and any(cells[width:])):
+            self.misfits += 1
         reason = row.reason or InvalidReason.CELLS
-        if reason is InvalidReason.EMPTY_LINE:
-            self.empty_lines += 1
         self._add(invalid_code(reason), Finding(row.line, row.message or reason.value))
+
+    def _repairs(self, line: int, row: NewRow) -> None:
+        sent = dict(zip(self.fmt.fields, row.cells, strict=False))
+        for repair in row.repairs:
+            self._add(
+                repaired_code(repair.kind),
+                Finding(
+                    line,
+                    f"{repair.field} {_show(repair.original)} is sent as "
+                    f"{_show(sent.get(repair.field, ''))}",
+                    repair.field,
+                    repair.original,
+                ),
+            )
 
     def _long_values(self, line: int, cells: tuple[str, ...]) -> None:
         limit = self.options.max_length
@@ -605,7 +632,7 @@ class Checker:
     def _scientific_values(self, line: int, cells: tuple[str, ...]) -> None:
         for index, name in self._sent:
             value = cells[index].strip()
-            if _SCIENTIFIC.fullmatch(value):
+            if is_scientific(value):
                 self._add(
                     "excel-scientific",
                     Finding(
@@ -670,8 +697,11 @@ class Checker:
                 self._duplicates()
         finally:
             self.close()
-        wrong_width = self._groups["invalid-cells"].count if "invalid-cells" in self._groups else 0
         groups = tuple(self._groups[code] for code in GROUP_TITLES if code in self._groups)
+        notes = list(self.notes)
+        if self.blank_lines:
+            lines = f"{self.blank_lines:,} blank line{'s' if self.blank_lines != 1 else ''}"
+            notes.append(f"{lines} (empty, or only delimiters and spaces) skipped: not records")
         return CheckReport(
             path=path,
             format=self.fmt,
@@ -681,12 +711,13 @@ class Checker:
             records=self.records,
             invalid=self.invalid,
             last_line=self.last_line,
-            fitting=self.records - self.empty_lines - wrong_width,
+            fitting=self.records - self.misfits,
             phone=self.phone,
             campaign=self.options.campaign,
             samples=tuple(self.samples),
             groups=groups,
-            notes=tuple(self.notes),
+            notes=tuple(notes),
+            blank_lines=self.blank_lines,
         )
 
     def close(self) -> None:
@@ -706,8 +737,8 @@ class Checker:
 
 def _phone_finding(line: int, code: str, name: str | None, value: str) -> Finding:
     what = {
-        "excel-decimal": "ends in .0; re-export the column as text",
-        "excel-apostrophe": "starts with Excel's ' mark",
+        "excel-decimal": "ends in .0; give --phone-field to repair it, or re-export as text",
+        "excel-apostrophe": "starts with Excel's ' mark; give --phone-field to repair it",
         "phone-separators": "has separators; the dialer may want digits only",
         "phone-not-a-number": "is not a phone number",
     }[code]

@@ -28,9 +28,8 @@ def _describe_delimiter(report: CheckReport) -> str:
     fmt = report.format
     shown = "tab" if fmt.delimiter == "\t" else repr(fmt.delimiter)
     how = "given with --delimiter" if report.delimiter_given else "sniffed"
-    lines = report.records - sum(g.count for g in report.groups if g.code == "invalid-empty-line")
     return (
-        f"{shown} ({how}; {report.fitting:,} of {lines:,} records have the header's "
+        f"{shown} ({how}; {report.fitting:,} of {report.records:,} records have the header's "
         f"{len(fmt.header)} cells)"
     )
 
@@ -98,7 +97,7 @@ def render_text(
     if report.clean:
         out.append(f"No problems in {report.records:,} records; nothing was sent.")
     else:
-        groups = len(report.groups)
+        groups = sum(1 for group in report.groups if group.problem)
         out.append(
             f"Found {report.problems:,} problem{'s' if report.problems != 1 else ''} in "
             f"{groups} group{'s' if groups != 1 else ''} ({report.records:,} records); "

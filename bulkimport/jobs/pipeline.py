@@ -66,6 +66,10 @@ def reader_options(settings: Settings) -> ReaderOptions:
         rename=dict(read.rename),
         constants=read.constants,
         keep_empty=read.keep_empty,
+        keep_spaces=read.keep_spaces,
+        max_record_lines=read.max_record_lines,
+        phone_field=read.phone_field,
+        repair=read.repair,
     )
 
 

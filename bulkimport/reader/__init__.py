@@ -3,9 +3,13 @@
 - ``format``: ``ReaderOptions`` (what the user said) and ``sniff_format`` → ``FileFormat``
   (encoding, delimiter, header, mapping), stored with the job;
 - ``encoding``: which text encoding a file is in;
-- ``lines``: the file's physical lines, a block at a time, with their byte sizes;
-- ``records``: ``RecordMaker``, the one record encoder (cells → ``NewRow``);
-- ``batches``: ``read_batches``, the stream of ``Batch`` es with their resume positions.
+- ``lines``: the file's physical lines, a block at a time, with their byte sizes, and
+  ``LineSource``, which hands them to the csv parser with a bound on a record's lines;
+- ``phones``: which fields hold phone numbers, and what Excel does to them;
+- ``records``: ``RecordMaker``, the one record encoder (cells → ``NewRow``): values trimmed,
+  phone numbers repaired or refused, blank records counted;
+- ``batches``: ``read_batches``, the stream of ``Batch`` es with their resume positions, in
+  which every line is in a row or counted blank, and an unclosed quote costs its own line.
 
 A file that cannot be read at all raises ``InputError`` with one line naming the file and
 saying what to do next; a wrong option value raises ``ConfigError``.
@@ -14,8 +18,10 @@ saying what to do next; a wrong option value raises ``ConfigError``.
 from bulkimport.reader.batches import DEFAULT_BATCH_ROWS, file_size, read_batches
 from bulkimport.reader.encoding import BOMS, normalize_encoding
 from bulkimport.reader.format import (
+    DEFAULT_MAX_RECORD_LINES,
     FileFormat,
     ReaderOptions,
+    map_key,
     normalize_delimiter,
     sniff_delimiter,
     sniff_format,
@@ -25,11 +31,13 @@ from bulkimport.reader.records import RecordMaker, cells_rebuilder
 __all__ = [
     "BOMS",
     "DEFAULT_BATCH_ROWS",
+    "DEFAULT_MAX_RECORD_LINES",
     "FileFormat",
     "ReaderOptions",
     "RecordMaker",
     "cells_rebuilder",
     "file_size",
+    "map_key",
     "normalize_delimiter",
     "normalize_encoding",
     "read_batches",

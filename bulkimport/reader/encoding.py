@@ -29,6 +29,7 @@ MOSTLY_UTF8_MIN_CHARS = 10
 
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
+_NON_ASCII_RUN = re.compile(r"[^\x00-\x7f]+")
 
 
 #: Every byte-order mark and the codec it announces. UTF-32 LE before UTF-16 LE:
@@ -40,6 +41,14 @@ BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF16_LE, "utf-16-le"),
     (codecs.BOM_UTF16_BE, "utf-16-be"),
 )
+# How a byte-order mark's codec is named to a person.
+_FAMILY = {
+    "utf-8": "UTF-8",
+    "utf-16-le": "UTF-16",
+    "utf-16-be": "UTF-16",
+    "utf-32-le": "UTF-32",
+    "utf-32-be": "UTF-32",
+}
 #: Encodings whose line break is more than one byte: the width of one code unit.
 WIDE_UNIT = {"utf-16-le": 2, "utf-16-be": 2, "utf-32-le": 4, "utf-32-be": 4}
 # Supersets that decode everything the named encoding does, and more.
@@ -77,6 +86,7 @@ def detect_encoding(path: Path, sample: bytes, forced: str | None) -> tuple[str,
         if codec in ("utf-16", "utf-32"):
             wide = bom_codec if bom_codec and bom_codec.startswith(codec) else None
             codec = wide or _wide_without_bom(sample) or f"{codec}-le"
+        _refuse_contradicted(path, sample, forced, codec, bom_codec)
         # A BOM of the forced encoding is a mark, not text.
         return codec, 1.0, bom_length if codec == bom_codec else 0
     if bom_codec:
@@ -113,6 +123,38 @@ def detect_encoding(path: Path, sample: bytes, forced: str | None) -> tuple[str,
     if codec == "latin-1":
         codec = "cp1252" if _decodes(sample, "cp1252") else "latin-1"
     return codec, round(max(0.0, 1.0 - match.chaos), 3), 0
+
+
+def _refuse_contradicted(
+    path: Path, sample: bytes, forced: str, codec: str, bom_codec: str | None
+) -> None:
+    """Refuse a forced encoding that the bytes prove wrong: a byte-order mark of another
+    encoding, or non-ASCII text that decodes as UTF-8 given as anything else. Reading on
+    would store every non-ASCII value as mojibake (张三 as 寮犱笁) without a word."""
+    fix = "drop --encoding (or the profile's encoding)"
+    if bom_codec is not None and codec != bom_codec:
+        name = _FAMILY.get(bom_codec, bom_codec)
+        raise InputError(
+            f"{path}: the file starts with a {name} byte-order mark, so it is {name}, "
+            f"not {forced} as the encoding setting says; {fix} to read it as {name}"
+        )
+    if codec == "utf-8" or bom_codec is not None or sample.isascii():
+        return
+    complete = len(sample) < SAMPLE_BYTES
+    try:
+        text = codecs.getincrementaldecoder("utf-8")().decode(sample, final=complete)
+    except UnicodeDecodeError:
+        return
+    found = _NON_ASCII_RUN.search(text)
+    if found is None:  # the only non-ASCII bytes are a character cut at the sample's end
+        return
+    word = found.group()[:12]
+    misread = word.encode("utf-8").decode(codec, "replace")
+    raise InputError(
+        f"{path}: the file is UTF-8 (its non-ASCII text decodes as UTF-8, e.g. {word!r}), "
+        f"not {forced} as the encoding setting says, which would read {word!r} as "
+        f"{misread!r}; {fix} to read it as UTF-8"
+    )
 
 
 def _mostly_utf8(sample: bytes) -> float | None:

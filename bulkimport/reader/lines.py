@@ -1,4 +1,5 @@
-"""The physical lines of a text file, a block at a time, with the byte size of each.
+"""The physical lines of a text file, a block at a time, with the byte size of each, and
+``LineSource``, which hands them to the csv parser with a bound on the lines of a record.
 
 Reading needs exact byte offsets (so that it can resume at a record boundary) and fast
 splitting (in C, per block). Lines end at LF, CRLF or a bare CR.
@@ -123,33 +124,105 @@ def flat_lines(blocks: Iterable[Block]) -> Iterator[tuple[str, int]]:
         yield from zip(block.texts, block.sizes, strict=True)
 
 
-class Position:
-    """Where the csv parser is: the block it reads from, and lines that did not decode."""
-
-    __slots__ = ("bad", "first_line", "offset", "sizes")
-
-    def __init__(self, offset: int) -> None:
-        self.offset = offset  # byte offset of the current block
-        self.first_line = 0  # lines before the current block, counted from the start
-        self.sizes: list[int] = []
-        self.bad: set[int] = set()  # line indexes, counted from the start
-
-    def offset_after(self, lines_consumed: int) -> int:
-        """The byte offset just after the first ``lines_consumed`` lines."""
-        return self.offset + sum(self.sizes[: lines_consumed - self.first_line])
+class RecordTooLong(Exception):
+    """The record being parsed has run past its bound of lines (an unclosed quote)."""
 
 
-def tracked(blocks: Iterable[Block], position: Position) -> Iterator[list[str]]:
-    """Hand the blocks' lines on, keeping ``position`` on the block being parsed.
+class _Kept(NamedTuple):
+    first: int  # index of its first line, counted from where reading started
+    offset: int  # byte offset of its first line
+    texts: list[str]
+    sizes: list[int]
 
-    ``chain.from_iterable`` pulls the next block only once the parser asks for a line past
-    the current one, so after each record ``position`` describes the record's last block.
+
+class LineSource:
+    """The lines of a file from a byte offset, for the csv parser, a chunk at a time, kept
+    so that parsing can start again at any line of the record being parsed.
+
+    ``lines(first)`` yields the lines from line ``first`` (counted from where reading
+    started) in chunks of at most ``max_lines``. The parser pulls a chunk only when it needs
+    a line past the last one, so Python runs once per chunk, never per line. Before each
+    chunk the source checks the record being parsed: the reading loop keeps
+    ``record_start`` on its first line (counted from ``first``), and a record that has run
+    past ``max_lines`` lines raises ``RecordTooLong`` out of the parser. The parser reads at
+    most ``2 * max_lines`` lines of a record that never ends, however large the file.
+
+    Blocks are kept from the one holding the record being parsed: ``lines`` starting again
+    at a line of that record, ``line`` and ``offset_after`` need them. ``marks`` holds the
+    lines that did not decode, and the end mark: an empty line after the last one (``end``).
+    The parser reads the end mark as an empty record, or, if a quoted field is still open at
+    the end of the file, as part of it: the reading loop tells the two apart by its line.
     """
-    first_line, offset = 0, position.offset
-    for block in blocks:
-        position.first_line, position.offset, position.sizes = first_line, offset, block.sizes
-        if block.bad:
-            position.bad.update(first_line + index for index in block.bad)
-        yield block.texts
-        first_line += len(block.sizes)
-        offset += sum(block.sizes)
+
+    __slots__ = (
+        "_base",
+        "_blocks",
+        "_kept",
+        "_next_line",
+        "_next_offset",
+        "end",
+        "marks",
+        "max_lines",
+        "record_start",
+    )
+
+    def __init__(self, blocks: Iterator[Block], offset: int, max_lines: int) -> None:
+        self._blocks = blocks
+        self._kept: list[_Kept] = []
+        self._next_line = 0
+        self._next_offset = offset
+        self._base = 0
+        self.max_lines = max_lines
+        self.record_start = 0  # first line of the record being parsed, counted from _base
+        self.marks: set[int] = set()
+        self.end: int | None = None
+
+    def lines(self, first: int) -> Iterator[list[str]]:
+        """The lines from line ``first`` on, in chunks; ``record_start`` counts from it."""
+        self._base = first
+        self.record_start = 0
+        for kept in list(self._kept):
+            start = first - kept.first
+            if start < len(kept.texts):
+                yield from self._chunks(kept, max(start, 0))
+        for block in self._blocks:
+            kept = _Kept(self._next_line, self._next_offset, block.texts, block.sizes)
+            if block.bad:
+                self.marks.update(kept.first + index for index in block.bad)
+            self._next_line += len(block.sizes)
+            self._next_offset += sum(block.sizes)
+            self._keep(kept)
+            yield from self._chunks(kept, 0)
+        if self.end is None:
+            self.end = self._next_line
+            self.marks.add(self.end)
+            self._keep(_Kept(self.end, self._next_offset, [""], [0]))
+            yield [""]
+
+    def _keep(self, kept: _Kept) -> None:
+        """Keep ``kept``, and drop the blocks that end before the record being parsed."""
+        start = self._base + self.record_start
+        self._kept = [k for k in self._kept if k.first + len(k.texts) > start]
+        self._kept.append(kept)
+
+    def _chunks(self, kept: _Kept, start: int) -> Iterator[list[str]]:
+        texts, step = kept.texts, self.max_lines
+        for index in range(start, len(texts), step):
+            if kept.first + index - self._base - self.record_start > step:
+                raise RecordTooLong
+            yield texts[index : index + step] if index or len(texts) > step else texts
+
+    def offset_after(self, lines: int) -> int:
+        """The byte offset just after the first ``lines`` lines (counted from where reading
+        started): the first line of the record being parsed, or a line before it in the
+        same block."""
+        for kept in reversed(self._kept):
+            if kept.first <= lines:
+                return kept.offset + sum(kept.sizes[: lines - kept.first])
+        return self._next_offset
+
+    def line(self, index: int) -> str:
+        """The text of line ``index``, without its line break: a line of the record being
+        parsed."""
+        kept = next(kept for kept in reversed(self._kept) if kept.first <= index)
+        return kept.texts[index - kept.first].rstrip("\r\n")

@@ -1,9 +1,20 @@
 """From the cells of one record of the file to the row that is stored: the one record encoder.
 
-``RecordMaker.make`` encodes exactly as ``protocol.encode_record`` would, but fast: the names
+``RecordMaker`` encodes exactly as ``protocol.encode_record`` would, but fast: the names
 were checked once (when the header was mapped), so a record can only fail on a value holding
 ``|``, and counting the ``|`` of the joined record tells whether one does. Such a record, and
 only such a one, goes through ``encode_record`` for its verdict and message.
+
+Values are trimmed of the whitespace around them (spaces, tabs, the no-break space U+00A0,
+the ideographic space U+3000: ``str.strip``) unless the format keeps spaces. A record whose
+cells are all empty or blank is no row at all: ``make`` returns ``None`` and counts it in
+``blank_records``.
+
+The numbers of the format's phone fields are examined (``phones.examine_phone``): one whose
+digits Excel lost makes the row invalid; Excel's ``.0`` and ``'`` are taken out, the row
+says so in ``NewRow.repairs`` and ``repaired`` counts them per kind (or, if the format does
+not repair, the row is invalid). A record whose phone numbers are all digits never pays for
+more than one ``isdigit``.
 
 ``cells_rebuilder`` is the way back, for the formats that lose nothing on the way: it gives a
 row's cells back from its record, so storage need not keep them twice.
@@ -12,25 +23,33 @@ row's cells back from its record, so storage need not keep them twice.
 from __future__ import annotations
 
 import operator
+from collections import Counter
 from collections.abc import Callable, Sequence
 from itertools import compress
 
 from bulkimport.errors import RecordError
 from bulkimport.protocol import RECORD_SEPARATOR, decode_record, encode_record
 from bulkimport.reader.format import FileFormat
-from bulkimport.rows import NewRow
-from bulkimport.states import InvalidReason, RowState
+from bulkimport.reader.phones import examine_phone
+from bulkimport.rows import NewRow, Repair
+from bulkimport.states import InvalidReason, RepairKind, RowState
 
 _new_tuple = tuple.__new__
 _PENDING = RowState.PENDING
 _INVALID = RowState.INVALID
+
+#: ``maker()``'s function: the row of a record starting at a line, from the cells the csv
+#: parser gives (a list), or ``None`` for a blank record.
+MakeRow = Callable[[int, list[str]], NewRow | None]
 
 
 class RecordMaker:
     """Turns the cells of one record of a file of format ``fmt`` into its ``NewRow``.
 
     ``template`` (``name=%s||phone1=%s...``) encodes, in one C call, the common record that
-    has every cell of the header and no empty one; anything else takes the general path.
+    has every cell of the header and no empty one; a record with empty cells joins the
+    others in C too; anything else (a wrong number of cells, a ``|`` in a value, a blank
+    record) takes the general path, ``make``.
     """
 
     def __init__(self, fmt: FileFormat) -> None:
@@ -46,6 +65,7 @@ class RecordMaker:
             self.pick = lambda cells: (cells[only],)
         else:
             self.pick = operator.itemgetter(*kept)
+        self.trim = not fmt.keep_spaces
         self.constants = fmt.constants
         self.keep_empty = fmt.keep_empty
         self.tail = "".join(f"{RECORD_SEPARATOR}{name}={value}" for name, value in fmt.constants)
@@ -58,43 +78,98 @@ class RecordMaker:
         ) + self.tail.replace("%", "%%")
         self.template_pipes = 2 * len(self.prefixes) + self.tail_pipes
         self.undecodable = f"undecodable bytes (not {fmt.encoding}); try another --encoding"
+        # The phone fields: (index of the column, field name).
+        self.phones = [
+            (index, name)
+            for index, name in enumerate(fmt.fields)
+            if name is not None and name in fmt.phone_fields
+        ]
+        self.repair = fmt.repair
+        #: Blank records met so far (``make`` returned ``None``); the reader resets it.
+        self.blank_records = 0
+        #: Values repaired so far in pending rows, per kind; the reader resets it.
+        self.repaired: Counter[RepairKind] = Counter()
 
-    def make(self, line: int, cells: tuple[str, ...], undecodable: bool = False) -> NewRow:
-        """The row for a record starting at ``line`` (any record, valid or not)."""
-        return self.maker()(line, cells, undecodable)
+    def clean(self, cells: Sequence[str]) -> tuple[str, ...]:
+        """The cells as they are sent: trimmed, unless the format keeps spaces."""
+        return tuple(map(str.strip, cells)) if self.trim else tuple(cells)
 
-    def maker(self) -> Callable[[int, tuple[str, ...], bool], NewRow]:
-        """``make`` as a plain function, for loops over millions of records: the common case
-        (the header's width, no empty value, no '|' in any) runs on local names only."""
-        width, pick, template = self.width, self.pick, self.template
+    def make(self, line: int, cells: Sequence[str], undecodable: bool = False) -> NewRow | None:
+        """The row for a record starting at ``line`` (any record, valid or not), or ``None``
+        for a blank one (counted in ``blank_records``)."""
+        return self._make(line, self.clean(cells), undecodable)
+
+    def maker(self) -> MakeRow:
+        """``make`` as a plain function, for loops over millions of records: the common cases
+        (the header's width, no '|' in a value) run on local names only."""
+        width, pick, template, tail = self.width, self.pick, self.template, self.tail
         template_pipes, general = self.template_pipes, self._make
+        prefixes, keep_empty, trim = self.prefixes, self.keep_empty, self.trim
+        # Pipes of a record of n parts: 2 * n + part_pipes.
+        part_pipes = self.tail_pipes
+        join, add, strip = RECORD_SEPARATOR.join, operator.add, str.strip
         if not self.countable:
-            return general
+            return lambda line, cells: general(line, self.clean(cells), False)
+        columns = [index for index, _ in self.phones]
+        # The phone numbers of a record as one text: all digits (or empty) needs no more.
+        # One or two phone fields (the common case) are read without a call.
+        phone_count = len(columns)
+        first_phone, second_phone = [*columns, 0, 0][:2]
+        phones_of = operator.itemgetter(*columns) if phone_count > 2 else None
 
-        def make(line: int, cells: tuple[str, ...], undecodable: bool = False) -> NewRow:
-            if not undecodable and len(cells) == width:
+        def make(line: int, raw: list[str]) -> NewRow | None:
+            cells = tuple(map(strip, raw)) if trim else tuple(raw)
+            if len(cells) == width and (trim or cells[0].strip()):
+                if phone_count:
+                    if phone_count == 1:
+                        phones = cells[first_phone]
+                    elif phones_of is None:
+                        phones = cells[first_phone] + cells[second_phone]
+                    else:
+                        phones = "".join(phones_of(cells))
+                    if phones and not phones.isdigit():
+                        return general(line, cells, False)
                 values = cells if pick is None else pick(cells)
-                if "" not in values:
+                if "" not in values or (keep_empty and any(values)):
                     record = template % values
                     if record.count("|") == template_pipes:
-                        return _new_tuple(NewRow, (line, _PENDING, record, cells, None, None))
-            return general(line, cells, undecodable)
+                        return _new_tuple(NewRow, (line, _PENDING, record, cells, None, None, ()))
+                else:
+                    # Empty cells are left out: join the others, in C.
+                    parts = len(values) - values.count("")
+                    if parts:
+                        record = join(map(add, compress(prefixes, values), filter(None, values)))
+                        record += tail
+                        if record.count("|") == 2 * parts + part_pipes:
+                            return _new_tuple(
+                                NewRow, (line, _PENDING, record, cells, None, None, ())
+                            )
+            return general(line, cells, False)
 
         return make
 
-    def _make(self, line: int, cells: tuple[str, ...], undecodable: bool) -> NewRow:
-        count = len(cells)
-        width = self.width
+    def _make(self, line: int, cells: tuple[str, ...], undecodable: bool) -> NewRow | None:
         if undecodable:
             return NewRow(line, _INVALID, None, cells, InvalidReason.ENCODING, self.undecodable)
-        if count != width and (count < width or any(cells[width:])):
-            if not count:
-                return NewRow(line, _INVALID, None, cells, InvalidReason.EMPTY_LINE, "empty line")
+        if not any(map(str.strip, cells)):
+            self.blank_records += 1
+            return None
+        count = len(cells)
+        width = self.width
+        if count != width and (count < width or any(map(str.strip, cells[width:]))):
             message = f"{count} cells, the header has {width}"
             return NewRow(line, _INVALID, None, cells, InvalidReason.CELLS, message)
-        values = cells[:width] if self.pick is None else self.pick(cells)
+        sent: tuple[str, ...] = cells
+        repairs: tuple[Repair, ...] = ()
+        if self.phones:
+            examined = self._examine_phones(line, cells)
+            if isinstance(examined, NewRow):
+                return examined
+            sent, repairs = examined
+        values = sent[:width] if self.pick is None else self.pick(sent)
         if not any(values):
-            return NewRow(line, _INVALID, None, cells, InvalidReason.NO_VALUES, "no values")
+            message = "no values to send: the line's values are all in dropped columns"
+            return NewRow(line, _INVALID, None, cells, InvalidReason.NO_VALUES, message)
         if self.keep_empty:
             parts = list(map(operator.add, self.prefixes, values))
         else:
@@ -110,7 +185,47 @@ class RecordMaker:
                 record = encode_record(pairs + list(self.constants))
             except RecordError as exc:
                 return NewRow(line, _INVALID, None, cells, InvalidReason.PIPE, str(exc))
-        return NewRow(line, _PENDING, record, cells)
+        if repairs:
+            self.repaired.update(repair.kind for repair in repairs)
+        return NewRow(line, _PENDING, record, sent, None, None, repairs)
+
+    def _examine_phones(
+        self, line: int, cells: tuple[str, ...]
+    ) -> NewRow | tuple[tuple[str, ...], tuple[Repair, ...]]:
+        """The cells with their phone numbers repaired and the repairs, or the invalid row
+        of a number that cannot be sent."""
+        repaired: list[str] | None = None
+        repairs: list[Repair] = []
+        for index, name in self.phones:
+            value = cells[index]
+            if not value or (value.isdigit() and value.isascii()):
+                continue
+            verdict = examine_phone(value)
+            if verdict.lost:
+                message = (
+                    f"{name} {value!r} is in scientific notation: its digits are lost; "
+                    "re-export the column as text"
+                )
+                reason = InvalidReason.PHONE_DIGITS_LOST
+                return NewRow(line, _INVALID, None, cells, reason, message)
+            if not verdict.repairs:
+                continue
+            if not self.repair:
+                what = _ARTEFACTS[verdict.repairs[0]]
+                message = f"{name} {value!r} {what}; not repaired (--no-repair): fix it in the file"
+                reason = InvalidReason.PHONE_UNREPAIRED
+                return NewRow(line, _INVALID, None, cells, reason, message)
+            repaired = repaired or list(cells)
+            repaired[index] = verdict.value
+            repairs.extend(Repair(name, kind, value) for kind in verdict.repairs)
+        return (cells if repaired is None else tuple(repaired)), tuple(repairs)
+
+
+# What each artefact is, for a message about a value that has it.
+_ARTEFACTS = {
+    RepairKind.DECIMAL: "ends in .0 (Excel stored it as a number)",
+    RepairKind.APOSTROPHE: "starts with Excel's ' mark",
+}
 
 
 def cells_rebuilder(fmt: FileFormat) -> Callable[[str], tuple[str, ...]] | None:

@@ -14,7 +14,9 @@ implementation (``bulkimport.storage.sqlite``) is one of these; the contract sui
 
 Guarantees every implementation keeps (and the contract suite checks):
 - each write has committed when its method returns; a crash loses nothing returned;
-- rows are added together with the reading position after them: never twice, never lost;
+- rows are added together with the reading position after them, and with the blank lines
+  and repairs the reader counted among them (``Job.blank_lines``, ``Job.repairs``): never
+  twice, never lost;
 - a claim moves rows from ``pending`` to ``in_flight`` atomically and names its runner; a row
   is claimed by one runner at a time; outcomes are recorded only for rows still in flight;
 - ``recover_in_flight`` takes back rows whose runner is dead, never a live runner's, and
@@ -115,8 +117,10 @@ class IngestStore(Protocol):
         on_batch: Callable[[Ingested], None] | None = None,
         stop: threading.Event | None = None,
     ) -> int:
-        """Store ``batches`` into a job being read, each with its reading position in one
-        commit; return how many rows. Setting ``stop`` ends it after the batch in hand."""
+        """Store ``batches`` into a job being read, each with its reading position, its
+        ``blank_lines`` and its ``repairs`` (added to the job's) in one commit; return how
+        many rows. ``on_batch`` hears of each commit (totals of this ingest so far). Setting
+        ``stop`` ends it after the batch in hand."""
         ...
 
     async def add_rows(

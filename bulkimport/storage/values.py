@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, NamedTuple, NewType
 
 from bulkimport.reader.format import FileFormat
-from bulkimport.rows import FileIdentity, TargetRef
-from bulkimport.states import JobState, RemoteState, RowState, StopCause
+from bulkimport.rows import NO_REPAIRS, FileIdentity, TargetRef
+from bulkimport.states import JobState, RemoteState, RepairKind, RowState, StopCause
 
 #: Who claimed a row: one process that held ``Storage.runner()``.
 RunnerId = NewType("RunnerId", int)
@@ -40,6 +41,9 @@ class Job:
     next_try_at: float | None = None  # ...and when the next probe goes
     pace_per_s: float | None = None  # the pace sending holds (calls per second)
     latency_s: float | None = None  # the latency it sees (recent average)
+    blank_lines: int = 0  # lines read that are no record (empty, spaces, bare delimiters)
+    #: Phone numbers repaired while reading, per kind (kinds with none left out).
+    repairs: Mapping[RepairKind, int] = field(default_factory=dict)
 
     @property
     def target_key(self) -> str:
@@ -104,3 +108,5 @@ class Ingested(NamedTuple):
     rows: int  # rows stored by this ingest so far
     end_offset: int  # byte offset where reading resumes
     next_line: int  # line number where reading resumes
+    blank_lines: int = 0  # blank lines counted by this ingest so far
+    repairs: Mapping[RepairKind, int] = NO_REPAIRS  # values repaired by it so far, per kind

@@ -1,6 +1,6 @@
 """Bad input through the command line: never a traceback; either one clear line and exit 2,
-or every physical record of the file accounted for (a row to send, or ``invalid`` with its
-line number and a reason), and after ``run`` every row settled.
+or every physical line of the file accounted for (in a row to send, in one ``invalid`` with
+its line number and a reason, or counted as blank), and after ``run`` every row settled.
 
 Every file of the shared third-party corpus is staged through the command's code (click's
 ``CliRunner``, in-process: 500 child processes would take minutes); files made here, and a
@@ -19,10 +19,12 @@ import pytest
 from click.testing import CliRunner
 
 from bulkimport.cli import cli
-from bulkimport.reader import FileFormat
+from bulkimport.reader import FileFormat, read_batches
 from bulkimport.sandbox import SandboxHandle
+from bulkimport.states import RepairKind
+from bulkimport.storage.sqlite import SqliteStorage
 from tests.helpers import HEADER, Done, bulkimport, customers, query, target
-from tests.test_reader_corpus import CORPUS, corpus_files, stdlib_record_count
+from tests.test_reader_corpus import CORPUS, corpus_files
 
 NOWHERE = ["--url", "http://127.0.0.1:9/", "--org", "o", "--user", "u", "--campaign", "1"]
 SENT_STATES = {"done", "duplicate", "rejected"}
@@ -50,23 +52,28 @@ def job_rows(db: Path, job: int) -> list[tuple[int, str, str | None, str | None,
     )
 
 
-def physical_records(db: Path, job: int, path: Path) -> int:
-    """How many records the stdlib csv module finds after the header, read as the job reads."""
+def read_lines(db: Path, job: int, path: Path) -> list[int]:
+    """The lines of the rows the reader makes of the file, read as the job reads it (the
+    reader's own accounting of every line is tested on the same files in
+    ``test_reader_corpus``)."""
     (fmt_json,) = query(db, "SELECT format_json FROM jobs WHERE id = ?", job)[0]
-    return stdlib_record_count(path, FileFormat.from_json(fmt_json))
+    fmt = FileFormat.from_json(fmt_json)
+    return [row.line for batch in read_batches(path, fmt) for row in batch.rows]
 
 
 def assert_accounted_for(
     db: Path, summary: dict[str, object], path: Path, records: int | None, *, sent: bool
 ) -> list[tuple[int, str, str | None, str | None, str | None]]:
-    """Every physical record is one row: ``records`` of them (or as many as the stdlib csv
-    module finds), lines in order, each invalid row with a reason; after sending, every row
-    settled, and each row sent with the server's answer."""
+    """Every record the reader makes is one row: ``records`` of them (and the rows the
+    reader makes of the file), lines in order, each invalid row with a reason; after
+    sending, every row settled, and each row sent with the server's answer."""
     job = int(str(summary["job"]))
     rows = job_rows(db, job)
-    expected = records if records is not None else physical_records(db, job, path)
-    assert len(rows) == expected == summary["total"]
-    lines = [line for line, *_ in rows]
+    lines = read_lines(db, job, path)
+    assert [line for line, *_ in rows] == lines
+    assert len(rows) == summary["total"]
+    if records is not None:
+        assert len(rows) == records
     assert lines == sorted(set(lines))
     assert all(line >= 2 for line in lines)
     for line, state, record, code, message in rows:
@@ -152,6 +159,35 @@ def _huge_field(path: Path) -> None:
     path.write_bytes(f"name,phone1,memo\nBig,13900000001,{big}\nSmall,13900000002,m\n".encode())
 
 
+def _unclosed_quote(path: Path) -> None:
+    """A stray quote opening a value on line 3 of 5,000 rows: past the csv parser's field
+    limit, it used to swallow some 2,300 lines into one invalid row."""
+    rows = [f"Lead {i},139{i:08d},lead{i}@example.com,City {i % 7}" for i in range(5_000)]
+    rows[1] = 'Lead 1,13900000001,"lead1@example.com,City 1'
+    path.write_bytes(("\n".join([HEADER, *rows]) + "\n").encode())
+
+
+def _excel_blank_rows(path: Path) -> None:
+    """Excel's empty rows (bare delimiters), blank lines, and empty lines at the end."""
+    rows = [f"张伟{i},1380000{i:04d},,北京" for i in range(30)]
+    rows[10:10] = [",,,", ""]
+    rows[20:20] = [" , ,\u3000,"]
+    path.write_bytes(("\n".join([HEADER, *rows, ",,,", ",,,", "", ""]) + "\n").encode())
+
+
+def _spaces(path: Path) -> None:
+    rows = [f"张伟{i}, 1380000{i:04d} ,,\u00a0北京\u3000" for i in range(30)]
+    path.write_bytes(("\n".join([HEADER, *rows]) + "\n").encode())
+
+
+EXCEL_PHONES = [
+    "张伟0,13800000000.0,,北京",  # .0 removed
+    "张伟1,'13800000001,,北京",  # leading ' removed
+    "张伟2,1.38E+10,,北京",  # digits lost: invalid
+    *(f"张伟{i},1380000{i:04d},,北京" for i in range(3, 30)),
+]
+
+
 def _directory(path: Path) -> None:
     path.mkdir()
 
@@ -178,6 +214,13 @@ CASES: dict[str, Case] = {
     "10mb-field": Case(_huge_field, 2),
     "10000-columns": Case(_lines([*WIDE, *(",".join(["7"] * 10_000) for _ in range(3))]), 3),
     "header-only": Case(_lines([HEADER]), 0),
+    "unclosed-quote": Case(_unclosed_quote, 5_000),
+    "excel-blank-rows": Case(_excel_blank_rows, 30),
+    "spaces-around-values": Case(_spaces, 30),
+    "excel-phones": Case(_lines([HEADER, *EXCEL_PHONES]), 30),
+    "excel-title-lines": Case(
+        _lines(["Customer list,,,", ",,,", HEADER, *CHINESE]), None, refuse=True
+    ),
     "zero-bytes": Case(_bytes(b""), 0),
     "binary": Case(_bytes(random.Random(1).randbytes(65_536)), None),
     "directory": Case(_directory, None, refuse=True),
@@ -211,11 +254,27 @@ async def test_stage_refuses_a_bad_file_in_one_line_or_accounts_for_every_record
     assert "Traceback" not in result.out + result.err
     if result.code == 2 or CASES[name].refuse:
         assert_one_line_refusal(result.code, result.out, result.err, path)
+        if name == "excel-title-lines":
+            assert result.err.rstrip().endswith("add --skip-rows 2")
         return
     assert result.code == 0, result.err
     rows = assert_accounted_for(
         tmp_path / "bulkimport.db", result.json(), path, CASES[name].records, sent=False
     )
+    facts = await job_facts(tmp_path / "bulkimport.db", int(result.json()["job"]))
+    if name == "excel-blank-rows":
+        assert facts == (7, {})
+    if name == "excel-phones":
+        assert facts == (0, {RepairKind.DECIMAL: 1, RepairKind.APOSTROPHE: 1})
+        assert [(line, state) for line, state, *_ in rows[:4]] == [
+            (2, "pending"),
+            (3, "pending"),
+            (4, "invalid"),
+            (5, "pending"),
+        ]
+    if name == "unclosed-quote":
+        assert [line for line, state, *_ in rows if state == "invalid"] == [3]
+        assert str(rows[1][4]).startswith("unclosed quote on line 3: ")
     if name == "pipes-equals-password":
         assert [(line, state) for line, state, *_ in rows] == [
             (2, "invalid"),
@@ -223,6 +282,15 @@ async def test_stage_refuses_a_bad_file_in_one_line_or_accounts_for_every_record
             (4, "pending"),
         ]
         assert "||" in str(rows[0][4])
+
+
+async def test_stage_refuses_an_encoding_the_bytes_contradict(tmp_path: Path) -> None:
+    path = make_case(tmp_path, "spaces-around-values")  # UTF-8, Chinese text
+    result = await bulkimport(
+        "stage", str(path), *NOWHERE, "--encoding", "gb18030", "--quiet", cwd=tmp_path
+    )
+    assert_one_line_refusal(result.code, result.out, result.err, path)
+    assert "the file is UTF-8" in result.err and "drop --encoding" in result.err
 
 
 # --- sending: a sample, to the sandbox -----------------------------------------------------------
@@ -236,6 +304,10 @@ INTACT = {
     "truncated-utf8": ("13800000007", "王7"),
     "pipes-equals-password": ("13800000003", "Inject"),
     "10mb-field": ("13900000002", "Small"),
+    "unclosed-quote": ("13900004999", "Lead 4999"),
+    "excel-blank-rows": ("13800000029", "张伟29"),
+    "spaces-around-values": ("13800000007", "张伟7"),
+    "excel-phones": ("13800000000", "张伟0"),
 }
 
 
@@ -256,6 +328,10 @@ async def run_to_sandbox(path: Path, sandbox: SandboxHandle, cwd: Path) -> Done:
         "pipes-equals-password",
         "10mb-field",
         "10000-columns",
+        "unclosed-quote",
+        "excel-blank-rows",
+        "spaces-around-values",
+        "excel-phones",
     ],
 )
 async def test_run_settles_every_record_of_a_bad_file_and_sends_values_whole(
@@ -267,10 +343,27 @@ async def test_run_settles_every_record_of_a_bad_file_and_sends_values_whole(
     assert_accounted_for(
         tmp_path / "bulkimport.db", result.json(), path, CASES[name].records, sent=True
     )
+    if name in ("excel-blank-rows", "spaces-around-values"):
+        assert result.code == 0, result.out  # nothing invalid: no report, no exit 1
     if name in INTACT:
         key, expected = INTACT[name]
         held = {c["key"]: c["fields"] for c in await customers(sandbox)}
         assert held[key]["customername"] == expected
+        if name == "spaces-around-values":
+            assert held[key]["city"] == "北京"
+    if name == "excel-phones":
+        # Never a damaged value sent as if it were fine: repaired, or not sent at all.
+        held = {c["key"] for c in await customers(sandbox)}
+        assert {"13800000000", "13800000001"} <= held
+        assert not any("." in key or "'" in key or "E" in key for key in held)
+        assert result.code == 1
+
+
+async def job_facts(db: Path, job: int) -> tuple[int, dict[RepairKind, int]]:
+    """The blank lines and repairs counted with the job, as storage gives them."""
+    async with await SqliteStorage.open(db) as storage:
+        stored = await storage.jobs.get(job)
+        return stored.blank_lines, dict(stored.repairs)
 
 
 def corpus_sample() -> list[Path]:

@@ -16,7 +16,7 @@ import pytest
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
 from bulkimport.rows import Batch, NewRow, RowResult
-from bulkimport.states import InvalidReason, JobState, RemoteState, RowState
+from bulkimport.states import InvalidReason, JobState, RemoteState, RepairKind, RowState
 from bulkimport.storage import Ingested, Storage
 from tests.helpers import NEXT_RUNNER, RUNNER
 from tests.storage.conftest import (
@@ -134,6 +134,34 @@ async def test_ingest_commits_each_batch_with_its_position(storage: Storage) -> 
     )
 
 
+async def test_blank_lines_and_repairs_are_kept_with_each_batch(backend: Backend) -> None:
+    decimal, apostrophe = RepairKind.DECIMAL, RepairKind.APOSTROPHE
+    async with await backend.open() as storage:
+        job = await storage.jobs.create(FILE, TARGET, {}, "{}")
+        assert (job.blank_lines, job.repairs) == (0, {})
+        seen: list[Ingested] = []
+        batches = [
+            Batch([pending(2)], 30, 5, blank_lines=2, repairs={decimal: 1}),
+            Batch([], 40, 7, blank_lines=2),  # only blank lines: counted all the same
+            Batch([pending(7), pending(8)], 60, 9, repairs={decimal: 2, apostrophe: 1}),
+        ]
+        assert await storage.reading.ingest(job.id, batches, on_batch=seen.append) == 3
+        assert seen == [
+            Ingested(1, 30, 5, 2, {decimal: 1}),
+            Ingested(1, 40, 7, 4, {decimal: 1}),
+            Ingested(3, 60, 9, 4, {decimal: 3, apostrophe: 1}),
+        ]
+        read = await storage.jobs.get(job.id)
+        assert (read.read_offset, read.read_line, read.total_rows) == (60, 9, 3)
+    # Kept with the job: another process (a resume, `status`) reads them.
+    async with await backend.open() as storage:
+        stored = await storage.jobs.get(job.id)
+        assert (stored.blank_lines, stored.repairs) == (4, {decimal: 3, apostrophe: 1})
+        await storage.reading.add_rows(job.id, [pending(9)], read_offset=70, read_line=10)
+        assert (await storage.jobs.get(job.id)).blank_lines == 4
+        assert [j.blank_lines for j in await storage.jobs.list()] == [4]
+
+
 async def test_ingest_stops_after_the_batch_in_hand_and_resumes(storage: Storage) -> None:
     job = await storage.jobs.create(FILE, TARGET, {}, "{}")
     stop = threading.Event()
@@ -187,7 +215,9 @@ async def test_ingest_counts_match_the_rows(storage: Storage) -> None:
     rows = [
         pending(line)
         if line % 3
-        else NewRow(line, RowState.INVALID, None, ("",), InvalidReason.EMPTY_LINE, "empty line")
+        else NewRow(
+            line, RowState.INVALID, None, ("",), InvalidReason.CELLS, "1 cells, the header has 2"
+        )
         for line in range(2, 1002)
     ]
     batches = [
@@ -465,7 +495,7 @@ async def test_iter_rows_order_and_cells_round_trip(storage: Storage) -> None:
 
 async def test_reset_rows(storage: Storage) -> None:
     job = await storage.jobs.create(FILE, TARGET, {}, "{}")
-    bad = NewRow(5, RowState.INVALID, None, ("",), InvalidReason.EMPTY_LINE, "empty line")
+    bad = NewRow(5, RowState.INVALID, None, ("",), InvalidReason.CELLS, "1 cells, the header has 2")
     await storage.reading.add_rows(
         job.id, [pending(2), pending(3), pending(4), bad], read_offset=1, read_line=5
     )

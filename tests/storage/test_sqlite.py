@@ -20,12 +20,13 @@ import pytest
 
 from bulkimport.errors import DatabaseError, RunnerBusy
 from bulkimport.reader import ReaderOptions, read_batches, sniff_format
-from bulkimport.rows import NewRow, RowResult
-from bulkimport.states import RowState
+from bulkimport.rows import Batch, NewRow, RowResult
+from bulkimport.states import RepairKind, RowState
 from bulkimport.storage import Job
 from bulkimport.storage.sqlite import SqliteStorage
 from bulkimport.storage.sqlite.cells import CELLS_IN_RECORD
 from bulkimport.storage.sqlite.database import load_migrations
+from bulkimport.storage.sqlite.ingest import REPAIR_COLUMNS
 from tests.helpers import RUNNER
 from tests.storage.conftest import FILE, TARGET, pending, ready_job
 
@@ -92,10 +93,19 @@ async def test_failed_batch_keeps_neither_rows_nor_position(queue: SqliteStorage
     broken = NewRow(4, RowState.PENDING, object(), ("4",))  # type: ignore[arg-type]
     with pytest.raises(sqlite3.Error):
         await queue.reading.add_rows(job.id, [pending(3), broken], read_offset=30, read_line=4)
+    with pytest.raises(sqlite3.Error):
+        repaired = {RepairKind.DECIMAL: 1}
+        await queue.reading.ingest(job.id, [Batch([broken], 40, 9, 3, repaired)])
     stored = await queue.jobs.get(job.id)
     assert (stored.read_offset, stored.read_line, stored.total_rows) == (10, 2, 1)
+    assert (stored.blank_lines, stored.repairs) == (0, {})
     assert (await queue.reports.counts(job.id))[RowState.PENDING] == 1
     assert [v.line async for v in queue.reports.iter_rows(job.id, [RowState.PENDING])] == [2]
+
+
+def test_every_repair_kind_is_counted_in_a_column_of_its_own() -> None:
+    assert set(REPAIR_COLUMNS) == set(RepairKind)
+    assert len(set(REPAIR_COLUMNS.values())) == len(REPAIR_COLUMNS)
 
 
 def counted(path: Path, job_id: int) -> dict[RowState, int]:
@@ -272,14 +282,15 @@ LEADS = (
     ",13800000003,a=b|c\n"  # '=' and a single '|' inside a value
     "王五,13800000004,x,extra\n"  # a cell past the header: invalid
     "赵六,13800000005,y,\n"  # an empty cell past the header: sent, cells kept whole
-    ",,\n"  # no values: invalid
+    ",,\n"  # a blank line: no row
+    ",,dropped\n"  # values only in a dropped column: invalid, with --map note=
 )
 
 
 def csv_records(path: Path) -> list[tuple[str, ...]]:
-    """The records after the header, as the csv module reads them."""
+    """The records after the header, as the csv module reads them, blank ones left out."""
     with open(path, encoding="utf-8", newline="") as handle:
-        return [tuple(row) for row in csv.reader(handle)][1:]
+        return [tuple(row) for row in csv.reader(handle) if any(row)][1:]
 
 
 async def stored(queue: SqliteStorage, path: Path, options: ReaderOptions) -> tuple[Job, list[str]]:
@@ -298,7 +309,7 @@ async def test_cells_held_by_the_record_are_stored_once_and_given_back(
     path.write_text(LEADS, encoding="utf-8")
     job, texts = await stored(queue, path, ReaderOptions())
     # Pending rows of the header's width: the record alone. The others keep their cells.
-    assert [text == CELLS_IN_RECORD for text in texts] == [True, True, True, False, False, False]
+    assert [text == CELLS_IN_RECORD for text in texts] == [True, True, True, False, False, True]
 
     views = [view async for view in queue.reports.iter_rows(job.id, list(RowState))]
     expected = csv_records(path)
@@ -306,7 +317,7 @@ async def test_cells_held_by_the_record_are_stored_once_and_given_back(
     assert [view.state for view in views] == [RowState.PENDING] * 3 + [
         RowState.INVALID,
         RowState.PENDING,
-        RowState.INVALID,
+        RowState.PENDING,
     ]
     # A report of a rejected row gives its cells back too.
     rows = await queue.sending.claim_batch(job.id, 1, now_s=time.time(), runner=RUNNER)

@@ -13,15 +13,24 @@ from itertools import repeat
 
 from bulkimport.errors import DatabaseError
 from bulkimport.rows import Batch, NewRow
-from bulkimport.states import JobState, RowState
+from bulkimport.states import JobState, RepairKind, RowState
 from bulkimport.storage.sqlite.cells import CELLS_IN_RECORD, encode_cells, record_width
 from bulkimport.storage.sqlite.database import COUNT_MOVES, Database, connect, immediate
 from bulkimport.storage.values import Ingested
 
-# Storing one batch of rows: the reading position moves with the rows, in one transaction.
+#: The column of ``jobs`` that counts each kind of repair (migration 008).
+REPAIR_COLUMNS: dict[RepairKind, str] = {
+    RepairKind.DECIMAL: "repaired_decimal",
+    RepairKind.APOSTROPHE: "repaired_apostrophe",
+}
+
+# Storing one batch of rows: the reading position, the blank lines and the repairs move with
+# the rows, in one transaction.
 _ADVANCE_READING = (
     "UPDATE jobs SET read_offset = ?, read_line = ?, total_rows = total_rows + ?,"
-    " updated_at = ? WHERE id = ? AND state = 'reading'"
+    " blank_lines = blank_lines + ?, "
+    + ", ".join(f"{column} = {column} + ?" for column in REPAIR_COLUMNS.values())
+    + ", updated_at = ? WHERE id = ? AND state = 'reading'"
 )
 _INSERT_ROWS = (
     "INSERT INTO rows (job_id, line, state, record, cells, last_code, last_message,"
@@ -40,7 +49,8 @@ def _stored_cells(width: int, cells: tuple[str, ...], state: RowState) -> str:
 def store_batch(
     conn: sqlite3.Connection, job_id: int, batch: Batch, width: int, now: float
 ) -> None:
-    """Insert the batch's rows, count them, and move the job's reading position past them.
+    """Insert the batch's rows, count them (and the blank lines and repairs among them), and
+    move the job's reading position past them.
 
     ``width``: pending rows with this many cells are stored without them (their record holds
     them all, see ``cells.py``); 0 when the job's format cannot give them back.
@@ -49,8 +59,10 @@ def store_batch(
     all, which is what makes a line stored exactly once across interruptions.
     """
     rows = batch.rows
+    repaired = [batch.repairs.get(kind, 0) for kind in REPAIR_COLUMNS]
     touched = conn.execute(
-        _ADVANCE_READING, (batch.end_offset, batch.next_line, len(rows), now, job_id)
+        _ADVANCE_READING,
+        (batch.end_offset, batch.next_line, len(rows), batch.blank_lines, *repaired, now, job_id),
     ).rowcount
     if touched != 1:
         raise DatabaseError(f"job {job_id} is not being read; cannot add rows to it")
@@ -58,7 +70,7 @@ def store_batch(
         return
     # Columns, then parameter tuples, built by zip in C: no Python code per row but the
     # cells' encoding. States are StrEnums, which sqlite3 binds as their text.
-    lines, states, records, cells, reasons, messages = zip(*rows, strict=True)
+    lines, states, records, cells, reasons, messages, _ = zip(*rows, strict=True)
     if width:
         stored = map(partial(_stored_cells, width), cells, states)
     else:
@@ -143,12 +155,18 @@ class SqliteIngest:
             # them back.
             found = conn.execute("SELECT format_json FROM jobs WHERE id = ?", (job_id,)).fetchone()
             width = record_width(found[0]) if found else 0
-            stored = 0
+            stored = blank = 0
+            repairs: Counter[RepairKind] = Counter()
             for batch in batches:
                 with immediate(conn):
                     store_batch(conn, job_id, batch, width, time.time())
                 stored += len(batch.rows)
-                committed(Ingested(stored, batch.end_offset, batch.next_line))
+                blank += batch.blank_lines
+                repairs.update(batch.repairs)
+                progress = Ingested(
+                    stored, batch.end_offset, batch.next_line, blank, dict(+repairs)
+                )
+                committed(progress)
                 if stop.is_set():
                     break
             return stored
