@@ -89,3 +89,4 @@ class StopCause(StrEnum):
     NEVER_REACHED = "never-reached"  # the URL never gave an Import answer (stopped, exit 3)
     BUDGET = "budget"  # too many rows rejected: something systematic (stopped, exit 3)
     OUTAGE = "outage"  # the server was unreachable for longer than --max-outage (exit 75)
+    READING = "reading"  # reading the file failed midway while sending (interrupted)

@@ -182,6 +182,21 @@ def job_state(db: Path) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
+def job_phase(db: Path) -> str | None:
+    """What the latest job was doing: its state, ``+reading`` while its file is not read to
+    the end beside (``running+reading``: a ``run`` reads and sends at once)."""
+    if not db.exists():
+        return None
+    try:
+        rows = query(db, "SELECT state, read_done FROM jobs ORDER BY id DESC LIMIT 1")
+    except sqlite3.OperationalError:  # created but not migrated yet: no job
+        return None
+    if not rows:
+        return None
+    state, read_done = rows[0]
+    return str(state) if read_done or state == "reading" else f"{state}+reading"
+
+
 def integrity(db: Path) -> str:
     return str(query(db, "PRAGMA integrity_check")[0][0])
 

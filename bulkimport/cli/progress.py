@@ -17,15 +17,17 @@ from bulkimport.states import RowState
 
 
 class Bars:
-    """A reading bar (bytes), then a sending bar (rows)."""
+    """A reading bar (bytes) and a sending bar (rows): one after the other, or one above the
+    other while ``run`` sends what it reads (the sending bar's total grows meanwhile)."""
 
     def __init__(self) -> None:
-        self._bar: Any = None
+        self._read_bar: Any = None
+        self._send_bar: Any = None
         self._tally = Tally()
         self._note = ""
 
     def start_reading(self, job_id: int, total_bytes: int, offset: int) -> None:
-        self._bar = tqdm(
+        self._read_bar = tqdm(
             total=total_bytes,
             initial=offset,
             unit="B",
@@ -34,45 +36,51 @@ class Bars:
             desc=f"job {job_id} reading",
             leave=False,
             dynamic_ncols=True,
+            position=0,
         )
 
     def reading(self, offset: int, total_bytes: int, rows: int) -> None:
-        if self._bar is not None:
-            self._bar.update(offset - self._bar.n)
-            self._bar.set_postfix_str(f"{rows:,} rows", refresh=False)
+        self._tally.grow(rows)
+        if self._read_bar is not None:
+            self._read_bar.update(offset - self._read_bar.n)
+            self._read_bar.set_postfix_str(f"{rows:,} rows", refresh=False)
+        if self._send_bar is not None and self._send_bar.total != self._tally.total:
+            self._send_bar.total = self._tally.total
+            self._send_bar.refresh()
 
     def end_reading(self, rows: int) -> None:
-        self._close()
+        if self._read_bar is not None:
+            self._read_bar.close()
+            self._read_bar = None
 
     def start_sending(self, job_id: int, counts: Mapping[RowState, int]) -> None:
         self._tally.start_sending(job_id, counts)
-        self._bar = tqdm(
+        self._send_bar = tqdm(
             total=self._tally.total,
             initial=self._tally.base_terminal,
             unit="row",
             desc=f"job {job_id} sending",
             dynamic_ncols=True,
             smoothing=0.1,
+            position=1 if self._read_bar is not None else 0,
         )
 
     def sending(self, counts: SendCounts) -> None:
-        if self._bar is not None:
-            self._bar.update(self._tally.settled(counts) - self._bar.n)
+        bar = self._send_bar
+        if bar is not None:
+            bar.update(self._tally.settled(counts) - bar.n)
             text = f"rejected {counts.rejected} failed {counts.failed} retried {counts.retried}"
             if self._note:
                 text += f"; {self._note}"
-            self._bar.set_postfix_str(text, refresh=False)
+            bar.set_postfix_str(text, refresh=False)
 
     def note(self, text: str) -> None:
         self._note = text
 
     def end_sending(self) -> None:
-        self._close()
-
-    def _close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        if self._send_bar is not None:
+            self._send_bar.close()
+            self._send_bar = None
 
 
 def progress_for(*, bars: bool, interval_s: float) -> ProgressListener:

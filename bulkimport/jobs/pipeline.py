@@ -25,7 +25,7 @@ from bulkimport.jobs.report import default_report_path, is_report, write_report
 from bulkimport.jobs.summary import JobSummary, summarize
 from bulkimport.jobs.watcher import Watcher
 from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
-from bulkimport.rows import FileIdentity
+from bulkimport.rows import Batch, FileIdentity
 from bulkimport.send import (
     Dispatcher,
     Feed,
@@ -157,19 +157,30 @@ async def open_job(
     return job
 
 
-async def read_job(storage: Storage, job: Job, progress: ProgressListener, stop: StopSignal) -> Job:
-    """Read the job's file into its queue from where reading stopped; ``READY`` at the end.
+async def read_job(
+    storage: Storage,
+    job: Job,
+    progress: ProgressListener,
+    stop: StopSignal,
+    *,
+    feed: Feed | None = None,
+    halt: threading.Event | None = None,
+) -> Job:
+    """Read the job's file into its queue from where reading stopped, to its end.
 
-    A stop request (Ctrl-C) ends reading after the batch in hand is committed; the job is
-    then ``interrupted`` and a later ``read_job`` continues at the committed offset.
+    Alone (``stage``, or before sending), the job is ``ready`` at the end; a stop request
+    (Ctrl-C) ends reading after the batch in hand is committed, the job is then
+    ``interrupted`` and a later ``read_job`` continues at the committed offset.
+
+    Beside sending (``feed``), the job's state is sending's to keep: reading tells ``feed``
+    of each committed batch and of its end, and ``halt`` (sending stopped) ends it early.
     """
-    if job.state is JobState.INTERRUPTED and job.started_at is None:
-        # Interrupted before it ever ran, so while reading (send_job marks a job running
-        # before anything else): back to reading, the only state rows can be added in.
+    if job.read_done:
+        return job
+    if feed is None and job.state is JobState.INTERRUPTED and job.started_at is None:
+        # Interrupted before it ever ran, so while only reading: back to reading.
         await storage.jobs.set_state(job.id, JobState.READING)
         job = await storage.jobs.get(job.id)
-    if job.state is not JobState.READING:
-        return job
     path = Path(job.file.path)
     if identify(path) != job.file:
         raise InputError(
@@ -190,22 +201,32 @@ async def read_job(storage: Storage, job: Job, progress: ProgressListener, stop:
         nonlocal rows
         rows = job.total_rows + done.rows
         progress.reading(done.end_offset, job.file.size, rows)
+        if feed is not None:
+            feed.added.set()
 
     # Parsing and storing run in one worker thread (Queue.ingest); the loop only hears of
     # each commit, and a stop request reaches the thread through this event.
-    halt = threading.Event()
+    halt = halt or threading.Event()
     stop.on_stop(halt.set)
     if stop.requested:
         halt.set()
+    whole = False
+
+    def to_the_end() -> Iterator[Batch]:
+        nonlocal whole
+        yield from batches
+        whole = True
+
     progress.start_reading(job.id, job.file.size, job.read_offset)
     try:
         # closing(): a stop leaves the generator unfinished; its file is closed at once.
         with contextlib.closing(batches):
-            await storage.reading.ingest(job.id, batches, on_batch=on_batch, stop=halt)
+            await storage.reading.ingest(job.id, to_the_end(), on_batch=on_batch, stop=halt)
     finally:
         progress.end_reading(rows)
-    if stop.requested:
-        await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "interrupted while reading")
+    if not whole:
+        if feed is None:
+            await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "interrupted while reading")
         return await storage.jobs.get(job.id)
     await storage.reading.finish(job.id)
     return await storage.jobs.get(job.id)
@@ -253,6 +274,66 @@ async def send_job(
     return result
 
 
+async def _read_and_send(
+    storage: Storage,
+    job: Job,
+    settings: Settings,
+    progress: ProgressListener,
+    stop: StopSignal,
+    *,
+    runner: RunnerId,
+    transport: TransportFactory,
+) -> SendResult:
+    """Read the rest of the file while sending what is read: sending starts with the first
+    committed batch and the job finishes only once reading is done and no row is left.
+
+    A stop of sending (a fatal answer, an outage, Ctrl-C) ends reading after its batch in
+    hand; a failure of reading stops sending (``StopCause.READING``) and is raised once the
+    calls in flight are recorded. Either way both resume from where they were.
+    """
+    feed = Feed()
+    halt = threading.Event()
+    await storage.jobs.set_state(job.id, JobState.RUNNING)
+    reading = asyncio.create_task(
+        read_job(storage, job, progress, stop, feed=feed, halt=halt), name="bulkimport-reader"
+    )
+
+    def read_ended(task: asyncio.Task[Job]) -> None:
+        feed.end(
+            failed=task.cancelled() or task.exception() is not None or not task.result().read_done
+        )
+
+    reading.add_done_callback(read_ended)
+    try:
+        result = await send_job(
+            storage, job, settings, progress, stop, runner=runner, transport=transport, feed=feed
+        )
+    finally:
+        halt.set()  # sending ended (or failed): reading stops after the batch in hand
+        await asyncio.wait([reading])
+    error = None if reading.cancelled() else reading.exception()
+    if error is not None:
+        reason = f"reading stopped: {error}; sending stopped with it"
+        await storage.jobs.set_state(job.id, JobState.INTERRUPTED, reason, StopCause.READING)
+        raise error
+    return result
+
+
+async def _reset_rows(
+    storage: Storage, job: Job, states: Collection[RowState], say: Callable[[str], None]
+) -> None:
+    """``retry``: rows of the job in ``states`` go back to pending, attempts reset."""
+    reset = await storage.reports.reset_rows(job.id, states)
+    names = " and ".join(sorted(state.value for state in states))
+    say(f"job {job.id}: {reset:,} {names} rows back to pending")
+    log.info(
+        "job %d: %d rows to retry",
+        job.id,
+        reset,
+        extra=event("retry", file_only=True, job=job.id, rows=reset),
+    )
+
+
 async def _record_end(
     storage: Storage,
     job: Job,
@@ -268,7 +349,9 @@ async def _record_end(
         return
     reason = stop_reason(cause, result, settings, since_s=outage_since_s)
     state = (
-        JobState.INTERRUPTED if cause in (StopCause.SIGNAL, StopCause.OUTAGE) else JobState.STOPPED
+        JobState.INTERRUPTED
+        if cause in (StopCause.SIGNAL, StopCause.OUTAGE, StopCause.READING)
+        else JobState.STOPPED
     )
     await storage.jobs.set_state(job.id, state, reason, cause)
     outcome = result.outcome
@@ -326,24 +409,23 @@ async def run_pipeline(
                 assert job_id is not None
                 job = await storage.jobs.get(job_id)
             _log_start(job, settings, send=send)
-            job = await read_job(storage, job, progress, stop)
-            if not send or stop.requested:
-                return _finish_log(await summarize(storage, job.id), started)
-            if retry_states:
-                reset = await storage.reports.reset_rows(job.id, retry_states)
-                names = " and ".join(sorted(state.value for state in retry_states))
-                say(f"job {job.id}: {reset:,} {names} rows back to pending")
-                log.info(
-                    "job %d: %d rows to retry",
-                    job.id,
-                    reset,
-                    extra=event("retry", file_only=True, job=job.id, rows=reset),
+            if send and retry_states:
+                await _reset_rows(storage, job, retry_states, say)
+            if send and not job.read_done and not settings.skip_unchanged:
+                # Send while reading: a wrong password or URL is known from the first batch.
+                # (--skip-unchanged compares the whole file first.)
+                await _read_and_send(
+                    storage, job, settings, progress, stop, runner=runner, transport=transport
                 )
-            if settings.skip_unchanged:
-                await _skip_unchanged(storage, job, settings, say)
-            await send_job(
-                storage, job, settings, progress, stop, runner=runner, transport=transport
-            )
+            else:
+                job = await read_job(storage, job, progress, stop)
+                if not send or stop.requested:
+                    return _finish_log(await summarize(storage, job.id), started)
+                if settings.skip_unchanged:
+                    await _skip_unchanged(storage, job, settings, say)
+                await send_job(
+                    storage, job, settings, progress, stop, runner=runner, transport=transport
+                )
             report = None
             counts = await storage.reports.counts(job.id)
             if any(n for state, n in counts.items() if state.is_problem):

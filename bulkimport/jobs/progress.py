@@ -27,7 +27,9 @@ LOG_INTERVAL_S = 10.0
 
 
 class ProgressListener(Protocol):
-    """Hears a job's progress: reading (bytes of the file), then sending (rows settled)."""
+    """Hears a job's progress: reading (bytes of the file) and sending (rows settled); one
+    after the other, or both at once when ``run`` sends while it reads (the rows to send
+    then grow with every ``reading`` call)."""
 
     def start_reading(self, job_id: int, total_bytes: int, offset: int) -> None: ...
 
@@ -90,6 +92,10 @@ class Tally:
         self.base_terminal = sum(n for state, n in counts.items() if state.is_terminal)
         self.started_s = time.monotonic()
 
+    def grow(self, rows: int) -> None:
+        """Reading beside sending: the job has ``rows`` rows now."""
+        self.total = max(self.total, rows)
+
     def settled(self, counts: SendCounts) -> int:
         return self.base_terminal + counts.settled
 
@@ -113,15 +119,16 @@ class LoggedProgress:
 
     def __init__(self, *, interval_s: float = LOG_INTERVAL_S) -> None:
         self._interval_s = interval_s
-        self._last_log_s = 0.0
+        self._last_log_s = {Phase.READING: 0.0, Phase.SENDING: 0.0}
         self._tally = Tally()
 
     def start_reading(self, job_id: int, total_bytes: int, offset: int) -> None:
         self._tally.job_id = job_id
-        self._last_log_s = time.monotonic()
+        self._last_log_s[Phase.READING] = time.monotonic()
 
     def reading(self, offset: int, total_bytes: int, rows: int) -> None:
-        if not self._due():
+        self._tally.grow(rows)
+        if not self._due(Phase.READING):
             return
         job_id = self._tally.job_id
         share = 100.0 * offset / total_bytes if total_bytes else 100.0
@@ -145,10 +152,10 @@ class LoggedProgress:
 
     def start_sending(self, job_id: int, counts: Mapping[RowState, int]) -> None:
         self._tally.start_sending(job_id, counts)
-        self._last_log_s = time.monotonic()
+        self._last_log_s[Phase.SENDING] = time.monotonic()
 
     def sending(self, counts: SendCounts) -> None:
-        if not self._due():
+        if not self._due(Phase.SENDING):
             return
         tally = self._tally
         settled = tally.settled(counts)
@@ -184,10 +191,10 @@ class LoggedProgress:
     def end_sending(self) -> None:
         pass
 
-    def _due(self) -> bool:
+    def _due(self, phase: Phase) -> bool:
         now = time.monotonic()
-        if now - self._last_log_s >= self._interval_s:
-            self._last_log_s = now
+        if now - self._last_log_s[phase] >= self._interval_s:
+            self._last_log_s[phase] = now
             return True
         return False
 
@@ -208,6 +215,7 @@ class EventProgress:
         self._callback(ProgressEvent(job_id, Phase.READING, offset, total_bytes))
 
     def reading(self, offset: int, total_bytes: int, rows: int) -> None:
+        self._tally.grow(rows)
         self._bytes = (offset, total_bytes)
         self._callback(ProgressEvent(self._tally.job_id, Phase.READING, offset, total_bytes, rows))
 

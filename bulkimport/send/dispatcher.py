@@ -132,10 +132,17 @@ class WatchEvent:
 @dataclass
 class Feed:
     """Reading going on beside sending: ``added`` is set after each committed batch, ``done``
-    once the whole file is read."""
+    once reading ended; ``failed`` if it ended before the file's end (sending stops too,
+    with ``StopCause.READING``: a job is never finished with rows left unread)."""
 
     added: asyncio.Event = field(default_factory=asyncio.Event)
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    failed: bool = False
+
+    def end(self, *, failed: bool = False) -> None:
+        self.failed = failed
+        self.done.set()
+        self.added.set()
 
 
 def make_pace(settings: SendSettings, *, now_s: float) -> Pace:
@@ -332,7 +339,11 @@ class Dispatcher:
     async def _feed(self, claim_size: int) -> None:
         """Keep the buffer filled with due rows; set ``stop`` when nothing is left."""
         run = self._run
+        feed = self._feed_state
         while not run.stop.is_set():
+            if feed is not None and feed.failed:
+                self._stop(StopCause.READING)
+                return
             if not run.sending.is_set():
                 # An outage: the probe claims its own rows.
                 await self._wait_for(run.sending, IDLE_POLL_S)
@@ -357,14 +368,20 @@ class Dispatcher:
             # Nothing due now: finished, or waiting for retries, rows in flight, or reading.
             if run.unresolved == 0:
                 await self._flush()
+                # Seen before asking for due rows: a batch committed meanwhile is not missed.
+                read = feed is None or feed.done.is_set()
+                if feed is not None:
+                    feed.added.clear()
                 next_at = await self._queue.next_attempt_at(self._job_id)
-                feed = self._feed_state
                 if next_at is None:
-                    if feed is None or feed.done.is_set():
+                    if read:
+                        if feed is not None and feed.failed:
+                            self._stop(StopCause.READING)
+                            return
                         run.stop.set()
                         run.sending.set()
                         return
-                    feed.added.clear()
+                    assert feed is not None
                     await self._wait_for(feed.added, IDLE_POLL_S)
                     continue
                 wait_s = min(max(next_at - self._wall(), 0.01), IDLE_POLL_S)

@@ -130,7 +130,8 @@ class IngestStore(Protocol):
         ...
 
     async def finish(self, job_id: int) -> None:
-        """The whole file is read: ``reading`` → ``ready``."""
+        """The whole file is read (``Job.read_done``): a job only being read becomes
+        ``ready``; one sent meanwhile keeps its state. No row is added to it after."""
         ...
 
 

@@ -41,6 +41,7 @@ class Job:
     next_try_at: float | None = None  # ...and when the next probe goes
     pace_per_s: float | None = None  # the pace sending holds (calls per second)
     latency_s: float | None = None  # the latency it sees (recent average)
+    read_done: bool = False  # the file is read to its end: no row will be added
     blank_lines: int = 0  # lines read that are no record (empty, spaces, bare delimiters)
     #: Phone numbers repaired while reading, per kind (kinds with none left out).
     repairs: Mapping[RepairKind, int] = field(default_factory=dict)

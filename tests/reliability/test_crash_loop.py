@@ -1,9 +1,10 @@
 """Nothing lost, at least once with a bounded window: ``kill -9`` a real runner again and again.
 
 One job of 20,000 rows against the sandbox; the runner is killed with SIGKILL at seeded random
-moments, first while it reads the file, then while it sends, and started again with the same
-command each time, until it finishes. The sandbox answers with ``dupway=update``, so every
-call that reaches it is a write and its ``writes`` counter shows each row sent twice.
+moments, first while it reads the file and sends what it has read at the same time, then
+while it only sends, and started again with the same command each time, until it finishes.
+The sandbox answers with ``dupway=update``, so every call that reaches it is a write and its
+``writes`` counter shows each row sent twice.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from tests.helpers import (
     customers,
     good_rows,
     integrity,
-    job_state,
+    job_phase,
     query,
     spawn,
     stats,
@@ -42,7 +43,7 @@ pytestmark = pytest.mark.slow
 
 ROWS = 20_000
 KILLS = 32
-READING_KILLS = 6  # the first kills aim at reading; the job reads 20,000 rows in ~0.2 s
+READING_KILLS = 6  # the first kills aim at reading and sending at once (~0.3 s of reading)
 CONCURRENCY = 8
 SEED = 20_240_611
 WAIT_LIMIT_S = 30.0
@@ -104,10 +105,11 @@ async def test_kill_9_at_random_moments_loses_nothing_and_resends_within_the_win
         errors = tmp_path / "runner.err"
         proc = await spawn(*args, cwd=work, stderr_path=errors)
         requests_before = arrived(sandbox)
-        if kill < READING_KILLS and job_state(db) in (None, "reading"):
-            # A few milliseconds after the job exists: inside the reading, or just before it.
-            reached = await wait_for(lambda: job_state(db) is not None, proc)
-            await asyncio.sleep(rng.uniform(0.0, 0.12))
+        if kill < READING_KILLS and job_phase(db) in (None, "running+reading"):
+            # Sending begins with the first batch read: a few milliseconds after that, both
+            # go on at once (or reading has just ended).
+            reached = await wait_for(partial(sending_more_than, sandbox, requests_before), proc)
+            await asyncio.sleep(rng.uniform(0.0, 0.04))
         else:
             # Wait until this runner sends, then let it send for a random while.
             reached = await wait_for(partial(sending_more_than, sandbox, requests_before), proc)
@@ -115,7 +117,7 @@ async def test_kill_9_at_random_moments_loses_nothing_and_resends_within_the_win
         assert reached, f"kill {kill}: the runner ended first: {errors.read_text()}"
         proc.send_signal(signal.SIGKILL)
         assert await proc.wait() == -signal.SIGKILL, f"kill {kill}: the job finished first"
-        phases.append(job_state(db) or "starting")
+        phases.append(job_phase(db) or "starting")
         # Requests that reached the sandbox before the kill are still answered: wait for them.
         await asyncio.sleep(0.1)
         before, writes = writes, server_writes(sandbox)
@@ -153,7 +155,7 @@ async def test_kill_9_at_random_moments_loses_nothing_and_resends_within_the_win
     assert extra_writes == sum(lost_per_kill)
     assert integrity(db) == "ok"
     kills_by_phase = Counter(phases)
-    assert kills_by_phase["reading"] >= 3, phases
+    assert kills_by_phase["running+reading"] >= 3, phases
     assert kills_by_phase["running"] >= 20, phases
     sending_kills = [n for n, p in zip(lost_per_kill, phases, strict=True) if p == "running"]
 

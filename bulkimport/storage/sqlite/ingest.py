@@ -30,7 +30,7 @@ _ADVANCE_READING = (
     "UPDATE jobs SET read_offset = ?, read_line = ?, total_rows = total_rows + ?,"
     " blank_lines = blank_lines + ?, "
     + ", ".join(f"{column} = {column} + ?" for column in REPAIR_COLUMNS.values())
-    + ", updated_at = ? WHERE id = ? AND state = 'reading'"
+    + ", updated_at = ? WHERE id = ? AND read_done = 0"
 )
 _INSERT_ROWS = (
     "INSERT INTO rows (job_id, line, state, record, cells, last_code, last_message,"
@@ -105,7 +105,7 @@ class SqliteIngest:
 
         A crash before the commit loses the batch and the position together (reading
         starts again before it); after, both are kept: nothing lost, nothing twice.
-        The job must be ``reading``. (``ingest`` does the same for a stream of batches.)
+        The job must not be read to its end yet. (``ingest`` does the same for a stream of batches.)
         """
         await self.ingest(job_id, [Batch(list(rows), read_offset, read_line)])
 
@@ -125,7 +125,7 @@ class SqliteIngest:
         round trip to the event loop or the aiosqlite thread per batch. ``on_batch`` is
         called on the event loop after each commit. Setting ``stop`` ends the ingest after
         the batch being parsed or stored is committed; it is set too if this coroutine is
-        cancelled, since a thread cannot be. The job must be ``reading``.
+        cancelled, since a thread cannot be. The job must not be read to its end yet.
         """
         loop = asyncio.get_running_loop()
         stop = stop or threading.Event()
@@ -174,13 +174,16 @@ class SqliteIngest:
             conn.close()
 
     async def finish(self, job_id: int) -> None:
-        """Mark the whole file as read: ``reading`` → ``ready``."""
+        """Mark the whole file as read (``read_done``); a job only being read is ``ready``,
+        one that is sent at the same time stays as it is."""
         now = time.time()
         db = self._db
         async with db.lock, db.transaction():
             cursor = await db.conn.execute(
-                "UPDATE jobs SET state = ?, updated_at = ? WHERE id = ? AND state = ?",
-                (JobState.READY.value, now, job_id, JobState.READING.value),
+                "UPDATE jobs SET read_done = 1, updated_at = ?,"
+                " state = CASE WHEN state = ? THEN ? ELSE state END"
+                " WHERE id = ? AND read_done = 0",
+                (now, JobState.READING.value, JobState.READY.value, job_id),
             )
             touched = cursor.rowcount
             await cursor.close()

@@ -20,7 +20,7 @@ _JOB_COLUMNS = (
     " target_campaign, settings_json, format_json, read_offset, read_line, total_rows,"
     " resent_unknown, message, created_at, updated_at, started_at, finished_at,"
     " send_rate_per_s, send_rate_at, stop_cause, outage_since, next_try_at, pace_per_s,"
-    " latency_s, blank_lines, " + ", ".join(REPAIR_COLUMNS.values())
+    " latency_s, read_done, blank_lines, " + ", ".join(REPAIR_COLUMNS.values())
 )
 
 
@@ -48,8 +48,9 @@ def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
         next_try_at=row[24],
         pace_per_s=row[25],
         latency_s=row[26],
-        blank_lines=row[27],
-        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[28:], strict=True) if n},
+        read_done=bool(row[27]),
+        blank_lines=row[28],
+        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[29:], strict=True) if n},
     )
 
 
