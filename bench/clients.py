@@ -49,7 +49,9 @@ def encoder() -> Callable[[str], str]:
     return encode_params(ImportParams(**TARGET))
 
 
-async def aiohttp_loop(url: str, records: list[str], concurrency: int, method: str) -> Counter[str]:
+async def aiohttp_loop(
+    url: str, records: list[str], concurrency: int, method: str, rate: float = 0.0
+) -> Counter[str]:
     import aiohttp
     from yarl import URL
 
@@ -59,10 +61,16 @@ async def aiohttp_loop(url: str, records: list[str], concurrency: int, method: s
     encode = encoder()
     base = str(URL(url))
     async with aiohttp.ClientSession(connector=connector) as session:
-        items = iter(records)
+        items = iter(enumerate(records))
+        loop = asyncio.get_running_loop()
+        start = loop.time()
 
         async def worker() -> None:
-            for record in items:
+            for index, record in items:
+                if rate:  # the n-th call starts n/rate seconds after the first
+                    delay = start + index / rate - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
                 query = encode(record)  # in the loop, as bulkimport does
                 if method == "get":
                     # Sent as encoded (no requoting by yarl), as bulkimport sends it.
@@ -129,6 +137,7 @@ def main() -> None:
         p.add_argument("--method", choices=("get", "post"), default="get")
         if name == "aiohttp":
             p.add_argument("--concurrency", type=int, default=8)
+            p.add_argument("--rate", type=float, default=0.0, help="calls per second (0: no limit)")
     p = sub.add_parser("csv-executemany")
     p.add_argument("--csv", type=Path, required=True)
     p.add_argument("--db", type=Path, required=True)
@@ -142,7 +151,9 @@ def main() -> None:
     records = load_records(args.records)
     started = time.perf_counter()
     if args.client == "aiohttp":
-        answers = asyncio.run(aiohttp_loop(args.url, records, args.concurrency, args.method))
+        answers = asyncio.run(
+            aiohttp_loop(args.url, records, args.concurrency, args.method, args.rate)
+        )
     else:
         answers = requests_loop(args.url, records, args.method)
     elapsed = time.perf_counter() - started

@@ -10,8 +10,10 @@ Sections (``--only``): ``read`` (``bulkimport stage`` against ``sqlite3 .import`
 with no rate limit against a bare aiohttp loop and a sequential ``requests`` loop, to the
 minimal endpoint and to the sandbox), ``growth`` (time and peak RSS of ``stage`` for 100 k,
 1 M and with ``--huge`` 5 M rows), ``resume`` (from ``resume`` of a 1 M-row job with 99 %
-done to its first call, seen by the server) and ``rate`` (``--rate 200`` for 30 s: the
-achieved rate and the busiest 1-second window, seen by the server).
+done to its first call, seen by the server), ``fatal`` (``run`` of the 1 M-row file with a
+wrong password, a wrong campaign and a dead URL: the time until it stops, and the database
+left behind) and ``rate`` (``--rate 500`` for 30 s: the achieved rate, the busiest 1-second
+window seen by the server, and the client's CPU per 1,000 rows).
 
 Every program measured runs as its own process (servers too); its wall time and peak RSS
 come from ``os.wait4``. Within a run the programs compared run one after the other on the
@@ -581,21 +583,103 @@ class Bench:
         }  # fmt: skip
         self.tables.append(table)
 
+    # --------------------------------------------------------------------------- fatal
+
+    def fatal(self) -> None:
+        """``run`` of the big file where the job cannot go: how soon the user knows."""
+        rows = self.args.rows
+        csv_path = data_file(rows)
+        size_mb = csv_path.stat().st_size / 1e6
+        say(f"fatal: run of {rows:,} rows ({size_mb:.0f} MB) that the server refuses")
+        cases = {
+            "wrong password": (["--campaign", "1"], {"BULKIMPORT_PASSWORD": "wrong"}),
+            "wrong campaign": (["--campaign", "999"], {}),
+            "dead URL (nothing listens)": (["--campaign", "1"], {}),
+        }
+        table = Table(
+            f"A job that cannot go: `run` of {rows:,} rows ({size_mb:.0f} MB), until it stops",
+            ["case", "runs", "exit", "seconds to the stop", "rows read", "db MB"],
+        )
+        summary: dict[str, Any] = {}
+        with sandbox(self.env, fresh_db(self.work, "fatal-sandbox.db")) as server:
+            for case, (options, env_change) in cases.items():
+                url = "http://127.0.0.1:9/asterccinterfaces" if "dead" in case else server.url
+                results, read, sizes = [], [], []
+
+                def one(
+                    index: int,
+                    case: str = case,
+                    options: list[str] = options,
+                    env_change: dict[str, str] = env_change,
+                    url: str = url,
+                    results: list[Measured] = results,
+                    read: list[int] = read,
+                    sizes: list[float] = sizes,
+                ) -> None:
+                    db = fresh_db(self.work, "fatal.db")
+                    argv = bulkimport(
+                        "run", str(csv_path), "--quiet", "--db", str(db), "--url", url,
+                        "--org", "demo", "--user", "admin", *options,
+                        "--concurrency", str(CONCURRENCY),
+                    )  # fmt: skip
+                    result = measure(argv, {**self.env, **env_change}, check=False)
+                    if result.returncode != 3:
+                        raise RuntimeError(f"{case}: exit {result.returncode}: {result.stderr}")
+                    results.append(result)
+                    with sqlite3.connect(db) as conn:
+                        read.append(conn.execute("SELECT total_rows FROM jobs").fetchone()[0])
+                    conn.close()
+                    sizes.append(sum(p.stat().st_size for p in self.work.glob("fatal.db*")) / 1e6)
+                    say(f"    {case}: exit 3 after {result.seconds:.2f} s, {read[-1]:,} rows read")
+
+                self.run_many(f"fatal / {case}", one)
+                seconds = median([r.seconds for r in results])
+                table.add(
+                    case, len(results), 3, fmt_s(seconds), f"{median(read):,.0f}",
+                    f"{median(sizes):.1f}",
+                )  # fmt: skip
+                summary[case] = {
+                    "seconds": seconds, "runs": [r.seconds for r in results],
+                    "rows_read": median(read), "db_mb": median(sizes),
+                }  # fmt: skip
+        worst = max(v["seconds"] for v in summary.values())
+        self.targets.append(
+            (f"a refused job known within 2 s of a {rows:,}-row run", f"{worst:.2f} s (worst)",
+             worst <= 2.0)
+        )  # fmt: skip
+        table.notes.append(
+            "Whole processes, interpreter start included; sending starts with the first batch "
+            "of 5,000 rows read, and reading stops with sending."
+        )
+        self.results["fatal"] = summary
+        self.tables.append(table)
+
     # ---------------------------------------------------------------------------- rate
 
     def rate(self) -> None:
         rate, duration = self.args.rate, self.args.rate_seconds
         rows = int(rate * duration) + 1
-        template, _ = self._staged(rows, f"rate-{rows}")
+        template, records = self._staged(rows, f"rate-{rows}")
         say(f"rate: --rate {rate:g} for {duration:g} s ({rows:,} rows)")
-        achieved, sliding, aligned, overall = [], [], [], []
+        achieved, sliding, aligned, overall, cpu, bare_cpu = [], [], [], [], [], []
         with minimal_endpoint(self.env) as server:
 
             def one(index: int) -> None:
                 db = copy_db(template, self.work / "rate-run.db")
                 server.reset()
-                measure(resume_argv(db, server.url, rate), self.env)
+                result = measure(resume_argv(db, server.url, rate), self.env)
                 times = sorted(server.arrivals())
+                # The client's CPU per 1,000 rows at a steady pace, start-up included.
+                cpu.append(result.cpu_s / len(times) * 1000)
+                # The loop a user would write, at the same pace, for the same calls.
+                bare = measure(
+                    [PY, str(BENCH / "clients.py"), "aiohttp", "--url", server.url,
+                     "--records", str(records), "--concurrency", str(CONCURRENCY),
+                     "--rate", str(rate)],
+                    self.env,
+                )  # fmt: skip
+                bare_cpu.append(bare.cpu_s / len(times) * 1000)
+                server.reset()
                 span = times[-1] - times[0]
                 achieved.append((len(times) - 1) / span)
                 overall.append(len(times) / span)
@@ -607,7 +691,10 @@ class Bench:
                 for t in times:
                     seconds[int(t)] = seconds.get(int(t), 0) + 1
                 aligned.append(max(seconds.values()))
-                say(f"    {achieved[-1]:.2f}/s, busiest window {sliding[-1]}")
+                say(
+                    f"    {achieved[-1]:.2f}/s, busiest window {sliding[-1]}, "
+                    f"CPU {cpu[-1]:.3f} s per 1,000 rows (bare aiohttp {bare_cpu[-1]:.3f})"
+                )
 
             self.run_many("rate", one)
         table = Table(
@@ -620,14 +707,30 @@ class Bench:
         table.add("busiest sliding 1-s window", median(sliding))
         table.add("busiest calendar second", median(aligned))
         table.add("busiest sliding window, worst run", max(sliding))
+        table.add("client CPU (user + system) per 1,000 rows", f"{median(cpu):.3f} s")
+        table.add("bare aiohttp loop at the same pace, per 1,000 rows", f"{median(bare_cpu):.3f} s")
+        cpu_ratio = median([c / b for c, b in zip(cpu, bare_cpu, strict=True)])
+        table.add("bulkimport CPU ÷ bare aiohttp CPU", f"{cpu_ratio:.2f}")
+        startup = self.results.get("resume", {}).get("startup_s")
+        table.notes.append(
+            "CPU includes the interpreter's start and imports "
+            f"({rows:,} rows in all); the CPU share of one core at this pace is "
+            f"{median(cpu) * rate / 1000:.1%}."
+            + (f" `bulkimport --help` takes {startup:.2f} s of wall time." if startup else "")
+        )
         self.targets.append(
-            (f"rate within 2 % of {rate:g}, no 1-s window over it",
+            (f"rate within 2 % of {rate:g}, no 1-s window over it (+1 burst)",
              f"{error:+.2%}, busiest window {max(sliding)}",
-             abs(error) <= 0.02 and max(sliding) <= rate)
+             abs(error) <= 0.02 and max(sliding) <= rate + 1)
         )  # fmt: skip
         self.results["rate"] = {
             "achieved": achieved, "sliding_max": sliding, "aligned_max": aligned,
+            "cpu_s_per_1000_rows": cpu, "bare_cpu_s_per_1000_rows": bare_cpu,
         }  # fmt: skip
+        self.targets.append(
+            (f"CPU at --rate {rate:g}: close to a bare aiohttp loop's",
+             f"{median(cpu):.3f} s per 1,000 rows, {cpu_ratio:.2f}× bare", cpu_ratio <= 1.3)
+        )  # fmt: skip
         self.tables.append(table)
 
 
@@ -657,12 +760,12 @@ def main() -> None:
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, 1 run: < 1 minute")
-    parser.add_argument("--only", default="read,send,growth,resume,rate")
+    parser.add_argument("--only", default="read,send,growth,resume,fatal,rate")
     parser.add_argument("--runs", type=int)
     parser.add_argument("--rows", type=int, help="rows of the read and resume files")
     parser.add_argument("--send-rows", type=int, help="rows of the send benchmark")
     parser.add_argument("--huge", action="store_true", help="add 5 M rows to the growth table")
-    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--rate-seconds", type=float)
     parser.add_argument("--skip-sqlite-utils", action="store_true")
     parser.add_argument(
@@ -684,7 +787,7 @@ def main() -> None:
     if quick and not args.skip_sqlite_utils and args.rows > 100_000:
         args.skip_sqlite_utils = True
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
-    unknown = set(sections) - {"read", "send", "growth", "resume", "rate"}
+    unknown = set(sections) - {"read", "send", "growth", "resume", "fatal", "rate"}
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
     if args.product is not None:
@@ -697,7 +800,7 @@ def main() -> None:
         work = args.workdir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         bench = Bench(args, work)
-        for section in ("read", "send", "growth", "resume", "rate"):
+        for section in ("read", "send", "growth", "resume", "fatal", "rate"):
             if section in sections:
                 getattr(bench, section)()
     elapsed = time.perf_counter() - started

@@ -261,6 +261,7 @@ class Dispatcher:
         run.stop.set()
         run.sending.set()  # wake the workers held by an outage: they end
         run.slot_free.set()
+        self._limiter.cancel()
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -420,7 +421,7 @@ class Dispatcher:
                 run.buffer.put_nowait(row)
                 return
             try:
-                turn = await self._limiter.acquire(run.stop)
+                turn = await self._limiter.acquire()
             except BaseException:
                 self._free_slot()
                 run.buffer.put_nowait(row)  # not sent: released by _finish

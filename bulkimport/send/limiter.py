@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -29,6 +28,8 @@ class RateLimiter:
         self._next_s = 0.0
         self._paused_until_s = 0.0
         self._lock = asyncio.Lock()
+        self._cancelled = False
+        self._sleeper: asyncio.Future[None] | None = None  # the one waiter holding the lock
         self.set_rate(rate_per_s)
 
     @property
@@ -56,33 +57,53 @@ class RateLimiter:
     def paused_until_s(self) -> float:
         return self._paused_until_s
 
-    async def acquire(self, cancel: asyncio.Event | None = None) -> bool:
-        """Wait for this call's turn; True when it is taken.
+    def cancel(self) -> None:
+        """A stop: the call waiting for its turn, and every later one, gets False at once
+        (a stop must not wait for the end of a long ``Retry-After`` pause)."""
+        self._cancelled = True
+        if self._sleeper is not None and not self._sleeper.done():
+            self._sleeper.set_result(None)
 
-        False, without taking a turn, as soon as ``cancel`` is set: a stop must not wait for
-        the end of a long ``Retry-After`` pause.
-        """
-        if not self._interval_s and not self._lock.locked():
-            # No spacing and nobody waiting: only a pause can hold this call.
-            if cancel is not None and cancel.is_set():
-                return False
-            if self._paused_until_s <= self._clock():
-                return True
+    async def acquire(self) -> bool:
+        """Wait for this call's turn; True when it is taken, False after ``cancel()``."""
+        if self._cancelled:
+            return False
+        # No spacing and nobody waiting: only a pause can hold this call.
+        if (
+            not self._interval_s
+            and not self._lock.locked()
+            and self._paused_until_s <= self._clock()
+        ):
+            return True
         async with self._lock:
             woke_for = None  # the start this call slept until, if it had to wait
             while True:
-                if cancel is not None and cancel.is_set():
+                if self._cancelled:
                     return False
                 now = self._clock()
                 start = max(now, self._next_s, self._paused_until_s)
                 if start <= now:
                     break
                 woke_for = start
-                if cancel is None:
-                    await asyncio.sleep(start - now)
-                else:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(cancel.wait(), timeout=start - now)
+                await self._sleep(start - now)
             late_s = 0.0 if woke_for is None else min(now - woke_for, self.tolerance_s)
             self._next_s = now - late_s + self._interval_s
             return True
+
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or until ``cancel()``: one future and one timer, which is all
+        a wait per call can afford at hundreds of calls per second (``asyncio.wait_for``
+        on an event costs a task and several futures more)."""
+        loop = asyncio.get_running_loop()
+        self._sleeper = sleeper = loop.create_future()
+        timer = loop.call_later(seconds, _wake, sleeper)
+        try:
+            await sleeper
+        finally:
+            timer.cancel()
+            self._sleeper = None
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
