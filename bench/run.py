@@ -198,10 +198,10 @@ def stage_argv(csv_path: Path, db: Path, url: str = "http://127.0.0.1:9/astercci
                       *TARGET_OPTIONS)  # fmt: skip
 
 
-def resume_argv(db: Path, url: str, rate: float = 0) -> list[str]:
+def resume_argv(db: Path, url: str, rate: float = 0, concurrency: int = CONCURRENCY) -> list[str]:
     return bulkimport(
         "resume", "--quiet", "--db", str(db), "--url", url, "--rate", str(rate),
-        "--concurrency", str(CONCURRENCY),
+        "--concurrency", str(concurrency),
     )  # fmt: skip
 
 
@@ -374,15 +374,20 @@ class Bench:
         return db, records
 
     def send(self) -> None:
+        self.results["send"] = {}
+        for concurrency in self.args.concurrency:
+            self._send_at(concurrency)
+
+    def _send_at(self, concurrency: int) -> None:
         rows = self.args.send_rows
         template, records = self._staged(rows, f"send-{rows}")
         with open(records, encoding="utf-8") as handle:
             valid = sum(1 for _ in handle)
-        say(f"send: {valid:,} rows, concurrency {CONCURRENCY}")
+        say(f"send: {valid:,} rows, concurrency {concurrency}")
         clients = [PY, str(BENCH / "clients.py")]
         summary: dict[str, Any] = {}
         table = Table(
-            f"Sending {valid:,} rows, no rate limit, concurrency {CONCURRENCY}, keep-alive, GET",
+            f"Sending {valid:,} rows, no rate limit, concurrency {concurrency}, keep-alive, GET",
             ["server", "client", "runs", "seconds", "rows/s", "× bare aiohttp",
              "steady rows/s (server side)", "steady × bare aiohttp", "peak RSS MB", "CPU s"],
         )  # fmt: skip
@@ -413,10 +418,10 @@ class Bench:
                     with server:
                         if name == "bulkimport resume":
                             db = copy_db(template, self.work / "send-run.db")
-                            argv = resume_argv(db, server.url)
+                            argv = resume_argv(db, server.url, concurrency=concurrency)
                         elif name == "bare aiohttp loop":
                             argv = [*clients, "aiohttp", "--url", server.url, "--records",
-                                    str(records), "--concurrency", str(CONCURRENCY)]  # fmt: skip
+                                    str(records), "--concurrency", str(concurrency)]  # fmt: skip
                         else:
                             argv = [*clients, "requests", "--url", server.url,
                                     "--records", str(records)]  # fmt: skip
@@ -467,9 +472,10 @@ class Bench:
                 ours = summary["minimal endpoint / bulkimport resume"]
                 ratio, steady_ratio = ours["ratio"], ours["steady_ratio"]
                 self.targets.append(
-                    ("sending ≥ 0.8× bare aiohttp (minimal endpoint)",
+                    (f"sending ≥ 1.0× bare aiohttp at concurrency {concurrency} "
+                     "(minimal endpoint)",
                      f"{ratio:.2f}× whole process, {steady_ratio:.2f}× steady",
-                     ratio >= 0.8)
+                     ratio >= 1.0)
                 )  # fmt: skip
         table.notes.append(
             "Steady: (calls − 1) / (last arrival − first arrival) at the minimal endpoint. "
@@ -477,7 +483,7 @@ class Bench:
             "the queue and recording every outcome); the baselines read their requests from a "
             "file before they start."
         )
-        self.results["send"] = summary
+        self.results["send"][concurrency] = summary
         self.tables.append(table)
 
     # -------------------------------------------------------------------------- growth
@@ -764,6 +770,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int)
     parser.add_argument("--rows", type=int, help="rows of the read and resume files")
     parser.add_argument("--send-rows", type=int, help="rows of the send benchmark")
+    parser.add_argument(
+        "--concurrency", default="8,32", help="the send benchmark's concurrencies (default 8,32)"
+    )
     parser.add_argument("--huge", action="store_true", help="add 5 M rows to the growth table")
     parser.add_argument("--rate", type=float, default=500.0)
     parser.add_argument("--rate-seconds", type=float)
@@ -782,10 +791,11 @@ def main() -> None:
     quick = args.quick
     args.runs = args.runs or (1 if quick else 3)
     args.rows = args.rows or (100_000 if quick else 1_000_000)
-    args.send_rows = args.send_rows or (2_000 if quick else 20_000)
+    args.send_rows = args.send_rows or (2_000 if quick else 50_000)
     args.rate_seconds = args.rate_seconds or (3.0 if quick else 30.0)
     if quick and not args.skip_sqlite_utils and args.rows > 100_000:
         args.skip_sqlite_utils = True
+    args.concurrency = [int(n) for n in args.concurrency.split(",") if n.strip()]
     sections = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = set(sections) - {"read", "send", "growth", "resume", "fatal", "rate"}
     if unknown:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -80,10 +81,25 @@ def client(tmp_path: Path, transport: Transport) -> Client:
     )
 
 
+@pytest.fixture
+def slow_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each batch of 5,000 rows takes 0.1 s more to read, as from a slow disk: the file is
+    still being read a good while after the first batch, whatever the machine's speed."""
+    real = pipeline.read_batches
+
+    def slow(*args: object, **kwargs: object) -> Iterator[Batch]:
+        for batch in real(*args, **kwargs):  # type: ignore[arg-type]
+            time.sleep(0.1)
+            yield batch
+
+    monkeypatch.setattr(pipeline, "read_batches", slow)
+
+
 def lines_stored(db: Path) -> list[int]:
     return [line for (line,) in query(db, "SELECT line FROM rows ORDER BY line")]
 
 
+@pytest.mark.usefixtures("slow_disk")
 async def test_the_first_call_goes_before_reading_ends_and_the_job_finishes_after_both(
     tmp_path: Path,
 ) -> None:
@@ -104,7 +120,7 @@ async def test_the_first_call_goes_before_reading_ends_and_the_job_finishes_afte
 
 
 async def test_a_wrong_password_stops_reading_too_and_the_job_resumes_both(
-    tmp_path: Path,
+    tmp_path: Path, slow_disk: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     db = tmp_path / "q.db"
     path = leads(tmp_path)
@@ -120,6 +136,7 @@ async def test_a_wrong_password_stops_reading_too_and_the_job_resumes_both(
     # The server refused the job, not rows: a handful of calls, not thousands.
     assert len(refused.records) <= 8
 
+    monkeypatch.undo()  # the disk is fast again: the rest is read at full speed
     fixed = Answering(DONE, db)
     async with client(tmp_path, fixed) as loader:
         resumed = await loader.load_csv(path)
