@@ -54,8 +54,12 @@ _EXPORTS = {
     "DatabaseError": "bulkimport.errors",
     "TryLater": "bulkimport.errors",
     "RunnerBusy": "bulkimport.errors",
+    "ServerUnavailable": "bulkimport.errors",
+    "WindowClosed": "bulkimport.errors",
     "ServerRefused": "bulkimport.errors",
     "Interrupted": "bulkimport.errors",
+    "StopCause": "bulkimport.states",
+    "SendWindow": "bulkimport.window",
 }
 
 __all__ = [
@@ -82,11 +86,15 @@ __all__ = [
     "RowState",
     "RunnerBusy",
     "SendSettings",
+    "SendWindow",
     "ServerRefused",
+    "ServerUnavailable",
     "Settings",
+    "StopCause",
     "Target",
     "TryLater",
     "UserType",
+    "WindowClosed",
     "check_csv",
 ]
 
@@ -115,7 +123,9 @@ if TYPE_CHECKING:
         Interrupted,
         RunnerBusy,
         ServerRefused,
+        ServerUnavailable,
         TryLater,
+        WindowClosed,
     )
     from bulkimport.jobs.client import Client, check_csv
     from bulkimport.jobs.progress import Phase, ProgressEvent
@@ -129,4 +139,5 @@ if TYPE_CHECKING:
         UserType,
     )
     from bulkimport.settings import Method, ReadSettings, SendSettings, Settings, Target
-    from bulkimport.states import JobState, RowState
+    from bulkimport.states import JobState, RowState, StopCause
+    from bulkimport.window import SendWindow

@@ -72,6 +72,10 @@ class ServerUnavailable(TryLater):
     run (nothing was held against its rows)."""
 
 
+class WindowClosed(TryLater):
+    """The send window (``--window``) closed: the job goes on in the next one."""
+
+
 class ServerRefused(BulkImportError):
     """The server refused the job (a fatal answer, a URL that never answered, a spent error
     budget): it stopped, and resumes once the setting is fixed."""

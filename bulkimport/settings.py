@@ -35,6 +35,7 @@ from bulkimport.protocol import (
     UserType,
 )
 from bulkimport.rows import TargetRef
+from bulkimport.window import SendWindow
 
 ENV_PREFIX = "BULKIMPORT_"
 PASSWORD_ENV = "BULKIMPORT_PASSWORD"
@@ -373,6 +374,17 @@ SPECS: tuple[Spec, ...] = (
         field="send.max_outage_s",
     ),
     Spec(
+        "window",
+        SendWindow.parse,
+        None,
+        "Send only between these hours, local time (e.g. 20:00-07:00): outside, wait for "
+        "the window; when it closes, stop, resumable (exit 75).",
+        metavar="HH:MM-HH:MM",
+        group="send",
+        field="send.window",
+        dump=lambda window: None if window is None else str(window),
+    ),
+    Spec(
         "max_rejects",
         RejectBudget.parse,
         RejectBudget(),
@@ -680,6 +692,7 @@ class SendSettings:
     max_rate_per_s: float = 0.0  # with auto: the cap (0 = none)
     max_outage_s: float = DEFAULT_MAX_OUTAGE_S
     max_rejects: RejectBudget = field(default_factory=RejectBudget)
+    window: SendWindow | None = None  # the hours in which calls may start (None: any time)
 
     @property
     def auto(self) -> bool:
@@ -879,6 +892,7 @@ def build(values: Mapping[str, Any]) -> Settings:
             concurrency=values["concurrency"],
             max_outage_s=values["max_outage"],
             max_rejects=values["max_rejects"],
+            window=values["window"],
             max_attempts=values["max_attempts"],
             timeout_s=values["timeout"],
             verify_tls=not values["insecure"],

@@ -90,3 +90,4 @@ class StopCause(StrEnum):
     BUDGET = "budget"  # too many rows rejected: something systematic (stopped, exit 3)
     OUTAGE = "outage"  # the server was unreachable for longer than --max-outage (exit 75)
     READING = "reading"  # reading the file failed midway while sending (interrupted)
+    WINDOW = "window"  # the send window (--window) closed (interrupted, exit 75)

@@ -123,6 +123,7 @@ def test_typed_settings() -> None:
             "insecure": True,
             "map": ("Mobile=phone1", "Notes="),
             "set": ("src=web",),
+            "window": "20:00-07:00",
         },
         {
             **TARGET,

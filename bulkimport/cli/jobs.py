@@ -32,7 +32,7 @@ from bulkimport.cli.progress import progress_for
 from bulkimport.errors import ConfigError, ExitCode
 from bulkimport.jobs.client import Client
 from bulkimport.jobs.summary import JobSummary, summarize
-from bulkimport.jobs.watcher import outage_text
+from bulkimport.jobs.watcher import outage_text, window_wait_text
 from bulkimport.states import JobState, RowState
 from bulkimport.storage import RemoteImport
 
@@ -285,6 +285,8 @@ def status(
         click.echo(f"  pace    {summary.pace_per_s:,.1f} calls/s{latency}")
     if summary.outage_since is not None:
         click.echo(f"  server  {outage_text(summary.outage_since, summary.next_try_at)}")
+    if summary.window_opens_at is not None:
+        click.echo(f"  window  {window_wait_text(summary.window_opens_at)}")
     for state in RowState:
         click.echo(f"    {state.value:<10} {summary.counts.get(state, 0):>12,}")
     if summary.resent_unknown:

@@ -350,7 +350,7 @@ async def _record_end(
     reason = stop_reason(cause, result, settings, since_s=outage_since_s)
     state = (
         JobState.INTERRUPTED
-        if cause in (StopCause.SIGNAL, StopCause.OUTAGE, StopCause.READING)
+        if cause in (StopCause.SIGNAL, StopCause.OUTAGE, StopCause.READING, StopCause.WINDOW)
         else JobState.STOPPED
     )
     await storage.jobs.set_state(job.id, state, reason, cause)

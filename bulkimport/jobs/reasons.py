@@ -13,6 +13,7 @@ from bulkimport.protocol import CODES, ENDPOINT_PATH, Fix, Outcome, Trouble, des
 from bulkimport.send import SendResult
 from bulkimport.settings import Settings, Target
 from bulkimport.states import StopCause
+from bulkimport.window import SendWindow
 
 
 def fix_hint(fix: Fix | None, target: Target, password_env: str) -> str:
@@ -149,7 +150,18 @@ def stop_reason(
         return budget_reason(result, settings)
     if cause is StopCause.OUTAGE:
         return outage_reason(result, settings, since_s)
+    if cause is StopCause.WINDOW and settings.send.window is not None:
+        return window_reason(settings.send.window, time.time())
     return "interrupted"
+
+
+def window_reason(window: SendWindow, now_s: float) -> str:
+    """Why a job stopped when its send window closed, and when it goes on."""
+    opens = time.strftime("%H:%M", time.localtime(window.opens_at(now_s)))
+    return (
+        f"the send window {window} closed; the job resumes with the same command, "
+        f"sending from {opens}"
+    )
 
 
 def _duration(seconds: float) -> str:

@@ -10,7 +10,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bulkimport.errors import ExitCode, Interrupted, ServerRefused, ServerUnavailable
+from bulkimport.errors import (
+    ExitCode,
+    Interrupted,
+    ServerRefused,
+    ServerUnavailable,
+    WindowClosed,
+)
 from bulkimport.rows import TargetRef
 from bulkimport.states import JobState, RowState, StopCause
 from bulkimport.storage import Job, Storage
@@ -43,6 +49,7 @@ class JobSummary:
     stop_cause: StopCause | None = None  # why it stopped before it finished
     outage_since: float | None = None  # while running: the server has not answered since
     next_try_at: float | None = None  # ...and the next probe goes then (Unix seconds)
+    window_opens_at: float | None = None  # while running: outside the send window until then
     pace_per_s: float | None = None  # while running: the pace sending holds
     latency_s: float | None = None  # ...and the latency it sees
 
@@ -65,7 +72,7 @@ class JobSummary:
         if self.state is JobState.STOPPED:
             return ExitCode.SERVER_REFUSED
         if self.state is JobState.INTERRUPTED:
-            if self.stop_cause is StopCause.OUTAGE:
+            if self.stop_cause in (StopCause.OUTAGE, StopCause.WINDOW):
                 return ExitCode.TRY_LATER
             return ExitCode.INTERRUPTED
         if self.state is JobState.FINISHED and self.problems:
@@ -74,13 +81,16 @@ class JobSummary:
 
     def raise_for_state(self) -> JobSummary:
         """``ServerRefused`` for a job the server stopped, ``ServerUnavailable`` for one that
-        waited longer than ``--max-outage``, ``Interrupted`` for one stopped by a signal (all
+        waited longer than ``--max-outage``, ``WindowClosed`` for one whose send window
+        closed, ``Interrupted`` for one stopped by a signal (all
         resumable); the summary itself otherwise."""
         if self.state is JobState.STOPPED:
             raise ServerRefused(self.message or "the server refused the job", job=self.job)
         if self.state is JobState.INTERRUPTED:
             if self.stop_cause is StopCause.OUTAGE:
                 raise ServerUnavailable(self.message or "the server did not answer", job=self.job)
+            if self.stop_cause is StopCause.WINDOW:
+                raise WindowClosed(self.message or "the send window closed", job=self.job)
             raise Interrupted(self.message or "interrupted", job=self.job)
         return self
 
@@ -106,6 +116,7 @@ class JobSummary:
             "stop_cause": self.stop_cause.value if self.stop_cause is not None else None,
             "outage_since": self.outage_since,
             "next_try_at": self.next_try_at,
+            "window_opens_at": self.window_opens_at,
             "pace_per_s": self.pace_per_s,
             "latency_s": self.latency_s,
         }
@@ -141,6 +152,7 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
         stop_cause=job.stop_cause,
         outage_since=job.outage_since if job.state is JobState.RUNNING else None,
         next_try_at=job.next_try_at if job.state is JobState.RUNNING else None,
+        window_opens_at=job.window_opens_at if job.state is JobState.RUNNING else None,
         pace_per_s=job.pace_per_s if current_rate(job) is not None else None,
         latency_s=job.latency_s if current_rate(job) is not None else None,
     )

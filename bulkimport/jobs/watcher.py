@@ -37,6 +37,13 @@ def outage_text(since_s: float, next_try_s: float | None, *, now_s: float | None
     return text
 
 
+def window_wait_text(opens_at_s: float) -> str:
+    """``outside the send window, sending at 20:00``."""
+    return (
+        f"outside the send window, sending at {time.strftime('%H:%M', time.localtime(opens_at_s))}"
+    )
+
+
 class Watcher:
     """Keeps, logs and shows what the dispatcher learns about the server for one job."""
 
@@ -93,6 +100,26 @@ class Watcher:
                 job,
                 f" (unreachable since {clock_text(since)})" if since else "",
                 extra=event("back", job=job, since=since),
+            )
+        elif watched.kind is Watch.WINDOW_WAIT and watched.next_try_s is not None:
+            text = window_wait_text(watched.next_try_s)
+            await self._storage.jobs.record_window_wait(job, watched.next_try_s)
+            self._progress.note(text)
+            log.warning(
+                "job %d: %s (--window %s)",
+                job,
+                text,
+                self._settings.send.window,
+                extra=event("window_wait", job=job, opens_at=watched.next_try_s),
+            )
+        elif watched.kind is Watch.WINDOW_OPEN:
+            await self._storage.jobs.record_window_wait(job, None)
+            self._progress.note("")
+            log.info(
+                "job %d: the send window %s is open; sending",
+                job,
+                self._settings.send.window,
+                extra=event("window_open", job=job),
             )
         elif watched.kind is Watch.UNKNOWN and not self._warned_unknown and self._rewrites():
             self._warned_unknown = True

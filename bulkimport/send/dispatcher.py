@@ -18,6 +18,8 @@
 - Then the pure ``policy.row_result`` turns the outcome into the row's next state, and one
   writer records results in small batches. A worker whose result would overflow a batch
   waits for the commit, which bounds the rows sent but not recorded.
+- With a send window (``--window``), nothing is claimed before it opens (the run waits,
+  saying until when), and when it closes the run stops (``StopCause.WINDOW``).
 - A stop (any cause, or ``stop()``) ends claiming at once; calls in flight get ``grace_s``
   to finish and their outcomes are recorded; rows not sent go back to ``pending``. A call
   still unanswered after the grace time goes back to ``pending`` as an attempt whose outcome
@@ -116,6 +118,8 @@ class Watch(StrEnum):
     PROBE_FAILED = "probe-failed"  # a probe got no answer either
     BACK = "back"  # an answer again: sending resumes
     UNKNOWN = "unknown"  # a call may have been processed though no answer came
+    WINDOW_WAIT = "window-wait"  # outside the send window: waiting until it opens
+    WINDOW_OPEN = "window-open"  # the send window opened: sending begins
 
 
 @dataclass(frozen=True)
@@ -126,7 +130,8 @@ class WatchEvent:
     outcome: Outcome | None = None
     line: int | None = None
     since_s: float | None = None  # OUTAGE: when answers stopped
-    next_try_s: float | None = None  # OUTAGE, PROBE_FAILED: when the next probe goes
+    next_try_s: float | None = None  # OUTAGE, PROBE_FAILED: when the next probe goes;
+    # WINDOW_WAIT: when the window opens
 
 
 @dataclass
@@ -228,6 +233,8 @@ class Dispatcher:
         self._rng = rng or random.Random()
         self._grace_s = grace_s
         self._retry = settings.retry
+        self._window = settings.window
+        self._window_closes_s = math.inf  # no call starts from then on (--window)
         self._max_unknown = max_unknown
         self._pool = settings.pool
         now = clock()
@@ -341,9 +348,14 @@ class Dispatcher:
         """Keep the buffer filled with due rows; set ``stop`` when nothing is left."""
         run = self._run
         feed = self._feed_state
+        if not await self._wait_for_window():
+            return
         while not run.stop.is_set():
             if feed is not None and feed.failed:
                 self._stop(StopCause.READING)
+                return
+            if self._wall() >= self._window_closes_s:
+                self._stop(StopCause.WINDOW)  # it closed: the calls in flight finish
                 return
             if not run.sending.is_set():
                 # An outage: the probe claims its own rows.
@@ -390,6 +402,24 @@ class Dispatcher:
                 wait_s = 0.02
             await self._wait_for(run.stop, wait_s)
 
+    async def _wait_for_window(self) -> bool:
+        """Outside the send window, wait until it opens (saying until when); False if the
+        run stops meanwhile. Rows are claimed only once it is open."""
+        window = self._window
+        if window is None:
+            return True
+        if not window.is_open(self._wall()):
+            self._tell(WatchEvent(Watch.WINDOW_WAIT, next_try_s=window.opens_at(self._wall())))
+            while not window.is_open(self._wall()):
+                if self._run.stop.is_set():
+                    return False
+                # Looked at every second at most: the wall clock may jump (sleep, NTP).
+                wait_s = min(max(window.opens_at(self._wall()) - self._wall(), 0.01), 1.0)
+                await self._wait_for(self._run.stop, wait_s)
+            self._tell(WatchEvent(Watch.WINDOW_OPEN))
+        self._window_closes_s = window.closes_at(self._wall())
+        return not self._run.stop.is_set()
+
     async def _wait_for(self, event: asyncio.Event, seconds: float) -> None:
         """Wait until ``event`` is set, ``stop`` is set, or ``seconds`` have passed."""
         if self._run.stop.is_set() or event.is_set():
@@ -426,7 +456,9 @@ class Dispatcher:
                 self._free_slot()
                 run.buffer.put_nowait(row)  # not sent: released by _finish
                 raise
-            if not turn:
+            if not turn or self._wall() >= self._window_closes_s:
+                if turn:
+                    self._stop(StopCause.WINDOW)
                 self._free_slot()
                 run.buffer.put_nowait(row)
                 return

@@ -97,6 +97,11 @@ class JobStore(Protocol):
         ``next_try_at`` (None for both: it answers again)."""
         ...
 
+    async def record_window_wait(self, job_id: int, opens_at: float | None) -> None:
+        """The runner waits for the send window, which opens at ``opens_at``; None: it is
+        open (any ``set_state`` clears it too)."""
+        ...
+
     async def url_answered(self, url: str) -> bool:
         """Whether ``url`` ever gave a valid Import answer to a job of this storage."""
         ...

@@ -42,6 +42,7 @@ class Job:
     pace_per_s: float | None = None  # the pace sending holds (calls per second)
     latency_s: float | None = None  # the latency it sees (recent average)
     read_done: bool = False  # the file is read to its end: no row will be added
+    window_opens_at: float | None = None  # waiting for the send window: when it opens
     blank_lines: int = 0  # lines read that are no record (empty, spaces, bare delimiters)
     #: Phone numbers repaired while reading, per kind (kinds with none left out).
     repairs: Mapping[RepairKind, int] = field(default_factory=dict)

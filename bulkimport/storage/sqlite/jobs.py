@@ -20,7 +20,7 @@ _JOB_COLUMNS = (
     " target_campaign, settings_json, format_json, read_offset, read_line, total_rows,"
     " resent_unknown, message, created_at, updated_at, started_at, finished_at,"
     " send_rate_per_s, send_rate_at, stop_cause, outage_since, next_try_at, pace_per_s,"
-    " latency_s, read_done, blank_lines, " + ", ".join(REPAIR_COLUMNS.values())
+    " latency_s, read_done, window_opens_at, blank_lines, " + ", ".join(REPAIR_COLUMNS.values())
 )
 
 
@@ -49,8 +49,9 @@ def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
         pace_per_s=row[25],
         latency_s=row[26],
         read_done=bool(row[27]),
-        blank_lines=row[28],
-        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[29:], strict=True) if n},
+        window_opens_at=row[28],
+        blank_lines=row[29],
+        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[30:], strict=True) if n},
     )
 
 
@@ -185,7 +186,7 @@ class SqliteJobs:
         async with db.lock, db.transaction():
             cursor = await db.conn.execute(
                 "UPDATE jobs SET state = ?, message = ?, stop_cause = ?, updated_at = ?,"
-                " outage_since = NULL, next_try_at = NULL,"
+                " outage_since = NULL, next_try_at = NULL, window_opens_at = NULL,"
                 " started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,"
                 " finished_at = CASE WHEN ? THEN ? ELSE NULL END"
                 " WHERE id = ?",
@@ -234,6 +235,15 @@ class SqliteJobs:
             await db.conn.execute(
                 "UPDATE jobs SET outage_since = ?, next_try_at = ? WHERE id = ?",
                 (since, next_try_at, job_id),
+            )
+
+    async def record_window_wait(self, job_id: int, opens_at: float | None) -> None:
+        """The runner waits for the send window, which opens at ``opens_at`` (Unix
+        seconds); None: it is open."""
+        db = self._db
+        async with db.lock, db.transaction():
+            await db.conn.execute(
+                "UPDATE jobs SET window_opens_at = ? WHERE id = ?", (opens_at, job_id)
             )
 
     async def url_answered(self, url: str) -> bool:
