@@ -173,7 +173,8 @@ class _Run:
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     cause: StopCause | None = None
     outcome: Outcome | None = None
-    buffer: asyncio.Queue[ClaimedRow] = field(default_factory=lambda: asyncio.Queue())
+    # Rows claimed for the workers; a None tells a worker waiting for one that the run ends.
+    buffer: asyncio.Queue[ClaimedRow | None] = field(default_factory=lambda: asyncio.Queue())
     low: asyncio.Event = field(default_factory=asyncio.Event)  # the buffer wants more rows
     results: list[RowResult] = field(default_factory=list)
     # Rows claimed and not yet resolved (in results); counted from the claim, because a row
@@ -265,10 +266,19 @@ class Dispatcher:
         run = self._run
         if run.cause is None:
             run.cause, run.outcome = cause, outcome
+        self._end()
+
+    def _end(self) -> None:
+        """No more claims; wake every worker, wherever it waits, to end."""
+        run = self._run
+        if run.stop.is_set():
+            return
         run.stop.set()
-        run.sending.set()  # wake the workers held by an outage: they end
+        run.sending.set()  # the workers held by an outage
         run.slot_free.set()
         self._limiter.cancel()
+        for _ in range(self._pool):
+            run.buffer.put_nowait(None)  # those waiting for a row: one None each
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -337,7 +347,9 @@ class Dispatcher:
     async def _release_buffer(self) -> None:
         unsent = []
         while not self._run.buffer.empty():
-            unsent.append(self._run.buffer.get_nowait().id)
+            row = self._run.buffer.get_nowait()
+            if row is not None:
+                unsent.append(row.id)
         if unsent:
             self._run.unresolved -= len(unsent)
             await self._queue.release(self._job_id, unsent)
@@ -391,8 +403,7 @@ class Dispatcher:
                         if feed is not None and feed.failed:
                             self._stop(StopCause.READING)
                             return
-                        run.stop.set()
-                        run.sending.set()
+                        self._end()
                         return
                     assert feed is not None
                     await self._wait_for(feed.added, IDLE_POLL_S)
@@ -513,26 +524,11 @@ class Dispatcher:
             return None
         if run.buffer.qsize() <= self._pool:
             run.low.set()
-        try:
-            return run.buffer.get_nowait()
-        except asyncio.QueueEmpty:
-            pass
-        get = asyncio.ensure_future(run.buffer.get())
-        stop = asyncio.ensure_future(run.stop.wait())
-        try:
-            await asyncio.wait((get, stop), return_when=asyncio.FIRST_COMPLETED)
-        except asyncio.CancelledError:
-            stop.cancel()
-            if get.done():
-                run.buffer.put_nowait(get.result())
-            else:
-                get.cancel()  # takes no row: Queue.get only removes one when it returns
-            raise
-        stop.cancel()
-        if not get.done():
-            get.cancel()
+        # No row waiting: Queue.get waits; a stop puts a None in for each worker. (A cancel
+        # takes no row: Queue.get only removes one when it returns.)
+        row = await run.buffer.get()
+        if row is None:
             return None
-        row = get.result()
         if run.stop.is_set():
             run.buffer.put_nowait(row)  # released, unsent, by _finish
             return None
