@@ -23,7 +23,8 @@ from bulkimport.storage.values import RowView
 _ROW_VIEW_COLUMNS = "id, line, state, cells, record, attempts, last_code, last_message"
 # The same expression as the rows_problem partial index, so that SQLite can use it.
 _PROBLEM_WHERE = (
-    "(state IN ('rejected', 'failed', 'invalid') OR (state = 'pending' AND last_code IS NOT NULL))"
+    "(state = 'rejected' OR state = 'failed' OR state = 'invalid'"
+    " OR (state = 'pending' AND last_code IS NOT NULL))"
 )
 # Built by the first incremental load of a database (mark_unchanged_skipped), then kept.
 _DONE_RECORD_INDEX = (
