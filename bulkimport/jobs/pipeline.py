@@ -378,12 +378,17 @@ def _log_start(job: Job, settings: Settings, *, send: bool) -> None:
 async def _skip_unchanged(
     storage: Storage, job: Job, settings: Settings, say: Callable[[str], None]
 ) -> None:
-    """Mark the rows an earlier job already loaded to this target as skipped.
+    """Mark the rows equal to the latest record their customer received as skipped.
 
-    Idempotent: on a resume it finds nothing new to skip among the rows still pending.
+    The customer is the value of ``--phone-field``, else of the file's first phone-like
+    field. Idempotent: on a resume it finds nothing new to skip among the rows still pending.
     """
     target = settings.require_target()
-    skipped = await storage.reports.mark_unchanged_skipped(job.id, target.ref)
+    phones = job.format.phone_fields
+    key = target.options.phone_field or (phones[0] if phones else "")
+    if not key:
+        raise InputError("--skip-unchanged: no phone field identifies a customer in this file")
+    skipped, _ = await storage.reports.mark_unchanged_skipped(job.id, target.ref, key)
     pending = (await storage.reports.counts(job.id))[RowState.PENDING]
     say(
         f"job {job.id}: {skipped:,} rows skipped (unchanged since an earlier job), "
