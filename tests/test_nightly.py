@@ -356,3 +356,60 @@ async def test_a_stop_is_logged_with_its_job_and_its_signal(
         "SIGTERM: stopping job 1: finishing the calls in flight (another one quits at once)"
     )
     assert "Ctrl-C" not in (tmp_path / "err.txt").read_text()
+
+
+async def test_tonights_export_supersedes_last_nights_unfinished_job(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    # Last night's run stopped before its end (the send window closed, say); tonight's export
+    # holds every customer it had left, so once tonight's job is done, last night's is
+    # superseded: nothing it holds is lost, and resume and prune no longer wait for it.
+    sandbox = await sandbox_factory(faults=Faults(latency_s=0.05))
+    config = profile(tmp_path / "nightly.toml", sandbox, concurrency=2, prune="1s")
+    rows = good_rows(200)
+    proc = await spawn(
+        "run", str(write_csv(tmp_path / "leads.csv", [HEADER, *rows])), "--config", str(config),
+        cwd=tmp_path,
+    )  # fmt: skip
+    for _ in range(600):
+        await asyncio.sleep(0.02)
+        if (await stats(sandbox))["requests"] >= 10:
+            break
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), 30) == 130
+
+    sandbox.set_faults(Faults())
+    tonight = [line.replace(",City ", ",Moved ") if i < 3 else line for i, line in enumerate(rows)]
+    result = await bulkimport(
+        "run", str(write_csv(tmp_path / "leads.csv", [HEADER, *tonight])),
+        "--config", str(config), "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert (
+        "job 1 (interrupted, an earlier export of the same file; every row it had left is for "
+        "a customer job 2 loaded) is superseded by job 2: resume no longer picks it"
+    ) in result.err
+    held = {c["key"]: c for c in await customers(sandbox)}
+    assert len(held) == 200 and held["13900000000"]["fields"]["city"].startswith("Moved")
+    assert (await bulkimport("resume", "--config", str(config), cwd=tmp_path)).code == 2
+    await asyncio.sleep(1.1)
+    pruned = await bulkimport("prune", "--config", str(config), cwd=tmp_path)
+    assert pruned.out.startswith("pruned 2 jobs finished before "), pruned.out
+
+
+async def test_a_profile_that_prunes_still_lets_an_old_job_be_retried(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    sandbox = await sandbox_factory(faults=Faults(http500_rate=0.3, seed=3))
+    config = profile(
+        tmp_path / "nightly.toml", sandbox, prune="1s", max_attempts=1, concurrency=1,
+        skip_unchanged=False,
+    )  # fmt: skip
+    source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(10)])
+    first = await bulkimport("run", str(source), "--config", str(config), cwd=tmp_path)
+    assert first.code == 1, first.err
+    await asyncio.sleep(1.1)
+    sandbox.set_faults(Faults())
+    retried = await bulkimport("retry", "1", "--config", str(config), "--json", cwd=tmp_path)
+    assert retried.code == 0, retried.err
+    assert retried.json()["counts"]["done"] == 10

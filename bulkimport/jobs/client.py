@@ -24,6 +24,7 @@ from typing import Self, TextIO
 
 from bulkimport.check import CheckOptions, CheckReport, check_file
 from bulkimport.errors import BulkImportError, ConfigError, DiskFull
+from bulkimport.jobs.customers import customer_field
 from bulkimport.jobs.events import event
 from bulkimport.jobs.pipeline import (
     StopSignal,
@@ -180,7 +181,8 @@ class Client:
             # Before the first call, not after the last one: a report that cannot be
             # written is a setting to fix, not a surprise at the end of the night.
             check_report_path(Path(report))
-        if self.settings.output.prune_after_s is not None:
+        if self.settings.output.prune_after_s is not None and not retry_states:
+            # (Not before a retry: the finished job it is about to send again could go.)
             await self.prune(self.settings.output.prune_after_s)
         try:
             summary = await run_pipeline(
@@ -199,12 +201,33 @@ class Client:
         except DiskFull as exc:
             raise await self._left_resumable(exc, path, job_id) from exc
         if summary.state is JobState.FINISHED:
-            for old in await self.storage.jobs.supersede(summary.job):
-                self._say(
-                    f"job {old.id} ({old.state.value}, the same file to {old.target.describe()}) "
-                    f"is superseded by job {summary.job}: resume no longer picks it"
-                )
+            await self._supersede(summary.job)
         return summary
+
+    async def _supersede(self, job_id: int) -> None:
+        """The older open jobs this finished one replaces no longer wait for a resume."""
+        job = await self.storage.jobs.get(job_id)
+        key = customer_field(self.settings, job.format)
+        for old in await self.storage.jobs.supersede(job_id, key):
+            if old.file != job.file:
+                what = (
+                    f"an earlier export of the same file; every row it had left is for a "
+                    f"customer job {job_id} loaded"
+                )
+            elif old.target != job.target:
+                what = f"the same file to {old.target.describe()}"
+            else:
+                what = "the same file and target"
+            self._say(
+                f"job {old.id} ({old.state.value}, {what}) is superseded by job {job_id}: "
+                "resume no longer picks it"
+            )
+            log.info(
+                "job %d superseded by job %d",
+                old.id,
+                job_id,
+                extra=event("superseded", file_only=True, job=old.id, by=job_id),
+            )
 
     async def _left_resumable(
         self, exc: DiskFull, path: Path | None, job_id: int | None

@@ -17,7 +17,8 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from bulkimport.errors import ConfigError, InputError
+from bulkimport.errors import InputError
+from bulkimport.jobs.customers import require_customer_field
 from bulkimport.jobs.events import event
 from bulkimport.jobs.progress import LoggedProgress, ProgressListener
 from bulkimport.jobs.reasons import stop_reason
@@ -398,13 +399,7 @@ async def _skip_unchanged(
     among the rows still pending.
     """
     target = settings.require_target()
-    phones = job.format.phone_fields
-    key = settings.customer_key or target.options.phone_field or (phones[0] if phones else "")
-    if not key:
-        raise ConfigError(
-            "--skip-unchanged: no field identifies a customer in this file (no phone "
-            "field); name one with --customer-key FIELD"
-        )
+    key = require_customer_field(settings, job.format)
     skipped, keyless = await storage.reports.mark_unchanged_skipped(job.id, target.ref, key)
     pending = (await storage.reports.counts(job.id))[RowState.PENDING]
     text = (

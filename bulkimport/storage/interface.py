@@ -71,12 +71,16 @@ class JobStore(Protocol):
         ``unfinished``), if any."""
         ...
 
-    async def supersede(self, job_id: int) -> list[Job]:
+    async def supersede(self, job_id: int, key_field: str | None = None) -> list[Job]:
         """Mark the older open jobs that ``job_id`` (finished) replaces as superseded by it
         (``Job.superseded_by``) and return them: those for the same file (identity) and
         target, and those for the same file and another target whose target was refused
-        (stopped by a fatal answer, or a URL that never answered). ``latest(unfinished=True)``
-        and ``find_unfinished`` pass them by; they may be pruned."""
+        (stopped by a fatal answer, or a URL that never answered). With ``key_field``, also
+        those for an earlier export at the same path to the same target whose every row
+        left to send (pending, in flight) is for a customer (the value of ``key_field``)
+        this job loaded, found on the server or found unchanged: nothing they hold is lost.
+        ``latest(unfinished=True)`` and ``find_unfinished`` pass them by; they may be
+        pruned."""
         ...
 
     async def set_report(self, job_id: int, path: str | None) -> None:

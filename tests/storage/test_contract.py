@@ -688,6 +688,41 @@ async def test_a_finished_job_supersedes_the_older_open_jobs_it_replaces(
     assert await storage.jobs.supersede(loaded.id) == []  # once
 
 
+async def test_an_earlier_export_is_superseded_when_nothing_it_holds_would_be_lost(
+    storage: Storage,
+) -> None:
+    async def export(mtime_ns: int, phones: list[str], *, done: bool) -> Job:
+        file = FILE._replace(mtime_ns=mtime_ns, size=mtime_ns)
+        job = await storage.jobs.create(file, TARGET, {}, "{}")
+        rows = [customer_row(line, phone, "A") for line, phone in enumerate(phones, start=2)]
+        await storage.reading.add_rows(job.id, rows, read_offset=1, read_line=len(rows) + 2)
+        await storage.reading.finish(job.id)
+        if done:
+            claimed = await storage.sending.claim_batch(
+                job.id, len(rows), now_s=time.time(), runner=RUNNER
+            )
+            await storage.sending.record_results(
+                job.id, [RowResult(row.id, RowState.DONE, "0", "") for row in claimed]
+            )
+            await storage.jobs.set_state(job.id, JobState.FINISHED)
+        else:
+            # The window closed after the first row: the others wait.
+            [first] = await storage.sending.claim_batch(job.id, 1, now_s=0.0, runner=RUNNER)
+            await storage.sending.record_results(
+                job.id, [RowResult(first.id, RowState.DONE, "0", "")]
+            )
+            await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "closed", StopCause.SIGNAL)
+        return await storage.jobs.get(job.id)
+
+    monday = await export(1, ["1", "2", "3"], done=False)
+    tuesday = await export(2, ["1", "2", "9"], done=False)  # customer 9 left the export after
+    tonight = await export(3, ["1", "2", "3", "4"], done=True)
+    assert await storage.jobs.supersede(tonight.id) == []  # which customer? it cannot tell
+    replaced = await storage.jobs.supersede(tonight.id, "phone")
+    assert [job.id for job in replaced] == [monday.id]
+    assert (await storage.jobs.get(tuesday.id)).is_open
+
+
 async def test_a_report_path_belongs_to_one_job(storage: Storage) -> None:
     first = await ready_job(storage, 1)
     second = await ready_job(storage, 1)

@@ -12,8 +12,9 @@ from typing import Any
 from bulkimport.errors import ConfigError
 from bulkimport.rows import FileIdentity, TargetRef
 from bulkimport.states import JobState, StopCause
-from bulkimport.storage.sqlite.database import Database
+from bulkimport.storage.sqlite.database import Database, placeholders
 from bulkimport.storage.sqlite.ingest import REPAIR_COLUMNS
+from bulkimport.storage.sqlite.latest import row_range
 from bulkimport.storage.values import Job
 
 _JOB_COLUMNS = (
@@ -31,11 +32,19 @@ _NEXT_ID = (
 # Open jobs (Job.is_open): the ones that may still be resumed.
 _OPEN = "state <> 'finished' AND superseded_by IS NULL"
 # Jobs a finished job replaces (JobStore.supersede): open, older, the same file, and the same
-# target or one that was refused.
+# target or one that was refused...
+_SAME_FILE = (
+    "file_path = :path AND file_size = :size AND file_mtime_ns = :mtime"
+    " AND file_head_sha256 = :head"
+)
 _REPLACED = (
-    f"{_OPEN} AND id < :job AND file_path = :path AND file_size = :size"
-    " AND file_mtime_ns = :mtime AND file_head_sha256 = :head"
+    f"{_OPEN} AND id < :job AND {_SAME_FILE}"
     " AND (target_key = :target OR (state = 'stopped' AND stop_cause IN (:fatal, :never)))"
+)
+# ...and, if every row they have left is for a customer it loaded, earlier exports of the
+# same path to the same target (last night's file, left when the send window closed).
+_EARLIER_EXPORT = (
+    f"{_OPEN} AND id < :job AND file_path = :path AND target_key = :target AND NOT ({_SAME_FILE})"
 )
 
 
@@ -147,11 +156,13 @@ class SqliteJobs:
             return await self._first(f"WHERE {_OPEN} ORDER BY id DESC LIMIT 1", ())
         return await self._first("ORDER BY id DESC LIMIT 1", ())
 
-    async def supersede(self, job_id: int) -> list[Job]:
-        """Mark the older open jobs that the finished job ``job_id`` replaces (the same file,
-        and the same target or a refused one) as superseded by it; return them."""
+    async def supersede(self, job_id: int, key_field: str | None = None) -> list[Job]:
+        """Mark the older open jobs that the finished job ``job_id`` replaces as superseded
+        by it (the same file, and the same target or a refused one; with ``key_field``, also
+        an earlier export of the same path to the same target whose every row left to send
+        is for a customer this job loaded); return them."""
         db = self._db
-        async with db.lock, db.transaction():
+        async with db.lock:
             job = await self._get(job_id)
             if job.state is not JobState.FINISHED:
                 return []
@@ -161,16 +172,63 @@ class SqliteJobs:
                 "head": file.head_sha256, "target": job.target.key,
                 "fatal": StopCause.FATAL.value, "never": StopCause.NEVER_REACHED.value,
             }  # fmt: skip
-            rows = await db.conn.execute_fetchall(
+            found = await db.conn.execute_fetchall(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {_REPLACED} ORDER BY id", params
             )
-            replaced = [_job_from_row(row) for row in rows]
-            if replaced:
-                await db.conn.execute(
-                    f"UPDATE jobs SET superseded_by = :job, updated_at = :now WHERE {_REPLACED}",
-                    {**params, "now": time.time()},
-                )
+            replaced = [_job_from_row(row) for row in found]
+            exports = await db.conn.execute_fetchall(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {_EARLIER_EXPORT} ORDER BY id", params
+            )
+        if key_field is not None and exports:
+            covered = await self._covered(
+                job_id, [_job_from_row(row) for row in exports], key_field
+            )
+            replaced = sorted([*replaced, *covered], key=lambda old: old.id)
+        if not replaced:
+            return []
+        ids = [old.id for old in replaced]
+        async with db.lock, db.transaction():
+            await db.conn.execute(
+                f"UPDATE jobs SET superseded_by = ?, updated_at = ?"
+                f" WHERE id IN ({placeholders(len(ids))}) AND {_OPEN}",
+                (job_id, time.time(), *ids),
+            )
         return [dataclasses.replace(old, superseded_by=job_id) for old in replaced]
+
+    async def _covered(self, job_id: int, earlier: list[Job], key_field: str) -> list[Job]:
+        """The jobs of ``earlier`` whose every row left to send (pending, in flight) is for a
+        customer that ``job_id`` loaded, found unchanged or found on the server: sending
+        them would only put older values back."""
+        db = self._db
+        covered: list[Job] = []
+        async with db.lock:
+            low, high = await row_range(db, job_id)
+            await db.conn.execute("DROP TABLE IF EXISTS temp.loaded_customers")
+            await db.conn.execute(
+                "CREATE TEMP TABLE loaded_customers (customer TEXT PRIMARY KEY) WITHOUT ROWID"
+            )
+            try:
+                await db.conn.execute(
+                    "INSERT OR IGNORE INTO temp.loaded_customers"
+                    " SELECT bulkimport_customer(record, ?) FROM rows"
+                    " WHERE id BETWEEN ? AND ? AND job_id = ?"
+                    " AND state IN ('done', 'duplicate', 'skipped') AND record IS NOT NULL",
+                    (key_field, low, high, job_id),
+                )
+                for old in earlier:
+                    old_low, old_high = await row_range(db, old.id)
+                    left = await db.conn.execute_fetchall(
+                        "SELECT count(*) FROM rows WHERE id BETWEEN ? AND ? AND job_id = ?"
+                        " AND state IN ('pending', 'in_flight') AND coalesce("
+                        " bulkimport_customer(record, ?) NOT IN"
+                        " (SELECT customer FROM temp.loaded_customers), 1)",
+                        (old_low, old_high, old.id, key_field),
+                    )
+                    if next(iter(left))[0] == 0:
+                        covered.append(old)
+            finally:
+                await db.conn.execute("DROP TABLE IF EXISTS temp.loaded_customers")
+        return covered
 
     async def set_report(self, job_id: int, path: str | None) -> None:
         """Keep where the job's failed-rows report now is (None: it has none); another job

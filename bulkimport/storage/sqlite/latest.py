@@ -40,18 +40,23 @@ _UNFOLDED = (
     " WHERE jobs.target_key = ? AND jobs.id <> ? AND job_counts.n > 0"
     " AND (jobs.folded_at IS NULL OR jobs.updated_at > jobs.folded_at) ORDER BY jobs.id"
 )
-_SKIP = (
-    "UPDATE rows SET state = 'skipped', updated_at = :now"
-    " WHERE state = 'pending' AND id IN ("
+# The rows to skip: equal to their customer's latest record from another job, and no other
+# row of the job for the same customer with other values (the file changes the customer after
+# all, and its last word must reach the server). One pass, into a table of ids.
+_UNCHANGED = (
+    "INSERT INTO temp.skip_ids (id)"
     " SELECT stamp.id FROM temp.skip_stamps AS stamp JOIN latest_records AS latest"
     " ON latest.target_id = :target AND latest.customer = stamp.customer"
     " AND latest.digest = stamp.digest"
-    " WHERE stamp.id > :after AND stamp.id <= :last AND latest.job_id <> :job"
-    # Another row of the job for the same customer with other values: the file changes the
-    # customer after all, and its last word must reach the server.
+    " WHERE latest.job_id <> :job"
     " AND NOT EXISTS (SELECT 1 FROM temp.skip_stamps AS other"
-    " WHERE other.customer = stamp.customer AND other.digest <> stamp.digest))"
+    " WHERE other.customer = stamp.customer AND other.digest <> stamp.digest)"
 )
+_SKIP = (
+    "UPDATE rows SET state = 'skipped', updated_at = ?"
+    " WHERE state = 'pending' AND id IN (SELECT id FROM temp.skip_ids WHERE id > ? AND id <= ?)"
+)
+_SCRATCH = ("temp.skip_stamps", "temp.skip_ids")
 
 
 async def row_range(db: Database, job_id: int) -> tuple[int, int]:
@@ -162,15 +167,20 @@ class LatestRecords:
 
     async def skip_unchanged(self, job_id: int, target_id: int, key_field: str) -> tuple[int, int]:
         """Mark the job's pending rows equal to their customer's latest record (from another
-        job) as skipped; return how many, and how many pending rows have no customer."""
+        job) as skipped; return how many, and how many pending rows have no customer.
+
+        The rows' customers and digests are computed once into a scratch table, the rows to
+        skip found in one pass, then skipped a chunk of ids per transaction."""
         db = self._db
         conn = db.conn
         async with db.lock:
-            await conn.execute("DROP TABLE IF EXISTS temp.skip_stamps")
+            for table in _SCRATCH:
+                await conn.execute(f"DROP TABLE IF EXISTS {table}")
             await conn.execute(
                 "CREATE TEMP TABLE skip_stamps"
                 " (id INTEGER PRIMARY KEY, customer TEXT, digest INTEGER)"
             )
+            await conn.execute("CREATE TEMP TABLE skip_ids (id INTEGER PRIMARY KEY)")
         try:
             async with db.lock:
                 await conn.execute(
@@ -185,26 +195,21 @@ class LatestRecords:
                 counted = await conn.execute_fetchall(
                     "SELECT count(*) FROM temp.skip_stamps WHERE customer IS NULL"
                 )
+                await conn.execute(_UNCHANGED, {"target": target_id, "job": job_id})
             keyless = int(next(iter(counted))[0])
             skipped = 0
             after = 0
             while True:
                 async with db.lock, db.transaction():
                     bounds = await conn.execute_fetchall(
-                        "SELECT max(id), count(*) FROM (SELECT id FROM temp.skip_stamps"
+                        "SELECT max(id), count(*) FROM (SELECT id FROM temp.skip_ids"
                         " WHERE id > ? ORDER BY id LIMIT ?)",
                         (after, CHUNK_IDS),
                     )
                     last, seen = next(iter(bounds))
                     if not seen:
                         break
-                    cursor = await conn.execute(
-                        _SKIP,
-                        {
-                            "now": time.time(), "target": target_id, "after": after,
-                            "last": last, "job": job_id,
-                        },
-                    )  # fmt: skip
+                    cursor = await conn.execute(_SKIP, (time.time(), after, last))
                     moved_rows = cursor.rowcount
                     await cursor.close()
                     await conn.executemany(
@@ -214,5 +219,6 @@ class LatestRecords:
                 after = last
         finally:
             async with db.lock:
-                await conn.execute("DROP TABLE IF EXISTS temp.skip_stamps")
+                for table in _SCRATCH:
+                    await conn.execute(f"DROP TABLE IF EXISTS {table}")
         return skipped, keyless
