@@ -421,3 +421,11 @@ async def test_ctrl_c_in_check_exits_130(tmp_path: Path) -> None:
     assert proc.returncode == 130
     assert "Aborted" not in err.decode()
     assert err.decode().strip() == "Interrupted"
+
+
+async def test_status_names_a_rows_code_once(tmp_path: Path, sandbox: SandboxHandle) -> None:
+    source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(2), "No phone,,x@y.z,C"])
+    assert (await bulkimport("run", str(source), *target(sandbox), cwd=tmp_path)).code == 1
+    status = (await bulkimport("status", cwd=tmp_path)).out.splitlines()
+    [line] = [line for line in status if line.strip().startswith("line 4:")]
+    assert line.strip() == "line 4: rejected BackMsg_76 phone1"
