@@ -106,7 +106,7 @@ async def main() -> None:
             )
 
             started = time.perf_counter()
-            skipped = await queue.reports.mark_unchanged_skipped(job2.id, TARGET)
+            skipped, _ = await queue.reports.mark_unchanged_skipped(job2.id, TARGET, "phone")
             elapsed = time.perf_counter() - started
             print(f"mark_unchanged_skipped: {skipped:,} rows in {elapsed:.2f} s")
 

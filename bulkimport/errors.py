@@ -5,6 +5,7 @@
     ├── InputError             the input file cannot be read at all (exit 2)
     ├── RecordError            one record cannot be encoded (the row becomes `invalid`)
     ├── DatabaseError          the queue database cannot be used (exit 2)
+    │   └── DiskFull           no room left on its disk; the job stays resumable
     ├── TryLater               temporary: nothing is wrong with the job (exit 75, resumable)
     │   ├── RunnerBusy         another runner holds the database
     │   └── ServerUnavailable  the server did not answer for longer than --max-outage
@@ -55,6 +56,11 @@ class RecordError(BulkImportError):
 
 class DatabaseError(BulkImportError):
     """The queue database cannot be opened, migrated or used."""
+
+
+class DiskFull(DatabaseError):
+    """The disk holding the queue database (or the report) is full: nothing committed is
+    lost, and the job resumes once there is room again."""
 
 
 class TryLater(BulkImportError):

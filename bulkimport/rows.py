@@ -13,8 +13,9 @@ from bulkimport.states import InvalidReason, RepairKind, RowState
 
 HEAD_BYTES = 64 * 1024
 #: The columns a failed-rows report adds after the file's own: the reader drops them, so a
-#: fixed report is read back as is.
-REPORT_COLUMNS = ("_line", "_state", "_code", "_message")
+#: fixed report is read back as is. ``_extra`` holds the cells of a row that fit no column
+#: (or says how many were missing): a row whose ``_extra`` is not empty stays invalid.
+REPORT_COLUMNS = ("_extra", "_line", "_state", "_code", "_message")
 
 
 class Repair(NamedTuple):

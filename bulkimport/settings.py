@@ -424,6 +424,17 @@ SPECS: tuple[Spec, ...] = (
         field="skip_unchanged",
     ),
     Spec(
+        "customer_key",
+        str,
+        "",
+        "With --skip-unchanged: the field that identifies a customer; a row is skipped only "
+        "if it equals the last record loaded for that customer [default: --phone-field, "
+        "else the file's first phone-like field].",
+        metavar="FIELD",
+        group="send",
+        field="customer_key",
+    ),
+    Spec(
         "insecure",
         parse_bool,
         False,
@@ -560,6 +571,16 @@ SPECS: tuple[Spec, ...] = (
         metavar="S",
         group="output",
         field="output.log_interval_s",
+    ),
+    Spec(
+        "prune",
+        parse_duration,
+        None,
+        "Before the job, drop the finished jobs older than this (e.g. 30d) and their "
+        "reports, as `bulkimport prune --older-than` does: a nightly database stays bounded.",
+        metavar="DURATION",
+        group="output",
+        field="output.prune_after_s",
     ),
     # --- remote imports (`bulkimport remote`): the server fetches the file itself
     Spec(
@@ -735,6 +756,7 @@ class OutputSettings:
     log: str | None = None
     log_format: str = "plain"
     log_interval_s: float = DEFAULT_LOG_INTERVAL_S
+    prune_after_s: float | None = None  # prune finished jobs older than this first
 
 
 @dataclass(frozen=True)
@@ -758,6 +780,7 @@ class Settings:
     remote: RemoteSettings = field(default_factory=RemoteSettings)
     password_env: str = PASSWORD_ENV
     skip_unchanged: bool = False
+    customer_key: str = ""  # the field that identifies a customer ("": the phone field)
 
     def require_target(self) -> Target:
         """The target, or a ``ConfigError`` naming the settings it lacks."""
@@ -917,6 +940,7 @@ def build(values: Mapping[str, Any]) -> Settings:
             log=values["log"],
             log_format=values["log_format"],
             log_interval_s=values["log_interval"],
+            prune_after_s=values["prune"],
         ),
         remote=RemoteSettings(
             source=Source(values["source"]),
@@ -926,6 +950,7 @@ def build(values: Mapping[str, Any]) -> Settings:
         ),
         password_env=values["password_env"] or PASSWORD_ENV,
         skip_unchanged=values["skip_unchanged"],
+        customer_key=values["customer_key"],
     )
 
 

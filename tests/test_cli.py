@@ -28,7 +28,9 @@ from tests.helpers import (
     customers,
     get_json,
     good_rows,
+    job_state,
     row_states,
+    spawn,
     target,
     write_csv,
 )
@@ -70,10 +72,11 @@ async def test_full_run_reaches_every_state_and_accounts_for_every_line(
     assert len(held) == counts["done"]
     assert all(c["writes"] == 1 for c in held)
     # The report lists the problem rows, and the path is printed.
-    report = tmp_path / f"job-{summary['job']}-failed.csv"
+    report = tmp_path / f"bulkimport-job-{summary['job']}-failed.csv"
     assert str(report) in result.err
+    assert summary["report"] == str(report)
     text = report.read_text(encoding="utf-8-sig").splitlines()
-    assert text[0] == HEADER + ",_line,_state,_code,_message"
+    assert text[0] == HEADER + ",_extra,_line,_state,_code,_message"
     assert len(text) - 1 == counts["rejected"] + counts["failed"] + counts["invalid"]
 
 
@@ -329,3 +332,100 @@ def test_status_of_a_missing_database(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["status", "--db", str(tmp_path / "none.db")])
     assert result.exit_code == 2
     assert "no such database" in result.output
+
+
+@pytest.mark.parametrize("command", [["resume"], ["resume", "3"], ["retry", "3"]])
+def test_resume_and_retry_never_create_a_database(tmp_path: Path, command: list[str]) -> None:
+    db = tmp_path / "typo.db"
+    result = CliRunner().invoke(cli, [*command, "--db", str(db)])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {db}: no such database; run or stage a file first"
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- what the terminal says -----------------------------------------------------------------------
+
+
+async def test_the_summary_is_said_once_with_what_reading_found(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    lines = [HEADER, "Ann,13800000001.0,,X", "", " , , , ", "Bob,'13800000002,,Y"]
+    lines += ["Cy,13800000003.0,,Z", ""]
+    source = write_csv(tmp_path / "leads.csv", lines)
+    result = await bulkimport("run", str(source), *target(sandbox), cwd=tmp_path)
+    assert result.code == 0, result.err
+    assert result.out == (
+        "job 1 finished: 3 rows (done 3); 3 blank lines skipped; 3 phone numbers repaired "
+        "(2 .0 removed, 1 leading ' removed)\n"
+    )
+    assert "finished" not in result.err
+    status = await bulkimport("status", cwd=tmp_path)
+    assert (
+        "  read    3 blank lines skipped; 3 phone numbers repaired (2 .0 removed, 1 leading ' "
+        "removed)"
+    ) in status.out.splitlines()
+    summary = (await bulkimport("status", "--json", cwd=tmp_path)).json()
+    assert (summary["blank_lines"], summary["repairs"]) == (3, {"decimal": 2, "apostrophe": 1})
+
+    one = write_csv(tmp_path / "one.csv", ["phone1", "13800000009.0"])
+    single = await bulkimport("run", str(one), *target(sandbox), cwd=tmp_path)
+    assert single.code == 0, single.err
+    assert f"job 2: {one} (utf-8, delimiter ',', 1 column)" in single.err.splitlines()
+    assert single.out == ("job 2 finished: 1 row (done 1); 1 phone number repaired (.0 removed)\n")
+
+
+async def test_jobs_and_status_count_done_rows_alike(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(4)])
+    assert (await bulkimport("run", str(source), *target(sandbox), cwd=tmp_path)).code == 0
+    again = await bulkimport("run", str(source), *target(sandbox), "--new", cwd=tmp_path)
+    assert again.code == 0
+    listed = (await bulkimport("jobs", cwd=tmp_path)).out.splitlines()
+    assert listed[0].split()[:6] == ["job", "state", "rows", "done", "duplicate", "problems"]
+    assert listed[2].split()[:6] == ["2", "finished", "4", "0", "4", "0"]
+    status = (await bulkimport("status", "2", cwd=tmp_path)).out
+    assert "    done                  0" in status and "    duplicate             4" in status
+
+
+async def test_ctrl_c_while_reading_says_what_it_keeps(tmp_path: Path) -> None:
+    csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(300_000)])
+    proc = await spawn(
+        "stage", str(csv_file), "--url", "http://127.0.0.1:9/", "--org", "o", "--user", "u",
+        "--campaign", "1", cwd=tmp_path, capture=True,
+    )  # fmt: skip
+    for _ in range(600):
+        await asyncio.sleep(0.02)
+        if job_state(tmp_path / "bulkimport.db") == "reading":
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130, err.decode()
+    text = err.decode()
+    assert (
+        "Ctrl-C: stopping job 1: keeping the rows read so far (reading resumes after them) "
+        "(another one quits at once)"
+    ) in text
+    assert "calls in flight" not in text
+    assert "Interrupted; resume with: bulkimport resume 1" in text
+
+
+async def test_ctrl_c_in_check_exits_130(tmp_path: Path) -> None:
+    csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(400_000)])
+    proc = await spawn("check", str(csv_file), cwd=tmp_path, capture=True)
+    await asyncio.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 130
+    assert "Aborted" not in err.decode()
+    assert err.decode().strip() == "Interrupted"
+
+
+async def test_status_names_a_rows_code_once(tmp_path: Path, sandbox: SandboxHandle) -> None:
+    source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(2), "No phone,,x@y.z,C"])
+    assert (await bulkimport("run", str(source), *target(sandbox), cwd=tmp_path)).code == 1
+    status = (await bulkimport("status", cwd=tmp_path)).out.splitlines()
+    [line] = [line for line in status if line.strip().startswith("line 4:")]
+    assert line.strip() == "line 4: rejected BackMsg_76 phone1"

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import signal
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,19 @@ import aiohttp
 
 from bulkimport.sandbox import Faults, SandboxHandle
 from tests.conftest import SandboxFactory
-from tests.helpers import HEADER, ROOT, bulkimport, customers, get_json, good_rows, write_csv
+from tests.helpers import (
+    HEADER,
+    ROOT,
+    bulkimport,
+    customers,
+    get_json,
+    good_rows,
+    query,
+    spawn,
+    stats,
+    target,
+    write_csv,
+)
 
 
 def profile(path: Path, sandbox: SandboxHandle, **more: Any) -> Path:
@@ -153,3 +167,249 @@ async def test_the_sample_nightly_profile_runs_the_sample_file(
     held = await customers(sandbox)
     assert held[0]["fields"].get("customername")
     assert all("address" not in c["fields"] for c in held)
+
+
+# --- incremental loads keep the server up to date -------------------------------------------------
+
+
+async def test_a_row_changed_back_is_sent_again(tmp_path: Path, sandbox: SandboxHandle) -> None:
+    # Night 1 loads A, night 2 changes five customers to B, night 3 loads A again: those five
+    # hold B on the server, so they are sent; the others are skipped.
+    config = profile(tmp_path / "nightly.toml", sandbox)
+    night_a = good_rows(50)
+    night_b = [
+        line.replace(",City ", ",Moved ") if i < 5 else line for i, line in enumerate(night_a)
+    ]
+    for night, rows, sent in ((1, night_a, 50), (2, night_b, 5), (3, night_a, 5)):
+        result = await bulkimport(
+            "run", str(write_csv(tmp_path / "leads.csv", [HEADER, *rows])),
+            "--config", str(config), "--json", cwd=tmp_path,
+        )  # fmt: skip
+        assert result.code == 0, (night, result.err)
+        counts = result.json()["counts"]
+        assert (counts["done"], counts["skipped"]) == (sent, 50 - sent), night
+    held = {c["key"]: c for c in await customers(sandbox)}
+    assert all(not c["fields"]["city"].startswith("Moved") for c in held.values())
+    assert [held[f"139{i:08d}"]["writes"] for i in range(7)] == [3, 3, 3, 3, 3, 1, 1]
+    assert "45 rows skipped (unchanged since the last record loaded for the same phone1)" in (
+        result.err
+    )
+
+
+async def test_the_customer_key_can_be_named(tmp_path: Path, sandbox: SandboxHandle) -> None:
+    config = profile(tmp_path / "nightly.toml", sandbox, customer_key="email")
+    rows = good_rows(10)
+    for _night in (1, 2):
+        result = await bulkimport(
+            "run", str(write_csv(tmp_path / "leads.csv", [HEADER, *rows])),
+            "--config", str(config), "--json", cwd=tmp_path,
+        )  # fmt: skip
+        assert result.code == 0, result.err
+    assert "10 rows skipped (unchanged since the last record loaded for the same email)" in (
+        result.err
+    )
+    # A file without a field that identifies a customer cannot be loaded incrementally.
+    no_phone = write_csv(tmp_path / "names.csv", ["name,city", "A,B"])
+    refused = await bulkimport(
+        "run", str(no_phone), "--config", str(profile(tmp_path / "p.toml", sandbox)),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert refused.code == 2
+    assert refused.error_lines() == [
+        "Error: --skip-unchanged: no field identifies a customer in this file (no phone "
+        "field); name one with --customer-key FIELD"
+    ]
+
+
+# --- a bounded database ---------------------------------------------------------------------------
+
+
+async def test_the_nightly_profile_prunes_old_jobs_and_skipping_goes_on(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    config = profile(tmp_path / "nightly.toml", sandbox, prune="1s")
+    rows = good_rows(30)
+    changed = [line.replace(",City ", ",Moved ") if i < 3 else line for i, line in enumerate(rows)]
+    db = tmp_path / "bulkimport.db"
+    for night, lines in enumerate((rows, changed, changed), start=1):
+        result = await bulkimport(
+            "run", str(write_csv(tmp_path / "leads.csv", [HEADER, *lines])),
+            "--config", str(config), "--json", cwd=tmp_path,
+        )  # fmt: skip
+        assert result.code == 0, result.err
+        assert result.json()["job"] == night
+        # Each night, the jobs of the nights before it are gone, and their rows with them.
+        assert [job for (job,) in query(db, "SELECT id FROM jobs")] == [night]
+        assert {job for (job,) in query(db, "SELECT DISTINCT job_id FROM rows")} == {night}
+        if night > 1:
+            assert "pruned 1 job finished before" in result.err
+        await asyncio.sleep(1.1)
+    # Night 3 sent nothing: night 2's records outlived its job.
+    assert (result.json()["counts"]["skipped"], result.json()["counts"]["done"]) == (30, 0)
+    prune_events = [e for e in log_events(tmp_path / "nightly.log") if e["event"] == "prune"]
+    assert [e["jobs"] for e in prune_events] == [[1], [2]]
+
+
+async def test_prune_command_drops_finished_jobs_and_their_reports(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    db = tmp_path / "nightly.db"
+    base = ["--db", str(db), *target(sandbox), "--rate", "0"]
+    failing = write_csv(tmp_path / "bad.csv", [HEADER, *good_rows(5), "No phone,,x@y.z,C"])
+    first = await bulkimport("run", str(failing), *base, "--json", cwd=tmp_path)
+    assert first.code == 1
+    assert first.json()["report"] == str(tmp_path / "nightly-job-1-failed.csv")
+    assert (tmp_path / "nightly-job-1-failed.csv").exists()
+    waiting = write_csv(tmp_path / "later.csv", [HEADER, *good_rows(5, start=10)])
+    staged = await bulkimport("stage", str(waiting), *base, cwd=tmp_path)
+    assert staged.code == 0
+
+    nothing = await bulkimport("prune", "--older-than", "1h", "--db", str(db), cwd=tmp_path)
+    assert nothing.code == 0, nothing.err
+    assert "nothing to prune" in nothing.out
+    pruned = await bulkimport("prune", "--older-than", "0s", "--db", str(db), cwd=tmp_path)
+    assert pruned.code == 0, pruned.err
+    assert pruned.out.startswith("pruned 1 job finished before ")
+    assert "(1)" in pruned.out and "MB given back" in pruned.out
+    assert not (tmp_path / "nightly-job-1-failed.csv").exists()
+    listed = (await bulkimport("jobs", "--db", str(db), "--json", cwd=tmp_path)).json()
+    assert [(job["job"], job["state"]) for job in listed["jobs"]] == [(2, "ready")]
+
+    usage = await bulkimport("prune", "--db", str(db), cwd=tmp_path)
+    assert usage.code == 2
+    assert usage.error_lines() == [
+        'Error: give --older-than DURATION (e.g. 30d), or prune = "30d" in the profile'
+    ]
+    missing = await bulkimport("prune", "--older-than", "1d", "--db", "none.db", cwd=tmp_path)
+    assert missing.code == 2 and not (tmp_path / "none.db").exists()
+
+
+# --- the job resume picks -------------------------------------------------------------------------
+
+
+async def test_a_job_refused_for_its_target_is_superseded_by_a_load_that_got_through(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(10)])
+    options = ["--url", sandbox.url, "--org", "demo", "--user", "admin", "--rate", "0"]
+    wrong = await bulkimport("run", str(source), *options, "--campaign", "99", cwd=tmp_path)
+    assert wrong.code == 3, wrong.err
+    listed = await bulkimport("jobs", cwd=tmp_path)
+    assert "leads.csv → " + f"{sandbox.url} (org demo, campaign 99)" in listed.out
+
+    right = await bulkimport("run", str(source), *options, "--campaign", "1", cwd=tmp_path)
+    assert right.code == 0, right.err
+    assert (
+        f"job 1 (stopped, the same file to {sandbox.url} (org demo, campaign 99)) is "
+        "superseded by job 2: resume no longer picks it"
+    ) in right.err
+    listed = await bulkimport("jobs", cwd=tmp_path)
+    lines = listed.out.splitlines()
+    assert "campaign 99)  [superseded by 2]" in lines[1] and "campaign 1)" in lines[2]
+
+    # resume no longer exits 3 on the old job, every night.
+    resumed = await bulkimport("resume", cwd=tmp_path)
+    assert resumed.code == 2
+    assert resumed.error_lines() == [
+        "Error: no unfinished job in bulkimport.db; see bulkimport jobs"
+    ]
+    # Named, it is resumed as asked (its target may have been fixed on the server since).
+    named = await bulkimport("resume", "1", cwd=tmp_path)
+    assert named.code == 3
+    assert "job 1 was superseded by job 2; going on as asked" in named.err
+
+
+async def test_resume_says_which_job_it_chose_and_why(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(10)])
+    config = profile(tmp_path / "nightly.toml", sandbox, skip_unchanged=False)
+    staged = await bulkimport("stage", str(source), "--config", str(config), cwd=tmp_path)
+    assert staged.code == 0, staged.err
+    resumed = await bulkimport("resume", "--config", str(config), cwd=tmp_path)
+    assert resumed.code == 0, resumed.err
+    assert "resuming job 1 (the latest unfinished job, ready): 10 pending" in resumed.err
+
+
+# --- the log names the job a signal stopped -------------------------------------------------------
+
+
+async def test_a_stop_is_logged_with_its_job_and_its_signal(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    sandbox = await sandbox_factory(faults=Faults(latency_s=0.05))
+    config = profile(tmp_path / "nightly.toml", sandbox, concurrency=2)
+    source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(300)])
+    proc = await spawn(
+        "run", str(source), "--config", str(config), cwd=tmp_path,
+        stderr_path=tmp_path / "err.txt",
+    )  # fmt: skip
+    for _ in range(600):
+        await asyncio.sleep(0.02)
+        if (await stats(sandbox))["requests"] >= 10:
+            break
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), 30) == 130
+    [stop] = [e for e in log_events(tmp_path / "nightly.log") if e.get("reason") == "signal"]
+    assert (stop["event"], stop["job"], stop["signal"]) == ("stop", 1, "SIGTERM")
+    assert stop["message"] == (
+        "SIGTERM: stopping job 1: finishing the calls in flight (another one quits at once)"
+    )
+    assert "Ctrl-C" not in (tmp_path / "err.txt").read_text()
+
+
+async def test_tonights_export_supersedes_last_nights_unfinished_job(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    # Last night's run stopped before its end (the send window closed, say); tonight's export
+    # holds every customer it had left, so once tonight's job is done, last night's is
+    # superseded: nothing it holds is lost, and resume and prune no longer wait for it.
+    sandbox = await sandbox_factory(faults=Faults(latency_s=0.05))
+    config = profile(tmp_path / "nightly.toml", sandbox, concurrency=2, prune="1s")
+    rows = good_rows(200)
+    proc = await spawn(
+        "run", str(write_csv(tmp_path / "leads.csv", [HEADER, *rows])), "--config", str(config),
+        cwd=tmp_path,
+    )  # fmt: skip
+    for _ in range(600):
+        await asyncio.sleep(0.02)
+        if (await stats(sandbox))["requests"] >= 10:
+            break
+    proc.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(proc.wait(), 30) == 130
+
+    sandbox.set_faults(Faults())
+    tonight = [line.replace(",City ", ",Moved ") if i < 3 else line for i, line in enumerate(rows)]
+    result = await bulkimport(
+        "run", str(write_csv(tmp_path / "leads.csv", [HEADER, *tonight])),
+        "--config", str(config), "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.code == 0, result.err
+    assert (
+        "job 1 (interrupted, an earlier export of the same file; every row it had left is for "
+        "a customer job 2 loaded) is superseded by job 2: resume no longer picks it"
+    ) in result.err
+    held = {c["key"]: c for c in await customers(sandbox)}
+    assert len(held) == 200 and held["13900000000"]["fields"]["city"].startswith("Moved")
+    assert (await bulkimport("resume", "--config", str(config), cwd=tmp_path)).code == 2
+    await asyncio.sleep(1.1)
+    pruned = await bulkimport("prune", "--config", str(config), cwd=tmp_path)
+    assert pruned.out.startswith("pruned 2 jobs finished before "), pruned.out
+
+
+async def test_a_profile_that_prunes_still_lets_an_old_job_be_retried(
+    tmp_path: Path, sandbox_factory: SandboxFactory
+) -> None:
+    sandbox = await sandbox_factory(faults=Faults(http500_rate=0.3, seed=3))
+    config = profile(
+        tmp_path / "nightly.toml", sandbox, prune="1s", max_attempts=1, concurrency=1,
+        skip_unchanged=False,
+    )  # fmt: skip
+    source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(10)])
+    first = await bulkimport("run", str(source), "--config", str(config), cwd=tmp_path)
+    assert first.code == 1, first.err
+    await asyncio.sleep(1.1)
+    sandbox.set_faults(Faults())
+    retried = await bulkimport("retry", "1", "--config", str(config), "--json", cwd=tmp_path)
+    assert retried.code == 0, retried.err
+    assert retried.json()["counts"]["done"] == 10

@@ -21,6 +21,7 @@ COMMANDS = {
     "check": "bulkimport.cli.check:check",
     "failed": "bulkimport.cli.failed:failed",
     "retry": "bulkimport.cli.failed:retry",
+    "prune": "bulkimport.cli.prune:prune",
     "remote": "bulkimport.cli.remote:remote",
     "sandbox": "bulkimport.cli.sandbox:sandbox_command",
 }
@@ -41,7 +42,8 @@ def cli() -> None:
           --config samples/sandbox.toml --sandbox
 
     Exit codes: 0 all rows done; 1 some rows failed, were rejected or invalid (the report path
-    is printed); 2 usage, configuration or unreadable file; 3 the server refused the job
+    is printed); 2 usage, configuration, an unreadable file, or a database that cannot be
+    used (a full disk: resumable once there is room); 3 the server refused the job
     (resumable); 75 try later: another run holds the database (resumable); 130 interrupted
     (resumable).
     """

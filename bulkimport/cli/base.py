@@ -8,8 +8,10 @@ import importlib
 import json
 import logging
 import os
+import shlex
 import sys
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -18,8 +20,9 @@ import click
 from bulkimport.cli.joblog import ConsoleFilter, formatter_for
 from bulkimport.errors import BulkImportError, ConfigError, ExitCode, Interrupted
 from bulkimport.jobs.events import event
-from bulkimport.jobs.summary import JobSummary
+from bulkimport.jobs.summary import JobSummary, plural
 from bulkimport.settings import SPECS, Settings, load_profile, read_password, resolve
+from bulkimport.states import RowState
 from bulkimport.storage.sqlite import SqliteStorage
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -56,6 +59,10 @@ class BulkImportGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             code = super().invoke(ctx)
+        except KeyboardInterrupt:
+            # Ctrl-C outside a job (check, a prompt): interrupted, not "problems found".
+            click.echo("\nInterrupted", err=True)
+            ctx.exit(int(ExitCode.INTERRUPTED))
         except BulkImportError as exc:
             click.echo(f"Error: {exc}", err=True)
             # Also in the --log file, if one is open: cron's only record of why it ended.
@@ -68,6 +75,23 @@ class BulkImportGroup(click.Group):
         if code:
             ctx.exit(int(code))
         return code
+
+
+@dataclass(frozen=True)
+class Where:
+    """What locates a job for a later command: the database and the profile as given."""
+
+    db: Path
+    config_path: Path | None
+
+    def command(self, name: str, *args: object) -> str:
+        """``bulkimport NAME ARGS`` with the options that find the same database again."""
+        words = ["bulkimport", name, *(shlex.quote(str(arg)) for arg in args)]
+        if self.config_path is not None:
+            words += ["--config", shlex.quote(str(self.config_path))]
+        if str(self.db) != DEFAULT_DB or "BULKIMPORT_DB" in os.environ:
+            words += ["--db", shlex.quote(str(self.db))]
+        return " ".join(words)
 
 
 # --- shared options --------------------------------------------------------------------------
@@ -153,12 +177,27 @@ def configure_logging(quiet: bool, settings: Settings | None = None, *, bars: bo
     log_path = settings.output.log if settings is not None else None
     if settings is not None and log_path:
         try:
-            file_handler = logging.FileHandler(log_path, encoding="utf-8")
+            file_handler: logging.Handler = QuietFileHandler(log_path, encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"--log {log_path}: cannot write ({exc.strerror})") from None
         file_handler.setFormatter(formatter_for(settings.output.log_format))
         logger.addHandler(file_handler)
     logger.propagate = False
+
+
+class QuietFileHandler(logging.FileHandler):
+    """The ``--log`` file. A record it cannot write (a full disk) costs one warning on
+    stderr, once, not a traceback per record: the job goes on, and its own error says what
+    stopped it."""
+
+    _warned = False
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        if not self._warned:
+            self._warned = True
+            error = sys.exc_info()[1]
+            reason = getattr(error, "strerror", None) or error
+            sys.stderr.write(f"warning: cannot write to the log {self.baseFilename} ({reason})\n")
 
 
 def load_settings(
@@ -205,38 +244,67 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 @contextlib.asynccontextmanager
-async def open_queue(db: Path, *, read_only: bool = False) -> AsyncIterator[SqliteStorage]:
-    storage = await SqliteStorage.open(db, read_only=read_only)
+async def open_queue(
+    db: Path, *, read_only: bool = False, create: bool = True
+) -> AsyncIterator[SqliteStorage]:
+    """The queue database; ``read_only`` (status, jobs, failed) or not ``create`` (resume,
+    retry: a wrong path is an error, not a new empty database)."""
+    storage = await SqliteStorage.open(db, read_only=read_only, create=create)
     try:
         yield storage
     finally:
         await storage.close()
 
 
-def finish(summary: JobSummary, *, as_json: bool, quiet: bool, hint: str) -> ExitCode:
-    """Print the summary, say what to do next, and give the exit code its state calls for.
-
-    ``hint`` is the command that resumes the job, with the options that locate it.
-    """
+def finish(summary: JobSummary, *, as_json: bool, quiet: bool, where: Where) -> ExitCode:
+    """Print the summary, say what to do next (with the options that locate the job), and
+    give the exit code its state calls for."""
     if as_json:
         click.echo(json.dumps(summary.to_json(), ensure_ascii=False))
     elif not quiet:
         click.echo(summary_line(summary))
     code = summary.exit_code
+    resume = where.command("resume", summary.job)
     if code is ExitCode.SERVER_REFUSED:
-        click.echo(f"Error: {summary.message}; fix it, then: {hint}", err=True)
+        click.echo(f"Error: {summary.message}; fix it, then: {resume}", err=True)
     elif code is ExitCode.TRY_LATER:
-        click.echo(f"Error: {summary.message}: {hint}", err=True)
+        click.echo(f"Error: {summary.message}: {resume}", err=True)
     elif code is ExitCode.INTERRUPTED:
-        click.echo(f"Interrupted; resume with: {hint}", err=True)
+        click.echo(f"Interrupted; resume with: {resume}", err=True)
     elif code is ExitCode.ROWS_FAILED:
-        click.echo(f"{summary.problems} rows need attention: {summary.report}", err=True)
+        for line in attention_lines(summary, where):
+            click.echo(line, err=True)
     return code
 
 
+def attention_lines(summary: JobSummary, where: Where) -> list[str]:
+    """Where the rows that need a person are, and the commands that deal with them."""
+    problems = [
+        f"{summary.counts[state]:,} {state.value}"
+        for state in RowState
+        if state.is_problem and summary.counts.get(state)
+    ]
+    head = f"{plural(summary.problems, 'row')} need attention ({', '.join(problems)})"
+    if summary.report is None:
+        return [f"{head}; list them with: {where.command('failed', summary.job, '-o', 'FILE')}"]
+    lines = [
+        f"{head}: {summary.report}",
+        f"  fix them there, then load the file as it is: {where.command('run', summary.report)}",
+    ]
+    if summary.counts.get(RowState.FAILED):
+        lines.append(f"  or send the failed ones again: {where.command('retry', summary.job)}")
+    return lines
+
+
 def summary_line(summary: JobSummary) -> str:
+    """``job 3 finished: 1,204 rows (done 1,200, invalid 4); 3 blank lines skipped``."""
     counts = ", ".join(f"{state.value} {n:,}" for state, n in summary.counts.items() if n)
-    line = f"job {summary.job} {summary.state.value}: {summary.total:,} rows ({counts or 'none'})"
+    line = (
+        f"job {summary.job} {summary.state.value}: "
+        f"{plural(summary.total, 'row')} ({counts or 'none'})"
+    )
     if summary.resent_unknown:
-        line += f"; {summary.resent_unknown} resent after an unknown outcome"
+        line += f"; {summary.resent_unknown:,} resent after an unknown outcome"
+    for note in summary.reading_notes():
+        line += f"; {note}"
     return line

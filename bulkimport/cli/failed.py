@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import codecs
+import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,16 +13,18 @@ import click
 
 from bulkimport.cli.base import (
     SEND_GROUPS,
+    Where,
     common_options,
     db_from,
     open_queue,
     run_async,
     setting_options,
 )
-from bulkimport.cli.jobs import run_job_command
+from bulkimport.cli.jobs import find_job, run_job_command
 from bulkimport.errors import ExitCode
 from bulkimport.jobs.client import Client
 from bulkimport.jobs.report import parse_states
+from bulkimport.jobs.summary import plural
 
 
 @click.command()
@@ -27,8 +32,9 @@ from bulkimport.jobs.report import parse_states
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the CSV [default: job-N-failed.csv next to the database].",
+    metavar="FILE|-",
+    help="Where to write the CSV, - for standard output [default: "
+    "<database>-job-N-failed.csv next to the database].",
 )
 @click.option(
     "--state",
@@ -40,7 +46,7 @@ from bulkimport.jobs.report import parse_states
 @common_options
 def failed(
     job_id: int | None,
-    output: Path | None,
+    output: str | None,
     states: tuple[str, ...],
     db: Path,
     config_path: Path | None,
@@ -50,30 +56,51 @@ def failed(
     """Export the rows of a job (the latest by default) that need a person: failed,
     rejected or invalid.
 
-    The CSV holds the file's own columns in their order, then _line, _state, _code and
-    _message, in UTF-8 whatever the original encoding. Fix the rows in it and give it to run
-    as is: the four _ columns are dropped when it is read.
+    The CSV holds the file's own columns in their order, then _extra, _line, _state, _code
+    and _message, in UTF-8 (with a BOM, for Excel) whatever the original encoding. A row
+    with more cells than the header keeps the others in _extra; one with fewer says so
+    there. Fix the rows in it and give it to run as is: the _ columns are dropped when it is
+    read, and a row whose _extra is not empty stays invalid until a person empties it.
 
     \b
     Example:
       bulkimport failed 3 -o fix-me.csv --state rejected --state invalid
       # edit fix-me.csv, then:
       bulkimport run fix-me.csv --config nightly.toml
+      bulkimport failed 3 -o - | less         # to standard output
     """
     wanted = parse_states(states)
-    db = db_from(db, config_path)
+    where = Where(db_from(db, config_path), config_path)
+    to_stdout = output == "-"
 
-    async def main() -> tuple[int, Path, int]:
-        async with open_queue(db, read_only=True) as storage, Client(storage=storage) as client:
-            job = (await client.status(job_id)).job
-            path, count = await client.write_report(job, output, wanted)
-            return job, path, count
+    async def main() -> tuple[int, str, int]:
+        async with open_queue(where.db, read_only=True) as storage:
+            if job_id is not None:
+                await find_job(storage, job_id, where)
+            async with Client(storage=storage) as client:
+                job = (await client.status(job_id)).job
+                if to_stdout:
+                    # The same bytes as a file: UTF-8 with a BOM, so that a redirection is
+                    # recognised as a report when it is loaded again.
+                    sys.stdout.flush()
+                    binary = sys.stdout.buffer
+                    binary.write(codecs.BOM_UTF8)
+                    out = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+                    try:
+                        count = await client.write_report_to(job, out, wanted)
+                    finally:
+                        out.flush()
+                        out.detach()
+                    return job, "-", count
+                path, count = await client.write_report(job, output, wanted)
+                return job, str(path), count
 
     resolved, path, count = run_async(main())
-    if as_json:
-        click.echo(json.dumps({"job": resolved, "rows": count, "file": str(path)}))
+    if as_json and not to_stdout:
+        click.echo(json.dumps({"job": resolved, "rows": count, "file": path}))
     elif not quiet:
-        click.echo(f"job {resolved}: {count:,} rows written to {path}")
+        where_to = "standard output" if to_stdout else path
+        click.echo(f"job {resolved}: {plural(count, 'row')} written to {where_to}", err=to_stdout)
     return ExitCode.OK
 
 

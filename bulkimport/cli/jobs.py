@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shlex
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
 
 from bulkimport.cli.base import (
-    DEFAULT_DB,
     SEND_GROUPS,
+    Where,
     common_options,
     configure_logging,
     db_from,
@@ -29,29 +27,26 @@ from bulkimport.cli.base import (
     show_bars,
 )
 from bulkimport.cli.progress import progress_for
-from bulkimport.errors import ConfigError, ExitCode
+from bulkimport.errors import ConfigError, DiskFull, ExitCode
 from bulkimport.jobs.client import Client
 from bulkimport.jobs.summary import JobSummary, summarize
 from bulkimport.jobs.watcher import outage_text, window_wait_text
 from bulkimport.states import JobState, RowState
-from bulkimport.storage import RemoteImport
+from bulkimport.storage import Job, RemoteImport, Storage
 
 
-@dataclass(frozen=True)
-class Where:
-    """What locates a job for a later command: the database and the profile as given."""
-
-    db: Path
-    config_path: Path | None
-
-    def command(self, name: str, *args: object) -> str:
-        """``bulkimport NAME ARGS`` with the options that find the same database again."""
-        words = ["bulkimport", name, *(str(arg) for arg in args)]
-        if self.config_path is not None:
-            words += ["--config", shlex.quote(str(self.config_path))]
-        if str(self.db) != DEFAULT_DB or "BULKIMPORT_DB" in os.environ:
-            words += ["--db", shlex.quote(str(self.db))]
-        return " ".join(words)
+async def find_job(storage: Storage, job_id: int | None, where: Where) -> Job:
+    """Job ``job_id`` (the latest open one if None), or a ``ConfigError`` whose advice
+    repeats the options that locate the database."""
+    if job_id is None:
+        job = await storage.jobs.latest(unfinished=True)
+        if job is None:
+            raise ConfigError(f"no unfinished job in {where.db}; see {where.command('jobs')}")
+        return job
+    try:
+        return await storage.jobs.get(job_id)
+    except ConfigError:
+        raise ConfigError(f"no job {job_id} in {where.db}; see {where.command('jobs')}") from None
 
 
 def run_job_command(
@@ -78,21 +73,20 @@ def run_job_command(
             click.echo(text, err=True)
 
     async def main() -> JobSummary:
-        async with open_queue(where.db) as storage:
+        # resume and retry need a database that exists: a wrong --db is an error, not a new
+        # empty database.
+        async with open_queue(where.db, create=path is not None) as storage:
             stored = None
-            resolved_id = job_id
             if path is None:
-                job = await (
-                    storage.jobs.get(job_id)
-                    if job_id is not None
-                    else storage.jobs.latest(unfinished=True)
-                )
-                if job is None:
-                    raise ConfigError(f"no unfinished job in {where.db}; see bulkimport jobs")
-                stored, resolved_id = job.settings, job.id
+                job = await find_job(storage, job_id, where)
+                stored = job.settings
                 if job.state is JobState.FINISHED and rejected is None:
                     say(f"job {job.id} is already finished")
                     return await summarize(storage, job.id)
+                if job.superseded_by is not None:
+                    say(
+                        f"job {job.id} was superseded by job {job.superseded_by}; going on as asked"
+                    )
             async with _maybe_sandbox(sandbox, options, say) as sandbox_options:
                 settings = load_settings(sandbox_options, config_path, stored=stored)
                 bars = show_bars(quiet, as_json)
@@ -114,13 +108,21 @@ def run_job_command(
                         if send:
                             return await client.load_csv(path, new=new)
                         return await client.stage_csv(path, new=new)
-                    assert resolved_id is not None
                     if rejected is not None:
-                        return await client.retry(resolved_id, rejected=rejected)
-                    return await client.resume(resolved_id)
+                        assert job_id is not None
+                        return await client.retry(job_id, rejected=rejected)
+                    # The job as named (None: the client says which it chose, and why).
+                    return await client.resume(job_id)
 
-    summary = run_async(main())
-    return finish(summary, as_json=as_json, quiet=quiet, hint=where.command("resume", summary.job))
+    try:
+        summary = run_async(main())
+    except DiskFull as exc:
+        if exc.job is None:
+            raise
+        # `stage` goes on staging with the same command; the others with resume.
+        again = where.command("resume", exc.job) if send else "the same command again"
+        raise DiskFull(f"{exc}: {again}", job=exc.job) from None
+    return finish(summary, as_json=as_json, quiet=quiet, where=where)
 
 
 @contextlib.asynccontextmanager
@@ -256,26 +258,38 @@ def status(
 ) -> ExitCode:
     """Counts per state, progress and the last errors of a job (the latest by default).
 
+    A job left running (or reading) by a process that is gone (kill -9, a reboot) shows as
+    interrupted, with when its runner was last seen: resume it.
+
     \b
     Example:
       bulkimport status 3 --json
     """
-    db = db_from(db, config_path)
+    where = Where(db_from(db, config_path), config_path)
 
     async def main() -> JobSummary:
-        async with open_queue(db, read_only=True) as storage, Client(storage=storage) as client:
-            return await client.status(job_id)
+        async with open_queue(where.db, read_only=True) as storage:
+            if job_id is not None:
+                await find_job(storage, job_id, where)
+            async with Client(storage=storage) as client:
+                return await client.status(job_id)
 
     summary = run_async(main())
     if as_json:
         click.echo(json.dumps(summary.to_json(), ensure_ascii=False))
         return ExitCode.OK
-    click.echo(f"job {summary.job}: {summary.state.value}")
+    state = summary.state.value
+    if summary.runner_alive is False:
+        state += " (no runner)"
+    click.echo(f"job {summary.job}: {state}")
     click.echo(f"  file    {summary.file}")
     click.echo(f"  target  {summary.target.describe()}")
     terminal = sum(n for s, n in summary.counts.items() if s.is_terminal)
     share = 100.0 * terminal / summary.total if summary.total else 100.0
     click.echo(f"  rows    {summary.total:,} ({share:.1f}% settled)")
+    notes = summary.reading_notes()
+    if notes:
+        click.echo(f"  read    {'; '.join(notes)}")
     if summary.rate_per_s is not None and summary.eta_s is not None:
         click.echo(f"  rate    {summary.rate_per_s:,.1f} rows/s, ETA {_duration(summary.eta_s)}")
     if summary.pace_per_s is not None:
@@ -287,27 +301,46 @@ def status(
         click.echo(f"  server  {outage_text(summary.outage_since, summary.next_try_at)}")
     if summary.window_opens_at is not None:
         click.echo(f"  window  {window_wait_text(summary.window_opens_at)}")
-    for state in RowState:
-        click.echo(f"    {state.value:<10} {summary.counts.get(state, 0):>12,}")
+    for row_state in RowState:
+        click.echo(f"    {row_state.value:<10} {summary.counts.get(row_state, 0):>12,}")
     if summary.resent_unknown:
         click.echo(f"  resent after an unknown outcome: {summary.resent_unknown:,}")
+    if summary.report:
+        click.echo(f"  report  {summary.report}")
+    if summary.superseded_by is not None:
+        click.echo(
+            f"  superseded by job {summary.superseded_by} (the same file, loaded since): "
+            "resume passes it by"
+        )
     if summary.message:
         click.echo(f"  last stop: {summary.message}")
+    if summary.runner_alive is False:
+        click.echo(f"  resume it: {where.command('resume', summary.job)}")
     if summary.last_errors:
         click.echo("  last errors:")
         for error in summary.last_errors:
-            code, detail = error["code"] or "", error["message"] or ""
-            click.echo(f"    line {error['line']}: {error['state']} {code} {detail}".rstrip())
+            click.echo(f"    line {error['line']}: {error['state']} {_error_text(error)}".rstrip())
     return ExitCode.OK
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    """A row's code and message, the code once (``BackMsg_76 phone1``, not ``BackMsg_76
+    BackMsg_76 phone1``)."""
+    code, detail = error["code"] or "", error["message"] or ""
+    if not code or detail == code or detail.startswith(f"{code} "):
+        return detail or code
+    return f"{code} {detail}".strip()
 
 
 @click.command()
 @common_options
 def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> ExitCode:
-    """List the jobs and the remote imports recorded in the database.
+    """List the jobs (file and target, rows, state) and the remote imports recorded in the
+    database.
 
-    --json prints {"jobs": [...], "remote_imports": [...]}: each job as status --json shows
-    it, each remote import with its server job id, state, code and message.
+    "done" counts the rows the server loaded, "duplicate" those it already held (as status
+    does). --json prints {"jobs": [...], "remote_imports": [...]}: each job as status --json
+    shows it, each remote import with its server job id, state, code and message.
 
     \b
     Example:
@@ -335,12 +368,23 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> Exit
         click.echo(f"no jobs in {db}")
         return ExitCode.OK
     if summaries:
-        click.echo(f"{'job':>5}  {'state':<11} {'rows':>10} {'done':>10} {'problems':>9}  file")
-    for s in summaries:
-        done = s.counts.get(RowState.DONE, 0) + s.counts.get(RowState.DUPLICATE, 0)
         click.echo(
-            f"{s.job:>5}  {s.state.value:<11} {s.total:>10,} {done:>10,} {s.problems:>9,}  {s.file}"
+            f"{'job':>5}  {'state':<11} {'rows':>10} {'done':>10} {'duplicate':>9} "
+            f"{'problems':>9}  file → target"
         )
+    for s in summaries:
+        counts = s.counts
+        line = (
+            f"{s.job:>5}  {s.state.value:<11} {s.total:>10,} {counts.get(RowState.DONE, 0):>10,} "
+            f"{counts.get(RowState.DUPLICATE, 0):>9,} {s.problems:>9,}  "
+            f"{s.file} → {s.target.describe()}"
+        )
+        if s.runner_alive is False and s.last_seen_at is not None:
+            seen = time.strftime("%Y-%m-%d %H:%M", time.localtime(s.last_seen_at))
+            line += f"  [no runner; last seen {seen}]"
+        if s.superseded_by is not None:
+            line += f"  [superseded by {s.superseded_by}]"
+        click.echo(line)
     if remotes:
         if summaries:
             click.echo("")

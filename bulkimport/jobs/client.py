@@ -12,15 +12,20 @@ resumes from either. Progress reaches the caller as ``ProgressEvent`` values
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import logging
 import os
+import time
 from collections.abc import Callable, Collection
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Self, TextIO
 
 from bulkimport.check import CheckOptions, CheckReport, check_file
-from bulkimport.errors import ConfigError
+from bulkimport.errors import BulkImportError, ConfigError, DiskFull
+from bulkimport.jobs.customers import customer_field
+from bulkimport.jobs.events import event
 from bulkimport.jobs.pipeline import (
     StopSignal,
     TransportFactory,
@@ -35,12 +40,22 @@ from bulkimport.jobs.progress import (
     ProgressEvent,
     ProgressListener,
 )
-from bulkimport.jobs.report import PROBLEM_STATES, default_report_path, write_report
-from bulkimport.jobs.summary import JobSummary, summarize
+from bulkimport.jobs.report import (
+    PROBLEM_STATES,
+    check_report_path,
+    default_report_path,
+    remove_report,
+    write_report,
+    write_rows,
+)
+from bulkimport.jobs.summary import JobSummary, plural, resuming_line, summarize
+from bulkimport.rows import FileIdentity
 from bulkimport.settings import ReadSettings, SendSettings, Settings, Target
-from bulkimport.states import RowState
-from bulkimport.storage import RemoteImport, Storage
+from bulkimport.states import JobState, RowState
+from bulkimport.storage import Job, RemoteImport, Storage
 from bulkimport.storage.sqlite import SqliteStorage
+
+log = logging.getLogger("bulkimport")
 
 DEFAULT_DB = "bulkimport.db"
 
@@ -130,7 +145,9 @@ class Client:
         return await self._run(path=Path(path), new=new, send=False)
 
     async def resume(self, job: int | None = None) -> JobSummary:
-        """Go on with a job (the latest unfinished one by default): reading, then sending."""
+        """Go on with a job (the latest unfinished one by default, superseded ones passed
+        by): reading, then sending. ``say`` hears which job, why that one, and how many rows
+        are left (and how many were in flight when its runner stopped)."""
         found = await (
             self.storage.jobs.get(job)
             if job is not None
@@ -138,6 +155,8 @@ class Client:
         )
         if found is None:
             raise ConfigError(f"no unfinished job in {self.storage.location}")
+        if found.is_open and not await self.storage.runner_alive():
+            self._say(await resuming_line(self.storage, found, chosen=job is None))
         return await self._run(job_id=found.id)
 
     async def retry(self, job: int, *, rejected: bool = False) -> JobSummary:
@@ -157,19 +176,115 @@ class Client:
     ) -> JobSummary:
         if send:
             self.settings.require_target()
-        return await run_pipeline(
-            self.storage,
-            settings=self.settings,
-            transport=self._transport,
-            path=path,
-            job_id=job_id,
-            new=new,
-            send=send,
-            retry_states=retry_states,
-            progress=self._progress,
-            say=self._say,
-            stop=self._stop,
-        )
+        report = self.settings.output.report
+        if report:
+            # Before the first call, not after the last one: a report that cannot be
+            # written is a setting to fix, not a surprise at the end of the night.
+            check_report_path(Path(report))
+        if self.settings.output.prune_after_s is not None and not retry_states:
+            # (Not before a retry: the finished job it is about to send again could go.)
+            await self.prune(self.settings.output.prune_after_s)
+        try:
+            summary = await run_pipeline(
+                self.storage,
+                settings=self.settings,
+                transport=self._transport,
+                path=path,
+                job_id=job_id,
+                new=new,
+                send=send,
+                retry_states=retry_states,
+                progress=self._progress,
+                say=self._say,
+                stop=self._stop,
+            )
+        except DiskFull as exc:
+            raise await self._left_resumable(exc, path, job_id) from exc
+        if summary.state is JobState.FINISHED:
+            await self._supersede(summary.job)
+        return summary
+
+    async def _supersede(self, job_id: int) -> None:
+        """The older open jobs this finished one replaces no longer wait for a resume."""
+        job = await self.storage.jobs.get(job_id)
+        key = customer_field(self.settings, job.format)
+        for old in await self.storage.jobs.supersede(job_id, key):
+            if old.file != job.file:
+                what = (
+                    f"an earlier export of the same file; every row it had left is for a "
+                    f"customer job {job_id} loaded"
+                )
+            elif old.target != job.target:
+                what = f"the same file to {old.target.describe()}"
+            else:
+                what = "the same file and target"
+            self._say(
+                f"job {old.id} ({old.state.value}, {what}) is superseded by job {job_id}: "
+                "resume no longer picks it"
+            )
+            log.info(
+                "job %d superseded by job %d",
+                old.id,
+                job_id,
+                extra=event("superseded", file_only=True, job=old.id, by=job_id),
+            )
+
+    async def _left_resumable(
+        self, exc: DiskFull, path: Path | None, job_id: int | None
+    ) -> DiskFull:
+        """A full disk stopped the job: mark it interrupted, saying why, if there is room
+        for that (a runner that is gone shows as interrupted anyway); the error to raise,
+        naming the job."""
+        job: Job | None = None
+        with contextlib.suppress(BulkImportError, OSError):
+            if job_id is not None:
+                job = await self.storage.jobs.get(job_id)
+            elif path is not None:
+                target = self.settings.require_target()
+                job = await self.storage.jobs.find_unfinished(FileIdentity.of(path), target.ref)
+        if job is None or job.state is JobState.FINISHED:
+            return DiskFull(str(exc), job=exc.job)
+        with contextlib.suppress(BulkImportError):
+            await self.storage.jobs.set_state(job.id, JobState.INTERRUPTED, f"stopped: {exc}")
+        log.error(
+            "job %d interrupted: %s",
+            job.id,
+            exc,
+            extra=event("stop", file_only=True, job=job.id, state="interrupted",
+                        cause="disk-full", reason=str(exc)),
+        )  # fmt: skip
+        return DiskFull(str(exc), job=job.id)
+
+    # --- keeping the database bounded ------------------------------------------------------
+
+    async def prune(self, older_than_s: float) -> list[Job]:
+        """Drop the jobs finished (or superseded) more than ``older_than_s`` seconds ago,
+        with their rows and their failed-rows reports; what their rows loaded is still known
+        to ``skip_unchanged``. Unfinished jobs are never pruned. Returns the jobs pruned."""
+        cut = time.time() - older_than_s
+        async with self.storage.runner():
+            pruned = await self.storage.retention.prune(cut)
+        reports = sum(1 for job in pruned if job.report_path and remove_report(job.report_path))
+        if pruned:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(cut))
+            ids = ", ".join(str(job.id) for job in pruned)
+            text = f"pruned {plural(len(pruned), 'job')} finished before {when} ({ids})"
+            if reports:
+                text += f" and {plural(reports, 'report')}"
+            self._say(text)
+            log.info(
+                "%s",
+                text,
+                extra=event("prune", file_only=True, jobs=[job.id for job in pruned],
+                            reports=reports, before=cut),
+            )  # fmt: skip
+        return pruned
+
+    async def compact(self) -> int:
+        """Give the space freed by pruning back to the file system (``VACUUM``); return how
+        many bytes."""
+        async with self.storage.runner():
+            return await self.storage.retention.compact()
 
     # --- looking ---------------------------------------------------------------------------
 
@@ -196,15 +311,25 @@ class Client:
         path: str | os.PathLike[str] | None = None,
         states: Collection[RowState] = PROBLEM_STATES,
     ) -> tuple[Path, int]:
-        """Write the job's rows in ``states`` as a CSV that can be fixed and loaded again;
-        return where and how many rows."""
+        """Write the job's rows in ``states`` as a CSV that can be fixed and loaded again
+        (by default ``<database>-job-N-failed.csv`` next to the database); return where and
+        how many rows. ``ConfigError`` in one line when it cannot be written there."""
         found = await self.storage.jobs.get(job)
         target = (
             Path(path)
             if path is not None
             else default_report_path(Path(self.storage.location), job)
         )
+        check_report_path(target, "-o" if path is not None else "the report")
         return target, await write_report(self.storage.reports, found, target, states)
+
+    async def write_report_to(
+        self, job: int, out: TextIO, states: Collection[RowState] = PROBLEM_STATES
+    ) -> int:
+        """The same report, written to a text stream (the caller chooses its encoding:
+        a report file is UTF-8 with a BOM); return how many rows."""
+        found = await self.storage.jobs.get(job)
+        return await write_rows(self.storage.reports, found, out, states)
 
 
 def check_csv(

@@ -18,11 +18,12 @@ from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 from bulkimport.errors import InputError
+from bulkimport.jobs.customers import require_customer_field
 from bulkimport.jobs.events import event
 from bulkimport.jobs.progress import LoggedProgress, ProgressListener
 from bulkimport.jobs.reasons import stop_reason
-from bulkimport.jobs.report import default_report_path, is_report, write_report
-from bulkimport.jobs.summary import JobSummary, summarize
+from bulkimport.jobs.report import is_report, place_report
+from bulkimport.jobs.summary import JobSummary, plural, resuming_line, summarize
 from bulkimport.jobs.watcher import Watcher
 from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
 from bulkimport.rows import Batch, FileIdentity
@@ -88,23 +89,41 @@ def identify(path: Path) -> FileIdentity:
 class StopSignal:
     """A request to stop a job cleanly: finish the calls in flight, keep everything
     resumable. With ``signals``, Ctrl-C and SIGTERM make the request while ``watch()`` is
-    active (the command line); a second one is a hard interrupt."""
+    active (the command line); a second one is a hard interrupt. ``job`` and ``sending``
+    (calls may be in flight) are set by the pipeline, for the message."""
 
     def __init__(self, *, signals: bool = False) -> None:
         self.requested = False
+        self.job: int | None = None
+        self.sending = False
         self._signals = signals
         self._callbacks: list[Callable[[], None]] = []
 
     def on_stop(self, callback: Callable[[], None]) -> None:
         self._callbacks.append(callback)
 
-    def request(self) -> None:
+    def request(self, signum: int | None = None) -> None:
+        """Stop (``signum``: the signal that asked, None for ``Client.stop()``)."""
         if self.requested:
             raise KeyboardInterrupt
         self.requested = True
+        if signum is None:
+            name = "a stop request"
+        else:
+            name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        doing = (
+            "finishing the calls in flight"
+            if self.sending
+            else "keeping the rows read so far (reading resumes after them)"
+        )
+        again = " (another one quits at once)" if signum is not None else ""
         log.warning(
-            "stopping: finishing the calls in flight (Ctrl-C again to quit at once)",
-            extra=event("stop", reason="signal"),
+            "%s: stopping%s: %s%s",
+            name,
+            f" job {self.job}" if self.job is not None else "",
+            doing,
+            again,
+            extra=event("stop", reason="signal", signal=name, job=self.job),
         )
         for callback in self._callbacks:
             callback()
@@ -117,7 +136,7 @@ class StopSignal:
         loop = asyncio.get_running_loop()
         signals = (signal.SIGINT, signal.SIGTERM)
         for sig in signals:
-            loop.add_signal_handler(sig, self.request)
+            loop.add_signal_handler(sig, self.request, sig)
         try:
             yield
         finally:
@@ -139,7 +158,7 @@ async def open_job(
     if not new:
         job = await storage.jobs.find_unfinished(identity, target.ref)
         if job is not None:
-            say(f"resuming job {job.id} ({job.state.value}) for {path}; --new starts afresh")
+            say(f"{await resuming_line(storage, job)}; --new starts afresh")
             return job
     options = reader_options(settings)
     if await asyncio.to_thread(is_report, path):
@@ -152,7 +171,7 @@ async def open_job(
     job = await storage.jobs.create(identity, target.ref, stored, fmt.to_json())
     say(
         f"job {job.id}: {path} ({fmt.encoding}, delimiter {fmt.delimiter!r}, "
-        f"{len(fmt.header)} columns)"
+        f"{plural(len(fmt.header), 'column')})"
     )
     return job
 
@@ -246,6 +265,7 @@ async def send_job(
     """Send the job's pending rows and record how it ended (job state, cause and reason)."""
     target = settings.require_target()
     await storage.jobs.set_state(job.id, JobState.RUNNING)
+    stop.sending = True
     progress.start_sending(job.id, await storage.reports.counts(job.id))
     watcher = Watcher(storage, job, settings, progress)
     try:
@@ -408,6 +428,7 @@ async def run_pipeline(
             else:
                 assert job_id is not None
                 job = await storage.jobs.get(job_id)
+            stop.job = job.id
             _log_start(job, settings, send=send)
             if send and retry_states:
                 await _reset_rows(storage, job, retry_states, say)
@@ -426,14 +447,7 @@ async def run_pipeline(
                 await send_job(
                     storage, job, settings, progress, stop, runner=runner, transport=transport
                 )
-            report = None
-            counts = await storage.reports.counts(job.id)
-            if any(n for state, n in counts.items() if state.is_problem):
-                target_path = (
-                    report_path or default_report_path(Path(storage.location), job.id)
-                ).absolute()
-                await write_report(storage.reports, job, target_path)
-                report = str(target_path)
+            report = await place_report(storage, await storage.jobs.get(job.id), report_path)
             return _finish_log(await summarize(storage, job.id, report=report), started)
 
 
@@ -460,28 +474,38 @@ def _log_start(job: Job, settings: Settings, *, send: bool) -> None:
 async def _skip_unchanged(
     storage: Storage, job: Job, settings: Settings, say: Callable[[str], None]
 ) -> None:
-    """Mark the rows an earlier job already loaded to this target as skipped.
+    """Mark the rows equal to the latest record their customer received as skipped.
 
-    Idempotent: on a resume it finds nothing new to skip among the rows still pending.
+    The customer is the value of ``--customer-key``, else of ``--phone-field``, else of the
+    file's first phone-like field. Idempotent: on a resume it finds nothing new to skip
+    among the rows still pending.
     """
     target = settings.require_target()
-    skipped = await storage.reports.mark_unchanged_skipped(job.id, target.ref)
+    key = require_customer_field(settings, job.format)
+    skipped, keyless = await storage.reports.mark_unchanged_skipped(job.id, target.ref, key)
     pending = (await storage.reports.counts(job.id))[RowState.PENDING]
-    say(
-        f"job {job.id}: {skipped:,} rows skipped (unchanged since an earlier job), "
-        f"{pending:,} to send"
+    text = (
+        f"job {job.id}: {plural(skipped, 'row')} skipped (unchanged since the last record "
+        f"loaded for the same {key}), {pending:,} to send"
     )
+    if keyless:
+        text += f" ({keyless:,} without a {key}: always sent)"
+    say(text)
     log.info(
         "job %d: %d unchanged rows skipped",
         job.id,
         skipped,
-        extra=event("skip_unchanged", file_only=True, job=job.id, skipped=skipped, pending=pending),
-    )
+        extra=event(
+            "skip_unchanged", file_only=True, job=job.id, skipped=skipped, pending=pending,
+            key=key, keyless=keyless,
+        ),
+    )  # fmt: skip
 
 
 def _finish_log(summary: JobSummary, started: float) -> JobSummary:
     seconds = time.monotonic() - started
     counts = ", ".join(f"{s.value} {n}" for s, n in summary.counts.items() if n)
+    # The command line prints the summary its own way: the terminal needs it once.
     log.info(
         "job %d %s in %.1fs: %s",
         summary.job,
@@ -490,6 +514,7 @@ def _finish_log(summary: JobSummary, started: float) -> JobSummary:
         counts or "no rows",
         extra=event(
             "summary",
+            file_only=True,
             job=summary.job,
             state=summary.state.value,
             seconds=round(seconds, 3),
@@ -498,6 +523,8 @@ def _finish_log(summary: JobSummary, started: float) -> JobSummary:
             resent_unknown=summary.resent_unknown,
             reason=summary.message,
             report=summary.report,
+            blank_lines=summary.blank_lines,
+            repairs={kind.value: n for kind, n in summary.repairs.items()},
         ),
     )
     return summary

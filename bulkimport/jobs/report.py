@@ -1,28 +1,50 @@
 """The failed-rows report: the rows that need a person, as a CSV that can be run again.
 
-Columns: the file's own header, in its order, then ``_line``, ``_state``, ``_code`` and
-``_message``. The reader drops those four columns, so a fixed report is fed to ``run`` as is.
+Columns: the file's own header, in its order, then ``_extra``, ``_line``, ``_state``,
+``_code`` and ``_message``. The reader drops those columns, so a fixed report is fed to
+``run`` as is. A row that had more cells than the header keeps them in ``_extra`` (as a line
+of CSV), not under the report's own columns; one that had fewer says so there
+(``(2 cells missing)``) and its cells are not shifted. Read back, a row whose ``_extra`` is
+not empty is invalid again: a row that was invalid for its cells stays invalid until a
+person puts its cells in their columns and empties ``_extra``.
+
 Written as UTF-8 with a BOM, which Excel needs to show non-ASCII text, and which the reader
 strips; whatever the original file's encoding and delimiter were, a report is UTF-8 and
 comma-separated, and ``is_report`` recognises one so that a profile written for the original
 file (``encoding``, ``delimiter``, ``skip_rows``) does not misread it.
+
+A job's report is named after its database and the job (``nightly-job-3-failed.csv`` next to
+``nightly.db``), so two databases in one folder never write over each other's; the path is
+kept with the job (``status`` shows it), and a later run of the job that leaves no row
+needing a person removes it (``place_report``).
 """
 
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
+import errno
 import io
+import logging
 import os
 from collections.abc import Collection, Iterable
 from pathlib import Path
+from typing import TextIO
 
-from bulkimport.errors import ConfigError
+from bulkimport.errors import ConfigError, DiskFull
+from bulkimport.jobs.events import event
+from bulkimport.rows import REPORT_COLUMNS
 from bulkimport.states import RowState
-from bulkimport.storage import Job, RowReports
+from bulkimport.storage import Job, RowReports, Storage
 
-REPORT_COLUMNS = ("_line", "_state", "_code", "_message")
+log = logging.getLogger("bulkimport")
+
 PROBLEM_STATES = frozenset(state for state in RowState if state.is_problem)
+#: The column of cells that fit no column of the header.
+EXTRA_COLUMN = REPORT_COLUMNS[0]
+#: The columns every report ends with (reports written before ``_extra`` too).
+_ANNOTATIONS = REPORT_COLUMNS[1:]
 _HEAD_BYTES = 64 * 1024
 
 
@@ -55,12 +77,105 @@ def is_report(path: Path) -> bool:
         header = next(csv.reader(io.StringIO(first_line.decode("utf-8").rstrip("\r"))), [])
     except (UnicodeDecodeError, csv.Error):
         return False
-    return tuple(header[-len(REPORT_COLUMNS) :]) == REPORT_COLUMNS
+    return tuple(header[-len(_ANNOTATIONS) :]) == _ANNOTATIONS
 
 
 def default_report_path(db_path: Path, job_id: int) -> Path:
-    """``job-N-failed.csv`` next to the database."""
-    return db_path.resolve().parent / f"job-{job_id}-failed.csv"
+    """``<database>-job-N-failed.csv`` next to the database (``nightly-job-3-failed.csv``
+    for ``nightly.db``): one name per database and job."""
+    db = db_path.resolve()
+    return db.parent / f"{db.stem}-job-{job_id}-failed.csv"
+
+
+def check_report_path(path: Path, option: str = "--report") -> None:
+    """Make sure a report can be written at ``path`` before anything is sent: a
+    ``ConfigError`` in one line (naming ``option``) if its folder is missing, it is a
+    folder, or it cannot be written (permissions, a read-only file system)."""
+    shown = f"{option} {path}"
+    if path.is_dir():
+        raise ConfigError(f"{shown}: is a directory; give a file name")
+    folder = path.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{shown}: directory {folder} does not exist")
+    # The report is written beside its final name, then renamed: try exactly that.
+    probe = _partial(path)
+    try:
+        with open(probe, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{shown}: cannot write there ({exc.strerror})") from None
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+
+
+def _partial(path: Path) -> Path:
+    return path.with_name(path.name + ".partial")
+
+
+def remove_report(path: str | Path) -> bool:
+    """Remove the report at ``path`` if it still is one (never another file); whether it
+    was removed."""
+    target = Path(path)
+    if not is_report(target):
+        return False
+    with contextlib.suppress(FileNotFoundError):
+        target.unlink()
+    return True
+
+
+def _report_layout(job: Job) -> tuple[list[int], int | None, int]:
+    """Which of the job's columns a report keeps (a report read back has report columns of
+    its own: they are written afresh), where an older ``_extra`` is, and the header's
+    width."""
+    header = job.format.header
+    kept = [index for index, name in enumerate(header) if name not in REPORT_COLUMNS]
+    old_extra = header.index(EXTRA_COLUMN) if EXTRA_COLUMN in header else None
+    return kept, old_extra, len(header)
+
+
+def _extra_text(cells: tuple[str, ...], width: int, old_extra: int | None) -> str:
+    """What ``_extra`` holds for a row: the cells beyond the header as a line of CSV, or how
+    many were missing, or what an earlier report's ``_extra`` held; "" when the row fits."""
+    if old_extra is not None and old_extra < len(cells) and cells[old_extra].strip():
+        return cells[old_extra]
+    if len(cells) > width and any(cell.strip() for cell in cells[width:]):
+        line = io.StringIO()
+        csv.writer(line, lineterminator="").writerow(cells[width:])
+        return line.getvalue()
+    if len(cells) < width:
+        missing = width - len(cells)
+        return f"({missing} cell{'s' if missing != 1 else ''} missing)"
+    return ""
+
+
+async def write_rows(
+    reports: RowReports,
+    job: Job,
+    out: TextIO,
+    states: Collection[RowState] = PROBLEM_STATES,
+) -> int:
+    """Write the report of the job's rows in ``states`` to ``out`` (a text stream, which
+    the caller encodes: UTF-8 with a BOM for a file); return how many rows."""
+    kept, old_extra, width = _report_layout(job)
+    header = job.format.header
+    writer = csv.writer(out)
+    writer.writerow([*(header[index] for index in kept), *REPORT_COLUMNS])
+    count = 0
+    async for row in reports.iter_rows(job.id, states):
+        cells = row.cells
+        own = [cells[index] if index < len(cells) else "" for index in kept]
+        writer.writerow(
+            [
+                *own,
+                _extra_text(cells, width, old_extra),
+                row.line,
+                row.state.value,
+                row.last_code or "",
+                row.last_message or "",
+            ]
+        )
+        count += 1
+    return count
 
 
 async def write_report(
@@ -69,24 +184,50 @@ async def write_report(
     path: Path,
     states: Collection[RowState] = PROBLEM_STATES,
 ) -> int:
-    """Write the rows of ``job_id`` in ``states`` to ``path`` (atomically); return how many."""
-    header = list(job.format.header)
-    width = len(header)
-    partial = path.with_name(path.name + ".partial")
-    count = 0
-    # Plain writes: a report is written once, after sending, when nothing else runs.
-    with open(partial, "w", encoding="utf-8-sig", newline="") as handle:  # noqa: ASYNC230
-        writer = csv.writer(handle)
-        writer.writerow([*header, *REPORT_COLUMNS])
-        async for row in reports.iter_rows(job.id, states):
-            cells = list(row.cells)
-            if len(cells) < width:
-                cells.extend([""] * (width - len(cells)))
-            writer.writerow(
-                [*cells, row.line, row.state.value, row.last_code or "", row.last_message or ""]
-            )
-            count += 1
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
+    """Write the rows of the job in ``states`` to ``path`` (atomically); return how many.
+
+    ``ConfigError`` when the file cannot be written, ``DiskFull`` when its disk is full:
+    in one line, the rows are still in the database (``bulkimport failed`` writes them).
+    """
+    partial = _partial(path)
+    try:
+        # Plain writes: a report is written once, after sending, when nothing else runs.
+        with open(partial, "w", encoding="utf-8-sig", newline="") as handle:  # noqa: ASYNC230
+            count = await write_rows(reports, job, handle, states)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(partial, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        what = f"cannot write the report {path} ({exc.strerror})"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(f"{what}: the disk is full", job=job.id) from None
+        raise ConfigError(what, job=job.id) from None
     return count
+
+
+async def place_report(storage: Storage, job: Job, path: Path | None) -> str | None:
+    """After a run of ``job``: write its report (at ``path``, or its default name) if rows
+    need a person, and keep where; if none do any more, remove the report an earlier run
+    left. A report the job had at another path is removed either way: it no longer
+    applies. Return the report's path, or None."""
+    counts = await storage.reports.counts(job.id)
+    earlier = job.report_path
+    if not any(n for state, n in counts.items() if state.is_problem):
+        if earlier is not None:
+            remove_report(earlier)
+            await storage.jobs.set_report(job.id, None)
+        return None
+    target = (path or default_report_path(Path(storage.location), job.id)).absolute()
+    try:
+        await write_report(storage.reports, job, target)
+    except (ConfigError, DiskFull) as exc:
+        # The job is done; its rows are in the database, and `bulkimport failed` writes them
+        # once the cause is gone (the summary says so, with the job's options).
+        log.warning("job %d: %s", job.id, exc, extra=event("report", job=job.id, error=str(exc)))
+        return None
+    if earlier is not None and Path(earlier) != target:
+        remove_report(earlier)
+    await storage.jobs.set_report(job.id, str(target))
+    return str(target)

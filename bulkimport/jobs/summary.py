@@ -2,11 +2,18 @@
 
 A summary knows the exit code its state calls for (``exit_code``) and can raise the error
 for a job that did not finish (``raise_for_state``), as an HTTP client raises for a status.
+
+It tells the truth about a job left ``running`` (or ``reading``) by a process that is gone
+(``kill -9``, a power cut): the runner lock says whether anyone holds it, and a job nobody
+runs is shown ``interrupted``, with when its runner was last seen.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +25,7 @@ from bulkimport.errors import (
     WindowClosed,
 )
 from bulkimport.rows import TargetRef
-from bulkimport.states import JobState, RowState, StopCause
+from bulkimport.states import JobState, RepairKind, RowState, StopCause
 from bulkimport.storage import Job, Storage
 
 #: How long after its runner last said how fast it goes a running job's rate is believed.
@@ -52,6 +59,14 @@ class JobSummary:
     window_opens_at: float | None = None  # while running: outside the send window until then
     pace_per_s: float | None = None  # while running: the pace sending holds
     latency_s: float | None = None  # ...and the latency it sees
+    blank_lines: int = 0  # lines of the file that were no record: counted, not rows
+    repairs: Mapping[RepairKind, int] = field(default_factory=dict)  # phone numbers, per kind
+    #: For a job stored ``running`` or ``reading``: whether a runner holds it (None: no
+    #: runner to ask about). False: it was interrupted and shows so (``state``).
+    runner_alive: bool | None = None
+    last_seen_at: float | None = None  # ...and, with no runner, when its runner was last seen
+    stored_state: JobState | None = None  # the state as stored, when ``state`` differs
+    superseded_by: int | None = None  # a newer job of the same file finished in its place
 
     @property
     def problems(self) -> int:
@@ -119,12 +134,56 @@ class JobSummary:
             "window_opens_at": self.window_opens_at,
             "pace_per_s": self.pace_per_s,
             "latency_s": self.latency_s,
+            "blank_lines": self.blank_lines,
+            "repairs": {kind.value: self.repairs.get(kind, 0) for kind in RepairKind},
+            "runner_alive": self.runner_alive,
+            "last_seen_at": self.last_seen_at,
+            "stored_state": (self.stored_state or self.state).value,
+            "superseded_by": self.superseded_by,
         }
+
+    def reading_notes(self) -> list[str]:
+        """What reading found besides rows: ``3 blank lines skipped``, ``30 phone numbers
+        repaired (.0 removed)``."""
+        notes = []
+        if self.blank_lines:
+            notes.append(f"{plural(self.blank_lines, 'blank line')} skipped")
+        repaired = sum(self.repairs.values())
+        if repaired:
+            kinds = [kind for kind in RepairKind if self.repairs.get(kind)]
+            if len(kinds) == 1:
+                how = kinds[0].removed
+            else:
+                how = ", ".join(f"{self.repairs[kind]:,} {kind.removed}" for kind in kinds)
+            notes.append(f"{plural(repaired, 'phone number')} repaired ({how})")
+        return notes
+
+
+def plural(count: int, word: str) -> str:
+    """``1 row``, ``2 rows``, ``1,204 blank lines``."""
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
 
 
 async def summarize(storage: Storage, job_id: int, *, report: str | None = None) -> JobSummary:
-    """The summary of ``job_id`` as storage holds it now."""
+    """The summary of ``job_id`` as storage holds it now (``report``: the report's path, if
+    not the one kept with the job)."""
     job = await storage.jobs.get(job_id)
+    alive = None
+    if job.state in (JobState.RUNNING, JobState.READING):
+        alive = await storage.runner_alive()
+    state, message, cause = job.state, job.message, job.stop_cause
+    if alive is False:
+        state = JobState.INTERRUPTED
+        doing = "reading" if job.state is JobState.READING else "sending"
+        message = (
+            f"no runner: the process {doing} it ended without a word (killed?); last seen "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job.last_seen_at))}"
+        )
+        cause = None
+    # The report kept with the job, shown while the file is there (a person may move it).
+    kept = job.report_path
+    if report is None and kept is not None and await asyncio.to_thread(os.path.exists, kept):
+        report = kept
     counts = await storage.reports.counts(job_id)
     errors = [
         {
@@ -135,26 +194,34 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
         }
         for row in await storage.reports.last_errors(job_id)
     ]
+    running = state is JobState.RUNNING
+    rate = current_rate(job) if running else None
     return JobSummary(
         job=job.id,
-        state=job.state,
+        state=state,
         file=job.file.path,
         target=job.target,
         total=sum(counts.values()),
         counts=counts,
         resent_unknown=job.resent_unknown,
-        message=job.message,
+        message=message,
         report=report,
         last_errors=errors,
         created_at=job.created_at,
         updated_at=job.updated_at,
-        rate_per_s=current_rate(job),
-        stop_cause=job.stop_cause,
-        outage_since=job.outage_since if job.state is JobState.RUNNING else None,
-        next_try_at=job.next_try_at if job.state is JobState.RUNNING else None,
-        window_opens_at=job.window_opens_at if job.state is JobState.RUNNING else None,
-        pace_per_s=job.pace_per_s if current_rate(job) is not None else None,
-        latency_s=job.latency_s if current_rate(job) is not None else None,
+        rate_per_s=rate,
+        stop_cause=cause,
+        outage_since=job.outage_since if running else None,
+        next_try_at=job.next_try_at if running else None,
+        window_opens_at=job.window_opens_at if running else None,
+        pace_per_s=job.pace_per_s if rate is not None else None,
+        latency_s=job.latency_s if rate is not None else None,
+        blank_lines=job.blank_lines,
+        repairs=dict(job.repairs),
+        runner_alive=alive,
+        last_seen_at=job.last_seen_at if alive is False else None,
+        stored_state=job.state if state is not job.state else None,
+        superseded_by=job.superseded_by,
     )
 
 
@@ -167,3 +234,34 @@ def current_rate(job: Job, *, now_s: float | None = None) -> float | None:
     if now - job.send_rate_at > RATE_FRESH_S:
         return None
     return job.send_rate_per_s
+
+
+async def resuming_line(storage: Storage, job: Job, *, chosen: bool = False) -> str:
+    """``resuming job 3 (interrupted): 1,204 pending, 8 in flight at the crash to resend``.
+
+    ``chosen``: the job was not named; the line says why this one. Rows in flight when the
+    job is resumed were claimed by a runner that is gone: they may have reached the server,
+    and are sent again.
+    """
+    state = job.state.value
+    if job.state in (JobState.RUNNING, JobState.READING):
+        why = f"{state} when its runner stopped without a word"
+    elif job.message and job.message.startswith(state):
+        why = job.message
+    else:
+        why = state + (f": {job.message}" if job.message else "")
+    head = f"resuming job {job.id} ({'the latest unfinished job, ' if chosen else ''}{why})"
+    # A job interrupted before it ever ran was interrupted while reading (see read_job).
+    reading = job.state is JobState.READING or (
+        job.state is JobState.INTERRUPTED and job.started_at is None
+    )
+    if reading:
+        return (
+            f"{head}: reading goes on at line {job.read_line:,} "
+            f"({plural(job.total_rows, 'row')} read so far)"
+        )
+    counts = await storage.reports.counts(job.id)
+    text = f"{head}: {counts[RowState.PENDING]:,} pending"
+    if counts[RowState.IN_FLIGHT]:
+        text += f", {counts[RowState.IN_FLIGHT]:,} in flight at the crash to resend"
+    return text

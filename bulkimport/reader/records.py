@@ -31,10 +31,11 @@ from bulkimport.errors import RecordError
 from bulkimport.protocol import RECORD_SEPARATOR, decode_record, encode_record
 from bulkimport.reader.format import FileFormat
 from bulkimport.reader.phones import examine_phone
-from bulkimport.rows import NewRow, Repair
+from bulkimport.rows import REPORT_COLUMNS, NewRow, Repair
 from bulkimport.states import InvalidReason, RepairKind, RowState
 
 _new_tuple = tuple.__new__
+EXTRA_COLUMN = REPORT_COLUMNS[0]
 _PENDING = RowState.PENDING
 _INVALID = RowState.INVALID
 
@@ -85,6 +86,9 @@ class RecordMaker:
             if name is not None and name in fmt.phone_fields
         ]
         self.repair = fmt.repair
+        # A failed-rows report read back: a row whose _extra says its cells did not fit
+        # stays invalid until a person empties it (the column itself is dropped).
+        self.extra = fmt.header.index(EXTRA_COLUMN) if EXTRA_COLUMN in fmt.header else None
         #: Blank records met so far (``make`` returned ``None``); the reader resets it.
         self.blank_records = 0
         #: Values repaired so far in pending rows, per kind; the reader resets it.
@@ -108,7 +112,7 @@ class RecordMaker:
         # Pipes of a record of n parts: 2 * n + part_pipes.
         part_pipes = self.tail_pipes
         join, add, strip = RECORD_SEPARATOR.join, operator.add, str.strip
-        if not self.countable:
+        if not self.countable or self.extra is not None:
             return lambda line, cells: general(line, self.clean(cells), False)
         columns = [index for index, _ in self.phones]
         # The phone numbers of a record as one text: all digits (or empty) needs no more.
@@ -157,7 +161,13 @@ class RecordMaker:
         count = len(cells)
         width = self.width
         if count != width and (count < width or any(map(str.strip, cells[width:]))):
-            message = f"{count} cells, the header has {width}"
+            message = f"{count} cell{'s' if count != 1 else ''}, the header has {width}"
+            return NewRow(line, _INVALID, None, cells, InvalidReason.CELLS, message)
+        if self.extra is not None and cells[self.extra].strip():
+            message = (
+                f"{EXTRA_COLUMN} holds {cells[self.extra].strip()!r}: the line had cells that "
+                f"fit no column; put them in their columns, then empty {EXTRA_COLUMN}"
+            )
             return NewRow(line, _INVALID, None, cells, InvalidReason.CELLS, message)
         sent: tuple[str, ...] = cells
         repairs: tuple[Repair, ...] = ()

@@ -5,11 +5,12 @@ from bulkimport.storage.interface import (
     IngestStore,
     JobStore,
     RemoteLog,
+    Retention,
     RowReports,
     SendQueue,
     Storage,
 )
-from bulkimport.storage.values import Ingested, Job, RemoteImport, RowView, RunnerId
+from bulkimport.storage.values import Ingested, Job, RemoteImport, RowView, RunnerId, Unchanged
 
 __all__ = [
     "IngestStore",
@@ -18,9 +19,11 @@ __all__ = [
     "JobStore",
     "RemoteImport",
     "RemoteLog",
+    "Retention",
     "RowReports",
     "RowView",
     "RunnerId",
     "SendQueue",
     "Storage",
+    "Unchanged",
 ]

@@ -4,8 +4,10 @@
              ├─ reading: IngestStore    add rows read from a file, with the reading position
              ├─ sending: SendQueue      claim rows, record outcomes, recover a dead runner's rows
              ├─ reports: RowReports     counts, problem rows, resetting rows, incremental loads
+             ├─ retention: Retention    forget finished jobs, keep what customers last received
              ├─ remote: RemoteLog       the `source=http|ftp` imports made
-             └─ runner()                prove that this process may send; claims name it
+             ├─ runner()                prove that this process may send; claims name it
+             └─ runner_alive()          whether any process holds runner() now
 
 The dispatcher takes a ``SendQueue`` only, the report writer ``RowReports`` only. The SQLite
 implementation (``bulkimport.storage.sqlite``) is one of these; the contract suite in
@@ -22,7 +24,11 @@ Guarantees every implementation keeps (and the contract suite checks):
 - ``recover_in_flight`` takes back rows whose runner is dead, never a live runner's, and
   counts each as an attempt of unknown outcome (``ClaimedRow.unknowns``, the job's
   ``resent_unknown``), as does a result marked ``unknown``;
-- the counts per state are exact after every method, whatever it moved.
+- the counts per state are exact after every method, whatever it moved;
+- a row is unchanged (``mark_unchanged_skipped``) only if it equals the latest record its
+  customer received from another job to the same target, and stays so after that job is
+  pruned; an unfinished job is never pruned;
+- ``runner_alive()`` never makes a runner that is starting fail.
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from typing import Any, Protocol
 
 from bulkimport.rows import Batch, ClaimedRow, FileIdentity, NewRow, RowResult, TargetRef
 from bulkimport.states import JobState, RemoteState, RowState, StopCause
-from bulkimport.storage.values import Ingested, Job, RemoteImport, RowView, RunnerId
+from bulkimport.storage.values import Ingested, Job, RemoteImport, RowView, RunnerId, Unchanged
 
 
 class JobStore(Protocol):
@@ -56,11 +62,30 @@ class JobStore(Protocol):
         ...
 
     async def find_unfinished(self, file: FileIdentity, target: TargetRef) -> Job | None:
-        """The latest unfinished job for the same file (path, size, mtime, head) and target."""
+        """The latest open job (``Job.is_open``: unfinished, not superseded) for the same
+        file (path, size, mtime, head) and target."""
         ...
 
     async def latest(self, *, unfinished: bool = False) -> Job | None:
-        """The most recently created job (only unfinished ones if asked), if any."""
+        """The most recently created job (only open ones, ``Job.is_open``, if
+        ``unfinished``), if any."""
+        ...
+
+    async def supersede(self, job_id: int, key_field: str | None = None) -> list[Job]:
+        """Mark the older open jobs that ``job_id`` (finished) replaces as superseded by it
+        (``Job.superseded_by``) and return them: those for the same file (identity) and
+        target, and those for the same file and another target whose target was refused
+        (stopped by a fatal answer, or a URL that never answered). With ``key_field``, also
+        those for an earlier export at the same path to the same target whose every row
+        left to send (pending, in flight) is for a customer (the value of ``key_field``)
+        this job loaded, found on the server or found unchanged: nothing they hold is lost.
+        ``latest(unfinished=True)`` and ``find_unfinished`` pass them by; they may be
+        pruned."""
+        ...
+
+    async def set_report(self, job_id: int, path: str | None) -> None:
+        """Keep where the job's failed-rows report now is (None: it has none). Another job
+        whose report was at the same path has none any more: the file is this job's now."""
         ...
 
     async def list(self) -> list[Job]:
@@ -196,9 +221,35 @@ class RowReports(Protocol):
         """Rows in ``states`` that have a record back to pending, attempts reset."""
         ...
 
-    async def mark_unchanged_skipped(self, job_id: int, target: TargetRef) -> int:
-        """Pending rows whose exact record an earlier job loaded (``done``) to the same
-        target become ``skipped``; return how many."""
+    async def mark_unchanged_skipped(
+        self, job_id: int, target: TargetRef, key_field: str
+    ) -> Unchanged:
+        """Pending rows equal to the latest record their customer received become
+        ``skipped``.
+
+        A row's customer is the value of its ``key_field`` (e.g. ``phone1``); the latest
+        record a customer received is the one most recently loaded (``done``) to ``target``
+        by another job, pruned or not. A row is skipped only if its record is that record,
+        and no other pending row of the job for the same customer differs from it (the
+        file's last word is sent). Rows without a value in ``key_field`` are never skipped.
+        Another ``key_field`` for the same target than the last time starts the latest
+        records over from the rows still kept: rows are then sent, never skipped wrongly.
+        """
+        ...
+
+
+class Retention(Protocol):
+    """Forgetting finished jobs, so that months of nightly loads keep the storage bounded."""
+
+    async def prune(self, finished_before_s: float) -> list[Job]:
+        """Drop the jobs finished (or superseded) before ``finished_before_s`` (Unix
+        seconds), with their rows, and return them as they were. What their done rows
+        loaded stays known to ``mark_unchanged_skipped``. Open jobs are never pruned."""
+        ...
+
+    async def compact(self) -> int:
+        """Give the space freed by pruning back to the system; return how many bytes (0 if
+        none, or if the storage cannot tell)."""
         ...
 
 
@@ -248,10 +299,19 @@ class Storage(Protocol):
     def reports(self) -> RowReports: ...
 
     @property
+    def retention(self) -> Retention: ...
+
+    @property
     def remote(self) -> RemoteLog: ...
 
     def runner(self) -> AbstractAsyncContextManager[RunnerId]:
         """Hold the right to send while inside; ``RunnerBusy`` if another runner has it."""
+        ...
+
+    async def runner_alive(self) -> bool:
+        """Whether a process (this one or another) holds ``runner()`` now: a job left
+        ``running`` or ``reading`` with no runner was interrupted. Asking never makes a
+        runner that is starting fail."""
         ...
 
     async def close(self) -> None: ...

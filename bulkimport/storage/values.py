@@ -46,6 +46,19 @@ class Job:
     blank_lines: int = 0  # lines read that are no record (empty, spaces, bare delimiters)
     #: Phone numbers repaired while reading, per kind (kinds with none left out).
     repairs: Mapping[RepairKind, int] = field(default_factory=dict)
+    report_path: str | None = None  # the failed-rows report last written for it
+    superseded_by: int | None = None  # a newer job of the same file finished in its place
+
+    @property
+    def is_open(self) -> bool:
+        """Whether it may still be resumed: not finished, and not superseded."""
+        return self.state.is_unfinished and self.superseded_by is None
+
+    @property
+    def last_seen_at(self) -> float:
+        """When its runner last left a trace in it (Unix seconds): a batch read, a state
+        changed, a sending rate kept."""
+        return max(self.updated_at, self.send_rate_at or 0.0)
 
     @property
     def target_key(self) -> str:
@@ -102,6 +115,13 @@ class RemoteImport:
             "message": self.message,
             "attempts": self.attempts,
         }
+
+
+class Unchanged(NamedTuple):
+    """What an incremental lookup found among a job's pending rows."""
+
+    skipped: int  # equal to the latest record their customer received: now ``skipped``
+    keyless: int  # without a value in the key field: they are sent
 
 
 class Ingested(NamedTuple):

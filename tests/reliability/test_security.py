@@ -109,10 +109,10 @@ async def test_the_password_and_its_md5_are_in_no_file_and_no_output_however_the
     assert (work / "export.csv").exists()
 
     written = [path for path in work.rglob("*") if path.is_file() and path.suffix != ".csv"]
-    written += [work / "export.csv", *work.glob("job-*-failed.csv")]
+    written += [work / "export.csv", *work.glob("*-job-*-failed.csv")]
     names = {path.name for path in written}
     assert {"ok.db", "failed.db", "crashed.db", "crashed.db-wal", "stopped.db", "job.log"} <= names
-    assert any(name.startswith("job-") for name in names), names
+    assert "failed-job-1-failed.csv" in names, names
     for path in written:
         assert_no_secret(str(path), path.read_bytes())
     for done in outputs:

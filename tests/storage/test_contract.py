@@ -15,9 +15,16 @@ from typing import Any
 import pytest
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
-from bulkimport.rows import Batch, NewRow, RowResult
-from bulkimport.states import InvalidReason, JobState, RemoteState, RepairKind, RowState
-from bulkimport.storage import Ingested, Storage
+from bulkimport.rows import Batch, NewRow, RowResult, TargetRef
+from bulkimport.states import (
+    InvalidReason,
+    JobState,
+    RemoteState,
+    RepairKind,
+    RowState,
+    StopCause,
+)
+from bulkimport.storage import Ingested, Job, Storage
 from tests.helpers import NEXT_RUNNER, RUNNER
 from tests.storage.conftest import (
     FILE,
@@ -216,7 +223,7 @@ async def test_ingest_counts_match_the_rows(storage: Storage) -> None:
         pending(line)
         if line % 3
         else NewRow(
-            line, RowState.INVALID, None, ("",), InvalidReason.CELLS, "1 cells, the header has 2"
+            line, RowState.INVALID, None, ("",), InvalidReason.CELLS, "1 cell, the header has 2"
         )
         for line in range(2, 1002)
     ]
@@ -415,7 +422,7 @@ async def test_counts_every_state(storage: Storage) -> None:
         read_line=10,
     )
     await storage.reading.finish(job.id)
-    assert await storage.reports.mark_unchanged_skipped(job.id, TARGET) == 1
+    assert await storage.reports.mark_unchanged_skipped(job.id, TARGET, "phone") == (1, 0)
     rows = await storage.sending.claim_batch(job.id, 6, now_s=time.time(), runner=RUNNER)
     outcomes = [RowState.DONE, RowState.DUPLICATE, RowState.REJECTED, RowState.FAILED]
     await storage.sending.record_results(
@@ -495,7 +502,7 @@ async def test_iter_rows_order_and_cells_round_trip(storage: Storage) -> None:
 
 async def test_reset_rows(storage: Storage) -> None:
     job = await storage.jobs.create(FILE, TARGET, {}, "{}")
-    bad = NewRow(5, RowState.INVALID, None, ("",), InvalidReason.CELLS, "1 cells, the header has 2")
+    bad = NewRow(5, RowState.INVALID, None, ("",), InvalidReason.CELLS, "1 cell, the header has 2")
     await storage.reading.add_rows(
         job.id, [pending(2), pending(3), pending(4), bad], read_offset=1, read_line=5
     )
@@ -540,12 +547,12 @@ async def test_mark_unchanged_skipped(storage: Storage) -> None:
 
     # Tonight's file: lines 2..7, records phone=2..phone=7.
     tonight = await ready_job(storage, 6)
-    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET) == 3
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (3, 0)
     counts = await storage.reports.counts(tonight.id)
     assert (counts[RowState.SKIPPED], counts[RowState.PENDING]) == (3, 3)
     sendable = await storage.sending.claim_batch(tonight.id, 10, now_s=time.time(), runner=RUNNER)
     assert [r.line for r in sendable] == [5, 6, 7]
-    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET) == 0
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (0, 0)
 
 
 async def test_only_done_rows_of_earlier_jobs_make_a_row_unchanged(storage: Storage) -> None:
@@ -569,9 +576,9 @@ async def test_only_done_rows_of_earlier_jobs_make_a_row_unchanged(storage: Stor
     await storage.sending.record_results(
         tonight.id, [RowResult(first[0].id, RowState.DONE, "0", "")]
     )
-    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET) == 0
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (0, 0)
     later = await ready_job(storage, 4)
-    assert await storage.reports.mark_unchanged_skipped(later.id, TARGET) == 1
+    assert await storage.reports.mark_unchanged_skipped(later.id, TARGET, "phone") == (1, 0)
     views = {v.line: v.state async for v in storage.reports.iter_rows(later.id, list(RowState))}
     assert views == {
         2: RowState.SKIPPED, 3: RowState.PENDING, 4: RowState.PENDING, 5: RowState.PENDING,
@@ -634,3 +641,285 @@ async def test_recovery_never_takes_a_live_runners_rows(storage: Storage) -> Non
         again = await storage.sending.claim_batch(job.id, 10, now_s=time.time(), runner=after)
     assert [row.id for row in again][:2] == [row.id for row in mine]
     assert (await storage.jobs.get(job.id)).resent_unknown == 2
+
+
+# --- which jobs are open, and their reports ---------------------------------------------------
+
+
+async def finished_job(storage: Storage, lines: int, target: TargetRef = TARGET) -> Job:
+    """A job whose rows were all loaded (done)."""
+    job = await ready_job(storage, lines, target)
+    rows = await storage.sending.claim_batch(job.id, lines, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        job.id, [RowResult(row.id, RowState.DONE, "0", "") for row in rows]
+    )
+    await storage.jobs.set_state(job.id, JobState.FINISHED)
+    return await storage.jobs.get(job.id)
+
+
+async def test_a_finished_job_supersedes_the_older_open_jobs_it_replaces(
+    storage: Storage,
+) -> None:
+    refused = await ready_job(storage, 2, OTHER_TARGET)  # say, --campaign 99: unknown
+    await storage.jobs.set_state(refused.id, JobState.STOPPED, "refused", StopCause.FATAL)
+    same = await ready_job(storage, 2)  # the same target, interrupted: --new ran after it
+    await storage.jobs.set_state(same.id, JobState.INTERRUPTED, "interrupted", StopCause.SIGNAL)
+    # Left alone: another target interrupted (not refused), and another file.
+    elsewhere = await ready_job(storage, 2, OTHER_TARGET)
+    await storage.jobs.set_state(elsewhere.id, JobState.INTERRUPTED, "", StopCause.SIGNAL)
+    other_file = await storage.jobs.create(FILE._replace(size=99), TARGET, {}, "{}")
+    assert await storage.jobs.supersede(other_file.id) == []  # not finished: replaces nothing
+
+    loaded = await finished_job(storage, 2)
+    replaced = await storage.jobs.supersede(loaded.id)
+    assert [(job.id, job.superseded_by) for job in replaced] == [
+        (refused.id, loaded.id),
+        (same.id, loaded.id),
+    ]
+    assert (await storage.jobs.get(refused.id)).superseded_by == loaded.id
+    assert not (await storage.jobs.get(refused.id)).is_open
+    assert (await storage.jobs.get(elsewhere.id)).is_open
+    # `resume` and `run` pass superseded jobs by.
+    latest = await storage.jobs.latest(unfinished=True)
+    assert latest is not None and latest.id == other_file.id
+    assert await storage.jobs.find_unfinished(FILE, TARGET) is None
+    found = await storage.jobs.find_unfinished(FILE, OTHER_TARGET)
+    assert found is not None and found.id == elsewhere.id
+    assert await storage.jobs.supersede(loaded.id) == []  # once
+
+
+async def test_an_earlier_export_is_superseded_when_nothing_it_holds_would_be_lost(
+    storage: Storage,
+) -> None:
+    async def export(mtime_ns: int, phones: list[str], *, done: bool) -> Job:
+        file = FILE._replace(mtime_ns=mtime_ns, size=mtime_ns)
+        job = await storage.jobs.create(file, TARGET, {}, "{}")
+        rows = [customer_row(line, phone, "A") for line, phone in enumerate(phones, start=2)]
+        await storage.reading.add_rows(job.id, rows, read_offset=1, read_line=len(rows) + 2)
+        await storage.reading.finish(job.id)
+        if done:
+            claimed = await storage.sending.claim_batch(
+                job.id, len(rows), now_s=time.time(), runner=RUNNER
+            )
+            await storage.sending.record_results(
+                job.id, [RowResult(row.id, RowState.DONE, "0", "") for row in claimed]
+            )
+            await storage.jobs.set_state(job.id, JobState.FINISHED)
+        else:
+            # The window closed after the first row: the others wait.
+            [first] = await storage.sending.claim_batch(job.id, 1, now_s=0.0, runner=RUNNER)
+            await storage.sending.record_results(
+                job.id, [RowResult(first.id, RowState.DONE, "0", "")]
+            )
+            await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "closed", StopCause.SIGNAL)
+        return await storage.jobs.get(job.id)
+
+    monday = await export(1, ["1", "2", "3"], done=False)
+    tuesday = await export(2, ["1", "2", "9"], done=False)  # customer 9 left the export after
+    tonight = await export(3, ["1", "2", "3", "4"], done=True)
+    assert await storage.jobs.supersede(tonight.id) == []  # which customer? it cannot tell
+    replaced = await storage.jobs.supersede(tonight.id, "phone")
+    assert [job.id for job in replaced] == [monday.id]
+    assert (await storage.jobs.get(tuesday.id)).is_open
+
+
+async def test_a_report_path_belongs_to_one_job(storage: Storage) -> None:
+    first = await ready_job(storage, 1)
+    second = await ready_job(storage, 1)
+    assert (await storage.jobs.get(first.id)).report_path is None
+    await storage.jobs.set_report(first.id, "/reports/latest.csv")
+    await storage.jobs.set_report(second.id, "/reports/second.csv")
+    assert (await storage.jobs.get(first.id)).report_path == "/reports/latest.csv"
+    # The second job's report now written over the first one's file.
+    await storage.jobs.set_report(second.id, "/reports/latest.csv")
+    assert (await storage.jobs.get(first.id)).report_path is None
+    assert (await storage.jobs.get(second.id)).report_path == "/reports/latest.csv"
+    await storage.jobs.set_report(second.id, None)
+    assert [job.report_path for job in await storage.jobs.list()] == [None, None]
+
+
+async def test_rows_of_jobs_read_in_turns_stay_with_their_job(storage: Storage) -> None:
+    first = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    second = await storage.jobs.create(FILE, OTHER_TARGET, {}, "{}")
+    for start in (2, 12, 22):
+        for job in (first, second):
+            rows = [pending(line) for line in range(start, start + 10)]
+            await storage.reading.add_rows(job.id, rows, read_offset=start, read_line=start + 10)
+    for job in (first, second):
+        lines = [row.line async for row in storage.reports.iter_rows(job.id, list(RowState))]
+        assert lines == list(range(2, 32))
+        await storage.reading.finish(job.id)
+        assert await storage.reports.reset_rows(job.id, [RowState.PENDING]) == 30
+        assert await storage.reports.counts(job.id) == await listed(storage, job.id)
+
+
+# --- the runner, asked from outside ---------------------------------------------------------------
+
+
+async def test_runner_alive_says_whether_a_runner_holds_the_storage(
+    storage: Storage, backend: Backend
+) -> None:
+    async with await backend.open() as other:
+        assert not await other.runner_alive()
+        async with storage.runner():
+            assert await other.runner_alive()
+            assert await storage.runner_alive()
+        assert not await other.runner_alive()
+
+
+# --- incremental loads: the latest record of each customer ---------------------------------------
+
+
+def customer_row(line: int, phone: str, city: str) -> NewRow:
+    return NewRow(line, RowState.PENDING, f"phone={phone}||city={city}", (phone, city))
+
+
+async def night(
+    storage: Storage,
+    rows: list[NewRow],
+    *,
+    target: TargetRef = TARGET,
+    send: bool = True,
+) -> tuple[Job, tuple[int, int]]:
+    """A job of ``rows``: unchanged rows skipped (by phone), then the rest loaded (done)."""
+    job = await storage.jobs.create(FILE, target, {}, "{}")
+    await storage.reading.add_rows(job.id, rows, read_offset=1, read_line=rows[-1].line + 1)
+    await storage.reading.finish(job.id)
+    found = await storage.reports.mark_unchanged_skipped(job.id, target, "phone")
+    if send:
+        claimed = await storage.sending.claim_batch(
+            job.id, len(rows), now_s=time.time(), runner=RUNNER
+        )
+        await storage.sending.record_results(
+            job.id, [RowResult(row.id, RowState.DONE, "0", "") for row in claimed]
+        )
+        await storage.jobs.set_state(job.id, JobState.FINISHED)
+    return await storage.jobs.get(job.id), tuple(found)  # type: ignore[return-value]
+
+
+async def skipped_lines(storage: Storage, job: Job) -> list[int]:
+    return [row.line async for row in storage.reports.iter_rows(job.id, [RowState.SKIPPED])]
+
+
+async def test_a_row_is_unchanged_only_if_it_equals_the_latest_record_of_its_customer(
+    storage: Storage,
+) -> None:
+    a = [customer_row(line, f"1380000000{line}", "A") for line in range(2, 7)]
+    await night(storage, a)
+    # Night 2: the customers of lines 2 and 3 moved to B; the others are unchanged.
+    b = [customer_row(r.line, r.cells[0], "B") if r.line in (2, 3) else r for r in a]
+    second, found = await night(storage, b)
+    assert found == (3, 0)
+    assert await skipped_lines(storage, second) == [4, 5, 6]
+    # Night 3 loads A again: the server holds B for lines 2 and 3, so they are sent.
+    third, found = await night(storage, a)
+    assert found == (3, 0)
+    assert await skipped_lines(storage, third) == [4, 5, 6]
+    # And night 4, the same as night 3: all unchanged now.
+    _, found = await night(storage, a)
+    assert found == (5, 0)
+
+
+async def test_the_latest_record_is_the_last_loaded_whichever_job_loaded_it(
+    storage: Storage,
+) -> None:
+    # Job 1's row waits (failed, say); job 2 loads B; then job 1 is retried and loads A.
+    slow, _ = await night(storage, [customer_row(2, "13800000001", "A")], send=False)
+    await night(storage, [customer_row(2, "13800000001", "B")])
+    [row] = await storage.sending.claim_batch(slow.id, 1, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(slow.id, [RowResult(row.id, RowState.DONE, "0", "")])
+    await storage.jobs.set_state(slow.id, JobState.FINISHED)
+    _, found = await night(storage, [customer_row(2, "13800000001", "A")], send=False)
+    assert found == (1, 0)
+    _, found = await night(storage, [customer_row(2, "13800000001", "B")], send=False)
+    assert found == (0, 0)
+
+
+async def test_rows_without_a_customer_and_customers_twice_in_a_file_are_sent(
+    storage: Storage,
+) -> None:
+    first = [
+        customer_row(2, "13800000001", "A"),
+        customer_row(3, "13800000002", "A"),
+        NewRow(4, RowState.PENDING, "city=A", ("", "A")),  # no phone: no customer
+    ]
+    await night(storage, first)
+    tonight = [
+        customer_row(2, "13800000001", "A"),
+        customer_row(3, "13800000002", "A"),  # unchanged here...
+        customer_row(4, "13800000002", "B"),  # ...but changed further down the file
+        NewRow(5, RowState.PENDING, "city=A", ("", "A")),
+    ]
+    job, found = await night(storage, tonight, send=False)
+    assert found == (1, 1)
+    assert await skipped_lines(storage, job) == [2]
+
+
+async def test_other_targets_and_the_same_job_never_make_a_row_unchanged(
+    storage: Storage,
+) -> None:
+    rows = [customer_row(2, "13800000001", "A")]
+    await night(storage, rows, target=OTHER_TARGET)
+    job, found = await night(storage, [*rows, customer_row(3, "13800000001", "A")], send=False)
+    assert found == (0, 0)
+    # Its own rows sent since: still not "an earlier load" for the rows left.
+    [row] = await storage.sending.claim_batch(job.id, 1, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(job.id, [RowResult(row.id, RowState.DONE, "0", "")])
+    assert tuple(await storage.reports.mark_unchanged_skipped(job.id, TARGET, "phone")) == (0, 0)
+
+
+async def test_another_key_field_starts_the_latest_records_over(storage: Storage) -> None:
+    await night(storage, [customer_row(2, "13800000001", "A")])
+    job, _ = await night(storage, [customer_row(2, "13800000001", "A")], send=False)
+    assert await skipped_lines(storage, job) == [2]
+    # Keyed by city from now on: the rows kept are folded again under the new key.
+    later = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    await storage.reading.add_rows(
+        later.id, [customer_row(2, "13800000001", "A")], read_offset=1, read_line=3
+    )
+    await storage.reading.finish(later.id)
+    assert tuple(await storage.reports.mark_unchanged_skipped(later.id, TARGET, "city")) == (1, 0)
+
+
+# --- retention ------------------------------------------------------------------------------------
+
+
+async def test_prune_drops_finished_jobs_and_never_an_open_one(storage: Storage) -> None:
+    old = await finished_job(storage, 3)
+    await storage.jobs.set_report(old.id, "/reports/old.csv")
+    waiting = await ready_job(storage, 2)
+    await storage.jobs.set_state(waiting.id, JobState.INTERRUPTED, "Ctrl-C", StopCause.SIGNAL)
+    stopped = await ready_job(storage, 2, OTHER_TARGET)  # too many rows rejected there
+    await storage.jobs.set_state(stopped.id, JobState.STOPPED, "rejected", StopCause.BUDGET)
+    replacing = await finished_job(storage, 2)
+    await storage.jobs.supersede(replacing.id)  # the interrupted job, same file and target
+
+    assert await storage.retention.prune(time.time() - 3600) == []
+    pruned = await storage.retention.prune(time.time() + 1)
+    assert [(job.id, job.report_path) for job in pruned] == [
+        (old.id, "/reports/old.csv"),
+        (waiting.id, None),
+        (replacing.id, None),
+    ]
+    assert [job.id for job in await storage.jobs.list()] == [stopped.id]
+    with pytest.raises(ConfigError):
+        await storage.jobs.get(old.id)
+    assert await storage.reports.counts(stopped.id) == await listed(storage, stopped.id)
+    assert (await storage.reports.counts(stopped.id))[RowState.PENDING] == 2
+    assert await storage.retention.compact() >= 0
+
+
+async def test_what_customers_received_outlives_the_pruned_jobs(storage: Storage) -> None:
+    a = [customer_row(line, f"1380000000{line}", "A") for line in range(2, 5)]
+    await night(storage, a)
+    b = [customer_row(2, a[0].cells[0], "B"), *a[1:]]
+    await night(storage, b)
+    assert len(await storage.retention.prune(time.time() + 1)) == 2
+    assert await storage.jobs.list() == []
+    # A pruned job's number is never given again.
+    assert (await storage.jobs.create(FILE, TARGET, {}, "{}")).id == 3
+    # Line 2's customer last received B: A is sent, the others are still unchanged.
+    tonight, found = await night(storage, a, send=False)
+    assert tonight.id == 4
+    assert found == (2, 0)
+    assert await skipped_lines(storage, tonight) == [3, 4]

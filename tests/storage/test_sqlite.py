@@ -13,22 +13,24 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from bulkimport.errors import DatabaseError, RunnerBusy
+from bulkimport.errors import DatabaseError, DiskFull, RunnerBusy
 from bulkimport.reader import ReaderOptions, read_batches, sniff_format
 from bulkimport.rows import Batch, NewRow, RowResult
-from bulkimport.states import RepairKind, RowState
+from bulkimport.states import JobState, RepairKind, RowState
 from bulkimport.storage import Job
 from bulkimport.storage.sqlite import SqliteStorage
 from bulkimport.storage.sqlite.cells import CELLS_IN_RECORD
 from bulkimport.storage.sqlite.database import load_migrations
+from bulkimport.storage.sqlite.digests import customer_of, digest_of
 from bulkimport.storage.sqlite.ingest import REPAIR_COLUMNS
 from tests.helpers import RUNNER
-from tests.storage.conftest import FILE, TARGET, pending, ready_job
+from tests.small_disk import small_disk
+from tests.storage.conftest import FILE, TARGET, listed, pending, ready_job
 
 
 @pytest.fixture
@@ -155,6 +157,69 @@ async def test_runner_lock_across_processes_and_kill(queue: SqliteStorage, db_pa
             await holder.wait()
 
 
+PROBER = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from bulkimport.storage.sqlite.runner import runner_alive
+
+    path, until = Path(sys.argv[1]), time.monotonic() + float(sys.argv[2])
+    asked = 0
+    print("asking", flush=True)
+    while time.monotonic() < until:
+        runner_alive(path)
+        asked += 1
+    print(asked)
+    """
+)
+
+
+async def test_asking_whether_a_runner_is_alive_never_makes_one_fail(
+    queue: SqliteStorage, db_path: Path
+) -> None:
+    # `status` in a loop in another process, while runners start and stop: each question
+    # holds a shared lock for an instant, and a runner starting then must wait it out
+    # (without waiting, about one start in ten failed here).
+    async with queue.runner():
+        pass
+    prober = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", PROBER, str(db_path), "2.0", stdout=asyncio.subprocess.PIPE
+    )
+    assert prober.stdout is not None
+    assert await asyncio.wait_for(prober.stdout.readline(), 15) == b"asking\n"
+    started = 0
+    until = time.monotonic() + 1.5
+    while time.monotonic() < until:
+        async with queue.runner():
+            started += 1
+    asked = int(await asyncio.wait_for(prober.stdout.readline(), 15))
+    await prober.wait()
+    assert started > 100 and asked > 1000
+
+
+async def test_runner_alive_across_processes_never_creates_the_lock_file(
+    queue: SqliteStorage, db_path: Path
+) -> None:
+    lock_file = db_path.with_name("queue.db.lock")
+    assert not lock_file.exists()
+    assert not await queue.runner_alive()
+    assert not lock_file.exists()
+    holder = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(db_path), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert holder.stdout is not None
+        assert await asyncio.wait_for(holder.stdout.readline(), 15) == b"locked\n"
+        assert await queue.runner_alive()
+        holder.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(holder.wait(), 15)
+        assert not await queue.runner_alive()
+    finally:
+        if holder.returncode is None:
+            holder.kill()
+            await holder.wait()
+
+
 async def test_rows_of_an_earlier_schema_survive_migration_4(db_path: Path) -> None:
     conn = sqlite3.connect(db_path, isolation_level=None)
     conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT"
@@ -193,10 +258,9 @@ async def test_rows_of_an_earlier_schema_survive_migration_4(db_path: Path) -> N
     indexes = {
         name for (name,) in table(db_path, "SELECT name FROM sqlite_master WHERE tbl_name = 'rows'")
     }
-    # (Migration 5 then dropped the per-row counting trigger and the done-record index.)
-    assert indexes == {
-        "rows", "rows_pending", "rows_in_flight", "rows_problem", "rows_count_delete",
-    }  # fmt: skip
+    # (Migration 5 then dropped the per-row counting trigger and the done-record index, and
+    # migration 10 the trigger that counted deleted rows: pruning drops their counters.)
+    assert indexes == {"rows", "rows_pending", "rows_in_flight", "rows_problem"}
     assert table(db_path, "PRAGMA foreign_key_check") == []
 
 
@@ -381,3 +445,71 @@ async def test_closing_after_a_cancelled_checkpoint_closes_everything(db_path: P
     assert queue.db.loop_conn is None
     with pytest.raises(ValueError, match="closed"):
         await queue.reports.counts(1)
+
+
+# --- migration 013: latest records, row ranges, opening without creating -----------------------
+
+
+async def test_opening_without_create_leaves_a_missing_database_missing(tmp_path: Path) -> None:
+    path = tmp_path / "typo.db"
+    with pytest.raises(DatabaseError, match="no such database; run or stage a file first"):
+        await SqliteStorage.open(path, create=False)
+    assert not os.listdir(tmp_path)
+
+
+def test_a_records_customer_and_digest() -> None:
+    record = "name=张三||phone1=13800138000||phone=1||city=上海"
+    assert customer_of(record, "phone1") == "13800138000"
+    assert customer_of(record, "phone") == "1"
+    assert customer_of(record, "name") == "张三"
+    assert customer_of(record, "city") == "上海"
+    assert customer_of(record, "hone1") is None
+    assert customer_of("phone1=||city=x", "phone1") is None
+    assert customer_of(None, "phone1") is None
+    assert digest_of(record) == digest_of(str(record))
+    assert digest_of(record) != digest_of(record.replace("上海", "北京"))
+    assert -(2**63) <= (digest_of(record) or 0) < 2**63
+
+
+async def test_a_job_read_before_its_rows_range_was_kept(
+    queue: SqliteStorage, db_path: Path
+) -> None:
+    job = await queue.jobs.create(FILE, TARGET, {}, "{}")
+    await queue.reading.add_rows(job.id, [pending(2), pending(3)], read_offset=1, read_line=4)
+    other = await ready_job(queue, 2)
+    with contextlib.closing(sqlite3.connect(db_path)) as conn, conn:
+        conn.execute("UPDATE jobs SET first_row_id = NULL, last_row_id = NULL")
+    # Reading goes on after the upgrade: the range stays unknown, and the rows are found.
+    await queue.reading.add_rows(job.id, [pending(4)], read_offset=2, read_line=5)
+    await queue.reading.finish(job.id)
+    assert [v.line async for v in queue.reports.iter_rows(job.id, list(RowState))] == [2, 3, 4]
+    assert [v.line async for v in queue.reports.iter_rows(other.id, list(RowState))] == [2, 3]
+    ranges = table(db_path, "SELECT first_row_id, last_row_id FROM jobs ORDER BY id")
+    assert ranges == [(1, 5), (3, 4)]  # found once, then kept
+    await queue.jobs.set_state(job.id, JobState.FINISHED)
+    assert [j.id for j in await queue.retention.prune(time.time() + 1)] == [job.id]
+    assert table(db_path, "SELECT job_id, count(*) FROM rows GROUP BY job_id") == [(other.id, 2)]
+
+
+async def test_a_full_disk_while_reading_keeps_what_was_committed(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk", 512) as disk:
+        async with await SqliteStorage.open(disk / "queue.db") as queue:
+            job = await queue.jobs.create(FILE, TARGET, {}, "{}")
+
+            def batches() -> Iterator[Batch]:
+                line = 2
+                while True:
+                    rows = [pending(n, "x" * 200, str(n)) for n in range(line, line + 200)]
+                    line += 200
+                    yield Batch(rows, line * 10, line)
+
+            with pytest.raises(DiskFull, match="is full; nothing committed is lost"):
+                await queue.reading.ingest(job.id, batches())
+            stored = await queue.jobs.get(job.id)
+            assert stored.total_rows > 0 and stored.read_line == stored.total_rows + 2
+            assert await queue.reports.counts(job.id) == await listed(queue, job.id)
+            with pytest.raises(DiskFull):
+                await queue.reading.add_rows(
+                    job.id, [pending(9, "y" * 5000)] * 100, read_offset=1, read_line=2
+                )
+            assert (await queue.jobs.get(job.id)).total_rows == stored.total_rows

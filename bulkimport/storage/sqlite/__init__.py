@@ -2,10 +2,12 @@
 
 ``SqliteStorage.open(path)`` checks, creates or migrates the file and gives the roles of
 ``bulkimport.storage.Storage``, each in a module of its own over one ``Database``:
-``jobs.py``, ``ingest.py``, ``sending.py``, ``reports.py``, ``remote.py``, and the runner
-lock in ``runner.py``. Every SQLite trick lives in this package: WAL and its checkpoints,
-the loop connection of the sending path, counts kept per statement, cells kept inside the
-record (``cells.py``), the header mark that keeps bulkimport out of other files.
+``jobs.py``, ``ingest.py``, ``sending.py``, ``reports.py``, ``retention.py``, ``remote.py``,
+and the runner lock in ``runner.py``. Every SQLite trick lives in this package: WAL and its
+checkpoints, the loop connection of the sending path, counts kept per statement, cells kept
+inside the record (``cells.py``), the latest record of each customer as a digest folded in
+from the rows when needed (``latest.py``, ``digests.py``), the header mark that keeps
+bulkimport out of other files.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from bulkimport.storage.sqlite.ingest import SqliteIngest
 from bulkimport.storage.sqlite.jobs import SqliteJobs
 from bulkimport.storage.sqlite.remote import SqliteRemoteLog
 from bulkimport.storage.sqlite.reports import SqliteReports
-from bulkimport.storage.sqlite.runner import hold_runner
+from bulkimport.storage.sqlite.retention import SqliteRetention
+from bulkimport.storage.sqlite.runner import hold_runner, runner_alive
 from bulkimport.storage.sqlite.sending import SqliteSending
 from bulkimport.storage.values import RunnerId
 
@@ -44,13 +47,17 @@ class SqliteStorage:
         self.reading = SqliteIngest(db)
         self.sending = SqliteSending(db)
         self.reports = SqliteReports(db)
+        self.retention = SqliteRetention(db, self.jobs)
         self.remote = SqliteRemoteLog(db)
 
     @classmethod
-    async def open(cls, path: Path | str, *, read_only: bool = False) -> SqliteStorage:
+    async def open(
+        cls, path: Path | str, *, read_only: bool = False, create: bool = True
+    ) -> SqliteStorage:
         """Open (or create) the database at ``path`` and bring its schema up to date;
-        ``read_only``: never create, migrate or write it. ``DatabaseError`` says why not."""
-        return cls(await Database.open(path, read_only=read_only))
+        ``read_only``: never create, migrate or write it; not ``create``: open it only if it
+        exists. ``DatabaseError`` says why not."""
+        return cls(await Database.open(path, read_only=read_only, create=create))
 
     @property
     def location(self) -> str:
@@ -59,6 +66,11 @@ class SqliteStorage:
     def runner(self) -> AbstractAsyncContextManager[RunnerId]:
         """Hold the right to send from this database; ``RunnerBusy`` if another has it."""
         return hold_runner(self.db)
+
+    async def runner_alive(self) -> bool:
+        """Whether a process holds ``runner()`` of this database now (a probe of the lock
+        that a starting runner waits out)."""
+        return runner_alive(self.path)
 
     async def close(self) -> None:
         """Close the connections (committed data is already on disk)."""

@@ -6,8 +6,11 @@ committed. The schema comes from the numbered ``.sql`` files of ``bulkimport.mig
 applied in order and recorded in ``schema_migrations``.
 
 A bulkimport database says so in its header (``PRAGMA application_id``): any other file is
-refused before a byte of it is written, and a database opened for reading only is neither
-created nor migrated.
+refused before a byte of it is written, and a database opened for reading only (or without
+``create``) is neither created nor migrated.
+
+A full disk (SQLITE_FULL, ENOSPC) becomes ``DiskFull`` wherever it is met: a write that could
+not commit left nothing done, so the job resumes once there is room again.
 
 Three connections, each for a reason:
 - ``conn`` (aiosqlite, its own thread): jobs, reports, migrations, checkpoints;
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import importlib.resources
 import logging
 import re
@@ -35,7 +39,8 @@ from typing import NamedTuple, TypeVar
 
 import aiosqlite
 
-from bulkimport.errors import DatabaseError
+from bulkimport.errors import DatabaseError, DiskFull
+from bulkimport.storage.sqlite.digests import SQL_FUNCTIONS
 
 log = logging.getLogger("bulkimport")
 
@@ -170,6 +175,32 @@ def is_busy(exc: sqlite3.OperationalError) -> bool:
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+def is_full(exc: BaseException) -> bool:
+    """True when ``exc`` says that the disk (or the user's quota) is full."""
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+def disk_full(path: Path) -> DiskFull:
+    """The error for a write to the queue at ``path`` that found no room."""
+    return DiskFull(
+        f"the disk holding {path} is full; nothing committed is lost: free some space, "
+        "then resume the job"
+    )
+
+
+@contextlib.contextmanager
+def full_is_disk_full(path: Path) -> Iterator[None]:
+    """Turn a full disk met inside into ``DiskFull`` (other errors pass)."""
+    try:
+        yield
+    except (sqlite3.Error, OSError) as exc:
+        if is_full(exc):
+            raise disk_full(path) from exc
+        raise
+
+
 @contextlib.contextmanager
 def immediate(conn: sqlite3.Connection) -> Iterator[None]:
     """One ``BEGIN IMMEDIATE`` transaction on a plain ``sqlite3`` connection in autocommit
@@ -187,11 +218,13 @@ def immediate(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def connect(path: Path) -> sqlite3.Connection:
-    """A plain connection with the queue's pragmas (for a worker thread)."""
+    """A plain connection with the queue's pragmas and functions (for a worker thread)."""
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     try:
         for pragma in CONNECTION_PRAGMAS:
             conn.execute(pragma)
+        for name, arguments, function in SQL_FUNCTIONS:
+            conn.create_function(name, arguments, function, deterministic=True)
     except BaseException:
         conn.close()
         raise
@@ -212,13 +245,17 @@ class Database:
         self._checkpoint: asyncio.Task[None] | None = None
 
     @classmethod
-    async def open(cls, path: Path | str, *, read_only: bool = False) -> Database:
-        """Open the queue database at ``path``, creating it (unless ``read_only``) and
-        bringing its schema up to date.
+    async def open(
+        cls, path: Path | str, *, read_only: bool = False, create: bool = True
+    ) -> Database:
+        """Open the queue database at ``path``, creating it (unless ``read_only``, or not
+        ``create``) and bringing its schema up to date (unless ``read_only``).
 
         ``DatabaseError`` (one line) for a directory, a missing folder, a file that is not a
-        bulkimport database (left untouched), a database of a newer bulkimport; and, when
-        ``read_only``, for a missing database or one that needs migrating.
+        bulkimport database (left untouched), a database of a newer bulkimport; for a
+        missing database when ``read_only`` or not ``create``, and for one that needs
+        migrating when ``read_only``. ``DiskFull`` when there is no room to create or
+        migrate it.
         """
         path = Path(path)
         if path.is_dir():
@@ -230,7 +267,7 @@ class Database:
                 "give --db another file"
             )
         if kind is FileKind.MISSING:
-            if read_only:
+            if read_only or not create:
                 raise DatabaseError(f"{path}: no such database; run or stage a file first")
             if not path.parent.is_dir():
                 raise DatabaseError(
@@ -251,6 +288,8 @@ class Database:
                 database.loop_conn = database._connect_loop_conn()
         except sqlite3.DatabaseError as exc:
             await conn.close()
+            if is_full(exc):
+                raise disk_full(path) from exc
             raise DatabaseError(
                 f"{path} is not a usable bulkimport database ({exc}); "
                 "give --db another file, or move this one away"
@@ -277,6 +316,8 @@ class Database:
     async def _configure(self) -> None:
         for pragma in CONNECTION_PRAGMAS:
             await self.conn.execute(pragma)
+        for name, arguments, function in SQL_FUNCTIONS:
+            await self.conn.create_function(name, arguments, function, deterministic=True)
         if self.read_only:
             return
         # journal_mode is the first statement to read the file: a damaged file fails here.
@@ -361,19 +402,23 @@ class Database:
 
         IMMEDIATE takes the write lock up front, so a transaction that reads then writes
         never fails half-way with SQLITE_BUSY; other writers wait up to the busy timeout.
+        A full disk, inside or at the commit, rolls it back and raises ``DiskFull``.
         """
         try:
             await self.conn.execute("BEGIN IMMEDIATE")
             yield
-        except BaseException:
+            await self.conn.execute("COMMIT")
+        except BaseException as exc:
             # Also when cancelled while waiting for BEGIN: the database thread runs it anyway,
             # maybe after this point, so the ROLLBACK is always sent (the thread runs requests
             # in order) and "no transaction is active" means BEGIN had failed. Left open, the
-            # transaction would make every later BEGIN of this connection fail.
+            # transaction would make every later BEGIN of this connection fail. (A failed
+            # COMMIT leaves it open too.)
             with contextlib.suppress(sqlite3.OperationalError):
                 await self.conn.execute("ROLLBACK")
+            if is_full(exc):
+                raise disk_full(self.path) from exc
             raise
-        await self.conn.execute("COMMIT")
 
     async def on_loop(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` on the sending path's connection; the caller holds ``lock``.
@@ -385,6 +430,12 @@ class Database:
         conn = self.loop_conn
         if conn is None:
             raise DatabaseError(f"the queue {self.path} is closed or read-only")
+        with full_is_disk_full(self.path):
+            return await self._on_loop(conn, work)
+
+    async def _on_loop(
+        self, conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]
+    ) -> T:
         try:
             return work(conn)
         except sqlite3.OperationalError as exc:

@@ -15,7 +15,13 @@ from bulkimport.errors import DatabaseError
 from bulkimport.rows import Batch, NewRow
 from bulkimport.states import JobState, RepairKind, RowState
 from bulkimport.storage.sqlite.cells import CELLS_IN_RECORD, encode_cells, record_width
-from bulkimport.storage.sqlite.database import COUNT_MOVES, Database, connect, immediate
+from bulkimport.storage.sqlite.database import (
+    COUNT_MOVES,
+    Database,
+    connect,
+    full_is_disk_full,
+    immediate,
+)
 from bulkimport.storage.values import Ingested
 
 #: The column of ``jobs`` that counts each kind of repair (migration 008).
@@ -35,6 +41,17 @@ _ADVANCE_READING = (
 _INSERT_ROWS = (
     "INSERT INTO rows (job_id, line, state, record, cells, last_code, last_message,"
     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The id range of the job's rows (migration 013): a batch's rows get consecutive ids, the
+# last one last_insert_rowid(). A job that had rows before the range was kept (its first
+# batch is not this one) keeps none: its rows are found by a walk when needed.
+_EXTEND_RANGE = (
+    "UPDATE jobs SET"
+    " first_row_id = CASE WHEN first_row_id IS NULL AND total_rows = :n THEN :first"
+    " ELSE first_row_id END,"
+    " last_row_id = CASE WHEN first_row_id IS NULL AND total_rows <> :n THEN NULL"
+    " ELSE :last END"
+    " WHERE id = :job"
 )
 
 
@@ -101,6 +118,11 @@ def store_batch(
             ),
         )
     conn.executemany(COUNT_MOVES, [(n, job_id, state) for state, n in Counter(states).items()])
+    (last_id,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+    conn.execute(
+        _EXTEND_RANGE,
+        {"n": len(rows), "first": last_id - len(rows) + 1, "last": last_id, "job": job_id},
+    )
 
 
 def _lean_insert(job_id: int, now: float) -> str:
@@ -170,6 +192,16 @@ class SqliteIngest:
         stop: threading.Event,
     ) -> int:
         """The body of ``ingest``, in its worker thread."""
+        with full_is_disk_full(self._db.path):
+            return self._ingest_batches(job_id, batches, committed, stop)
+
+    def _ingest_batches(
+        self,
+        job_id: int,
+        batches: Iterator[Batch],
+        committed: Callable[[Ingested], None],
+        stop: threading.Event,
+    ) -> int:
         conn = connect(self._db.path)
         try:
             # Rows are stored without their cells only if the job's own format can give

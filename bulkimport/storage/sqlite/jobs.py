@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -11,8 +12,9 @@ from typing import Any
 from bulkimport.errors import ConfigError
 from bulkimport.rows import FileIdentity, TargetRef
 from bulkimport.states import JobState, StopCause
-from bulkimport.storage.sqlite.database import Database
+from bulkimport.storage.sqlite.database import Database, placeholders
 from bulkimport.storage.sqlite.ingest import REPAIR_COLUMNS
+from bulkimport.storage.sqlite.latest import row_range
 from bulkimport.storage.values import Job
 
 _JOB_COLUMNS = (
@@ -20,7 +22,30 @@ _JOB_COLUMNS = (
     " target_campaign, settings_json, format_json, read_offset, read_line, total_rows,"
     " resent_unknown, message, created_at, updated_at, started_at, finished_at,"
     " send_rate_per_s, send_rate_at, stop_cause, outage_since, next_try_at, pace_per_s,"
-    " latency_s, read_done, window_opens_at, blank_lines, " + ", ".join(REPAIR_COLUMNS.values())
+    " latency_s, blank_lines, report_path, superseded_by, read_done, window_opens_at, "
+    + ", ".join(REPAIR_COLUMNS.values())
+)
+# A job's id: never one given before, even to a job since pruned (ids_used, migration 013).
+_NEXT_ID = (
+    "SELECT max(coalesce((SELECT max(id) FROM jobs), 0),"
+    " coalesce((SELECT last_id FROM ids_used WHERE name = 'jobs'), 0)) + 1"
+)
+# Open jobs (Job.is_open): the ones that may still be resumed.
+_OPEN = "state <> 'finished' AND superseded_by IS NULL"
+# Jobs a finished job replaces (JobStore.supersede): open, older, the same file, and the same
+# target or one that was refused...
+_SAME_FILE = (
+    "file_path = :path AND file_size = :size AND file_mtime_ns = :mtime"
+    " AND file_head_sha256 = :head"
+)
+_REPLACED = (
+    f"{_OPEN} AND id < :job AND {_SAME_FILE}"
+    " AND (target_key = :target OR (state = 'stopped' AND stop_cause IN (:fatal, :never)))"
+)
+# ...and, if every row they have left is for a customer it loaded, earlier exports of the
+# same path to the same target (last night's file, left when the send window closed).
+_EARLIER_EXPORT = (
+    f"{_OPEN} AND id < :job AND file_path = :path AND target_key = :target AND NOT ({_SAME_FILE})"
 )
 
 
@@ -48,10 +73,12 @@ def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
         next_try_at=row[24],
         pace_per_s=row[25],
         latency_s=row[26],
-        read_done=bool(row[27]),
-        window_opens_at=row[28],
-        blank_lines=row[29],
-        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[30:], strict=True) if n},
+        blank_lines=row[27],
+        report_path=row[28],
+        superseded_by=row[29],
+        read_done=bool(row[30]),
+        window_opens_at=row[31],
+        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[32:], strict=True) if n},
     )
 
 
@@ -92,10 +119,10 @@ class SqliteJobs:
         db = self._db
         async with db.lock, db.transaction():
             cursor = await db.conn.execute(
-                "INSERT INTO jobs (state, file_path, file_size, file_mtime_ns, file_head_sha256,"
-                " target_key, target_url, target_org, target_campaign, settings_json,"
-                " format_json, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO jobs (id, state, file_path, file_size, file_mtime_ns,"
+                " file_head_sha256, target_key, target_url, target_org, target_campaign,"
+                " settings_json, format_json, created_at, updated_at)"
+                f" VALUES (({_NEXT_ID}), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     JobState.READING.value,
                     file.path,
@@ -118,27 +145,111 @@ class SqliteJobs:
             return await self._get(job_id)
 
     async def find_unfinished(self, file: FileIdentity, target: TargetRef) -> Job | None:
-        """The latest unfinished job for the same file (path, size, mtime, head) and target."""
+        """The latest open job (unfinished, not superseded) for the same file (path, size,
+        mtime, head) and target."""
         return await self._first(
             "WHERE file_path = ? AND target_key = ? AND file_size = ? AND file_mtime_ns = ?"
-            " AND file_head_sha256 = ? AND state <> ? ORDER BY id DESC LIMIT 1",
-            (
-                file.path,
-                target.key,
-                file.size,
-                file.mtime_ns,
-                file.head_sha256,
-                JobState.FINISHED.value,
-            ),
+            f" AND file_head_sha256 = ? AND {_OPEN} ORDER BY id DESC LIMIT 1",
+            (file.path, target.key, file.size, file.mtime_ns, file.head_sha256),
         )
 
     async def latest(self, *, unfinished: bool = False) -> Job | None:
-        """The most recently created job (not finished, if ``unfinished``), if any."""
+        """The most recently created job (only an open one, if ``unfinished``), if any."""
         if unfinished:
-            return await self._first(
-                "WHERE state <> ? ORDER BY id DESC LIMIT 1", (JobState.FINISHED.value,)
-            )
+            return await self._first(f"WHERE {_OPEN} ORDER BY id DESC LIMIT 1", ())
         return await self._first("ORDER BY id DESC LIMIT 1", ())
+
+    async def supersede(self, job_id: int, key_field: str | None = None) -> list[Job]:
+        """Mark the older open jobs that the finished job ``job_id`` replaces as superseded
+        by it (the same file, and the same target or a refused one; with ``key_field``, also
+        an earlier export of the same path to the same target whose every row left to send
+        is for a customer this job loaded); return them."""
+        db = self._db
+        async with db.lock:
+            job = await self._get(job_id)
+            if job.state is not JobState.FINISHED:
+                return []
+            file = job.file
+            params = {
+                "job": job_id, "path": file.path, "size": file.size, "mtime": file.mtime_ns,
+                "head": file.head_sha256, "target": job.target.key,
+                "fatal": StopCause.FATAL.value, "never": StopCause.NEVER_REACHED.value,
+            }  # fmt: skip
+            found = await db.conn.execute_fetchall(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {_REPLACED} ORDER BY id", params
+            )
+            replaced = [_job_from_row(row) for row in found]
+            exports = await db.conn.execute_fetchall(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {_EARLIER_EXPORT} ORDER BY id", params
+            )
+        if key_field is not None and exports:
+            covered = await self._covered(
+                job_id, [_job_from_row(row) for row in exports], key_field
+            )
+            replaced = sorted([*replaced, *covered], key=lambda old: old.id)
+        if not replaced:
+            return []
+        ids = [old.id for old in replaced]
+        async with db.lock, db.transaction():
+            await db.conn.execute(
+                f"UPDATE jobs SET superseded_by = ?, updated_at = ?"
+                f" WHERE id IN ({placeholders(len(ids))}) AND {_OPEN}",
+                (job_id, time.time(), *ids),
+            )
+        return [dataclasses.replace(old, superseded_by=job_id) for old in replaced]
+
+    async def _covered(self, job_id: int, earlier: list[Job], key_field: str) -> list[Job]:
+        """The jobs of ``earlier`` whose every row left to send (pending, in flight) is for a
+        customer that ``job_id`` loaded, found unchanged or found on the server: sending
+        them would only put older values back."""
+        db = self._db
+        covered: list[Job] = []
+        async with db.lock:
+            low, high = await row_range(db, job_id)
+            await db.conn.execute("DROP TABLE IF EXISTS temp.loaded_customers")
+            await db.conn.execute(
+                "CREATE TEMP TABLE loaded_customers (customer TEXT PRIMARY KEY) WITHOUT ROWID"
+            )
+            try:
+                await db.conn.execute(
+                    "INSERT OR IGNORE INTO temp.loaded_customers"
+                    " SELECT bulkimport_customer(record, ?) FROM rows"
+                    " WHERE id BETWEEN ? AND ? AND job_id = ?"
+                    " AND state IN ('done', 'duplicate', 'skipped') AND record IS NOT NULL",
+                    (key_field, low, high, job_id),
+                )
+                for old in earlier:
+                    old_low, old_high = await row_range(db, old.id)
+                    left = await db.conn.execute_fetchall(
+                        "SELECT count(*) FROM rows WHERE id BETWEEN ? AND ? AND job_id = ?"
+                        " AND state IN ('pending', 'in_flight') AND coalesce("
+                        " bulkimport_customer(record, ?) NOT IN"
+                        " (SELECT customer FROM temp.loaded_customers), 1)",
+                        (old_low, old_high, old.id, key_field),
+                    )
+                    if next(iter(left))[0] == 0:
+                        covered.append(old)
+            finally:
+                await db.conn.execute("DROP TABLE IF EXISTS temp.loaded_customers")
+        return covered
+
+    async def set_report(self, job_id: int, path: str | None) -> None:
+        """Keep where the job's failed-rows report now is (None: it has none); another job
+        whose report was at ``path`` has none any more."""
+        db = self._db
+        async with db.lock, db.transaction():
+            if path is not None:
+                await db.conn.execute(
+                    "UPDATE jobs SET report_path = NULL WHERE report_path = ? AND id <> ?",
+                    (path, job_id),
+                )
+            cursor = await db.conn.execute(
+                "UPDATE jobs SET report_path = ? WHERE id = ?", (path, job_id)
+            )
+            touched = cursor.rowcount
+            await cursor.close()
+            if touched != 1:
+                raise ConfigError(f"no job {job_id} in {db.path}; see bulkimport jobs")
 
     async def get(self, job_id: int) -> Job:
         """The job ``job_id``; ``ConfigError`` if there is none."""

@@ -15,20 +15,16 @@ from bulkimport.storage.sqlite.database import (
     COUNT_MOVES,
     Database,
     count_params,
-    moved,
     placeholders,
 )
-from bulkimport.storage.values import RowView
+from bulkimport.storage.sqlite.latest import LatestRecords, row_range
+from bulkimport.storage.values import RowView, Unchanged
 
 _ROW_VIEW_COLUMNS = "id, line, state, cells, record, attempts, last_code, last_message"
 # The same expression as the rows_problem partial index, so that SQLite can use it.
 _PROBLEM_WHERE = (
     "(state = 'rejected' OR state = 'failed' OR state = 'invalid'"
     " OR (state = 'pending' AND last_code IS NOT NULL))"
-)
-# Built by the first incremental load of a database (mark_unchanged_skipped), then kept.
-_DONE_RECORD_INDEX = (
-    "CREATE INDEX IF NOT EXISTS rows_done_record ON rows (record) WHERE state = 'done'"
 )
 
 
@@ -89,18 +85,21 @@ class SqliteReports:
         if not wanted:
             return
         # Rows are inserted in line order, so id order is line order within a job, and the
-        # table is walked along its primary key.
-        after_id = 0
+        # job's range of the table is walked along its primary key.
         sql = (
             f"SELECT {_ROW_VIEW_COLUMNS} FROM rows"
-            f" WHERE id > ? AND job_id = ? AND state IN ({placeholders(len(wanted))})"
+            f" WHERE id > ? AND id <= ? AND job_id = ? AND state IN ({placeholders(len(wanted))})"
             " ORDER BY id LIMIT ?"
         )
         async with self._db.lock:
             rebuild = await self._cells_rebuilder(job_id)
+            low, high = await row_range(self._db, job_id)
+        after_id = low - 1
         while True:
             async with self._db.lock:
-                rows = await self._db.conn.execute_fetchall(sql, (after_id, job_id, *wanted, batch))
+                rows = await self._db.conn.execute_fetchall(
+                    sql, (after_id, high, job_id, *wanted, batch)
+                )
             views = [_view_from_row(row, rebuild) for row in rows]
             for view in views:
                 yield view
@@ -119,13 +118,16 @@ class SqliteReports:
         now = time.time()
         moves: Counter[str] = Counter()
         reset = 0
+        async with self._db.lock:
+            low, high = await row_range(self._db, job_id)
         async with self._db.lock, self._db.transaction():
             # One statement per state, so that each row count says how many rows it moved.
             for state in dict.fromkeys(wanted):
                 cursor = await self._db.conn.execute(
                     "UPDATE rows SET state = 'pending', attempts = 0, next_attempt_at = NULL,"
-                    " updated_at = ? WHERE job_id = ? AND state = ? AND record IS NOT NULL",
-                    (now, job_id, state),
+                    " updated_at = ? WHERE id BETWEEN ? AND ? AND job_id = ? AND state = ?"
+                    " AND record IS NOT NULL",
+                    (now, low, high, job_id, state),
                 )
                 moves[state] -= cursor.rowcount
                 moves["pending"] += cursor.rowcount
@@ -135,43 +137,17 @@ class SqliteReports:
         return reset
 
     async def mark_unchanged_skipped(
-        self, job_id: int, target: TargetRef, batch: int = 20_000
-    ) -> int:
-        """Skip pending rows whose exact record was loaded (``done``) by an earlier job to
-        the same target; return how many were skipped.
+        self, job_id: int, target: TargetRef, key_field: str
+    ) -> Unchanged:
+        """Skip the job's pending rows equal to the latest record their customer (the value
+        of ``key_field``) received from another job to ``target``; return how many, and how
+        many pending rows have no customer (they are sent).
 
-        Works through the job in batches of ``batch`` rows so that a runner never waits
-        long on the write lock.
+        The target's jobs' done rows are folded into the latest records first (see
+        ``latest.py``): only those done since their last fold are read.
         """
-        async with self._db.lock, self._db.transaction():
-            # Built once, by the first incremental load (see 005_lighter_sending.sql).
-            await self._db.conn.execute(_DONE_RECORD_INDEX)
-        total = 0
-        after_id = 0
-        while True:
-            now = time.time()
-            async with self._db.lock, self._db.transaction():
-                bounds = await self._db.conn.execute_fetchall(
-                    "SELECT MAX(id), COUNT(*) FROM (SELECT id FROM rows INDEXED BY rows_pending"
-                    " WHERE job_id = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?)",
-                    (job_id, after_id, batch),
-                )
-                last_id, seen = next(iter(bounds))
-                if not seen:
-                    return total
-                cursor = await self._db.conn.execute(
-                    "UPDATE rows SET state = 'skipped', updated_at = ?"
-                    " WHERE job_id = ? AND state = 'pending' AND id > ? AND id <= ?"
-                    " AND EXISTS (SELECT 1 FROM rows AS earlier"
-                    " INDEXED BY rows_done_record JOIN jobs ON jobs.id = earlier.job_id"
-                    " WHERE earlier.record = rows.record AND earlier.state = 'done'"
-                    " AND jobs.target_key = ? AND jobs.id < ?)",
-                    (now, job_id, after_id, last_id, target.key, job_id),
-                )
-                skipped = cursor.rowcount
-                await cursor.close()
-                await self._db.conn.executemany(
-                    COUNT_MOVES, count_params(job_id, moved("pending", "skipped", skipped))
-                )
-                total += skipped
-            after_id = last_id
+        latest = LatestRecords(self._db)
+        target_id = await latest.scope(target.key, key_field)
+        await latest.fold_target(target.key, target_id, key_field, except_job=job_id)
+        skipped, keyless = await latest.skip_unchanged(job_id, target_id, key_field)
+        return Unchanged(skipped, keyless)

@@ -2,48 +2,101 @@
 
 The lock is an exclusive ``flock`` on ``<db>.lock`` holding the runner's pid. The OS drops it
 when the process dies, even on ``kill -9``, so a stale lock file never blocks anyone, and
-whether a runner is alive is a question the lock answers (``holder``), not a guess from
-timestamps.
+whether a runner is alive is a question the lock answers (``runner_alive``), not a guess
+from timestamps.
+
+``runner_alive`` asks by trying a *shared* lock without waiting: refused, someone holds the
+exclusive one. Granted, it holds it for the microseconds between two system calls, and a
+runner starting just then would find the lock taken: so a runner tries again for
+``ACQUIRE_PATIENCE_S`` before it believes another one holds it. Asking opens the lock file
+read-only and never creates it (``status`` creates nothing).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import errno
 import fcntl
 import os
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from bulkimport.errors import RunnerBusy
-from bulkimport.storage.sqlite.database import Database
+from bulkimport.errors import DatabaseError, RunnerBusy
+from bulkimport.storage.sqlite.database import Database, disk_full, is_full
 from bulkimport.storage.values import RunnerId
+
+#: How long a starting runner tries again when the lock is taken: far longer than a probe
+#: holds it, short enough to refuse a second runner at once.
+ACQUIRE_PATIENCE_S = 0.5
+_RETRY_EVERY_S = 0.005
 
 
 def lock_path(db_path: Path) -> Path:
     return db_path.with_name(db_path.name + ".lock")
 
 
-@contextlib.contextmanager
-def _locked(path: Path, db_path: Path) -> Iterator[int]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+def runner_alive(db_path: Path) -> bool:
+    """Whether a process holds the runner lock of the database at ``db_path`` now."""
+    try:
+        fd = os.open(lock_path(db_path), os.O_RDONLY)
+    except OSError:
+        return False  # no lock file: no runner ever held it here
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)
+
+
+async def _acquire(fd: int) -> bool:
+    """Take the exclusive lock, trying again for ``ACQUIRE_PATIENCE_S`` (a probe may hold a
+    shared lock for an instant); False if another runner holds it."""
+    deadline = time.monotonic() + ACQUIRE_PATIENCE_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(_RETRY_EVERY_S)
+
+
+@contextlib.asynccontextmanager
+async def _locked(path: Path, db_path: Path) -> AsyncIterator[int]:
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        if is_full(exc):
+            raise disk_full(db_path) from None
+        raise DatabaseError(f"cannot open the lock file {path} ({exc.strerror})") from None
+    try:
+        if not await _acquire(fd):
             holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             raise RunnerBusy(
                 f"another bulkimport is already working on {db_path} "
                 f"(pid {holder}); wait for it to finish"
-            ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            )
         try:
+            try:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+            except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                    raise disk_full(db_path) from None
+                raise
             yield fd
         finally:
             # Empty the file before unlocking so that nobody reads a stale pid.
-            os.ftruncate(fd, 0)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
@@ -55,7 +108,7 @@ async def hold_runner(db: Database) -> AsyncIterator[RunnerId]:
 
     Raises ``RunnerBusy`` if another process holds it.
     """
-    with _locked(lock_path(db.path), db.path):
+    async with _locked(lock_path(db.path), db.path):
         now = time.time()
         async with db.lock, db.transaction():
             cursor = await db.conn.execute(
@@ -68,8 +121,10 @@ async def hold_runner(db: Database) -> AsyncIterator[RunnerId]:
         try:
             yield RunnerId(runner_id)
         finally:
-            async with db.lock, db.transaction():
-                await db.conn.execute(
-                    "UPDATE runners SET ended_at = ?, seen_at = ? WHERE id = ?",
-                    (time.time(), time.time(), runner_id),
-                )
+            # Best effort: on a full disk the job's own error says so; the row is history.
+            with contextlib.suppress(DatabaseError):
+                async with db.lock, db.transaction():
+                    await db.conn.execute(
+                        "UPDATE runners SET ended_at = ?, seen_at = ? WHERE id = ?",
+                        (time.time(), time.time(), runner_id),
+                    )
