@@ -15,7 +15,7 @@ candidate, two runs in fresh processes:
   (``start_row`` / ``min_row`` / ``skip_rows`` / skipping rows as they come): the cost of
   resuming an interrupted read near its end.
 
-Candidates: ``bulkimport`` (``bulkimport.workbook``: zipfile + patterns + ElementTree, the
+Candidates: ``bulkimport`` (``bulkimport.reader.workbook``: zipfile + patterns + ElementTree, the
 standard library alone), ``calamine`` (python-calamine: Rust, the whole sheet in memory,
 ``iter_rows`` over it), ``openpyxl`` (``read_only=True, data_only=True``), ``fastexcel``
 (calamine and Arrow: the sheet loaded as Arrow columns; turning them into Python rows needs
@@ -27,7 +27,7 @@ What it gave on the project's 2-core machine (shared with other work; bulkimport
 of three runs), with the versions named; "resume" is the time to the first row at 90 %:
 
     candidate            rows       rows/s  first row  peak RSS  resume
-    bulkimport.workbook  100,001    43,669    0.26 s    49 MiB    0.36 s
+    bulkimport           100,001    43,669    0.26 s    49 MiB    0.36 s
                          1,048,576  43,654    1.68 s    85 MiB    2.74 s
     python-calamine      100,001    71,429    0.89 s   133 MiB    0.95 s
     0.9.1                1,048,576  65,210   10.72 s  1145 MiB   13.31 s
@@ -72,7 +72,7 @@ DISTRIBUTIONS = {
     "xlsx2csv": "xlsx2csv",
 }
 MODULES = {
-    "bulkimport": "bulkimport.workbook",
+    "bulkimport": "bulkimport.reader.workbook",
     "calamine": "python_calamine",
     "openpyxl": "openpyxl",
     "fastexcel": "fastexcel",
@@ -89,7 +89,7 @@ def rss_mb() -> float:
 
 
 def text(value: Any) -> str:
-    """A cell value as text, by the rules of ``bulkimport.workbook`` as far as a library's
+    """A cell value as text, by the rules of ``bulkimport.reader.workbook`` as far as a library's
     Python values allow (no number formats): the same work for every candidate."""
     if value is None:
         return ""
@@ -110,7 +110,7 @@ def text(value: Any) -> str:
 
 
 def rows_bulkimport(path: Path, start_row: int) -> Iterator[tuple[str, ...]]:
-    from bulkimport.workbook import open_sheet
+    from bulkimport.reader.workbook import open_sheet
 
     with open_sheet(path, 1) as sheet:
         for _, cells in sheet.iter_rows(start_row=start_row):
