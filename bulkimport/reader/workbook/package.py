@@ -253,6 +253,10 @@ class Package:
         """The decompressed content of ``part`` as a stream."""
         return self.zip.open(self._names[part.lower()])
 
+    def size(self, part: str) -> int:
+        """The decompressed size of ``part`` in bytes, as the zip's directory records it."""
+        return self.zip.getinfo(self._names[part.lower()]).file_size
+
     def has(self, part: str) -> bool:
         return part.lower() in self._names
 

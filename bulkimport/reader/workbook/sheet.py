@@ -8,7 +8,7 @@ import os
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Final
@@ -49,8 +49,8 @@ def open_sheet(path: str | os.PathLike[str], sheet: str | int | None = None) -> 
     """
     package = Package(Path(path))
     try:
-        info = choose_sheet(package.path, package.sheets(), sheet)
-        return SheetReader(package, info)
+        sheets = package.sheets()
+        return SheetReader(package, choose_sheet(package.path, sheets, sheet), sheets)
     except BaseException:
         package.close()
         raise
@@ -103,7 +103,8 @@ class SheetReader:
 
     What the reader learns about the sheet (so that ``check`` can mention it):
 
-    - ``info``: the sheet's name, number, visibility and recorded dimension;
+    - ``info``: the sheet's name, number, visibility and recorded dimension; ``sheets``:
+      every sheet of the workbook, in tab order;
     - ``date1904``: the workbook counts dates from 1904 (old Mac Excel), not 1900;
     - ``hidden_columns``: ``(first, last)`` column numbers (from 1) of hidden columns,
       known on opening (``column_letters`` names them);
@@ -112,14 +113,17 @@ class SheetReader:
       ``iter_rows`` has met that have no cached value (the file was written by a program
       that does not compute formulas: those cells read empty), and the row of the first;
     - ``merged_ranges``: the merged ranges (``"A1:C1"``), ``None`` until ``iter_rows`` has
-      read the whole sheet.
+      read the whole sheet;
+    - ``bytes_read`` of the ``part_bytes`` of the sheet's XML (decompressed): how far
+      ``iter_rows`` is, for a progress bar.
 
     Use it as a context manager, or ``close()`` it.
     """
 
-    def __init__(self, package: Package, info: SheetInfo) -> None:
+    def __init__(self, package: Package, info: SheetInfo, sheets: Sequence[SheetInfo] = ()) -> None:
         self.path = package.path
         self.info = info
+        self.sheets = tuple(sheets) or (info,)
         self._package = package
         self._part = package.sheet_part(info)
         with reading(self.path):
@@ -134,6 +138,8 @@ class SheetReader:
         self.formulas_without_value = 0
         self.first_formula_without_value: int | None = None
         self.merged_ranges: tuple[str, ...] | None = None
+        self.part_bytes = package.size(self._part)
+        self.bytes_read = 0
         prefix = self._head.prefix
         p = re.escape(prefix)
         # The rows and cells of a block, in one pass: a row's start tag (group 1), or a
@@ -190,17 +196,20 @@ class SheetReader:
         self.formulas_without_value = 0
         self.first_formula_without_value = None
         self.merged_ranges = None
+        self.bytes_read = 0
         last = 0
         try:
             with self._package.open(self._part) as stream:
                 head = SheetHead.read(stream)
                 if head.empty:
                     self._read_tail(head.rest + stream.read())
+                    self.bytes_read = self.part_bytes
                     return
                 carry = head.rest
                 next_row = 1  # the number of the next row, if it gives none
                 while True:
                     data = stream.read(BLOCK_BYTES)
+                    self.bytes_read = stream.tell()
                     buffer = carry + data if carry else data
                     end = buffer.find(self._end_tag)
                     if end >= 0:
@@ -233,6 +242,7 @@ class SheetReader:
                             last = rows[-1][0]
                     if end >= 0:
                         self._read_tail(buffer[end:] + stream.read())
+                        self.bytes_read = self.part_bytes
                         return
         except InputError:
             raise
