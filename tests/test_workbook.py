@@ -455,6 +455,18 @@ def test_markup_the_patterns_do_not_know_reads_the_same(tmp_path: Path) -> None:
         "a comment": ROWS_CANONICAL.replace("</row>", '<!-- <c r="D1"><v>9</v></c> --></row>', 1),
         "CDATA": ROWS_CANONICAL.replace("<t>in line</t>", "<t><![CDATA[in line]]></t>"),
         "line breaks in tags": ROWS_CANONICAL.replace('<c r="B1">', '<c\n  r="B1">'),
+        "an extension element in a cell": ROWS_CANONICAL.replace(
+            "<v>13800138000</v></c>", "<v>13800138000</v><extLst/></c>"
+        ),
+        "an empty element for no value": ROWS_CANONICAL.replace(
+            '<c r="B3" t="inlineStr">', '<c r="A3"><v/></c><c r="B3" t="inlineStr">'
+        ),
+        "rich inline text": ROWS_CANONICAL.replace(
+            "<is><t>in line</t></is>",
+            '<is><r><rPr><color rgb="FFFF0000"/></rPr><t xml:space="preserve">in </t></r>'
+            "<r><t>line</t></r></is>",
+        ),
+        "a cell without a reference": ROWS_CANONICAL.replace('<c r="B1">', "<c>"),
     }
     for name, rows in variants.items():
         path = package(tmp_path / "v.xlsx", rows, strings=("<t>王芳</t>",))

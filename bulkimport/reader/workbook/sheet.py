@@ -145,8 +145,9 @@ class SheetReader:
         # The rows and cells of a block, in one pass: a row's start tag (group 1), or a
         # cell: its column letters, style, type, formula element, value and inline string,
         # its attributes in the order every spreadsheet program writes them (r, s, t, then
-        # others such as cm or vm). A cell written otherwise is not matched, and the counts
-        # in _rows() send its block to ElementTree.
+        # others such as cm or vm). Any other cell start tag (a cell written otherwise)
+        # matches the last alternative alone, with no column letters: _rows_by_pattern
+        # then gives up on the block, and _rows() sends it to ElementTree.
         self._token_pattern = re.compile(
             # Possessive quantifiers (*+, ?+): nothing to try again on a failed match, and
             # a quarter faster than plain ones.
@@ -155,12 +156,10 @@ class SheetReader:
             r'(?:\s++[\w:.-]++="[^"]*+")*+\s*+'
             rf"(?:/>|>(<{p}f\b[^>]*?(?:/>|>[^<]*+</{p}f>))?+"
             rf"(?:<{p}v>([^<]*+)</{p}v>)?+"
-            rf"(<{p}is>.*?</{p}is>)?+</{p}c>)",
+            rf"(<{p}is>.*?</{p}is>)?+</{p}c>)"
+            rf"|<{p}c\b",
             re.S,
         )
-        # Every element of a sheet's rows whose name starts with "c" is a cell, except in
-        # rich inline text (<color>, <charset>...), which then goes to ElementTree.
-        self._cell_tag_bytes = f"<{prefix}c".encode()
         self._inline_pattern = re.compile(rf"<{p}is><{p}t(?:\s[^>]*)?>([^<]*)</{p}t></{p}is>")
         self._row_tag = f"<{prefix}row"
         self._row_tag_bytes = self._row_tag.encode()
@@ -294,30 +293,25 @@ class SheetReader:
         """The rows holding a value among the ``<row>`` elements in ``block``, and the
         number of the row after them.
 
-        The patterns read the markup spreadsheet programs write; when they do not account
-        for every row and cell of the block, the block is parsed again with ElementTree,
-        and if that fails, one row at a time, to keep the rows before the damaged one
-        (raising ``_Damaged``).
+        The patterns read the markup spreadsheet programs write; when they meet a cell
+        written otherwise, the block is parsed again with ElementTree, and if that fails,
+        one row at a time, to keep the rows before the damaged one (raising ``_Damaged``).
         """
         counts = self._counts()
         text = block.decode("utf-8")
         # Comments, CDATA and processing instructions could hide or hold markup the
-        # patterns would take at face value. (Bytes are counted quicker than text.)
+        # patterns would take at face value. (Bytes are searched quicker than text.)
         if b"<!" not in block and b"<?" not in block:
             try:
-                found, after, cells_seen, rows_seen = self._rows_by_pattern(text, next_row)
+                return self._rows_by_pattern(text, next_row)
             except (ValueError, IndexError, KeyError):
-                cells_seen = rows_seen = -1
-            if rows_seen == block.count(self._row_tag_bytes) and cells_seen == block.count(
-                self._cell_tag_bytes
-            ):
-                return found, after
+                pass
         self._restore(counts)
         try:
             return self._rows_by_tree(text, next_row)
         except (ElementTree.ParseError, ValueError, IndexError):
             self._restore(counts)
-        found = []
+        found: list[tuple[int, tuple[str, ...]]] = []
         starts = [match.start() for match in re.finditer(re.escape(self._row_tag), text)]
         for start, end in zip(starts, [*starts[1:], len(text)], strict=True):
             piece = text[start:end]
@@ -339,15 +333,16 @@ class SheetReader:
 
     def _rows_by_pattern(
         self, text: str, next_row: int
-    ) -> tuple[list[tuple[int, tuple[str, ...]]], int, int, int]:
-        """The rows of ``text`` read with the token pattern; the number of the row after
-        them, and how many cells and rows the pattern matched."""
+    ) -> tuple[list[tuple[int, tuple[str, ...]]], int]:
+        """The rows of ``text`` read with the token pattern, and the number of the row after
+        them. ``ValueError`` for a cell the pattern does not read (no column letters)."""
         found: list[tuple[int, tuple[str, ...]]] = []
         tokens = self._token_pattern.findall(text)
         columns = self._columns
         renderers = self._renderers
-        blob, offsets = self._strings.blob, self._strings.offsets
-        rows_seen = 0
+        strings = self._strings
+        head, blob, offsets = strings.head, strings.blob, strings.offsets
+        head_size = len(head)
         number = 0
         values: list[str] = []
         append = values.append
@@ -362,8 +357,8 @@ class SheetReader:
                         found.append((number, tuple(values)))
                     values = []
                     append = values.append
-                rows_seen += 1
-                number = _row_number(row_tag, next_row)
+                start = row_tag.find(' r="') + 4  # as _row_number(), without the call
+                number = int(row_tag[start : row_tag.index('"', start)]) if start > 3 else next_row
                 next_row = number + 1
                 if "hidden" in row_tag and _HIDDEN.search(row_tag):
                     self._hidden_row(number)
@@ -379,7 +374,12 @@ class SheetReader:
                     values.extend([""] * (index - len(values)))
             if kind == "s":
                 item = int(raw)
-                append(blob[offsets[item] : offsets[item + 1]].decode())
+                if 0 <= item < head_size:
+                    append(head[item])
+                elif item > 0:
+                    append(blob[offsets[item] : offsets[item + 1]].decode())
+                else:
+                    raise IndexError(f"no shared string {item}")
             elif not kind or kind == "n":
                 if raw:
                     try:
@@ -402,7 +402,7 @@ class SheetReader:
             values.pop()
         if values:
             found.append((number, tuple(values)))
-        return found, next_row, len(tokens) - rows_seen, rows_seen
+        return found, next_row
 
     def _typed(self, number: int, kind: str, style: str, text: str, formula: bool) -> str:
         """A cell of a type other than shared or inline string, from its value's text."""
