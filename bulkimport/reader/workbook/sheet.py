@@ -86,6 +86,18 @@ def _row_number(tag: str, default: int) -> int:
     return int(tag[start : tag.index('"', start)]) if start > 3 else default
 
 
+def _holds_markup(block: bytes, mark: int) -> bool:
+    """Whether ``block`` holds ``<`` followed by the byte ``mark``. Looked for by the mark,
+    which is rare, not by ``<``, which starts every tag: ``b"<!" in block`` takes a
+    millisecond per MiB of cells, about 5 % of reading them."""
+    at = block.find(mark, 1)
+    while at >= 0:
+        if block[at - 1] == 0x3C:
+            return True
+        at = block.find(mark, at + 1)
+    return False
+
+
 class _Damaged(Exception):
     """A block of rows is not well-formed: the rows before the damaged one, its number,
     and what is wrong."""
@@ -142,22 +154,23 @@ class SheetReader:
         self.bytes_read = 0
         prefix = self._head.prefix
         p = re.escape(prefix)
-        # The rows and cells of a block, in one pass: a row's start tag (group 1), or a
-        # cell: its column letters, style, type, formula element, value and inline string,
-        # its attributes in the order every spreadsheet program writes them (r, s, t, then
-        # others such as cm or vm). Any other cell start tag (a cell written otherwise)
-        # matches the last alternative alone, with no column letters: _rows_by_pattern
-        # then gives up on the block, and _rows() sends it to ElementTree.
+        # The cells and rows of a block, in one pass: a cell (its column letters, style,
+        # type, formula element, value and inline string, its attributes in the order every
+        # spreadsheet program writes them: r, s, t, then others such as cm or vm), or a
+        # row's start tag without its brackets (group 7). Any other cell start tag (a cell
+        # written otherwise) matches the last alternative alone, with no column letters:
+        # _rows_by_pattern then gives up on the block, and _rows() sends it to ElementTree.
+        # Cells first, and their common "<" taken out: 5 % quicker than rows first.
         self._token_pattern = re.compile(
             # Possessive quantifiers (*+, ?+): nothing to try again on a failed match, and
             # a quarter faster than plain ones.
-            rf"(<{p}row\b[^>]*+>)"
-            rf'|<{p}c r="([A-Za-z]*+)[0-9]*+"(?: s="([0-9]*+)")?+(?: t="(\w*+)")?+'
+            rf'<(?:{p}c r="([A-Za-z]*+)[0-9]*+"(?: s="([0-9]*+)")?+(?: t="(\w*+)")?+'
             r'(?:\s++[\w:.-]++="[^"]*+")*+\s*+'
             rf"(?:/>|>(<{p}f\b[^>]*?(?:/>|>[^<]*+</{p}f>))?+"
             rf"(?:<{p}v>([^<]*+)</{p}v>)?+"
             rf"(<{p}is>.*?</{p}is>)?+</{p}c>)"
-            rf"|<{p}c\b",
+            rf"|({p}row\b[^>]*+)>"
+            rf"|{p}c\b)",
             re.S,
         )
         self._inline_pattern = re.compile(rf"<{p}is><{p}t(?:\s[^>]*)?>([^<]*)</{p}t></{p}is>")
@@ -300,8 +313,8 @@ class SheetReader:
         counts = self._counts()
         text = block.decode("utf-8")
         # Comments, CDATA and processing instructions could hide or hold markup the
-        # patterns would take at face value. (Bytes are searched quicker than text.)
-        if b"<!" not in block and b"<?" not in block:
+        # patterns would take at face value.
+        if not _holds_markup(block, 0x21) and not _holds_markup(block, 0x3F):  # <! <?
             try:
                 return self._rows_by_pattern(text, next_row)
             except (ValueError, IndexError, KeyError):
@@ -348,7 +361,7 @@ class SheetReader:
         append = values.append
         # The hot loop: one pass per cell, with the common types (number, shared string)
         # handled here and the others in _typed().
-        for row_tag, letters, style, kind, formula, raw, inline in tokens:
+        for letters, style, kind, formula, raw, inline, row_tag in tokens:
             if row_tag:
                 if values:
                     while values and not values[-1]:
@@ -382,10 +395,17 @@ class SheetReader:
                     raise IndexError(f"no shared string {item}")
             elif not kind or kind == "n":
                 if raw:
-                    try:
-                        append(renderers[style](raw))
-                    except KeyError:  # a style the workbook does not define
-                        append(general_text(raw))
+                    # A style the workbook does not define shows numbers as General.
+                    render = renderers.get(style, general_text)
+                    if (
+                        render is general_text  # general_text's first case, without the call
+                        and raw.isdigit()
+                        and len(raw) <= 15
+                        and (raw[0] != "0" or len(raw) == 1)
+                    ):
+                        append(raw)
+                    else:
+                        append(render(raw))
                 else:
                     append("")
                     if formula:
