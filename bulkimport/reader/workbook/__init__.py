@@ -51,22 +51,23 @@ What the rows are:
   ``iter_rows`` has read the whole sheet (``None`` before).
 
 Memory and speed: the sheet is decompressed and parsed a block at a time (about 1 MiB of
-XML), so memory does not grow with the rows. The shared-string table (every distinct text
-of the workbook) is held in memory packed as UTF-8 with an offset array, about 25 bytes
-per distinct text. Rows are parsed with precompiled patterns for the cell markup that
-spreadsheet programs write; a block holding any other markup (CDATA, comments, attributes
-in single quotes, extension elements in cells...) is parsed with ElementTree instead,
-which reads any well-formed XML, more slowly. ``start_row`` skips the rows before it by
-scanning the decompressed bytes for row numbers, without parsing them: resuming near the
-end of a million-row sheet costs its decompression (a second or two), not its parsing.
+XML), so memory does not grow with the rows. The shared-string table (every distinct text of
+the workbook) is held in memory packed as UTF-8 with an offset array, about 25 bytes per
+distinct text, its first 65,536 texts also decoded (about 6 MB). Rows are parsed with
+precompiled patterns for the cell markup that spreadsheet programs write; a block holding
+any other markup (CDATA, comments, attributes in single quotes, extension elements in
+cells...) is parsed with ElementTree instead, which reads any well-formed XML, more slowly.
+``start_row`` skips the rows before it by scanning the decompressed bytes for row numbers,
+without parsing them: resuming near the end of a million-row sheet costs its decompression
+(a second or two), not its parsing.
 
 On ``bench/xlsx_candidates.py``'s sheet of 1,048,576 rows of 15 typed columns (1.78 M
-distinct texts), on a 2-core machine: about 43,000 rows/s, a peak RSS of 85 MiB (of which
-the shared strings take about 45 MB), the first row after 1.7 s (the shared strings are
-read on opening), a resume at row 943,718 in 2.7 s. Why no library: python-calamine holds
-the whole sheet (1.1 GiB for that sheet), openpyxl's read-only mode reads 11,000 rows/s
-and holds the shared strings as Python strings (330 MiB); the benchmark's docstring has
-the figures.
+distinct texts), on a 2-core machine: about 55,000 rows/s, a peak RSS of 91 MiB (of which
+the shared strings take about 50 MB), the first row after 0.8 s (the shared strings are read
+on opening), a resume at row 943,718 in 1.9 s (docs/performance.md has the figures). Why no
+library: python-calamine holds the whole sheet (1.1 GiB for that sheet), openpyxl's
+read-only mode reads 11,000 rows/s and holds the shared strings as Python strings (330 MiB);
+the benchmark's docstring has the figures.
 
 The modules: ``package`` (what kind of file, the zip, the sheets), ``strings`` (the
 shared-string table), ``numbers`` (number formats, dates), ``sheet`` (``SheetReader``), and
