@@ -107,6 +107,7 @@ def test_a_workbook_goes_through_the_same_two_calls_as_a_csv_file(tmp_path: Path
     path = workbook(tmp_path / "leads.xlsx", LEADS, text_columns="C")
     fmt, batches = read(path)
     assert (fmt.kind, fmt.sheet, fmt.unit) == (InputKind.XLSX, "Leads", "row")
+    assert fmt.describe() == "sheet 'Leads' of a workbook"
     assert fmt.header == tuple(LEADS[0]) and fmt.data_line == 2
     assert fmt.phone_fields == ("phone1",)
     rows = rows_of(batches)
@@ -316,6 +317,7 @@ def test_formats_stored_before_workbooks_are_csv() -> None:
     }
     fmt = FileFormat.from_json(json.dumps(stored))
     assert (fmt.kind, fmt.sheet, fmt.unit) == (InputKind.CSV, None, "line")
+    assert fmt.describe() == "utf-8, delimiter ','"
     assert json.loads(fmt.to_json())["kind"] == "csv"
 
 
