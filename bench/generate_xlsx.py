@@ -290,13 +290,19 @@ def generate(path: Path, count: int, seed: int = 1, *, inline_strings: bool = Fa
 
 
 def data_file(
-    count: int, seed: int = 1, directory: Path | None = None, *, inline_strings: bool = False
+    count: int,
+    seed: int = 1,
+    directory: Path | None = None,
+    *,
+    inline_strings: bool = False,
+    generate_missing: bool = True,
 ) -> Path:
-    """``bench/data/leads-<count>.xlsx``, generated unless it is already there."""
+    """``bench/data/leads-<count>.xlsx``, generated unless it is already there (or unless
+    ``generate_missing`` is false: then only its path)."""
     directory = directory or Path(__file__).resolve().parent / "data"
     suffix = ("" if seed == 1 else f"-s{seed}") + ("-inline" if inline_strings else "")
     path = directory / f"leads-{count}{suffix}.xlsx"
-    if not path.exists():
+    if generate_missing and not path.exists():
         generate(path, count, seed, inline_strings=inline_strings)
     return path
 

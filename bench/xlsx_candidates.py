@@ -15,19 +15,23 @@ candidate, two runs in fresh processes:
   (``start_row`` / ``min_row`` / ``skip_rows`` / skipping rows as they come): the cost of
   resuming an interrupted read near its end.
 
-Candidates: ``bulkimport`` (``bulkimport.workbook``: zipfile + patterns + ElementTree, the
-standard library alone), ``calamine`` (python-calamine: Rust, the whole sheet in memory,
-``iter_rows`` over it), ``openpyxl`` (``read_only=True, data_only=True``), ``fastexcel``
-(calamine and Arrow: the sheet loaded as Arrow columns; turning them into Python rows needs
-pyarrow, so only the load is timed: a lower bound), ``xlsx2csv`` (expat callbacks, writing
-CSV). One not installed is passed over. A table is printed; every run is also appended as a
-JSON line to ``bench/results/xlsx_candidates.jsonl``.
+Candidates: ``bulkimport`` (``bulkimport.reader.workbook``: zipfile + patterns +
+ElementTree, the standard library alone), ``bulkimport-batches`` (the reader as a job uses
+it: ``sniff_format``, then ``read_batches``, each row's record made), ``calamine``
+(python-calamine: Rust, the whole sheet in memory, ``iter_rows`` over it), ``openpyxl``
+(``read_only=True, data_only=True``), ``fastexcel`` (calamine and Arrow: the sheet loaded as
+Arrow columns; turning them into Python rows needs pyarrow, so only the load is timed: a
+lower bound), ``xlsx2csv`` (expat callbacks, writing CSV). One not installed is passed over.
+A table is printed; every run is also appended as a JSON line to
+``bench/results/xlsx_candidates.jsonl``.
 
 What it gave on the project's 2-core machine (shared with other work; bulkimport the median
-of three runs), with the versions named; "resume" is the time to the first row at 90 %:
+of three runs), with the versions named; "resume" is the time to the first row at 90 %.
+bulkimport as the reader was first written (docs/performance.md has it as it is now: 51,000
+and 55,000 rows/s, 56 and 91 MiB):
 
     candidate            rows       rows/s  first row  peak RSS  resume
-    bulkimport.workbook  100,001    43,669    0.26 s    49 MiB    0.36 s
+    bulkimport           100,001    43,669    0.26 s    49 MiB    0.36 s
                          1,048,576  43,654    1.68 s    85 MiB    2.74 s
     python-calamine      100,001    71,429    0.89 s   133 MiB    0.95 s
     0.9.1                1,048,576  65,210   10.72 s  1145 MiB   13.31 s
@@ -63,16 +67,18 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from generate_xlsx import data_file  # noqa: E402
 
-CANDIDATES = ("bulkimport", "calamine", "openpyxl", "fastexcel", "xlsx2csv")
+CANDIDATES = ("bulkimport", "bulkimport-batches", "calamine", "openpyxl", "fastexcel", "xlsx2csv")
 DISTRIBUTIONS = {
     "bulkimport": "bulkimport",
+    "bulkimport-batches": "bulkimport",
     "calamine": "python-calamine",
     "openpyxl": "openpyxl",
     "fastexcel": "fastexcel",
     "xlsx2csv": "xlsx2csv",
 }
 MODULES = {
-    "bulkimport": "bulkimport.workbook",
+    "bulkimport": "bulkimport.reader.workbook",
+    "bulkimport-batches": "bulkimport.reader",
     "calamine": "python_calamine",
     "openpyxl": "openpyxl",
     "fastexcel": "fastexcel",
@@ -89,7 +95,7 @@ def rss_mb() -> float:
 
 
 def text(value: Any) -> str:
-    """A cell value as text, by the rules of ``bulkimport.workbook`` as far as a library's
+    """A cell value as text, by the rules of ``bulkimport.reader.workbook`` as far as a library's
     Python values allow (no number formats): the same work for every candidate."""
     if value is None:
         return ""
@@ -110,11 +116,25 @@ def text(value: Any) -> str:
 
 
 def rows_bulkimport(path: Path, start_row: int) -> Iterator[tuple[str, ...]]:
-    from bulkimport.workbook import open_sheet
+    from bulkimport.reader.workbook import open_sheet
 
     with open_sheet(path, 1) as sheet:
         for _, cells in sheet.iter_rows(start_row=start_row):
             yield cells
+
+
+def rows_bulkimport_batches(path: Path, start_row: int) -> Iterator[tuple[str, ...]]:
+    """The reader as a job uses it: ``sniff_format``, then ``read_batches`` through the
+    record encoder (each row's record made, its cells padded), resuming at a sheet row."""
+    from bulkimport.reader import read_batches, sniff_format
+
+    fmt = sniff_format(path)
+    if start_row <= fmt.data_line:
+        yield fmt.header  # the header row, as the other candidates give it
+    start = max(start_row, fmt.data_line)
+    for batch in read_batches(path, fmt, start_line=start, batch_rows=5000):
+        for row in batch.rows:
+            yield row.cells
 
 
 def rows_calamine(path: Path, start_row: int) -> Iterator[tuple[str, ...]]:
@@ -169,6 +189,7 @@ def rows_xlsx2csv(path: Path, start_row: int) -> Iterator[tuple[str, ...]]:
 
 READERS: dict[str, Callable[[Path, int], Iterable[tuple[str, ...]]]] = {
     "bulkimport": rows_bulkimport,
+    "bulkimport-batches": rows_bulkimport_batches,
     "calamine": rows_calamine,
     "openpyxl": rows_openpyxl,
     "fastexcel": rows_fastexcel,
@@ -234,6 +255,9 @@ def run(name: str, path: Path, data_rows: int, mode: str) -> dict[str, Any]:
         "mode": mode,
         "start_row": start_row,
         "wall_s": round(wall, 2),
+        # CPU time of the process (user + system): steadier than wall time on a machine
+        # shared with other work.
+        "cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "exit": os.waitstatus_to_exitcode(status),
     }
@@ -243,6 +267,17 @@ def run(name: str, path: Path, data_rows: int, mode: str) -> dict[str, Any]:
     else:
         result["error"] = (err.strip().splitlines() or ["?"])[-1][:200]
     return result
+
+
+def generated(count: int) -> Path:
+    """The workbook of ``count`` rows, generated in a process of its own when missing: the
+    peak RSS of a child counts its parent's at the time it was started (Linux keeps the
+    high-water mark across fork and exec), and generating a million rows takes 300 MB."""
+    path = data_file(count, generate_missing=False)
+    if not path.exists():
+        script = HERE / "generate_xlsx.py"
+        subprocess.run([sys.executable, str(script), "--rows", str(count)], check=True)
+    return path
 
 
 def version(name: str) -> str:
@@ -262,20 +297,21 @@ def installed(name: str) -> bool:
 
 def table(results: list[dict[str, Any]]) -> str:
     lines = [
-        "| candidate | version | rows | mode | rows/s | first row s | total s | RSS at first "
-        "row → end MiB | peak RSS MiB |",
-        "|---|---|---:|---|---:|---:|---:|---|---:|",
+        "| candidate | version | rows | mode | rows/s | rows per CPU s | first row s | total s "
+        "| RSS at first row → end MiB | peak RSS MiB |",
+        "|---|---|---:|---|---:|---:|---:|---:|---|---:|",
     ]
     for r in results:
         if "error" in r:
             lines.append(
                 f"| {r['candidate']} | {r['version']} | {r['rows_in_sheet']:,} | {r['mode']} "
-                f"| failed: {r['error']} | | | | {r['peak_rss_mb']} |"
+                f"| failed: {r['error']} | | | | | {r['peak_rss_mb']} |"
             )
             continue
         lines.append(
             f"| {r['candidate']} | {r['version']} | {r['rows_in_sheet']:,} | {r['mode']} "
-            f"| {r['rows_per_s']:,} | {r['first_row_s']} | {r['seconds']} "
+            f"| {r['rows_per_s']:,} | {round(r['rows'] / r['cpu_s']):,} | {r['first_row_s']} "
+            f"| {r['seconds']} "
             f"| {r['rss_first_mb']} → {r['rss_end_mb']} | {r['peak_rss_mb']} |"
         )
     return "\n".join(lines)
@@ -296,7 +332,7 @@ def main() -> None:
     results_dir.mkdir(exist_ok=True)
     results = []
     for count in args.rows:
-        path = data_file(count)
+        path = generated(count)
         for name in args.candidates:
             if not installed(name):
                 print(f"{name}: not installed, passed over", file=sys.stderr)

@@ -473,6 +473,16 @@ SPECS: tuple[Spec, ...] = (
         field="read.skip_rows",
     ),
     Spec(
+        "sheet",
+        str,
+        None,
+        "The sheet of a workbook (.xlsx) to read: its name, or its number counting the tabs "
+        "from 1 (default: the first visible sheet). A CSV file ignores it.",
+        metavar="NAME|N",
+        group="read",
+        field="read.sheet",
+    ),
+    Spec(
         "map",
         str,
         (),
@@ -746,6 +756,7 @@ class ReadSettings:
     repair: bool = True  # --no-repair turns it off
     max_record_lines: int = 100
     phone_field: str = ""  # the target's --phone-field: its numbers are repaired too
+    sheet: str | None = None  # a workbook's sheet, by name or number (None: the first)
 
 
 @dataclass(frozen=True)
@@ -934,6 +945,7 @@ def build(values: Mapping[str, Any]) -> Settings:
             repair=not values["no_repair"],
             max_record_lines=values["max_record_lines"],
             phone_field=values["phone_field"],
+            sheet=values["sheet"],
         ),
         output=OutputSettings(
             report=values["report"],

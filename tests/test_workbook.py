@@ -19,9 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl.utils.datetime import CALENDAR_MAC_1904  # type: ignore[import-untyped]
 
-from bulkimport import workbook
 from bulkimport.errors import InputError
-from bulkimport.workbook import (
+from bulkimport.reader.workbook import (
     FormatKind,
     SheetInfo,
     WorkbookKind,
@@ -30,8 +29,10 @@ from bulkimport.workbook import (
     is_workbook,
     list_sheets,
     number_text,
+    numbers,
     open_sheet,
 )
+from bulkimport.reader.workbook import sheet as sheet_module
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -454,6 +455,18 @@ def test_markup_the_patterns_do_not_know_reads_the_same(tmp_path: Path) -> None:
         "a comment": ROWS_CANONICAL.replace("</row>", '<!-- <c r="D1"><v>9</v></c> --></row>', 1),
         "CDATA": ROWS_CANONICAL.replace("<t>in line</t>", "<t><![CDATA[in line]]></t>"),
         "line breaks in tags": ROWS_CANONICAL.replace('<c r="B1">', '<c\n  r="B1">'),
+        "an extension element in a cell": ROWS_CANONICAL.replace(
+            "<v>13800138000</v></c>", "<v>13800138000</v><extLst/></c>"
+        ),
+        "an empty element for no value": ROWS_CANONICAL.replace(
+            '<c r="B3" t="inlineStr">', '<c r="A3"><v/></c><c r="B3" t="inlineStr">'
+        ),
+        "rich inline text": ROWS_CANONICAL.replace(
+            "<is><t>in line</t></is>",
+            '<is><r><rPr><color rgb="FFFF0000"/></rPr><t xml:space="preserve">in </t></r>'
+            "<r><t>line</t></r></is>",
+        ),
+        "a cell without a reference": ROWS_CANONICAL.replace('<c r="B1">', "<c>"),
     }
     for name, rows in variants.items():
         path = package(tmp_path / "v.xlsx", rows, strings=("<t>王芳</t>",))
@@ -494,7 +507,7 @@ def test_a_sheet_without_rows(tmp_path: Path) -> None:
 def test_start_row_skips_to_that_row_across_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(workbook, "BLOCK_BYTES", 512)  # many blocks, cut anywhere
+    monkeypatch.setattr(sheet_module, "BLOCK_BYTES", 512)  # many blocks, cut anywhere
     rows = "".join(
         f'<row r="{n}"><c r="A{n}" t="s"><v>{n % 3}</v></c><c r="B{n}"><v>{n}</v></c></row>'
         for n in range(1, 400)
@@ -510,7 +523,7 @@ def test_start_row_skips_to_that_row_across_blocks(
 def test_start_row_with_rows_without_numbers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(workbook, "BLOCK_BYTES", 256)
+    monkeypatch.setattr(sheet_module, "BLOCK_BYTES", 256)
     rows = "".join(f"<row><c><v>{n}</v></c></row>" for n in range(1, 200))
     path = package(tmp_path / "unnumbered.xlsx", rows)
     assert read(path, start_row=150) == [(n, (str(n),)) for n in range(150, 200)]
@@ -539,13 +552,13 @@ def test_start_row_with_rows_without_numbers(
 )
 def test_number_text(raw: str, text: str) -> None:
     assert number_text(raw) == text
-    assert workbook._general(raw) == text
+    assert numbers.general_text(raw) == text
 
 
 @given(st.floats(min_value=-1e300, max_value=1e300))
 def test_the_quick_path_for_numbers_agrees_with_the_careful_one(value: float) -> None:
     raw = repr(value)
-    shown = workbook._general(raw)
+    shown = numbers.general_text(raw)
     assert shown == number_text(raw)
     assert "e" not in shown.lower()
     if value:

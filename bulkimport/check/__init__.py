@@ -28,7 +28,7 @@ from bulkimport.check.analysis import (
     select_campaign,
 )
 from bulkimport.check.render import TEXT_EXAMPLES, render_text
-from bulkimport.reader import ReaderOptions, read_batches, sniff_format
+from bulkimport.reader import ReaderOptions, SheetFacts, read_batches, sniff_format
 from bulkimport.reader.phones import classify_phone, is_phone_like
 
 __all__ = [
@@ -63,13 +63,15 @@ def check_file(
 ) -> CheckReport:
     """Read ``path`` as ``run`` would and check every record.
 
-    ``on_progress`` gets the byte offset reached after each batch. Raises ``InputError`` when
-    the file cannot be read and ``ConfigError`` for a bad option, as the reader does.
+    ``on_progress`` gets the byte offset reached after each batch (for a workbook, how far
+    into the file reading is). Raises ``InputError`` when the file cannot be read and
+    ``ConfigError`` for a bad option, as the reader does.
     """
     reader_options = reader_options or ReaderOptions()
     fmt = sniff_format(path, reader_options)
+    facts = SheetFacts()
     with Checker(fmt, options) as checker:
-        for batch in read_batches(path, fmt):
+        for batch in read_batches(path, fmt, facts=facts):
             checker.add_batch(batch)
             if on_progress is not None:
                 on_progress(batch.end_offset)
@@ -78,4 +80,6 @@ def check_file(
             bom=fmt.bom,
             encoding_given=bool(reader_options.encoding),
             delimiter_given=bool(reader_options.delimiter),
+            sheet=facts,
+            sheet_given=reader_options.sheet is not None,
         )

@@ -34,7 +34,14 @@ The groups, by code (stable: scripts may rely on them):
 ``phone-truncated``         see below
 ``duplicate-phone``         the phone number is already on an earlier line (both are given)
 ``value-too-long``          a value longer than ``max_length`` characters
+``formula-without-value``   (a workbook) formula cells with no value saved in the file: they
+                            read empty (the workbook was written by a program that does not
+                            compute formulas); counted, with the row of the first
 ==========================  ===================================================================
+
+For a workbook, lines are sheet rows, and what reading the sheet found out about the workbook
+(``reader.SheetFacts``: its sheets and which was read, hidden rows and columns, merged
+ranges, the 1904 date system) is in the report's ``sheet``, and said in its notes.
 
 What the reader does (invalid rows, repairs, blank lines) is reported from the rows and
 batches it yields: ``check`` has no rule of its own for it. The reader's phone fields are
@@ -72,8 +79,9 @@ from typing import Any
 
 from bulkimport.campaign import Campaign, Schema
 from bulkimport.errors import ConfigError
-from bulkimport.reader import FileFormat, map_key
+from bulkimport.reader import FileFormat, SheetFacts, map_key
 from bulkimport.reader.phones import classify_phone, is_phone_like, is_scientific
+from bulkimport.reader.workbook import column_letters
 from bulkimport.rows import Batch, NewRow
 from bulkimport.states import InvalidReason, RepairKind, RowState
 
@@ -115,6 +123,7 @@ GROUP_TITLES: dict[str, str] = {
     "phone-truncated": "phone number that looks truncated (a leading digit lost)",
     "duplicate-phone": "phone number already on an earlier line",
     "value-too-long": "value too long",
+    "formula-without-value": "formula without a saved value (read empty)",
 }
 #: Groups that say what run does, not what is wrong: they leave a file clean.
 NOTE_GROUPS = frozenset(code for code in GROUP_TITLES if code.startswith("repaired-"))
@@ -219,6 +228,8 @@ class CheckReport:
     groups: tuple[Group, ...]
     notes: tuple[str, ...]
     blank_lines: int = 0  # lines that are not records: empty, spaces, bare delimiters
+    sheet: SheetFacts | None = None  # what reading a workbook's sheet found out
+    sheet_given: bool = False  # the sheet was chosen with --sheet
 
     @property
     def problems(self) -> int:
@@ -245,10 +256,15 @@ class CheckReport:
         return "bom" if self.bom else "detected"
 
     def to_json(self) -> dict[str, Any]:
-        """The report as one JSON-ready object (examples bounded as collected)."""
+        """The report as one JSON-ready object (examples bounded as collected).
+
+        A workbook has ``sheet`` (``None`` for a CSV file) and no ``encoding`` or
+        ``delimiter`` (``None``); lines are sheet rows."""
         fmt = self.format
+        text = self.sheet is None
         return {
             "file": self.path,
+            "kind": fmt.kind.value,
             "clean": self.clean,
             "problems": self.problems,
             "encoding": {
@@ -256,12 +272,19 @@ class CheckReport:
                 "bom": self.bom,
                 "source": self.encoding_source,
                 "confidence": fmt.encoding_confidence,
-            },
+            }
+            if text
+            else None,
             "delimiter": {
                 "char": fmt.delimiter,
                 "source": "option" if self.delimiter_given else "sniffed",
                 "fitting_records": self.fitting,
-            },
+            }
+            if text
+            else None,
+            "sheet": None
+            if self.sheet is None
+            else {**sheet_json(self.sheet), "given": self.sheet_given},
             "header": list(fmt.header),
             "fields": list(fmt.fields),
             "constants": dict(fmt.constants),
@@ -281,6 +304,82 @@ class CheckReport:
             "groups": [group.to_json() for group in self.groups],
             "notes": list(self.notes),
         }
+
+
+def sheet_json(facts: SheetFacts) -> dict[str, Any]:
+    """What ``check --json`` says about a workbook: its sheets (and which was read), hidden
+    rows and columns, merged ranges, formulas without a value, the date system."""
+    return {
+        "name": facts.sheet,
+        "sheets": [
+            {
+                "number": info.number,
+                "name": info.name,
+                "state": info.state,
+                "kind": info.kind,
+                "dimension": info.dimension,
+                "read": info.name == facts.sheet,
+            }
+            for info in facts.sheets
+        ],
+        "hidden_rows": facts.hidden_rows,
+        "first_hidden_row": facts.first_hidden_row,
+        "hidden_columns": hidden_column_names(facts),
+        "merged_ranges": list(facts.merged_ranges),
+        "formulas_without_value": facts.formulas_without_value,
+        "first_formula_without_value": facts.first_formula_without_value,
+        "date1904": facts.date1904,
+    }
+
+
+def hidden_column_names(facts: SheetFacts) -> list[str]:
+    """The hidden columns by their letters (``O``, ``Q:S`` for a run)."""
+    return [
+        column_letters(first)
+        if first == last
+        else f"{column_letters(first)}:{column_letters(last)}"
+        for first, last in facts.hidden_columns
+    ]
+
+
+def sheet_notes(facts: SheetFacts, unit: str = "row") -> list[str]:
+    """The notes ``check`` gives about a workbook: what a person sees in Excel differently
+    from what is read, said once for the file."""
+    notes = []
+    if len(facts.sheets) > 1:
+        others = ", ".join(
+            f"{info.number} {info.name!r}" + ("" if info.visible else f" ({info.state})")
+            for info in facts.sheets
+            if info.name != facts.sheet
+        )
+        notes.append(
+            f"the workbook has {len(facts.sheets)} sheets; {facts.sheet!r} was read, "
+            f"not {others} (--sheet NAME or --sheet N reads another)"
+        )
+    hidden = []
+    if facts.hidden_rows:
+        rows = f"{facts.hidden_rows:,} {unit}{'s' if facts.hidden_rows != 1 else ''}"
+        hidden.append(f"{rows} (the first is {unit} {facts.first_hidden_row})")
+    columns = hidden_column_names(facts)
+    if columns:
+        hidden.append(f"column{'s' if len(columns) > 1 else ''} {', '.join(columns)}")
+    if hidden:
+        notes.append(
+            f"hidden in Excel: {' and '.join(hidden)}; they are read and sent like the others"
+        )
+    if facts.merged_ranges:
+        count = len(facts.merged_ranges)
+        shown = ", ".join(facts.merged_ranges[:5]) + (", ..." if count > 5 else "")
+        notes.append(
+            f"{count} merged range{'s' if count > 1 else ''} ({shown}): the value is in the "
+            "top-left cell; the other cells of a range read empty"
+        )
+    if facts.date1904:
+        notes.append(
+            "the workbook counts dates from 1904 (Excel for Mac): dates are read as the "
+            "sheet shows them"
+        )
+    return notes
 
 
 # --- choosing things -------------------------------------------------------------------------
@@ -676,7 +775,7 @@ class Checker:
             group.examples.append(
                 Finding(
                     line,
-                    f"{self.phone.name} {number!r} is already on line {first}",
+                    f"{self.phone.name} {number!r} is already on {self.fmt.unit} {first}",
                     self.phone.name,
                     number,
                 )
@@ -689,19 +788,30 @@ class Checker:
         bom: bool = False,
         encoding_given: bool = False,
         delimiter_given: bool = False,
+        sheet: SheetFacts | None = None,
+        sheet_given: bool = False,
     ) -> CheckReport:
-        """The report; closes the temporary database."""
+        """The report; closes the temporary database. ``sheet``: what reading a workbook's
+        sheet found out (``None``, or empty facts, for a CSV file)."""
         try:
             if self._phone_index is not None:
                 self._truncated()
                 self._duplicates()
         finally:
             self.close()
+        if sheet is not None and sheet.sheet is None:
+            sheet = None
+        if sheet is not None and sheet.formulas_without_value:
+            self._formulas_without_value(sheet)
         groups = tuple(self._groups[code] for code in GROUP_TITLES if code in self._groups)
         notes = list(self.notes)
+        if sheet is not None:
+            notes.extend(sheet_notes(sheet, self.fmt.unit))
         if self.blank_lines:
-            lines = f"{self.blank_lines:,} blank line{'s' if self.blank_lines != 1 else ''}"
-            notes.append(f"{lines} (empty, or only delimiters and spaces) skipped: not records")
+            unit = self.fmt.unit
+            lines = f"{self.blank_lines:,} blank {unit}{'s' if self.blank_lines != 1 else ''}"
+            what = "only spaces" if sheet is not None else "only delimiters and spaces"
+            notes.append(f"{lines} (empty, or {what}) skipped: not records")
         return CheckReport(
             path=path,
             format=self.fmt,
@@ -718,6 +828,21 @@ class Checker:
             groups=groups,
             notes=tuple(notes),
             blank_lines=self.blank_lines,
+            sheet=sheet,
+            sheet_given=sheet_given,
+        )
+
+    def _formulas_without_value(self, sheet: SheetFacts) -> None:
+        count = sheet.formulas_without_value
+        group = self._groups["formula-without-value"] = Group("formula-without-value", count)
+        group.examples.append(
+            Finding(
+                sheet.first_formula_without_value,
+                f"{count:,} formula cell{'s' if count != 1 else ''} of sheet {sheet.sheet!r} "
+                f"{'have' if count != 1 else 'has'} no saved value (the first in this row) and "
+                f"read{'s' if count == 1 else ''} empty: open the workbook in Excel and save "
+                "it, so that Excel computes and saves the values",
+            )
         )
 
     def close(self) -> None:

@@ -34,6 +34,17 @@ def _describe_delimiter(report: CheckReport) -> str:
     )
 
 
+def _describe_sheet(report: CheckReport) -> str:
+    facts = report.sheet
+    assert facts is not None
+    info = next((info for info in facts.sheets if info.name == facts.sheet), None)
+    number = f"sheet {info.number} of {len(facts.sheets)}" if info is not None else "a sheet"
+    how = (
+        "given with --sheet" if report.sheet_given else "the first visible; --sheet chooses another"
+    )
+    return f"{facts.sheet!r} ({number}, {how})"
+
+
 def _describe_phone(report: CheckReport) -> str:
     phone = report.phone
     if phone.source is PhoneSource.OPTION:
@@ -58,10 +69,13 @@ def render_text(
             out.append(f"  {label:<10} {text}")
 
         first, last = fmt.data_line, report.last_line
-        span = f"lines {first:,}-{last:,}" if report.records else "no records"
+        span = f"{fmt.unit}s {first:,}-{last:,}" if report.records else "no records"
         out.append(report.path)
-        item("encoding", _describe_encoding(report))
-        item("delimiter", _describe_delimiter(report))
+        if report.sheet is not None:
+            item("sheet", _describe_sheet(report))
+        else:
+            item("encoding", _describe_encoding(report))
+            item("delimiter", _describe_delimiter(report))
         readable = report.records - report.invalid
         item(
             "records",
@@ -79,7 +93,7 @@ def render_text(
             item(label, f"{name} = {value!r} (--set)")
         label = "samples"
         for line, record in report.samples:
-            item(label, f"line {line}: {record}")
+            item(label, f"{fmt.unit} {line}: {record}")
             label = ""
         for note in report.notes:
             item("note", note)
@@ -88,7 +102,7 @@ def render_text(
         out.append(f"{group.code}: {group.title} ({group.count:,})")
         shown = group.examples if examples is None else group.examples[:examples]
         for finding in shown:
-            where = f"line {finding.line}" if finding.line is not None else "file"
+            where = f"{fmt.unit} {finding.line}" if finding.line is not None else "file"
             out.append(f"  {where}: {finding.message}")
         more = group.count - len(shown)
         if more:

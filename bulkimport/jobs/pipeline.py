@@ -71,6 +71,7 @@ def reader_options(settings: Settings) -> ReaderOptions:
         max_record_lines=read.max_record_lines,
         phone_field=read.phone_field,
         repair=read.repair,
+        sheet=read.sheet,
     )
 
 

@@ -1,7 +1,10 @@
 """The streaming reader: from a file to rows, with a reading position to resume from.
 
 - ``format``: ``ReaderOptions`` (what the user said) and ``sniff_format`` → ``FileFormat``
-  (encoding, delimiter, header, mapping), stored with the job;
+  (the kind of file; encoding and delimiter, or the sheet; header, mapping), stored with
+  the job;
+- ``header``: which record is the header (titles above it refused), the mapping of columns
+  to fields (``--map``, ``--set``), for every kind of file;
 - ``encoding``: which text encoding a file is in;
 - ``lines``: the file's physical lines, a block at a time, with their byte sizes, and
   ``LineSource``, which hands them to the csv parser with a bound on a record's lines;
@@ -9,7 +12,14 @@
 - ``records``: ``RecordMaker``, the one record encoder (cells → ``NewRow``): values trimmed,
   phone numbers repaired or refused, blank records counted;
 - ``batches``: ``read_batches``, the stream of ``Batch`` es with their resume positions, in
-  which every line is in a row or counted blank, and an unclosed quote costs its own line.
+  which every line is in a row or counted blank, and an unclosed quote costs its own line;
+- ``sheets``: the same for a workbook's sheet (rows for lines), and ``SheetFacts``, what
+  reading it found out (sheets, hidden rows and columns, merged ranges, formulas without a
+  value);
+- ``workbook``: the streaming .xlsx reader itself (standard library only).
+
+CSV files and workbooks go through the same two calls, ``sniff_format`` and
+``read_batches``: a caller never asks which kind a file is.
 
 A file that cannot be read at all raises ``InputError`` with one line naming the file and
 saying what to do next; a wrong option value raises ``ConfigError``.
@@ -20,21 +30,25 @@ from bulkimport.reader.encoding import BOMS, normalize_encoding
 from bulkimport.reader.format import (
     DEFAULT_MAX_RECORD_LINES,
     FileFormat,
+    InputKind,
     ReaderOptions,
-    map_key,
     normalize_delimiter,
     sniff_delimiter,
     sniff_format,
 )
+from bulkimport.reader.header import map_key
 from bulkimport.reader.records import RecordMaker, cells_rebuilder
+from bulkimport.reader.sheets import SheetFacts
 
 __all__ = [
     "BOMS",
     "DEFAULT_BATCH_ROWS",
     "DEFAULT_MAX_RECORD_LINES",
     "FileFormat",
+    "InputKind",
     "ReaderOptions",
     "RecordMaker",
+    "SheetFacts",
     "cells_rebuilder",
     "file_size",
     "map_key",

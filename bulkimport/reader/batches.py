@@ -28,9 +28,10 @@ from itertools import chain
 from pathlib import Path
 from typing import cast
 
-from bulkimport.reader.format import FileFormat, open_file
+from bulkimport.reader.format import FileFormat, InputKind, open_file
 from bulkimport.reader.lines import LineSource, RecordTooLong, read_blocks
 from bulkimport.reader.records import RecordMaker
+from bulkimport.reader.sheets import SheetFacts, read_sheet_batches
 from bulkimport.rows import NO_REPAIRS, Batch, NewRow
 from bulkimport.states import InvalidReason, RowState
 
@@ -55,6 +56,7 @@ def read_batches(
     start_offset: int | None = None,
     start_line: int | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
+    facts: SheetFacts | None = None,
 ) -> Generator[Batch, None, None]:
     """Stream the records of ``path`` after its header as batches of ``NewRow``.
 
@@ -62,7 +64,20 @@ def read_batches(
     (``start_offset=batch.end_offset, start_line=batch.next_line``). Each batch holds up to
     ``batch_rows`` rows; memory stays flat whatever the size of the file. Raises
     ``InputError`` if the file cannot be opened or read.
+
+    A workbook's sheet (``fmt.kind``) is read by ``sheets.read_sheet_batches``: lines are
+    sheet rows, reading resumes at ``start_line`` alone, and ``facts`` (if given) learns
+    what ``check`` says about the workbook once the sheet is read to its end.
     """
+    if fmt.kind is InputKind.XLSX:
+        yield from read_sheet_batches(
+            path,
+            fmt,
+            start_row=fmt.data_line if start_line is None else start_line,
+            batch_rows=batch_rows,
+            facts=facts,
+        )
+        return
     offset = fmt.data_offset if start_offset is None else start_offset
     first_line = fmt.data_line if start_line is None else start_line
     maker = RecordMaker(fmt)

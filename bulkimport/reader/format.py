@@ -1,29 +1,45 @@
 """How a file is read: what the user said (``ReaderOptions``) and what sniffing decided
-(``FileFormat``: encoding, delimiter, header, mapping, where the first record starts).
+(``FileFormat``: the kind of file, its encoding and delimiter or its sheet, the header, the
+mapping, where the first record starts).
 
 ``sniff_format`` looks at the head of the file once; its result is stored with the job, so
-that a later process reads (or resumes reading) the file exactly the same way.
+that a later process reads (or resumes reading) the file exactly the same way. A workbook is
+told by its content, whatever its name (``workbook.is_workbook``): a workbook renamed
+``.csv`` is read as a workbook.
 """
 
 from __future__ import annotations
 
 import csv
+import enum
 import json
-import re
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import islice
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any
 
-from bulkimport.errors import ConfigError, InputError, RecordError
-from bulkimport.protocol import encode_record
+from bulkimport.errors import ConfigError, InputError
 from bulkimport.reader.encoding import SAMPLE_BYTES, detect_encoding
+from bulkimport.reader.header import (
+    HeadRecord,
+    check_constants,
+    choose_header,
+    clean_header,
+    filled,
+    map_fields,
+)
 from bulkimport.reader.lines import flat_lines, read_blocks
 from bulkimport.reader.phones import is_phone_like
-from bulkimport.rows import REPORT_COLUMNS
+from bulkimport.reader.workbook import (
+    NOT_READ,
+    WorkbookKind,
+    column_index,
+    is_workbook,
+    open_sheet,
+)
 
-#: How many lines from the header on the delimiter sniffer parses.
+#: How many lines (or rows) from the header on sniffing looks at.
 SNIFF_LINES = 200
 
 
@@ -31,20 +47,17 @@ SNIFF_LINES = 200
 #: a quote that is still open after a hundred was never closed.
 DEFAULT_MAX_RECORD_LINES = 100
 
-#: Title lines above the header: at most this many, each filling at most this many cells ...
-TITLE_MAX_LINES = 10
-TITLE_MAX_CELLS = 2
-#: ... compared with the median of the cells filled by this many records below it.
-TITLE_LOOKAHEAD = 20
-
 #: The delimiters the sniffer chooses between, in order of preference on a tie.
 DELIMITERS = (",", ";", "\t", "|")
 
-
-# `--map '#3=phone2'`: a column by its position, 1-based as a person counts.
-_POSITION = re.compile(r"#(\d+)")
-
 _DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+class InputKind(enum.StrEnum):
+    """What kind of file a job reads, told by its content."""
+
+    CSV = "csv"  # delimited text: positions are physical lines and byte offsets
+    XLSX = "xlsx"  # a sheet of an Excel workbook (.xlsx, .xlsm): positions are sheet rows
 
 
 @dataclass(frozen=True)
@@ -58,7 +71,11 @@ class ReaderOptions:
     trimmed by default); a quoted value may span at most ``max_record_lines`` lines (a quote
     still open after that is taken as unclosed). ``phone_field`` is the target's
     ``--phone-field``: with the fields named like a phone, its numbers are repaired (or, not
-    ``repair``, refused) when Excel damaged them (see ``phones``).
+    ``repair``, refused) when Excel damaged them (see ``phones``). ``sheet`` names the sheet
+    of a workbook to read, by name or by number (``"2"``: the second tab); ``None`` reads
+    the first visible one. ``encoding``, ``delimiter``, ``max_record_lines`` are for CSV
+    files and ``sheet`` for workbooks: each kind ignores the others' (a profile may name
+    both).
     """
 
     encoding: str | None = None
@@ -71,6 +88,7 @@ class ReaderOptions:
     max_record_lines: int = DEFAULT_MAX_RECORD_LINES
     phone_field: str = ""
     repair: bool = True
+    sheet: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +99,11 @@ class FileFormat:
     sent as (``None``: dropped). ``data_offset`` / ``data_line`` locate the first record
     after the header (byte offset, 1-based physical line). The rest is how records are made,
     as ``ReaderOptions`` says.
+
+    ``kind`` says what the file is; for a workbook (``InputKind.XLSX``), ``sheet`` is the
+    name of the sheet read, ``data_line`` the sheet row of the first record, and
+    ``encoding``, ``delimiter``, ``data_offset`` have no bearing (``utf-8``, ``,``, 0).
+    Formats stored before workbooks were read have neither field: they are CSV.
     """
 
     encoding: str
@@ -97,6 +120,20 @@ class FileFormat:
     max_record_lines: int = DEFAULT_MAX_RECORD_LINES
     phone_fields: tuple[str, ...] = ()  # sent fields whose numbers are examined
     repair: bool = True
+    kind: InputKind = InputKind.CSV
+    sheet: str | None = None
+
+    @property
+    def unit(self) -> str:
+        """What a record's number counts, for messages: ``line`` (CSV) or ``row`` (sheet)."""
+        return "row" if self.kind is InputKind.XLSX else "line"
+
+    def describe(self) -> str:
+        """How the file is read, in a few words: ``utf-8, delimiter ','`` or
+        ``sheet 'Leads' of a workbook``."""
+        if self.kind is InputKind.XLSX:
+            return f"sheet {self.sheet!r} of a workbook"
+        return f"{self.encoding}, delimiter {self.delimiter!r}"
 
     def to_json(self) -> str:
         """The format as a JSON object, to be stored with the job."""
@@ -122,6 +159,8 @@ class FileFormat:
             max_record_lines=int(data.get("max_record_lines", DEFAULT_MAX_RECORD_LINES)),
             phone_fields=tuple(data.get("phone_fields", ())),
             repair=bool(data.get("repair", True)),
+            kind=InputKind(data.get("kind", InputKind.CSV)),
+            sheet=None if data.get("sheet") is None else str(data["sheet"]),
         )
 
 
@@ -134,17 +173,25 @@ def normalize_delimiter(text: str) -> str:
 
 
 def sniff_format(path: Path, options: ReaderOptions | None = None) -> FileFormat:
-    """Decide how to read ``path``: encoding, delimiter, header, mapping, first record.
+    """Decide how to read ``path``: its kind, then its encoding and delimiter (a CSV file)
+    or its sheet (a workbook), the header, the mapping, the first record.
 
     Raises ``InputError`` when the file cannot be read at all (missing, a directory,
-    unreadable, binary, empty, no header, unusable column names) and ``ConfigError`` for a
-    bad option value.
+    unreadable, binary, empty, no header, unusable column names, a workbook of a kind that
+    is not read) and ``ConfigError`` for a bad option value.
     """
     options = options or ReaderOptions()
     if options.skip_rows < 0:
         raise ConfigError("--skip-rows cannot be negative")
     if options.max_record_lines < 1:
         raise ConfigError("--max-record-lines must be at least 1")
+    workbook = is_workbook(path)
+    if workbook is not None:
+        return _sniff_sheet(path, workbook, options)
+    return _sniff_csv(path, options)
+
+
+def _sniff_csv(path: Path, options: ReaderOptions) -> FileFormat:
     forced_delimiter = normalize_delimiter(options.delimiter) if options.delimiter else None
     with open_file(path) as handle:
         try:
@@ -181,12 +228,12 @@ def sniff_format(path: Path, options: ReaderOptions | None = None) -> FileFormat
                 break
     texts = [text for text, _ in head]
     delimiter = forced_delimiter or sniff_delimiter(texts)
-    header_record = _find_header(path, texts, delimiter, line_no)
+    header_record = choose_header(path, _head_records(path, texts, delimiter, line_no), line_no)
     header_line = line_no + header_record.first + 1
     raw_names = header_record.cells
-    header = _clean_header(raw_names)
-    fields, header = _map_fields(path, header_line, header, len(raw_names), options)
-    constants = _check_constants(path, fields, options.constants)
+    header = clean_header(raw_names)
+    fields, header = map_fields(path, header_line, header, len(raw_names), options.rename)
+    constants = check_constants(path, fields, options.constants)
     return FileFormat(
         encoding=encoding,
         encoding_confidence=confidence,
@@ -200,75 +247,94 @@ def sniff_format(path: Path, options: ReaderOptions | None = None) -> FileFormat
         bom=bom_length > 0,
         keep_spaces=options.keep_spaces,
         max_record_lines=options.max_record_lines,
-        phone_fields=tuple(
-            name
-            for name in fields
-            if name is not None and (name == options.phone_field or is_phone_like(name))
-        ),
+        phone_fields=_phone_fields(fields, options),
         repair=options.repair,
     )
 
 
-class _HeadRecord(NamedTuple):
-    first: int  # index of its first line in the head
-    end: int  # index of the line after it
-    cells: list[str]
-
-
-def _filled(cells: Sequence[str]) -> int:
-    """How many cells hold something besides spaces."""
-    return sum(1 for cell in cells if cell.strip())
-
-
-def _find_header(path: Path, texts: list[str], delimiter: str, lines_before: int) -> _HeadRecord:
-    """The header among the first records of ``texts`` (the head of the file after
-    ``--skip-rows`` and ``lines_before`` lines in all): the first record that is neither
-    blank (empty, spaces, bare delimiters) nor a title.
-
-    A title (``Customer list,,,,``, ``sep=;``, a report's name and date) fills at most
-    ``TITLE_MAX_CELLS`` cells, at most half of what the records below it typically fill (the
-    median of the next ``TITLE_LOOKAHEAD``). Titles are refused with the ``--skip-rows``
-    that reads the header: taken for the header, a title makes the real header a record
-    and every column a field no one asked for.
-    """
-    records: list[_HeadRecord] = []
+def _head_records(
+    path: Path, texts: list[str], delimiter: str, lines_before: int
+) -> list[HeadRecord]:
+    """The records of ``texts`` (the head of the file after ``lines_before`` lines) that
+    fill a cell; a header the csv module cannot read is refused."""
+    records: list[HeadRecord] = []
     reader = csv.reader(texts, delimiter=delimiter, strict=False)
     before = 0
     try:
         for cells in reader:
-            if _filled(cells):
-                records.append(_HeadRecord(before, reader.line_num, cells))
+            if filled(cells):
+                records.append(HeadRecord(before, reader.line_num, cells))
             before = reader.line_num
     except csv.Error as exc:
         if not records:
             line = lines_before + before + 1
             raise InputError(f"{path}: line {line}: cannot read the header ({exc})") from None
+    return records
+
+
+def _sniff_sheet(path: Path, kind: WorkbookKind, options: ReaderOptions) -> FileFormat:
+    """The format of a sheet of a workbook: its first rows after ``--skip-rows`` give the
+    header as a CSV file's first lines do; row numbers are the sheet's."""
+    if kind is not WorkbookKind.XLSX:
+        raise InputError(f"{path}: {NOT_READ[kind]}")
+    skipped = options.skip_rows
+    with open_sheet(path, options.sheet) as sheet:
+        head = list(islice(sheet.iter_rows(start_row=skipped + 1), SNIFF_LINES))
+        name = sheet.info.name
+        used = _dimension_width(sheet.info.dimension)
+    records = [
+        HeadRecord(number - skipped - 1, number - skipped, cells)
+        for number, cells in head
+        if filled(cells)
+    ]
     if not records:
-        raise InputError(f"{path}: the file has no header (it is empty or only blank lines)")
-    titles = 0
-    typical: list[int] = []
-    while titles < min(TITLE_MAX_LINES, len(records) - 1):
-        filled = _filled(records[titles].cells)
-        below = records[titles + 1 : titles + 1 + TITLE_LOOKAHEAD]
-        typical.append(statistics.median_low(_filled(record.cells) for record in below))
-        if filled > TITLE_MAX_CELLS or 2 * filled > typical[-1]:
-            break
-        titles += 1
-    if not titles:
-        return records[0]
-    header = records[titles]
-    filled = _filled(records[0].cells)
-    first = lines_before + records[0].first + 1
-    last = lines_before + records[titles - 1].end
-    text = next(cell.strip() for cell in records[0].cells if cell.strip())
-    shown = repr(text if len(text) <= 40 else text[:40] + "...")
-    where = f"line {first} ({shown})" if first == last else f"lines {first}-{last} ({shown}...)"
-    count = f"{filled} cell{'s' if filled > 1 else ''}"
-    raise InputError(
-        f"{path}: {where} {'looks like a title' if titles == 1 else 'look like titles'} "
-        f"above the header ({count} filled, where the records below fill {typical[0]}); "
-        f"the header seems to be line {lines_before + header.first + 1}: "
-        f"add --skip-rows {lines_before + header.first}"
+        below = f" below row {skipped}" if skipped else ""
+        raise InputError(
+            f"{path}: sheet {name!r} has no header (it is empty{below}); "
+            "choose another sheet with --sheet"
+        )
+    header_record = choose_header(path, records, skipped, unit="row")
+    header_row = skipped + header_record.first + 1
+    raw_width = max(used, *(len(cells) for _, cells in head))
+    header = clean_header(header_record.cells)
+    fields, header = map_fields(path, header_row, header, raw_width, options.rename, "row")
+    constants = check_constants(path, fields, options.constants)
+    return FileFormat(
+        encoding="utf-8",
+        encoding_confidence=1.0,
+        delimiter=",",
+        header=header,
+        fields=fields,
+        constants=constants,
+        keep_empty=options.keep_empty,
+        data_offset=0,
+        data_line=header_row + 1,
+        keep_spaces=options.keep_spaces,
+        phone_fields=_phone_fields(fields, options),
+        repair=options.repair,
+        kind=InputKind.XLSX,
+        sheet=name,
+    )
+
+
+def _dimension_width(dimension: str | None) -> int:
+    """The columns of the range a sheet records as used (``A1:P900``: 16), 0 if unknown."""
+    if not dimension:
+        return 0
+    letters = dimension.rpartition(":")[2].replace("$", "").rstrip("0123456789")
+    try:
+        return column_index(letters) + 1 if letters else 0
+    except ValueError:
+        return 0
+
+
+def _phone_fields(fields: tuple[str | None, ...], options: ReaderOptions) -> tuple[str, ...]:
+    """The sent fields whose numbers the reader examines: ``--phone-field`` and the fields
+    named like a phone."""
+    return tuple(
+        name
+        for name in fields
+        if name is not None and (name == options.phone_field or is_phone_like(name))
     )
 
 
@@ -287,7 +353,7 @@ def sniff_delimiter(lines: Sequence[str]) -> str:
             continue
         # Title lines above the header fill one cell whatever the delimiter: the header is
         # the first row that fills two.
-        start = next((i for i, row in enumerate(rows) if _filled(row) >= 2), None)
+        start = next((i for i, row in enumerate(rows) if filled(row) >= 2), None)
         if start is None:
             continue
         width = len(rows[start])
@@ -315,112 +381,3 @@ def open_file(path: Path) -> IO[bytes]:
         raise InputError(
             f"{path}: cannot open the file ({exc.strerror or exc}); check its permissions"
         ) from None
-
-
-def _clean_header(names: list[str]) -> tuple[str, ...]:
-    """Column names without a BOM or surrounding spaces; trailing empty names (the empty
-    columns Excel leaves at the right) are not columns."""
-    cleaned = [name.replace("\ufeff", "").strip() for name in names]
-    while cleaned and not cleaned[-1]:
-        cleaned.pop()
-    return tuple(cleaned)
-
-
-def _map_fields(
-    path: Path,
-    header_line: int,
-    header: tuple[str, ...],
-    raw_width: int,
-    options: ReaderOptions,
-) -> tuple[tuple[str | None, ...], tuple[str, ...]]:
-    """The field of each column (``None``: dropped), and the header, widened to the unnamed
-    columns at the right that ``--map '#N=FIELD'`` names."""
-    where = f"{path}: line {header_line}"
-    by_position: dict[int, str | None] = {}
-    by_name: dict[str, str | None] = {}
-    for column, name in options.rename.items():
-        position = _POSITION.fullmatch(column)
-        if position is None:
-            by_name[column] = name
-            continue
-        index = int(position[1])
-        if not 1 <= index <= raw_width:
-            raise InputError(
-                f"{path}: --map '{column}={name or ''}': the file has {raw_width} columns, "
-                f"#1 to #{raw_width}"
-            )
-        by_position[index] = name
-    if by_position:
-        header = header + ("",) * (max(by_position) - len(header))
-    if not header:
-        raise InputError(f"{where}: the header has no column names; check --skip-rows")
-    known = set(header)
-    missing = [column for column in by_name if column not in known]
-    if missing:
-        raise InputError(
-            f"{path}: --map names column {missing[0]!r}, which the file does not have; "
-            f"its columns are: {', '.join(header)}"
-        )
-    fields: list[str | None] = []
-    seen: dict[str, int] = {}
-    for index, column in enumerate(header, start=1):
-        if index in by_position:
-            name = by_position[index] or None
-        elif column in by_name:
-            name = by_name[column] or None
-        elif column in REPORT_COLUMNS:
-            name = None
-        else:
-            name = column
-        if name is None:
-            fields.append(None)
-            continue
-        by_place = f"--map '#{index}=FIELD'"
-        if not name:
-            raise InputError(
-                f"{where}: column {index} has no name; name it with {by_place} or drop it "
-                f"with --map '#{index}=', or check --skip-rows if this line is not the header"
-            )
-        try:
-            encode_record([(name, "")])
-        except RecordError as exc:
-            raise InputError(f"{where}: column {index}: {exc}; rename it with {by_place}") from None
-        if name in seen:
-            raise InputError(
-                f"{where}: field {name!r} comes from columns {seen[name]} and {index}; "
-                f"rename one by its position with {by_place} (or drop it with --map '#{index}=')"
-            )
-        seen[name] = index
-        fields.append(name)
-    if not seen:
-        raise InputError(f"{path}: every column is dropped; nothing would be sent")
-    return tuple(fields), header
-
-
-def map_key(header: Sequence[str], index: int) -> str:
-    """How ``--map`` names column ``index`` (0-based) of ``header``: by its name when that
-    is unambiguous, else by its position (``#3``)."""
-    name = header[index]
-    if name and "=" not in name and header.count(name) == 1 and not _POSITION.fullmatch(name):
-        return name
-    return f"#{index + 1}"
-
-
-def _check_constants(
-    path: Path, fields: tuple[str | None, ...], constants: tuple[tuple[str, str], ...]
-) -> tuple[tuple[str, str], ...]:
-    if not constants:
-        return ()
-    try:
-        encode_record(constants)
-    except RecordError as exc:
-        raise ConfigError(f"--set: {exc}") from None
-    names = [name for name, _ in constants]
-    for name in names:
-        if name in fields or names.count(name) > 1:
-            raise InputError(
-                f"{path}: field {name!r} is set with --set and also comes from "
-                + ("another --set" if names.count(name) > 1 else "a column")
-                + "; drop the column with --map or remove one --set"
-            )
-    return tuple((str(name), str(value)) for name, value in constants)

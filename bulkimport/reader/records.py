@@ -39,9 +39,9 @@ EXTRA_COLUMN = REPORT_COLUMNS[0]
 _PENDING = RowState.PENDING
 _INVALID = RowState.INVALID
 
-#: ``maker()``'s function: the row of a record starting at a line, from the cells the csv
-#: parser gives (a list), or ``None`` for a blank record.
-MakeRow = Callable[[int, list[str]], NewRow | None]
+#: ``maker()``'s function: the row of a record starting at a line, from its cells as read
+#: (the csv parser's list, a sheet row's tuple), or ``None`` for a blank record.
+MakeRow = Callable[[int, Sequence[str]], NewRow | None]
 
 
 class RecordMaker:
@@ -121,7 +121,7 @@ class RecordMaker:
         first_phone, second_phone = [*columns, 0, 0][:2]
         phones_of = operator.itemgetter(*columns) if phone_count > 2 else None
 
-        def make(line: int, raw: list[str]) -> NewRow | None:
+        def make(line: int, raw: Sequence[str]) -> NewRow | None:
             cells = tuple(map(strip, raw)) if trim else tuple(raw)
             if len(cells) == width and (trim or cells[0].strip()):
                 if phone_count:
