@@ -105,6 +105,7 @@ class SendResult:
     cause: StopCause | None = None
     outcome: Outcome | None = None
     budget_codes: list[tuple[str, int]] = field(default_factory=list)
+    budget_answers: int = 0  # the answers those codes are among
     seconds: float = 0.0
 
 
@@ -299,6 +300,7 @@ class Dispatcher:
             cause=None if finished else (run.cause or StopCause.SIGNAL),
             outcome=run.outcome,
             budget_codes=self.health.budget_codes(),
+            budget_answers=self.health.budget_answers,
             seconds=self._clock() - started,
         )
 
