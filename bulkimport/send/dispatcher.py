@@ -39,7 +39,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bulkimport.protocol import Outcome, OutcomeKind, mask_secrets
+from bulkimport.protocol import Outcome, OutcomeKind, Trouble, mask_secrets
 from bulkimport.rows import ClaimedRow, RowResult
 from bulkimport.send.health import HealthSettings, JobHealth, Mode
 from bulkimport.send.limiter import Clock, RateLimiter
@@ -551,6 +551,11 @@ class Dispatcher:
         if outcome.answered and not self._reached_told:
             self._reached_told = True
             self._tell(WatchEvent(Watch.REACHED))
+        if outcome.trouble is Trouble.THROTTLED:
+            # A front end that limits the rate may count strictly (limit_req without a
+            # burst refuses a call that follows the last one too soon): a late call no
+            # longer lets the next one catch up.
+            self._limiter.keep_spacing()
         if outcome.retry_after_s is not None:
             self._limiter.pause(outcome.retry_after_s)
             counts.throttled += 1
