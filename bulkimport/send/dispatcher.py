@@ -31,10 +31,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -171,7 +173,9 @@ class _Run:
     committing: int = 0  # outcomes in the batch being committed right now
     error: BaseException | None = None  # a worker's unexpected error, raised by run()
     sending: asyncio.Event = field(default_factory=asyncio.Event)  # set unless in an outage
-    slot_free: asyncio.Event = field(default_factory=asyncio.Event)
+    # Workers waiting for a slot, first come first served: a freed slot wakes one of them,
+    # not all (with --rate auto most of the pool waits under a small cap).
+    slot_waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     in_flight: int = 0  # calls sent and not answered (slots taken)
     probing: bool = False
 
@@ -239,7 +243,6 @@ class Dispatcher:
         self._streak_rows: list[int] = []
         self._run = _Run()
         self._run.sending.set()
-        self._run.slot_free.set()
         self.counts = SendCounts()
         self._flush_lock = asyncio.Lock()
         self._watch_tasks: set[asyncio.Task[None]] = set()
@@ -254,7 +257,7 @@ class Dispatcher:
             run.cause, run.outcome = cause, outcome
         run.stop.set()
         run.sending.set()  # wake the workers held by an outage: they end
-        run.slot_free.set()
+        self._wake_slot_waiters(len(run.slot_waiters))
 
     # --- the run ------------------------------------------------------------------------------
 
@@ -422,8 +425,17 @@ class Dispatcher:
         while run.in_flight >= self.pace.concurrency_limit:
             if run.stop.is_set():
                 return False
-            run.slot_free.clear()
-            await self._wait_for(run.slot_free, IDLE_POLL_S)
+            waiter = asyncio.get_running_loop().create_future()
+            run.slot_waiters.append(waiter)
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), IDLE_POLL_S)
+            except TimeoutError:
+                pass
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    run.slot_waiters.remove(waiter)
         if run.stop.is_set():
             return False
         run.in_flight += 1
@@ -431,7 +443,16 @@ class Dispatcher:
 
     def _free_slot(self) -> None:
         self._run.in_flight -= 1
-        self._run.slot_free.set()
+        self._wake_slot_waiters(1)
+
+    def _wake_slot_waiters(self, count: int) -> None:
+        """Wake ``count`` workers waiting for a slot (those still waiting, oldest first)."""
+        waiters = self._run.slot_waiters
+        while count > 0 and waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                count -= 1
 
     async def _send(self, row: ClaimedRow) -> None:
         """Send one row (a slot taken, its turn come) and record what came of it."""
@@ -547,6 +568,7 @@ class Dispatcher:
         now = self._clock()
         if self.pace.on_answer(now, now - started, signal_of(outcome)):
             self._limiter.set_rate(self.pace.rate_per_s)
+            self._wake_slot_waiters(self.pace.concurrency_limit - run.in_flight)
         decision = self.health.observe(outcome, now, started)
         if outcome.answered and not self._reached_told:
             self._reached_told = True
