@@ -164,6 +164,20 @@ def test_ramps_up_from_a_cold_start() -> None:
     assert controller.concurrency_limit == min(wanted, PaceSettings().max_concurrency)
 
 
+def test_a_ramp_that_overshoots_takes_the_middle_of_its_last_step_as_the_ceiling() -> None:
+    # Doubling from 32/s to 64/s met a limit: it is between the two. The answers of the last
+    # second came mostly at 32/s; the middle of the step (45/s) is the better guess.
+    controller = PaceController()
+    driver = Driver(controller)
+    while controller.rate_per_s < 64:
+        driver.run(driver.now_s + 0.01)
+    driver.run(driver.now_s + 0.05)
+    assert driver.answer_now(0.002, Signal.THROTTLE)
+    state = controller.state()
+    assert state.ceiling_per_s == pytest.approx(64 / math.sqrt(2))
+    assert state.rate_per_s == pytest.approx(64 / math.sqrt(2) * PaceTuning().overload_decrease)
+
+
 def test_the_pace_stops_where_the_pool_is_full() -> None:
     # 8 calls in flight at 20 ms carry 400 calls/s at most: a faster pace is not used, and
     # so not earned.
