@@ -508,3 +508,23 @@ def test_an_unlimited_pace_throttled_at_once_starts_from_what_came_through() -> 
     pace.on_answer(0.002, 0.002, Signal.ANSWER)
     assert pace.on_answer(0.003, 0.003, Signal.THROTTLE)
     assert pace.rate_per_s == 1.0  # one came through: a finite pace, doubling from there
+
+
+def test_a_sliding_window_limit_that_refuses_for_a_second_after_a_burst_cuts_once() -> None:
+    # A limit that counts the calls of the last second (an API gateway, the sandbox's
+    # --max-rps) refuses every call for up to a second after a burst filled it, whatever the
+    # pace since: that second is one cut, not a halving per refused call.
+    pace = FixedPace(0.0, 16)
+    now = 0.0
+    for _ in range(50):  # the burst that fills the window
+        pace.on_sent(now)
+        pace.on_answer(now + 0.003, 0.003, Signal.ANSWER)
+        now += 0.001
+    assert pace.on_answer(now, 0.003, Signal.THROTTLE)
+    cut = pace.rate_per_s
+    assert cut == 50.0  # the answers it got in that second
+    while now < 0.99:
+        now += pace.interval_s
+        pace.on_sent(now)
+        pace.on_answer(now + 0.003, 0.003, Signal.THROTTLE)
+    assert pace.rate_per_s == cut

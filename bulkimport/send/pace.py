@@ -577,9 +577,10 @@ class FixedPace:
     a front end that allows 50, and an unlimited pool that kept its pace got one call a
     second through one that also sends ``Retry-After: 1`` (every burst earned a pause).
 
-    - A throttled answer to a call sent after the last cut cuts the pace to ``cut`` (0.85) of
-      the rate the server let through (the answers of the last second, since the last pause);
-      when the pace had held for that whole second, that rate is the ``ceiling``. With too few
+    - A throttled answer to a call sent after the last cut (and ``hold_s`` after it) cuts the
+      pace to ``cut`` (0.85) of the rate the server let through (the answers of the last
+      second, since the last pause); when the pace had held for that whole second, that rate
+      is the ``ceiling``. With too few
       answers to measure, the pace halves (an unlimited one starts from the answers of the
       last second).
     - Throttled at a settled pace that still gets most of the ceiling through (a strict
@@ -704,8 +705,11 @@ class FixedPace:
         return False
 
     def _throttled(self, now_s: float, sent_s: float) -> bool:
-        if sent_s < self._cut_at:
-            return False  # sent at the pace already cut: says nothing about the new one
+        if sent_s < self._cut_at or now_s - self._cut_at < self._hold_s:
+            # Sent at the pace already cut: says nothing about the new one. And a limit that
+            # counts calls over a sliding second refuses for up to that second after a burst,
+            # whatever the pace since: one cut per ``hold_s`` at most.
+            return False
         answered = self._answer_rate(now_s)
         ceiling: float | None = None
         if self._grown_at is not None and now_s - self._grown_at < self._hold_s:
