@@ -255,3 +255,18 @@ def test_an_answer_to_a_call_sent_before_the_troubles_does_not_end_them() -> Non
     fresh.observe(REFUSED, 1.0, sent_s=0.9)
     fresh.observe(DONE, 1.1, sent_s=1.05)  # sent after: the server answers
     assert fresh.streak == 0
+
+
+def test_an_answer_to_a_call_sent_before_the_troubles_does_not_end_an_outage_either() -> None:
+    # A server that stops lets its calls in flight finish: one may be answered after the
+    # outage began. Ending it then cleared the troubles that showed it, so their rows kept
+    # the attempt the outage cost them (6 rows of 1,000 behind nginx's maintenance page).
+    watch = health(outage_after=3)
+    watch.observe(DONE, 0.0, sent_s=0.0)
+    for i in range(3):
+        decision = watch.observe(REFUSED, 1.0 + i / 10, sent_s=0.9 + i / 10)
+    assert decision.changed and watch.mode is Mode.OUTAGE
+    late = watch.observe(DONE, 1.5, sent_s=0.5)  # sent before the first trouble
+    assert not late.changed and watch.mode is Mode.OUTAGE
+    assert watch.observe(DONE, 2.0, sent_s=1.9).changed  # sent since: the server is back
+    assert watch.mode is Mode.SENDING

@@ -128,13 +128,12 @@ class JobHealth:
     def observe(self, outcome: Outcome, now_s: float, sent_s: float | None = None) -> Decision:
         """What ``outcome`` (of a call sent at ``sent_s`` that ended at ``now_s``) means for
         the job. An answer to a call sent before the current run of troubles began says
-        nothing about the server since: it does not end the run."""
+        nothing about the server since: it does not end the run, nor the outage it made."""
         if outcome.answered:
             if (
                 sent_s is not None
                 and self.first_trouble_s is not None
                 and sent_s < self.first_trouble_s
-                and self.mode is Mode.SENDING
             ):
                 self.reached = self.answered_now = True
                 if outcome.kind is OutcomeKind.FATAL:
