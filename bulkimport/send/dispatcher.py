@@ -241,6 +241,11 @@ class Dispatcher:
         # Rows whose last call met a trouble held against them, since the last answer: if an
         # outage turns out to have begun, those attempts are taken back.
         self._streak_rows: list[int] = []
+        # Rows whose call is on its way now; those of the streak that were sent again before
+        # the outage was confirmed get their refund when that call's result is recorded.
+        self._sending_rows: set[int] = set()
+        self._refund_later: set[int] = set()
+        self._refund_after_flush: list[int] = []
         self._run = _Run()
         self._run.sending.set()
         self.counts = SendCounts()
@@ -459,9 +464,11 @@ class Dispatcher:
         started = self._clock()
         self.pace.on_sent(started)
         self.counts.sent += 1
+        self._sending_rows.add(row.id)
         try:
             outcome = await self._transport.send(row.record)
         except BaseException:
+            self._sending_rows.discard(row.id)
             # Cut off after the grace time, or a bug in the transport: the call may have
             # reached the server. The row is sent again, and its attempt counts.
             self.pace.on_answer(self._clock(), self._clock() - started, Signal.IGNORE)
@@ -476,6 +483,7 @@ class Dispatcher:
                 )
             )
             raise
+        self._sending_rows.discard(row.id)
         self._free_slot()
         await self._record(row, outcome, started)
 
@@ -537,6 +545,9 @@ class Dispatcher:
             if decision.confirmed:
                 # The server is down indeed: the troubles that showed it were not their rows'.
                 refund, self._streak_rows = self._streak_rows, []
+                # A row of the streak that was sent again meanwhile is in flight: its last
+                # recorded attempt can only be taken back once this call is recorded.
+                self._refund_later.update(r for r in refund if r in self._sending_rows)
                 if refund:
                     await self._flush()
                     self.counts.spared += await self._queue.uncount(
@@ -601,6 +612,10 @@ class Dispatcher:
             max_unknown=self._max_unknown,
         )
         kind = outcome.kind
+        if row.id in self._refund_later:
+            self._refund_later.discard(row.id)
+            if result.state in (RowState.PENDING, RowState.FAILED):
+                self._refund_after_flush.append(row.id)
         if kind is OutcomeKind.TRANSIENT and result.counted:
             self._streak_rows.append(row.id)
         if kind is OutcomeKind.TRANSIENT or (kind is OutcomeKind.FATAL and not outcome.answered):
@@ -682,3 +697,14 @@ class Dispatcher:
                 await self._queue.record_results(self._job_id, batch)
             finally:
                 self._run.committing = 0
+            if self._refund_after_flush:
+                # Only rows whose result this batch recorded (one may be on its way to it).
+                recorded = {result.row_id for result in batch}
+                refund = [r for r in self._refund_after_flush if r in recorded]
+                self._refund_after_flush = [
+                    r for r in self._refund_after_flush if r not in recorded
+                ]
+                if refund:
+                    self.counts.spared += await self._queue.uncount(
+                        self._job_id, refund, now_s=self._wall()
+                    )
