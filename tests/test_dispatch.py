@@ -32,8 +32,11 @@ from bulkimport.protocol import (
     Outcome,
     OutcomeKind,
     PasswordType,
+    Trouble,
     classify_http,
+    classify_trouble,
     encode_params,
+    format_answer,
     md5_hex,
 )
 from bulkimport.rows import FileIdentity, NewRow
@@ -48,6 +51,7 @@ from bulkimport.send import (
     open_session,
 )
 from bulkimport.send.dispatcher import UNKNOWN_CODE
+from bulkimport.send.health import HealthSettings
 from bulkimport.settings import Method, RetryPolicy, SendSettings
 from bulkimport.states import InvalidReason, RowState, StopCause
 from bulkimport.storage import RowView
@@ -1092,3 +1096,53 @@ async def test_a_get_too_long_for_a_url_is_rejected_without_being_sent(
     assert "--method post" in (long.last_message or "")
     stats = await inspect(http, sandbox, "/sandbox/stats")
     assert stats["requests"] == 1
+
+
+class HeldAcrossTheConfirmation:
+    """A server that is down: the second call of ``held`` stays in flight until the first
+    probe has confirmed the outage, then is refused too; the second probe finds it back."""
+
+    def __init__(self, held: str) -> None:
+        self.held = held
+        self.calls: dict[str, int] = {}
+        self.release = asyncio.Event()
+        self.probes = 0
+        self.down = True
+
+    async def send(self, record: str) -> Outcome:
+        self.calls[record] = self.calls.get(record, 0) + 1
+        if record == self.held and self.calls[record] == 2:
+            await self.release.wait()
+            return classify_trouble(Trouble.REFUSED, "cannot connect")
+        if self.down:
+            return classify_trouble(Trouble.REFUSED, "cannot connect")
+        return classify_http(200, format_answer(True, "BackMsg_84"))
+
+    async def probe(self) -> Outcome:
+        self.probes += 1
+        if self.probes == 1:
+            asyncio.get_running_loop().call_later(0.05, self.release.set)
+            return classify_trouble(Trouble.REFUSED, "cannot connect")
+        self.down = False
+        return classify_http(200, format_answer(False, "BackMsg_71"))
+
+
+async def test_a_row_sent_again_before_the_outage_was_confirmed_gets_its_attempt_back(
+    queue: SqliteStorage,
+) -> None:
+    # Row A's first call met the outage (counted, until a probe confirms it), and A was sent
+    # again at once; that second call was still in flight when the probe confirmed the outage,
+    # so the first attempt could not be taken back then. It is, once that call is recorded.
+    records = [record(0), record(1)]
+    job_id = await make_job(queue, records)
+    transport = HeldAcrossTheConfirmation(records[0])
+    settings = send_settings(concurrency=2, backoff_base_s=0.001, backoff_max_s=0.001)
+    health = HealthSettings(outage_after=3, probe_first_s=0.2)
+
+    result = await dispatch(queue, job_id, transport, settings, health=health)
+
+    assert result.end is SendEnd.FINISHED
+    assert transport.calls[records[0]] >= 3 and transport.probes >= 2
+    rows = await rows_of(queue, job_id)
+    assert {row.state for row in rows} == {RowState.DONE}
+    assert [row.attempts for row in rows] == [1, 1]  # the outage cost neither an attempt

@@ -161,12 +161,23 @@ def test_throttling_is_never_the_rows_fault_and_no_outage_while_answers_come() -
 # --- the error budget -----------------------------------------------------------------------
 
 
-def test_all_rejections_stop_the_job_after_at_most_a_hundred_answers() -> None:
+def test_all_rejections_stop_the_job_as_soon_as_half_of_a_hundred_answers_are() -> None:
+    # More than half of the first 100 answers rejected is known at the 51st: stopping then
+    # keeps the calls made, with those in flight, under 100.
     watch = health()
-    decisions = feed(watch, [REJECTED_74] * 150)
+    decisions = feed(watch, [REJECTED_74] * 51)
     stops = [i for i, d in enumerate(decisions) if d.stop is not None]
-    assert stops[0] == 99 and watch.stop is StopCause.BUDGET
-    assert watch.budget_codes() == [("BackMsg_74", 100)]
+    assert stops == [50] and watch.stop is StopCause.BUDGET
+    assert watch.budget_codes() == [("BackMsg_74", 51)]
+    assert watch.budget_answers == 51
+
+
+def test_the_first_window_stops_early_only_when_its_share_is_decided() -> None:
+    watch = health()
+    feed(watch, [DONE] * 49 + [REJECTED_74] * 50)  # 50 of 99: not over half of 100 yet
+    assert watch.stop is None
+    feed(watch, [REJECTED_74])  # 51 of 100
+    assert watch.stop is StopCause.BUDGET
 
 
 def test_some_rejections_among_answers_are_rows_not_a_system() -> None:
@@ -244,3 +255,18 @@ def test_an_answer_to_a_call_sent_before_the_troubles_does_not_end_them() -> Non
     fresh.observe(REFUSED, 1.0, sent_s=0.9)
     fresh.observe(DONE, 1.1, sent_s=1.05)  # sent after: the server answers
     assert fresh.streak == 0
+
+
+def test_an_answer_to_a_call_sent_before_the_troubles_does_not_end_an_outage_either() -> None:
+    # A server that stops lets its calls in flight finish: one may be answered after the
+    # outage began. Ending it then cleared the troubles that showed it, so their rows kept
+    # the attempt the outage cost them (6 rows of 1,000 behind nginx's maintenance page).
+    watch = health(outage_after=3)
+    watch.observe(DONE, 0.0, sent_s=0.0)
+    for i in range(3):
+        decision = watch.observe(REFUSED, 1.0 + i / 10, sent_s=0.9 + i / 10)
+    assert decision.changed and watch.mode is Mode.OUTAGE
+    late = watch.observe(DONE, 1.5, sent_s=0.5)  # sent before the first trouble
+    assert not late.changed and watch.mode is Mode.OUTAGE
+    assert watch.observe(DONE, 2.0, sent_s=1.9).changed  # sent since: the server is back
+    assert watch.mode is Mode.SENDING

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bench.pace_sim import FixedPolicy, Server, auto_policy, measure, simulate
+from bench.pace_sim import FixedPolicy, Report, Server, auto_policy, measure, simulate
 from bulkimport.protocol import Outcome, Trouble, classify_http, classify_trouble
 from bulkimport.send.pace import (
+    FixedPace,
     PaceController,
     PaceReason,
     PaceSettings,
@@ -161,6 +162,20 @@ def test_ramps_up_from_a_cold_start() -> None:
     # Little's law: the pace keeps rate * base calls in flight; the limit leaves twice that.
     wanted = math.ceil(controller.rate_per_s * BASE_S * 2) + 1
     assert controller.concurrency_limit == min(wanted, PaceSettings().max_concurrency)
+
+
+def test_a_ramp_that_overshoots_takes_the_middle_of_its_last_step_as_the_ceiling() -> None:
+    # Doubling from 32/s to 64/s met a limit: it is between the two. The answers of the last
+    # second came mostly at 32/s; the middle of the step (45/s) is the better guess.
+    controller = PaceController()
+    driver = Driver(controller)
+    while controller.rate_per_s < 64:
+        driver.run(driver.now_s + 0.01)
+    driver.run(driver.now_s + 0.05)
+    assert driver.answer_now(0.002, Signal.THROTTLE)
+    state = controller.state()
+    assert state.ceiling_per_s == pytest.approx(64 / math.sqrt(2))
+    assert state.rate_per_s == pytest.approx(64 / math.sqrt(2) * PaceTuning().overload_decrease)
 
 
 def test_the_pace_stops_where_the_pool_is_full() -> None:
@@ -407,3 +422,109 @@ def test_targets_on_a_noisy_server() -> None:
     report = measure(simulate(server, auto_policy(), duration_s=60.0, seed=1), warmup_s=10.0)
     assert report.share >= 0.85
     assert report.p95_ratio <= 2.5
+
+
+# --- a fixed pace (--rate N) that meets throttling ----------------------------------------------
+
+
+def fixed_behind_limit_req(rate_per_s: float, retry_after_s: float | None) -> Report:
+    """``--rate N`` (0: none) at 16 in flight behind nginx's ``limit_req`` of 50 r/s with no
+    burst (the strictest: a call less than 20 ms after the last one let through is refused)."""
+    server = Server(300, 0.002, limit_rps=50, limit_burst=0, limit_retry_after_s=retry_after_s)
+    pace = FixedPace(rate_per_s, 16)
+    return measure(simulate(server, pace, duration_s=60.0), warmup_s=10.0)
+
+
+@pytest.mark.parametrize("rate_per_s", [0.0, 100.0, 300.0])
+@pytest.mark.parametrize("retry_after_s", [None, 1.0])
+def test_a_fixed_pace_behind_limit_req_settles_near_the_limit(
+    rate_per_s: float, retry_after_s: float | None
+) -> None:
+    # Before: a pool that only paused got 21 of 50 through, an unlimited one with
+    # Retry-After 1 s got 1 a second (each burst after a pause earned the next pause).
+    report = fixed_behind_limit_req(rate_per_s, retry_after_s)
+    assert report.share >= 0.75, report
+    assert report.errors <= 0.005, report  # a few 503s a minute, not one per call
+
+
+def test_a_fixed_pace_below_the_limit_is_never_slowed() -> None:
+    server = Server(300, 0.002, limit_rps=50, limit_burst=0)
+    pace = FixedPace(30.0, 16)
+    run = simulate(server, pace, duration_s=20.0)
+    assert not any(answer.throttled for answer in run.answers)
+    assert pace.rate_per_s == 30.0
+    assert pace.state().reason is PaceReason.START
+
+
+def test_a_fixed_pace_gives_way_to_throttling_only() -> None:
+    pace = FixedPace(100.0, 8)
+    for n in range(50):
+        pace.on_sent(n * 0.01)
+        assert not pace.on_answer(n * 0.01 + 0.005, 0.005, Signal.OVERLOAD)
+    assert pace.rate_per_s == 100.0
+
+
+def test_throttling_of_calls_sent_before_a_cut_cuts_once() -> None:
+    pace = FixedPace(100.0, 8)
+    now = 0.0
+    for _ in range(100):  # a second of answers at 100/s
+        pace.on_sent(now)
+        pace.on_answer(now + 0.002, 0.002, Signal.ANSWER)
+        now += 0.01
+    for _ in range(8):  # the calls in flight are all throttled
+        pace.on_sent(now)
+    assert pace.on_answer(now + 0.002, 0.002, Signal.THROTTLE)
+    cut = pace.rate_per_s
+    assert cut == pytest.approx(85.0, rel=0.02)  # 0.85 of what was let through
+    for _ in range(7):
+        assert not pace.on_answer(now + 0.003, 0.003, Signal.THROTTLE)
+    assert pace.rate_per_s == cut
+
+
+def test_after_throttling_the_pace_climbs_back_to_the_chosen_rate() -> None:
+    # The limit was lifted: the pace settles below where it was throttled, then probes past
+    # it in growing steps, up to the chosen rate.
+    pace = FixedPace(200.0, 8)
+    now = 0.0
+    while now < 1.0:
+        pace.on_sent(now)
+        pace.on_answer(now + 0.002, 0.002, Signal.ANSWER)
+        now += pace.interval_s
+    pace.on_sent(now)
+    pace.on_answer(now + 0.002, 0.002, Signal.THROTTLE)
+    assert pace.rate_per_s < 200.0
+    while now < 60.0:
+        pace.on_sent(now)
+        pace.on_answer(now + 0.002, 0.002, Signal.ANSWER)
+        now += pace.interval_s
+    assert pace.rate_per_s == 200.0
+
+
+def test_an_unlimited_pace_throttled_at_once_starts_from_what_came_through() -> None:
+    pace = FixedPace(0.0, 16)
+    assert math.isinf(pace.rate_per_s)
+    for _ in range(16):
+        pace.on_sent(0.0)
+    pace.on_answer(0.002, 0.002, Signal.ANSWER)
+    assert pace.on_answer(0.003, 0.003, Signal.THROTTLE)
+    assert pace.rate_per_s == 1.0  # one came through: a finite pace, doubling from there
+
+
+def test_a_sliding_window_limit_that_refuses_for_a_second_after_a_burst_cuts_once() -> None:
+    # A limit that counts the calls of the last second (an API gateway, the sandbox's
+    # --max-rps) refuses every call for up to a second after a burst filled it, whatever the
+    # pace since: that second is one cut, not a halving per refused call.
+    pace = FixedPace(0.0, 16)
+    now = 0.0
+    for _ in range(50):  # the burst that fills the window
+        pace.on_sent(now)
+        pace.on_answer(now + 0.003, 0.003, Signal.ANSWER)
+        now += 0.001
+    assert pace.on_answer(now, 0.003, Signal.THROTTLE)
+    cut = pace.rate_per_s
+    assert cut == 50.0  # the answers it got in that second
+    while now < 0.99:
+        now += pace.interval_s
+        pace.on_sent(now)
+        pace.on_answer(now + 0.003, 0.003, Signal.THROTTLE)
+    assert pace.rate_per_s == cut

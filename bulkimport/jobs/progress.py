@@ -121,6 +121,7 @@ class LoggedProgress:
         self._interval_s = interval_s
         self._last_log_s = {Phase.READING: 0.0, Phase.SENDING: 0.0}
         self._tally = Tally()
+        self._note = ""  # the pace, or the outage, as the progress line shows it
 
     def start_reading(self, job_id: int, total_bytes: int, offset: int) -> None:
         self._tally.job_id = job_id
@@ -172,8 +173,10 @@ class LoggedProgress:
             "sent": counts.sent,
             **_outcomes(counts),
         }
+        if self._note:
+            fields["note"] = self._note
         log.info(
-            "job %d: %s/%s rows, %.1f rows/s, ETA %s, rejected %d, failed %d, retried %d",
+            "job %d: %s/%s rows, %.1f rows/s, ETA %s, rejected %d, failed %d, retried %d%s",
             tally.job_id,
             f"{settled:,}",
             f"{tally.total:,}",
@@ -182,11 +185,14 @@ class LoggedProgress:
             counts.rejected,
             counts.failed,
             counts.retried,
+            f"; {self._note}" if self._note else "",
             extra=event("progress", **fields),
         )
 
     def note(self, text: str) -> None:
-        pass  # the watcher logs what matters itself
+        # The watcher logs an outage's start and end itself; the progress lines between
+        # carry the pace (--rate auto) and the outage, as the terminal's line does.
+        self._note = text
 
     def end_sending(self) -> None:
         pass

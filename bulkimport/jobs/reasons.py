@@ -105,7 +105,7 @@ def budget_reason(result: SendResult, settings: Settings) -> str:
     codes = result.budget_codes
     budget = settings.send.max_rejects
     rejected = sum(n for _, n in codes)
-    answers = budget.window
+    answers = result.budget_answers or budget.window
     text = f"the server rejected {rejected} of the last {answers} rows"
     if budget.count is not None:
         text = f"the server rejected {result.counts.rejected} rows (--max-rejects {budget})"
@@ -118,7 +118,7 @@ def budget_reason(result: SendResult, settings: Settings) -> str:
                 ": check the file's header and --map against the campaign's fields, then run "
                 "it again with --new"
             )
-        elif code is None:
+        elif code is None and outcome.message and outcome.message != outcome.code:
             text += f" ({outcome.message})"
     elif outcome is not None:
         text += f", {outcome.code} ({outcome.message})"

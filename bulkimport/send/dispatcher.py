@@ -33,15 +33,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bulkimport.protocol import Outcome, OutcomeKind, mask_secrets
+from bulkimport.protocol import Outcome, OutcomeKind, Trouble, mask_secrets
 from bulkimport.rows import ClaimedRow, RowResult
 from bulkimport.send.health import HealthSettings, JobHealth, Mode
 from bulkimport.send.limiter import Clock, RateLimiter
@@ -107,6 +109,7 @@ class SendResult:
     cause: StopCause | None = None
     outcome: Outcome | None = None
     budget_codes: list[tuple[str, int]] = field(default_factory=list)
+    budget_answers: int = 0  # the answers those codes are among
     seconds: float = 0.0
 
 
@@ -183,7 +186,9 @@ class _Run:
     committing: int = 0  # outcomes in the batch being committed right now
     error: BaseException | None = None  # a worker's unexpected error, raised by run()
     sending: asyncio.Event = field(default_factory=asyncio.Event)  # set unless in an outage
-    slot_free: asyncio.Event = field(default_factory=asyncio.Event)
+    # Workers waiting for a slot, first come first served: a freed slot wakes one of them,
+    # not all (with --rate auto most of the pool waits under a small cap).
+    slot_waiters: deque[asyncio.Future[None]] = field(default_factory=deque)
     in_flight: int = 0  # calls sent and not answered (slots taken)
     probing: bool = False
 
@@ -251,9 +256,13 @@ class Dispatcher:
         # Rows whose last call met a trouble held against them, since the last answer: if an
         # outage turns out to have begun, those attempts are taken back.
         self._streak_rows: list[int] = []
+        # Rows whose call is on its way now; those of the streak that were sent again before
+        # the outage was confirmed get their refund when that call's result is recorded.
+        self._sending_rows: set[int] = set()
+        self._refund_later: set[int] = set()
+        self._refund_after_flush: list[int] = []
         self._run = _Run()
         self._run.sending.set()
-        self._run.slot_free.set()
         self.counts = SendCounts()
         self._flush_lock = asyncio.Lock()
         self._watch_tasks: set[asyncio.Task[None]] = set()
@@ -275,7 +284,7 @@ class Dispatcher:
             return
         run.stop.set()
         run.sending.set()  # the workers held by an outage
-        run.slot_free.set()
+        self._wake_slot_waiters(len(run.slot_waiters))
         self._limiter.cancel()
         for _ in range(self._pool):
             run.buffer.put_nowait(None)  # those waiting for a row: one None each
@@ -324,6 +333,7 @@ class Dispatcher:
             cause=None if finished else (run.cause or StopCause.SIGNAL),
             outcome=run.outcome,
             budget_codes=self.health.budget_codes(),
+            budget_answers=self.health.budget_answers,
             seconds=self._clock() - started,
         )
 
@@ -481,8 +491,17 @@ class Dispatcher:
         while run.in_flight >= self.pace.concurrency_limit:
             if run.stop.is_set():
                 return False
-            run.slot_free.clear()
-            await self._wait_for(run.slot_free, IDLE_POLL_S)
+            waiter = asyncio.get_running_loop().create_future()
+            run.slot_waiters.append(waiter)
+            try:
+                await asyncio.wait_for(asyncio.shield(waiter), IDLE_POLL_S)
+            except TimeoutError:
+                pass
+            finally:
+                if not waiter.done():
+                    waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    run.slot_waiters.remove(waiter)
         if run.stop.is_set():
             return False
         run.in_flight += 1
@@ -490,16 +509,27 @@ class Dispatcher:
 
     def _free_slot(self) -> None:
         self._run.in_flight -= 1
-        self._run.slot_free.set()
+        self._wake_slot_waiters(1)
+
+    def _wake_slot_waiters(self, count: int) -> None:
+        """Wake ``count`` workers waiting for a slot (those still waiting, oldest first)."""
+        waiters = self._run.slot_waiters
+        while count > 0 and waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                count -= 1
 
     async def _send(self, row: ClaimedRow) -> None:
         """Send one row (a slot taken, its turn come) and record what came of it."""
         started = self._clock()
         self.pace.on_sent(started)
         self.counts.sent += 1
+        self._sending_rows.add(row.id)
         try:
             outcome = await self._transport.send(row.record)
         except BaseException:
+            self._sending_rows.discard(row.id)
             # Cut off after the grace time, or a bug in the transport: the call may have
             # reached the server. The row is sent again, and its attempt counts.
             self.pace.on_answer(self._clock(), self._clock() - started, Signal.IGNORE)
@@ -514,6 +544,7 @@ class Dispatcher:
                 )
             )
             raise
+        self._sending_rows.discard(row.id)
         self._free_slot()
         await self._record(row, outcome, started)
 
@@ -560,6 +591,9 @@ class Dispatcher:
             if decision.confirmed:
                 # The server is down indeed: the troubles that showed it were not their rows'.
                 refund, self._streak_rows = self._streak_rows, []
+                # A row of the streak that was sent again meanwhile is in flight: its last
+                # recorded attempt can only be taken back once this call is recorded.
+                self._refund_later.update(r for r in refund if r in self._sending_rows)
                 if refund:
                     await self._flush()
                     self.counts.spared += await self._queue.uncount(
@@ -591,10 +625,16 @@ class Dispatcher:
         now = self._clock()
         if self.pace.on_answer(now, now - started, signal_of(outcome)):
             self._limiter.set_rate(self.pace.rate_per_s)
+            self._wake_slot_waiters(self.pace.concurrency_limit - run.in_flight)
         decision = self.health.observe(outcome, now, started)
         if outcome.answered and not self._reached_told:
             self._reached_told = True
             self._tell(WatchEvent(Watch.REACHED))
+        if outcome.trouble is Trouble.THROTTLED:
+            # A front end that limits the rate may count strictly (limit_req without a
+            # burst refuses a call that follows the last one too soon): a late call no
+            # longer lets the next one catch up.
+            self._limiter.keep_spacing()
         if outcome.retry_after_s is not None:
             self._limiter.pause(outcome.retry_after_s)
             counts.throttled += 1
@@ -618,6 +658,10 @@ class Dispatcher:
             max_unknown=self._max_unknown,
         )
         kind = outcome.kind
+        if row.id in self._refund_later:
+            self._refund_later.discard(row.id)
+            if result.state in (RowState.PENDING, RowState.FAILED):
+                self._refund_after_flush.append(row.id)
         if kind is OutcomeKind.TRANSIENT and result.counted:
             self._streak_rows.append(row.id)
         if kind is OutcomeKind.TRANSIENT or (kind is OutcomeKind.FATAL and not outcome.answered):
@@ -699,3 +743,14 @@ class Dispatcher:
                 await self._queue.record_results(self._job_id, batch)
             finally:
                 self._run.committing = 0
+            if self._refund_after_flush:
+                # Only rows whose result this batch recorded (one may be on its way to it).
+                recorded = {result.row_id for result in batch}
+                refund = [r for r in self._refund_after_flush if r in recorded]
+                self._refund_after_flush = [
+                    r for r in self._refund_after_flush if r not in recorded
+                ]
+                if refund:
+                    self.counts.spared += await self._queue.uncount(
+                        self._job_id, refund, now_s=self._wall()
+                    )

@@ -118,18 +118,22 @@ class JobHealth:
         """The rejection codes in the budget's window, most common first."""
         return Counter(code for code in self._window if code is not None).most_common()
 
+    @property
+    def budget_answers(self) -> int:
+        """The answers in the budget's window (fewer than its size early in a run)."""
+        return len(self._window)
+
     # --- what the dispatcher tells ----------------------------------------------------
 
     def observe(self, outcome: Outcome, now_s: float, sent_s: float | None = None) -> Decision:
         """What ``outcome`` (of a call sent at ``sent_s`` that ended at ``now_s``) means for
         the job. An answer to a call sent before the current run of troubles began says
-        nothing about the server since: it does not end the run."""
+        nothing about the server since: it does not end the run, nor the outage it made."""
         if outcome.answered:
             if (
                 sent_s is not None
                 and self.first_trouble_s is not None
                 and sent_s < self.first_trouble_s
-                and self.mode is Mode.SENDING
             ):
                 self.reached = self.answered_now = True
                 if outcome.kind is OutcomeKind.FATAL:
@@ -235,9 +239,15 @@ class JobHealth:
         self.rejections += 1
         if budget.count is not None and self.rejections >= budget.count:
             self._stop(StopCause.BUDGET, outcome)
-        elif budget.share is not None and len(self._window) >= budget.window:
-            share = sum(1 for code in self._window if code is not None) / len(self._window)
-            if share > budget.share:
+        elif budget.share is not None:
+            rejected_in_window = sum(1 for code in self._window if code is not None)
+            if len(self._window) >= budget.window:
+                if rejected_in_window / len(self._window) > budget.share:
+                    self._stop(StopCause.BUDGET, outcome)
+            elif rejected_in_window > budget.share * budget.window:
+                # The first window is not full yet, but whatever the answers still to come
+                # in it, its share is over already: stop now, not after the whole window
+                # (with the calls in flight, a full window was more than 100 calls).
                 self._stop(StopCause.BUDGET, outcome)
 
     def _stop(self, cause: StopCause, outcome: Outcome | None) -> None:

@@ -19,6 +19,10 @@ class RateLimiter:
     1-second window ever holds more than ``rate_per_s + 1`` calls.
 
     ``rate_per_s = 0`` disables the spacing but not the pause. Waiters are served in order.
+
+    ``keep_spacing()`` gives up that tolerance for good: no call then starts sooner than
+    ``1/rate_per_s`` after the one before it, as a front end's strict rate limit (nginx's
+    ``limit_req`` without a burst refuses a call 19 ms after the last at 50 r/s) wants.
     """
 
     def __init__(self, rate_per_s: float, *, clock: Clock = time.monotonic) -> None:
@@ -27,6 +31,7 @@ class RateLimiter:
         self.tolerance_s = 0.0
         self._next_s = 0.0
         self._paused_until_s = 0.0
+        self._strict = False
         self._lock = asyncio.Lock()
         self._cancelled = False
         self._sleeper: asyncio.Future[None] | None = None  # the one waiter holding the lock
@@ -47,7 +52,13 @@ class RateLimiter:
         # 1-second window holds at most floor(rate * (1 + tolerance)) + 1 calls: with
         # rate * tolerance < 1 - frac(rate), that is floor(rate) + 1.
         fraction = math.modf(rate_per_s)[0] if interval_s else 0.0
-        self.tolerance_s = interval_s * (1.0 - fraction) / 2
+        self.tolerance_s = 0.0 if self._strict else interval_s * (1.0 - fraction) / 2
+
+    def keep_spacing(self) -> None:
+        """From now on, never start a call sooner than the interval after the last one (a
+        late call no longer keeps its place in the schedule)."""
+        self._strict = True
+        self.tolerance_s = 0.0
 
     def pause(self, seconds: float) -> None:
         """No call may start in the next ``seconds``."""

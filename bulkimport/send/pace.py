@@ -492,8 +492,12 @@ class PaceController:
         answered = self._answered_since_cut
         measured = self._rate
         if self._reason is PaceReason.RAMP:
-            # Doubling overshot: the pace of the round before caused no queue.
-            measured = max(delivered or 0.0, self._rate / self.tuning.startup_gain)
+            # Doubling overshot: the capacity is between the pace of the round before (no
+            # queue) and this one. The answers of the last second came mostly at the pace
+            # before, so they say little more: take the middle (geometric) of the two. Taking
+            # the lower one held a server of 300 calls/s at 230-260 for 20 s, and one behind
+            # limit_req at 50 r/s at 30 (measured in bench/pace_bench.py).
+            measured = max(delivered or 0.0, self._rate / math.sqrt(self.tuning.startup_gain))
         elif delivered is not None and not self._draining:
             # Fewer answers than calls: in a queue (or behind a front end's limit) the answer
             # rate is the server's capacity. (While draining, our limit holds them back.)
@@ -566,14 +570,32 @@ class PaceController:
 
 
 class FixedPace:
-    """``--rate N`` (``0``: no limit): the pace the user chose, slowed down by back-pressure.
+    """``--rate N`` (``0``: no limit): the pace the user chose, slowed down by throttling.
 
-    A throttling server (HTTP 429/503) must slow the whole pool, not only pause it: bursting
-    again after each ``Retry-After`` got 21 calls/s through a front end that allows 50. When
-    throttled the pace halves from what the server actually answered (at most once per
-    ``hold_s``), then climbs back by a quarter each ``hold_s`` without throttling, up to the
-    chosen rate. The same interface as ``PaceController``; the limit on calls in flight
-    is ``--concurrency``.
+    A throttling server (HTTP 429/503, with or without ``Retry-After``) must slow the whole
+    pool, not only pause it: a pool that bursts again after each pause got 21 calls/s through
+    a front end that allows 50, and an unlimited pool that kept its pace got one call a
+    second through one that also sends ``Retry-After: 1`` (every burst earned a pause).
+
+    - A throttled answer to a call sent after the last cut (and ``hold_s`` after it) cuts the
+      pace to ``cut`` (0.85) of the rate the server let through (the answers of the last
+      second, since the last pause); when the pace had held for that whole second, that rate
+      is the ``ceiling``. With too few
+      answers to measure, the pace halves (an unlimited one starts from the answers of the
+      last second).
+    - Throttled at a settled pace that still gets most of the ceiling through (a strict
+      limit refusing one call that came too soon after another), the ceiling and the pace
+      step down by 5 % only.
+    - Without throttling, the pace climbs back each ``hold_s``: by a quarter up to ``settle``
+      (0.95) of the ceiling (doubling until a throttled answer measured anything, then by a
+      tenth while no ceiling is known: the pace before the step that was throttled is the
+      ceiling), stays there ``settle_s``, then probes past it in steps that double each
+      ``hold_s`` (the limit may have been raised), up to the chosen rate.
+    - Any other trouble (a slow or failing server) leaves a chosen rate alone: the job's
+      health judges those (an outage).
+
+    The same interface as ``PaceController``; the limit on calls in flight is
+    ``--concurrency``. Pure: tested on a virtual clock.
     """
 
     def __init__(
@@ -584,18 +606,35 @@ class FixedPace:
         now_s: float = 0.0,
         min_rate_per_s: float = 1.0,
         hold_s: float = 1.0,
+        cut: float = 0.85,
+        settle: float = 0.95,
+        settle_s: float = 20.0,
     ) -> None:
         self.ceiling_per_s = rate_per_s if rate_per_s > 0 else math.inf
         self._rate = self.ceiling_per_s
         self._limit = concurrency
         self._min = min(min_rate_per_s, self.ceiling_per_s)
         self._hold_s = hold_s
+        self._cut = cut
+        self._settle = settle
+        self._settle_s = settle_s
+        self._jitter_share = 0.75  # throttled with at least this share of the ceiling let
+        self._jitter_cut = 0.95  # through: the ceiling and the pace only step down this much
         self._in_flight = 0
         self._changed_at = now_s
         self._reason = PaceReason.START
         self._ewma: float | None = None
         self._recent: deque[float] = deque(maxlen=RECENT_ANSWERS)
         self._answers: deque[float] = deque(maxlen=DELIVERED_KEPT)
+        self._throttle_ceiling: float | None = None  # the rate let through when throttled
+        self._throttled_once = False  # a throttled answer came with the answer rate measured
+        self._before_grow = 0.0  # the pace before the last step up...
+        self._grown_at: float | None = None  # ...taken then
+        self._cut_at = -math.inf  # throttling of calls sent before this says nothing new
+        self._settled_at: float | None = None  # when the pace reached the settle share
+        self._probe_step = 0.05
+        self._last_sent: float | None = None
+        self._measure_from = now_s  # answers before a pause are left out of the rate
 
     @property
     def rate_per_s(self) -> float:
@@ -625,13 +664,17 @@ class FixedPace:
             base_latency_s=None,
             latency_s=self._ewma,
             latency_p95_s=p95,
-            ceiling_per_s=None if math.isinf(self.ceiling_per_s) else self.ceiling_per_s,
+            ceiling_per_s=self._throttle_ceiling,
             reason=self._reason,
             changed_at_s=self._changed_at,
         )
 
     def on_sent(self, now_s: float) -> None:
         self._in_flight += 1
+        if self._last_sent is not None and now_s - self._last_sent > max(0.25, 4 * self.interval_s):
+            # A pause (Retry-After, nothing due): the answer rate is measured from here on.
+            self._measure_from = now_s
+        self._last_sent = now_s
 
     def resume(self, now_s: float) -> None:
         """After an outage: a tenth of the chosen pace, climbing back as answers come."""
@@ -639,6 +682,7 @@ class FixedPace:
         if math.isinf(start):
             start = self._answer_rate(now_s) or 10.0
         self._change(now_s, max(self._min, start / 10), PaceReason.RESUME)
+        self._cut_at = now_s
 
     def on_answer(self, now_s: float, latency_s: float, signal: Signal) -> bool:
         self._in_flight = max(0, self._in_flight - 1)
@@ -647,32 +691,96 @@ class FixedPace:
             # job's health's to judge (an outage), not a reason to send more slowly.
             return False
         if signal is Signal.THROTTLE:
-            if now_s - self._changed_at < self._hold_s and self._reason is PaceReason.OVERLOAD:
-                return False
-            answered = self._answer_rate(now_s)
-            base = self._rate if answered is None else min(self._rate, answered)
-            return self._change(now_s, max(self._min, base * 0.5), PaceReason.OVERLOAD)
+            return self._throttled(now_s, now_s - latency_s)
         self._answers.append(now_s)
         self._recent.append(latency_s)
         weight = LATENCY_EWMA_WEIGHT
         self._ewma = (
             latency_s if self._ewma is None else self._ewma + weight * (latency_s - self._ewma)
         )
-        if self._rate < self.ceiling_per_s and now_s - self._changed_at >= self._hold_s:
-            grown = self._rate * 1.25
+        # Grown only after a while of sending without throttling: a pause is not that.
+        held_since = max(self._changed_at, self._measure_from)
+        if self._rate < self.ceiling_per_s and now_s - held_since >= self._hold_s:
+            return self._grow(now_s)
+        return False
+
+    def _throttled(self, now_s: float, sent_s: float) -> bool:
+        if sent_s < self._cut_at or now_s - self._cut_at < self._hold_s:
+            # Sent at the pace already cut: says nothing about the new one. And a limit that
+            # counts calls over a sliding second refuses for up to that second after a burst,
+            # whatever the pace since: one cut per ``hold_s`` at most.
+            return False
+        answered = self._answer_rate(now_s)
+        ceiling: float | None = None
+        if self._grown_at is not None and now_s - self._grown_at < self._hold_s:
+            # Throttled right after a step up: the pace before it held, this one is too much.
+            ceiling = max(self._before_grow, answered or 0.0)
+        elif answered is not None:
+            previous = self._throttle_ceiling
+            if previous is not None and answered >= self._jitter_share * previous:
+                # At a pace the server took for a while: the timing of one call (a strict
+                # limit refuses a call that follows another too soon), or a limit a little
+                # lower. A small step down, not a cut: each cut costs more than the 503.
+                self._throttle_ceiling = previous * self._jitter_cut
+                self._cut_at = now_s
+                self._settled_at = None
+                rate = self._jitter_cut * min(self._rate, self._settle * previous)
+                return self._change(now_s, max(self._min, rate), PaceReason.OVERLOAD)
+            ceiling = answered  # the pace held: what came back is what is let through
+        if ceiling is not None and (self._throttled_once or self._throttle_ceiling is not None):
+            # Judged from a step of a quarter at most (not from doubling): the ceiling.
+            self._throttle_ceiling = min(ceiling, self._rate)
+        if ceiling is not None:
+            self._throttled_once = True
+            rate = self._cut * min(self._rate, ceiling)
+        elif math.isinf(self._rate):
+            rate = float(sum(1 for t in self._answers if t > now_s - DELIVERED_WINDOW_S))
+        else:
+            rate = self._rate * 0.5
+        self._cut_at = now_s
+        self._settled_at = None
+        self._grown_at = None
+        self._probe_step = 0.05
+        return self._change(now_s, max(self._min, rate), PaceReason.OVERLOAD)
+
+    def _grow(self, now_s: float) -> bool:
+        ceiling = self._throttle_ceiling
+        if ceiling is None:
+            # Doubling until a throttled answer measured anything; then by a tenth, until a
+            # step is throttled: the pace before it is the ceiling, a tenth below at most.
+            grown = self._rate * (1.1 if self._throttled_once else 2.0)
+        elif self._rate < self._settle * ceiling * 0.999:
+            grown = min(self._rate * 1.25, self._settle * ceiling)
+            reason = PaceReason.RECOVER
+        else:
+            if self._settled_at is None:
+                self._settled_at = now_s
+            if now_s - self._settled_at < self._settle_s:
+                return False
+            grown = self._rate * (1.0 + self._probe_step)
+            self._probe_step *= 2
+            reason = PaceReason.PROBE
+        if ceiling is None:
+            reason = PaceReason.RECOVER
             answered = self._answer_rate(now_s) if math.isinf(self.ceiling_per_s) else None
             if answered is not None and grown > 4 * answered:
                 # No chosen rate: once the pace is well above what comes back, it is no limit.
                 grown = math.inf
-            return self._change(now_s, min(self.ceiling_per_s, grown), PaceReason.RECOVER)
-        return False
+        elif math.isinf(self.ceiling_per_s) and grown > 4 * ceiling:
+            grown = math.inf
+        self._before_grow, self._grown_at = self._rate, now_s
+        return self._change(now_s, min(self.ceiling_per_s, grown), reason)
 
     def _answer_rate(self, now_s: float) -> float | None:
+        """Answers a second over the last second (since the last pause), if enough came."""
         while self._answers and self._answers[0] < now_s - DELIVERED_WINDOW_S:
             self._answers.popleft()
-        if len(self._answers) < DELIVERED_ANSWERS:
+        start = max(now_s - DELIVERED_WINDOW_S, self._measure_from)
+        span = now_s - start
+        count = sum(1 for t in self._answers if t >= start)
+        if count < DELIVERED_ANSWERS or span < 0.25:
             return None
-        return len(self._answers) / DELIVERED_WINDOW_S
+        return count / span
 
     def _change(self, now_s: float, rate: float, reason: PaceReason) -> bool:
         changed = rate != self._rate

@@ -86,7 +86,14 @@ def row_result(
         )
         return RowResult(row.id, RowState.FAILED, outcome.code, message, unknown=True)
     if attempts >= retry.max_attempts:
-        return RowResult(row.id, RowState.FAILED, outcome.code, outcome.message, unknown=unknown)
+        message = outcome.message
+        if unknowns:
+            # An earlier call (or this one) may have imported it: failed, but not lost.
+            message = (
+                f"{outcome.message}; {unknowns} of its {attempts} calls got no answer and may "
+                "have imported it: check the server before sending it again"
+            )
+        return RowResult(row.id, RowState.FAILED, outcome.code, message, unknown=unknown)
     delay = retry.backoff_s(attempts, rng)
     if outcome.retry_after_s is not None:
         delay = max(delay, outcome.retry_after_s)

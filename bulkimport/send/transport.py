@@ -173,7 +173,7 @@ class HttpTransport:
                 trouble=Trouble.TLS,
             )
         except aiohttp.ClientSSLError as exc:
-            outcome = classify_trouble(Trouble.TLS, f"TLS failed ({_reason(exc)})")
+            outcome = classify_trouble(Trouble.TLS, _reason(exc))
         except aiohttp.ConnectionTimeoutError:
             outcome = classify_trouble(Trouble.REFUSED, "no connection in time")
         except aiohttp.ClientConnectorError as exc:

@@ -1,0 +1,64 @@
+"""``policy.row_result``: an outcome and a row's history make its next state (pure)."""
+
+from __future__ import annotations
+
+import random
+
+from bulkimport.protocol import Outcome, Trouble, classify_http, classify_trouble
+from bulkimport.rows import ClaimedRow, RowResult
+from bulkimport.send.policy import MAX_UNKNOWN, row_result
+from bulkimport.settings import RetryPolicy
+from bulkimport.states import RowState
+
+RETRY = RetryPolicy(max_attempts=5)
+GATEWAY_TIMEOUT = classify_http(504, "<html><title>504 Gateway Time-out</title></html>")
+DUPLICATE = classify_http(200, "|Retuen|2|Retuen|BackMsg_81")
+DONE = classify_http(200, "|Retuen|1|Retuen|BackMsg_84")
+THROTTLED = classify_http(503, "<title>503 Service Temporarily Unavailable</title>")
+
+
+def result(
+    row: ClaimedRow, outcome: Outcome, *, spare: bool = False, max_unknown: int | None = None
+) -> RowResult:
+    return row_result(
+        row, outcome, RETRY, now_s=1000.0, rng=random.Random(1), spare=spare,
+        max_unknown=max_unknown,
+    )  # fmt: skip
+
+
+def test_a_504_is_an_unknown_outcome_sent_again() -> None:
+    row = ClaimedRow(1, 2, "name=a", attempts=0)
+    after = result(row, GATEWAY_TIMEOUT)
+    assert (after.state, after.counted, after.unknown) == (RowState.PENDING, True, True)
+    assert after.message == "504 Gateway Time-out"  # the page's title, never the page
+
+
+def test_a_duplicate_after_an_unknown_outcome_is_done() -> None:
+    row = ClaimedRow(1, 2, "name=a", attempts=1, unknowns=1)
+    after = result(row, DUPLICATE)
+    assert after.state is RowState.DONE
+    assert "earlier attempt" in after.message
+    assert result(ClaimedRow(1, 2, "name=a", attempts=1), DUPLICATE).state is RowState.DUPLICATE
+
+
+def test_resends_that_rewrite_the_customer_are_bounded() -> None:
+    row = ClaimedRow(1, 2, "name=a", attempts=2, unknowns=MAX_UNKNOWN - 1)
+    after = result(row, classify_trouble(Trouble.TIMEOUT, "no answer in time"), max_unknown=3)
+    assert after.state is RowState.FAILED
+    assert "may have been imported" in after.message
+
+
+def test_a_row_that_runs_out_of_attempts_after_unknown_outcomes_says_it_may_be_imported() -> None:
+    row = ClaimedRow(1, 2, "name=a", attempts=4, unknowns=2)
+    after = result(row, classify_http(500, "<title>500</title>"))
+    assert after.state is RowState.FAILED
+    assert "2 of its 5 calls got no answer and may have imported it" in after.message
+    plain = result(ClaimedRow(1, 2, "name=a", attempts=4), classify_http(500, "<title>x</title>"))
+    assert plain.state is RowState.FAILED and "imported" not in plain.message
+
+
+def test_throttling_and_outages_spare_the_attempt() -> None:
+    row = ClaimedRow(1, 2, "name=a", attempts=4)
+    after = result(row, THROTTLED, spare=True)
+    assert (after.state, after.counted) == (RowState.PENDING, False)
+    assert result(row, DONE).state is RowState.DONE
