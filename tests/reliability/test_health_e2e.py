@@ -509,6 +509,7 @@ async def test_rate_auto_loads_without_5xx_and_status_shows_pace_and_latency(
     )
 
 
+@pytest.mark.slow
 async def test_max_rate_caps_rate_auto(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
     rows = 600
     cap = 40
