@@ -51,14 +51,16 @@ async def test_the_documented_example_loads_a_file_into_the_sandbox(
     lines = out.decode().splitlines()
     assert "job 1: reading done (2 rows)" in lines
     assert "job 1: sending done (2 rows)" in lines
-    assert lines[-1] == "job 1 finished: 2 done"
+    assert "job 1 finished: 2 done" in lines
+    assert lines[-1] == "job 2 finished: 1 done"  # the rows from a program
     # The job is the command line's too: `status` reads it from the same database.
     status = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bulkimport", "status", "--json", "--db", "leads.db",
         cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     summary = json.loads((await status.communicate())[0])
-    assert (summary["state"], summary["counts"]["done"]) == ("finished", 2)
+    assert (summary["job"], summary["state"], summary["counts"]["done"]) == (2, "finished", 1)
+    assert summary["file"] == "rows:crm-contacts"
 
 
 async def test_a_wrong_password_stops_the_job_and_raise_for_state_says_so(

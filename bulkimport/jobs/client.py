@@ -4,6 +4,8 @@
         summary = await client.load_csv("leads.csv")
         summary.raise_for_state()
 
+        summary = await client.load_rows(crm.changed_contacts(), name="crm-contacts")
+
 One client holds one storage (a queue database, opened on entry) and one target. It reads
 and sends through the same steps as the command line, which is built on it: the same job
 resumes from either. Progress reaches the caller as ``ProgressEvent`` values
@@ -48,6 +50,7 @@ from bulkimport.jobs.report import (
     write_report,
     write_rows,
 )
+from bulkimport.jobs.staging import RowsInput, RowSource
 from bulkimport.jobs.summary import JobSummary, plural, resuming_line, summarize
 from bulkimport.rows import FileIdentity
 from bulkimport.settings import ReadSettings, SendSettings, Settings, Target
@@ -140,6 +143,20 @@ class Client:
         ``state``, or call ``raise_for_state()``."""
         return await self._run(path=Path(path), new=new)
 
+    async def load_rows(self, rows: RowSource, *, name: str, new: bool = False) -> JobSummary:
+        """Stage ``rows`` (an iterable or an async iterable of mappings: column to value,
+        the first row's keys are the columns, mapped as a file's are) into a job durably, a
+        batch at a time, and send them as ``load_csv`` sends a file's, sending starting
+        with the first batch staged.
+
+        ``name`` is what the rows are known by, as a file by its path: the same name and
+        target again resume the unfinished job; give the same rows again, and the rows it
+        has staged are passed over. ``new`` starts afresh. Values are sent as text:
+        ``None`` and NaN are empty, ``13800138000.0`` is ``13800138000``, dates are ISO
+        8601. A plain iterable is pulled on the event loop's thread; pass an async one to
+        read from a network without holding sending up."""
+        return await self._run(rows=RowsInput(rows, name), new=new)
+
     async def stage_csv(self, path: str | os.PathLike[str], *, new: bool = False) -> JobSummary:
         """Read the file into a job and stop (state ``ready``); send it with ``resume``."""
         return await self._run(path=Path(path), new=new, send=False)
@@ -169,6 +186,7 @@ class Client:
         self,
         *,
         path: Path | None = None,
+        rows: RowsInput | None = None,
         job_id: int | None = None,
         new: bool = False,
         send: bool = True,
@@ -190,6 +208,7 @@ class Client:
                 settings=self.settings,
                 transport=self._transport,
                 path=path,
+                rows=rows,
                 job_id=job_id,
                 new=new,
                 send=send,
@@ -199,7 +218,8 @@ class Client:
                 stop=self._stop,
             )
         except DiskFull as exc:
-            raise await self._left_resumable(exc, path, job_id) from exc
+            identity = rows.identity if rows is not None else None
+            raise await self._left_resumable(exc, path, job_id, identity) from exc
         if summary.state is JobState.FINISHED:
             await self._supersede(summary.job)
         return summary
@@ -230,7 +250,11 @@ class Client:
             )
 
     async def _left_resumable(
-        self, exc: DiskFull, path: Path | None, job_id: int | None
+        self,
+        exc: DiskFull,
+        path: Path | None,
+        job_id: int | None,
+        identity: FileIdentity | None = None,
     ) -> DiskFull:
         """A full disk stopped the job: mark it interrupted, saying why, if there is room
         for that (a runner that is gone shows as interrupted anyway); the error to raise,
@@ -239,9 +263,10 @@ class Client:
         with contextlib.suppress(BulkImportError, OSError):
             if job_id is not None:
                 job = await self.storage.jobs.get(job_id)
-            elif path is not None:
+            elif path is not None or identity is not None:
                 target = self.settings.require_target()
-                job = await self.storage.jobs.find_unfinished(FileIdentity.of(path), target.ref)
+                identity = identity or FileIdentity.of(path)  # type: ignore[arg-type]
+                job = await self.storage.jobs.find_unfinished(identity, target.ref)
         if job is None or job.state is JobState.FINISHED:
             return DiskFull(str(exc), job=exc.job)
         with contextlib.suppress(BulkImportError):

@@ -17,15 +17,16 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
-from bulkimport.errors import InputError
+from bulkimport.errors import ConfigError, InputError
 from bulkimport.jobs.customers import require_customer_field
 from bulkimport.jobs.events import event
 from bulkimport.jobs.progress import LoggedProgress, ProgressListener
 from bulkimport.jobs.reasons import stop_reason
 from bulkimport.jobs.report import is_report, place_report
+from bulkimport.jobs.staging import RowsInput, open_rows_job, stage_rows
 from bulkimport.jobs.summary import JobSummary, plural, resuming_line, summarize
 from bulkimport.jobs.watcher import Watcher
-from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
+from bulkimport.reader import FileFormat, InputKind, ReaderOptions, read_batches, sniff_format
 from bulkimport.rows import Batch, FileIdentity
 from bulkimport.send import (
     Dispatcher,
@@ -185,8 +186,10 @@ async def read_job(
     *,
     feed: Feed | None = None,
     halt: threading.Event | None = None,
+    rows: RowsInput | None = None,
 ) -> Job:
-    """Read the job's file into its queue from where reading stopped, to its end.
+    """Read the job's file into its queue from where reading stopped, to its end (or, for
+    rows given by a program, stage ``rows``: ``stage_rows``).
 
     Alone (``stage``, or before sending), the job is ``ready`` at the end; a stop request
     (Ctrl-C) ends reading after the batch in hand is committed, the job is then
@@ -201,6 +204,13 @@ async def read_job(
         # Interrupted before it ever ran, so while only reading: back to reading.
         await storage.jobs.set_state(job.id, JobState.READING)
         job = await storage.jobs.get(job.id)
+    # A stop request reaches the reading thread through this event.
+    halt = halt or threading.Event()
+    stop.on_stop(halt.set)
+    if stop.requested:
+        halt.set()
+    if job.format.kind is InputKind.ROWS:
+        return await stage_rows(storage, job, rows, progress, halt, feed=feed)
     path = Path(job.file.path)
     if identify(path) != job.file:
         raise InputError(
@@ -215,21 +225,17 @@ async def read_job(
         start_line=job.read_line or None,
         batch_rows=INGEST_BATCH_ROWS,
     )
-    rows = job.total_rows
+    stored = job.total_rows
 
     def on_batch(done: Ingested) -> None:
-        nonlocal rows
-        rows = job.total_rows + done.rows
-        progress.reading(done.end_offset, job.file.size, rows)
+        nonlocal stored
+        stored = job.total_rows + done.rows
+        progress.reading(done.end_offset, job.file.size, stored)
         if feed is not None:
             feed.added.set()
 
-    # Parsing and storing run in one worker thread (Queue.ingest); the loop only hears of
-    # each commit, and a stop request reaches the thread through this event.
-    halt = halt or threading.Event()
-    stop.on_stop(halt.set)
-    if stop.requested:
-        halt.set()
+    # Parsing and storing run in one worker thread (Storage.reading.ingest); the loop only
+    # hears of each commit.
     whole = False
 
     def to_the_end() -> Iterator[Batch]:
@@ -243,7 +249,7 @@ async def read_job(
         with contextlib.closing(batches):
             await storage.reading.ingest(job.id, to_the_end(), on_batch=on_batch, stop=halt)
     finally:
-        progress.end_reading(rows)
+        progress.end_reading(stored)
     if not whole:
         if feed is None:
             await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "interrupted while reading")
@@ -304,6 +310,7 @@ async def _read_and_send(
     *,
     runner: RunnerId,
     transport: TransportFactory,
+    rows: RowsInput | None = None,
 ) -> SendResult:
     """Read the rest of the file while sending what is read: sending starts with the first
     committed batch and the job finishes only once reading is done and no row is left.
@@ -316,7 +323,8 @@ async def _read_and_send(
     halt = threading.Event()
     await storage.jobs.set_state(job.id, JobState.RUNNING)
     reading = asyncio.create_task(
-        read_job(storage, job, progress, stop, feed=feed, halt=halt), name="bulkimport-reader"
+        read_job(storage, job, progress, stop, feed=feed, halt=halt, rows=rows),
+        name="bulkimport-reader",
     )
 
     def read_ended(task: asyncio.Task[Job]) -> None:
@@ -401,6 +409,7 @@ async def run_pipeline(
     settings: Settings,
     transport: TransportFactory = http_transport,
     path: Path | None = None,
+    rows: RowsInput | None = None,
     job_id: int | None = None,
     new: bool = False,
     send: bool = True,
@@ -410,6 +419,9 @@ async def run_pipeline(
     stop: StopSignal | None = None,
 ) -> JobSummary:
     """Create or find the job, read it, send it (unless ``send`` is false), write the report.
+
+    The job is that of the file at ``path``, of the ``rows`` given by a program, or the job
+    ``job_id`` (which, if its rows are not all staged, needs ``rows`` too).
 
     ``retry_states`` (``retry``): rows of the job in these states go back to pending, with
     their attempts reset, before sending. With ``settings.skip_unchanged``, rows already
@@ -426,9 +438,19 @@ async def run_pipeline(
         async with storage.runner() as runner:
             if path is not None:
                 job = await open_job(storage, path, settings, new=new, say=say)
+            elif rows is not None:
+                options = reader_options(settings)
+                job = await open_rows_job(storage, rows, settings, options, new=new, say=say)
             else:
                 assert job_id is not None
                 job = await storage.jobs.get(job_id)
+            if job.format.kind is InputKind.ROWS and not job.read_done and rows is None:
+                # Before anything is sent: only the program that gives them can stage the rest.
+                raise ConfigError(
+                    f"job {job.id} is rows {job.format.sheet!r} given by a program, "
+                    f"{plural(job.read_offset, 'row')} of them staged so far: load the same "
+                    "rows under the same name (Client.load_rows) to go on"
+                )
             stop.job = job.id
             _log_start(job, settings, send=send)
             if send and retry_states:
@@ -437,10 +459,11 @@ async def run_pipeline(
                 # Send while reading: a wrong password or URL is known from the first batch.
                 # (--skip-unchanged compares the whole file first.)
                 await _read_and_send(
-                    storage, job, settings, progress, stop, runner=runner, transport=transport
-                )
+                    storage, job, settings, progress, stop, runner=runner, transport=transport,
+                    rows=rows,
+                )  # fmt: skip
             else:
-                job = await read_job(storage, job, progress, stop)
+                job = await read_job(storage, job, progress, stop, rows=rows)
                 if not send or stop.requested:
                     return _finish_log(await summarize(storage, job.id), started)
                 if settings.skip_unchanged:

@@ -58,7 +58,9 @@ class Phase(StrEnum):
 class ProgressEvent:
     """How far a job is, at one moment.
 
-    Reading: ``bytes_read`` of ``total_bytes``, ``rows`` stored so far. Sending: ``settled``
+    Reading: ``bytes_read`` of ``total_bytes``, ``rows`` stored so far (rows given by a
+    program: ``bytes_read`` counts the rows taken, ``total_bytes`` is 0, their end
+    unknown). Sending: ``settled``
     of ``total`` rows are in a final state, ``sent`` calls made by this run, and the run's
     counts of outcomes (``done``, ``duplicate``, ``rejected``, ``failed``, ``retried``).
     ``finished`` is true on the last event of a phase.
@@ -132,9 +134,10 @@ class LoggedProgress:
         if not self._due(Phase.READING):
             return
         job_id = self._tally.job_id
-        share = 100.0 * offset / total_bytes if total_bytes else 100.0
+        # Rows given by a program have no size to reach: their count is the news.
+        share = f"{100.0 * offset / total_bytes:.0f}% " if total_bytes else ""
         log.info(
-            "job %d: reading %.0f%% (%s rows)",
+            "job %d: reading %s(%s rows)",
             job_id,
             share,
             f"{rows:,}",

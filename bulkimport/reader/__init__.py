@@ -16,7 +16,8 @@
 - ``sheets``: the same for a workbook's sheet (rows for lines), and ``SheetFacts``, what
   reading it found out (sheets, hidden rows and columns, merged ranges, formulas without a
   value);
-- ``workbook``: the streaming .xlsx reader itself (standard library only).
+- ``workbook``: the streaming .xlsx reader itself (standard library only);
+- ``mappings``: rows given by a program (``Client.load_rows``), read as a file's records.
 
 CSV files and workbooks go through the same two calls, ``sniff_format`` and
 ``read_batches``: a caller never asks which kind a file is.
@@ -37,6 +38,7 @@ from bulkimport.reader.format import (
     sniff_format,
 )
 from bulkimport.reader.header import map_key
+from bulkimport.reader.mappings import MappingRows, cell_text, rows_format, rows_identity
 from bulkimport.reader.records import RecordMaker, cells_rebuilder
 from bulkimport.reader.sheets import SheetFacts
 
@@ -46,15 +48,19 @@ __all__ = [
     "DEFAULT_MAX_RECORD_LINES",
     "FileFormat",
     "InputKind",
+    "MappingRows",
     "ReaderOptions",
     "RecordMaker",
     "SheetFacts",
+    "cell_text",
     "cells_rebuilder",
     "file_size",
     "map_key",
     "normalize_delimiter",
     "normalize_encoding",
     "read_batches",
+    "rows_format",
+    "rows_identity",
     "sniff_delimiter",
     "sniff_format",
 ]

@@ -58,6 +58,7 @@ class InputKind(enum.StrEnum):
 
     CSV = "csv"  # delimited text: positions are physical lines and byte offsets
     XLSX = "xlsx"  # a sheet of an Excel workbook (.xlsx, .xlsm): positions are sheet rows
+    ROWS = "rows"  # mappings given by a program (Client.load_rows): positions are their order
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ class FileFormat:
     ``kind`` says what the file is; for a workbook (``InputKind.XLSX``), ``sheet`` is the
     name of the sheet read, ``data_line`` the sheet row of the first record, and
     ``encoding``, ``delimiter``, ``data_offset`` have no bearing (``utf-8``, ``,``, 0).
+    For rows given by a program (``InputKind.ROWS``), ``sheet`` is the name they were given
+    under and ``data_line`` is 1: a row's number is its place among them.
     Formats stored before workbooks were read have neither field: they are CSV.
     """
 
@@ -125,14 +128,17 @@ class FileFormat:
 
     @property
     def unit(self) -> str:
-        """What a record's number counts, for messages: ``line`` (CSV) or ``row`` (sheet)."""
-        return "row" if self.kind is InputKind.XLSX else "line"
+        """What a record's number counts, for messages: ``line`` (CSV) or ``row`` (a sheet,
+        rows given by a program)."""
+        return "line" if self.kind is InputKind.CSV else "row"
 
     def describe(self) -> str:
         """How the file is read, in a few words: ``utf-8, delimiter ','`` or
         ``sheet 'Leads' of a workbook``."""
         if self.kind is InputKind.XLSX:
             return f"sheet {self.sheet!r} of a workbook"
+        if self.kind is InputKind.ROWS:
+            return f"rows {self.sheet!r} given by a program"
         return f"{self.encoding}, delimiter {self.delimiter!r}"
 
     def to_json(self) -> str:
@@ -247,7 +253,7 @@ def _sniff_csv(path: Path, options: ReaderOptions) -> FileFormat:
         bom=bom_length > 0,
         keep_spaces=options.keep_spaces,
         max_record_lines=options.max_record_lines,
-        phone_fields=_phone_fields(fields, options),
+        phone_fields=phone_fields(fields, options),
         repair=options.repair,
     )
 
@@ -310,7 +316,7 @@ def _sniff_sheet(path: Path, kind: WorkbookKind, options: ReaderOptions) -> File
         data_offset=0,
         data_line=header_row + 1,
         keep_spaces=options.keep_spaces,
-        phone_fields=_phone_fields(fields, options),
+        phone_fields=phone_fields(fields, options),
         repair=options.repair,
         kind=InputKind.XLSX,
         sheet=name,
@@ -328,7 +334,7 @@ def _dimension_width(dimension: str | None) -> int:
         return 0
 
 
-def _phone_fields(fields: tuple[str | None, ...], options: ReaderOptions) -> tuple[str, ...]:
+def phone_fields(fields: tuple[str | None, ...], options: ReaderOptions) -> tuple[str, ...]:
     """The sent fields whose numbers the reader examines: ``--phone-field`` and the fields
     named like a phone."""
     return tuple(

@@ -1,0 +1,185 @@
+"""Rows given by a program, staged durably into a job (``Client.load_rows``).
+
+A job of rows is known by its name as a file's job is by the file: the same name and
+target find its unfinished job again. Rows are pulled from the caller's iterable a batch at
+a time and each batch is committed with the number of rows taken so far; a job that
+stopped while staging (the caller's source failed, Ctrl-C, a fatal answer) goes on when the
+same name is loaded again with the same rows: as many as were staged are passed over, not
+stored twice, and staging goes on after them.
+
+A plain iterable is pulled on the event loop's thread, as the caller wrote it (a cursor
+that belongs to its thread keeps working); an async iterable is awaited. Records are made
+from the mappings in the storage's thread, beside the commit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import threading
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from typing import Any
+
+from bulkimport.errors import ConfigError, InputError
+from bulkimport.jobs.progress import ProgressListener
+from bulkimport.jobs.summary import plural, resuming_line
+from bulkimport.reader import MappingRows, ReaderOptions, rows_format, rows_identity
+from bulkimport.rows import Batch
+from bulkimport.send import Feed
+from bulkimport.settings import Settings
+from bulkimport.states import JobState
+from bulkimport.storage import Job, Storage
+
+#: What ``load_rows`` takes: mappings of column to value, from anywhere.
+RowSource = Iterable[Mapping[Any, Any]] | AsyncIterable[Mapping[Any, Any]]
+
+STAGE_BATCH_ROWS = 5000
+
+
+class _Pull:
+    """The caller's rows, a chunk at a time, whether they come from an iterable or an
+    async iterable; ``taken`` counts the rows pulled so far."""
+
+    def __init__(self, rows: RowSource) -> None:
+        self._sync: Iterator[Mapping[Any, Any]] | None = None
+        self._async: AsyncIterator[Mapping[Any, Any]] | None = None
+        if isinstance(rows, AsyncIterable):
+            self._async = aiter(rows)
+        elif isinstance(rows, Iterable) and not isinstance(rows, str | bytes | Mapping):
+            self._sync = iter(rows)
+        else:
+            raise ConfigError(
+                f"load_rows takes an iterable or an async iterable of mappings, "
+                f"not {type(rows).__name__}"
+            )
+        self.taken = 0
+
+    async def chunk(self, size: int) -> list[Any]:
+        if self._sync is not None:
+            items: list[Any] = list(itertools.islice(self._sync, size))
+        else:
+            assert self._async is not None
+            items = []
+            async for item in self._async:
+                items.append(item)
+                if len(items) >= size:
+                    break
+        self.taken += len(items)
+        return items
+
+    async def skip(self, count: int) -> int:
+        """Pass over ``count`` rows (fewer if the rows end first); return how many."""
+        start = self.taken
+        while self.taken - start < count:
+            if not await self.chunk(min(STAGE_BATCH_ROWS, count - (self.taken - start))):
+                break
+        return self.taken - start
+
+    async def close(self) -> None:
+        if self._async is not None and hasattr(self._async, "aclose"):
+            with contextlib.suppress(Exception):
+                await self._async.aclose()
+
+
+class RowsInput:
+    """The rows of one ``load_rows`` call: the caller's source and the name they go by."""
+
+    def __init__(self, rows: RowSource, name: str) -> None:
+        self.identity = rows_identity(name)
+        self.name = name
+        self.pull = _Pull(rows)
+        self._first: list[Any] = []
+
+    async def first(self) -> Any:
+        """The first row (kept: staging starts with it)."""
+        if not self._first:
+            self._first = await self.pull.chunk(1)
+            if not self._first:
+                raise InputError(
+                    f"rows {self.name!r}: no rows were given; the first row names the columns"
+                )
+        return self._first[0]
+
+    async def chunk(self, size: int) -> list[Any]:
+        if self._first:
+            head, self._first = self._first, []
+            return head + await self.pull.chunk(size - 1)
+        return await self.pull.chunk(size)
+
+
+async def open_rows_job(
+    storage: Storage,
+    rows: RowsInput,
+    settings: Settings,
+    options: ReaderOptions,
+    *,
+    new: bool,
+    say: Callable[[str], None],
+) -> Job:
+    """The unfinished job of these rows (by name) for the target, or a new one whose
+    columns are the first row's keys, mapped by ``options`` as a file's are."""
+    target = settings.require_target()
+    if not new:
+        job = await storage.jobs.find_unfinished(rows.identity, target.ref)
+        if job is not None:
+            say(f"{await resuming_line(storage, job)}; new=True starts afresh")
+            return job
+    fmt = rows_format(rows.name, await rows.first(), options)
+    job = await storage.jobs.create(rows.identity, target.ref, settings.stored(), fmt.to_json())
+    say(f"job {job.id}: rows {rows.name!r} ({plural(len(fmt.header), 'column')})")
+    return job
+
+
+async def stage_rows(
+    storage: Storage,
+    job: Job,
+    rows: RowsInput | None,
+    progress: ProgressListener,
+    halt: threading.Event,
+    *,
+    feed: Feed | None = None,
+) -> Job:
+    """Stage the job's rows from where staging stopped to their end (``read_job`` for rows
+    given by a program). ``halt`` ends it after the batch in hand; alone, the job is then
+    ``interrupted``. Raises ``ConfigError`` without ``rows`` (a resume from the command
+    line): only the program that gives the rows can go on staging them."""
+    if rows is None:
+        raise ConfigError(f"job {job.id}: its rows are given by a program: Client.load_rows")
+    make = MappingRows(job.format)
+    total = job.total_rows
+    progress.start_reading(job.id, 0, job.read_offset)
+    whole = False
+    try:
+        passed = await rows.pull.skip(job.read_offset) if job.read_offset else 0
+        if passed < job.read_offset:
+            raise InputError(
+                f"rows {rows.name!r}: {plural(passed, 'row')} given, fewer than the "
+                f"{job.read_offset:,} job {job.id} has staged; give the same rows again "
+                "(or start afresh with new=True)"
+            )
+        number = job.read_offset + 1
+        while not halt.is_set():
+            items = await rows.chunk(STAGE_BATCH_ROWS)
+            if not items:
+                whole = True
+                break
+            stored = await storage.reading.ingest(job.id, _made(make, number, items))
+            number += len(items)
+            total += stored
+            progress.reading(number - 1, 0, total)
+            if feed is not None:
+                feed.added.set()
+    finally:
+        progress.end_reading(total)
+        await rows.pull.close()
+    if not whole:
+        if feed is None:
+            await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "interrupted while staging")
+        return await storage.jobs.get(job.id)
+    await storage.reading.finish(job.id)
+    return await storage.jobs.get(job.id)
+
+
+def _made(make: MappingRows, number: int, items: list[Any]) -> Iterator[Batch]:
+    # A generator: the records are made in the storage's thread, beside the commit.
+    yield make.batch(number, items)

@@ -1,0 +1,242 @@
+"""``Client.load_rows``: rows from a program (a CRM sync, a warehouse query), staged durably
+and sent with the guarantees of a file, against a real sandbox and a real queue database."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime
+import decimal
+import math
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bulkimport import (
+    Client,
+    ConfigError,
+    InputError,
+    JobState,
+    ProgressEvent,
+    ReadSettings,
+    RowState,
+    SendSettings,
+    Target,
+)
+from bulkimport.reader import cell_text
+from bulkimport.rows import REPORT_COLUMNS
+from bulkimport.sandbox import SandboxHandle
+from tests.helpers import arrivals, customers, query, stats
+
+FAST = SendSettings(rate_per_s=0, max_attempts=1)
+
+
+def target_of(sandbox: SandboxHandle, password: str = "secret") -> Target:
+    return Target(url=sandbox.url, org="demo", user="admin", password=password, campaign="1")
+
+
+async def held(sandbox: SandboxHandle) -> dict[str, dict[str, str]]:
+    return {c["key"]: c["fields"] for c in await customers(sandbox)}
+
+
+def contacts(count: int, start: int = 0) -> Iterator[dict[str, Any]]:
+    for index in range(start, start + count):
+        yield {"customername": f"客户{index}", "phone1": 13900000000 + index, "city": "深圳"}
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (None, ""),
+        (math.nan, ""),
+        (13800138000.0, "13800138000"),  # pandas: an int column with a gap is float
+        (0.5, "0.5"),
+        (13800138000, "13800138000"),
+        (decimal.Decimal("1.38E+10"), "13800000000"),
+        (datetime.datetime(2026, 11, 30, 8, 15), "2026-11-30 08:15:00"),
+        (datetime.date(2026, 11, 30), "2026-11-30"),
+        ("深圳 ", "深圳 "),  # trimmed later, with every other value, unless keep_spaces
+        ("北京".encode(), "北京"),
+        (True, "True"),
+    ],
+)
+def test_a_value_is_sent_as_the_text_a_person_would_type(value: object, text: str) -> None:
+    assert cell_text(value) == text
+
+
+async def test_rows_from_a_list_of_dicts_reach_the_server_as_given(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    rows = [
+        {"name": "张三", "Mobile": 13800000001.0, "city": " 北京 ", "note": None},
+        {"name": "Émile", "Mobile": "13800000002", "city": "Paris", "note": math.nan},
+        {"name": "王五", "Mobile": 13800000003},  # fewer keys: the others are empty
+        {"name": "", "Mobile": None, "city": ""},  # nothing in it: blank, not a row
+        {"name": "赵六", "Mobile": "13800000004", "phone": "x"},  # a key row 1 did not have
+        {"name": "钱七", "Mobile": "1.38E+10"},  # digits lost, as Excel loses them
+        {"name": "孙八", "Mobile": "13800000008"},
+    ]
+    said: list[str] = []
+    read = ReadSettings(rename=(("Mobile", "phone1"), ("name", "customername")))
+    async with Client(
+        target_of(sandbox), db=tmp_path / "q.db", send=FAST, read=read, say=said.append
+    ) as client:
+        summary = await client.load_rows(rows, name="crm-contacts")
+        assert summary.state is JobState.FINISHED
+        assert summary.counts[RowState.DONE] == 4
+        assert summary.counts[RowState.INVALID] == 2
+        assert summary.blank_lines == 1
+        report_rows = await client.write_report(summary.job, tmp_path / "fix.csv")
+    assert report_rows[1] == 2
+    with (tmp_path / "fix.csv").open(encoding="utf-8-sig") as handle:
+        report = list(csv.reader(handle))
+    assert report[0] == ["name", "Mobile", "city", "note", *REPORT_COLUMNS]
+    assert report[1][:-1] == ["赵六", "13800000004", "", "", "x", "5", "invalid", "cells"]
+    assert report[1][-1].startswith("'phone' not among the columns of row 1 (name, Mobile,")
+    assert report[2][:-1] == ["钱七", "1.38E+10", "", "", "", "6", "invalid", "phone-digits-lost"]
+    assert said[0] == "job 1: rows 'crm-contacts' (4 columns)"
+    server = await held(sandbox)
+    assert server == {
+        "13800000001": {"customername": "张三", "phone1": "13800000001", "city": "北京"},
+        "13800000002": {"customername": "Émile", "phone1": "13800000002", "city": "Paris"},
+        "13800000003": {"customername": "王五", "phone1": "13800000003"},
+        "13800000008": {"customername": "孙八", "phone1": "13800000008"},
+    }
+    [(file, fmt)] = query(tmp_path / "q.db", "SELECT file_path, format_json FROM jobs")
+    assert file == "rows:crm-contacts" and '"kind": "rows"' in fmt
+
+
+async def test_an_async_source_is_staged_in_batches_while_its_rows_are_sent(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    events: list[ProgressEvent] = []
+    ended_s = 0.0
+
+    async def changed() -> AsyncIterator[dict[str, Any]]:
+        nonlocal ended_s
+        for index, row in enumerate(contacts(12_000)):
+            if index % 5000 == 0:
+                await asyncio.sleep(0.5)  # a page of a remote query
+            yield row
+        ended_s = time.time()
+
+    async with Client(
+        target_of(sandbox), db=tmp_path / "q.db", send=FAST, on_progress=events.append
+    ) as client:
+        summary = await client.load_rows(changed(), name="warehouse")
+    assert (summary.state, summary.counts[RowState.DONE]) == (JobState.FINISHED, 12_000)
+    staged = [e.rows for e in events if e.phase == "reading" and not e.finished and e.rows]
+    assert staged == [5000, 10_000, 12_000]  # one commit per batch, each durable
+    # Sending did not wait for the end of the rows: the server heard from it before.
+    assert min(arrived for arrived, _, _ in await arrivals(sandbox)) < ended_s
+    assert len(await customers(sandbox)) == 12_000
+
+
+class SourceFailed(Exception):
+    pass
+
+
+async def test_a_source_that_fails_leaves_a_job_the_same_name_resumes_without_sending_twice(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    def breaks_after(count: int) -> Iterator[dict[str, Any]]:
+        yield from contacts(count)
+        raise SourceFailed("the CRM closed the connection")
+
+    async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
+        with pytest.raises(SourceFailed):
+            await client.load_rows(breaks_after(7_500), name="crm")
+        [first] = await client.jobs()
+        assert first.state is JobState.INTERRUPTED
+        assert first.total == 5000  # the batch that was whole; the 2,500 after it were not
+        # The command line (or a library resume) cannot go on staging: only the program can.
+        with pytest.raises(ConfigError, match="load the same rows under the same name"):
+            await client.resume(first.job)
+        pulled = 0
+
+        def counted() -> Iterator[dict[str, Any]]:
+            nonlocal pulled
+            for row in contacts(9_000):
+                pulled += 1
+                yield row
+
+        again = await client.load_rows(counted(), name="crm")
+    assert (again.job, again.state) == (first.job, JobState.FINISHED)
+    assert again.counts[RowState.DONE] == 9_000 and again.total == 9_000
+    assert pulled == 9_000
+    assert len(await customers(sandbox)) == 9_000
+    # Each row reached the server once: nothing was staged, or sent, twice.
+    assert (await stats(sandbox))["requests"] == 9_000
+
+
+async def test_fewer_rows_on_resume_than_were_staged_is_an_error_naming_both(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    def breaks_after(count: int) -> Iterator[dict[str, Any]]:
+        yield from contacts(count)
+        raise SourceFailed("the query timed out")
+
+    async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
+        with pytest.raises(SourceFailed):
+            await client.load_rows(breaks_after(6000), name="crm")
+        with pytest.raises(InputError, match="3 rows given, fewer than the 5,000 job 1 has"):
+            await client.load_rows(contacts(3), name="crm")
+        done = await client.load_rows(contacts(6000), name="crm")
+    assert (done.job, done.state, done.counts[RowState.DONE]) == (1, JobState.FINISHED, 6000)
+
+
+async def test_a_job_stopped_by_a_fatal_answer_resumes_under_its_name(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    async with Client(target_of(sandbox, "wrong"), db=tmp_path / "q.db", send=FAST) as client:
+        stopped = await client.load_rows(contacts(6000), name="crm")
+    assert stopped.state is JobState.STOPPED and stopped.counts[RowState.DONE] == 0
+    async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
+        done = await client.load_rows(contacts(6000), name="crm")
+    assert (done.job, done.state, done.counts[RowState.DONE]) == (
+        stopped.job,
+        JobState.FINISHED,
+        6000,
+    )
+    assert len(await customers(sandbox)) == 6000
+
+
+async def test_a_finished_name_loaded_again_is_a_new_job(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
+        first = await client.load_rows(contacts(3), name="nightly")
+        second = await client.load_rows(contacts(3, start=3), name="nightly")
+        other = await client.load_rows(contacts(2, start=6), name="other")
+    assert [first.job, second.job, other.job] == [1, 2, 3]
+    assert all(s.state is JobState.FINISHED for s in (first, second, other))
+    assert len(await customers(sandbox)) == 8
+
+
+@pytest.mark.parametrize(
+    ("rows", "error", "match"),
+    [
+        ([], InputError, "no rows were given"),
+        ([{}], InputError, "row 1 has no keys"),
+        ([("a", "b")], InputError, "row 1: a mapping of column to value is expected, not tuple"),
+        ([{"name": "a", "phone1": "1"}, "oops"], InputError, "row 2: a mapping .* not str"),
+        ("name,phone1", ConfigError, "an iterable or an async iterable of mappings, not str"),
+        ([{"a=b": "1"}], InputError, "row 1: column 1: field name 'a=b' contains '='"),
+    ],
+)
+async def test_rows_that_cannot_be_loaded_get_one_line_naming_the_row(
+    tmp_path: Path, sandbox: SandboxHandle, rows: Any, error: type[Exception], match: str
+) -> None:
+    async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
+        with pytest.raises(error, match=match):
+            await client.load_rows(rows, name="bad")
+    assert (await stats(sandbox))["requests"] == 0
+
+
+async def test_a_name_is_required(tmp_path: Path, sandbox: SandboxHandle) -> None:
+    async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
+        with pytest.raises(InputError, match="needs a name"):
+            await client.load_rows(contacts(1), name=" ")
