@@ -60,7 +60,8 @@ def contacts(count: int, start: int = 0) -> Iterator[dict[str, Any]]:
         (datetime.date(2026, 11, 30), "2026-11-30"),
         ("深圳 ", "深圳 "),  # trimmed later, with every other value, unless keep_spaces
         ("北京".encode(), "北京"),
-        (True, "True"),
+        (True, "TRUE"),  # as a workbook reads it
+        (False, "FALSE"),
     ],
 )
 def test_a_value_is_sent_as_the_text_a_person_would_type(value: object, text: str) -> None:

@@ -73,16 +73,17 @@ def rows_format(name: str, first: object, options: ReaderOptions) -> FileFormat:
 
 
 def cell_text(value: object) -> str:
-    """A value as the text it is sent as: ``None`` and NaN (a missing value in pandas) are
-    empty; a whole float is written without its ``.0`` (a phone column with a gap is a
-    float column in pandas: ``13800138000.0`` is ``13800138000``), a ``Decimal`` without an
-    exponent; dates in ISO 8601 (``2026-11-30 08:15:00``); bytes as UTF-8."""
+    """A value as the text it is sent as, as a workbook's cell would read: ``None`` and NaN
+    (a missing value in pandas) are empty; a bool is ``TRUE``/``FALSE``; a whole float has
+    no ``.0`` (a phone column with a gap is a float column in pandas: ``13800138000.0`` is
+    ``13800138000``), a ``Decimal`` no exponent; dates are ISO 8601 (``2026-11-30
+    08:15:00``); bytes are UTF-8."""
     if type(value) is str:
         return value
     if value is None:
         return ""
     if isinstance(value, bool):
-        return str(value)
+        return "TRUE" if value else "FALSE"  # as a workbook's cell reads
     if isinstance(value, float):
         if math.isnan(value):
             return ""
