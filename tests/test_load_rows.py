@@ -140,13 +140,15 @@ class SourceFailed(Exception):
     pass
 
 
+def breaks_after(count: int) -> Iterator[dict[str, Any]]:
+    """A source that fails after ``count`` rows (a dropped connection, a query timed out)."""
+    yield from contacts(count)
+    raise SourceFailed("the source went away")
+
+
 async def test_a_source_that_fails_leaves_a_job_the_same_name_resumes_without_sending_twice(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:
-    def breaks_after(count: int) -> Iterator[dict[str, Any]]:
-        yield from contacts(count)
-        raise SourceFailed("the CRM closed the connection")
-
     async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
         with pytest.raises(SourceFailed):
             await client.load_rows(breaks_after(7_500), name="crm")
@@ -176,10 +178,6 @@ async def test_a_source_that_fails_leaves_a_job_the_same_name_resumes_without_se
 async def test_fewer_rows_on_resume_than_were_staged_is_an_error_naming_both(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:
-    def breaks_after(count: int) -> Iterator[dict[str, Any]]:
-        yield from contacts(count)
-        raise SourceFailed("the query timed out")
-
     async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
         with pytest.raises(SourceFailed):
             await client.load_rows(breaks_after(6000), name="crm")

@@ -23,7 +23,7 @@ from bulkimport.jobs.events import event
 from bulkimport.jobs.progress import LoggedProgress, ProgressListener
 from bulkimport.jobs.reasons import stop_reason
 from bulkimport.jobs.report import is_report, place_report
-from bulkimport.jobs.staging import RowsInput, open_rows_job, stage_rows
+from bulkimport.jobs.staging import RowsInput, end_reading, open_rows_job, stage_rows
 from bulkimport.jobs.summary import JobSummary, plural, resuming_line, summarize
 from bulkimport.jobs.watcher import Watcher
 from bulkimport.reader import FileFormat, InputKind, ReaderOptions, read_batches, sniff_format
@@ -250,12 +250,7 @@ async def read_job(
             await storage.reading.ingest(job.id, to_the_end(), on_batch=on_batch, stop=halt)
     finally:
         progress.end_reading(stored)
-    if not whole:
-        if feed is None:
-            await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "interrupted while reading")
-        return await storage.jobs.get(job.id)
-    await storage.reading.finish(job.id)
-    return await storage.jobs.get(job.id)
+    return await end_reading(storage, job, whole=whole, alone=feed is None)
 
 
 async def send_job(

@@ -172,9 +172,15 @@ async def stage_rows(
     finally:
         progress.end_reading(total)
         await rows.pull.close()
+    return await end_reading(storage, job, whole=whole, alone=feed is None)
+
+
+async def end_reading(storage: Storage, job: Job, *, whole: bool, alone: bool) -> Job:
+    """Reading (or staging) stopped: at the end of the rows, the job is read; before it, a
+    job only being read (``alone``) is interrupted, one being sent keeps sending's state."""
     if not whole:
-        if feed is None:
-            await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "interrupted while staging")
+        if alone:
+            await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "interrupted while reading")
         return await storage.jobs.get(job.id)
     await storage.reading.finish(job.id)
     return await storage.jobs.get(job.id)
