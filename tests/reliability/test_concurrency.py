@@ -32,6 +32,9 @@ async def test_a_second_runner_on_the_same_database_is_refused_and_the_first_fin
             break
         assert first.returncode is None
         await asyncio.sleep(0.01)
+    # Slow answers while the others try, so that the first runner is still sending however
+    # slowly they start (a fresh machine compiles every module at each start); fast again after.
+    sandbox.sandbox.set_faults(Faults(latency_s=0.5))
 
     for second in (args, ["resume"], ["retry", "1"]):
         refused = await bulkimport(*second, cwd=tmp_path)
@@ -42,6 +45,7 @@ async def test_a_second_runner_on_the_same_database_is_refused_and_the_first_fin
         assert "Traceback" not in refused.err
 
     assert first.returncode is None, "the first runner ended before the second one tried"
+    sandbox.sandbox.set_faults(Faults(latency_s=0.0))
     _, err = await asyncio.wait_for(first.communicate(), 60)
     assert first.returncode == 0, err.decode()
     held = await customers(sandbox)
