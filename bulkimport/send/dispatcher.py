@@ -659,9 +659,9 @@ class Dispatcher:
         )
         kind = outcome.kind
         if row.id in self._refund_later:
+            # Whatever this call's result: the streak's attempt was the outage's.
             self._refund_later.discard(row.id)
-            if result.state in (RowState.PENDING, RowState.FAILED):
-                self._refund_after_flush.append(row.id)
+            self._refund_after_flush.append(row.id)
         if kind is OutcomeKind.TRANSIENT and result.counted:
             self._streak_rows.append(row.id)
         if kind is OutcomeKind.TRANSIENT or (kind is OutcomeKind.FATAL and not outcome.answered):

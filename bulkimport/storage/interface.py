@@ -189,9 +189,10 @@ class SendQueue(Protocol):
         ...
 
     async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> int:
-        """The last recorded attempt of these rows met an outage, not a problem of theirs: it
-        is not held against them (a row it made ``failed`` is pending again, due at
-        ``now_s``). Return how many rows."""
+        """An attempt of these rows met an outage, not a problem of theirs: it is not held
+        against them (a row it made ``failed`` is pending again, due at ``now_s``; a row
+        answered since, sent again before the outage was known, keeps the attempt that
+        settled it). Rows in flight are left alone. Return how many rows."""
         ...
 
     async def next_attempt_at(self, job_id: int) -> float | None:

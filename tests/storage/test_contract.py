@@ -328,6 +328,44 @@ async def test_record_results(storage: Storage) -> None:
     assert {v.line for v in errors} == {4, 5, 6}
 
 
+async def test_an_attempt_an_outage_cost_is_taken_back_whatever_the_row_became(
+    storage: Storage,
+) -> None:
+    job = await ready_job(storage, 5)
+    now = time.time()
+    rows = await storage.sending.claim_batch(job.id, 5, now_s=now, runner=RUNNER)
+    trouble = [
+        RowResult(r.id, RowState.PENDING, "refused", "down", next_attempt_at_s=now) for r in rows
+    ]
+    await storage.sending.record_results(job.id, trouble[:4])
+    await storage.sending.record_results(
+        job.id, [RowResult(rows[4].id, RowState.FAILED, "refused", "down")]
+    )
+    again = await storage.sending.claim_batch(job.id, 3, now_s=now, runner=RUNNER)
+    assert [r.attempts for r in again] == [1, 1, 1]
+    await storage.sending.record_results(
+        job.id,
+        [
+            RowResult(again[0].id, RowState.DONE, "BackMsg_84", "imported"),
+            RowResult(again[1].id, RowState.REJECTED, "BackMsg_74", "bad field"),
+        ],
+    )
+    # again[2] is in flight, rows[3] pending, rows[4] failed: the outage is known now.
+    ids = [again[0].id, again[1].id, again[2].id, rows[3].id, rows[4].id]
+    assert await storage.sending.uncount(job.id, ids, now_s=now + 5) == 4
+    views = {v.line: v async for v in storage.reports.iter_rows(job.id, list(RowState))}
+    # Settled rows keep the attempt that settled them; the others are back to none.
+    assert [(views[line].state, views[line].attempts) for line in range(2, 7)] == [
+        (RowState.DONE, 1),
+        (RowState.REJECTED, 1),
+        (RowState.IN_FLIGHT, 1),
+        (RowState.PENDING, 0),
+        (RowState.PENDING, 0),
+    ]
+    # A settled row whose one attempt settled it has nothing to take back.
+    assert await storage.sending.uncount(job.id, [again[0].id], now_s=now + 5) == 0
+
+
 async def test_record_results_ignores_other_jobs(storage: Storage) -> None:
     job = await ready_job(storage, 1)
     other = await ready_job(storage, 1)

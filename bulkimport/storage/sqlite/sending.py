@@ -52,6 +52,13 @@ _UNCOUNT_PENDING = (
     "UPDATE rows SET attempts = attempts - 1, updated_at = ?"
     " WHERE id = ? AND job_id = ? AND state = 'pending' AND attempts > 0"
 )
+# A row settled since (its call sent again before the outage was known, and answered): the
+# outage's attempt is taken back, the one that settled it stays.
+_UNCOUNT_SETTLED = (
+    "UPDATE rows SET attempts = attempts - 1, updated_at = ?"
+    " WHERE id = ? AND job_id = ? AND state IN ('done', 'duplicate', 'rejected')"
+    " AND attempts > 1"
+)
 _RELEASE = (
     "UPDATE rows SET state = 'pending', updated_at = ?, runner_id = NULL"
     " WHERE id = ? AND job_id = ? AND state = 'in_flight'"
@@ -230,8 +237,9 @@ class SqliteSending:
         return recorded
 
     async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> int:
-        """Take back the last attempt of rows whose last call met an outage; a row it made
-        ``failed`` is pending again at ``now_s``. Return how many rows."""
+        """Take back the attempt of rows that an outage cost: a row it made ``failed`` is
+        pending again at ``now_s``; a row settled since keeps the attempt that settled it.
+        Return how many rows."""
         ids = list(row_ids)
         if not ids:
             return 0
@@ -244,6 +252,9 @@ class SqliteSending:
                 ).rowcount
                 refunded = conn.executemany(
                     _UNCOUNT_PENDING, [(now, row_id, job_id) for row_id in ids]
+                ).rowcount
+                refunded += conn.executemany(
+                    _UNCOUNT_SETTLED, [(now, row_id, job_id) for row_id in ids]
                 ).rowcount
                 conn.executemany(
                     COUNT_MOVES, count_params(job_id, moved("failed", "pending", revived))
