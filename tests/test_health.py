@@ -86,6 +86,19 @@ def test_troubles_among_answers_are_the_rows_and_an_outage_spares_them() -> None
     assert watch.observe(REFUSED, 3.0).spare
 
 
+def test_troubles_a_first_probe_finds_answered_stay_the_rows() -> None:
+    # Rows that make the server drop their connection look like an outage for a moment; a
+    # probe answered at once says the server is there: their attempts count, so that such
+    # rows end failed instead of being sent for ever.
+    watch = health(probe_first_s=1.0)
+    feed(watch, [DONE])
+    decisions = feed(watch, [REFUSED] * 5, start_s=1.0)
+    assert watch.mode is Mode.OUTAGE and not any(d.spare for d in decisions)
+    back = watch.observe_probe(classify_http(200, format_answer(False, "BackMsg_71")), 2.5)
+    assert back == Decision(changed=True) and not back.confirmed
+    assert watch.mode is Mode.SENDING
+
+
 def test_an_outage_probes_at_growing_intervals_and_ends_with_an_answer() -> None:
     watch = health(probe_first_s=1.0, probe_max_s=4.0)
     feed(watch, [DONE], start_s=0.0)
