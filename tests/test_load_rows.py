@@ -8,6 +8,7 @@ import csv
 import datetime
 import decimal
 import math
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -201,6 +202,33 @@ async def test_a_job_stopped_by_a_fatal_answer_resumes_under_its_name(
         6000,
     )
     assert len(await customers(sandbox)) == 6000
+
+
+async def test_rows_of_a_database_cursor_load_as_they_come(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    # sqlite3.Row is no Mapping, but has keys() and is indexed by them, as many drivers'
+    # rows are; the cursor belongs to this thread, and keeps working (pulled on the loop's).
+    crm = sqlite3.connect(tmp_path / "crm.db")
+    crm.row_factory = sqlite3.Row
+    crm.execute("CREATE TABLE contacts (customername TEXT, phone1 INTEGER, city TEXT)")
+    crm.executemany(
+        "INSERT INTO contacts VALUES (?, ?, ?)",
+        [(f"客户{i}", 13700000000 + i, "广州") for i in range(7000)],
+    )
+    try:
+        async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
+            cursor = crm.execute("SELECT * FROM contacts ORDER BY rowid")
+            summary = await client.load_rows(cursor, name="crm")
+    finally:
+        crm.close()
+    assert (summary.state, summary.counts[RowState.DONE]) == (JobState.FINISHED, 7000)
+    server = await held(sandbox)
+    assert server["13700006999"] == {
+        "customername": "客户6999",
+        "phone1": "13700006999",
+        "city": "广州",
+    }
 
 
 async def test_a_finished_name_loaded_again_is_a_new_job(

@@ -43,13 +43,29 @@ def check_name(name: str) -> None:
         raise InputError(f"the name of rows must be printable, not {name!r}")
 
 
+def as_mapping(item: object) -> Mapping[object, object] | None:
+    """``item`` as a mapping: a ``Mapping``, or a row that has ``keys()`` and is indexed by
+    them (``sqlite3.Row``, many database drivers' rows); ``None`` for anything else."""
+    if isinstance(item, Mapping):
+        return item
+    keys = getattr(item, "keys", None)
+    if callable(keys) and hasattr(item, "__getitem__"):
+        try:
+            return {key: item[key] for key in keys()}
+        except (KeyError, IndexError, TypeError):
+            return None
+    return None
+
+
 def rows_format(name: str, first: object, options: ReaderOptions) -> FileFormat:
     """The format of the rows called ``name`` whose first row is ``first``: its keys are
     the columns, ``options`` map them as for a file (the encoding, delimiter and sheet
     options have no bearing)."""
     where = Path(f"rows {name!r}")
-    if not isinstance(first, Mapping):
+    mapping = as_mapping(first)
+    if mapping is None:
         raise InputError(f"{where}: row 1: {_not_a_mapping(first)}")
+    first = mapping
     header = tuple(str(key).strip() for key in first)
     if not header:
         raise InputError(f"{where}: row 1 has no keys: the first row names the columns")
@@ -119,9 +135,10 @@ class MappingRows:
         maker.blank_records = 0
         maker.repaired = Counter()
         rows: list[NewRow] = []
-        for number, item in enumerate(items, start=first_number):
-            if not isinstance(item, Mapping):
-                raise InputError(f"{self.where}: row {number}: {_not_a_mapping(item)}")
+        for number, given in enumerate(items, start=first_number):
+            item = given if isinstance(given, Mapping) else as_mapping(given)
+            if item is None:
+                raise InputError(f"{self.where}: row {number}: {_not_a_mapping(given)}")
             try:
                 if len(item) == len(header):
                     cells = [cell_text(item[name]) for name in header]
