@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -277,10 +278,7 @@ class PaceController:
 
     def state(self) -> PaceState:
         """The current pace and what it is based on."""
-        p95 = None
-        if self._recent:
-            ordered = sorted(self._recent)
-            p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+        p95 = p95_of(self._recent)
         return PaceState(
             rate_per_s=self._rate,
             concurrency_limit=self._limit,
@@ -653,10 +651,7 @@ class FixedPace:
         return self._in_flight
 
     def state(self) -> PaceState:
-        p95 = None
-        if self._recent:
-            ordered = sorted(self._recent)
-            p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+        p95 = p95_of(self._recent)
         return PaceState(
             rate_per_s=self._rate,
             concurrency_limit=self._limit,
@@ -792,3 +787,11 @@ class FixedPace:
 
 #: What the dispatcher paces its calls with.
 Pace = PaceController | FixedPace
+
+
+def p95_of(samples: Iterable[float]) -> float | None:
+    """The 95th percentile of ``samples`` (nearest rank), ``None`` if there are none."""
+    ordered = sorted(samples)
+    if not ordered:
+        return None
+    return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
