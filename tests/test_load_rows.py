@@ -263,6 +263,22 @@ async def test_rows_that_cannot_be_loaded_get_one_line_naming_the_row(
     assert (await stats(sandbox))["requests"] == 0
 
 
+async def test_a_value_that_cannot_be_text_makes_its_row_invalid_not_the_job(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    rows = [
+        {"customername": "张三", "phone1": "13800000001"},
+        {"customername": b"\xff\xfe", "phone1": "13800000002"},  # not UTF-8
+        {"customername": "李四", "phone1": b"13800000003"},
+    ]
+    async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
+        summary = await client.load_rows(rows, name="blobs")
+        assert (summary.counts[RowState.DONE], summary.counts[RowState.INVALID]) == (2, 1)
+        [bad] = [v async for v in client.storage.reports.iter_rows(summary.job, [RowState.INVALID])]
+    assert bad.line == 2 and bad.last_message.startswith("a value cannot be sent as text")
+    assert set(await held(sandbox)) == {"13800000001", "13800000003"}
+
+
 async def test_a_name_is_required(tmp_path: Path, sandbox: SandboxHandle) -> None:
     async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
         with pytest.raises(InputError, match="needs a name"):

@@ -14,8 +14,8 @@ from the mappings in the storage's thread, beside the commit.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
+import logging
 import threading
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -33,12 +33,14 @@ from bulkimport.storage import Job, Storage
 #: What ``load_rows`` takes: mappings of column to value, from anywhere.
 RowSource = Iterable[Mapping[Any, Any]] | AsyncIterable[Mapping[Any, Any]]
 
+log = logging.getLogger("bulkimport")
+
 STAGE_BATCH_ROWS = 5000
 
 
 class _Pull:
     """The caller's rows, a chunk at a time, whether they come from an iterable or an
-    async iterable; ``taken`` counts the rows pulled so far."""
+    async iterable."""
 
     def __init__(self, rows: RowSource) -> None:
         self._sync: Iterator[Mapping[Any, Any]] | None = None
@@ -52,9 +54,9 @@ class _Pull:
                 f"load_rows takes an iterable or an async iterable of mappings, "
                 f"not {type(rows).__name__}"
             )
-        self.taken = 0
 
     async def chunk(self, size: int) -> list[Any]:
+        """Up to ``size`` rows; fewer only at their end."""
         if self._sync is not None:
             items: list[Any] = list(itertools.islice(self._sync, size))
         else:
@@ -64,21 +66,26 @@ class _Pull:
                 items.append(item)
                 if len(items) >= size:
                     break
-        self.taken += len(items)
         return items
 
     async def skip(self, count: int) -> int:
         """Pass over ``count`` rows (fewer if the rows end first); return how many."""
-        start = self.taken
-        while self.taken - start < count:
-            if not await self.chunk(min(STAGE_BATCH_ROWS, count - (self.taken - start))):
+        passed = 0
+        while passed < count:
+            taken = len(await self.chunk(min(STAGE_BATCH_ROWS, count - passed)))
+            if not taken:
                 break
-        return self.taken - start
+            passed += taken
+        return passed
 
     async def close(self) -> None:
+        """Close an async generator we stopped pulling from (its ``finally`` runs now). A
+        failure there is the caller's to know, but must not hide why staging ended."""
         if self._async is not None and hasattr(self._async, "aclose"):
-            with contextlib.suppress(Exception):
+            try:
                 await self._async.aclose()
+            except Exception:
+                log.warning("closing the rows' async iterator failed", exc_info=True)
 
 
 class RowsInput:

@@ -121,7 +121,6 @@ class MappingRows:
     """Makes the ``Batch`` of consecutive mappings, for the rows of format ``fmt``."""
 
     def __init__(self, fmt: FileFormat) -> None:
-        self.fmt = fmt
         self.header = fmt.header
         self.known = frozenset(fmt.header)
         self.maker = RecordMaker(fmt)
@@ -131,7 +130,7 @@ class MappingRows:
     def batch(self, first_number: int, items: Sequence[object]) -> Batch:
         """The rows of ``items``, the first of which is row ``first_number``; raises
         ``InputError`` (naming the row) for an item that is not a mapping."""
-        maker, make, header = self.maker, self.make, self.header
+        maker = self.maker
         maker.blank_records = 0
         maker.repaired = Counter()
         rows: list[NewRow] = []
@@ -140,38 +139,40 @@ class MappingRows:
             if item is None:
                 raise InputError(f"{self.where}: row {number}: {_not_a_mapping(given)}")
             try:
-                if len(item) == len(header):
-                    cells = [cell_text(item[name]) for name in header]
-                else:
-                    raise KeyError
-            except KeyError:
-                row = self._general(number, item)
+                row = self._row(number, item)
             except (UnicodeDecodeError, ValueError) as exc:
                 row = self._refused(number, item, f"a value cannot be sent as text ({exc})")
-            else:
-                row = make(number, cells)
             if row is not None:
                 rows.append(row)
         end = first_number + len(items) - 1
         return Batch(rows, end, end + 1, maker.blank_records, dict(maker.repaired))
+
+    def _row(self, number: int, item: Mapping[object, object]) -> NewRow | None:
+        """The row of one mapping (``None``: blank). Most rows have the first row's keys
+        exactly: their values are taken by name; any other goes the general way."""
+        header = self.header
+        if len(item) == len(header):
+            try:
+                values = [item[name] for name in header]
+            except KeyError:
+                pass
+            else:
+                return self.make(number, list(map(cell_text, values)))
+        return self._general(number, item)
 
     def _general(self, number: int, item: Mapping[object, object]) -> NewRow | None:
         """A row whose keys are not exactly the header's: missing keys are empty cells, keys
         the first row did not have make it invalid (their values kept for the report)."""
         values = {str(key).strip(): value for key, value in item.items()}
         unknown = [key for key in values if key not in self.known]
-        try:
-            cells = [cell_text(values.get(name)) for name in self.header]
-            extra = [cell_text(values[key]) for key in unknown]
-        except (UnicodeDecodeError, ValueError) as exc:
-            return self._refused(number, item, f"a value cannot be sent as text ({exc})")
+        cells = [cell_text(values.get(name)) for name in self.header]
         if unknown:
             names = ", ".join(repr(key) for key in unknown)
             return NewRow(
                 number,
                 RowState.INVALID,
                 None,
-                tuple(cells + extra),
+                tuple(cells + [cell_text(values[key]) for key in unknown]),
                 InvalidReason.CELLS,
                 f"{names} not among the columns of row 1 ({', '.join(self.header)}); "
                 "every row has the first row's keys (or fewer)",
