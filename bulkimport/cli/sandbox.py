@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 
 import click
 
 from bulkimport.campaign import default_schema, load_schema
 from bulkimport.errors import ConfigError
+from bulkimport.portable import on_stop_signals
 from bulkimport.sandbox.faults import Faults, Outage, parse_code
 from bulkimport.sandbox.server import SandboxConfig, serve_sandbox
 
@@ -39,16 +39,10 @@ _RATE = click.FloatRange(0, 1)
 
 async def _serve(config: SandboxConfig) -> None:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
+    with on_stop_signals(lambda signum: stop.set()):
         async with serve_sandbox(config) as handle:
             click.echo(f"sandbox ready at {handle.url}", err=False)
             await stop.wait()
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
     click.echo("sandbox stopped", err=True)
 
 

@@ -26,6 +26,7 @@ from bulkimport.jobs.report import is_report, place_report
 from bulkimport.jobs.staging import RowsInput, end_reading, open_rows_job, stage_rows
 from bulkimport.jobs.summary import JobSummary, plural, resuming_line, summarize
 from bulkimport.jobs.watcher import Watcher
+from bulkimport.portable import on_stop_signals
 from bulkimport.reader import FileFormat, InputKind, ReaderOptions, read_batches, sniff_format
 from bulkimport.rows import Batch, FileIdentity
 from bulkimport.send import (
@@ -132,18 +133,11 @@ class StopSignal:
 
     @contextlib.contextmanager
     def watch(self) -> Iterator[None]:
-        if not self._signals or threading.current_thread() is not threading.main_thread():
+        if not self._signals:
             yield
             return
-        loop = asyncio.get_running_loop()
-        signals = (signal.SIGINT, signal.SIGTERM)
-        for sig in signals:
-            loop.add_signal_handler(sig, self.request, sig)
-        try:
+        with on_stop_signals(self.request):
             yield
-        finally:
-            for sig in signals:
-                loop.remove_signal_handler(sig)
 
 
 async def open_job(

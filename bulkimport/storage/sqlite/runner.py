@@ -1,15 +1,17 @@
 """One runner per database: an OS file lock beside it, and a ``runners`` row per holder.
 
-The lock is an exclusive ``flock`` on ``<db>.lock`` holding the runner's pid. The OS drops it
-when the process dies, even on ``kill -9``, so a stale lock file never blocks anyone, and
-whether a runner is alive is a question the lock answers (``runner_alive``), not a guess
-from timestamps.
+The lock is an exclusive OS lock on ``<db>.lock`` (``flock``, or ``msvcrt.locking`` on
+Windows: ``bulkimport.portable``), the file holding the runner's pid. The OS drops it when the
+process dies, even on ``kill -9`` or Task Scheduler's "End", so a stale lock file never blocks
+anyone, and whether a runner is alive is a question the lock answers (``runner_alive``), not a
+guess from timestamps.
 
-``runner_alive`` asks by trying a *shared* lock without waiting: refused, someone holds the
-exclusive one. Granted, it holds it for the microseconds between two system calls, and a
-runner starting just then would find the lock taken: so a runner tries again for
-``ACQUIRE_PATIENCE_S`` before it believes another one holds it. Asking opens the lock file
-read-only and never creates it (``status`` creates nothing).
+``runner_alive`` asks by trying a *shared* lock without waiting (an exclusive one for an
+instant on Windows, which has no shared locks): refused, someone holds the exclusive one.
+Granted, it holds it for the microseconds between two system calls, and a runner starting
+just then would find the lock taken: so a runner tries again for ``ACQUIRE_PATIENCE_S`` before
+it believes another one holds it. Asking opens the lock file read-only and never creates it
+(``status`` creates nothing).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import os
 import socket
 import time
@@ -25,6 +26,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bulkimport.errors import DatabaseError, RunnerBusy
+from bulkimport.portable import read_at, try_lock, unlock, write_at
 from bulkimport.storage.sqlite.database import Database, disk_full, is_full
 from bulkimport.storage.values import RunnerId
 
@@ -32,6 +34,8 @@ from bulkimport.storage.values import RunnerId
 #: holds it, short enough to refuse a second runner at once.
 ACQUIRE_PATIENCE_S = 0.5
 _RETRY_EVERY_S = 0.005
+#: Windows would write a pid's line end as CR LF without it.
+_BINARY = getattr(os, "O_BINARY", 0)
 
 
 def lock_path(db_path: Path) -> Path:
@@ -41,15 +45,13 @@ def lock_path(db_path: Path) -> Path:
 def runner_alive(db_path: Path) -> bool:
     """Whether a process holds the runner lock of the database at ``db_path`` now."""
     try:
-        fd = os.open(lock_path(db_path), os.O_RDONLY)
+        fd = os.open(lock_path(db_path), os.O_RDONLY | _BINARY)
     except OSError:
         return False  # no lock file: no runner ever held it here
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
+        if not try_lock(fd, shared=True):
             return True
-        fcntl.flock(fd, fcntl.LOCK_UN)
+        unlock(fd)
         return False
     finally:
         os.close(fd)
@@ -60,26 +62,24 @@ async def _acquire(fd: int) -> bool:
     shared lock for an instant); False if another runner holds it."""
     deadline = time.monotonic() + ACQUIRE_PATIENCE_S
     while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if try_lock(fd):
             return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            await asyncio.sleep(_RETRY_EVERY_S)
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(_RETRY_EVERY_S)
 
 
 @contextlib.asynccontextmanager
 async def _locked(path: Path, db_path: Path) -> AsyncIterator[int]:
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _BINARY, 0o644)
     except OSError as exc:
         if is_full(exc):
             raise disk_full(db_path) from None
         raise DatabaseError(f"cannot open the lock file {path} ({exc.strerror})") from None
     try:
         if not await _acquire(fd):
-            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+            holder = read_at(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
             raise RunnerBusy(
                 f"another bulkimport is already working on {db_path} "
                 f"(pid {holder}); wait for it to finish"
@@ -87,7 +87,7 @@ async def _locked(path: Path, db_path: Path) -> AsyncIterator[int]:
         try:
             try:
                 os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode("ascii"), 0)
+                write_at(fd, f"{os.getpid()}\n".encode("ascii"), 0)
             except OSError as exc:
                 if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                     raise disk_full(db_path) from None
@@ -97,7 +97,7 @@ async def _locked(path: Path, db_path: Path) -> AsyncIterator[int]:
             # Empty the file before unlocking so that nobody reads a stale pid.
             with contextlib.suppress(OSError):
                 os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            unlock(fd)
     finally:
         os.close(fd)
 
