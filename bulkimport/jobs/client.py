@@ -46,7 +46,7 @@ from bulkimport.jobs.report import (
     PROBLEM_STATES,
     check_report_path,
     default_report_path,
-    remove_report,
+    discard_report,
     write_report,
     write_rows,
 )
@@ -289,7 +289,11 @@ class Client:
         cut = time.time() - older_than_s
         async with self.storage.runner():
             pruned = await self.storage.retention.prune(cut)
-        reports = sum(1 for job in pruned if job.report_path and remove_report(job.report_path))
+        reports = sum(
+            1
+            for job in pruned
+            if job.report_path and discard_report(job.report_path, job.id, "its job is pruned")
+        )
         if pruned:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(cut))
             ids = ", ".join(str(job.id) for job in pruned)

@@ -114,13 +114,29 @@ def _partial(path: Path) -> Path:
 
 def remove_report(path: str | Path) -> bool:
     """Remove the report at ``path`` if it still is one (never another file); whether it
-    was removed."""
+    was removed. ``ReportHeld`` when another program has it open (Windows refuses then)."""
     target = Path(path)
     if not is_report(target):
         return False
-    with contextlib.suppress(FileNotFoundError):
+    try:
         target.unlink()
+    except FileNotFoundError:
+        pass
+    except PermissionError as exc:
+        raise ReportHeld(target, exc.strerror or "permission denied") from None
     return True
+
+
+class ReportHeld(OSError):
+    """A report that could not be replaced or removed: another program holds it open (Excel
+    on Windows locks the file it shows), or it was made read-only."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(
+            f"cannot replace or remove the report {path} ({reason}): is it open in another "
+            "program, such as Excel? Close it there"
+        )
+        self.path = path
 
 
 def _report_layout(job: Job) -> tuple[list[int], int | None, int]:
@@ -196,7 +212,15 @@ async def write_report(
             count = await write_rows(reports, job, handle, states)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(partial, path)
+        try:
+            os.replace(partial, path)
+        except PermissionError as exc:
+            # The report was written; only its old self is in the way.
+            raise ReportHeld(path, exc.strerror or "permission denied") from None
+    except ReportHeld as exc:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+        raise ConfigError(str(exc), job=job.id) from None
     except OSError as exc:
         with contextlib.suppress(OSError):
             partial.unlink()
@@ -211,12 +235,15 @@ async def place_report(storage: Storage, job: Job, path: Path | None) -> str | N
     """After a run of ``job``: write its report (at ``path``, or its default name) if rows
     need a person, and keep where; if none do any more, remove the report an earlier run
     left. A report the job had at another path is removed either way: it no longer
-    applies. Return the report's path, or None."""
+    applies. Return the report's path, or None.
+
+    A report that cannot be written or removed (a full disk, another program holding it) is
+    one warning: the job's outcome stands, and its rows are still in the database."""
     counts = await storage.reports.counts(job.id)
     earlier = job.report_path
     if not any(n for state, n in counts.items() if state.is_problem):
         if earlier is not None:
-            remove_report(earlier)
+            discard_report(earlier, job.id, "every row is settled")
             await storage.jobs.set_report(job.id, None)
         return None
     target = (path or default_report_path(Path(storage.location), job.id)).absolute()
@@ -226,8 +253,28 @@ async def place_report(storage: Storage, job: Job, path: Path | None) -> str | N
         # The job is done; its rows are in the database, and `bulkimport failed` writes them
         # once the cause is gone (the summary says so, with the job's options).
         log.warning("job %d: %s", job.id, exc, extra=event("report", job=job.id, error=str(exc)))
+        if earlier is not None:
+            # Whatever is at the old path lists the rows as they were: never show it as the
+            # job's report again.
+            await storage.jobs.set_report(job.id, None)
         return None
     if earlier is not None and Path(earlier) != target:
-        remove_report(earlier)
+        discard_report(earlier, job.id, f"the job's report is now {target}")
     await storage.jobs.set_report(job.id, str(target))
     return str(target)
+
+
+def discard_report(report: str, job_id: int, why: str) -> bool:
+    """Remove a report that no longer applies (``why``); whether it was removed. One warning
+    if another program holds it: nothing else depends on it being gone."""
+    try:
+        return remove_report(report)
+    except ReportHeld as exc:
+        log.warning(
+            "job %d: %s, and delete it: it no longer applies (%s)",
+            job_id,
+            exc,
+            why,
+            extra=event("report", job=job_id, error=str(exc)),
+        )
+        return False
