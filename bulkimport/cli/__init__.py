@@ -11,6 +11,7 @@ import click
 
 from bulkimport import __version__
 from bulkimport.cli.base import BulkImportGroup
+from bulkimport.portable import printable_streams
 
 COMMANDS = {
     "run": "bulkimport.cli.jobs:run",
@@ -51,4 +52,5 @@ def cli() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    printable_streams()
     cli(prog_name="bulkimport")

@@ -91,6 +91,12 @@ class Migration(NamedTuple):
     sql: str
 
 
+def read_only_uri(path: Path) -> str:
+    """The URI that opens ``path`` read-only: escaped, so that a folder named ``#1``, ``50%``
+    or ``what?`` is the folder and not the URI's fragment or query."""
+    return Path(path).absolute().as_uri() + "?mode=ro"
+
+
 def load_migrations() -> list[Migration]:
     """The migrations shipped with the package, in version order."""
     found: list[Migration] = []
@@ -159,7 +165,7 @@ def inspect_file(path: Path) -> FileKind:
         return FileKind.FOREIGN
     # Written before the mark (schema version 6 or older), or by something else.
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        with contextlib.closing(sqlite3.connect(read_only_uri(path), uri=True)) as conn:
             tables = {
                 name
                 for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
@@ -273,7 +279,7 @@ class Database:
                 raise DatabaseError(
                     f"cannot create the database {path}: directory {path.parent} does not exist"
                 )
-        target: str | Path = f"file:{path}?mode=ro" if read_only else path
+        target: str | Path = read_only_uri(path) if read_only else path
         try:
             conn = await aiosqlite.connect(target, isolation_level=None, uri=read_only)
         except sqlite3.Error as exc:
