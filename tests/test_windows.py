@@ -103,8 +103,9 @@ def test_the_imitation_takes_away_what_windows_lacks() -> None:
 
 async def test_the_sample_job_runs(tmp_path: Path) -> None:
     db = tmp_path / "quickstart.db"
+    samples = ROOT / "samples"
     done = await imitated(
-        "run", str(ROOT / "samples" / "leads.csv"), "--config", str(ROOT / "samples" / "sandbox.toml"),
+        "run", str(samples / "leads.csv"), "--config", str(samples / "sandbox.toml"),
         "--sandbox", "--db", str(db), cwd=tmp_path,
     )  # fmt: skip
     assert done.code == 1, done.err
