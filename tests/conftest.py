@@ -50,3 +50,18 @@ async def sandbox_factory(tmp_path: Path) -> AsyncIterator[SandboxFactory]:
             return await stack.enter_async_context(serve_sandbox(config))
 
         yield start
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests of what only POSIX has (SIGKILL's exit status, tmpfs, permission bits) are
+    skipped on Windows and under its imitation (tests/windows_imitation.py), with the reason."""
+    import os
+    import sys
+
+    if sys.platform != "win32" and os.environ.get("BULKIMPORT_TEST_IMITATE_WINDOWS") != "1":
+        return
+    for item in items:
+        marker = item.get_closest_marker("posix_only")
+        if marker is not None:
+            why = marker.args[0] if marker.args else "POSIX by nature"
+            item.add_marker(pytest.mark.skip(reason=f"not on Windows: {why}"))

@@ -10,6 +10,7 @@ import asyncio
 import itertools
 import json
 import os
+import re
 import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
@@ -80,13 +81,24 @@ async def spawn(
             err.close()
 
 
+#: Set to 1, every command a test starts runs under tests/windows_imitation.py (.ci/run's
+#: Windows pass). The variable is the tests' own: commands never see it (``base_env``).
+IMITATE_WINDOWS = os.environ.get("BULKIMPORT_TEST_IMITATE_WINDOWS") == "1"
+
+
+def command() -> list[str]:
+    """How a test starts ``bulkimport``: ``python -m bulkimport``, or under the Windows
+    imitation when ``BULKIMPORT_TEST_IMITATE_WINDOWS=1``."""
+    if IMITATE_WINDOWS:
+        return [sys.executable, str(ROOT / "tests" / "windows_imitation.py")]
+    return [sys.executable, "-m", "bulkimport"]
+
+
 async def _exec(
     args: Sequence[str], cwd: Path, env: dict[str, str], out: Any, err: Any
 ) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bulkimport",
+        *command(),
         *args,
         cwd=cwd,
         env=env,
@@ -107,7 +119,22 @@ async def bulkimport(
     proc = await spawn(*args, cwd=cwd, password=password, env=env, capture=True)
     out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
     assert proc.returncode is not None
-    return Done(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+    return Done(proc.returncode, decode_output(out), decode_output(err))
+
+
+def decode_output(data: bytes) -> str:
+    """A command's output as text. Under the Windows imitation it is cp1252 with what cp1252
+    cannot show escaped (``\\u2192``): the escapes are read back, so that a test asserts the
+    same text on both (it is the escaping that keeps the command alive that is tested, in
+    tests/test_windows.py)."""
+    if not IMITATE_WINDOWS:
+        return data.decode(errors="replace")
+    text = data.decode("cp1252", errors="replace")
+    return re.sub(
+        r"\\(?:u([0-9a-f]{4})|U([0-9a-f]{8})|x([0-9a-f]{2}))",
+        lambda m: chr(int(m.group(1) or m.group(2) or m.group(3), 16)),
+        text,
+    )
 
 
 def target(sandbox: SandboxHandle, *more: str, campaign: str = "1") -> list[str]:

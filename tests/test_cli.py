@@ -10,7 +10,6 @@ import asyncio
 import os
 import signal
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +24,7 @@ from tests.helpers import (
     HEADER,
     base_env,
     bulkimport,
+    command,
     customers,
     get_json,
     good_rows,
@@ -127,7 +127,7 @@ async def test_kill_mid_send_then_resume_loses_nothing_and_resends_little(
     csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(rows)])
     env = base_env(BULKIMPORT_PASSWORD="secret")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulkimport", "run", str(csv_file), *target(sandbox),
+        *command(), "run", str(csv_file), *target(sandbox),
         "--rate", "0", "--concurrency", "8", "--quiet",
         cwd=tmp_path, env=env, stdin=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
@@ -163,7 +163,7 @@ async def test_sigterm_stops_cleanly_with_exit_130_and_resumes(
     sandbox = await sandbox_factory(faults=Faults(latency_s=0.05))
     csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(400)])
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bulkimport", "run", str(csv_file), *target(sandbox),
+        *command(), "run", str(csv_file), *target(sandbox),
         "--rate", "0", "--concurrency", "4",
         cwd=tmp_path, env=base_env(BULKIMPORT_PASSWORD="secret"),
         stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
@@ -321,10 +321,10 @@ def test_unknown_profile_key_is_named(tmp_path: Path) -> None:
 
 def test_every_command_has_help_with_an_example() -> None:
     runner = CliRunner()
-    for name, command in cli.commands.items():
+    for name, each in cli.commands.items():
         result = runner.invoke(cli, [name, "--help"])
         assert result.exit_code == 0, name
-        assert command.help, name
+        assert each.help, name
         assert "Example" in result.output or "example" in result.output, name
 
 
