@@ -119,6 +119,7 @@ async def test_fatal_credentials_stop_within_one_round_of_calls(
     assert set(row_states(tmp_path / "bulkimport.db").values()) == {"pending"}
 
 
+@pytest.mark.posix_only("SIGKILL and its exit status (Windows' kill is TerminateProcess)")
 async def test_kill_mid_send_then_resume_loses_nothing_and_resends_little(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
@@ -157,6 +158,7 @@ async def test_kill_mid_send_then_resume_loses_nothing_and_resends_little(
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
+@pytest.mark.posix_only("a signal sent to another process (Windows has console events instead)")
 async def test_sigterm_stops_cleanly_with_exit_130_and_resumes(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
@@ -390,6 +392,7 @@ async def test_jobs_and_status_count_done_rows_alike(
     assert "    done                  0" in status and "    duplicate             4" in status
 
 
+@pytest.mark.posix_only("a signal sent to another process (Windows has console events instead)")
 async def test_ctrl_c_while_reading_says_what_it_keeps(tmp_path: Path) -> None:
     csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(300_000)])
     proc = await spawn(
@@ -412,6 +415,7 @@ async def test_ctrl_c_while_reading_says_what_it_keeps(tmp_path: Path) -> None:
     assert "Interrupted; resume with: bulkimport resume 1" in text
 
 
+@pytest.mark.posix_only("a signal sent to another process (Windows has console events instead)")
 async def test_ctrl_c_in_check_exits_130(tmp_path: Path) -> None:
     csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(400_000)])
     proc = await spawn("check", str(csv_file), cwd=tmp_path, capture=True)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from bulkimport.sandbox import Faults
 from tests.conftest import SandboxFactory
 from tests.helpers import (
@@ -31,6 +33,7 @@ def one_error_line(err: str) -> str:
     return lines[0]
 
 
+@pytest.mark.posix_only("a small tmpfs mounted for the test")
 async def test_a_disk_full_while_reading(tmp_path: Path) -> None:
     source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(40_000)])
     stage = [
@@ -59,6 +62,7 @@ async def test_a_disk_full_while_reading(tmp_path: Path) -> None:
         assert lines == [(40_000, 40_000, 2, 40_001)]
 
 
+@pytest.mark.posix_only("a small tmpfs mounted for the test")
 async def test_a_disk_full_while_sending(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
     sandbox = await sandbox_factory(faults=Faults(latency_s=0.002))
     source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(3000)])

@@ -7,6 +7,7 @@ import io
 import sqlite3
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from bulkimport.cli import cli
@@ -227,6 +228,7 @@ async def test_a_report_that_no_longer_applies_is_removed(
     assert status.json()["report"] is None
 
 
+@pytest.mark.posix_only("a small tmpfs mounted for the test")
 async def test_an_unwritable_report_path_is_refused_before_anything_is_sent(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:

@@ -215,6 +215,7 @@ async def test_a_stop_while_waiting_for_the_window_sends_nothing(queue: SqliteSt
 # --- the command line, in real time ------------------------------------------------------------
 
 
+@pytest.mark.posix_only("a signal sent to another process (Windows has console events instead)")
 async def test_run_outside_its_window_waits_says_until_when_and_status_shows_it(
     tmp_path: Path,
 ) -> None:

@@ -39,6 +39,10 @@ from tests.helpers import (
 
 IMITATION = ROOT / "tests" / "windows_imitation.py"
 
+# The imitation runs on Linux (it reads /proc and makes its locks of flock); on Windows itself
+# the other tests run for real.
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the imitation runs on Linux")
+
 
 async def start(*args: str, cwd: Path, **env: str) -> asyncio.subprocess.Process:
     """``bulkimport ARGS`` under the Windows imitation, its output piped."""

@@ -52,6 +52,7 @@ def assert_no_secret(where: str, data: bytes) -> None:
         assert secret not in data, f"{secret!r} in {where}"
 
 
+@pytest.mark.posix_only("SIGKILL and its exit status (Windows' kill is TerminateProcess)")
 async def test_the_password_and_its_md5_are_in_no_file_and_no_output_however_the_run_ends(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
@@ -148,6 +149,7 @@ async def test_a_value_holding_parameters_arrives_as_that_fields_value(
         (0o644, False, False),
     ],
 )
+@pytest.mark.posix_only("POSIX permission bits")
 async def test_a_profile_others_can_read_is_warned_about_when_it_names_the_password_variable(
     tmp_path: Path, mode: int, names_password_variable: bool, warned: bool
 ) -> None:

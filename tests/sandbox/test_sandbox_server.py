@@ -197,6 +197,7 @@ def test_a_bad_schema_file_is_one_line(tmp_path: Path) -> None:
     assert result.output.splitlines() == ["Error: the schema defines no campaign ([[campaigns]])"]
 
 
+@pytest.mark.posix_only("a signal sent to another process (Windows has console events instead)")
 async def test_the_command_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
     code = "from bulkimport.cli import main; main()"

@@ -132,6 +132,7 @@ HOLDER = textwrap.dedent(
 )
 
 
+@pytest.mark.posix_only("SIGKILL and its exit status (Windows' kill is TerminateProcess)")
 async def test_runner_lock_across_processes_and_kill(queue: SqliteStorage, db_path: Path) -> None:
     holder = await asyncio.create_subprocess_exec(
         sys.executable, "-c", HOLDER, str(db_path), stdout=asyncio.subprocess.PIPE
@@ -197,6 +198,7 @@ async def test_asking_whether_a_runner_is_alive_never_makes_one_fail(
     assert started > 100 and asked > 1000
 
 
+@pytest.mark.posix_only("SIGKILL and its exit status (Windows' kill is TerminateProcess)")
 async def test_runner_alive_across_processes_never_creates_the_lock_file(
     queue: SqliteStorage, db_path: Path
 ) -> None:
@@ -491,6 +493,7 @@ async def test_a_job_read_before_its_rows_range_was_kept(
     assert table(db_path, "SELECT job_id, count(*) FROM rows GROUP BY job_id") == [(other.id, 2)]
 
 
+@pytest.mark.posix_only("a small tmpfs mounted for the test")
 async def test_a_full_disk_while_reading_keeps_what_was_committed(tmp_path: Path) -> None:
     with small_disk(tmp_path / "disk", 512) as disk:
         async with await SqliteStorage.open(disk / "queue.db") as queue:
