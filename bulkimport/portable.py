@@ -148,3 +148,39 @@ def printable_streams() -> None:
             continue
         with contextlib.suppress(ValueError, OSError):
             reconfigure(errors="backslashreplace")
+
+
+#: Where the platform has it, ``O_NOFOLLOW``: a file of ours is never opened through a symbolic
+#: link someone else planted under its name.
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+#: Windows would write line ends as CR LF without it.
+BINARY = getattr(os, "O_BINARY", 0)
+
+
+def create_private(path: str | os.PathLike[str]) -> bool:
+    """Create ``path`` empty and readable by its owner only (0600 where there are permission
+    bits), unless something is there already; whether it was created. Every file that holds
+    leads is made so before anything is written to it, so that no moment exists when others
+    can read it (SQLite gives its ``-wal`` and ``-shm`` the mode of their database).
+
+    On Windows a new file takes the access rules of its folder: keep the database in a folder
+    of the user's own (``%LOCALAPPDATA%``) or one whose rules admit only those who may see it.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | BINARY, 0o600)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def readable_by_others(path: str | os.PathLike[str]) -> bool:
+    """Whether the permission bits of ``path`` let others than its owner read it; False where
+    permission bits do not say who may read (Windows) or the file is gone."""
+    if os.name != "posix":
+        return False
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return bool(mode & 0o044)

@@ -21,6 +21,7 @@ from bulkimport.cli.joblog import ConsoleFilter, formatter_for
 from bulkimport.errors import BulkImportError, ConfigError, ExitCode, Interrupted
 from bulkimport.jobs.events import event
 from bulkimport.jobs.summary import JobSummary, plural
+from bulkimport.portable import create_private, readable_by_others
 from bulkimport.settings import SPECS, Settings, load_profile, read_password, resolve
 from bulkimport.states import RowState
 from bulkimport.storage.sqlite import SqliteStorage
@@ -177,6 +178,7 @@ def configure_logging(quiet: bool, settings: Settings | None = None, *, bars: bo
     log_path = settings.output.log if settings is not None else None
     if settings is not None and log_path:
         try:
+            create_private(log_path)  # the log names files, rows and servers: the owner's alone
             file_handler: logging.Handler = QuietFileHandler(log_path, encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"--log {log_path}: cannot write ({exc.strerror})") from None
@@ -250,6 +252,12 @@ async def open_queue(
     """The queue database; ``read_only`` (status, jobs, failed) or not ``create`` (resume,
     retry: a wrong path is an error, not a new empty database)."""
     storage = await SqliteStorage.open(db, read_only=read_only, create=create)
+    if not read_only and readable_by_others(db):
+        click.echo(
+            f"{db} can be read by other users of this machine, and it holds leads: "
+            f"chmod 600 {db} (and its -wal and -shm)",
+            err=True,
+        )
     try:
         yield storage
     finally:

@@ -34,6 +34,7 @@ from typing import TextIO
 
 from bulkimport.errors import ConfigError, DiskFull
 from bulkimport.jobs.events import event
+from bulkimport.portable import BINARY, NOFOLLOW
 from bulkimport.rows import REPORT_COLUMNS
 from bulkimport.states import RowState
 from bulkimport.storage import Job, RowReports, Storage
@@ -100,8 +101,7 @@ def check_report_path(path: Path, option: str = "--report") -> None:
     # The report is written beside its final name, then renamed: try exactly that.
     probe = _partial(path)
     try:
-        with open(probe, "a", encoding="utf-8"):
-            pass
+        os.close(_open_partial(probe, truncate=False))
     except OSError as exc:
         raise ConfigError(f"{shown}: cannot write there ({exc.strerror})") from None
     with contextlib.suppress(OSError):
@@ -110,6 +110,16 @@ def check_report_path(path: Path, option: str = "--report") -> None:
 
 def _partial(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
+
+
+def _open_partial(path: Path, *, truncate: bool = True) -> int:
+    """Open the ``.partial`` file a report is written to: the owner's alone (it lists leads),
+    and never through a symbolic link planted under its name."""
+    flags = os.O_WRONLY | os.O_CREAT | NOFOLLOW | BINARY | (os.O_TRUNC if truncate else 0)
+    fd = os.open(path, flags, 0o600)
+    if os.name == "posix":
+        os.fchmod(fd, 0o600)  # a .partial left by an older run keeps its mode otherwise
+    return fd
 
 
 def remove_report(path: str | Path) -> bool:
@@ -208,7 +218,8 @@ async def write_report(
     partial = _partial(path)
     try:
         # Plain writes: a report is written once, after sending, when nothing else runs.
-        with open(partial, "w", encoding="utf-8-sig", newline="") as handle:  # noqa: ASYNC230
+        fd = _open_partial(partial)
+        with open(fd, "w", encoding="utf-8-sig", newline="") as handle:  # noqa: ASYNC230
             count = await write_rows(reports, job, handle, states)
             handle.flush()
             os.fsync(handle.fileno())

@@ -40,6 +40,7 @@ from typing import NamedTuple, TypeVar
 import aiosqlite
 
 from bulkimport.errors import DatabaseError, DiskFull
+from bulkimport.portable import create_private
 from bulkimport.storage.sqlite.digests import SQL_FUNCTIONS
 
 log = logging.getLogger("bulkimport")
@@ -279,6 +280,14 @@ class Database:
                 raise DatabaseError(
                     f"cannot create the database {path}: directory {path.parent} does not exist"
                 )
+            try:
+                # Leads are personal data: the file is the owner's alone before SQLite writes
+                # a byte to it, and its -wal and -shm take its mode.
+                create_private(path)
+            except OSError as exc:
+                if is_full(exc):
+                    raise disk_full(path) from None
+                raise DatabaseError(f"cannot create the database {path} ({exc.strerror})") from None
         target: str | Path = read_only_uri(path) if read_only else path
         try:
             conn = await aiosqlite.connect(target, isolation_level=None, uri=read_only)

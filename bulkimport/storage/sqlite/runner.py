@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bulkimport.errors import DatabaseError, RunnerBusy
-from bulkimport.portable import read_at, try_lock, unlock, write_at
+from bulkimport.portable import BINARY, NOFOLLOW, read_at, try_lock, unlock, write_at
 from bulkimport.storage.sqlite.database import Database, disk_full, is_full
 from bulkimport.storage.values import RunnerId
 
@@ -34,8 +34,6 @@ from bulkimport.storage.values import RunnerId
 #: holds it, short enough to refuse a second runner at once.
 ACQUIRE_PATIENCE_S = 0.5
 _RETRY_EVERY_S = 0.005
-#: Windows would write a pid's line end as CR LF without it.
-_BINARY = getattr(os, "O_BINARY", 0)
 
 
 def lock_path(db_path: Path) -> Path:
@@ -45,7 +43,7 @@ def lock_path(db_path: Path) -> Path:
 def runner_alive(db_path: Path) -> bool:
     """Whether a process holds the runner lock of the database at ``db_path`` now."""
     try:
-        fd = os.open(lock_path(db_path), os.O_RDONLY | _BINARY)
+        fd = os.open(lock_path(db_path), os.O_RDONLY | BINARY)
     except OSError:
         return False  # no lock file: no runner ever held it here
     try:
@@ -72,7 +70,7 @@ async def _acquire(fd: int) -> bool:
 @contextlib.asynccontextmanager
 async def _locked(path: Path, db_path: Path) -> AsyncIterator[int]:
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _BINARY, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | BINARY | NOFOLLOW, 0o600)
     except OSError as exc:
         if is_full(exc):
             raise disk_full(db_path) from None
