@@ -326,3 +326,15 @@ async def test_status_of_a_database_in_a_folder_with_uri_characters(
     status = await imitated("status", "--db", str(db), "--json", cwd=tmp_path)
     assert status.code == 0, status.err
     assert status.json()["counts"]["done"] == 3
+
+
+async def test_ctrl_c_stops_the_sandbox_command(tmp_path: Path) -> None:
+    proc = await start("sandbox", "--port", "0", cwd=tmp_path)
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), 60)
+    assert line.startswith(b"sandbox ready at http://127.0.0.1:")
+    proc.send_signal(signal.SIGINT)
+    done = await finish(proc, 30)
+    assert done.code == 0, done.err
+    assert "sandbox stopped" in done.err
+    assert "Traceback" not in done.err
