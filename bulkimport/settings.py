@@ -3,7 +3,8 @@
 Every setting is declared once in ``SPECS``: the command line builds its options from it,
 ``resolve`` reads it from each source. Precedence: command line > environment
 (``BULKIMPORT_<NAME>``) > profile (``--config``) > the settings stored with a job (on resume)
-> defaults. Pure: no I/O except ``load_profile`` and ``read_password``.
+> defaults. Pure: no I/O except ``load_profile``, ``read_password`` and the check that
+``--ca-file`` holds certificates.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import operator
 import os
 import random
 import re
+import ssl
 import stat
 import tomllib
 import urllib.parse
@@ -53,7 +55,8 @@ EXETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 class Spec:
     """One setting: its name (``snake_case``; the option is ``--kebab-case``), how to parse
     it, its default, its help text, and where it lands in ``Settings`` (``field``, a dotted
-    path) with how it is written back to be stored with a job (``dump``)."""
+    path) with how it is written back to be stored with a job (``dump``), if it is at all
+    (``stored``)."""
 
     name: str
     parse: Callable[[str], Any]
@@ -66,6 +69,7 @@ class Spec:
     group: str = "target"
     field: str = ""
     dump: Callable[[Any], Any] = lambda value: value
+    stored: bool = True  # kept with a job (and read back on resume)
 
     @property
     def option(self) -> str:
@@ -156,6 +160,74 @@ def parse_url(text: str) -> str:
     if path == "/":
         path = "/asterccinterfaces"
     return urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, path, "", ""))
+
+
+#: ``--proxy direct``: no proxy, whatever HTTPS_PROXY and HTTP_PROXY say.
+DIRECT = "direct"
+
+
+def mask_url(text: str) -> str:
+    """``text`` (a URL, or what was given as one) with whatever stands before the host's
+    ``@`` replaced by ``***``: ``http://user:pass@proxy:3128`` → ``http://***@proxy:3128``.
+    Everything up to the last ``@`` goes, so a password holding ``/`` or ``@`` is masked
+    whole too."""
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        scheme, rest = "", text
+    if "@" in rest:
+        rest = "***@" + rest.rpartition("@")[2]
+    return f"{scheme}{sep}{rest}"
+
+
+def parse_proxy(text: str) -> str:
+    """An HTTP proxy's URL (``http://[user:password@]host:port``; ``host:port`` means
+    ``http://host:port``), or ``direct`` for none. Errors show the URL with its credentials
+    masked."""
+    value = text.strip()
+    if value.lower() in (DIRECT, "none"):
+        return DIRECT
+    if "://" not in value:
+        value = "http://" + value
+    shown = mask_url(value)
+    parsed = urllib.parse.urlsplit(value)
+    if "@" in parsed.path:
+        raise ValueError(f"{shown!r}: write a / in the proxy's user or password as %2F")
+    if parsed.scheme.lower() not in ("http", "https"):
+        raise ValueError(
+            f"{shown!r}: only http:// (and https://) proxies are supported, not {parsed.scheme}://"
+        )
+    try:
+        port = parsed.port
+    except ValueError:
+        raise ValueError(f"{shown!r}: the port is not a number") from None
+    if not parsed.hostname or parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        raise ValueError(f"{shown!r} is not a proxy URL (http://host:port)")
+    netloc = parsed.netloc if port is not None else parsed.netloc.rstrip(":")
+    return urllib.parse.urlunsplit((parsed.scheme.lower(), netloc, "", "", ""))
+
+
+def parse_ca_file(text: str) -> str:
+    """A PEM file of certificate authorities to trust, as an absolute path (a job resumed
+    from another folder finds it); it is read here, so that a wrong path is a settings
+    error before anything is read or sent."""
+    if not text.strip():
+        raise ValueError("give the path of a PEM file of CA certificates")
+    path = Path(text.strip()).expanduser()
+    if path.is_dir():
+        raise ValueError(f"{path}: is a directory, not a PEM file of CA certificates")
+    try:
+        # A context with no default trust: only the file's certificates are loaded.
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cafile=path)
+    except ssl.SSLError:
+        raise ValueError(
+            f"{path}: no CA certificate in it (a PEM file holds -----BEGIN CERTIFICATE----- "
+            "blocks; convert a DER file with: openssl x509 -inform der -in FILE -out FILE.pem)"
+        ) from None
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return str(path.resolve())
 
 
 def parse_exetime(text: str) -> str:
@@ -435,10 +507,44 @@ SPECS: tuple[Spec, ...] = (
         field="customer_key",
     ),
     Spec(
+        "proxy",
+        parse_proxy,
+        None,
+        "Send the calls through this HTTP proxy: http://[USER:PASSWORD@]HOST:PORT, or "
+        "direct for none; wins over HTTPS_PROXY and HTTP_PROXY. NO_PROXY and this machine's "
+        "own addresses are reached directly. Never stored with a job.",
+        metavar="URL",
+        group="send",
+        field="send.proxy",
+        stored=False,
+    ),
+    Spec(
+        "ca_file",
+        parse_ca_file,
+        None,
+        "Also trust the certificate authorities in this PEM file (a company's own CA, or "
+        "the one of a proxy that inspects TLS), besides the usual ones.",
+        metavar="PATH",
+        group="send",
+        field="send.ca_file",
+    ),
+    Spec(
+        "system_trust",
+        parse_bool,
+        False,
+        "Verify the server's certificate with the operating system's trust store (the "
+        "macOS keychain, the Windows certificate store), where a company's CA is usually "
+        "installed already.",
+        flag=True,
+        group="send",
+        field="send.system_trust",
+    ),
+    Spec(
         "insecure",
         parse_bool,
         False,
-        "Do not verify the server's TLS certificate.",
+        "Do not verify the server's TLS certificate at all (a last resort: see --ca-file "
+        "and --system-trust).",
         flag=True,
         group="send",
         field="send.verify_tls",
@@ -724,6 +830,11 @@ class SendSettings:
     max_outage_s: float = DEFAULT_MAX_OUTAGE_S
     max_rejects: RejectBudget = field(default_factory=RejectBudget)
     window: SendWindow | None = None  # the hours in which calls may start (None: any time)
+    # The proxy given (--proxy: a URL, or DIRECT), None: HTTPS_PROXY/HTTP_PROXY decide. Its
+    # URL may hold the proxy's password: out of repr, never stored with a job.
+    proxy: str | None = field(default=None, repr=False)
+    ca_file: str | None = None  # a PEM file of CAs trusted besides the default ones
+    system_trust: bool = False  # verify with the operating system's trust store
 
     @property
     def auto(self) -> bool:
@@ -806,8 +917,9 @@ class Settings:
 
     def stored(self) -> dict[str, Any]:
         """Every setting by its name, as a job stores it (and ``resolve`` reads it back as
-        ``stored``); never the password."""
-        return {spec.name: spec.dump(_field(self, spec.field)) for spec in SPECS}
+        ``stored``); never the password, nor the proxy (it may hold the proxy's password,
+        and it belongs to the network a command runs in, not to the job)."""
+        return {spec.name: spec.dump(_field(self, spec.field)) for spec in SPECS if spec.stored}
 
 
 def _field(settings: Settings, path: str) -> Any:
@@ -832,6 +944,13 @@ def parse_pairs(
     return pairs
 
 
+def permission_bits_mean_privacy() -> bool:
+    """Whether a file's permission bits say who may read it: on POSIX systems. Windows
+    has none (access is its ACLs' business, and ``os.stat`` shows every file as readable
+    by all), so a warning drawn from them would fire on every run there."""
+    return os.name == "posix"
+
+
 def load_profile(path: Path, *, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Read a TOML profile into ``{setting: raw value}``; warn when others can read it."""
     try:
@@ -843,13 +962,25 @@ def load_profile(path: Path, *, warn: Callable[[str], None] | None = None) -> di
         raise ConfigError(f"{path}: cannot read the profile ({exc.strerror})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
-    # A profile never holds the password itself, but one that names where it lives should
-    # be private like any file of a service account.
-    private = not os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO)
-    if warn is not None and not private and "password_env" in data:
+    # A profile never holds the password itself, but one that names where it lives (or
+    # holds the proxy's password) should be private like any file of a service account.
+    proxy = data.get("proxy")
+    holds = (
+        "holds the proxy's password"
+        if isinstance(proxy, str) and "@" in proxy
+        else "names the password's variable"
+        if "password_env" in data
+        else ""
+    )
+    if (
+        warn is not None
+        and holds
+        and permission_bits_mean_privacy()
+        and os.stat(path).st_mode & (stat.S_IRWXG | stat.S_IRWXO)
+    ):
         warn(
             f"warning: {path} can be read by other users; "
-            f"a profile names the password's variable, keep it private (chmod 600 {path})"
+            f"a profile {holds}, keep it private (chmod 600 {path})"
         )
     if "password" in data:
         raise ConfigError(
@@ -930,6 +1061,9 @@ def build(values: Mapping[str, Any]) -> Settings:
             max_attempts=values["max_attempts"],
             timeout_s=values["timeout"],
             verify_tls=not values["insecure"],
+            proxy=values["proxy"],
+            ca_file=values["ca_file"],
+            system_trust=values["system_trust"],
         ),
         read=ReadSettings(
             encoding=values["encoding"],

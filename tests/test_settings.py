@@ -3,11 +3,13 @@ defaults), parsing with the source named, and what a job stores, table by table.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bulkimport import settings as settings_module
 from bulkimport.errors import ConfigError
 from bulkimport.protocol import DupWay, UserType
 from bulkimport.settings import (
@@ -46,6 +48,12 @@ PRECEDENCE: list[tuple[str, Any, str | None, Any, Any, Any]] = [
     ("map", ("A=a",), "B=b", ["C=c"], ["D=d"], ("A=a",)),
     ("map", (), "B=b", ["C=c"], ["D=d"], ("C=c",)),
     ("map", (), None, None, ["D=d"], ("D=d",)),
+    # The proxy: the option, BULKIMPORT_PROXY, the profile (never the job: it is not stored).
+    ("proxy", "http://a:1", "http://b:2", "http://c:3", None, "http://a:1"),
+    ("proxy", None, "b:2", "http://c:3", None, "http://b:2"),
+    ("proxy", None, None, "http://c:3", None, "http://c:3"),
+    ("proxy", "DIRECT", None, "http://c:3", None, "direct"),
+    ("system_trust", None, "yes", None, None, True),
 ]
 
 
@@ -178,6 +186,66 @@ def test_a_profile_names_the_password_variable_but_cannot_hold_the_password(
 
 
 def test_every_setting_lands_in_a_field_of_settings() -> None:
-    # The path of each setting exists, so that what a job stores is complete.
+    # The path of each setting exists, so that what a job stores is complete: every setting
+    # but the proxy (it may hold the proxy's password, and belongs to the network a command
+    # runs in).
     stored = Settings().stored()
-    assert set(stored) == {spec.name for spec in SPECS}
+    assert set(stored) == {spec.name for spec in SPECS} - {"proxy"}
+    assert {spec.name for spec in SPECS if not spec.stored} == {"proxy"}
+    assert Settings().send.proxy is None
+
+
+def test_the_proxy_is_never_stored_and_its_password_never_shown(tmp_path: Path) -> None:
+    proxy = "http://office-user:Pr0xy-pw%40x@proxy.office:3128"
+    settings = resolve({**TARGET, "proxy": proxy}, {}, {})
+    assert settings.send.proxy == proxy
+    assert "proxy" not in settings.stored()
+    assert "Pr0xy" not in repr(settings) and "office-user" not in repr(settings)
+    # Resumed, the job sends through the proxy of that run (here: none given).
+    assert resolve({}, {}, {}, settings.stored()).send.proxy is None
+    for bad in ("socks5://office-user:Pr0xy-pw@proxy:1080", "http://office-user:Pr0xy-pw@p:x"):
+        with pytest.raises(ConfigError) as raised:
+            resolve({"proxy": bad}, {}, {}, need_target=False)
+        message = str(raised.value)
+        assert message.startswith("--proxy (command line): '") and "://***@p" in message
+        assert "Pr0xy" not in message and "office-user" not in message
+
+
+def test_a_ca_file_is_checked_when_the_settings_are_read(tmp_path: Path) -> None:
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(ConfigError, match=r"--ca-file \(profile\): .*missing\.pem: no such file"):
+        resolve({}, {}, {"ca_file": str(missing)}, need_target=False)
+    not_pem = tmp_path / "ca.der"
+    not_pem.write_bytes(b"\x30\x82\x01\x0a")
+    with pytest.raises(ConfigError, match="no CA certificate in it"):
+        resolve({}, {"BULKIMPORT_CA_FILE": str(not_pem)}, {}, need_target=False)
+    with pytest.raises(ConfigError, match="is a directory"):
+        resolve({"ca_file": str(tmp_path)}, {}, {}, need_target=False)
+
+
+@pytest.mark.parametrize("bits_mean_privacy", [True, False])
+def test_the_profile_permission_warning_only_where_permission_bits_mean_privacy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, bits_mean_privacy: bool
+) -> None:
+    # Windows has no permission bits (every file shows as readable by all): no warning there.
+    monkeypatch.setattr(settings_module, "permission_bits_mean_privacy", lambda: bits_mean_privacy)
+    profile = tmp_path / "nightly.toml"
+    warnings: list[str] = []
+    for text in ('password_env = "CC_PW"\n', 'proxy = "http://u:pw@proxy.office:3128"\n'):
+        profile.write_text(text)
+        profile.chmod(0o644)
+        load_profile(profile, warn=warnings.append)
+        profile.chmod(0o600)
+        load_profile(profile, warn=warnings.append)
+    if bits_mean_privacy:
+        assert len(warnings) == 2, warnings
+        assert "names the password's variable" in warnings[0]
+        assert "holds the proxy's password" in warnings[1]
+        assert all(f"chmod 600 {profile}" in warning for warning in warnings)
+        assert "pw@" not in warnings[1]
+    else:
+        assert warnings == []
+
+
+def test_permission_bits_mean_privacy_on_posix_only() -> None:
+    assert settings_module.permission_bits_mean_privacy() is (os.name == "posix")

@@ -22,8 +22,9 @@ from bulkimport.cli.base import (
 )
 from bulkimport.errors import ExitCode
 from bulkimport.jobs.events import event
-from bulkimport.protocol import Outcome, describe_code
-from bulkimport.send import open_session
+from bulkimport.jobs.pipeline import log_route
+from bulkimport.protocol import Outcome, Trouble, describe_code
+from bulkimport.send import PROXY_ADVICE, certificate_advice, open_session
 from bulkimport.send.remote import (
     SOURCE_PASSWORD_ENV,
     RemoteRequest,
@@ -93,9 +94,21 @@ def remote(
             )
         return ExitCode.OK
     reason = _reason(outcome)
-    if record.state is RemoteState.REFUSED:
-        click.echo(f"Error: the server refused the import: {reason}", err=True)
+    advice = certificate_advice(outcome, settings.send)
+    if advice is not None:
+        click.echo(f"Error: {settings.target.url}: {outcome.message}; {advice}", err=True)
         return ExitCode.SERVER_REFUSED
+    if record.state is RemoteState.REFUSED:
+        if outcome.trouble is Trouble.PROXY:
+            click.echo(f"Error: {outcome.message}", err=True)
+        else:
+            click.echo(f"Error: the server refused the import: {reason}", err=True)
+        return ExitCode.SERVER_REFUSED
+    if outcome.trouble is Trouble.PROXY:
+        click.echo(
+            f"Error: {outcome.message} ({record.attempts} attempts); {PROXY_ADVICE}", err=True
+        )
+        return ExitCode.TRY_LATER
     click.echo(
         f"Error: no answer from the server after {record.attempts} attempts ({reason}); "
         "try again later",
@@ -131,6 +144,7 @@ async def _submit(
                 request,
                 send,
                 on_retry=_log_retry,
+                on_route=log_route,
             )
         outcome = result.outcome
         record = await queue.remote.add(

@@ -4,8 +4,9 @@ The library logs through the ``bulkimport`` logger as usual; a record may name i
 carry fields with ``extra=event("progress", job=3, done=1200)``, which the command line's
 ``--log`` file writes as plain lines or JSON (``bulkimport.cli.joblog``). Events: ``start``
 (the settings, never a secret), ``skip_unchanged``, ``retry``, ``progress``, ``stop``,
-``summary``, ``remote``, ``error``. ``file_only`` records go to the log file but not to the
-terminal, where the command line prints the same fact its own way.
+``summary``, ``remote``, ``route`` (the proxy the calls go through, its password masked),
+``error``. ``file_only`` records go to the log file but not to the terminal, where the
+command line prints the same fact its own way.
 """
 
 from __future__ import annotations

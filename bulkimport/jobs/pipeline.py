@@ -33,6 +33,7 @@ from bulkimport.send import (
     Dispatcher,
     Feed,
     HttpTransport,
+    Route,
     SendEnd,
     SendResult,
     Transport,
@@ -51,10 +52,23 @@ TransportFactory = Callable[[Settings], AbstractAsyncContextManager[Transport]]
 
 @contextlib.asynccontextmanager
 async def http_transport(settings: Settings) -> AsyncIterator[Transport]:
-    """The real one: HTTP to the target's URL, ``concurrency`` keep-alive connections."""
+    """The real one: HTTP to the target's URL, ``concurrency`` keep-alive connections,
+    directly or through the proxy the settings or the environment give (said in the log)."""
     target = settings.require_target()
     async with open_session(settings.send.pool) as session:
-        yield HttpTransport(session, target.url, target.import_params(), settings.send)
+        sender = HttpTransport(session, target.url, target.import_params(), settings.send)
+        log_route(sender.route)
+        yield sender
+
+
+def log_route(route: Route) -> None:
+    """Say which proxy the calls go through (its password masked); nothing when direct."""
+    if route.proxy is not None:
+        log.info(
+            "sending through %s",
+            route,
+            extra=event("route", proxy=route.shown, origin=route.origin),
+        )
 
 
 INGEST_BATCH_ROWS = 5000

@@ -9,8 +9,16 @@ from __future__ import annotations
 import time
 import urllib.parse
 
-from bulkimport.protocol import CODES, ENDPOINT_PATH, Fix, Outcome, Trouble, describe_code
-from bulkimport.send import SendResult
+from bulkimport.protocol import (
+    CODES,
+    ENDPOINT_PATH,
+    Fix,
+    Outcome,
+    OutcomeKind,
+    Trouble,
+    describe_code,
+)
+from bulkimport.send import PROXY_ADVICE, SendResult, certificate_advice
 from bulkimport.settings import Settings, Target
 from bulkimport.states import StopCause
 from bulkimport.window import SendWindow
@@ -54,6 +62,8 @@ def refusal(outcome: Outcome, target: Target, password_env: str) -> str:
 def trouble_text(outcome: Outcome) -> str:
     """What came back instead of an Import answer, in a few words."""
     trouble, message = outcome.trouble, outcome.message
+    if trouble is Trouble.PROXY:
+        return message  # it names the proxy
     if trouble is Trouble.REFUSED:
         return f"no connection: {message}"
     if trouble is Trouble.TLS:
@@ -100,6 +110,22 @@ def never_reached(outcome: Outcome, target: Target) -> str:
     )
 
 
+def network_refusal(outcome: Outcome, settings: Settings, *, reached: bool) -> str | None:
+    """The line for a job stopped by the way to the server rather than by the server: a
+    certificate that is not trusted (what to trust, ``--insecure`` last), or the proxy
+    (not reached, or refusing); None for any other outcome. ``reached``: the URL answered
+    before."""
+    untouched = "" if reached else " (no row was sent or used an attempt)"
+    advice = certificate_advice(outcome, settings.send)
+    if advice is not None:
+        return f"{settings.target.url}: {outcome.message}; {advice}{untouched}"
+    if outcome.trouble is not Trouble.PROXY:
+        return None
+    if outcome.kind is OutcomeKind.FATAL:
+        return f"{outcome.message}{untouched}"
+    return f"{settings.target.url} was not reached: {outcome.message}; {PROXY_ADVICE}{untouched}"
+
+
 def budget_reason(result: SendResult, settings: Settings) -> str:
     """Why the rejections look systematic, with the most common code and its fix."""
     codes = result.budget_codes
@@ -128,10 +154,12 @@ def budget_reason(result: SendResult, settings: Settings) -> str:
 def outage_reason(result: SendResult, settings: Settings, since_s: float | None) -> str:
     """Why the job stopped waiting for the server."""
     limit_s = settings.send.max_outage_s
-    what = trouble_text(result.outcome) if result.outcome is not None else "no answer"
+    outcome = result.outcome
+    what = trouble_text(outcome) if outcome is not None else "no answer"
     since = f" since {time.strftime('%H:%M:%S', time.localtime(since_s))}" if since_s else ""
+    who = "the proxy" if outcome is not None and outcome.trouble is Trouble.PROXY else "the server"
     return (
-        f"the server did not answer{since} ({what}): stopped after --max-outage "
+        f"{who} did not answer{since} ({what}): stopped after --max-outage "
         f"{_duration(limit_s)}; the job resumes with the same command"
     )
 
@@ -142,6 +170,10 @@ def stop_reason(
     """The one line for a job stopped by ``cause``."""
     target = settings.target
     outcome = result.outcome
+    if cause in (StopCause.FATAL, StopCause.NEVER_REACHED) and outcome is not None:
+        line = network_refusal(outcome, settings, reached=cause is StopCause.FATAL)
+        if line is not None:
+            return line
     if cause is StopCause.FATAL and outcome is not None:
         return refusal(outcome, target, settings.password_env)
     if cause is StopCause.NEVER_REACHED and outcome is not None:

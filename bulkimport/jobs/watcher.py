@@ -15,6 +15,7 @@ import time
 from bulkimport.jobs.events import event
 from bulkimport.jobs.progress import ProgressListener
 from bulkimport.jobs.reasons import trouble_text
+from bulkimport.protocol import Trouble
 from bulkimport.send import Watch, WatchEvent
 from bulkimport.send.pace import PaceState
 from bulkimport.settings import Settings
@@ -28,9 +29,12 @@ def clock_text(unix_s: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(unix_s))
 
 
-def outage_text(since_s: float, next_try_s: float | None, *, now_s: float | None = None) -> str:
-    """``server unreachable since 02:14:05, next try in 20 s``."""
-    text = f"server unreachable since {clock_text(since_s)}"
+def outage_text(
+    since_s: float, next_try_s: float | None, *, now_s: float | None = None, who: str = "server"
+) -> str:
+    """``server unreachable since 02:14:05, next try in 20 s`` (``who``: ``proxy`` when it
+    is the proxy that cannot be reached)."""
+    text = f"{who} unreachable since {clock_text(since_s)}"
     if next_try_s is not None:
         wait_s = max(0.0, next_try_s - (time.time() if now_s is None else now_s))
         text += f", next try in {wait_s:.0f} s"
@@ -78,7 +82,10 @@ class Watcher:
         elif watched.kind in (Watch.OUTAGE, Watch.PROBE_FAILED):
             if watched.kind is Watch.OUTAGE or self._since_s is None:
                 self._since_s = watched.since_s or time.time()
-            text = outage_text(self._since_s, watched.next_try_s)
+            proxy = watched.outcome is not None and watched.outcome.trouble is Trouble.PROXY
+            text = outage_text(
+                self._since_s, watched.next_try_s, who="proxy" if proxy else "server"
+            )
             what = trouble_text(watched.outcome) if watched.outcome is not None else ""
             await self._storage.jobs.record_outage(job, self._since_s, watched.next_try_s)
             self._progress.note(text)

@@ -37,6 +37,9 @@ class Trouble(StrEnum):
     """Why a call got no Import answer. The value is the short code kept with the row."""
 
     REFUSED = "refused"  # no connection: refused, unknown host, unreachable; never sent
+    # The proxy the calls go through: not reached, or it refused to pass them on (its login,
+    # its rules); never sent to the server.
+    PROXY = "proxy"
     TLS = "tls"  # the TLS handshake failed (a certificate, https to a plain port); never sent
     DROPPED = "dropped"  # the connection broke after the request left: maybe processed
     TIMEOUT = "timeout"  # no answer in time after the request left: maybe processed

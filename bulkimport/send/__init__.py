@@ -19,20 +19,30 @@ from bulkimport.send.dispatcher import (
     WatchEvent,
 )
 from bulkimport.send.limiter import RateLimiter
-from bulkimport.send.transport import HttpTransport, Transport, open_session
+from bulkimport.send.transport import (
+    PROXY_ADVICE,
+    HttpTransport,
+    Route,
+    Transport,
+    certificate_advice,
+    open_session,
+)
 
 __all__ = [
+    "PROXY_ADVICE",
     "RATE_EVERY_S",
     "RESULT_BATCH_ROWS",
     "Dispatcher",
     "Feed",
     "HttpTransport",
     "RateLimiter",
+    "Route",
     "SendCounts",
     "SendEnd",
     "SendResult",
     "Transport",
     "Watch",
     "WatchEvent",
+    "certificate_advice",
     "open_session",
 ]

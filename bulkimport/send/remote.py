@@ -28,7 +28,7 @@ from bulkimport.protocol import (
     Source,
     secret_forms,
 )
-from bulkimport.send.transport import HttpTransport
+from bulkimport.send.transport import HttpTransport, Route
 from bulkimport.states import RemoteState
 
 if TYPE_CHECKING:
@@ -112,9 +112,13 @@ async def submit_remote(
     *,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     on_retry: Callable[[int, Outcome, float], None] | None = None,
+    on_route: Callable[[Route], None] | None = None,
 ) -> RemoteResult:
-    """Ask the server to import ``request``; retry transient answers up to ``max_attempts``."""
+    """Ask the server to import ``request``; retry transient answers up to ``max_attempts``.
+    ``on_route`` is told how the call goes (directly, or through which proxy)."""
     transport = HttpTransport(session, endpoint, params, settings, secrets=request.secrets)
+    if on_route is not None:
+        on_route(transport.route)
     query = remote_query(params, request)
     attempt = 0
     while True:

@@ -3,17 +3,31 @@
 
 The transport is injected (by the library layer, or a test), so the dispatcher never knows
 whether it talks HTTP, a test double, or a recording.
+
+Every call to the target takes the same way (``route_for``): directly, or through the proxy
+given (``--proxy``) or named by ``HTTPS_PROXY``/``HTTP_PROXY`` (``NO_PROXY`` and this
+machine's own addresses are always reached directly); and is verified with the same trust
+(``tls_context``: the default CAs, plus ``--ca-file``, or the system's with
+``--system-trust``).
 """
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import ipaddress
+import os
 import ssl
+import sys
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import aiohttp
 from yarl import URL
 
+from bulkimport.errors import ConfigError
 from bulkimport.protocol import (
     MESSAGE_LIMIT,
     ImportParams,
@@ -24,8 +38,10 @@ from bulkimport.protocol import (
     classify_trouble,
     encode_params,
     mask_secrets,
+    one_line,
+    secret_forms,
 )
-from bulkimport.settings import Method, SendSettings
+from bulkimport.settings import DIRECT, Method, SendSettings, mask_url, parse_proxy
 
 MAX_GET_URL_BYTES = 8000  # Apache and nginx refuse request lines over 8 KiB by default
 
@@ -37,6 +53,206 @@ ANSWER_CACHE_SIZE = 256  # ...up to this many different ones
 
 
 CONNECT_TIMEOUT_S = 10.0  # a TCP connection that is not made by then will not be
+
+
+#: The outcome codes of a certificate that was refused, by what is wrong with it.
+CERT_UNTRUSTED = "TLS certificate"  # signed by an authority this machine does not trust
+CERT_NAME = "TLS certificate name"  # valid, but for another host name
+CERT_EXPIRED = "TLS certificate expired"  # expired, or not valid yet
+# OpenSSL's verify codes (X509_V_ERR_*) for the last two.
+_NAME_CODES = frozenset({62})  # HOSTNAME_MISMATCH
+_DATE_CODES = frozenset({9, 10})  # CERT_NOT_YET_VALID, CERT_HAS_EXPIRED
+
+#: What to check when the proxy cannot be reached.
+PROXY_ADVICE = (
+    "is the proxy running, and its address right? (--proxy, or HTTPS_PROXY and HTTP_PROXY; "
+    "NO_PROXY lists the hosts reached directly)"
+)
+
+
+@dataclass(frozen=True)
+class Route:
+    """How calls reach the target: through ``proxy`` (its URL, which may hold its user and
+    password: never shown, see ``shown``), or directly. ``origin`` says what decided:
+    ``--proxy``, ``HTTPS_PROXY``, ``no_proxy``, ``loopback``..."""
+
+    proxy: str | None = field(default=None, repr=False)
+    origin: str = ""
+
+    @property
+    def shown(self) -> str:
+        """The proxy's URL with its user and password masked (``http://***@host:3128``)."""
+        return mask_url(self.proxy) if self.proxy else ""
+
+    @property
+    def has_credentials(self) -> bool:
+        return self.proxy is not None and "@" in self.proxy
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The proxy's password in the forms a message could hold it (as written in the
+        URL, decoded, URL-encoded), and the ``Proxy-Authorization`` value made of it."""
+        if self.proxy is None:
+            return ()
+        parts = urllib.parse.urlsplit(self.proxy)
+        if parts.password is None:
+            return ()
+        user = urllib.parse.unquote(parts.username or "")
+        password = urllib.parse.unquote(parts.password)
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+        forms = {parts.password, *secret_forms(password), basic}
+        return tuple(sorted((form for form in forms if form), key=len, reverse=True))
+
+    def __str__(self) -> str:
+        if self.proxy is None:
+            return "directly" + (f" ({self.origin})" if self.origin else "")
+        return f"the proxy {self.shown} ({self.origin})"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (``localhost``, ``127.0.0.0/8``, ``::1``): a proxy
+    elsewhere would reach its own loopback, never ours."""
+    name = host.strip("[]").rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _env(env: Mapping[str, str], name: str) -> tuple[str, str] | None:
+    """``(variable, value)`` of ``name`` in lower case (as curl and urllib prefer it), else in
+    upper case; None when neither is set to something."""
+    for variable in (name.lower(), name.upper()):
+        value = env.get(variable, "").strip()
+        if value:
+            return variable, value
+    return None
+
+
+def bypasses_proxy(host: str, port: int | None, no_proxy: str) -> bool:
+    """Whether ``NO_PROXY``'s comma-separated list names ``host`` (on ``port``): ``*`` (all),
+    a domain (``example.com`` or ``.example.com``: it and every name under it), a name with
+    a port (``example.com:8080``), an IP address or a CIDR block (``10.0.0.0/8``)."""
+    name = host.strip("[]").rstrip(".").lower()
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(name)
+    except ValueError:
+        address = None
+    for raw in no_proxy.split(","):
+        entry = raw.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        if address is not None:
+            try:
+                if address in ipaddress.ip_network(entry.strip("[]"), strict=False):
+                    return True
+                continue
+            except ValueError:
+                pass
+        entry_host, entry_port = entry, None
+        head, sep, tail = entry.rpartition(":")
+        if sep and tail.isdigit() and (not head.count(":") or head.endswith("]")):
+            entry_host, entry_port = head, int(tail)
+        if entry_port is not None and entry_port != port:
+            continue
+        entry_host = entry_host.strip("[]").removeprefix("*").lstrip(".").rstrip(".")
+        if entry_host and (name == entry_host or name.endswith("." + entry_host)):
+            return True
+    return False
+
+
+def route_for(url: str, proxy: str | None, env: Mapping[str, str]) -> Route:
+    """How calls to ``url`` go: through ``proxy`` (``--proxy``: a URL, or ``DIRECT``), else
+    through the proxy ``HTTPS_PROXY`` (``HTTP_PROXY`` for an http:// URL) names in ``env``;
+    directly for this machine's addresses, for hosts ``NO_PROXY`` lists (whichever proxy was
+    given), with ``--proxy direct``, or when no proxy is set. A malformed variable is a
+    ``ConfigError`` naming it (the proxy's password masked)."""
+    target = URL(url)
+    host = target.host or ""
+    if is_loopback(host):
+        return Route(None, "loopback")
+    if proxy == DIRECT:
+        return Route(None, "--proxy direct")
+    found = _env(env, "no_proxy")
+    if found is not None and bypasses_proxy(host, target.port, found[1]):
+        return Route(None, found[0])
+    if proxy is not None:
+        variable, value = "--proxy", proxy
+    else:
+        found = _env(env, f"{target.scheme}_proxy")
+        if found is None:
+            return Route(None)
+        variable, value = found
+    try:
+        return Route(parse_proxy(value), variable)
+    except ValueError as exc:
+        raise ConfigError(f"{variable}: {exc}") from None
+
+
+def tls_context(settings: SendSettings) -> bool | ssl.SSLContext:
+    """How the server's certificate is verified: not at all (``--insecure``), by aiohttp's
+    default context (True), or by a context that also trusts ``--ca-file`` and, with
+    ``--system-trust``, trusts what the operating system trusts (``truststore``)."""
+    if not settings.verify_tls:
+        return False
+    if settings.ca_file is None and not settings.system_trust:
+        return True
+    context: ssl.SSLContext
+    if settings.system_trust:
+        try:
+            import truststore
+        except ImportError:
+            raise ConfigError(
+                "--system-trust needs the truststore package: pip install truststore"
+            ) from None
+        context = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    else:
+        context = ssl.create_default_context()
+    if settings.ca_file is not None:
+        try:
+            context.load_verify_locations(cafile=settings.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or exc
+            raise ConfigError(f"--ca-file {settings.ca_file}: cannot be used ({reason})") from None
+    context.set_alpn_protocols(["http/1.1"])  # as aiohttp's own contexts
+    return context
+
+
+def certificate_advice(
+    outcome: Outcome, settings: SendSettings, *, platform: str = sys.platform
+) -> str | None:
+    """What to do about a certificate that was refused (None for any other outcome): the
+    ways to trust it first, ``--insecure`` last."""
+    if outcome.trouble is not Trouble.TLS or outcome.kind is not OutcomeKind.FATAL:
+        return None
+    last = "only as a last resort, --insecure (no verification at all)"
+    if outcome.code == CERT_NAME:
+        return f"check the host name in the URL (the certificate names others); {last}"
+    if outcome.code == CERT_EXPIRED:
+        return f"the server's administrator must renew its certificate; {last}"
+    steps = [
+        f"check that --ca-file {settings.ca_file} holds the CA that signed it"
+        if settings.ca_file
+        else "if your company's own CA signed it, give that CA with --ca-file PATH (PEM)"
+    ]
+    if settings.system_trust:
+        steps.append("the operating system does not trust it either (--system-trust)")
+    else:
+        steps.append(
+            "behind a proxy that inspects TLS, give the proxy's CA with --ca-file, or use "
+            "--system-trust where IT installed it in the system"
+        )
+        if platform == "darwin":
+            steps.append(
+                "with python.org's Python, run its Install Certificates.command "
+                "(in /Applications/Python 3.x) once"
+            )
+    steps.append(last)
+    return "; ".join(steps)
 
 
 def _reason(exc: BaseException) -> str:
@@ -92,20 +308,25 @@ class HttpTransport:
         settings: SendSettings,
         *,
         secrets: tuple[str, ...] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self._session = session
         self._url = url
         # The query is sent exactly as encoded: left to yarl, it would be "requoted" (%40 back
         # to @, %2F to /...) into a form of the password that mask_secrets does not know.
         self._base_url = str(URL(url))
-        self._secrets = (*params.secrets, *secrets)
+        #: How the calls go: directly, or through a proxy (``env``: where HTTPS_PROXY,
+        #: HTTP_PROXY and NO_PROXY are read, the process's environment by default).
+        self.route = route_for(url, settings.proxy, os.environ if env is None else env)
+        self._proxy = URL(self.route.proxy) if self.route.proxy is not None else None
+        self._secrets = (*params.secrets, *secrets, *self.route.secrets)
         self._encode = encode_params(params)
         self._post = settings.method is Method.POST
         # A connection that cannot be made says so sooner than an answer that is slow.
         self._timeout = aiohttp.ClientTimeout(
             total=settings.timeout_s, sock_connect=min(settings.timeout_s, CONNECT_TIMEOUT_S)
         )
-        self._ssl: bool | ssl.SSLContext = bool(settings.verify_tls)
+        self._ssl: bool | ssl.SSLContext = tls_context(settings)
         # A server gives the same few answers over and over ("|Retuen|1|Retuen|BackMsg_84"):
         # each short one is classified and masked once.
         self._answers: dict[tuple[str, bool], Outcome] = {}
@@ -138,6 +359,7 @@ class HttpTransport:
                     headers={"Content-Type": "application/x-www-form-urlencoded"},
                     timeout=self._timeout,
                     ssl=self._ssl,
+                    proxy=self._proxy,
                     allow_redirects=False,
                 )
             else:
@@ -145,10 +367,14 @@ class HttpTransport:
                     URL(f"{self._base_url}?{query}", encoded=True),
                     timeout=self._timeout,
                     ssl=self._ssl,
+                    proxy=self._proxy,
                     allow_redirects=False,
                 )
             async with request as response:
                 body = await response.text(errors="replace")
+                if response.status == 407 and self._proxy is not None:
+                    # The proxy's answer to a plain http:// call, not the server's.
+                    return self._proxy_refused(407, response.reason)
                 if response.status == 200 and len(body) <= ANSWER_CACHE_CHARS:
                     cached = self._answers.get((body, remote))
                     if cached is not None:
@@ -165,19 +391,21 @@ class HttpTransport:
                 )
         except aiohttp.ClientConnectorCertificateError as exc:
             # Waiting will not fix a certificate: the job stops.
-            outcome = Outcome(
-                OutcomeKind.FATAL,
-                "TLS certificate",
-                f"the server's certificate was refused ({exc.certificate_error}); "
-                "fix it or use --insecure",
-                trouble=Trouble.TLS,
-            )
+            return self._certificate_refused(exc)
         except aiohttp.ClientSSLError as exc:
             outcome = classify_trouble(Trouble.TLS, _reason(exc))
         except aiohttp.ConnectionTimeoutError:
+            if self._proxy is not None:
+                return self._proxy_trouble("no connection in time")
             outcome = classify_trouble(Trouble.REFUSED, "no connection in time")
         except aiohttp.ClientConnectorError as exc:
+            # Through a proxy, every connection made is one to the proxy.
+            if self._proxy is not None:
+                return self._proxy_trouble(_reason(exc))
             outcome = classify_trouble(Trouble.REFUSED, f"cannot connect ({_reason(exc)})")
+        except aiohttp.ClientHttpProxyError as exc:
+            # The proxy's answer to CONNECT (an https:// call): the server was not asked.
+            return self._proxy_refused(exc.status, exc.message)
         except (TimeoutError, aiohttp.ServerTimeoutError):
             outcome = classify_trouble(Trouble.TIMEOUT, "no answer in time")
         except (aiohttp.ClientResponseError, aiohttp.ClientPayloadError) as exc:
@@ -186,6 +414,64 @@ class HttpTransport:
         except aiohttp.ClientError as exc:
             outcome = classify_trouble(Trouble.DROPPED, f"connection lost ({_reason(exc)})")
         return self._masked(outcome)
+
+    def _certificate_refused(self, exc: aiohttp.ClientConnectorCertificateError) -> Outcome:
+        """A certificate that was refused: whose (the server's, or an https:// proxy's), and
+        what is wrong with it (the outcome's code); ``certificate_advice`` says what to do."""
+        error = exc.certificate_error
+        verify_code = getattr(error, "verify_code", None)
+        code = (
+            CERT_NAME
+            if verify_code in _NAME_CODES
+            else CERT_EXPIRED
+            if verify_code in _DATE_CODES
+            else CERT_UNTRUSTED
+        )
+        reason = self._mask(getattr(error, "verify_message", None) or _reason(error))
+        proxy = self._proxy
+        if proxy is not None and proxy.scheme == "https" and exc.host == proxy.host:
+            whose = f"{self.route}'s certificate"
+        else:
+            whose = "the server's certificate"
+            if proxy is not None:
+                whose += f" (through {self.route})"
+        return Outcome(
+            OutcomeKind.FATAL, code, one_line(f"{whose} was refused: {reason}"), trouble=Trouble.TLS
+        )
+
+    # The outcomes below are made of the route (its password masked already) and of what
+    # came back, masked before it is put in: the message as a whole is not masked again, so
+    # that a short password cannot take letters out of the words around it.
+
+    def _proxy_trouble(self, reason: str) -> Outcome:
+        """The proxy cannot be reached (yet): a transient trouble that names it."""
+        return classify_trouble(
+            Trouble.PROXY, f"cannot connect to {self.route}: {self._mask(reason)}"
+        )
+
+    def _proxy_refused(self, status: int, reason: str | None) -> Outcome:
+        """The proxy answered instead of passing the call on: 407 (its login), another 4xx
+        (its rules) stop the job; a 5xx (it could not reach the server) is the server's
+        trouble, as a refused connection would be."""
+        target = URL(self._url)
+        where = f"{target.host}:{target.port}"
+        status_text = f"HTTP {status}" + (f" {self._mask(reason)}" if reason else "")
+        if status >= 500:
+            return classify_trouble(
+                Trouble.REFUSED, f"{self.route} could not reach {where} ({status_text})"
+            )
+        if status == 407:
+            message = (
+                f"{self.route} refused its user and password ({status_text})"
+                if self.route.has_credentials
+                else f"{self.route} wants a user and password ({status_text}): give them "
+                "in its URL, http://USER:PASSWORD@HOST:PORT"
+            )
+        else:
+            message = f"{self.route} refused to connect to {where} ({status_text})"
+        return Outcome(
+            OutcomeKind.FATAL, "proxy", one_line(message), status=status, trouble=Trouble.PROXY
+        )
 
     def _masked(self, outcome: Outcome) -> Outcome:
         message = self._mask(outcome.message) if self._secrets else outcome.message
