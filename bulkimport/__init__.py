@@ -61,6 +61,7 @@ _EXPORTS = {
     "Interrupted": "bulkimport.errors",
     "StopCause": "bulkimport.states",
     "SendWindow": "bulkimport.window",
+    "Forgotten": "bulkimport.storage",
 }
 
 __all__ = [
@@ -75,6 +76,7 @@ __all__ = [
     "DupDialList",
     "DupWay",
     "ExitCode",
+    "Forgotten",
     "ImportOptions",
     "InputError",
     "Interrupted",
@@ -143,4 +145,5 @@ if TYPE_CHECKING:
     )
     from bulkimport.settings import Method, ReadSettings, SendSettings, Settings, Target
     from bulkimport.states import JobState, RowState, StopCause
+    from bulkimport.storage import Forgotten
     from bulkimport.window import SendWindow

@@ -23,6 +23,7 @@ COMMANDS = {
     "failed": "bulkimport.cli.failed:failed",
     "retry": "bulkimport.cli.failed:retry",
     "prune": "bulkimport.cli.prune:prune",
+    "forget": "bulkimport.cli.forget:forget",
     "remote": "bulkimport.cli.remote:remote",
     "sandbox": "bulkimport.cli.sandbox:sandbox_command",
 }

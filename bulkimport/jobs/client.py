@@ -47,6 +47,7 @@ from bulkimport.jobs.report import (
     check_report_path,
     default_report_path,
     discard_report,
+    place_report,
     write_report,
     write_rows,
 )
@@ -55,7 +56,7 @@ from bulkimport.jobs.summary import JobSummary, plural, resuming_line, summarize
 from bulkimport.rows import FileIdentity
 from bulkimport.settings import ReadSettings, SendSettings, Settings, Target
 from bulkimport.states import JobState, RowState
-from bulkimport.storage import Job, RemoteImport, Storage
+from bulkimport.storage import Forgotten, Job, RemoteImport, Storage
 from bulkimport.storage.sqlite import SqliteStorage
 
 log = logging.getLogger("bulkimport")
@@ -308,6 +309,31 @@ class Client:
                             reports=reports, before=cut),
             )  # fmt: skip
         return pruned
+
+    async def forget(self, key: str) -> Forgotten:
+        """Erase one customer (an erasure request): every row of every job in the storage
+        that holds ``key`` whole as one of its values (usually the phone number), and the
+        record kept of it for ``skip_unchanged``; the jobs' failed-rows reports are written
+        anew without those rows. ``ConfigError`` for an empty key."""
+        if not key.strip():
+            raise ConfigError("give the value that identifies the customer (a phone number)")
+        async with self.storage.runner():
+            forgotten = await self.storage.retention.forget(key)
+            reports = 0
+            for job_id in forgotten.jobs:
+                job = await self.storage.jobs.get(job_id)
+                if job.report_path is not None:
+                    await place_report(self.storage, job, Path(job.report_path))
+                    reports += 1
+        log.info(
+            "forgot a customer: %s from jobs %s, %s",
+            plural(forgotten.rows, "row"),
+            ", ".join(map(str, forgotten.jobs)) or "none",
+            plural(forgotten.latest_records, "latest record"),
+            extra=event("forget", file_only=True, rows=forgotten.rows, jobs=list(forgotten.jobs),
+                        latest_records=forgotten.latest_records, reports=reports),
+        )  # fmt: skip
+        return dataclasses.replace(forgotten, reports=reports)
 
     async def compact(self) -> int:
         """Give the space freed by pruning back to the file system (``VACUUM``); return how

@@ -10,9 +10,18 @@ from bulkimport.storage.interface import (
     SendQueue,
     Storage,
 )
-from bulkimport.storage.values import Ingested, Job, RemoteImport, RowView, RunnerId, Unchanged
+from bulkimport.storage.values import (
+    Forgotten,
+    Ingested,
+    Job,
+    RemoteImport,
+    RowView,
+    RunnerId,
+    Unchanged,
+)
 
 __all__ = [
+    "Forgotten",
     "IngestStore",
     "Ingested",
     "Job",

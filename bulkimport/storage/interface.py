@@ -40,7 +40,15 @@ from typing import Any, Protocol
 
 from bulkimport.rows import Batch, ClaimedRow, FileIdentity, NewRow, RowResult, TargetRef
 from bulkimport.states import JobState, RemoteState, RowState, StopCause
-from bulkimport.storage.values import Ingested, Job, RemoteImport, RowView, RunnerId, Unchanged
+from bulkimport.storage.values import (
+    Forgotten,
+    Ingested,
+    Job,
+    RemoteImport,
+    RowView,
+    RunnerId,
+    Unchanged,
+)
 
 
 class JobStore(Protocol):
@@ -251,6 +259,13 @@ class Retention(Protocol):
     async def compact(self) -> int:
         """Give the space freed by pruning back to the system; return how many bytes (0 if
         none, or if the storage cannot tell)."""
+        ...
+
+    async def forget(self, key: str) -> Forgotten:
+        """Erase one customer: every row of every job that holds ``key`` as one of its
+        values (a field of its record, or a cell of the line it came from), and the latest
+        record kept for that customer; no copy may remain in the storage's files. ``key`` is
+        not empty."""
         ...
 
 

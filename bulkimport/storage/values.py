@@ -117,6 +117,17 @@ class RemoteImport:
         }
 
 
+@dataclass(frozen=True)
+class Forgotten:
+    """What erasing one customer removed: rows of jobs, the record kept for
+    ``--skip-unchanged``, and the reports written anew without them."""
+
+    rows: int
+    latest_records: int
+    jobs: tuple[int, ...]  # the jobs that had rows of the customer
+    reports: int = 0  # reports rewritten (or removed: no row of the job needs a person now)
+
+
 class Unchanged(NamedTuple):
     """What an incremental lookup found among a job's pending rows."""
 

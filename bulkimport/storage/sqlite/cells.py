@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 
-from bulkimport.protocol import decode_record
+from bulkimport.protocol import RECORD_SEPARATOR, decode_record
 from bulkimport.reader import FileFormat, cells_rebuilder
 
 CELLS_MARK = "\x1e"  # ASCII record separator
@@ -40,6 +40,21 @@ def decode_cells(text: str) -> tuple[str, ...]:
     if text.startswith(CELLS_MARK):
         return tuple(text[1:].split(CELLS_UNIT))
     return tuple(json.loads(text))
+
+
+def holds_value(record: str | None, cells: str | None, value: str) -> bool:
+    """Whether a row holds ``value`` whole: as a field's value in its ``record``, or as one of
+    its stored ``cells`` (a SQL function: ``bulkimport_holds``)."""
+    if record is not None and value in record:
+        for part in record.split(RECORD_SEPARATOR):
+            if part.partition("=")[2] == value:
+                return True
+    if cells and value in cells:
+        try:
+            return value in decode_cells(cells)
+        except ValueError:
+            return False
+    return False
 
 
 Rebuild = Callable[[str], tuple[str, ...]]

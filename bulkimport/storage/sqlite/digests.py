@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bulkimport.protocol import RECORD_SEPARATOR
+from bulkimport.storage.sqlite.cells import holds_value
 
 
 def customer_of(record: str | None, key_field: str) -> str | None:
@@ -47,4 +48,5 @@ def digest_of(record: str | None) -> int | None:
 SQL_FUNCTIONS: tuple[tuple[str, int, Callable[..., Any]], ...] = (
     ("bulkimport_customer", 2, customer_of),
     ("bulkimport_digest", 1, digest_of),
+    ("bulkimport_holds", 3, holds_value),
 )

@@ -16,7 +16,7 @@ import os
 from bulkimport.storage.sqlite.database import Database, full_is_disk_full
 from bulkimport.storage.sqlite.jobs import SqliteJobs
 from bulkimport.storage.sqlite.latest import CHUNK_IDS, LatestRecords, row_range
-from bulkimport.storage.values import Job
+from bulkimport.storage.values import Forgotten, Job
 
 # Finished before the cut, or superseded before it (supersede() moves updated_at).
 _PRUNABLE = (
@@ -82,6 +82,50 @@ class SqliteRetention:
                     )
             finally:
                 await db.conn.execute("PRAGMA foreign_keys = ON")
+
+    async def forget(self, key: str) -> Forgotten:
+        """Erase the rows that hold ``key`` whole (any field or cell) from every job, and its
+        latest records. ``secure_delete`` overwrites what they held in the file, and the
+        write-ahead log is emptied after, so that no copy is left on disk."""
+        db = self._db
+        # instr() in C finds the few candidates; the Python function checks each whole.
+        where = (
+            "(instr(record, :key) > 0 OR instr(cells, :key) > 0)"
+            " AND bulkimport_holds(record, cells, :key)"
+        )
+        async with db.lock:
+            await db.conn.execute("PRAGMA secure_delete = ON")
+            try:
+                async with db.transaction():
+                    found = await db.conn.execute_fetchall(
+                        f"SELECT job_id, state, count(*) FROM rows WHERE {where}"
+                        " GROUP BY job_id, state",
+                        {"key": key},
+                    )
+                    await db.conn.execute(f"DELETE FROM rows WHERE {where}", {"key": key})
+                    for job_id, state, n in found:
+                        await db.conn.execute(
+                            "UPDATE job_counts SET n = n - ? WHERE job_id = ? AND state = ?",
+                            (n, job_id, state),
+                        )
+                        await db.conn.execute(
+                            "UPDATE jobs SET total_rows = max(0, total_rows - ?) WHERE id = ?",
+                            (n, job_id),
+                        )
+                    cursor = await db.conn.execute(
+                        "DELETE FROM latest_records WHERE customer = ?", (key,)
+                    )
+                    latest = max(cursor.rowcount, 0)
+                    await cursor.close()
+            finally:
+                await db.conn.execute("PRAGMA secure_delete = OFF")
+            cursor = await db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            await cursor.close()
+        return Forgotten(
+            rows=sum(n for _, _, n in found),
+            latest_records=latest,
+            jobs=tuple(sorted({job_id for job_id, _, _ in found})),
+        )
 
     async def compact(self) -> int:
         """VACUUM the database and empty its write-ahead log; return the bytes given back."""
