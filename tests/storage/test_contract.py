@@ -961,3 +961,31 @@ async def test_what_customers_received_outlives_the_pruned_jobs(storage: Storage
     assert tonight.id == 4
     assert found == (2, 0)
     assert await skipped_lines(storage, tonight) == [3, 4]
+
+
+async def test_forget_erases_a_customers_rows_and_latest_record_from_every_job(
+    storage: Storage,
+) -> None:
+    a = [customer_row(line, f"1380000000{line}", "A") for line in range(2, 6)]
+    first, _ = await night(storage, a)
+    second, _ = await night(storage, [customer_row(2, a[0].cells[0], "B"), *a[1:]])
+    # Line 3's customer is folded into the latest records by the third night's lookup.
+    third, _ = await night(storage, a, send=False)
+    key = a[1].cells[0]
+
+    forgotten = await storage.retention.forget(key)
+    assert forgotten.rows == 3
+    assert forgotten.jobs == (first.id, second.id, third.id)
+    assert forgotten.latest_records == 1
+    for job in (first, second, third):
+        rows = [row async for row in storage.reports.iter_rows(job.id, list(RowState))]
+        assert key not in [row.cells[0] for row in rows]
+        assert len(rows) == 3
+        assert await storage.reports.counts(job.id) == await listed(storage, job.id)
+    # The customer is a stranger now: tonight's row of theirs is sent, not skipped (lines 4
+    # and 5 are; line 2's customer last received B).
+    tonight, found = await night(storage, a, send=False)
+    assert found == (2, 0)
+    assert await skipped_lines(storage, tonight) == [4, 5]
+    # A part of a value is not the value.
+    assert (await storage.retention.forget(key[:-1])).rows == 0
