@@ -166,7 +166,9 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 def http(method: str, url: str, data: dict[str, Any] | None = None) -> Any:
     body = None if data is None else json.dumps(data).encode()
-    request = urllib.request.Request(url, data=body, method=method)
+    # The sandbox takes changes as JSON only.
+    headers = {} if body is None else {"Content-Type": "application/json"}
+    request = urllib.request.Request(url, data=body, method=method, headers=headers)
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import signal
 import sqlite3
+import tomllib
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from bulkimport.sandbox import Faults, SandboxHandle
+from bulkimport.window import SendWindow
 from tests.conftest import SandboxFactory
 from tests.helpers import (
     HEADER,
@@ -45,8 +49,11 @@ def log_events(path: Path) -> list[dict[str, Any]]:
 
 
 async def reset_stats(sandbox: SandboxHandle) -> None:
-    async with aiohttp.ClientSession() as session:
-        await session.post(f"{sandbox.base_url}/sandbox/reset-stats")
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{sandbox.base_url}/sandbox/reset-stats", json={}) as response,
+    ):
+        assert response.status == 200, await response.text()
 
 
 async def test_second_night_sends_only_new_and_changed_rows(
@@ -146,13 +153,34 @@ async def test_runner_busy_is_logged_and_exits_75(tmp_path: Path, sandbox: Sandb
     assert error["exit_code"] == 75
 
 
+def sample_window() -> SendWindow:
+    with (ROOT / "samples" / "nightly.toml").open("rb") as file:
+        return SendWindow.parse(tomllib.load(file)["window"])
+
+
+def test_the_sample_nightly_profile_sends_by_night_only() -> None:
+    window = sample_window()
+    night = datetime.datetime(2026, 11, 29, 23, 0).timestamp()
+    day = datetime.datetime(2026, 11, 30, 10, 0).timestamp()
+    assert window.is_open(night) and not window.is_open(day)
+    assert window.closes_at(night) == datetime.datetime(2026, 11, 30, 6, 0).timestamp()
+
+
 async def test_the_sample_nightly_profile_runs_the_sample_file(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:
-    # Only what cannot be the same here: the server, and where files go.
+    # Only what cannot be the same here: the server, where files go, and the send window:
+    # the sample's sends by night only, and this test must pass at any hour. A window of the
+    # six hours either side of now is open now (the sample's hours: the test above).
+    now = datetime.datetime.now()
+    around_now = SendWindow(
+        (now - datetime.timedelta(hours=6)).time().replace(second=0, microsecond=0),
+        (now + datetime.timedelta(hours=6)).time().replace(second=0, microsecond=0),
+    )
+    assert around_now.is_open(now.timestamp()) and sample_window() != around_now
     result = await bulkimport(
         "run", str(ROOT / "samples" / "leads.csv"),
-        "--config", str(ROOT / "samples" / "nightly.toml"),
+        "--config", str(ROOT / "samples" / "nightly.toml"), "--window", str(around_now),
         "--url", sandbox.url, "--db", "n.db", "--report", "failed.csv", "--log", "n.log",
         "--json", cwd=tmp_path, password=None, env={"BULKIMPORT_CC_PASSWORD": "secret"},
     )  # fmt: skip
@@ -164,6 +192,7 @@ async def test_the_sample_nightly_profile_runs_the_sample_file(
     with sqlite3.connect(tmp_path / "n.db") as conn:
         stored = json.loads(conn.execute("SELECT settings_json FROM jobs").fetchone()[0])
     assert stored["skip_unchanged"] is True and stored["password_env"] == "BULKIMPORT_CC_PASSWORD"
+    assert stored["window"] == str(around_now)  # the command line wins over the profile
     held = await customers(sandbox)
     assert held[0]["fields"].get("customername")
     assert all("address" not in c["fields"] for c in held)
@@ -334,6 +363,7 @@ async def test_resume_says_which_job_it_chose_and_why(
 # --- the log names the job a signal stopped -------------------------------------------------------
 
 
+@pytest.mark.posix_only("a signal sent to another process (Windows has console events instead)")
 async def test_a_stop_is_logged_with_its_job_and_its_signal(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
@@ -358,6 +388,7 @@ async def test_a_stop_is_logged_with_its_job_and_its_signal(
     assert "Ctrl-C" not in (tmp_path / "err.txt").read_text()
 
 
+@pytest.mark.posix_only("a signal sent to another process (Windows has console events instead)")
 async def test_tonights_export_supersedes_last_nights_unfinished_job(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:

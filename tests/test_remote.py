@@ -1,4 +1,8 @@
-"""``bulkimport remote`` end to end: a real sandbox fetches files from a real file server."""
+"""``bulkimport remote`` end to end: a real sandbox fetches files from a real file server.
+
+The file server is on loopback: the ``sandbox`` here may fetch from there
+(``allow_private_fetch``); a sandbox started without it refuses.
+"""
 
 from __future__ import annotations
 
@@ -15,13 +19,22 @@ import pytest
 from aiohttp import web
 
 from bulkimport.protocol import Source
-from bulkimport.sandbox import SandboxHandle
+from bulkimport.sandbox import SandboxConfig, SandboxHandle, serve_sandbox
 from bulkimport.send.remote import split_credentials
 from bulkimport.states import RemoteState
+from tests.conftest import SandboxFactory
 from tests.helpers import bulkimport, customers, get_json, target
 
 FILE_PASSWORD = "file-Pw-91c2"
 LEADS = "phone1,name,city\n13900000001,张三,北京\n13900000002,Li,Shanghai\n".encode()
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> AsyncIterator[SandboxHandle]:
+    """A sandbox that may fetch from loopback, where the file server is."""
+    config = SandboxConfig(port=0, db_path=tmp_path / "sandbox.db", allow_private_fetch=True)
+    async with serve_sandbox(config) as handle:
+        yield handle
 
 
 @pytest.fixture
@@ -86,7 +99,9 @@ async def test_remote_import_is_accepted_recorded_and_listed(
     assert scheduled.code == 0, scheduled.err
     later = scheduled.json()
     assert later["state"] == "accepted" and later["exetime"] == "2099-01-01 00:00:00"
-    assert (await sandbox_job(sandbox, later["server_job_id"]))["state"] == "scheduled"
+    # Scheduled for 2099, as it is now (sandbox_job would wait its 10 s for it to run).
+    jobs = {str(job["id"]): job for job in await get_json(sandbox, "/sandbox/jobs")}
+    assert jobs[later["server_job_id"]]["state"] == "scheduled"
 
     listed = await bulkimport("jobs", "--json", cwd=tmp_path)
     remotes = listed.json()["remote_imports"]
@@ -149,6 +164,23 @@ async def test_refused_and_unreachable_imports_are_recorded_with_their_exit_code
     assert [(r["state"], r["code"], r["attempts"]) for r in listed] == [
         (RemoteState.REFUSED.value, "BackMsg_404", 1), (RemoteState.FAILED.value, "refused", 2),
     ]  # fmt: skip
+
+
+async def test_a_file_on_loopback_is_refused_unless_the_sandbox_allows_it(
+    tmp_path: Path, sandbox_factory: SandboxFactory, files: str
+) -> None:
+    guarded = await sandbox_factory()
+    assert not guarded.config.allow_private_fetch
+    for url in (f"{files}/leads.csv", f"{files}/leads.csv".replace("127.0.0.1", "localhost")):
+        refused = await bulkimport("remote", url, *target(guarded), cwd=tmp_path)
+        assert refused.code == 3, refused.err
+        assert "could not fetch the file" in refused.err
+        assert "private address refused (--allow-private-fetch)" in refused.err
+    listed = (await bulkimport("jobs", "--json", cwd=tmp_path)).json()["remote_imports"]
+    refused_state = (RemoteState.REFUSED.value, "BackMsg_89")
+    assert [(r["state"], r["code"]) for r in listed] == [refused_state, refused_state]
+    assert await get_json(guarded, "/sandbox/jobs") == []
+    assert await customers(guarded) == []
 
 
 def test_split_credentials() -> None:

@@ -10,6 +10,7 @@ import click
 from bulkimport.campaign import default_schema, load_schema
 from bulkimport.errors import ConfigError
 from bulkimport.portable import on_stop_signals
+from bulkimport.sandbox.addresses import listens_beyond_loopback
 from bulkimport.sandbox.faults import Faults, Outage, parse_code
 from bulkimport.sandbox.server import SandboxConfig, serve_sandbox
 
@@ -25,13 +26,15 @@ Examples:
     bulkimport sandbox --answer-code 85:0.05
   Down behind nginx, then switched back on while running:
     bulkimport sandbox --outage 502
-    curl -X POST localhost:8765/sandbox/faults -d '{"outage": "off"}'
+    curl -X POST localhost:8765/sandbox/faults -H 'Content-Type: application/json' \\
+        -d '{"outage": "off"}'
 
 \b
 Default schema: org "demo", account admin/secret, agent 1001/1001,
 campaigns 1 and 2. Inspect what arrived at /sandbox/customers?model_id=1,
 /sandbox/diallist?model_id=1, /sandbox/stats, /sandbox/jobs, /sandbox/arrivals;
-read and change the faults at /sandbox/faults. See docs/sandbox.md.
+read and change the faults at /sandbox/faults (changes: Content-Type
+application/json only). See docs/sandbox.md.
 """
 
 _RATE = click.FloatRange(0, 1)
@@ -47,7 +50,13 @@ async def _serve(config: SandboxConfig) -> None:
 
 
 @click.command("sandbox", epilog=_EPILOG)
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. Any other than loopback lets whoever reaches it read the "
+    "leads and change the faults (a warning says so).",
+)
 @click.option(
     "--port",
     default=8765,
@@ -130,6 +139,12 @@ async def _serve(config: SandboxConfig) -> None:
     '/sandbox/faults {"outage": "off"}.',
 )
 @click.option("--seed", type=int, help="Random seed, to make the faults reproducible.")
+@click.option(
+    "--allow-private-fetch",
+    is_flag=True,
+    help="Let remote imports (source=http|ftp) fetch files from loopback, link-local and "
+    "private addresses, which are refused by default (e.g. a file server on this machine).",
+)
 def sandbox_command(
     host: str,
     port: int,
@@ -148,6 +163,7 @@ def sandbox_command(
     retry_after: int,
     outage: str,
     seed: int | None,
+    allow_private_fetch: bool,
 ) -> None:
     """Serve a local stand-in of the vendor's Import endpoint (/asterccinterfaces).
 
@@ -173,7 +189,16 @@ def sandbox_command(
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
     schema = load_schema(schema_path) if schema_path else default_schema()
-    config = SandboxConfig(host=host, port=port, db_path=db_path, schema=schema, faults=faults)
+    config = SandboxConfig(
+        host=host,
+        port=port,
+        db_path=db_path,
+        schema=schema,
+        faults=faults,
+        allow_private_fetch=allow_private_fetch,
+    )
+    if listens_beyond_loopback(host):
+        click.echo(exposed_warning(host), err=True)
     try:
         asyncio.run(_serve(config))
     except OSError as exc:
@@ -200,3 +225,12 @@ def parse_answer_codes(values: tuple[str, ...]) -> dict[str, float]:
             raise ConfigError(f"--answer-code gives BackMsg_{code:02d} twice")
         rates[str(code)] = rate
     return rates
+
+
+def exposed_warning(host: str) -> str:
+    """The one line printed when the sandbox listens on an address other machines reach."""
+    shown = host or "''"
+    return (
+        f"Warning: --host {shown} is not a loopback address: anyone who can reach this machine "
+        "can read the leads the sandbox holds and change its faults"
+    )

@@ -5,6 +5,8 @@ wires it into an ``aiohttp.web.Application``. Checks run in the order a request 
 parameters present (01), organisation (02), credentials (03/07/05, 15/63), campaign
 (70/67/73), source (72), field settings (74), then the record itself. The faults
 (``faults.py``) come first: an outage, the rate ceiling, the capacity queue and the call's fate.
+Requests that change the sandbox (every method but GET under ``/sandbox/``) must be JSON
+(``json_control_only``), which a web page cannot send to another site without its consent.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter, deque
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -60,6 +62,9 @@ REQUIRED_PARAMETERS = (
     "source",
 )
 _ANSWER_HEADERS = {"Content-Type": "text/plain; charset=utf-8"}
+CONTROL_PREFIX = "/sandbox/"
+JSON_TYPE = "application/json"
+_READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 class Stats:
@@ -115,9 +120,13 @@ class Stats:
 class Sandbox:
     """The state behind one sandbox server."""
 
-    def __init__(self, schema: Schema, store: Store, faults: Faults) -> None:
+    def __init__(
+        self, schema: Schema, store: Store, faults: Faults, *, allow_private_fetch: bool = False
+    ) -> None:
         self.schema = schema
         self.store = store
+        # Remote imports may fetch from loopback, link-local and private addresses.
+        self.allow_private_fetch = allow_private_fetch
         self.plan = FaultPlan(faults)
         self.stats = Stats()
         self.remote = RemoteImports(self)
@@ -443,9 +452,35 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     return data
 
 
+def _is_control(request: web.Request) -> bool:
+    """A request to a ``/sandbox/`` route (by its path or by the route it matched)."""
+    if request.path.startswith(CONTROL_PREFIX) or request.path == CONTROL_PREFIX.rstrip("/"):
+        return True
+    resource = request.match_info.route.resource
+    return resource is not None and resource.canonical.startswith(CONTROL_PREFIX)
+
+
+@web.middleware
+async def json_control_only(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Requests that change the sandbox (every method but GET under ``/sandbox/``) must be
+    ``application/json``: a web page can send a form or a text/plain body to another site
+    without asking, but not JSON (the browser asks first, and the sandbox never says yes)."""
+    if (
+        request.method not in _READ_METHODS
+        and _is_control(request)
+        and request.content_type.lower() != JSON_TYPE
+    ):
+        raise web.HTTPUnsupportedMediaType(
+            text=f"{request.method} {request.path} takes Content-Type: {JSON_TYPE} only"
+        )
+    return await handler(request)
+
+
 def build_app(sandbox: Sandbox) -> web.Application:
     """The aiohttp application serving ``sandbox``."""
-    app = web.Application()
+    app = web.Application(middlewares=[json_control_only])
     app[SANDBOX_KEY] = sandbox
     app.router.add_route("GET", ENDPOINT_PATH, asterccinterfaces)
     app.router.add_route("POST", ENDPOINT_PATH, asterccinterfaces)

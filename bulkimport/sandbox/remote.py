@@ -6,6 +6,12 @@ is the job id at once and the lines are imported in the background. A job schedu
 ``exetime`` is answered with its id straight away; a failure later is recorded on the job
 (``GET /sandbox/jobs``). FTP goes through the standard library (``urllib``).
 
+Unless the sandbox runs with ``--allow-private-fetch``, a file on a loopback, link-local,
+private or otherwise non-global address is refused with 89 (``addresses.py``): the URL's IP
+literal, every address its host name resolves to, and each address connected to (redirects
+included) are checked; an FTP host is resolved first and the connection made to the checked
+address.
+
 Columns map to fields by the header when ``delrow`` drops a first line whose every cell names
 a field of the campaign; otherwise they follow the campaign's field order.
 """
@@ -30,6 +36,15 @@ import aiohttp
 
 from bulkimport.campaign import Campaign
 from bulkimport.protocol import ImportOptions, Source
+from bulkimport.sandbox.addresses import (
+    REFUSED_REASON,
+    GuardedResolver,
+    PrivateAddressError,
+    check_literal,
+    guarded_connector,
+    is_refusal,
+    resolve_checked,
+)
 from bulkimport.sandbox.importer import (
     ImportResult,
     check_pairs,
@@ -86,16 +101,22 @@ def decode_csv(body: bytes) -> str:
     raise FetchError(failure(86))
 
 
-async def fetch_http(url: str, user: str, password: str) -> bytes:
+async def fetch_http(url: str, user: str, password: str, *, allow_private: bool = False) -> bytes:
     # Built by hand: aiohttp's BasicAuth helper is deprecated in recent releases.
     headers = {}
     if user:
         token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
         headers["Authorization"] = f"Basic {token}"
     timeout = aiohttp.ClientTimeout(total=FETCH_TIMEOUT_S)
+    resolver: GuardedResolver | None = None
     try:
+        connector: aiohttp.BaseConnector | None = None
+        if not allow_private:
+            check_literal(urllib.parse.urlsplit(url).hostname or "")
+            resolver = GuardedResolver()
+            connector = guarded_connector(resolver)
         async with (
-            aiohttp.ClientSession(timeout=timeout) as session,
+            aiohttp.ClientSession(timeout=timeout, connector=connector) as session,
             session.get(url, headers=headers) as response,
         ):
             if response.status == 404:
@@ -105,11 +126,42 @@ async def fetch_http(url: str, user: str, password: str) -> bytes:
             if response.content_type == "text/html":
                 raise FetchError(failure(86))
             return await response.read()
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+    except (aiohttp.ClientError, TimeoutError, ValueError, PrivateAddressError) as exc:
+        if is_refusal(exc):
+            raise FetchError(failure(89, REFUSED_REASON)) from exc
         raise FetchError(failure(89, type(exc).__name__)) from exc
+    finally:
+        if resolver is not None:
+            await resolver.close()
 
 
-def _fetch_ftp_blocking(url: str, user: str, password: str) -> bytes:
+def _pin_host(url: str, address: str) -> str:
+    """``url`` with its host replaced by ``address``, so that no second lookup happens."""
+    parts = urllib.parse.urlsplit(url)
+    userinfo, at, _ = parts.netloc.rpartition("@")
+    host = f"[{address}]" if ":" in address else address
+    port = f":{parts.port}" if parts.port is not None else ""
+    return parts._replace(netloc=f"{userinfo}{at}{host}{port}").geturl()
+
+
+def _fetch_ftp_blocking(url: str, user: str, password: str, allow_private: bool = False) -> bytes:
+    if not allow_private:
+        try:
+            parts = urllib.parse.urlsplit(url)
+            host, port = parts.hostname or "", parts.port or 21
+        except ValueError as exc:
+            raise FetchError(failure(89, type(exc).__name__)) from exc
+        if not host:
+            raise FetchError(failure(89, "URLError"))  # urllib's "no host given"
+        try:
+            addresses = resolve_checked(host, port)
+        except PrivateAddressError as exc:
+            raise FetchError(failure(89, REFUSED_REASON)) from exc
+        except (OSError, UnicodeError) as exc:
+            raise FetchError(failure(89, "URLError")) from exc  # as urllib answers it
+        # urllib's FTP handler speaks IPv4 only (gethostbyname): an IPv4 address if any.
+        address = next((a for a in addresses if ":" not in a), addresses[0])
+        url = _pin_host(url, address)
     if user:
         parts = urllib.parse.urlsplit(url)
         credentials = f"{urllib.parse.quote(user, safe='')}:{urllib.parse.quote(password, safe='')}"
@@ -126,16 +178,20 @@ def _fetch_ftp_blocking(url: str, user: str, password: str) -> bytes:
         raise FetchError(failure(89, type(exc).__name__)) from exc
 
 
-async def fetch(source: Source, url: str, user: str, password: str) -> str:
-    """Fetch and decode the CSV at ``url``; ``FetchError`` carries the answer on failure."""
+async def fetch(
+    source: Source, url: str, user: str, password: str, *, allow_private: bool = False
+) -> str:
+    """Fetch and decode the CSV at ``url``; ``FetchError`` carries the answer on failure.
+
+    ``allow_private``: also from loopback, link-local and private addresses."""
     scheme = urllib.parse.urlsplit(url).scheme.lower()
     wanted = ("http", "https") if source is Source.HTTP else ("ftp",)
     if scheme not in wanted:
         raise FetchError(failure(89, "URL scheme"))
     if source is Source.HTTP:
-        body = await fetch_http(url, user, password)
+        body = await fetch_http(url, user, password, allow_private=allow_private)
     else:
-        body = await asyncio.to_thread(_fetch_ftp_blocking, url, user, password)
+        body = await asyncio.to_thread(_fetch_ftp_blocking, url, user, password, allow_private)
     return decode_csv(body)
 
 
@@ -165,7 +221,7 @@ class RemoteImports:
         text: str | None = None
         if run_at <= time.time():
             try:
-                text = await fetch(source, url, user, password)
+                text = await self._fetch(source, url, user, password)
             except FetchError as exc:
                 return exc.result
         store = self.sandbox.store
@@ -174,6 +230,10 @@ class RemoteImports:
         )
         self._spawn(self._run(job_id, campaign, rules, source, url, user, password, text))
         return job_id
+
+    async def _fetch(self, source: Source, url: str, user: str, password: str) -> str:
+        allow_private = self.sandbox.allow_private_fetch
+        return await fetch(source, url, user, password, allow_private=allow_private)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -234,7 +294,7 @@ class RemoteImports:
                     run_at = float(job["run_at"])
                 await asyncio.sleep(max(0.0, run_at - time.time()))
                 try:
-                    text = await fetch(source, url, user, password)
+                    text = await self._fetch(source, url, user, password)
                 except FetchError as exc:
                     store.update_job(
                         job_id, RemoteJobState.FAILED, error=exc.result.message, finished=True

@@ -25,13 +25,18 @@ SHUTDOWN_TIMEOUT_S = 2.0
 
 @dataclass(frozen=True)
 class SandboxConfig:
-    """How to run a sandbox. ``port=0`` picks a free port; ``db_path=None`` a temporary file."""
+    """How to run a sandbox. ``port=0`` picks a free port; ``db_path=None`` a temporary file.
+
+    ``allow_private_fetch``: remote imports (``source=http|ftp``) may fetch from loopback,
+    link-local and private addresses, which are refused by default.
+    """
 
     host: str = "127.0.0.1"
     port: int = 8765
     db_path: Path | None = None
     schema: Schema = field(default_factory=default_schema)
     faults: Faults = field(default_factory=Faults)
+    allow_private_fetch: bool = False
 
 
 class SandboxHandle:
@@ -90,7 +95,12 @@ class SandboxHandle:
         if self._runner is not None:
             return
         created = self.store.open()
-        sandbox = Sandbox(self.config.schema, self.store, self._faults)
+        sandbox = Sandbox(
+            self.config.schema,
+            self.store,
+            self._faults,
+            allow_private_fetch=self.config.allow_private_fetch,
+        )
         if self._stats_holder is not None:
             sandbox.stats = self._stats_holder.stats
         if created:

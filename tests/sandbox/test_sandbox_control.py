@@ -84,23 +84,26 @@ async def test_a_bad_change_is_refused_and_changes_nothing(
     assert await client.get_json("/sandbox/faults") == {**DEFAULTS, "latency_s": 0.01}
 
 
-async def test_a_body_that_is_not_json_is_refused(client: Client) -> None:
+async def test_a_json_request_whose_body_is_not_json_is_refused(client: Client) -> None:
     url = client.sandbox.base_url + "/sandbox/faults"
-    async with client.session.post(url, data="outage=502") as response:
+    headers = {"Content-Type": "application/json"}
+    async with client.session.post(url, data="outage=502", headers=headers) as response:
         assert response.status == 400
+        assert "JSON object" in await response.text()
 
 
-async def test_a_form_encoded_json_body_is_read_as_curl_d_sends_it(client: Client) -> None:
+async def test_a_json_body_sent_form_encoded_as_plain_curl_d_is_refused(client: Client) -> None:
     url = client.sandbox.base_url + "/sandbox/faults"
     headers = {"Content-Type": "application/x-www-form-urlencoded"}
     async with client.session.post(url, data='{"capacity": 7}', headers=headers) as response:
-        assert response.status == 200
-    assert (await client.get_json("/sandbox/faults"))["capacity"] == 7
+        assert response.status == 415
+    assert (await client.get_json("/sandbox/faults"))["capacity"] == 0
 
 
 async def test_delete_turns_every_fault_off(client: Client, sandbox: SandboxHandle) -> None:
     sandbox.set_faults(Faults(outage="drop", capacity=3, code_rates={"116": 1}))
-    async with client.session.delete(sandbox.base_url + "/sandbox/faults") as response:
+    url = sandbox.base_url + "/sandbox/faults"
+    async with client.session.delete(url, headers={"Content-Type": "application/json"}) as response:
         assert response.status == 200
         assert await response.json() == DEFAULTS
     assert await client.message("phone1=1") == "BackMsg_84"

@@ -1,4 +1,8 @@
-"""``source=http`` and ``source=ftp``: the sandbox fetches a CSV file served by the test."""
+"""``source=http`` and ``source=ftp``: the sandbox fetches a CSV file served by the test.
+
+The files are served on loopback, so the sandbox here runs with ``allow_private_fetch``
+(``test_sandbox_private_fetch.py``: what it refuses without it).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +19,7 @@ from aiohttp import web
 from sandbox_helpers import Client, params
 
 from bulkimport.protocol import parse_answer
+from bulkimport.sandbox import SandboxConfig, SandboxHandle, serve_sandbox
 
 LEADS = (
     "phone1,name,city,memo\n"
@@ -23,6 +29,14 @@ LEADS = (
     "13900000001,张三,北京,a=b&c\n"
 ).encode()
 BY_POSITION = b"Alice,13700000001\nBob,13700000002\n"
+
+
+@pytest.fixture
+async def sandbox(tmp_path: Path) -> AsyncIterator[SandboxHandle]:
+    """A sandbox that may fetch from loopback, where the test serves its files."""
+    config = SandboxConfig(port=0, db_path=tmp_path / "sandbox.db", allow_private_fetch=True)
+    async with serve_sandbox(config) as handle:
+        yield handle
 
 
 @pytest.fixture
