@@ -151,11 +151,17 @@ def parse_duration(text: str) -> float:
 
 
 def parse_url(text: str) -> str:
-    parsed = urllib.parse.urlsplit(text.strip())
+    """The Import endpoint's URL (``/asterccinterfaces`` when it has no path). Errors show
+    it masked (``mask_url``): a mistyped URL may hold a user and password."""
+    value = text.strip()
+    shown = mask_url(value)
+    parsed = urllib.parse.urlsplit(value)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise ValueError(f"{text!r} is not an http(s) URL")
-    if parsed.username or parsed.password:
-        raise ValueError("put no credentials in the URL; use --user and BULKIMPORT_PASSWORD")
+        raise ValueError(f"{shown!r} is not an http(s) URL")
+    if shown != value or parsed.username or parsed.password:
+        raise ValueError(
+            f"{shown!r}: put no credentials in the URL; use --user and BULKIMPORT_PASSWORD"
+        )
     path = parsed.path or "/asterccinterfaces"
     if path == "/":
         path = "/asterccinterfaces"
@@ -167,16 +173,39 @@ DIRECT = "direct"
 
 
 def mask_url(text: str) -> str:
-    """``text`` (a URL, or what was given as one) with whatever stands before the host's
-    ``@`` replaced by ``***``: ``http://user:pass@proxy:3128`` → ``http://***@proxy:3128``.
-    Everything up to the last ``@`` goes, so a password holding ``/`` or ``@`` is masked
-    whole too."""
+    """``text`` (a URL, or what was given as one) with the user and password before its
+    host replaced by ``***``: ``https://user:pass@host/path`` → ``https://***@host/path``.
+
+    The one masking of URLs: every URL put in a message, a log or an output goes through
+    it. Up to the last ``@`` of the authority goes, so a password holding ``@`` is masked
+    whole; a password holding ``/``, ``?`` or ``#`` (not percent-encoded: what stands before
+    it then reads as a host with a port that is no number) is masked up to the URL's last
+    ``@``. A URL with no credentials comes back as it was."""
     scheme, sep, rest = text.partition("://")
     if not sep:
         scheme, rest = "", text
-    if "@" in rest:
-        rest = "***@" + rest.rpartition("@")[2]
-    return f"{scheme}{sep}{rest}"
+    ends = [at for at in (rest.find(mark) for mark in "/?#") if at >= 0]
+    authority = rest[: min(ends, default=len(rest))]
+    if "@" in authority:
+        cut = authority.rindex("@")
+    elif "@" in rest and _port_is_no_number(authority):
+        cut = rest.rindex("@")
+    else:
+        return text
+    return f"{scheme}{sep}***{rest[cut:]}"
+
+
+def _port_is_no_number(authority: str) -> bool:
+    """Whether ``host:port`` has a port that is not a number (``user:pa`` of
+    ``user:pa/ss@host``)."""
+    host_end = authority.find("]") + 1 if authority.startswith("[") else 0
+    _, colon, port = authority[host_end:].rpartition(":")
+    return bool(colon) and not port.isdigit()
+
+
+def shown_target(ref: TargetRef) -> TargetRef:
+    """``ref`` as it is shown and logged: its URL masked (``mask_url``)."""
+    return ref._replace(url=mask_url(ref.url))
 
 
 def parse_proxy(text: str) -> str:
@@ -321,7 +350,8 @@ SPECS: tuple[Spec, ...] = (
         "pwdtype",
         _choice(_names(PasswordType)),
         "plaintext",
-        "Send the password as is or as its MD5.",
+        "Send the password as is or as its MD5 (which logs in just as the password does: "
+        "keep it as secret).",
         _names(PasswordType),
         field="target.pwdtype",
     ),
@@ -399,8 +429,10 @@ SPECS: tuple[Spec, ...] = (
     Spec(
         "method",
         _choice(("get", "post")),
-        "get",
-        "HTTP method; POST keeps the password out of the server's access log.",
+        "post",
+        "HTTP method: POST sends the parameters in the body; GET puts them, the password (or "
+        "its MD5, which logs in as well) with them, into every request line, and so into the "
+        "access logs of the server and of any proxy.",
         ("get", "post"),
         group="send",
         field="send.method",
@@ -544,11 +576,13 @@ SPECS: tuple[Spec, ...] = (
         parse_bool,
         False,
         "Do not verify the server's TLS certificate at all (a last resort: see --ca-file "
-        "and --system-trust).",
+        "and --system-trust); said on every run, and never kept with a job (a resume "
+        "verifies again unless given it again).",
         flag=True,
         group="send",
         field="send.verify_tls",
         dump=operator.not_,
+        stored=False,
     ),
     # --- how to read the file
     Spec(
@@ -744,16 +778,18 @@ PROFILE_EXTRA_KEYS = ("db",)
 
 
 class Method(StrEnum):
-    """How a call is sent: in the query string (the documented default) or a form body."""
+    """How a call is sent: in a form body (the default), or in the query string (the
+    vendor's documented form, which puts the password into every request line)."""
 
-    GET = "get"
-    POST = "post"  # keeps the password out of the server's access log
+    GET = "get"  # the password (or its MD5) in the request line: in every access log
+    POST = "post"  # the parameters in the body: out of the access logs
 
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
     """Where rows go and as whom. ``password`` lives in memory only: it is excluded from
-    ``repr`` and comparisons and never stored (``Settings.stored`` leaves it out)."""
+    ``repr`` and comparisons and never stored (``Settings.stored`` leaves it out). A ``url``
+    with a user and password in it is refused (a ``ConfigError`` that shows it masked)."""
 
     url: str = ""
     org: str = ""
@@ -763,6 +799,15 @@ class Target:
     usertype: UserType = UserType.ACCOUNT
     pwdtype: PasswordType = PasswordType.PLAINTEXT
     options: ImportOptions = field(default_factory=ImportOptions)
+
+    def __post_init__(self) -> None:
+        # As --url refuses them (parse_url): a login in the URL would be sent with every
+        # call and kept with the job.
+        if self.url and mask_url(self.url) != self.url:
+            raise ConfigError(
+                f"{mask_url(self.url)}: put no credentials in the URL; give them as "
+                "Target(user=..., password=...)"
+            )
 
     @property
     def ref(self) -> TargetRef:
@@ -818,12 +863,12 @@ class RetryPolicy:
 class SendSettings:
     """How rows are sent."""
 
-    method: Method = Method.GET
+    method: Method = Method.POST
     rate_per_s: float | None = DEFAULT_RATE_PER_S  # 0 = unlimited; None = auto
     concurrency: int | None = None  # None: DEFAULT_CONCURRENCY (DEFAULT_AUTO_CONCURRENCY)
     max_attempts: int = 5
     timeout_s: float = 30.0
-    verify_tls: bool = True
+    verify_tls: bool = True  # False: --insecure, never stored with a job
     backoff_base_s: float = 1.0
     backoff_max_s: float = 300.0
     max_rate_per_s: float = 0.0  # with auto: the cap (0 = none)
@@ -918,7 +963,8 @@ class Settings:
     def stored(self) -> dict[str, Any]:
         """Every setting by its name, as a job stores it (and ``resolve`` reads it back as
         ``stored``); never the password, nor the proxy (it may hold the proxy's password,
-        and it belongs to the network a command runs in, not to the job)."""
+        and it belongs to the network a command runs in, not to the job), nor ``--insecure``
+        (a resume verifies the server again unless it is given again)."""
         return {spec.name: spec.dump(_field(self, spec.field)) for spec in SPECS if spec.stored}
 
 
@@ -1028,8 +1074,9 @@ def merge(
 ) -> dict[str, Any]:
     """Each setting's value from the first source that gives it, parsed: the command line
     (``cli`` holds only the options given; ``None``, ``()`` or ``False`` mean not given),
-    the environment (``BULKIMPORT_<NAME>``), the profile, the job's stored settings, the
-    default."""
+    the environment (``BULKIMPORT_<NAME>``), the profile, the job's stored settings (those a
+    job keeps: a value stored by an earlier version for one it no longer keeps, such as
+    ``insecure``, is passed over), the default."""
     values: dict[str, Any] = {}
     for spec in SPECS:
         given = cli.get(spec.name)
@@ -1039,7 +1086,7 @@ def merge(
             values[spec.name] = _from_source(spec, env[spec.env], spec.env)
         elif spec.name in profile:
             values[spec.name] = _from_source(spec, profile[spec.name], "profile")
-        elif stored is not None and stored.get(spec.name) is not None:
+        elif spec.stored and stored is not None and stored.get(spec.name) is not None:
             values[spec.name] = _from_source(spec, stored[spec.name], "job")
         else:
             values[spec.name] = spec.default

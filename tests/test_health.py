@@ -283,3 +283,46 @@ def test_an_answer_to_a_call_sent_before_the_troubles_does_not_end_an_outage_eit
     assert not late.changed and watch.mode is Mode.OUTAGE
     assert watch.observe(DONE, 2.0, sent_s=1.9).changed  # sent since: the server is back
     assert watch.mode is Mode.SENDING
+
+
+# --- a server that does not take the run's HTTP method ------------------------------------------
+
+NOT_ALLOWED = classify_http(405, "<title>405 Not Allowed</title>")
+
+
+@pytest.mark.parametrize("outcome", [NOT_ALLOWED, NOT_FOUND, HTML, GATEWAY])
+def test_a_response_that_is_no_answer_before_any_answer_may_be_the_method(
+    outcome: Outcome,
+) -> None:
+    watch = health(reached=True)
+    assert watch.may_be_the_method(outcome)
+    feed(watch, [DONE])
+    assert not watch.may_be_the_method(outcome)  # the method was answered in this run
+
+
+@pytest.mark.parametrize("outcome", [REFUSED, TIMEOUT, THROTTLED, TOO_LONG, DONE, FATAL_116])
+def test_no_response_throttling_a_request_too_long_or_an_answer_is_not_the_method(
+    outcome: Outcome,
+) -> None:
+    assert not health(reached=False).may_be_the_method(outcome)
+
+
+def test_the_other_method_answered_stops_the_job_whatever_was_decided_before() -> None:
+    # A 405 on a URL that answered before is fatal (the login?), pages an outage: once the
+    # other method is answered, both are a stop for the method, no row at fault.
+    fatal = health(reached=True)
+    assert fatal.observe(NOT_ALLOWED, 0.0).stop is StopCause.FATAL
+    decision = fatal.wrong_method(NOT_ALLOWED)
+    assert (decision.stop, decision.spare) == (StopCause.NEVER_REACHED, True)
+    assert fatal.stop is StopCause.NEVER_REACHED and fatal.stop_outcome is NOT_ALLOWED
+
+    outage = health(reached=True)
+    decisions = feed(outage, [HTML] * 5)
+    assert decisions[-1].changed and outage.mode is Mode.OUTAGE
+    decision = outage.wrong_method(HTML)
+    assert (decision.stop, decision.spare, decision.changed) == (
+        StopCause.NEVER_REACHED,
+        True,
+        False,
+    )
+    assert outage.mode is Mode.SENDING and not outage.probe_due(100.0)

@@ -39,6 +39,7 @@ from bulkimport.send.transport import (
     route_for,
 )
 from bulkimport.settings import DIRECT, SendSettings, resolve
+from tests.conftest import SandboxFactory
 from tests.helpers import (
     HEADER,
     Done,
@@ -310,9 +311,10 @@ async def test_a_job_through_http_proxy_goes_in_absolute_form(
     )  # fmt: skip
     assert done.code == 0, done.err
     assert len(await customers(sandbox)) == 30
-    prefix = f"http://{NAME}:{sandbox.port}/asterccinterfaces?"
+    # POST (the default): the request line is the endpoint alone, the call is in the body.
+    endpoint = f"http://{NAME}:{sandbox.port}/asterccinterfaces"
     assert len(proxy.requests) >= 30
-    assert all(method == "GET" and url.startswith(prefix) for method, url in proxy.requests)
+    assert set(proxy.requests) == {("POST", endpoint)}
 
 
 async def test_the_proxy_option_wins_over_the_variables_and_its_credentials_are_never_shown(
@@ -469,15 +471,17 @@ async def files() -> AsyncIterator[str]:
 
 
 async def test_a_remote_import_goes_through_the_proxy_too(
-    tmp_path: Path, sandbox: SandboxHandle, locked_proxy: ForwardProxy, files: str
+    tmp_path: Path, sandbox_factory: SandboxFactory, locked_proxy: ForwardProxy, files: str
 ) -> None:
+    # The file is served on this machine: the sandbox must be let to fetch from it.
+    sandbox = await sandbox_factory(allow_private_fetch=True)
     done = await bulkimport(
         "remote", f"{files}/leads.csv", *named_target(sandbox.port),
         cwd=tmp_path, env=env(HTTP_PROXY=locked_proxy.url_with(USER, PASSWORD)),
     )  # fmt: skip
     assert done.code == 0, done.err
     assert done.out.strip().isdigit()
-    assert [m for m, _ in locked_proxy.requests] == ["GET"]
+    assert [m for m, _ in locked_proxy.requests] == ["POST"]
     assert_no_credentials("the output", (done.out + done.err).encode())
     assert_no_credentials("the database", (tmp_path / "bulkimport.db").read_bytes())
     unreachable = await bulkimport(

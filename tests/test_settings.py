@@ -17,8 +17,10 @@ from bulkimport.settings import (
     SPECS,
     Method,
     Settings,
+    Target,
     build,
     load_profile,
+    mask_url,
     merge,
     resolve,
 )
@@ -34,6 +36,8 @@ PRECEDENCE: list[tuple[str, Any, str | None, Any, Any, Any]] = [
     ("rate", None, None, None, None, 20.0),
     ("method", "POST", "get", "get", "get", "post"),
     ("method", None, None, "post", "get", "post"),
+    ("method", None, None, None, "get", "get"),  # a job keeps its method
+    ("method", None, None, None, None, "post"),  # POST by default: no password in URLs
     ("dupway", None, "update", "skip", None, "update"),
     ("campaign", None, None, None, "3", "3"),
     # A flag left off on the command line is "not given": the others may still turn it on.
@@ -41,6 +45,9 @@ PRECEDENCE: list[tuple[str, Any, str | None, Any, Any, Any]] = [
     ("skip_unchanged", None, None, True, None, True),
     ("skip_unchanged", None, None, None, True, True),
     ("insecure", True, "no", False, False, True),
+    # --insecure is never the job's (an earlier version stored it): a resume verifies again.
+    ("insecure", None, None, None, True, False),
+    ("insecure", None, "yes", None, None, True),
     # An empty environment variable is "not given" either.
     ("org", None, "", "from-profile", None, "from-profile"),
     # Repeatable settings come from the command line, the profile or the job, never the
@@ -128,7 +135,6 @@ def test_typed_settings() -> None:
         {
             **TARGET,
             "rate": "0",
-            "insecure": True,
             "map": ("Mobile=phone1", "Notes="),
             "set": ("src=web",),
             "window": "20:00-07:00",
@@ -155,6 +161,65 @@ def test_stored_settings_resolve_back_to_the_same_settings(cli: dict[str, Any]) 
     settings = resolve(cli, {}, {})
     assert resolve({}, {}, {}, settings.stored()) == settings
     assert build(merge({}, {}, {}, settings.stored())) == settings
+
+
+def test_insecure_is_not_kept_with_a_job() -> None:
+    settings = resolve({**TARGET, "insecure": True}, {}, {})
+    assert settings.send.verify_tls is False
+    assert "insecure" not in settings.stored()
+    assert resolve({}, {}, {}, settings.stored()).send.verify_tls is True
+    # A job stored by an earlier version, that kept it: passed over.
+    assert resolve({}, {}, {}, {**settings.stored(), "insecure": True}).send.verify_tls is True
+
+
+def test_post_is_the_default_method() -> None:
+    assert resolve(TARGET, {}, {}).send.method is Method.POST
+    assert Settings().send.method is Method.POST
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("https://admin:S3cr3t-pw@cc.example.com/asterccinterfaces", "https://***@cc.example.com/"),
+        ("htps://admin:S3cr3t-pw@cc.example.com/asterccinterfaces", "htps://***@cc.example.com/"),
+        ("https://admin:S3c/r3t-pw@cc.example.com/x", "https://***@cc.example.com/x"),
+        ("https://admin:S3c?r3t-pw@cc.example.com/x", "https://***@cc.example.com/x"),
+        ("https://admin:S3c@r3t-pw@cc.example.com/x", "https://***@cc.example.com/x"),
+    ],
+)
+def test_a_url_with_credentials_is_refused_and_shown_masked(given: str, shown: str) -> None:
+    for source, arguments in (
+        ("command line", ({"url": given}, {}, {})),
+        ("BULKIMPORT_URL", ({}, {"BULKIMPORT_URL": given}, {})),
+        ("profile", ({}, {}, {"url": given})),
+        ("job", ({}, {}, {}, {"url": given})),
+    ):
+        with pytest.raises(ConfigError) as raised:
+            resolve(*arguments, need_target=False)  # type: ignore[arg-type]
+        message = str(raised.value)
+        assert message.startswith(f"--url ({source}): '{shown}"), message
+        assert "S3c" not in message and "r3t" not in message and "admin" not in message
+    # A Target made by a program refuses it as well, shown the same way.
+    with pytest.raises(ConfigError) as raised:
+        Target(url=given)
+    assert str(raised.value).startswith(shown) and "S3c" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://u:p@h/x", "https://***@h/x"),
+        ("https://u@h/x", "https://***@h/x"),
+        ("http://u:p@proxy:3128", "http://***@proxy:3128"),
+        ("u:p@proxy:3128", "***@proxy:3128"),
+        ("https://h/x@y", "https://h/x@y"),  # an @ in the path is no login
+        ("https://h:8443/x?mail=a@b", "https://h:8443/x?mail=a@b"),
+        ("http://[::1]:8765/a@b", "http://[::1]:8765/a@b"),
+        ("https://h/asterccinterfaces", "https://h/asterccinterfaces"),
+    ],
+)
+def test_mask_url(url: str, shown: str) -> None:
+    assert mask_url(url) == shown
 
 
 def test_stored_settings_never_hold_the_password() -> None:
@@ -188,10 +253,10 @@ def test_a_profile_names_the_password_variable_but_cannot_hold_the_password(
 def test_every_setting_lands_in_a_field_of_settings() -> None:
     # The path of each setting exists, so that what a job stores is complete: every setting
     # but the proxy (it may hold the proxy's password, and belongs to the network a command
-    # runs in).
+    # runs in) and --insecure (given for one run, not for every resume).
     stored = Settings().stored()
-    assert set(stored) == {spec.name for spec in SPECS} - {"proxy"}
-    assert {spec.name for spec in SPECS if not spec.stored} == {"proxy"}
+    assert set(stored) == {spec.name for spec in SPECS} - {"proxy", "insecure"}
+    assert {spec.name for spec in SPECS if not spec.stored} == {"proxy", "insecure"}
     assert Settings().send.proxy is None
 
 

@@ -27,10 +27,12 @@ from bulkimport.cli.base import (
     show_bars,
 )
 from bulkimport.cli.progress import progress_for
+from bulkimport.cli.remote import shown_remote
 from bulkimport.errors import ConfigError, DiskFull, ExitCode
 from bulkimport.jobs.client import Client
 from bulkimport.jobs.summary import JobSummary, summarize
 from bulkimport.jobs.watcher import outage_text, window_wait_text
+from bulkimport.settings import mask_url
 from bulkimport.states import JobState, RowState
 from bulkimport.storage import Job, RemoteImport, Storage
 
@@ -168,7 +170,7 @@ def run(
 
     \b
     Example:
-      export BULKIMPORT_PASSWORD=...   # never an option
+      read -rs BULKIMPORT_PASSWORD && export BULKIMPORT_PASSWORD   # never an option
       bulkimport run leads.csv --url https://cc.example.com/asterccinterfaces \\
           --org acme --user admin --campaign 12 --rate 50 --map Mobile=phone1
     """
@@ -358,7 +360,7 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> Exit
             json.dumps(
                 {
                     "jobs": [s.to_json() for s in summaries],
-                    "remote_imports": [r.to_json() for r in remotes],
+                    "remote_imports": [shown_remote(r) for r in remotes],
                 },
                 ensure_ascii=False,
             )
@@ -392,7 +394,8 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> Exit
         for r in remotes:
             when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.created_at))
             server_job = r.server_job_id or (r.code or "-")
-            click.echo(f"{r.id:>6}  {r.state.value:<9} {server_job:>10}  {when:<19}  {r.url}")
+            url = mask_url(r.url)
+            click.echo(f"{r.id:>6}  {r.state.value:<9} {server_job:>10}  {when:<19}  {url}")
     return ExitCode.OK
 
 

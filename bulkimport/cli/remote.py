@@ -22,16 +22,18 @@ from bulkimport.cli.base import (
 )
 from bulkimport.errors import ExitCode
 from bulkimport.jobs.events import event
-from bulkimport.jobs.pipeline import log_route
+from bulkimport.jobs.pipeline import log_exposure, log_route
+from bulkimport.jobs.reasons import wrong_method
 from bulkimport.protocol import Outcome, Trouble, describe_code
 from bulkimport.send import PROXY_ADVICE, certificate_advice, open_session
 from bulkimport.send.remote import (
     SOURCE_PASSWORD_ENV,
     RemoteRequest,
+    RemoteResult,
     split_credentials,
     submit_remote,
 )
-from bulkimport.settings import Settings
+from bulkimport.settings import Settings, mask_url
 from bulkimport.states import RemoteState
 from bulkimport.storage import RemoteImport
 
@@ -59,11 +61,13 @@ def remote(
     lists it). The file's password comes from BULKIMPORT_SOURCE_PASSWORD (or the URL, which is
     stored and shown without it); it is never stored. Transient errors are retried up to
     --max-attempts. Exit codes: 0 accepted; 3 refused (credentials, campaign, a file the
-    server cannot fetch or read); 75 no valid answer after every attempt (try again later).
+    server cannot fetch or read, a server that answers GET only: --method get); 75 no valid
+    answer after every attempt (try again later).
 
     \b
     Example:
-      export BULKIMPORT_PASSWORD=... BULKIMPORT_SOURCE_PASSWORD=...
+      read -rs BULKIMPORT_PASSWORD && read -rs BULKIMPORT_SOURCE_PASSWORD
+      export BULKIMPORT_PASSWORD BULKIMPORT_SOURCE_PASSWORD
       bulkimport remote https://files.example.com/leads.csv --config nightly.toml \\
           --source-user export --delrow 1 --exetime "2025-01-31 02:00:00"
     """
@@ -80,9 +84,10 @@ def remote(
         delrow=settings.remote.delrow,
     )
     password = password_for(settings)
-    record, outcome = run_async(_submit(db, settings, password, request))
+    record, result = run_async(_submit(db, settings, password, request))
+    outcome = result.outcome
     if as_json:
-        click.echo(json.dumps(record.to_json(), ensure_ascii=False))
+        click.echo(json.dumps(shown_remote(record), ensure_ascii=False))
     elif record.state is RemoteState.ACCEPTED:
         click.echo(record.server_job_id or "")
     if record.state is RemoteState.ACCEPTED:
@@ -94,9 +99,13 @@ def remote(
             )
         return ExitCode.OK
     reason = _reason(outcome)
+    if result.other_method is not None:
+        line = wrong_method(outcome, settings.target.url, settings.send.method, result.other_method)
+        click.echo(f"Error: {line}", err=True)
+        return ExitCode.SERVER_REFUSED
     advice = certificate_advice(outcome, settings.send)
     if advice is not None:
-        click.echo(f"Error: {settings.target.url}: {outcome.message}; {advice}", err=True)
+        click.echo(f"Error: {mask_url(settings.target.url)}: {outcome.message}; {advice}", err=True)
         return ExitCode.SERVER_REFUSED
     if record.state is RemoteState.REFUSED:
         if outcome.trouble is Trouble.PROXY:
@@ -119,23 +128,27 @@ def remote(
 
 async def _submit(
     db: Path, settings: Settings, password: str, request: RemoteRequest
-) -> tuple[RemoteImport, Outcome]:
+) -> tuple[RemoteImport, RemoteResult]:
     target = settings.require_target()
     send = settings.send
     # Opened first: a database that cannot be used is an error before anything is asked.
     async with open_queue(db) as queue:
+        # The file's URL has no credentials left (split_credentials); shown masked anyway,
+        # as every URL is.
+        shown_url, shown_target = mask_url(request.url), mask_url(target.key)
         log.info(
             "remote import of %s to %s",
-            request.url,
-            target.key,
+            shown_url,
+            shown_target,
             extra=event(
                 "start",
                 file_only=True,
-                url=request.url,
-                target=target.key,
+                url=shown_url,
+                target=shown_target,
                 settings=settings.stored(),
             ),
         )
+        log_exposure(target.url, send)
         async with open_session(1) as session:
             result = await submit_remote(
                 session,
@@ -164,9 +177,17 @@ async def _submit(
         record.id,
         record.state.value,
         record.server_job_id or outcome.message or outcome.code,
-        extra=event("summary", file_only=True, **record.to_json()),
+        extra=event("summary", file_only=True, **shown_remote(record)),
     )
-    return record, outcome
+    return record, result
+
+
+def shown_remote(record: RemoteImport) -> dict[str, Any]:
+    """A remote import as shown and logged: its URLs through ``mask_url``."""
+    shown = record.to_json()
+    shown["url"] = mask_url(record.url)
+    shown["target"] = mask_url(record.target_key)
+    return shown
 
 
 def _log_retry(attempt: int, outcome: Outcome, delay_s: float) -> None:

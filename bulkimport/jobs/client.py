@@ -54,7 +54,7 @@ from bulkimport.jobs.report import (
 from bulkimport.jobs.staging import RowsInput, RowSource
 from bulkimport.jobs.summary import JobSummary, plural, resuming_line, summarize
 from bulkimport.rows import FileIdentity
-from bulkimport.settings import ReadSettings, SendSettings, Settings, Target
+from bulkimport.settings import ReadSettings, SendSettings, Settings, Target, shown_target
 from bulkimport.states import JobState, RowState
 from bulkimport.storage import Forgotten, Job, RemoteImport, Storage
 from bulkimport.storage.sqlite import SqliteStorage
@@ -236,7 +236,7 @@ class Client:
                     f"customer job {job_id} loaded"
                 )
             elif old.target != job.target:
-                what = f"the same file to {old.target.describe()}"
+                what = f"the same file to {shown_target(old.target).describe()}"
             else:
                 what = "the same file and target"
             self._say(

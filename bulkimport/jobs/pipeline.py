@@ -37,10 +37,11 @@ from bulkimport.send import (
     SendEnd,
     SendResult,
     Transport,
+    exposure_warnings,
     open_session,
 )
 from bulkimport.send.policy import MAX_UNKNOWN
-from bulkimport.settings import Settings
+from bulkimport.settings import SendSettings, Settings, shown_target
 from bulkimport.states import JobState, RowState, StopCause
 from bulkimport.storage import Ingested, Job, RunnerId, Storage
 
@@ -53,12 +54,21 @@ TransportFactory = Callable[[Settings], AbstractAsyncContextManager[Transport]]
 @contextlib.asynccontextmanager
 async def http_transport(settings: Settings) -> AsyncIterator[Transport]:
     """The real one: HTTP to the target's URL, ``concurrency`` keep-alive connections,
-    directly or through the proxy the settings or the environment give (said in the log)."""
+    directly or through the proxy the settings or the environment give (said in the log),
+    with a warning for each way of sending that exposes the password (``log_exposure``)."""
     target = settings.require_target()
     async with open_session(settings.send.pool) as session:
         sender = HttpTransport(session, target.url, target.import_params(), settings.send)
         log_route(sender.route)
+        log_exposure(target.url, settings.send)
         yield sender
+
+
+def log_exposure(url: str, send: SendSettings) -> None:
+    """Warn, on every run, of what exposes the password: ``--method get`` to a server that is
+    not this machine (the request lines of every access log), ``--insecure``."""
+    for warning in exposure_warnings(url, send):
+        log.warning("%s", warning, extra=event("warning", text=warning))
 
 
 def log_route(route: Route) -> None:
@@ -480,18 +490,19 @@ async def run_pipeline(
 
 def _log_start(job: Job, settings: Settings, *, send: bool) -> None:
     # Settings.stored() never holds the password; only the name of its variable.
+    target = shown_target(job.target).key
     log.info(
         "job %d start: %s to %s",
         job.id,
         job.file.path,
-        job.target_key,
+        target,
         extra=event(
             "start",
             file_only=True,
             job=job.id,
             state=job.state.value,
             file=job.file.path,
-            target=job.target_key,
+            target=target,
             send=send,
             settings=settings.stored(),
         ),

@@ -1,7 +1,8 @@
 """The one line that says why a job stopped, and what to do about it.
 
 Built from typed facts only (the stop's cause, an ``Outcome``'s code number, HTTP status and
-trouble, the code table's ``Fix``), never from a message parsed back.
+trouble, the code table's ``Fix``), never from a message parsed back. The server's URL is
+shown through ``mask_url``, as every URL put in a message.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from bulkimport.protocol import (
     describe_code,
 )
 from bulkimport.send import PROXY_ADVICE, SendResult, certificate_advice
-from bulkimport.settings import Settings, Target
+from bulkimport.settings import Method, Settings, Target, mask_url
 from bulkimport.states import StopCause
 from bulkimport.window import SendWindow
 
@@ -54,7 +55,7 @@ def refusal(outcome: Outcome, target: Target, password_env: str) -> str:
     if outcome.status is not None and outcome.trouble is Trouble.CLIENT_ERROR:
         return (
             f"the server refused the job: HTTP {outcome.status} ({outcome.message}); "
-            f"check --url {target.url} and the login"
+            f"check --url {mask_url(target.url)} and the login"
         )
     return f"the server refused the job: {outcome.message or outcome.code}"
 
@@ -81,7 +82,7 @@ def trouble_text(outcome: Outcome) -> str:
 
 def never_reached(outcome: Outcome, target: Target) -> str:
     """Why a URL that never gave an Import answer is probably wrong, and what to check."""
-    url = target.url
+    url = mask_url(target.url)
     parts = urllib.parse.urlsplit(url)
     path_hint = f"is the path {ENDPOINT_PATH}?" if parts.path != ENDPOINT_PATH else ""
     trouble = outcome.trouble
@@ -110,6 +111,22 @@ def never_reached(outcome: Outcome, target: Target) -> str:
     )
 
 
+def wrong_method(outcome: Outcome, url: str, used: Method, answered: Method) -> str:
+    """Why a server that answers ``answered`` but gave no Import answer to ``used`` (the job's
+    HTTP method) stopped the job, and the option that sends its way."""
+    head = (
+        f"{mask_url(url)} gives no Import answer to {used.value.upper()} "
+        f"({trouble_text(outcome)}), but answers {answered.value.upper()}"
+    )
+    if answered is Method.GET:
+        return (
+            f"{head}: give --method get to send that way (the password, or its MD5, then goes "
+            "into every request line, and so into the access logs of the server and of any "
+            "proxy)"
+        )
+    return f"{head}: give --method post"
+
+
 def network_refusal(outcome: Outcome, settings: Settings, *, reached: bool) -> str | None:
     """The line for a job stopped by the way to the server rather than by the server: a
     certificate that is not trusted (what to trust, ``--insecure`` last), or the proxy
@@ -117,13 +134,14 @@ def network_refusal(outcome: Outcome, settings: Settings, *, reached: bool) -> s
     before."""
     untouched = "" if reached else " (no row was sent or used an attempt)"
     advice = certificate_advice(outcome, settings.send)
+    url = mask_url(settings.target.url)
     if advice is not None:
-        return f"{settings.target.url}: {outcome.message}; {advice}{untouched}"
+        return f"{url}: {outcome.message}; {advice}{untouched}"
     if outcome.trouble is not Trouble.PROXY:
         return None
     if outcome.kind is OutcomeKind.FATAL:
         return f"{outcome.message}{untouched}"
-    return f"{settings.target.url} was not reached: {outcome.message}; {PROXY_ADVICE}{untouched}"
+    return f"{url} was not reached: {outcome.message}; {PROXY_ADVICE}{untouched}"
 
 
 def budget_reason(result: SendResult, settings: Settings) -> str:
@@ -170,6 +188,12 @@ def stop_reason(
     """The one line for a job stopped by ``cause``."""
     target = settings.target
     outcome = result.outcome
+    if result.other_method is not None and outcome is not None:
+        # No row was at fault: the calls that met it were spared.
+        return (
+            wrong_method(outcome, target.url, settings.send.method, result.other_method)
+            + " (no row was sent or used an attempt)"
+        )
     if cause in (StopCause.FATAL, StopCause.NEVER_REACHED) and outcome is not None:
         line = network_refusal(outcome, settings, reached=cause is StopCause.FATAL)
         if line is not None:

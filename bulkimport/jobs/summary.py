@@ -25,6 +25,7 @@ from bulkimport.errors import (
     WindowClosed,
 )
 from bulkimport.rows import TargetRef
+from bulkimport.settings import shown_target
 from bulkimport.states import JobState, RepairKind, RowState, StopCause
 from bulkimport.storage import Job, Storage
 
@@ -37,7 +38,8 @@ class JobSummary:
     """A job's state, its rows per state and how it last stopped.
 
     ``counts`` is keyed by ``RowState`` (a ``str``: ``counts["done"]`` works too).
-    ``report`` is the failed-rows report written for it, if any.
+    ``report`` is the failed-rows report written for it, if any. ``target`` is as shown: its
+    URL through ``mask_url``.
     """
 
     job: int
@@ -200,7 +202,7 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
         job=job.id,
         state=state,
         file=job.file.path,
-        target=job.target,
+        target=shown_target(job.target),
         total=sum(counts.values()),
         counts=counts,
         resent_unknown=job.resent_unknown,

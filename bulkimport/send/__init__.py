@@ -20,15 +20,20 @@ from bulkimport.send.dispatcher import (
 )
 from bulkimport.send.limiter import RateLimiter
 from bulkimport.send.transport import (
+    GET_WARNING,
+    INSECURE_WARNING,
     PROXY_ADVICE,
     HttpTransport,
     Route,
     Transport,
     certificate_advice,
+    exposure_warnings,
     open_session,
 )
 
 __all__ = [
+    "GET_WARNING",
+    "INSECURE_WARNING",
     "PROXY_ADVICE",
     "RATE_EVERY_S",
     "RESULT_BATCH_ROWS",
@@ -44,5 +49,6 @@ __all__ = [
     "Watch",
     "WatchEvent",
     "certificate_advice",
+    "exposure_warnings",
     "open_session",
 ]

@@ -28,6 +28,9 @@
   sending waits for the next committed batch until reading is done.
 - An unexpected error in a worker (a bug in a transport) stops the run the same way, then
   ``run()`` raises it: no row is left ``in_flight`` and none is lost.
+- A run that got HTTP responses but no Import answer at all (a 405 to POST from a server
+  that reads GET only) asks the server once with the other method before its stop (or an
+  outage) stands; answered, the run stops naming it (``SendResult.other_method``).
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from bulkimport.send.pace import (
 )
 from bulkimport.send.policy import row_result
 from bulkimport.send.transport import Transport
-from bulkimport.settings import SendSettings
+from bulkimport.settings import Method, SendSettings
 from bulkimport.states import RowState, StopCause
 from bulkimport.storage import RunnerId, SendQueue
 
@@ -111,6 +114,9 @@ class SendResult:
     budget_codes: list[tuple[str, int]] = field(default_factory=list)
     budget_answers: int = 0  # the answers those codes are among
     seconds: float = 0.0
+    # A stop of a run that no Import answer came to: the HTTP method the server answered
+    # instead (it does not take the run's).
+    other_method: Method | None = None
 
 
 class Watch(StrEnum):
@@ -253,6 +259,8 @@ class Dispatcher:
             now_s=now,
         )
         self._reached_told = False
+        self._method_asked = False  # the server was asked about the other HTTP method
+        self._other_method: Method | None = None  # ...and answered it
         # Rows whose last call met a trouble held against them, since the last answer: if an
         # outage turns out to have begun, those attempts are taken back.
         self._streak_rows: list[int] = []
@@ -325,6 +333,17 @@ class Dispatcher:
             await asyncio.shield(self._finish())
         if run.error is not None:
             raise run.error
+        if (
+            run.cause in (StopCause.NEVER_REACHED, StopCause.FATAL)
+            and run.outcome is not None
+            and self._doubts_method(run.outcome)
+        ):
+            # Stopped on a 405, a 404...: is it the URL, or the method? Asked once the calls
+            # in flight are done, so that a slow answer is not cut off by the grace time.
+            self._other_method = await self._ask_other_method()
+            if self._other_method is not None:
+                self.health.wrong_method(run.outcome)
+                run.cause = StopCause.NEVER_REACHED
         finished = run.cause is None and await self._queue.next_attempt_at(self._job_id) is None
         return SendResult(
             end=SendEnd.FINISHED if finished else SendEnd.STOPPED,
@@ -335,6 +354,7 @@ class Dispatcher:
             budget_codes=self.health.budget_codes(),
             budget_answers=self.health.budget_answers,
             seconds=self._clock() - started,
+            other_method=self._other_method,
         )
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:
@@ -590,15 +610,7 @@ class Dispatcher:
             decision = health.observe_probe(outcome, self._clock())
             if decision.confirmed:
                 # The server is down indeed: the troubles that showed it were not their rows'.
-                refund, self._streak_rows = self._streak_rows, []
-                # A row of the streak that was sent again meanwhile is in flight: its last
-                # recorded attempt can only be taken back once this call is recorded.
-                self._refund_later.update(r for r in refund if r in self._sending_rows)
-                if refund:
-                    await self._flush()
-                    self.counts.spared += await self._queue.uncount(
-                        self._job_id, refund, now_s=self._wall()
-                    )
+                await self._refund_streak()
             if decision.stop is not None:
                 self._stop(decision.stop, health.stop_outcome)
             elif decision.changed:
@@ -612,6 +624,36 @@ class Dispatcher:
                         next_try_s=self._wall() + max(health.next_probe_s - self._clock(), 0.0),
                     )
                 )
+
+    async def _refund_streak(self) -> None:
+        """Take back the attempts of the troubles that led here: they were not their rows'."""
+        refund, self._streak_rows = self._streak_rows, []
+        # A row of the streak that was sent again meanwhile is in flight: its last recorded
+        # attempt can only be taken back once this call is recorded.
+        self._refund_later.update(r for r in refund if r in self._sending_rows)
+        if refund:
+            await self._flush()
+            self.counts.spared += await self._queue.uncount(
+                self._job_id, refund, now_s=self._wall()
+            )
+
+    # --- the other HTTP method ----------------------------------------------------------------
+
+    def _doubts_method(self, outcome: Outcome) -> bool:
+        """Whether to ask the server about the other method now (once a run)."""
+        if self._method_asked or not self.health.may_be_the_method(outcome):
+            return False
+        self._method_asked = True
+        return True
+
+    async def _ask_other_method(self) -> Method | None:
+        # A transport of a program's own may have only send(): it has no methods to try.
+        ask = getattr(self._transport, "other_method", None)
+        if ask is None:
+            return None
+        self.counts.sent += 1
+        method: Method | None = await ask()
+        return method
 
     # --- outcomes -----------------------------------------------------------------------------
 
@@ -627,6 +669,17 @@ class Dispatcher:
             self._limiter.set_rate(self.pace.rate_per_s)
             self._wake_slot_waiters(self.pace.concurrency_limit - run.in_flight)
         decision = self.health.observe(outcome, now, started)
+        if decision.changed and self.health.mode is Mode.OUTAGE and self._doubts_method(outcome):
+            # No Import answer in this run, and an outage would begin (a URL that answered
+            # before, in this database): a server that does not take this method would be
+            # waited for until --max-outage. Ask it with the other method first, the
+            # workers held.
+            run.sending.clear()
+            method = await self._ask_other_method()
+            if method is not None:
+                self._other_method = method
+                decision = self.health.wrong_method(outcome)
+                await self._refund_streak()
         if outcome.answered and not self._reached_told:
             self._reached_told = True
             self._tell(WatchEvent(Watch.REACHED))

@@ -15,6 +15,11 @@ acts on what it decides:
                                                    (the troubles before it are taken back)
                       among answers              → the row's own bad luck (an attempt)
 
+A run whose calls came back as HTTP responses but never as an Import answer (a 405, a 404, a
+page) may have met a server that does not take its HTTP method: before such a stop or outage
+stands, the dispatcher asks the server once with the other method (``may_be_the_method``);
+if that is answered, the job stops (``wrong_method``), naming the method, not the URL.
+
 Whether a trouble is the row's or the server's is decided here, once, for every row: an
 outage costs no row an attempt, however long it lasts (up to ``max_outage_s``, then the job
 stops to be resumed later).
@@ -69,6 +74,17 @@ class Decision:
     confirmed: bool = False
 
 
+def could_be_the_method(outcome: Outcome) -> bool:
+    """Whether ``outcome`` may come of an HTTP method the server does not take: an HTTP
+    response that is no Import answer (a 405, a 404, a 500, a page), neither throttling nor
+    a request too large."""
+    return (
+        not outcome.answered
+        and outcome.status is not None
+        and outcome.trouble not in (Trouble.THROTTLED, Trouble.TOO_LARGE)
+    )
+
+
 class JobHealth:
     """Watches every outcome of one run; see the module's documentation."""
 
@@ -95,6 +111,7 @@ class JobHealth:
         self.stop_outcome: Outcome | None = None  # the outcome behind the stop
         self.last_trouble: Outcome | None = None
         self.rejections = 0  # in this run
+        self.method_refused = False  # the server answers the other HTTP method, not this one
         self._window: deque[str | None] = deque(maxlen=self.settings.budget.window)
 
     # --- what the dispatcher asks -----------------------------------------------------
@@ -129,6 +146,9 @@ class JobHealth:
         """What ``outcome`` (of a call sent at ``sent_s`` that ended at ``now_s``) means for
         the job. An answer to a call sent before the current run of troubles began says
         nothing about the server since: it does not end the run, nor the outage it made."""
+        if self.method_refused and not outcome.answered:
+            # The calls that were in flight met the same refusal: not their rows' fault.
+            return Decision(spare=True, stop=self.stop)
         if outcome.answered:
             if (
                 sent_s is not None
@@ -228,6 +248,25 @@ class JobHealth:
         # an outage is clear; then the dispatcher takes back the attempts of the troubles
         # that led to it (they met the outage too).
         return Decision(spare=trouble is Trouble.THROTTLED)
+
+    def may_be_the_method(self, outcome: Outcome) -> bool:
+        """Whether ``outcome`` may say that the server does not take this run's HTTP method
+        (a 405 or a 404 to POST from a server that reads GET only, a page in its place),
+        rather than that the URL is wrong or the server down: no call of this run has been
+        answered, and this one ``could_be_the_method``."""
+        return not self.answered_now and could_be_the_method(outcome)
+
+    def wrong_method(self, outcome: Outcome) -> Decision:
+        """The server answered the other HTTP method where this one got ``outcome``: the job
+        stops (``NEVER_REACHED``: this URL gives no Import answer to this method), whatever a
+        fatal status or an outage decided before, and no row is at fault."""
+        self.method_refused = True
+        self.mode = Mode.SENDING
+        self.outage_since_s = None
+        self.next_probe_s = math.inf
+        self.stop = StopCause.NEVER_REACHED
+        self.stop_outcome = outcome
+        return Decision(spare=True, stop=self.stop)
 
     def _count(self, outcome: Outcome) -> None:
         """Feed the error budget: a rejection, or an answer that is not one."""

@@ -5,7 +5,8 @@
 - ``remote_query``: the 22 parameters of the call, URL-encoded by the standard library.
 - ``submit_remote``: makes the call, retries transient answers (up to ``max_attempts``), and
   classifies the last answer with ``classify_http(..., remote=True)``: a success carries the
-  server's import job id.
+  server's import job id. A first call that gets no Import answer (a 405, a 404, a page)
+  asks the server with the other HTTP method: answered, the import is refused naming it.
 
 The account password and the file's password are masked out of every message kept.
 """
@@ -16,7 +17,6 @@ import asyncio
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -28,11 +28,10 @@ from bulkimport.protocol import (
     Source,
     secret_forms,
 )
+from bulkimport.send.health import could_be_the_method
 from bulkimport.send.transport import HttpTransport, Route
+from bulkimport.settings import Method, SendSettings, mask_url
 from bulkimport.states import RemoteState
-
-if TYPE_CHECKING:
-    from bulkimport.settings import SendSettings
 
 SOURCE_PASSWORD_ENV = "BULKIMPORT_SOURCE_PASSWORD"
 
@@ -62,6 +61,9 @@ class RemoteResult:
     state: RemoteState
     outcome: Outcome
     attempts: int
+    # Refused because the server gives no Import answer to the method used: the one it
+    # answered instead.
+    other_method: Method | None = None
 
     @property
     def server_job_id(self) -> str | None:
@@ -73,18 +75,27 @@ class RemoteResult:
 
 def split_credentials(url: str, source: Source) -> tuple[str, str, str]:
     """``(url without credentials, user, password)``; ``ConfigError`` for a URL the chosen
-    source cannot fetch."""
+    source cannot fetch (the URL shown with its credentials masked)."""
+    shown = mask_url(url.strip())
     parts = urllib.parse.urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme not in _SCHEMES[source] or not parts.hostname:
         wanted = " or ".join(f"{s}://" for s in _SCHEMES[source])
-        raise ConfigError(f"{url!r}: --source {source.value} needs a {wanted} URL of a CSV file")
+        raise ConfigError(f"{shown!r}: --source {source.value} needs a {wanted} URL of a CSV file")
+    try:
+        port = parts.port
+    except ValueError:
+        # What reads as the port is part of a password holding a / ? or #.
+        raise ConfigError(
+            f"{shown!r}: the port is not a number (write a / ? # or @ in the user or "
+            "password as %2F %3F %23 %40)"
+        ) from None
     user = urllib.parse.unquote(parts.username or "")
     password = urllib.parse.unquote(parts.password or "")
     host = parts.hostname
     if ":" in host:  # an IPv6 address keeps its brackets
         host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    netloc = f"{host}:{port}" if port is not None else host
     clean = urllib.parse.urlunsplit((scheme, netloc, parts.path, parts.query, ""))
     return clean, user, password
 
@@ -115,7 +126,9 @@ async def submit_remote(
     on_route: Callable[[Route], None] | None = None,
 ) -> RemoteResult:
     """Ask the server to import ``request``; retry transient answers up to ``max_attempts``.
-    ``on_route`` is told how the call goes (directly, or through which proxy)."""
+    ``on_route`` is told how the call goes (directly, or through which proxy). A first call
+    that gets no Import answer asks the server with the other HTTP method: answered, the
+    import is refused (``other_method``)."""
     transport = HttpTransport(session, endpoint, params, settings, secrets=request.secrets)
     if on_route is not None:
         on_route(transport.route)
@@ -124,6 +137,10 @@ async def submit_remote(
     while True:
         attempt += 1
         outcome = await transport.send_query(query, remote=True)
+        if attempt == 1 and could_be_the_method(outcome):
+            other = await transport.other_method()
+            if other is not None:
+                return RemoteResult(RemoteState.REFUSED, outcome, attempt, other)
         if outcome.kind is not OutcomeKind.TRANSIENT or attempt >= settings.max_attempts:
             break
         # The ceiling of the backoff, without jitter: jitter spreads many rows' retries, and

@@ -63,6 +63,17 @@ CERT_EXPIRED = "TLS certificate expired"  # expired, or not valid yet
 _NAME_CODES = frozenset({62})  # HOSTNAME_MISMATCH
 _DATE_CODES = frozenset({9, 10})  # CERT_NOT_YET_VALID, CERT_HAS_EXPIRED
 
+#: Said on every run that sends by GET to a server that is not this machine.
+GET_WARNING = (
+    "warning: --method get: the password (or its MD5) goes into every request line, and so "
+    "into the access logs of the server and of any proxy"
+)
+#: Said on every run with --insecure.
+INSECURE_WARNING = (
+    "warning: --insecure: TLS verification is off: anyone between here and the server can "
+    "read the password and the leads"
+)
+
 #: What to check when the proxy cannot be reached.
 PROXY_ADVICE = (
     "is the proxy running, and its address right? (--proxy, or HTTPS_PROXY and HTTP_PROXY; "
@@ -193,6 +204,18 @@ def route_for(url: str, proxy: str | None, env: Mapping[str, str]) -> Route:
         raise ConfigError(f"{variable}: {exc}") from None
 
 
+def exposure_warnings(url: str, settings: SendSettings) -> list[str]:
+    """The warnings a run sending to ``url`` with ``settings`` gives, every time: the
+    password in every request line (``--method get``, unless the server is this machine),
+    no TLS verification (``--insecure``)."""
+    warnings = []
+    if settings.method is Method.GET and not is_loopback(URL(url).host or ""):
+        warnings.append(GET_WARNING)
+    if not settings.verify_tls:
+        warnings.append(INSECURE_WARNING)
+    return warnings
+
+
 def tls_context(settings: SendSettings) -> bool | ssl.SSLContext:
     """How the server's certificate is verified: not at all (``--insecure``), by aiohttp's
     default context (True), or by a context that also trusts ``--ca-file`` and, with
@@ -277,6 +300,12 @@ class Transport(Protocol):
     async def probe(self) -> Outcome:
         return await self.send("")
 
+    async def other_method(self) -> Method | None:
+        """Asked when the calls got no Import answer: the other HTTP method, if the server
+        answers it (a server that takes GET only answers POST with a 405, a 404 or a page),
+        else None. A transport with no methods says None."""
+        return None
+
 
 def open_session(concurrency: int) -> aiohttp.ClientSession:
     """A client session for Import calls: ``concurrency`` keep-alive connections, no hidden
@@ -321,6 +350,15 @@ class HttpTransport:
         self._proxy = URL(self.route.proxy) if self.route.proxy is not None else None
         self._secrets = (*params.secrets, *secrets, *self.route.secrets)
         self._encode = encode_params(params)
+        # The call that asks whether the server takes the other method: an empty record and
+        # an empty password (what it answers, BackMsg_01, is in its protocol all the same):
+        # a GET of it puts no password into the request line.
+        self._blank = urllib.parse.urlencode(
+            [
+                (name, "" if name == "password" else value)
+                for name, value in params.request_params("")
+            ]
+        )
         self._post = settings.method is Method.POST
         # A connection that cannot be made says so sooner than an answer that is slow.
         self._timeout = aiohttp.ClientTimeout(
@@ -347,12 +385,22 @@ class HttpTransport:
         """An Import call with an empty record: alive or not, and nothing imported."""
         return await self.send_query(self._encode(""))
 
-    async def send_query(self, query: str, *, remote: bool = False) -> Outcome:
+    async def other_method(self) -> Method | None:
+        """Whether the server answers the other method (GET for POST, POST for GET): one
+        call with an empty record and an empty password, which imports nothing."""
+        other = Method.GET if self._post else Method.POST
+        outcome = await self.send_query(self._blank, method=other)
+        return other if outcome.answered else None
+
+    async def send_query(
+        self, query: str, *, remote: bool = False, method: Method | None = None
+    ) -> Outcome:
         """Send one call whose parameters are ``query`` (already URL-encoded) and classify
-        the answer (``remote``: as for a ``source=http|ftp`` import); secrets are masked out
-        of the message."""
+        the answer (``remote``: as for a ``source=http|ftp`` import; ``method``: another
+        than the settings'); secrets are masked out of the message."""
+        post = self._post if method is None else method is Method.POST
         try:
-            if self._post:
+            if post:
                 request = self._session.post(
                     self._url,
                     data=query.encode("ascii"),

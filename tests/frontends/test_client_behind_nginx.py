@@ -222,7 +222,8 @@ async def test_limit_req_costs_no_attempt_and_the_pool_gets_near_the_limit(
 
 
 def calls_per_row(front: NginxHandle) -> Counter[str]:
-    """Calls that reached nginx for each row (by its phone number; probes have none)."""
+    """Calls that reached nginx for each row (by its phone number; probes have none): from
+    the request lines of a job sent with ``--method get``."""
     return Counter(
         entry.uri.split("phone1%3D", 1)[1][:11]
         for entry in front.access_log()
@@ -245,9 +246,11 @@ async def test_a_504_for_a_call_the_server_still_imports_is_an_unknown_outcome(
     front = await nginx_factory(sandbox, NginxFront(read_timeout_s=1))
     work = tmp_path / "job"
     log_file = work / "job.log"
+    # GET: nginx's access log then names the row of each call (calls_per_row).
     done = await bulkimport(
         "run", str(leads(work, rows)), *through(front, "--rate", "0", "--concurrency", "8",
-        "--dupway", dupway, "--log", str(log_file), "--json"), cwd=work, timeout_s=600,
+        "--dupway", dupway, "--log", str(log_file), "--json", "--method", "get"),
+        cwd=work, timeout_s=600,
     )  # fmt: skip
 
     db = work / "bulkimport.db"
@@ -359,8 +362,9 @@ async def test_a_get_over_the_front_ends_limit_rejects_that_row_only_and_post_ca
     csv_file = write_csv(work / "leads.csv", lines)
 
     done = await bulkimport(
-        "run", str(csv_file), *through(front, "--rate", "0", "--concurrency", "4"), cwd=work
-    )
+        "run", str(csv_file), *through(front, "--rate", "0", "--concurrency", "4", "--method",
+        "get"), cwd=work,
+    )  # fmt: skip
 
     assert done.code == 1, done.err  # finished, one row needs attention: not a fatal stop
     assert not done.error_lines()
@@ -393,8 +397,9 @@ async def test_every_get_over_the_front_ends_limit_spends_the_budget_and_stops(
     csv_file = write_csv(work / "leads.csv", lines)
 
     stopped = await bulkimport(
-        "run", str(csv_file), *through(front, "--rate", "0", "--concurrency", "8"), cwd=work
-    )
+        "run", str(csv_file), *through(front, "--rate", "0", "--concurrency", "8", "--method",
+        "get"), cwd=work,
+    )  # fmt: skip
 
     assert stopped.code == 3, stopped.err
     (line,) = stopped.error_lines()

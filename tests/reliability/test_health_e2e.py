@@ -450,7 +450,9 @@ async def test_a_get_too_long_rejects_that_row_and_post_carries_it(
     work.mkdir()
     csv_file = write_csv(work / "leads.csv", lines)
 
-    done = await bulkimport("run", str(csv_file), *target(sandbox), "--rate", "0", cwd=work)
+    done = await bulkimport(
+        "run", str(csv_file), *target(sandbox), "--rate", "0", "--method", "get", cwd=work
+    )
 
     assert done.code == 1, done.err
     db = work / "bulkimport.db"
