@@ -174,10 +174,17 @@ def create_private(path: str | os.PathLike[str]) -> bool:
     return True
 
 
+def permission_bits_mean_privacy() -> bool:
+    """Whether a file's permission bits say who may read it: on POSIX systems. Windows
+    has none (access is its ACLs' business, and ``os.stat`` shows every file as readable
+    by all), so a warning drawn from them would fire on every run there."""
+    return os.name == "posix"
+
+
 def readable_by_others(path: str | os.PathLike[str]) -> bool:
     """Whether the permission bits of ``path`` let others than its owner read it; False where
     permission bits do not say who may read (Windows) or the file is gone."""
-    if os.name != "posix":
+    if not permission_bits_mean_privacy():
         return False
     try:
         mode = os.stat(path).st_mode

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bulkimport.errors import ConfigError
+from bulkimport.portable import permission_bits_mean_privacy
 from bulkimport.protocol import (
     ChangePackage,
     DupDialList,
@@ -988,13 +989,6 @@ def parse_pairs(
             raise ConfigError(f"--{what} {item!r}: the value is empty")
         pairs.append((name.strip(), value))
     return pairs
-
-
-def permission_bits_mean_privacy() -> bool:
-    """Whether a file's permission bits say who may read it: on POSIX systems. Windows
-    has none (access is its ACLs' business, and ``os.stat`` shows every file as readable
-    by all), so a warning drawn from them would fire on every run there."""
-    return os.name == "posix"
 
 
 def load_profile(path: Path, *, warn: Callable[[str], None] | None = None) -> dict[str, Any]:
