@@ -66,6 +66,7 @@ class InvalidReason(StrEnum):
     UNCLOSED_QUOTE = "unclosed-quote"  # a quote opened on the line never closes properly
     PHONE_DIGITS_LOST = "phone-digits-lost"  # a phone number in scientific notation (1.38E+10)
     PHONE_UNREPAIRED = "phone-unrepaired"  # Excel's .0 or ' on a phone number, and --no-repair
+    TOO_LONG = "too-long"  # a value, line or row past the reader's size limits (reader.limits)
 
 
 class RepairKind(StrEnum):

@@ -120,6 +120,7 @@ def test_check_json_carries_the_workbook_facts(tmp_path: Path) -> None:
         "first_hidden_row": 3,
         "hidden_columns": ["C"],
         "merged_ranges": ["E1:F1"],
+        "merged_range_count": 1,
         "formulas_without_value": 1,
         "first_formula_without_value": 15,
         "date1904": True,

@@ -505,7 +505,7 @@ def test_a_value_over_the_field_limit_costs_its_own_line(tmp_path: Path) -> None
     path = write(tmp_path, f'a,b\n1,{big}\n2,y\n3,"x\n{long_lines}4,z\n')
     fmt, rows = read_all(path)
     assert [(row.line, row.reason) for row in rows] == [
-        (2, InvalidReason.CSV),
+        (2, InvalidReason.TOO_LONG),  # a value longer than a cell holds
         (3, None),
         (4, InvalidReason.UNCLOSED_QUOTE),
         *((line, InvalidReason.CELLS) for line in range(5, 15)),

@@ -16,8 +16,9 @@ The groups, by code (stable: scripts may rely on them):
                             columns), ``pipe`` (a ``|`` that would break the record),
                             ``encoding``, ``csv``, ``unclosed-quote``, ``phone-digits-lost``
                             (``1.38E+10`` in a phone field), ``phone-unrepaired`` (Excel's
-                            ``.0`` or ``'`` with ``--no-repair``): one group per
-                            ``InvalidReason``
+                            ``.0`` or ``'`` with ``--no-repair``), ``too-long`` (a value
+                            longer than a cell holds, a line or row past the reader's
+                            limits: ``reader.limits``): one group per ``InvalidReason``
 ``repaired-*``              (a note, not a problem) phone numbers the reader repaired before
                             sending them, by kind: ``decimal`` (a trailing ``.0``),
                             ``apostrophe`` (a leading ``'``): one group per ``RepairKind``
@@ -79,7 +80,9 @@ from typing import Any
 
 from bulkimport.campaign import Campaign, Schema
 from bulkimport.errors import ConfigError
+from bulkimport.protocol import RECORD_SEPARATOR
 from bulkimport.reader import FileFormat, SheetFacts, map_key
+from bulkimport.reader.limits import SHOWN_CHARS, clip, listed, shown
 from bulkimport.reader.phones import classify_phone, is_phone_like, is_scientific
 from bulkimport.reader.workbook import column_letters
 from bulkimport.rows import Batch, NewRow
@@ -112,6 +115,7 @@ GROUP_TITLES: dict[str, str] = {
     "invalid-unclosed-quote": "unclosed quote (the line is not sent; the next lines are read)",
     "invalid-phone-digits-lost": "phone number in scientific notation, its digits lost (not sent)",
     "invalid-phone-unrepaired": "phone number with Excel's .0 or ' mark, --no-repair (not sent)",
+    "invalid-too-long": "a value, line or row too long to be a lead's (not sent)",
     "repaired-decimal": "phone number ending in .0: repaired, sent without the .0",
     "repaired-apostrophe": "phone number starting with ': repaired, sent without Excel's mark",
     "required-empty": "empty required field",
@@ -171,6 +175,11 @@ class Finding:
     message: str
     field: str | None = None
     value: str | None = None
+
+    def __post_init__(self) -> None:
+        # A value is kept to be shown: cut to what shows it (a cell can be 32,767 long).
+        if self.value is not None and len(self.value) > SHOWN_CHARS:
+            object.__setattr__(self, "value", clip(self.value))
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -326,6 +335,7 @@ def sheet_json(facts: SheetFacts) -> dict[str, Any]:
         "first_hidden_row": facts.first_hidden_row,
         "hidden_columns": hidden_column_names(facts),
         "merged_ranges": list(facts.merged_ranges),
+        "merged_range_count": facts.merged_count,
         "formulas_without_value": facts.formulas_without_value,
         "first_formula_without_value": facts.first_formula_without_value,
         "date1904": facts.date1904,
@@ -348,12 +358,12 @@ def sheet_notes(facts: SheetFacts, unit: str = "row") -> list[str]:
     notes = []
     if len(facts.sheets) > 1:
         others = ", ".join(
-            f"{info.number} {info.name!r}" + ("" if info.visible else f" ({info.state})")
+            f"{info.number} {shown(info.name)}" + ("" if info.visible else f" ({info.state})")
             for info in facts.sheets
             if info.name != facts.sheet
         )
         notes.append(
-            f"the workbook has {len(facts.sheets)} sheets; {facts.sheet!r} was read, "
+            f"the workbook has {len(facts.sheets)} sheets; {shown(facts.sheet or '')} was read, "
             f"not {others} (--sheet NAME or --sheet N reads another)"
         )
     hidden = []
@@ -368,10 +378,10 @@ def sheet_notes(facts: SheetFacts, unit: str = "row") -> list[str]:
             f"hidden in Excel: {' and '.join(hidden)}; they are read and sent like the others"
         )
     if facts.merged_ranges:
-        count = len(facts.merged_ranges)
-        shown = ", ".join(facts.merged_ranges[:5]) + (", ..." if count > 5 else "")
+        count = max(facts.merged_count, len(facts.merged_ranges))
+        ranges = ", ".join(facts.merged_ranges[:5]) + (", ..." if count > 5 else "")
         notes.append(
-            f"{count} merged range{'s' if count > 1 else ''} ({shown}): the value is in the "
+            f"{count} merged range{'s' if count > 1 else ''} ({ranges}): the value is in the "
             "top-left cell; the other cells of a range read empty"
         )
     if facts.date1904:
@@ -442,11 +452,20 @@ def repaired_code(kind: RepairKind) -> str:
     return f"repaired-{kind.value}"
 
 
-def _show(value: str, limit: int = 60) -> str:
-    """A value quoted for a one-line message, cut to ``limit`` characters."""
-    if len(value) > limit:
-        return repr(value[:limit]) + f"... ({len(value):,} characters)"
-    return repr(value)
+def _show(value: str) -> str:
+    """A value quoted for a one-line message, cut to ``limits.SHOWN_CHARS`` characters."""
+    return shown(value)
+
+
+def _sample(record: str) -> str:
+    """An encoded record shown as a sample: each value cut as a message cuts it."""
+    if len(record) <= SHOWN_CHARS:
+        return record
+    parts = []
+    for part in record.split(RECORD_SEPARATOR):
+        name, equals, value = part.partition("=")
+        parts.append(f"{clip(name)}{equals}{clip(value)}")
+    return RECORD_SEPARATOR.join(parts)
 
 
 # --- the duplicate store ---------------------------------------------------------------------
@@ -572,7 +591,7 @@ class Checker:
                 Finding(
                     None,
                     f"--phone-field {phone.name!r}: no column maps to it; the columns are "
-                    + ", ".join(fmt.header)
+                    + listed(fmt.header)
                     + f"; map one with --map COLUMN={phone.name}",
                 ),
             )
@@ -581,7 +600,11 @@ class Checker:
         where = f"campaign {campaign.id} ({campaign.name!r})"
         for index, (column, name) in enumerate(zip(fmt.header, fmt.fields, strict=True)):
             if name is not None and campaign.resolve(name) is None:
-                how = f"column {column!r}" if column == name else f"column {column!r} as {name!r}"
+                how = (
+                    f"column {_show(column)}"
+                    if column == name
+                    else f"column {_show(column)} as {_show(name)}"
+                )
                 key = map_key(fmt.header, index)
                 self._add(
                     "schema-unknown-field",
@@ -661,7 +684,7 @@ class Checker:
             if row.repairs:
                 self._repairs(line, row)
             if len(self.samples) < SAMPLE_RECORDS:
-                self.samples.append((line, record))
+                self.samples.append((line, _sample(record)))
             # Both pre-tests look at the whole record at once: most rows pass them.
             if len(record) > max_length:
                 self._long_values(line, cells)
@@ -694,9 +717,12 @@ class Checker:
     def _invalid_row(self, row: NewRow) -> None:
         self.invalid += 1
         width, cells = len(self.fmt.header), row.cells
-        if len(cells) < width or (len(cells) > width and any(cells[width:])):
-            self.misfits += 1
         reason = row.reason or InvalidReason.CELLS
+        # A row too long to read has its cells cut and a note after them: not a misfit.
+        if reason is not InvalidReason.TOO_LONG and (
+            len(cells) < width or (len(cells) > width and any(cells[width:]))
+        ):
+            self.misfits += 1
         self._add(invalid_code(reason), Finding(row.line, row.message or reason.value))
 
     def _repairs(self, line: int, row: NewRow) -> None:
@@ -724,7 +750,7 @@ class Checker:
                         line,
                         f"{name} has {len(value):,} characters (more than {limit:,})",
                         name,
-                        value[:60],
+                        value,
                     ),
                 )
 
@@ -736,7 +762,7 @@ class Checker:
                     "excel-scientific",
                     Finding(
                         line,
-                        f"{name} {value!r} is in scientific notation: its digits are lost; "
+                        f"{name} {_show(value)} is in scientific notation: its digits are lost; "
                         "re-export the column as text",
                         name,
                         value,
@@ -759,8 +785,9 @@ class Checker:
             group.examples.append(
                 Finding(
                     line,
-                    f"{self.phone.name} {number!r} has {length - 1} digits where {share:.0%} of "
-                    f"the {total:,} numbers have {length}: Excel drops a leading 0",
+                    f"{self.phone.name} {_show(number)} has {length - 1} digits where "
+                    f"{share:.0%} of the {total:,} numbers have {length}: Excel drops a "
+                    "leading 0",
                     self.phone.name,
                     number,
                 )
@@ -775,7 +802,7 @@ class Checker:
             group.examples.append(
                 Finding(
                     line,
-                    f"{self.phone.name} {number!r} is already on {self.fmt.unit} {first}",
+                    f"{self.phone.name} {_show(number)} is already on {self.fmt.unit} {first}",
                     self.phone.name,
                     number,
                 )
@@ -838,7 +865,8 @@ class Checker:
         group.examples.append(
             Finding(
                 sheet.first_formula_without_value,
-                f"{count:,} formula cell{'s' if count != 1 else ''} of sheet {sheet.sheet!r} "
+                f"{count:,} formula cell{'s' if count != 1 else ''} of sheet "
+                f"{shown(sheet.sheet or '')} "
                 f"{'have' if count != 1 else 'has'} no saved value (the first in this row) and "
                 f"read{'s' if count == 1 else ''} empty: open the workbook in Excel and save "
                 "it, so that Excel computes and saves the values",

@@ -4,6 +4,7 @@ line numbers, one summary line."""
 from __future__ import annotations
 
 from bulkimport.check.analysis import CheckReport, PhoneSource
+from bulkimport.reader import limits
 
 #: Examples per group in the text output.
 TEXT_EXAMPLES = 10
@@ -42,7 +43,7 @@ def _describe_sheet(report: CheckReport) -> str:
     how = (
         "given with --sheet" if report.sheet_given else "the first visible; --sheet chooses another"
     )
-    return f"{facts.sheet!r} ({number}, {how})"
+    return f"{limits.shown(facts.sheet or '')} ({number}, {how})"
 
 
 def _describe_phone(report: CheckReport) -> str:
@@ -84,13 +85,17 @@ def render_text(
         if report.campaign is not None:
             item("campaign", f"{report.campaign.id} ({report.campaign.name})")
         item("phone", _describe_phone(report))
-        width = max(len(column) for column in fmt.header)
+        columns = [limits.clip(column) for column in fmt.header]
+        width = max(len(column) for column in columns)
         label = "columns"
-        for column, name in zip(fmt.header, fmt.fields, strict=True):
-            item(label, f"{column:<{width}} -> {name if name is not None else '(dropped)'}")
+        for column, name in zip(columns, fmt.fields, strict=True):
+            item(
+                label,
+                f"{column:<{width}} -> {limits.clip(name) if name is not None else '(dropped)'}",
+            )
             label = ""
         for name, value in fmt.constants:
-            item(label, f"{name} = {value!r} (--set)")
+            item(label, f"{name} = {limits.shown(value)} (--set)")
         label = "samples"
         for line, record in report.samples:
             item(label, f"{fmt.unit} {line}: {record}")

@@ -17,7 +17,9 @@
   reading it found out (sheets, hidden rows and columns, merged ranges, formulas without a
   value);
 - ``workbook``: the streaming .xlsx reader itself (standard library only);
-- ``mappings``: rows given by a program (``Client.load_rows``), read as a file's records.
+- ``mappings``: rows given by a program (``Client.load_rows``), read as a file's records;
+- ``limits``: the size limits on what a file can make the reader do (a cell, a row, the
+  expansion of a workbook's part), in one place, and how long values are cut in messages.
 
 CSV files and workbooks go through the same two calls, ``sniff_format`` and
 ``read_batches``: a caller never asks which kind a file is.
@@ -26,6 +28,7 @@ A file that cannot be read at all raises ``InputError`` with one line naming the
 saying what to do next; a wrong option value raises ``ConfigError``.
 """
 
+from bulkimport.reader import limits
 from bulkimport.reader.batches import DEFAULT_BATCH_ROWS, file_size, read_batches
 from bulkimport.reader.encoding import BOMS, normalize_encoding
 from bulkimport.reader.format import (
@@ -55,6 +58,7 @@ __all__ = [
     "cell_text",
     "cells_rebuilder",
     "file_size",
+    "limits",
     "map_key",
     "normalize_delimiter",
     "normalize_encoding",

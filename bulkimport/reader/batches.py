@@ -17,6 +17,13 @@ it runs past ``fmt.max_record_lines`` lines; the csv parser gives up on it (a va
 size limit); the file ends inside it; or it does not have the header's number of cells (the
 quote swallowed lines of another shape). Each verdict depends on the record alone, never on
 where a batch or a block ended, so resuming reads exactly what a single pass reads.
+
+Size limits (``limits``): a line longer than ``MAX_ROW_BYTES`` is never held (``lines``
+passes over it) and is an ``INVALID`` row (``TOO_LONG``) with how it starts; so is a record
+with a value longer than ``MAX_CELL_CHARS`` (Excel's most), or whose values come to more
+than ``MAX_ROW_CHARS``. Such a row is one bad row among the others, as a ragged line is: the
+rest of the file is read and sent. A batch is cut short of ``batch_rows`` when its long
+lines come to ``MAX_BATCH_CHARS``, so that its memory stays bounded whatever the lines.
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ from itertools import chain
 from pathlib import Path
 from typing import cast
 
+from bulkimport.reader import limits
 from bulkimport.reader.format import FileFormat, InputKind, open_file
-from bulkimport.reader.lines import LineSource, RecordTooLong, read_blocks
+from bulkimport.reader.lines import LineSource, RecordTooLong, Unread, read_blocks
 from bulkimport.reader.records import RecordMaker
 from bulkimport.reader.sheets import SheetFacts, read_sheet_batches
 from bulkimport.rows import NO_REPAIRS, Batch, NewRow
@@ -85,14 +93,16 @@ def read_batches(
     max_lines = fmt.max_record_lines
     with open_file(path) as handle:
         source = LineSource(read_blocks(handle, fmt.encoding, offset, path), offset, max_lines)
-        marks = source.marks  # lines that did not decode, and the end mark
+        marks = source.marks  # lines to look at closely (see LineSource), and the end mark
         rows: list[NewRow | None] = []  # None: a blank record
         append = rows.append
         blank = 0  # lines of blank records spanning several, beyond their first
         start = 0  # where the csv parser started, in lines from where reading started
+        heavy_cap = limits.MAX_BATCH_CHARS  # of source.heavy, where the batch is cut
 
         def batch(next_line: int) -> Batch:
-            nonlocal rows, append, blank
+            nonlocal rows, append, blank, heavy_cap
+            heavy_cap = source.heavy + limits.MAX_BATCH_CHARS
             lines = blank + maker.blank_records
             # Blank records are None among the rows: filtered once per batch, if any.
             kept = [row for row in rows if row is not None] if lines else cast(list[NewRow], rows)
@@ -115,7 +125,7 @@ def read_batches(
                 try:
                     for cells in reader:
                         after = reader.line_num
-                        if after - before == 1 and not marks:
+                        if after - before == 1 and (not marks or start + before not in marks):
                             append(make(base + before, cells))
                         else:
                             first, last = start + before, start + after
@@ -126,20 +136,29 @@ def read_batches(
                                 raise _Broken(before, _open_at_end(lines, max_lines), _QUOTE)
                             if after - before > max_lines:
                                 raise _Broken(before, _too_long(max_lines), _QUOTE)
-                            if after - before > 1 and not _fits(cells, maker.width):
-                                detail = (
-                                    f"the value it opens runs to line {base + after - 1} and "
-                                    f"makes a record of {len(cells)} cells, the header has "
-                                    f"{maker.width}"
-                                )
-                                raise _Broken(before, detail, _QUOTE)
-                            undecodable = not marks.isdisjoint(range(first, last))
-                            row = maker.make(base + before, cells, undecodable)
+                            if after - before > 1:
+                                _check_lines(source, first, last, first_line, before)
+                                if not _fits(cells, maker.width):
+                                    detail = (
+                                        f"the value it opens runs to line {base + after - 1} "
+                                        f"and makes a record of {len(cells)} cells, the "
+                                        f"header has {maker.width}"
+                                    )
+                                    raise _Broken(before, detail, _QUOTE)
+                            row = None
+                            if first in source.unread:
+                                # A line too long to read: the parser had it as empty.
+                                row = _unread(base + before, source.unread[first], maker.width)
+                            elif after - before > 1 or first in source.long:
+                                row = _too_long_row(base + before, cells, fmt.header)
+                            if row is None:
+                                undecodable = not source.bad.isdisjoint(range(first, last))
+                                row = maker.make(base + before, cells, undecodable)
                             if row is None:
                                 blank += after - before - 1
                             append(row)
                         source.record_start = before = after
-                        if len(rows) >= batch_rows:
+                        if len(rows) >= batch_rows or source.heavy > heavy_cap:
                             yield batch(start + before)
                 except RecordTooLong:
                     raise _Broken(before, _too_long(max_lines), _QUOTE) from None
@@ -150,12 +169,18 @@ def read_batches(
                     if lines > 1:
                         detail = f"the quoted value runs past {csv.field_size_limit():,} characters"
                         raise _Broken(before, detail, _QUOTE) from None
+                    if "field larger than field limit" in str(exc):
+                        detail = (
+                            f"a value of more than {csv.field_size_limit():,} characters, more "
+                            f"than a cell holds ({limits.MAX_CELL_CHARS:,})"
+                        )
+                        raise _Broken(before, detail, InvalidReason.TOO_LONG) from None
                     raise _Broken(before, f"unreadable CSV: {exc}", InvalidReason.CSV) from None
             except _Broken as broken:
                 line = start + broken.line
                 append(_cut(source, fmt.delimiter, first_line + line, line, broken))
                 start = line + 1
-                if len(rows) >= batch_rows:
+                if len(rows) >= batch_rows or source.heavy > heavy_cap:
                     yield batch(start)
                 continue
             if rows or blank or maker.blank_records:
@@ -174,6 +199,52 @@ def _open_at_end(lines: int, max_lines: int) -> str:
     if lines > max_lines:
         return _too_long(max_lines)
     return "the quoted value is still open at the end of the file"
+
+
+def _check_lines(source: LineSource, first: int, last: int, offset: int, before: int) -> None:
+    """Raise ``_Broken`` if a line after the first of a record spanning lines ``first`` to
+    ``last`` (counted from where reading started, which is line ``offset`` of the file)
+    was too long to read: the quote that opened the record swallowed it."""
+    if source.unread:
+        inside = next((line for line in range(first + 1, last) if line in source.unread), None)
+        if inside is not None:
+            detail = (
+                f"the value it opens runs into line {offset + inside}, which is too long to be read"
+            )
+            raise _Broken(before, detail, _QUOTE)
+
+
+def _unread(number: int, line: Unread, width: int) -> NewRow:
+    """The invalid row of line ``number``, too long to be read."""
+    message = (
+        f"the line is {line.size:,} bytes long, more than a row may take "
+        f"({limits.MAX_ROW_BYTES:,}); not read (it starts "
+        f"{line.head[: limits.SHOWN_CHARS]!r}…)"
+    )
+    cells = ("",) * width + (f"(a line of {line.size:,} bytes, not read)",)
+    return NewRow(number, RowState.INVALID, None, cells, InvalidReason.TOO_LONG, message)
+
+
+def _too_long_row(number: int, cells: list[str], header: tuple[str, ...]) -> NewRow | None:
+    """The invalid row of a record with a value longer than a cell holds, or whose values
+    come to more than a row may hold; ``None`` for any other."""
+    cell_limit = limits.MAX_CELL_CHARS
+    index = next((i for i, cell in enumerate(cells) if len(cell) > cell_limit), None)
+    if index is not None:
+        name = f" ({limits.shown(header[index])})" if index < len(header) else ""
+        message = (
+            f"column {index + 1}{name} holds {len(cells[index]):,} characters, more than a "
+            f"cell holds ({cell_limit:,})"
+        )
+        return NewRow(number, RowState.INVALID, None, tuple(cells), InvalidReason.TOO_LONG, message)
+    size = sum(map(len, cells))
+    if size <= limits.MAX_ROW_CHARS:
+        return None
+    message = f"its values hold {size:,} characters, more than a row may ({limits.MAX_ROW_CHARS:,})"
+    # What shows them, and what was cut: never a value cut short that a report would send.
+    shown = tuple(map(limits.clip, cells[: len(header)]))
+    kept = (*shown, *("",) * (len(header) - len(shown)), f"({message})")
+    return NewRow(number, RowState.INVALID, None, kept, InvalidReason.TOO_LONG, message)
 
 
 def _fits(cells: list[str], width: int) -> bool:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from bulkimport.errors import ConfigError, InputError
+from bulkimport.reader import limits
 from bulkimport.reader.encoding import SAMPLE_BYTES, detect_encoding
 from bulkimport.reader.header import (
     HeadRecord,
@@ -33,14 +34,17 @@ from bulkimport.reader.lines import flat_lines, read_blocks
 from bulkimport.reader.phones import is_phone_like
 from bulkimport.reader.workbook import (
     NOT_READ,
+    RowFault,
     WorkbookKind,
     column_index,
     is_workbook,
     open_sheet,
 )
 
-#: How many lines (or rows) from the header on sniffing looks at.
+#: How many lines (or rows) from the header on sniffing looks at, and how much of them at
+#: most (long lines would otherwise make the head take 200 times a row's limit).
 SNIFF_LINES = 200
+SNIFF_CHARS = 2 << 20
 
 
 #: The lines a quoted value may span by default: a memo or an address runs to a few lines,
@@ -221,6 +225,13 @@ def _sniff_csv(path: Path, options: ReaderOptions) -> FileFormat:
         # Blank lines above the header (Excel title blocks) are not records: skip them.
         head: list[tuple[str, int]] = []
         for text, size in lines:
+            if size > limits.MAX_ROW_BYTES:
+                # Given as an empty line: it may be the header, which every row needs.
+                raise InputError(
+                    f"{path}: line {line_no + 1} is {size:,} bytes long, more than a row may "
+                    f"take ({limits.MAX_ROW_BYTES:,}): it cannot be read as the header; is "
+                    "this a CSV file?"
+                )
             if text.strip():
                 head.append((text, size))
                 break
@@ -228,9 +239,11 @@ def _sniff_csv(path: Path, options: ReaderOptions) -> FileFormat:
             line_no += 1
         else:
             raise InputError(f"{path}: the file has no header (it is empty or only blank lines)")
+        taken = head[0][1]
         for pair in lines:
             head.append(pair)
-            if len(head) >= SNIFF_LINES:
+            taken += len(pair[0])
+            if len(head) >= SNIFF_LINES or taken > SNIFF_CHARS:
                 break
     texts = [text for text, _ in head]
     delimiter = forced_delimiter or sniff_delimiter(texts)
@@ -285,7 +298,17 @@ def _sniff_sheet(path: Path, kind: WorkbookKind, options: ReaderOptions) -> File
         raise InputError(f"{path}: {NOT_READ[kind]}")
     skipped = options.skip_rows
     with open_sheet(path, options.sheet) as sheet:
-        head = list(islice(sheet.iter_rows(start_row=skipped + 1), SNIFF_LINES))
+        head = []
+        faults: dict[int, RowFault] = {}  # of the rows of the head: see _refuse_unread
+        taken = 0
+        rows = sheet.iter_rows(start_row=skipped + 1, rows=SNIFF_LINES)
+        for number, cells in islice(rows, SNIFF_LINES):
+            head.append((number, cells))
+            if number in sheet.faults:
+                faults[number] = sheet.faults[number]
+            taken += sum(map(len, cells))
+            if taken > SNIFF_CHARS:
+                break
         name = sheet.info.name
         used = _dimension_width(sheet.info.dimension)
     records = [
@@ -293,14 +316,18 @@ def _sniff_sheet(path: Path, kind: WorkbookKind, options: ReaderOptions) -> File
         for number, cells in head
         if filled(cells)
     ]
-    if not records:
+    if not records and not faults:
         below = f" below row {skipped}" if skipped else ""
         raise InputError(
             f"{path}: sheet {name!r} has no header (it is empty{below}); "
             "choose another sheet with --sheet"
         )
+    # Every row is read against the header: a header that cannot be read (or a row above
+    # it, which may be the header) refuses the file.
+    _refuse_unread(path, name, faults, skipped + records[0].first + 1 if records else None)
     header_record = choose_header(path, records, skipped, unit="row")
     header_row = skipped + header_record.first + 1
+    _refuse_unread(path, name, faults, header_row)
     raw_width = max(used, *(len(cells) for _, cells in head))
     header = clean_header(header_record.cells)
     fields, header = map_fields(path, header_row, header, raw_width, options.rename, "row")
@@ -321,6 +348,21 @@ def _sniff_sheet(path: Path, kind: WorkbookKind, options: ReaderOptions) -> File
         kind=InputKind.XLSX,
         sheet=name,
     )
+
+
+def _refuse_unread(path: Path, sheet: str, faults: dict[int, RowFault], header: int | None) -> None:
+    """Refuse the file if a row of its head up to row ``header`` (any row if ``None``) was
+    too long to be read."""
+    unread = sorted(
+        number
+        for number, fault in faults.items()
+        if fault.too_long and (header is None or number <= header)
+    )
+    if unread:
+        what = "the header" if unread[0] == header else "the header, or above it"
+        raise InputError(
+            f"{path}: sheet {sheet!r}, row {unread[0]} ({what}): {faults[unread[0]].too_long}"
+        )
 
 
 def _dimension_width(dimension: str | None) -> int:

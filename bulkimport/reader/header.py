@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from bulkimport.errors import ConfigError, InputError, RecordError
 from bulkimport.protocol import encode_record
+from bulkimport.reader.limits import listed, shown
 from bulkimport.rows import REPORT_COLUMNS
 
 #: Title lines above the header: at most this many, each filling at most this many cells ...
@@ -72,8 +73,10 @@ def choose_header(
     first = before + records[0].first + 1
     last = before + records[titles - 1].end
     text = next(cell.strip() for cell in records[0].cells if cell.strip())
-    shown = repr(text if len(text) <= 40 else text[:40] + "...")
-    where = f"{unit} {first} ({shown})" if first == last else f"{unit}s {first}-{last} ({shown}...)"
+    quoted = shown(text, 40)
+    where = (
+        f"{unit} {first} ({quoted})" if first == last else f"{unit}s {first}-{last} ({quoted}...)"
+    )
     cells = f"{count} cell{'s' if count > 1 else ''}"
     raise InputError(
         f"{path}: {where} {'looks like a title' if titles == 1 else 'look like titles'} "
@@ -126,7 +129,7 @@ def map_fields(
     if missing:
         raise InputError(
             f"{path}: --map names column {missing[0]!r}, which the file does not have; "
-            f"its columns are: {', '.join(header)}"
+            f"its columns are: {listed(header)}"
         )
     fields: list[str | None] = []
     seen: dict[str, int] = {}
@@ -154,7 +157,7 @@ def map_fields(
             raise InputError(f"{where}: column {index}: {exc}; rename it with {by_place}") from None
         if name in seen:
             raise InputError(
-                f"{where}: field {name!r} comes from columns {seen[name]} and {index}; "
+                f"{where}: field {shown(name)} comes from columns {seen[name]} and {index}; "
                 f"rename one by its position with {by_place} (or drop it with --map '#{index}=')"
             )
         seen[name] = index

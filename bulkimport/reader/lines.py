@@ -3,6 +3,12 @@
 
 Reading needs exact byte offsets (so that it can resume at a record boundary) and fast
 splitting (in C, per block). Lines end at LF, CRLF or a bare CR.
+
+A line longer than ``limits.MAX_ROW_BYTES`` is never held: what is carried from one block to
+the next is at most that, and past it the line is passed over to its end, counting its
+bytes, so that a file that is one line of 200 MB is read in time in proportion to it and in
+flat memory. Such a line is given as an empty line (``"\n"``, its size exact) listed in
+``Block.unread`` with how it starts, for the reader to make it an invalid row.
 """
 
 from __future__ import annotations
@@ -14,18 +20,34 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 from bulkimport.errors import InputError
+from bulkimport.reader import limits
 from bulkimport.reader.encoding import WIDE_UNIT
 
 #: How much is read at a time while streaming (lines are split per block, in C).
 BLOCK_BYTES = 1 << 20
 # Splits decoded UTF-16/32 text at CR, LF and CRLF only (str.splitlines knows more breaks).
 _WIDE_LINE_RE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+_LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
+# A line at least this long (in bytes) is long: counted in ``Block.heavy``.
+_HEAVY_LINE = 1 << 12
+
+
+class Unread(NamedTuple):
+    """A line too long to be read (``Block.unread``): its index in the block, how it starts
+    (decoded, cut), and its size in bytes."""
+
+    at: int
+    head: str
+    size: int
 
 
 class Block(NamedTuple):
     texts: list[str]  # decoded lines, each with its line ending
     sizes: list[int]  # the byte length of each line in the file
     bad: list[int]  # indexes of lines that did not decode
+    unread: tuple[Unread, ...] = ()  # lines too long to read: "\n" among the texts
+    long: tuple[int, ...] = ()  # indexes of lines that may hold a value too long for a cell
+    heavy: int = 0  # the bytes of the long lines (_HEAVY_LINE), to bound a batch's memory
 
 
 def read_blocks(handle: IO[bytes], encoding: str, offset: int, path: Path) -> Iterator[Block]:
@@ -49,6 +71,7 @@ def _narrow_blocks(handle: IO[bytes], encoding: str, path: Path) -> Iterator[Blo
     CR and LF bytes never occur inside a multibyte character of these encodings, so the
     bytes are split first (which gives exact byte offsets) and decoded a block at a time.
     """
+    limit = limits.MAX_ROW_BYTES
     carry = b""
     while True:
         data = _read(handle, path)
@@ -60,6 +83,14 @@ def _narrow_blocks(handle: IO[bytes], encoding: str, path: Path) -> Iterator[Blo
         if data and raw[-1][-1:] != b"\n":
             # An unfinished line, or a CR that may be the first half of a CRLF.
             carry = raw.pop()
+            if len(carry) > limit:
+                # Too long to be a row: passed over to its end, never held whole.
+                if raw:
+                    yield _decode_lines(raw, encoding)
+                head = carry[: limits.HEAD_KEPT_BYTES].decode(encoding, "replace")
+                size, carry = _pass_line(handle, carry, path)
+                yield Block(["\n"], [size], [], (Unread(0, head, size),))
+                continue
             if not raw:
                 continue
         yield _decode_lines(raw, encoding)
@@ -67,15 +98,60 @@ def _narrow_blocks(handle: IO[bytes], encoding: str, path: Path) -> Iterator[Blo
             return
 
 
+def _pass_line(handle: IO[bytes], start: bytes, path: Path) -> tuple[int, bytes]:
+    """Read on to the end of the line that begins with ``start`` (no line break in it but
+    maybe a last CR), a block at a time: its size in bytes, line break included, and what
+    was read after it."""
+    size = len(start)
+    cr = start.endswith(b"\r")  # a CR at the end of a block: an LF may follow
+    while True:
+        data = _read(handle, path)
+        if cr:
+            return (size + 1, data[1:]) if data[:1] == b"\n" else (size, data)
+        if not data:
+            return size, b""
+        ends = [at for at in (data.find(b"\r"), data.find(b"\n")) if at >= 0]
+        if not ends:
+            size += len(data)
+            continue
+        at = min(ends)
+        if data[at] == 0x0D and at + 1 == len(data):
+            size += len(data)
+            cr = True
+            continue
+        end = at + 2 if data[at : at + 2] == b"\r\n" else at + 1
+        return size + end, data[end:]
+
+
 def _decode_lines(raw: list[bytes], encoding: str) -> Block:
     sizes = list(map(len, raw))
+    top = max(sizes)
+    unread: tuple[Unread, ...] = ()
+    long: tuple[int, ...] = ()
+    heavy = 0
+    if top >= _HEAVY_LINE:
+        heavy = sum(size for size in sizes if size >= _HEAVY_LINE)
+        if top > limits.MAX_CELL_CHARS:  # bytes: never fewer than characters
+            long = tuple(i for i, size in enumerate(sizes) if size > limits.MAX_CELL_CHARS)
+        if top > limits.MAX_ROW_BYTES:
+            # Whole in this block, but too long to be a row all the same: the verdict
+            # must not depend on where the blocks fell.
+            unread = tuple(
+                Unread(i, raw[i][: limits.HEAD_KEPT_BYTES].decode(encoding, "replace"), size)
+                for i, size in enumerate(sizes)
+                if size > limits.MAX_ROW_BYTES
+            )
+            raw = list(raw)
+            for each in unread:
+                raw[each.at] = b"\n"
+            long = tuple(i for i in long if sizes[i] <= limits.MAX_ROW_BYTES)
     try:
         texts = b"".join(raw).decode(encoding).splitlines(keepends=True)
     except UnicodeDecodeError:
         texts = []
     # str.splitlines also breaks at FF, VT, NEL, U+2028...: then the counts differ.
     if len(texts) == len(raw):
-        return Block(texts, sizes, [])
+        return Block(texts, sizes, [], unread, long, heavy)
     texts, bad = [], []
     for index, line in enumerate(raw):
         try:
@@ -83,14 +159,21 @@ def _decode_lines(raw: list[bytes], encoding: str) -> Block:
         except UnicodeDecodeError:
             texts.append(line.decode(encoding, "replace"))
             bad.append(index)
-    return Block(texts, sizes, bad)
+    return Block(texts, sizes, bad, unread, long, heavy)
 
 
 def _wide_blocks(handle: IO[bytes], encoding: str, path: Path) -> Iterator[Block]:
     """Lines of UTF-16/32 text, where a line break is 2 or 4 bytes."""
     unit = WIDE_UNIT[encoding]
+    limit = limits.MAX_ROW_BYTES
+
+    def size_of(text: str) -> int:
+        return unit * len(text) if unit == 4 else len(text.encode(encoding, "surrogatepass"))
+
     decoder = codecs.getincrementaldecoder(encoding)()
     carry = ""
+    passing: Unread | None = None  # a line too long to read, being passed over
+    cr = False  # the line being passed over ended the last text with a CR
     while True:
         data = _read(handle, path)
         final = not data
@@ -103,20 +186,62 @@ def _wide_blocks(handle: IO[bytes], encoding: str, path: Path) -> Iterator[Block
             decoder.setstate(state)
             text = decoder.decode(data, final=final)
             bad_block = True
+        if passing is not None:
+            # Read on to the end of the line, counting its bytes.
+            if cr:
+                end = 1 if text.startswith("\n") else 0
+            else:
+                found = _LINE_BREAK_RE.search(text)
+                end = -1 if found is None else found.end()
+                if found is not None and found[0] == "\r" and end == len(text) and not final:
+                    end, cr = -1, True  # an LF may follow in the next text
+            if end < 0 and not final:
+                passing = passing._replace(size=passing.size + size_of(text))
+                continue
+            end = len(text) if end < 0 else end
+            size = passing.size + size_of(text[:end])
+            yield Block(["\n"], [size], [], (passing._replace(size=size),))
+            passing, cr, text = None, False, text[end:]
         buffer = carry + text
         lines = _WIDE_LINE_RE.findall(buffer)
         carry = ""
         if not final and lines and lines[-1][-1:] != "\n":
             carry = lines.pop()
+            if unit * len(carry) > limit:  # at least that many bytes
+                passing = Unread(0, carry[: limits.HEAD_KEPT_BYTES], size_of(carry))
+                cr = carry.endswith("\r")
+                carry = ""
         if lines:
             if unit == 4:
                 sizes = [4 * len(line) for line in lines]
             else:
                 sizes = [len(line.encode(encoding, "surrogatepass")) for line in lines]
             bad = [i for i, line in enumerate(lines) if "\ufffd" in line] if bad_block else []
-            yield Block(lines, sizes, bad)
+            yield _wide_block(lines, sizes, bad)
         if final:
+            if passing is not None:  # the file ends inside it
+                yield Block(["\n"], [passing.size], [], (passing,))
             return
+
+
+def _wide_block(lines: list[str], sizes: list[int], bad: list[int]) -> Block:
+    """The block of decoded ``lines``: those too long to be a row unread, as in
+    ``_decode_lines``."""
+    top = max(sizes)
+    if top < _HEAVY_LINE:
+        return Block(lines, sizes, bad)
+    heavy = sum(size for size in sizes if size >= _HEAVY_LINE)
+    unread = tuple(
+        Unread(i, lines[i][: limits.HEAD_KEPT_BYTES], size)
+        for i, size in enumerate(sizes)
+        if size > limits.MAX_ROW_BYTES
+    )
+    for each in unread:
+        lines[each.at] = "\n"
+    long = tuple(
+        i for i, size in enumerate(sizes) if limits.MAX_CELL_CHARS < size <= limits.MAX_ROW_BYTES
+    )
+    return Block(lines, sizes, bad, unread, long, heavy)
 
 
 def flat_lines(blocks: Iterable[Block]) -> Iterator[tuple[str, int]]:
@@ -149,9 +274,13 @@ class LineSource:
 
     Blocks are kept from the one holding the record being parsed: ``lines`` starting again
     at a line of that record, ``line`` and ``offset_after`` need them. ``marks`` holds the
-    lines that did not decode, and the end mark: an empty line after the last one (``end``).
-    The parser reads the end mark as an empty record, or, if a quoted field is still open at
-    the end of the file, as part of it: the reading loop tells the two apart by its line.
+    lines the reading loop must look at closely: those that did not decode (also in
+    ``bad``), those too long to read (``unread``, given to the parser as empty lines),
+    those long enough to hold a value too long for a cell (``long``), and the end mark: an
+    empty line after the last one (``end``). The parser reads the end mark as an empty
+    record, or, if a quoted field is still open at the end of the file, as part of it: the
+    reading loop tells the two apart by its line. ``heavy`` counts the bytes of the long
+    lines read so far, for the reading loop to cut a batch short when lines are long.
     """
 
     __slots__ = (
@@ -160,10 +289,14 @@ class LineSource:
         "_kept",
         "_next_line",
         "_next_offset",
+        "bad",
         "end",
+        "heavy",
+        "long",
         "marks",
         "max_lines",
         "record_start",
+        "unread",
     )
 
     def __init__(self, blocks: Iterator[Block], offset: int, max_lines: int) -> None:
@@ -175,6 +308,10 @@ class LineSource:
         self.max_lines = max_lines
         self.record_start = 0  # first line of the record being parsed, counted from _base
         self.marks: set[int] = set()
+        self.bad: set[int] = set()
+        self.unread: dict[int, Unread] = {}
+        self.long: set[int] = set()
+        self.heavy = 0
         self.end: int | None = None
 
     def lines(self, first: int) -> Iterator[list[str]]:
@@ -188,7 +325,15 @@ class LineSource:
         for block in self._blocks:
             kept = _Kept(self._next_line, self._next_offset, block.texts, block.sizes)
             if block.bad:
+                self.bad.update(kept.first + index for index in block.bad)
                 self.marks.update(kept.first + index for index in block.bad)
+            if block.unread:
+                self.unread.update((kept.first + line.at, line) for line in block.unread)
+                self.marks.update(kept.first + line.at for line in block.unread)
+            if block.long:
+                self.long.update(kept.first + index for index in block.long)
+                self.marks.update(kept.first + index for index in block.long)
+            self.heavy += block.heavy
             self._next_line += len(block.sizes)
             self._next_offset += sum(block.sizes)
             self._keep(kept)
@@ -204,6 +349,15 @@ class LineSource:
         start = self._base + self.record_start
         self._kept = [k for k in self._kept if k.first + len(k.texts) > start]
         self._kept.append(kept)
+        if self.marks and min(self.marks) < start:
+            # Lines before the record being parsed are never looked at again (pruned in
+            # place: the reading loop holds the set).
+            passed = [line for line in self.marks if line < start]
+            self.marks.difference_update(passed)
+            self.bad.difference_update(passed)
+            self.long.difference_update(passed)
+            for line in passed:
+                self.unread.pop(line, None)
 
     def _chunks(self, kept: _Kept, start: int) -> Iterator[list[str]]:
         texts, step = kept.texts, self.max_lines

@@ -21,6 +21,7 @@ from pathlib import Path
 from bulkimport.errors import InputError
 from bulkimport.reader.format import FileFormat, InputKind, ReaderOptions, phone_fields
 from bulkimport.reader.header import check_constants, map_fields
+from bulkimport.reader.limits import listed, shown
 from bulkimport.reader.records import RecordMaker
 from bulkimport.rows import Batch, FileIdentity, NewRow
 from bulkimport.states import InvalidReason, RowState
@@ -167,14 +168,14 @@ class MappingRows:
         unknown = [key for key in values if key not in self.known]
         cells = [cell_text(values.get(name)) for name in self.header]
         if unknown:
-            names = ", ".join(repr(key) for key in unknown)
+            names = ", ".join(shown(key) for key in unknown[:20])
             return NewRow(
                 number,
                 RowState.INVALID,
                 None,
                 tuple(cells + [cell_text(values[key]) for key in unknown]),
                 InvalidReason.CELLS,
-                f"{names} not among the columns of row 1 ({', '.join(self.header)}); "
+                f"{names} not among the columns of row 1 ({listed(self.header)}); "
                 "every row has the first row's keys (or fewer)",
             )
         return self.make(number, cells)

@@ -30,6 +30,7 @@ from itertools import compress
 from bulkimport.errors import RecordError
 from bulkimport.protocol import RECORD_SEPARATOR, decode_record, encode_record
 from bulkimport.reader.format import FileFormat
+from bulkimport.reader.limits import shown
 from bulkimport.reader.phones import examine_phone
 from bulkimport.rows import REPORT_COLUMNS, NewRow, Repair
 from bulkimport.states import InvalidReason, RepairKind, RowState
@@ -165,7 +166,7 @@ class RecordMaker:
             return NewRow(line, _INVALID, None, cells, InvalidReason.CELLS, message)
         if self.extra is not None and cells[self.extra].strip():
             message = (
-                f"{EXTRA_COLUMN} holds {cells[self.extra].strip()!r}: the line had cells that "
+                f"{EXTRA_COLUMN} holds {shown(cells[self.extra].strip())}: the line had cells that "
                 f"fit no column; put them in their columns, then empty {EXTRA_COLUMN}"
             )
             return NewRow(line, _INVALID, None, cells, InvalidReason.CELLS, message)
@@ -213,7 +214,7 @@ class RecordMaker:
             verdict = examine_phone(value)
             if verdict.lost:
                 message = (
-                    f"{name} {value!r} is in scientific notation: its digits are lost; "
+                    f"{name} {shown(value)} is in scientific notation: its digits are lost; "
                     "re-export the column as text"
                 )
                 reason = InvalidReason.PHONE_DIGITS_LOST
@@ -222,7 +223,9 @@ class RecordMaker:
                 continue
             if not self.repair:
                 what = _ARTEFACTS[verdict.repairs[0]]
-                message = f"{name} {value!r} {what}; not repaired (--no-repair): fix it in the file"
+                message = (
+                    f"{name} {shown(value)} {what}; not repaired (--no-repair): fix it in the file"
+                )
                 reason = InvalidReason.PHONE_UNREPAIRED
                 return NewRow(line, _INVALID, None, cells, reason, message)
             repaired = repaired or list(cells)

@@ -14,11 +14,17 @@ holds a value is a ``NewRow`` (or, when its values are only spaces, a blank reco
 rows the sheet leaves out because they hold nothing are counted in ``Batch.blank_lines``.
 A row's cells are padded to the header's width with ``""`` (a sheet does not store the
 empty cells at the end of a row); a value right of the header's last column makes the row
-invalid, as an extra cell makes a CSV record invalid.
+invalid, as an extra cell makes a CSV record invalid. Those values are counted, not padded
+to: a value in column XFD makes one invalid row holding the header's cells and that value,
+not 16,384 cells. A row past a size limit (``limits``: a cell longer than Excel allows, a
+row whose XML or text is too long) is invalid too (``TOO_LONG``), its cells cut to what
+shows them and one more saying what was not read, so that a failed-rows report read back
+keeps it invalid until a person fixes it.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Generator
@@ -26,9 +32,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import cast
 
+from bulkimport.reader import limits
 from bulkimport.reader.format import FileFormat
-from bulkimport.reader.records import MakeRow, RecordMaker
-from bulkimport.reader.workbook import SheetInfo, SheetReader, column_letters, open_sheet
+from bulkimport.reader.records import RecordMaker
+from bulkimport.reader.workbook import (
+    RowFault,
+    SheetInfo,
+    SheetReader,
+    column_letters,
+    open_sheet,
+)
 from bulkimport.rows import NO_REPAIRS, Batch, NewRow
 from bulkimport.states import InvalidReason, RowState
 
@@ -51,7 +64,8 @@ class SheetFacts:
     hidden_rows: int = 0
     first_hidden_row: int | None = None
     hidden_columns: tuple[tuple[int, int], ...] = ()
-    merged_ranges: tuple[str, ...] = ()
+    merged_ranges: tuple[str, ...] = ()  # the first limits.MERGED_RANGES_KEPT
+    merged_count: int = 0
     formulas_without_value: int = 0
     first_formula_without_value: int | None = None
 
@@ -80,9 +94,13 @@ def read_sheet_batches(
         append = rows.append
         expected = start_row  # the row after the last one read
         blank = 0  # rows left out of the sheet: nothing in them
+        faults = sheet.faults
+        # Long rows cut a batch short of its rows, so that its memory stays bounded.
+        heavy_cap = sheet.heavy + limits.MAX_BATCH_CHARS
 
         def batch() -> Batch:
-            nonlocal rows, append, blank
+            nonlocal rows, append, blank, heavy_cap
+            heavy_cap = sheet.heavy + limits.MAX_BATCH_CHARS
             blanks = blank + maker.blank_records
             kept = [row for row in rows if row is not None] if blanks else cast(list[NewRow], rows)
             repairs = dict(maker.repaired) if maker.repaired else NO_REPAIRS
@@ -93,17 +111,16 @@ def read_sheet_batches(
             append = rows.append
             return done
 
-        for number, cells in sheet.iter_rows(start_row=start_row):
+        for number, cells in sheet.iter_rows(start_row=start_row, width=width):
             blank += number - expected
             expected = number + 1
-            count = len(cells)
-            if count < width:
-                append(make(number, cells + padding[width - count]))
-            elif count == width:
-                append(make(number, cells))
+            if faults and number in faults:
+                append(_faulty(number, cells, faults[number], width))
+            elif len(cells) < width:
+                append(make(number, cells + padding[width - len(cells)]))
             else:
-                append(_wide(make, number, cells, width))
-            if len(rows) >= batch_rows:
+                append(make(number, cells))
+            if len(rows) >= batch_rows or sheet.heavy > heavy_cap:
                 yield batch()
         if rows or blank or maker.blank_records:
             yield batch()
@@ -122,25 +139,40 @@ def read_sheet_batches(
             )
 
 
-def _wide(make: MakeRow, number: int, cells: tuple[str, ...], width: int) -> NewRow | None:
-    """The row of a sheet row with cells right of the header's last column: blank ones are
-    dropped; a value there makes the row invalid."""
-    extra = next((index for index in range(width, len(cells)) if cells[index].strip()), None)
-    if extra is None:
-        return make(number, cells[:width])
+def _faulty(number: int, cells: tuple[str, ...], fault: RowFault, width: int) -> NewRow:
+    """The invalid row of sheet row ``number``, which ``fault`` says is not read as it is:
+    ``cells`` are its first ``width`` cells, then the first values right of them."""
+    if fault.too_long is not None:
+        # What was read (cut to what shows it if it is too much to keep), and what was not,
+        # right of the header (the report's _extra, which keeps the row invalid when a
+        # report is read back: a value cut short is never sent).
+        own = cells[:width]
+        if sum(map(len, own)) > limits.MAX_ROW_CHARS:
+            own = tuple(map(limits.clip, own))
+        kept = own + ("",) * (width - len(own)) + (f"({fault.too_long})",)
+        reason = InvalidReason.TOO_LONG
+        return NewRow(number, RowState.INVALID, None, kept, reason, fault.too_long)
+    value = cells[width].strip() if len(cells) > width else ""
+    more = f" and {fault.extra - 1:,} more" if fault.extra > 1 else ""
+    column, advice = _advice(fault.first_extra, width)
+    message = f"a value in column {column} ({limits.shown(value)}){more}, {advice}"
+    return NewRow(number, RowState.INVALID, None, cells, InvalidReason.CELLS, message)
+
+
+@functools.lru_cache(maxsize=256)
+def _advice(extra: int, width: int) -> tuple[str, str]:
+    """The letters of column ``extra`` (from 0), right of a header ``width`` wide, and what
+    to do about a value there (the same for every row with a value there)."""
     column = column_letters(extra + 1)
-    value = cells[extra].strip()
-    shown = repr(value if len(value) <= 30 else value[:30] + "...")
     if extra == width:
         drop = f"drop it with --map '#{extra + 1}='"
     else:  # every column between the header and it must be dropped too
         first = column_letters(width + 1)
         drop = f"drop columns {first} to {column} with --map '#{width + 1}=' ... '#{extra + 1}='"
-    message = (
-        f"a value in column {column} ({shown}), right of the header's last column "
-        f"({column_letters(width)}): give that column a name in the header, or {drop}"
+    return column, (
+        f"right of the header's last column ({column_letters(width)}): give that column a "
+        f"name in the header, or {drop}"
     )
-    return NewRow(number, RowState.INVALID, None, cells, InvalidReason.CELLS, message)
 
 
 def _learn(facts: SheetFacts, sheet: SheetReader) -> None:
@@ -151,6 +183,7 @@ def _learn(facts: SheetFacts, sheet: SheetReader) -> None:
     facts.first_hidden_row = sheet.first_hidden_row
     facts.hidden_columns = sheet.hidden_columns
     facts.merged_ranges = sheet.merged_ranges or ()
+    facts.merged_count = sheet.merged_count
     facts.formulas_without_value = sheet.formulas_without_value
     facts.first_formula_without_value = sheet.first_formula_without_value
 

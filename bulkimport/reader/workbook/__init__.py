@@ -43,7 +43,8 @@ What the rows are:
   exact, so a gap in them is the count of blank rows.
 - A row's cells run from column A to its last cell holding a value: cells missing
   in the middle are ``""``; nothing follows the last value (the caller pads or trims to
-  the header's width).
+  the header's width). Given the header's width (``iter_rows(width=...)``), a row stops
+  there: values right of it are counted in ``faults``, never padded to.
 - Hidden rows and columns are read like the others; the reader counts them
   (``hidden_rows``, ``hidden_columns``) so that ``check`` can say they are there.
 - A merged range holds its value in its top-left cell only; the others read ``""``.
@@ -61,6 +62,14 @@ cells...) is parsed with ElementTree instead, which reads any well-formed XML, m
 without parsing them: resuming near the end of a million-row sheet costs its decompression
 (a second or two), not its parsing.
 
+Hostile files are bounded (``reader.limits``): a part that would expand like a zip bomb
+refuses the file before it is read; no more than a row's limit is ever carried from one
+block to the next (a row past it, or a shared string past it, is passed over unread,
+whitespace between rows dropped), so a gigabyte of spaces costs its decompression and flat
+memory; a cell longer than Excel allows, or a row too long, is yielded with its fault in
+``SheetReader.faults``; the parts read whole (workbook, relationships, styles, a sheet's
+head) are scanned without building a tree, their counts bounded.
+
 On ``bench/xlsx_candidates.py``'s sheet of 1,048,576 rows of 15 typed columns (1.78 M
 distinct texts), on a 2-core machine: about 55,000 rows/s, a peak RSS of 91 MiB (of which
 the shared strings take about 50 MB), the first row after 0.8 s (the shared strings are read
@@ -71,7 +80,7 @@ the benchmark's docstring has the figures.
 
 The modules: ``package`` (what kind of file, the zip, the sheets), ``strings`` (the
 shared-string table), ``numbers`` (number formats, dates), ``sheet`` (``SheetReader``), and
-``markup`` (what they share: XML text, errors).
+``markup`` (what they share: XML text, errors, scanning a part).
 """
 
 from bulkimport.reader.workbook.numbers import FormatKind, format_kind, number_text
@@ -85,6 +94,7 @@ from bulkimport.reader.workbook.package import (
 from bulkimport.reader.workbook.sheet import (
     MAX_COLUMNS,
     MAX_ROWS,
+    RowFault,
     SheetReader,
     column_index,
     column_letters,
@@ -96,6 +106,7 @@ __all__ = [
     "MAX_ROWS",
     "NOT_READ",
     "FormatKind",
+    "RowFault",
     "SheetInfo",
     "SheetReader",
     "WorkbookKind",

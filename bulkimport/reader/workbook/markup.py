@@ -1,5 +1,6 @@
 """What every part of a workbook is read with: the zip's errors turned into one line, the
-text of XML content and of OOXML's escapes, the start tag of a part's root element.
+text of XML content and of OOXML's escapes, the start tag of a part's root element, and
+``scan``, which reads the elements of a part that a caller wants without building its tree.
 """
 
 from __future__ import annotations
@@ -7,17 +8,17 @@ from __future__ import annotations
 import re
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Final
 from xml.etree import ElementTree
 
 from bulkimport.errors import InputError
+from bulkimport.reader import limits
 
 #: How much decompressed XML is parsed at a time.
 BLOCK_BYTES: Final = 1 << 20
-_HEAD_BYTES_MAX = 16 << 20  # the markup before <sheetData> is a few KiB; this is a guard
 
 
 @contextmanager
@@ -95,14 +96,92 @@ def element_text(element: ElementTree.Element) -> str:
 def read_start_tag(stream: IO[bytes], name: bytes) -> tuple[bytes, re.Match[bytes]]:
     """Read from ``stream`` until the start tag of the first element called ``name``
     (with any namespace prefix) is in; that data and the tag's match: group 1 the prefix
-    (``b"x:"`` or ``None``), group 2 ``b"/"`` for an empty element."""
+    (``b"x:"`` or ``None``), group 2 ``b"/"`` for an empty element.
+
+    ``ValueError`` when the tag is not in the first ``limits.MAX_HEAD_BYTES`` (what comes
+    before it is read whole: a few KB in a real part)."""
     pattern = re.compile(rb"<(\w+:)?" + re.escape(name) + rb"\b[^>]*?(/?)>")
-    data = b""
+    limit = limits.MAX_HEAD_BYTES
+    data = bytearray()
+    start = 0  # where a tag not yet complete may start
     while True:
-        found = pattern.search(data)
+        found = pattern.search(data, start)
         if found:
-            return data, found
+            return bytes(data), found
         more = stream.read(1 << 16)
-        if not more or len(data) > _HEAD_BYTES_MAX:
+        if not more:
             raise ValueError(f"no <{name.decode()}> element")
+        if len(data) > limit:
+            raise ValueError(f"no <{name.decode()}> element in the first {limit:,} bytes")
+        # A tag cut by the end of the data starts at its last "<": search again from there,
+        # not from the start (appending to a bytearray and searching the new part keeps
+        # reading a large head linear).
+        start = max(data.rfind(b"<"), 0)
         data += more
+
+
+def spaces_then(rest: bytes, tags: tuple[bytes, ...]) -> bytes | None:
+    """If ``rest`` is XML whitespace, then maybe the start of one of ``tags`` cut by the end
+    of a block, that start (``b""`` if none); ``None`` if it holds anything else."""
+    cut = rest.rfind(b"<")
+    start = rest[cut:] if cut >= 0 else b""
+    if start and not any(tag.startswith(start) for tag in tags):
+        return None
+    # translate() deletes XML's whitespace twice as fast as strip() scans for it.
+    return None if rest[: len(rest) - len(start)].translate(None, b" \t\r\n") else start
+
+
+def scan(
+    stream: IO[bytes], paths: Collection[tuple[str, ...]]
+) -> Iterator[tuple[tuple[str, ...], dict[str, str]]]:
+    """The elements of an XML stream whose path of local names below the root is in
+    ``paths`` (``("sheets", "sheet")``), with their attributes, in document order.
+
+    No tree is built and text is not kept: memory holds the path being read and the
+    elements found in one chunk, however large the part (a workbook's styles can list
+    64,000 formats, its names hundreds of thousands). Raises ``ElementTree.ParseError``
+    for markup that is not well-formed.
+    """
+    target = _Scanner(frozenset(paths))
+    parser = ElementTree.XMLParser(target=target)
+    while True:
+        chunk = stream.read(1 << 16)
+        if not chunk:
+            break
+        parser.feed(chunk)
+        if target.found:
+            yield from target.found
+            target.found.clear()
+    parser.close()
+    yield from target.found
+
+
+class _Scanner:
+    """The target of ``scan``'s parser: collects the wanted elements as they start."""
+
+    def __init__(self, paths: frozenset[tuple[str, ...]]) -> None:
+        self.paths = paths
+        self.depth = max(map(len, paths), default=0)
+        self.names: list[str] = []  # the path below the root of the element being read
+        self.root = False
+        self.found: list[tuple[tuple[str, ...], dict[str, str]]] = []
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        if not self.root:
+            self.root = True
+            return
+        self.names.append(local_name(tag))
+        if len(self.names) <= self.depth:
+            path = tuple(self.names)
+            if path in self.paths:
+                self.found.append((path, attrib))
+
+    def end(self, tag: str) -> None:
+        if self.names:
+            self.names.pop()
+
+    def data(self, data: str) -> None:
+        pass
+
+    def close(self) -> None:
+        pass

@@ -10,7 +10,9 @@ from collections.abc import Callable
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
-from bulkimport.reader.workbook.markup import local_name
+from bulkimport.errors import InputError
+from bulkimport.reader import limits
+from bulkimport.reader.workbook.markup import scan
 from bulkimport.reader.workbook.package import Package
 
 # Serial day numbers: day 0 of the 1900 system is 1899-12-31, but Excel counts a
@@ -282,6 +284,10 @@ def _zeros(width: int) -> Callable[[str], str]:
     return render
 
 
+_NUMBER_FORMAT = ("numFmts", "numFmt")
+_CELL_FORMAT = ("cellXfs", "xf")
+
+
 def number_renderers(
     package: Package, dates: Dates
 ) -> tuple[dict[str, Callable[[str], str]], dict[str, FormatKind]]:
@@ -291,23 +297,26 @@ def number_renderers(
     kinds: dict[str, FormatKind] = {}
     if package.styles_part is None:
         return {"": general_text}, kinds
-    root = package.xml(package.styles_part)
     custom: dict[int, str] = {}
     formats: list[int] = []
-    for element in root:
-        name = local_name(element.tag)
-        if name == "numFmts":
-            for fmt in element:
+    with package.open(package.styles_part) as stream:
+        for path, attrib in scan(stream, (_NUMBER_FORMAT, _CELL_FORMAT)):
+            if path == _NUMBER_FORMAT:
                 try:
-                    custom[int(fmt.get("numFmtId", ""))] = fmt.get("formatCode", "")
+                    custom[int(attrib.get("numFmtId", ""))] = attrib.get("formatCode", "")
                 except ValueError:
                     continue
-        elif name == "cellXfs":
-            for xf in element:
+            else:
                 try:
-                    formats.append(int(xf.get("numFmtId", "0")))
+                    formats.append(int(attrib.get("numFmtId", "0")))
                 except ValueError:
                     formats.append(0)
+            if len(formats) + len(custom) > limits.MAX_STYLES:
+                raise InputError(
+                    f"{package.path}: part {package.styles_part} defines more than "
+                    f"{limits.MAX_STYLES:,} cell formats (Excel makes at most 64,000); open "
+                    "the workbook in Excel and save it again"
+                )
     made: dict[tuple[FormatKind, int], Callable[[str], str]] = {}
     for index, number in enumerate(formats):
         # A custom code may redefine a built-in id; it wins, as in Excel.

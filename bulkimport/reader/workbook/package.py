@@ -1,10 +1,17 @@
 """The workbook as a package: what kind of file it is (by its content), its zip entries and
 relationships, its sheets, and the head of a sheet's part (what it says before its rows).
+
+Every part is checked before it is read: one that would expand more than
+``limits.MAX_EXPANSION`` times over its compressed size (past ``limits.EXPANSION_FLOOR``),
+or to more than ``limits.MAX_PART_BYTES``, refuses the file in one line. The zip module
+never gives more bytes than a part's recorded size (and checks them against its CRC), so
+the recorded sizes bound what reading can cost.
 """
 
 from __future__ import annotations
 
 import enum
+import io
 import os
 import posixpath
 import re
@@ -14,11 +21,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 from urllib.parse import unquote
-from xml.etree import ElementTree
 
 from bulkimport.errors import InputError
-from bulkimport.reader.workbook.markup import local_name, read_start_tag, reading
+from bulkimport.reader import limits
+from bulkimport.reader.workbook.markup import local_name, read_start_tag, reading, scan
 
+# A workbook's part relates to one part per sheet and a few others (styles, shared
+# strings, theme, external links).
+_MAX_RELATIONSHIPS = 2 * limits.MAX_SHEETS
 _OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ZIP_MAGIC = b"PK\x03\x04"
 _ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
@@ -147,15 +157,18 @@ def choose_sheet(path: Path, sheets: list[SheetInfo], wanted: str | int | None) 
     if chosen is None and isinstance(wanted, int) and 1 <= wanted <= len(sheets):
         chosen = sheets[wanted - 1]
     names = ", ".join(
-        f"{info.number} {info.name!r}" + ("" if info.visible else f" ({info.state})")
-        for info in sheets
-    )
+        f"{info.number} {limits.shown(info.name)}" + ("" if info.visible else f" ({info.state})")
+        for info in sheets[:20]
+    ) + ("" if len(sheets) <= 20 else f", ... ({len(sheets):,} in all)")
     if chosen is None:
+        asked = limits.shown(wanted) if isinstance(wanted, str) else wanted
         raise InputError(
-            f"{path}: no sheet {wanted!r}; its sheets are {names} (give a name or a number)"
+            f"{path}: no sheet {asked}; its sheets are {names} (give a name or a number)"
         )
     if chosen.kind != "worksheet":
-        raise InputError(f"{path}: sheet {chosen.name!r} is a {chosen.kind}, it has no cells")
+        raise InputError(
+            f"{path}: sheet {limits.shown(chosen.name)} is a {chosen.kind}, it has no cells"
+        )
     return chosen
 
 
@@ -182,40 +195,51 @@ class Package:
                 self._names = {name.lower(): name for name in self.zip.namelist()}
                 self.workbook_part = self._main_part()
                 rels = self._relationships(self.workbook_part)
-                root = self.xml(self.workbook_part)
+                self.date1904 = False
+                self._sheet_parts: dict[str, str | None] = {}
+                self._sheets: list[SheetInfo] = []
+                self._read_workbook(rels)
         except BaseException:
             self.zip.close()
             raise
-        self.date1904 = False
-        self._sheet_parts: dict[str, str | None] = {}
-        self._sheets: list[SheetInfo] = []
-        for element in root:
-            name = local_name(element.tag)
-            if name == "workbookPr":
-                self.date1904 = element.get("date1904", "").lower() in ("1", "true")
-            elif name == "sheets":
-                for number, sheet in enumerate(element, start=1):
-                    rel_id = next(
-                        (value for key, value in sheet.attrib.items() if local_name(key) == "id"),
-                        "",
-                    )
-                    target, rel_type = rels.get(rel_id, (None, ""))
-                    sheet_kind = local_name(rel_type.replace("/", "}")) or "worksheet"
-                    if sheet_kind == "xlMacrosheet":
-                        sheet_kind = "macrosheet"
-                    sheet_name = sheet.get("name", f"Sheet{number}")
-                    self._sheet_parts[sheet_name] = target
-                    self._sheets.append(
-                        SheetInfo(
-                            name=sheet_name,
-                            number=number,
-                            state=sheet.get("state", "visible"),
-                            kind=sheet_kind,
-                            dimension=None,
-                        )
-                    )
         self.styles_part = self._related(rels, "/styles")
         self.strings_part = self._related(rels, "/sharedStrings")
+
+    def _read_workbook(self, rels: dict[str, tuple[str | None, str]]) -> None:
+        """The date system and the sheets, from the workbook part."""
+        with self.open(self.workbook_part) as stream:
+            elements = scan(stream, (("workbookPr",), ("sheets", "sheet")))
+            for path, attrib in elements:
+                if path == ("workbookPr",):
+                    self.date1904 = attrib.get("date1904", "").lower() in ("1", "true")
+                    continue
+                number = len(self._sheets) + 1
+                if number > limits.MAX_SHEETS:
+                    # Each sheet's head is read to list them: a workbook of a million
+                    # sheets would be read a million times.
+                    raise InputError(
+                        f"{self.path}: the workbook has more than {limits.MAX_SHEETS:,} "
+                        "sheets; open it in Excel and save the sheet to load as a workbook "
+                        "of its own"
+                    )
+                rel_id = next(
+                    (value for key, value in attrib.items() if local_name(key) == "id"), ""
+                )
+                target, rel_type = rels.get(rel_id, (None, ""))
+                sheet_kind = local_name(rel_type.replace("/", "}")) or "worksheet"
+                if sheet_kind == "xlMacrosheet":
+                    sheet_kind = "macrosheet"
+                sheet_name = attrib.get("name", f"Sheet{number}")
+                self._sheet_parts[sheet_name] = target
+                self._sheets.append(
+                    SheetInfo(
+                        name=sheet_name,
+                        number=number,
+                        state=attrib.get("state", "visible"),
+                        kind=sheet_kind,
+                        dimension=None,
+                    )
+                )
 
     def close(self) -> None:
         self.zip.close()
@@ -244,14 +268,37 @@ class Package:
         part = self._sheet_parts.get(info.name)
         if part is None or not self.has(part):
             raise InputError(
-                f"{self.path}: the workbook is damaged (the cells of sheet {info.name!r} are "
-                "missing); open it in Excel and save it again"
+                f"{self.path}: the workbook is damaged (the cells of sheet "
+                f"{limits.shown(info.name)} are missing); open it in Excel and save it again"
             )
         return part
 
     def open(self, part: str) -> IO[bytes]:
-        """The decompressed content of ``part`` as a stream."""
-        return self.zip.open(self._names[part.lower()])
+        """The decompressed content of ``part`` as a stream; ``InputError`` if it would
+        expand past the limits (a zip bomb)."""
+        info = self.zip.getinfo(self._names[part.lower()])
+        self._check_expansion(info)
+        return self.zip.open(info)
+
+    def _check_expansion(self, info: zipfile.ZipInfo) -> None:
+        """Refuse a part that would expand too much, before reading a byte of it.
+
+        The whole file is refused, not the part alone: a part that expands like a zip bomb
+        was not written by a spreadsheet program, and nothing else in the file can be
+        trusted to be what it seems."""
+        size, packed = info.file_size, info.compress_size
+        ratio = size / max(packed, 1)
+        if size > limits.MAX_PART_BYTES:
+            why = f"more than the {limits.MAX_PART_BYTES:,} bytes a part may have"
+        elif size > limits.EXPANSION_FLOOR and ratio > limits.MAX_EXPANSION:
+            why = f"a workbook's part expands at most {limits.MAX_EXPANSION} times"
+        else:
+            return
+        raise InputError(
+            f"{self.path}: part {info.filename} expands from {packed:,} to {size:,} bytes "
+            f"({ratio:,.0f} times; {why}): not a workbook a spreadsheet program saved, "
+            "refused unread"
+        )
 
     def size(self, part: str) -> int:
         """The decompressed size of ``part`` in bytes, as the zip's directory records it."""
@@ -259,10 +306,6 @@ class Package:
 
     def has(self, part: str) -> bool:
         return part.lower() in self._names
-
-    def xml(self, part: str) -> ElementTree.Element:
-        with self.open(part) as stream:
-            return ElementTree.parse(stream).getroot()
 
     def _main_part(self) -> str:
         if self.has("_rels/.rels"):
@@ -278,15 +321,22 @@ class Package:
         if not self.has(rels_part):
             return {}
         found: dict[str, tuple[str | None, str]] = {}
-        for rel in self.xml(rels_part):
-            target = rel.get("Target", "")
-            if rel.get("TargetMode") == "External":
-                part_name = None
-            elif target.startswith("/"):
-                part_name = unquote(target[1:])
-            else:
-                part_name = posixpath.normpath(posixpath.join(folder, unquote(target)))
-            found[rel.get("Id", "")] = (part_name, rel.get("Type", ""))
+        with self.open(rels_part) as stream:
+            for _, rel in scan(stream, (("Relationship",),)):
+                target = rel.get("Target", "")
+                if rel.get("TargetMode") == "External":
+                    part_name = None
+                elif target.startswith("/"):
+                    part_name = unquote(target[1:])
+                else:
+                    part_name = posixpath.normpath(posixpath.join(folder, unquote(target)))
+                found[rel.get("Id", "")] = (part_name, rel.get("Type", ""))
+                if len(found) > _MAX_RELATIONSHIPS:
+                    raise InputError(
+                        f"{self.path}: part {rels_part} lists more than "
+                        f"{_MAX_RELATIONSHIPS:,} relationships; open the workbook in Excel "
+                        "and save it again"
+                    )
         return found
 
     def _related(self, rels: dict[str, tuple[str | None, str]], type_end: str) -> str | None:
@@ -317,20 +367,17 @@ class SheetHead:
         if root is None:
             raise ValueError("no <worksheet> element")
         start_tag, end_tag = root[0].decode(), f"</{root[1].decode()}>"
-        head = ElementTree.fromstring(data[root.start() : found.start()] + end_tag.encode())
+        head = io.BytesIO(data[root.start() : found.start()] + end_tag.encode())
         dimension = None
         hidden: list[tuple[int, int]] = []
-        for element in head:
-            name = local_name(element.tag)
-            if name == "dimension":
-                dimension = element.get("ref")
-            elif name == "cols":
-                for col in element:
-                    if col.get("hidden", "").lower() in ("1", "true"):
-                        try:
-                            hidden.append((int(col.get("min", "")), int(col.get("max", ""))))
-                        except ValueError:
-                            continue
+        for path, attrib in scan(head, (("dimension",), ("cols", "col"))):
+            if path == ("dimension",):
+                dimension = attrib.get("ref")
+            elif attrib.get("hidden", "").lower() in ("1", "true"):
+                try:
+                    hidden.append((int(attrib.get("min", "")), int(attrib.get("max", ""))))
+                except ValueError:
+                    continue
         return cls(
             start_tag=start_tag,
             end_tag=end_tag,
