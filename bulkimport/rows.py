@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -16,6 +17,34 @@ HEAD_BYTES = 64 * 1024
 #: fixed report is read back as is. ``_extra`` holds the cells of a row that fit no column
 #: (or says how many were missing): a row whose ``_extra`` is not empty stays invalid.
 REPORT_COLUMNS = ("_extra", "_line", "_state", "_code", "_message")
+
+#: What makes a spreadsheet take a cell for a formula or a command (OWASP's CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: The mark a report puts before such a cell; reading a report back takes it off again.
+INERT_MARK = "'"
+_PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?")
+
+
+def inert(cell: str) -> str:
+    """``cell`` as a report writes it: a leading ``'`` before a value a spreadsheet would run
+    as a formula (``=HYPERLINK(…)``, ``@SUM(…)``, ``-2+3``), and before one that starts with
+    the mark itself, so that reading it back (``revive``, which the reader applies to every
+    cell of a report) gives exactly the value. A plain number (``-2``, ``+8613800138000``)
+    stays as it is: a spreadsheet shows it, runs nothing."""
+    if cell.startswith(INERT_MARK) or (
+        cell.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.fullmatch(cell)
+    ):
+        return INERT_MARK + cell
+    return cell
+
+
+def revive(cell: str) -> str:
+    """The value ``inert`` wrote as ``cell``."""
+    if cell.startswith(INERT_MARK) and (
+        cell[1:].startswith(INERT_MARK) or cell[1:].startswith(FORMULA_STARTS)
+    ):
+        return cell[1:]
+    return cell
 
 
 class Repair(NamedTuple):

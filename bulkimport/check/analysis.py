@@ -35,6 +35,9 @@ The groups, by code (stable: scripts may rely on them):
 ``phone-truncated``         see below
 ``duplicate-phone``         the phone number is already on an earlier line (both are given)
 ``value-too-long``          a value longer than ``max_length`` characters
+``formula-like``            (a note) a value a spreadsheet would run as a formula
+                            (``=HYPERLINK(…)``, ``@SUM(…)``, ``+cmd|…``): sent as it is; a
+                            failed-rows report writes it with a leading ``'`` (``rows.inert``)
 ``formula-without-value``   (a workbook) formula cells with no value saved in the file: they
                             read empty (the workbook was written by a program that does not
                             compute formulas); counted, with the row of the first
@@ -128,12 +131,19 @@ GROUP_TITLES: dict[str, str] = {
     "duplicate-phone": "phone number already on an earlier line",
     "value-too-long": "value too long",
     "formula-without-value": "formula without a saved value (read empty)",
+    "formula-like": "value a spreadsheet would run as a formula (sent as it is; inert in reports)",
 }
 #: Groups that say what run does, not what is wrong: they leave a file clean.
-NOTE_GROUPS = frozenset(code for code in GROUP_TITLES if code.startswith("repaired-"))
+NOTE_GROUPS = frozenset(
+    code for code in GROUP_TITLES if code.startswith("repaired-") or code == "formula-like"
+)
 
 # One search over the encoded record decides whether any cell needs the full test.
 _SCIENTIFIC_HINT = re.compile(r"\d[eE][+-]?\d")
+# A value that starts like a formula: after a field's "=" (or a record separator's "|").
+_FORMULA_HINT = re.compile(r"=[=@+\-]")
+# What a spreadsheet runs: "=" or "@" and more, or "+"/"-" and more that is not a number.
+_FORMULA = re.compile(r"[=@].|[+\-](?![0-9 .,]*$)\S")
 
 
 class PhoneSource(StrEnum):
@@ -690,6 +700,8 @@ class Checker:
                 self._long_values(line, cells)
             if _SCIENTIFIC_HINT.search(record):
                 self._scientific_values(line, cells)
+            if _FORMULA_HINT.search(record):
+                self._formula_values(line, cells)
             if phone_index is not None:
                 value = cells[phone_index]
                 if not value:
@@ -749,6 +761,21 @@ class Checker:
                     Finding(
                         line,
                         f"{name} has {len(value):,} characters (more than {limit:,})",
+                        name,
+                        value,
+                    ),
+                )
+
+    def _formula_values(self, line: int, cells: tuple[str, ...]) -> None:
+        for index, name in self._sent:
+            value = cells[index]
+            if _FORMULA.match(value):
+                self._add(
+                    "formula-like",
+                    Finding(
+                        line,
+                        f"{name} {_show(value)} starts like a formula: a spreadsheet that "
+                        "opens it runs it (sent as it is; a report marks it with ')",
                         name,
                         value,
                     ),

@@ -35,7 +35,7 @@ from typing import TextIO
 from bulkimport.errors import ConfigError, DiskFull
 from bulkimport.jobs.events import event
 from bulkimport.portable import BINARY, NOFOLLOW
-from bulkimport.rows import REPORT_COLUMNS
+from bulkimport.rows import FORMULA_STARTS, INERT_MARK, REPORT_COLUMNS, inert
 from bulkimport.states import RowState
 from bulkimport.storage import Job, RowReports, Storage
 
@@ -174,6 +174,10 @@ def _extra_text(cells: tuple[str, ...], width: int, old_extra: int | None) -> st
     return ""
 
 
+def _no_formula(text: str) -> str:
+    return INERT_MARK + text if text.startswith(FORMULA_STARTS) else text
+
+
 async def write_rows(
     reports: RowReports,
     job: Job,
@@ -185,19 +189,21 @@ async def write_rows(
     kept, old_extra, width = _report_layout(job)
     header = job.format.header
     writer = csv.writer(out)
-    writer.writerow([*(header[index] for index in kept), *REPORT_COLUMNS])
+    writer.writerow([*(inert(header[index]) for index in kept), *REPORT_COLUMNS])
     count = 0
     async for row in reports.iter_rows(job.id, states):
         cells = row.cells
-        own = [cells[index] if index < len(cells) else "" for index in kept]
+        own = [inert(cells[index]) if index < len(cells) else "" for index in kept]
         writer.writerow(
             [
                 *own,
-                _extra_text(cells, width, old_extra),
+                inert(_extra_text(cells, width, old_extra)),
                 row.line,
                 row.state.value,
                 row.last_code or "",
-                row.last_message or "",
+                # The server's words: never a formula, whatever it answered (not read back:
+                # no mark of its own to double).
+                _no_formula(row.last_message or ""),
             ]
         )
         count += 1

@@ -18,7 +18,7 @@ from typing import NamedTuple
 from bulkimport.errors import ConfigError, InputError, RecordError
 from bulkimport.protocol import encode_record
 from bulkimport.reader.limits import listed, shown
-from bulkimport.rows import REPORT_COLUMNS
+from bulkimport.rows import REPORT_COLUMNS, revive
 
 #: Title lines above the header: at most this many, each filling at most this many cells ...
 TITLE_MAX_LINES = 10
@@ -92,6 +92,9 @@ def clean_header(names: Sequence[str]) -> tuple[str, ...]:
     cleaned = [name.replace("\ufeff", "").strip() for name in names]
     while cleaned and not cleaned[-1]:
         cleaned.pop()
+    if set(REPORT_COLUMNS[1:]) <= set(cleaned):
+        # A failed-rows report: its names as they were before it marked the formula-like.
+        cleaned = [revive(name) for name in cleaned]
     return tuple(cleaned)
 
 

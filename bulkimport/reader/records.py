@@ -32,7 +32,7 @@ from bulkimport.protocol import RECORD_SEPARATOR, decode_record, encode_record
 from bulkimport.reader.format import FileFormat
 from bulkimport.reader.limits import shown
 from bulkimport.reader.phones import examine_phone
-from bulkimport.rows import REPORT_COLUMNS, NewRow, Repair
+from bulkimport.rows import REPORT_COLUMNS, NewRow, Repair, revive
 from bulkimport.states import InvalidReason, RepairKind, RowState
 
 _new_tuple = tuple.__new__
@@ -90,14 +90,18 @@ class RecordMaker:
         # A failed-rows report read back: a row whose _extra says its cells did not fit
         # stays invalid until a person empties it (the column itself is dropped).
         self.extra = fmt.header.index(EXTRA_COLUMN) if EXTRA_COLUMN in fmt.header else None
+        # Its cells as they were before the report marked the formula-like ones (``inert``).
+        self.report = set(REPORT_COLUMNS[1:]) <= set(fmt.header)
         #: Blank records met so far (``make`` returned ``None``); the reader resets it.
         self.blank_records = 0
         #: Values repaired so far in pending rows, per kind; the reader resets it.
         self.repaired: Counter[RepairKind] = Counter()
 
     def clean(self, cells: Sequence[str]) -> tuple[str, ...]:
-        """The cells as they are sent: trimmed, unless the format keeps spaces."""
-        return tuple(map(str.strip, cells)) if self.trim else tuple(cells)
+        """The cells as they are sent: trimmed, unless the format keeps spaces; a report's as
+        they were before it was written."""
+        cleaned = tuple(map(str.strip, cells)) if self.trim else tuple(cells)
+        return tuple(map(revive, cleaned)) if self.report else cleaned
 
     def make(self, line: int, cells: Sequence[str], undecodable: bool = False) -> NewRow | None:
         """The row for a record starting at ``line`` (any record, valid or not), or ``None``
@@ -113,7 +117,7 @@ class RecordMaker:
         # Pipes of a record of n parts: 2 * n + part_pipes.
         part_pipes = self.tail_pipes
         join, add, strip = RECORD_SEPARATOR.join, operator.add, str.strip
-        if not self.countable or self.extra is not None:
+        if not self.countable or self.extra is not None or self.report:
             return lambda line, cells: general(line, self.clean(cells), False)
         columns = [index for index, _ in self.phones]
         # The phone numbers of a record as one text: all digits (or empty) needs no more.
