@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -11,8 +12,34 @@ from typing import Any
 import pytest
 
 from bulkimport.sandbox import Faults, SandboxConfig, SandboxHandle, serve_sandbox
+from tests.helpers import kill_leftover_processes
 
 SandboxFactory = Callable[..., Awaitable[SandboxHandle]]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _child_processes_keep_their_bytecode(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[None]:
+    """With PYTHONDONTWRITEBYTECODE set, each ``bulkimport`` process a test starts would
+    compile the package and its dependencies anew, a quarter of a second every time, hundreds
+    of times: they keep their bytecode in the session's temporary folder instead (never in the
+    checkout), compiled once."""
+    if not sys.flags.dont_write_bytecode:
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+        patch.setenv("PYTHONPYCACHEPREFIX", str(tmp_path_factory.mktemp("pycache")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+async def _no_process_outlives_its_test() -> AsyncIterator[None]:
+    """Every process the test started (``tests.helpers.start_process``) and left running, on
+    a timeout or a failed assertion, is killed with its process group when the test ends."""
+    yield
+    await kill_leftover_processes()
 
 
 @pytest.fixture

@@ -1,16 +1,21 @@
 """Helpers for tests that run ``bulkimport`` as a child process against a sandbox.
 
 The sandbox runs in the test's event loop; each command runs as a real process, as a user
-or cron would run it, so signals, exit codes and files on disk are the real ones.
+or cron would run it, so signals, exit codes and files on disk are the real ones. Every process
+a test starts goes through ``start_process``: in a process group of its own, and killed with
+that group when the test ends without having waited for it (a timeout, a failed assertion), so
+that no process outlives its test.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
 import re
+import signal
 import sqlite3
 import sys
 from collections.abc import Iterable, Sequence
@@ -97,7 +102,7 @@ def command() -> list[str]:
 async def _exec(
     args: Sequence[str], cwd: Path, env: dict[str, str], out: Any, err: Any
 ) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+    return await start_process(
         *command(),
         *args,
         cwd=cwd,
@@ -115,9 +120,17 @@ async def bulkimport(
     env: dict[str, str] | None = None,
     timeout_s: float = 120,
 ) -> Done:
-    """Run ``bulkimport ARGS`` to its end and return its exit code and output."""
+    """Run ``bulkimport ARGS`` to its end and return its exit code and output; a command
+    still running after ``timeout_s`` is killed and fails the test."""
     proc = await spawn(*args, cwd=cwd, password=password, env=env, capture=True)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
+    except TimeoutError:
+        raise AssertionError(
+            f"`bulkimport {' '.join(args)}` was still running after {timeout_s:g} s: killed"
+        ) from None
+    finally:
+        await kill_process(proc)  # when it has not ended: a timeout, a cancelled test
     assert proc.returncode is not None
     return Done(proc.returncode, decode_output(out), decode_output(err))
 
@@ -135,6 +148,44 @@ def decode_output(data: bytes) -> str:
         lambda m: chr(int(m.group(1) or m.group(2) or m.group(3), 16)),
         text,
     )
+
+
+# --- processes that end with their test ---------------------------------------------------------
+
+#: The processes started by the running test and not known to have ended.
+_started: list[asyncio.subprocess.Process] = []
+
+
+async def start_process(program: str, *args: str, **options: Any) -> asyncio.subprocess.Process:
+    """``asyncio.create_subprocess_exec`` for a test: the process leads a process group of its
+    own (what it starts is killed with it), and is killed at the end of the test if it is
+    still running then (``kill_leftover_processes``, from an autouse fixture in conftest.py)."""
+    if os.name == "posix":
+        options.setdefault("start_new_session", True)
+    proc = await asyncio.create_subprocess_exec(program, *args, **options)
+    _started[:] = [started for started in _started if started.returncode is None]
+    _started.append(proc)
+    return proc
+
+
+async def kill_process(proc: asyncio.subprocess.Process) -> None:
+    """``kill -9`` a process from ``start_process`` with its process group, and wait for it;
+    nothing if it has ended."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if os.name == "posix" and os.getpgid(proc.pid) == proc.pid:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+        await proc.wait()
+
+
+async def kill_leftover_processes() -> None:
+    """Kill every process the test started and left running."""
+    leftovers = [proc for proc in _started if proc.returncode is None]
+    _started.clear()
+    for proc in leftovers:
+        await kill_process(proc)
 
 
 def target(sandbox: SandboxHandle, *more: str, campaign: str = "1") -> list[str]:

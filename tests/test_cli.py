@@ -7,6 +7,7 @@ process, as a user or cron would run it, so signals and exit codes are the real 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sqlite3
@@ -31,6 +32,7 @@ from tests.helpers import (
     job_state,
     row_states,
     spawn,
+    start_process,
     target,
     write_csv,
 )
@@ -127,7 +129,7 @@ async def test_kill_mid_send_then_resume_loses_nothing_and_resends_little(
     rows = 1500
     csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(rows)])
     env = base_env(BULKIMPORT_PASSWORD="secret")
-    proc = await asyncio.create_subprocess_exec(
+    proc = await start_process(
         *command(), "run", str(csv_file), *target(sandbox),
         "--rate", "0", "--concurrency", "8", "--quiet",
         cwd=tmp_path, env=env, stdin=asyncio.subprocess.DEVNULL,
@@ -164,7 +166,7 @@ async def test_sigterm_stops_cleanly_with_exit_130_and_resumes(
 ) -> None:
     sandbox = await sandbox_factory(faults=Faults(latency_s=0.05))
     csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(400)])
-    proc = await asyncio.create_subprocess_exec(
+    proc = await start_process(
         *command(), "run", str(csv_file), *target(sandbox),
         "--rate", "0", "--concurrency", "4",
         cwd=tmp_path, env=base_env(BULKIMPORT_PASSWORD="secret"),
@@ -181,6 +183,7 @@ async def test_sigterm_stops_cleanly_with_exit_130_and_resumes(
     states = set(row_states(tmp_path / "bulkimport.db").values())
     assert "in_flight" not in states
     assert "pending" in states
+    sandbox.set_faults(Faults())  # slow answers were for the stop; the rest goes at once
     resumed = await bulkimport("resume", "1", cwd=tmp_path)
     assert resumed.code == 0, resumed.err
     held = await customers(sandbox)
@@ -416,10 +419,36 @@ async def test_ctrl_c_while_reading_says_what_it_keeps(tmp_path: Path) -> None:
 
 
 @pytest.mark.posix_only("a signal sent to another process (Windows has console events instead)")
+def has_open(pid: int, path: Path) -> bool | None:
+    """Whether process ``pid`` has ``path`` open; None without /proc to look in."""
+    fds = Path(f"/proc/{pid}/fd")
+    if not fds.is_dir():
+        return None
+    target = str(path.resolve())
+    with contextlib.suppress(OSError):  # a descriptor closed while looking
+        return any(os.readlink(fd) == target for fd in fds.iterdir())
+    return False
+
+
+async def reading(proc: asyncio.subprocess.Process, path: Path) -> None:
+    """Return once ``proc`` has ``path`` open: past its start-up (a Ctrl-C during the imports
+    is Python's, not the command's), at work on the file. Without /proc to look in: a second."""
+    for _ in range(3000):
+        found = has_open(proc.pid, path)
+        if found is None:
+            await asyncio.sleep(1.0)
+            return
+        if found:
+            return
+        assert proc.returncode is None, "the command ended before it read the file"
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the command did not open {path} in 30 s")
+
+
 async def test_ctrl_c_in_check_exits_130(tmp_path: Path) -> None:
     csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(400_000)])
     proc = await spawn("check", str(csv_file), cwd=tmp_path, capture=True)
-    await asyncio.sleep(1.0)
+    await reading(proc, csv_file)
     proc.send_signal(signal.SIGINT)
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 130

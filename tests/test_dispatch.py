@@ -631,6 +631,7 @@ async def test_a_server_that_fails_every_call_is_an_outage_that_costs_no_attempt
 # --- rate limit and Retry-After ---------------------------------------------------------------
 
 
+@pytest.mark.serial  # the rate reached, at least 95 % of the limit
 async def test_rate_limit_holds_at_the_server(
     queue: SqliteStorage, http: aiohttp.ClientSession, sandbox: SandboxHandle
 ) -> None:
@@ -652,6 +653,7 @@ async def test_rate_limit_holds_at_the_server(
     assert rate * 0.95 <= overall <= rate * 1.01
 
 
+@pytest.mark.serial  # the pauses, to the millisecond
 async def test_retry_after_pauses_every_worker(
     queue: SqliteStorage, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
 ) -> None:
@@ -744,6 +746,7 @@ async def test_fatal_answer_stops_the_job_and_leaves_rows_pending(
 # --- stop and outage --------------------------------------------------------------------------
 
 
+@pytest.mark.serial  # how soon it returns
 async def test_stop_finishes_calls_in_flight_and_leaves_the_rest_pending(
     queue: SqliteStorage, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
 ) -> None:
@@ -794,6 +797,7 @@ async def test_stop_finishes_calls_in_flight_and_leaves_the_rest_pending(
     assert {customer["writes"] for customer in stored.values()} == {1}
 
 
+@pytest.mark.serial  # how soon it returns
 async def test_stop_after_grace_gives_back_unanswered_rows_and_loses_none(
     queue: SqliteStorage, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
 ) -> None:
@@ -842,6 +846,7 @@ async def test_stop_after_grace_gives_back_unanswered_rows_and_loses_none(
     assert {customer["writes"] for customer in stored.values()} == {1}
 
 
+@pytest.mark.serial  # how soon it returns
 async def test_stop_does_not_wait_out_a_retry_after_pause(
     queue: SqliteStorage, http: aiohttp.ClientSession, sandbox_factory: SandboxFactory
 ) -> None:
@@ -1088,7 +1093,7 @@ async def test_a_get_too_long_for_a_url_is_rejected_without_being_sent(
     queue: SqliteStorage, http: aiohttp.ClientSession, sandbox: SandboxHandle
 ) -> None:
     job_id = await make_job(queue, [record(1), record(2, memo="x" * 9000)])
-    settings = send_settings()
+    settings = send_settings(method="get")
     result = await dispatch(
         queue, job_id, HttpTransport(http, sandbox.url, PARAMS, settings), settings
     )
@@ -1149,3 +1154,62 @@ async def test_a_row_sent_again_before_the_outage_was_confirmed_gets_its_attempt
     rows = await rows_of(queue, job_id)
     assert {row.state for row in rows} == {RowState.DONE}
     assert [row.attempts for row in rows] == [1, 1]  # the outage cost neither an attempt
+
+
+# --- a server that does not take the job's HTTP method ------------------------------------------
+
+
+@dataclass
+class GetOnlyServer(Transport):
+    """Answers every call (by POST) with ``refusal``; the other method (GET) is answered."""
+
+    refusal: Outcome
+    asked: int = 0
+    sent: int = 0
+
+    async def send(self, record: str) -> Outcome:
+        self.sent += 1
+        await asyncio.sleep(0.001)
+        return self.refusal
+
+    async def other_method(self) -> Method | None:
+        self.asked += 1
+        return Method.GET
+
+
+@pytest.mark.parametrize("reached_before", [False, True])
+@pytest.mark.parametrize("status", [405, 200])
+async def test_no_answer_to_post_but_to_get_stops_naming_get_and_costs_no_attempt(
+    queue: SqliteStorage, reached_before: bool, status: int
+) -> None:
+    job_id = await make_job(queue, [record(n) for n in range(40)])
+    refusal = classify_http(status, "<html><title>Not here</title></html>")
+    server = GetOnlyServer(refusal)
+    # A URL that answered before meets the 405 as fatal and the pages as an outage: both are
+    # told apart too, before --max-outage.
+    settings = send_settings(concurrency=4, max_outage_s=600.0)
+    result = await dispatch(queue, job_id, server, settings, reached_before=reached_before)
+    assert (result.end, result.cause) == (SendEnd.STOPPED, StopCause.NEVER_REACHED)
+    assert result.other_method is Method.GET
+    assert result.outcome is not None and result.outcome.status == status
+    assert server.asked == 1 and server.sent <= 4 + 5
+    rows = await rows_of(queue, job_id)
+    assert {(row.state, row.attempts) for row in rows} == {(RowState.PENDING, 0)}
+
+
+async def test_a_url_that_answers_neither_method_stops_as_a_wrong_url(
+    queue: SqliteStorage,
+) -> None:
+    @dataclass
+    class Nowhere(GetOnlyServer):
+        async def other_method(self) -> Method | None:
+            self.asked += 1
+            return None
+
+    job_id = await make_job(queue, [record(n) for n in range(10)])
+    server = Nowhere(classify_http(404, "<title>404 Not Found</title>"))
+    result = await dispatch(
+        queue, job_id, server, send_settings(concurrency=2), reached_before=False
+    )
+    assert (result.cause, result.other_method) == (StopCause.NEVER_REACHED, None)
+    assert server.asked == 1

@@ -14,7 +14,7 @@ import pytest
 import bulkimport
 from bulkimport import Client, JobState, RowState, SendSettings, Target
 from bulkimport.sandbox import SandboxHandle
-from tests.helpers import ROOT, base_env, write_csv
+from tests.helpers import ROOT, base_env, start_process, write_csv
 
 LIBRARY_DOC = ROOT / "docs" / "library.md"
 
@@ -38,7 +38,7 @@ async def test_the_documented_example_loads_a_file_into_the_sandbox(
     write_csv(tmp_path / "leads.csv", ["name,phone1", "张三,13800000001", "李四,13800000002"])
     (tmp_path / "example.py").write_text(example_code(), encoding="utf-8")
     env = base_env(CC_URL=sandbox.url, CC_PASSWORD="secret")
-    process = await asyncio.create_subprocess_exec(
+    process = await start_process(
         sys.executable,
         "example.py",
         cwd=tmp_path,
@@ -54,7 +54,7 @@ async def test_the_documented_example_loads_a_file_into_the_sandbox(
     assert "job 1 finished: 2 done" in lines
     assert lines[-1] == "job 2 finished: 1 done"  # the rows from a program
     # The job is the command line's too: `status` reads it from the same database.
-    status = await asyncio.create_subprocess_exec(
+    status = await start_process(
         sys.executable, "-m", "bulkimport", "status", "--json", "--db", "leads.db",
         cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip

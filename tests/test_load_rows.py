@@ -27,12 +27,21 @@ from bulkimport import (
     SendSettings,
     Target,
 )
+from bulkimport.jobs import staging
 from bulkimport.reader import cell_text
 from bulkimport.rows import REPORT_COLUMNS
 from bulkimport.sandbox import SandboxHandle
 from tests.helpers import arrivals, customers, query, stats
 
 FAST = SendSettings(rate_per_s=0, max_attempts=1)
+#: Rows are staged in batches of ``STAGE_BATCH_ROWS`` (5,000); here in batches of 500, so that
+#: the tests of what happens across batches send a tenth of the rows.
+BATCH = 500
+
+
+@pytest.fixture(autouse=True)
+def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(staging, "STAGE_BATCH_ROWS", BATCH)
 
 
 def target_of(sandbox: SandboxHandle, password: str = "secret") -> Target:
@@ -119,8 +128,8 @@ async def test_an_async_source_is_staged_in_batches_while_its_rows_are_sent(
 
     async def changed() -> AsyncIterator[dict[str, Any]]:
         nonlocal ended_s
-        for index, row in enumerate(contacts(12_000)):
-            if index % 5000 == 0:
+        for index, row in enumerate(contacts(2 * BATCH + 200)):
+            if index % BATCH == 0:
                 await asyncio.sleep(0.5)  # a page of a remote query
             yield row
         ended_s = time.time()
@@ -129,12 +138,12 @@ async def test_an_async_source_is_staged_in_batches_while_its_rows_are_sent(
         target_of(sandbox), db=tmp_path / "q.db", send=FAST, on_progress=events.append
     ) as client:
         summary = await client.load_rows(changed(), name="warehouse")
-    assert (summary.state, summary.counts[RowState.DONE]) == (JobState.FINISHED, 12_000)
+    assert (summary.state, summary.counts[RowState.DONE]) == (JobState.FINISHED, 2 * BATCH + 200)
     staged = [e.rows for e in events if e.phase == "reading" and not e.finished and e.rows]
-    assert staged == [5000, 10_000, 12_000]  # one commit per batch, each durable
+    assert staged == [BATCH, 2 * BATCH, 2 * BATCH + 200]  # one commit per batch, each durable
     # Sending did not wait for the end of the rows: the server heard from it before.
     assert min(arrived for arrived, _, _ in await arrivals(sandbox)) < ended_s
-    assert len(await customers(sandbox)) == 12_000
+    assert len(await customers(sandbox)) == 2 * BATCH + 200
 
 
 class SourceFailed(Exception):
@@ -152,10 +161,10 @@ async def test_a_source_that_fails_leaves_a_job_the_same_name_resumes_without_se
 ) -> None:
     async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
         with pytest.raises(SourceFailed):
-            await client.load_rows(breaks_after(7_500), name="crm")
+            await client.load_rows(breaks_after(BATCH + BATCH // 2), name="crm")
         [first] = await client.jobs()
         assert first.state is JobState.INTERRUPTED
-        assert first.total == 5000  # the batch that was whole; the 2,500 after it were not
+        assert first.total == BATCH  # the batch that was whole; the half one after it was not
         # The command line (or a library resume) cannot go on staging: only the program can.
         with pytest.raises(ConfigError, match="load the same rows under the same name"):
             await client.resume(first.job)
@@ -163,17 +172,17 @@ async def test_a_source_that_fails_leaves_a_job_the_same_name_resumes_without_se
 
         def counted() -> Iterator[dict[str, Any]]:
             nonlocal pulled
-            for row in contacts(9_000):
+            for row in contacts(BATCH + 400):
                 pulled += 1
                 yield row
 
         again = await client.load_rows(counted(), name="crm")
     assert (again.job, again.state) == (first.job, JobState.FINISHED)
-    assert again.counts[RowState.DONE] == 9_000 and again.total == 9_000
-    assert pulled == 9_000
-    assert len(await customers(sandbox)) == 9_000
+    assert again.counts[RowState.DONE] == BATCH + 400 and again.total == BATCH + 400
+    assert pulled == BATCH + 400
+    assert len(await customers(sandbox)) == BATCH + 400
     # Each row reached the server once: nothing was staged, or sent, twice.
-    assert (await stats(sandbox))["requests"] == 9_000
+    assert (await stats(sandbox))["requests"] == BATCH + 400
 
 
 async def test_fewer_rows_on_resume_than_were_staged_is_an_error_naming_both(
@@ -181,27 +190,31 @@ async def test_fewer_rows_on_resume_than_were_staged_is_an_error_naming_both(
 ) -> None:
     async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
         with pytest.raises(SourceFailed):
-            await client.load_rows(breaks_after(6000), name="crm")
-        with pytest.raises(InputError, match="3 rows given, fewer than the 5,000 job 1 has"):
+            await client.load_rows(breaks_after(BATCH + 100), name="crm")
+        with pytest.raises(InputError, match=f"3 rows given, fewer than the {BATCH} job 1 has"):
             await client.load_rows(contacts(3), name="crm")
-        done = await client.load_rows(contacts(6000), name="crm")
-    assert (done.job, done.state, done.counts[RowState.DONE]) == (1, JobState.FINISHED, 6000)
+        done = await client.load_rows(contacts(BATCH + 100), name="crm")
+    assert (done.job, done.state, done.counts[RowState.DONE]) == (
+        1,
+        JobState.FINISHED,
+        BATCH + 100,
+    )
 
 
 async def test_a_job_stopped_by_a_fatal_answer_resumes_under_its_name(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:
     async with Client(target_of(sandbox, "wrong"), db=tmp_path / "q.db", send=FAST) as client:
-        stopped = await client.load_rows(contacts(6000), name="crm")
+        stopped = await client.load_rows(contacts(BATCH + 100), name="crm")
     assert stopped.state is JobState.STOPPED and stopped.counts[RowState.DONE] == 0
     async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
-        done = await client.load_rows(contacts(6000), name="crm")
+        done = await client.load_rows(contacts(BATCH + 100), name="crm")
     assert (done.job, done.state, done.counts[RowState.DONE]) == (
         stopped.job,
         JobState.FINISHED,
-        6000,
+        BATCH + 100,
     )
-    assert len(await customers(sandbox)) == 6000
+    assert len(await customers(sandbox)) == BATCH + 100
 
 
 async def test_rows_of_a_database_cursor_load_as_they_come(
@@ -214,7 +227,7 @@ async def test_rows_of_a_database_cursor_load_as_they_come(
     crm.execute("CREATE TABLE contacts (customername TEXT, phone1 INTEGER, city TEXT)")
     crm.executemany(
         "INSERT INTO contacts VALUES (?, ?, ?)",
-        [(f"客户{i}", 13700000000 + i, "广州") for i in range(7000)],
+        [(f"客户{i}", 13700000000 + i, "广州") for i in range(BATCH + 200)],
     )
     try:
         async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
@@ -222,11 +235,11 @@ async def test_rows_of_a_database_cursor_load_as_they_come(
             summary = await client.load_rows(cursor, name="crm")
     finally:
         crm.close()
-    assert (summary.state, summary.counts[RowState.DONE]) == (JobState.FINISHED, 7000)
+    assert (summary.state, summary.counts[RowState.DONE]) == (JobState.FINISHED, BATCH + 200)
     server = await held(sandbox)
-    assert server["13700006999"] == {
-        "customername": "客户6999",
-        "phone1": "13700006999",
+    assert server["13700000699"] == {
+        "customername": "客户699",
+        "phone1": "13700000699",
         "city": "广州",
     }
 

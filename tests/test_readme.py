@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from tests.helpers import ROOT, base_env
+from tests.helpers import ROOT, base_env, start_process
 
 
 def quickstart() -> str:
@@ -27,7 +27,7 @@ async def test_the_quickstart_leaves_the_checkout_clean(tmp_path: Path) -> None:
     command = quickstart().replace(
         ".venv/bin/bulkimport", f"{shlex.quote(sys.executable)} -m bulkimport"
     )
-    proc = await asyncio.create_subprocess_exec(
+    proc = await start_process(
         "sh", "-c", command, cwd=checkout, env=base_env(TMPDIR=str(temporary)),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -144,6 +144,7 @@ async def test_a_runner_killed_while_sending_leaves_a_job_shown_interrupted(
     assert " interrupted " in line and "[no runner; last seen " in line
 
     in_flight = dict(query(tmp_path / "nightly.db", "SELECT state, n FROM job_counts"))["in_flight"]
+    sandbox.set_faults(Faults())  # slow answers were for the kill; the rest goes at once
     resumed = await bulkimport("resume", "--db", "nightly.db", cwd=tmp_path)
     assert resumed.code == 0, resumed.err
     pending = 400 - int(status.out.split("done")[1].split()[0]) - in_flight
@@ -205,5 +206,6 @@ async def test_a_job_with_a_live_runner_shows_it_is_running(
                 break
         summary = (await bulkimport("status", "--json", cwd=tmp_path)).json()
         assert (summary["state"], summary["runner_alive"]) == ("running", True)
+        sandbox.set_faults(Faults())  # seen running: the rest goes at once
     finally:
         assert await proc.wait() == 0

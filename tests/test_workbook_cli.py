@@ -124,6 +124,7 @@ async def test_two_hundred_thousand_leads(tmp_path: Path, sandbox: SandboxHandle
     print(f"\n200,000 workbook rows loaded in {elapsed_s:.1f} s")
 
 
+@pytest.mark.slow  # 40,000 rows: long enough a read to be killed in the middle, then sent
 @pytest.mark.posix_only("SIGKILL and its exit status (Windows' kill is TerminateProcess)")
 async def test_a_kill_while_reading_a_workbook_resumes_with_every_row_once(
     tmp_path: Path, sandbox: SandboxHandle

@@ -87,6 +87,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tests.helpers import start_process
+
 ENDPOINT_PATH = "/asterccinterfaces"  # the Import endpoint, the only path proxied
 READY_PATH = "/.frontend-ready"  # answered by nginx itself (204), not logged
 MAINTENANCE_PATH = "/maint.html"
@@ -426,7 +428,7 @@ class NginxHandle:
 
     async def _launch(self) -> None:
         with (self.folder / "stderr.log").open("ab") as stderr:
-            process = await asyncio.create_subprocess_exec(
+            process = await start_process(
                 self.binary,
                 "-p",
                 str(self.folder),

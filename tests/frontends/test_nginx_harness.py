@@ -122,6 +122,7 @@ async def test_limit_req_answers_a_burst_with_its_own_page(
     assert not any(e.forwarded for e in entries if e.limit_req == "REJECTED")
 
 
+@pytest.mark.serial  # 8 calls within nginx's 1 s
 async def test_limit_req_burst_nodelay_lets_the_burst_through_at_once(
     sandbox: SandboxHandle, nginx_factory: NginxFactory, session: aiohttp.ClientSession
 ) -> None:
@@ -145,6 +146,7 @@ async def test_limit_req_burst_without_nodelay_queues_the_burst(
     assert "REJECTED" not in verdicts
 
 
+@pytest.mark.serial  # how long the 504 takes, at most
 async def test_a_slow_upstream_gets_a_504_page_and_imports_the_row_all_the_same(
     sandbox_factory: SandboxFactory, nginx_factory: NginxFactory, session: aiohttp.ClientSession
 ) -> None:

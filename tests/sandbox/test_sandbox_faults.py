@@ -43,6 +43,7 @@ async def test_no_faults_by_default(client: Client) -> None:
     assert set(await outcomes(client, 20)) == {"BackMsg_84"}
 
 
+@pytest.mark.serial  # how long each answer takes, at most
 async def test_latency_and_jitter(sandbox_factory: Factory, session: aiohttp.ClientSession) -> None:
     client = await start_client(
         sandbox_factory, session, Faults(latency_s=0.1, jitter_s=0.05, seed=3)
@@ -101,6 +102,7 @@ async def test_an_http_500_is_an_html_page(
     assert parse_answer(body) is None
 
 
+@pytest.mark.serial  # how long a stop takes, at most
 async def test_hung_requests_outlast_the_client_and_end_when_the_server_stops(
     sandbox_factory: Factory,
 ) -> None:

@@ -26,6 +26,7 @@ from bulkimport.sandbox import (
     load_schema,
     serve_sandbox,
 )
+from tests.helpers import start_process
 
 SAMPLE = Path(__file__).parents[2] / "samples" / "sandbox-schema.toml"
 Factory = Callable[..., Awaitable[SandboxHandle]]
@@ -201,7 +202,7 @@ def test_a_bad_schema_file_is_one_line(tmp_path: Path) -> None:
 async def test_the_command_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     db = tmp_path / "cli.db"
     code = "from bulkimport.cli import main; main()"
-    process = await asyncio.create_subprocess_exec(
+    process = await start_process(
         sys.executable,
         "-c",
         code,

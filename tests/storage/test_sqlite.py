@@ -28,7 +28,7 @@ from bulkimport.storage.sqlite.cells import CELLS_IN_RECORD
 from bulkimport.storage.sqlite.database import load_migrations
 from bulkimport.storage.sqlite.digests import customer_of, digest_of
 from bulkimport.storage.sqlite.ingest import REPAIR_COLUMNS
-from tests.helpers import RUNNER
+from tests.helpers import RUNNER, start_process
 from tests.small_disk import small_disk
 from tests.storage.conftest import FILE, TARGET, listed, pending, ready_job
 
@@ -134,7 +134,7 @@ HOLDER = textwrap.dedent(
 
 @pytest.mark.posix_only("SIGKILL and its exit status (Windows' kill is TerminateProcess)")
 async def test_runner_lock_across_processes_and_kill(queue: SqliteStorage, db_path: Path) -> None:
-    holder = await asyncio.create_subprocess_exec(
+    holder = await start_process(
         sys.executable, "-c", HOLDER, str(db_path), stdout=asyncio.subprocess.PIPE
     )
     try:
@@ -175,6 +175,7 @@ PROBER = textwrap.dedent(
 )
 
 
+@pytest.mark.serial  # counts what two processes do in 1.5 s
 async def test_asking_whether_a_runner_is_alive_never_makes_one_fail(
     queue: SqliteStorage, db_path: Path
 ) -> None:
@@ -183,7 +184,7 @@ async def test_asking_whether_a_runner_is_alive_never_makes_one_fail(
     # (without waiting, about one start in ten failed here).
     async with queue.runner():
         pass
-    prober = await asyncio.create_subprocess_exec(
+    prober = await start_process(
         sys.executable, "-c", PROBER, str(db_path), "2.0", stdout=asyncio.subprocess.PIPE
     )
     assert prober.stdout is not None
@@ -206,7 +207,7 @@ async def test_runner_alive_across_processes_never_creates_the_lock_file(
     assert not lock_file.exists()
     assert not await queue.runner_alive()
     assert not lock_file.exists()
-    holder = await asyncio.create_subprocess_exec(
+    holder = await start_process(
         sys.executable, "-c", HOLDER, str(db_path), stdout=asyncio.subprocess.PIPE
     )
     try:
