@@ -31,8 +31,10 @@ from tests.helpers import (
     customers,
     get_json,
     good_rows,
+    kill_process,
     password_env,
     row_states,
+    start_process,
     target,
     write_csv,
 )
@@ -46,7 +48,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the imitation r
 
 async def start(*args: str, cwd: Path, **env: str) -> asyncio.subprocess.Process:
     """``bulkimport ARGS`` under the Windows imitation, its output piped."""
-    return await asyncio.create_subprocess_exec(
+    return await start_process(
         sys.executable, str(IMITATION), *args,
         cwd=cwd, env=password_env("secret", **env), stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
@@ -57,8 +59,7 @@ async def finish(proc: asyncio.subprocess.Process, timeout_s: float = 120) -> Do
     try:
         out, err = await asyncio.wait_for(proc.communicate(), timeout_s)
     except TimeoutError:
-        proc.kill()
-        await proc.wait()
+        await kill_process(proc)
         raise
     assert proc.returncode is not None
     return Done(proc.returncode, out.decode("cp1252"), err.decode("cp1252"))
