@@ -15,6 +15,7 @@ from bulkimport.check import (
     DEFAULT_MAX_LENGTH,
     TEXT_EXAMPLES,
     CheckOptions,
+    GetLimit,
     check_file,
     render_text,
     select_campaign,
@@ -92,6 +93,7 @@ def check(
         campaign=campaign,
         max_length=max_length,
         example_limit=None if show_all else DEFAULT_EXAMPLE_LIMIT,
+        get_limit=GetLimit.of(settings),
     )
     bar: Any = None
     if show_bars(quiet, as_json):
