@@ -5,6 +5,7 @@ Files are written as their producers write them: a GBK export, an openpyxl workb
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,8 @@ def test_the_names_files_give_the_vendors_fields() -> None:
     for column in ("手机", "联系电话", "Mobile", "Phone Number", "phone_number", "CELL"):
         spec = vendor_field(column)
         assert spec is not None and spec.name == "phone1", column
-    assert [vendor_field(c).name for c in ("姓名", "备注", "Notes", "邮箱")] == [  # type: ignore[union-attr]
-        "name",
-        "memo",
-        "memo",
-        "email",
-    ]
+    found = [vendor_field(column) for column in ("姓名", "备注", "Notes", "邮箱")]
+    assert [spec.name if spec else None for spec in found] == ["name", "memo", "memo", "email"]
     assert vendor_field("Score") is None
     # A field already sent is not suggested again; each vendor field once.
     columns = [("phone1", "phone1", "phone1"), ("手机", "手机", "手机"), ("备注", "备注", "备注")]
@@ -94,6 +91,14 @@ async def test_the_same_file_unmapped_is_stopped_by_run_as_check_said(
     stopped = await bulkimport("run", str(path), *target(sandbox, "--rate", "0"), cwd=tmp_path)
     assert stopped.code == 3, stopped.err  # the error budget: every row is refused
     assert await customers(sandbox) == []
+    # Its one line suggests the mapping check gives (and applies none of it).
+    [line] = [line for line in stopped.err.splitlines() if line.startswith("Error: ")]
+    assert re.match(r"Error: the server rejected (\d+) of the last \1 rows, BackMsg_74", line)
+    assert (
+        "; its columns may be the campaign's fields under other names: --map '姓名=name' "
+        "--map '手机=phone1' --map '城市=city' --map '备注=memo' (bulkimport check shows what "
+        "each column is sent as)"
+    ) in line
 
 
 def cover_workbook(path: Path) -> Path:
