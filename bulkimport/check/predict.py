@@ -63,6 +63,9 @@ PHONE_SHARE = 0.8
 MIN_SAMPLED = 3
 #: Digits a phone number has (ITU E.164: 15 at most; 7 for a local number).
 PHONE_DIGITS = (7, 15)
+#: Other sheets of a workbook whose header is read to find the phone field (a workbook may
+#: have thousands of sheets: the first ones are where a person put the leads).
+SHEETS_LOOKED_AT = 20
 #: A date, which is digits and separators too.
 _DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}")
 #: The most bytes a character takes in a URL-encoded query (4 UTF-8 bytes, %XX each).
@@ -245,7 +248,7 @@ class Predictor:
         ``sheet 3 'Leads' has a phone1 column: --sheet Leads``."""
         if self.path is None or self.fmt.kind is not InputKind.XLSX:
             return []
-        for info in facts.sheets:
+        for info in facts.sheets[:SHEETS_LOOKED_AT]:
             if info.name == facts.sheet or info.kind != "worksheet":
                 continue
             options = dataclasses.replace(
