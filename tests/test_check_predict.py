@@ -188,3 +188,21 @@ def test_check_takes_the_get_limit_from_the_command_line(tmp_path: Path) -> None
     assert result.exit_code == 1, result.output
     assert "request-too-long: record too long for a GET request line" in result.stdout
     assert invoke(path, "--max-length", "1000", "--max-get-bytes", "8000").exit_code == 0
+
+
+def test_with_a_schema_columns_it_knows_by_another_name_are_a_note(tmp_path: Path) -> None:
+    campaign = Campaign(
+        "3",
+        "Invitations",
+        (FieldSpec("fullname", "姓名"), FieldSpec("email", "邮箱"), FieldSpec("memo", "备注")),
+        "email",
+    )
+    lines = ["name,email,Notes,Score", "张三,z@example.com,hi,3"]
+    report = check_file(
+        write(tmp_path / "x.csv", lines), ReaderOptions(), CheckOptions(campaign=campaign)
+    )
+    assert findings(report, "schema-unknown-field")  # as before: exact
+    assert report.notes[-1] == (
+        "columns campaign 3 may know by another name: 'name' (fullname), 'Notes' (memo): "
+        "--map 'name=fullname' --map 'Notes=memo'"
+    )

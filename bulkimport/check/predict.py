@@ -170,6 +170,8 @@ class Predictor:
             self._no_key(facts)
         if self.campaign is None:
             self._header()
+        else:
+            self._schema_names()
 
     def _no_key(self, facts: SheetFacts | None) -> None:
         where = (
@@ -183,10 +185,7 @@ class Predictor:
         if hints:
             fix = "; ".join(hints)
         elif self.campaign is None:
-            fix = (
-                f"map the column of phone numbers with --map COLUMN={self.key}, or name it "
-                "with --phone-field"
-            )
+            fix = f"map the column of phone numbers with --map COLUMN={self.key}"
         else:
             fix = f"map the column that holds it with --map COLUMN={self.key}"
         self.checker.add_finding(
@@ -303,6 +302,32 @@ class Predictor:
                 + ", ".join(f"{shown(s.column)} ({s.field})" for s in suggestions)
                 + f"; unless the campaign has fields of these names, {options} "
                 "(--schema checks against its fields)"
+            )
+
+    def _schema_names(self) -> None:
+        """With a schema: the columns it does not know (``schema-unknown-field``) that the
+        table takes for one of its fields, and the ``--map`` that sends them as that field."""
+        campaign = self.campaign
+        assert campaign is not None
+        found = []
+        for index, column, name in self._sent:
+            if campaign.resolve(name) is not None:
+                continue
+            spec = vendor_field(name)
+            if spec is None:
+                continue
+            # The campaign's own field of that meaning, by any name the table has for it
+            # (a campaign whose display name for fullname is 姓名 takes a name column).
+            fields = (campaign.resolve(n) for n in (*spec.names, *spec.aliases))
+            field = next((f for f in fields if f is not None), None)
+            if field is not None and not any(campaign.resolve(n) == field for n in self._names()):
+                found.append(Suggestion(map_key(self.fmt.header, index), column, field))
+        if found:
+            self.checker.notes.append(
+                f"columns campaign {campaign.id} may know by another name: "
+                + ", ".join(f"{shown(s.column)} ({s.field})" for s in found)
+                + ": "
+                + " ".join(s.option for s in found)
             )
 
 
