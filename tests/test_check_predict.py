@@ -117,13 +117,19 @@ def cover_workbook(path: Path) -> Path:
     return path
 
 
-def test_a_workbook_read_from_its_cover_page_names_the_sheet_of_leads(tmp_path: Path) -> None:
+async def test_a_workbook_read_from_its_cover_page_names_the_sheet_of_leads(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
     path = cover_workbook(tmp_path / "leads.xlsx")
     report = check_file(path, ReaderOptions(), CheckOptions())
     assert not report.clean
     [message] = findings(report, "no-phone-field")
     assert message.endswith("sheet 3 'Leads' has a 'phone1' column: --sheet Leads")
     assert check_file(path, ReaderOptions(sheet="Leads"), CheckOptions()).clean
+    # The fix it gives loads the leads.
+    done = await bulkimport("run", str(path), *target(sandbox, "--sheet", "Leads"), cwd=tmp_path)
+    assert done.code == 0, done.err
+    assert len(await customers(sandbox)) == 5
 
 
 def test_a_column_of_phone_numbers_under_another_name_is_found_by_its_values(
