@@ -28,6 +28,7 @@ from typing import Any
 from bulkimport.errors import ConfigError
 from bulkimport.portable import permission_bits_mean_privacy
 from bulkimport.protocol import (
+    DEFAULT_MAX_GET_BYTES,
     ChangePackage,
     DupDialList,
     DupWay,
@@ -437,6 +438,17 @@ SPECS: tuple[Spec, ...] = (
         ("get", "post"),
         group="send",
         field="send.method",
+    ),
+    Spec(
+        "max_get_bytes",
+        parse_positive_int,
+        DEFAULT_MAX_GET_BYTES,
+        "With --method get: the longest request line the server takes, in bytes (its "
+        "nginx's large_client_header_buffers; 32 KiB in the vendor's stock install). A row "
+        "whose call would be longer is not sent and is rejected, saying to use --method post.",
+        metavar="BYTES",
+        group="send",
+        field="send.max_get_bytes",
     ),
     Spec(
         "rate",
@@ -881,6 +893,7 @@ class SendSettings:
     proxy: str | None = field(default=None, repr=False)
     ca_file: str | None = None  # a PEM file of CAs trusted besides the default ones
     system_trust: bool = False  # verify with the operating system's trust store
+    max_get_bytes: int = DEFAULT_MAX_GET_BYTES  # the longest GET request line, CRLF included
 
     @property
     def auto(self) -> bool:
@@ -1105,6 +1118,7 @@ def build(values: Mapping[str, Any]) -> Settings:
             proxy=values["proxy"],
             ca_file=values["ca_file"],
             system_trust=values["system_trust"],
+            max_get_bytes=values["max_get_bytes"],
         ),
         read=ReadSettings(
             encoding=values["encoding"],

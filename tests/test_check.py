@@ -308,9 +308,11 @@ def test_phone_field_from_the_schema_key_field(tmp_path: Path) -> None:
     assert choose_phone_field(fmt, "", by_email).name == "mobile"
 
 
-def test_no_phone_field_is_a_note_not_a_problem(tmp_path: Path) -> None:
+def test_no_phone_field_is_a_problem_run_would_meet_on_every_record(tmp_path: Path) -> None:
     report = check(tmp_path, ["name,email", "a,x", "b,y"])
-    assert report.clean
+    assert not report.clean
+    assert count(report, "no-phone-field") == 1
+    assert "the server refuses every record" in group(report, "no-phone-field")[0][1]
     assert "give --phone-field" in report.notes[0]
 
 

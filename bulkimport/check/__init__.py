@@ -2,6 +2,9 @@
 
 - ``analysis``: ``Checker`` sorts what the reader yields into groups of findings and makes a
   ``CheckReport`` (data only, ``to_json()``);
+- ``predict``: what would make ``run`` reject or stop the whole file (no phone field, no
+  known field name, records too long for a GET), with the fix (``fieldnames``: the names
+  files give the vendor's fields; ``requests``: a GET's request line);
 - ``render``: the report as text for a person;
 - ``check_file`` (here) ties the checker to the reader.
 """
@@ -27,7 +30,9 @@ from bulkimport.check.analysis import (
     repaired_code,
     select_campaign,
 )
+from bulkimport.check.predict import Predictor
 from bulkimport.check.render import TEXT_EXAMPLES, render_text
+from bulkimport.check.requests import GetLimit
 from bulkimport.reader import ReaderOptions, SheetFacts, read_batches, sniff_format
 from bulkimport.reader.phones import classify_phone, is_phone_like
 
@@ -40,6 +45,7 @@ __all__ = [
     "CheckReport",
     "Checker",
     "Finding",
+    "GetLimit",
     "Group",
     "PhoneChoice",
     "PhoneSource",
@@ -71,10 +77,14 @@ def check_file(
     fmt = sniff_format(path, reader_options)
     facts = SheetFacts()
     with Checker(fmt, options) as checker:
+        # What would make run reject or stop the whole file (check.predict).
+        predictor = Predictor(checker, path, reader_options)
         for batch in read_batches(path, fmt, facts=facts):
             checker.add_batch(batch)
+            predictor.add(batch.rows)
             if on_progress is not None:
                 on_progress(batch.end_offset)
+        predictor.finish(facts if facts.sheet is not None else None)
         return checker.finish(
             path=str(path),
             bom=fmt.bom,

@@ -82,6 +82,7 @@ from types import TracebackType
 from typing import Any
 
 from bulkimport.campaign import Campaign, Schema
+from bulkimport.check.requests import GetLimit
 from bulkimport.errors import ConfigError
 from bulkimport.protocol import RECORD_SEPARATOR
 from bulkimport.reader import FileFormat, SheetFacts, map_key
@@ -110,6 +111,9 @@ GROUP_TITLES: dict[str, str] = {
     "schema-unknown-field": "fields the campaign does not have",
     "schema-missing-required": "required fields that no column maps to",
     "phone-field-missing": "the phone field is not in the file",
+    "no-phone-field": "no column maps to the phone field (every record is refused)",
+    "header-unknown": "no column is named as a field of the campaign (every record is refused)",
+    "request-too-long": "record too long for a GET request line (rejected, not sent)",
     "invalid-cells": "wrong number of cells (not sent)",
     "invalid-pipe": "a '|' that would break the record (not sent)",
     "invalid-no-values": "values only in dropped columns (not sent)",
@@ -168,13 +172,15 @@ class CheckOptions:
     """What to check beyond the reader's own rules.
 
     ``phone_field`` as ``--phone-field`` (empty: choose, see ``choose_phone_field``);
-    ``campaign`` from ``--schema``; ``example_limit`` ``None`` keeps every example.
+    ``campaign`` from ``--schema``; ``example_limit`` ``None`` keeps every example;
+    ``get_limit``: with ``--method get``, the request line records are held to.
     """
 
     phone_field: str = ""
     campaign: Campaign | None = None
     max_length: int = DEFAULT_MAX_LENGTH
     example_limit: int | None = DEFAULT_EXAMPLE_LIMIT
+    get_limit: GetLimit | None = None
 
 
 @dataclass(frozen=True)
@@ -669,6 +675,10 @@ class Checker:
         group.count += 1
         if self._limit is None or len(group.examples) < self._limit:
             group.examples.append(finding)
+
+    def add_finding(self, code: str, finding: Finding) -> None:
+        """Count a finding of a rule kept in a module of its own (``check.predict``)."""
+        self._add(code, finding)
 
     def add_batch(self, batch: Batch) -> None:
         """Check a batch the reader made: its rows, and its blank lines."""

@@ -15,6 +15,7 @@ from bulkimport.check import (
     DEFAULT_MAX_LENGTH,
     TEXT_EXAMPLES,
     CheckOptions,
+    GetLimit,
     check_file,
     render_text,
     select_campaign,
@@ -72,8 +73,12 @@ def check(
     Shows the detected encoding and delimiter, the columns and the fields they map to, three
     encoded records, then the problems in groups: invalid lines, numbers Excel has mangled,
     empty phone numbers, phone numbers repeated in the file, values that are too long and,
-    with --schema, fields the campaign does not have. Nothing is sent and no password is
-    needed; it takes the same options as run, so the same command line can check first.
+    with --schema, fields the campaign does not have. What would make run refuse every
+    record is a problem too, with its fix: no column mapped to the phone field (and where one
+    is), no column named as a field of the vendor's campaign (and the --map that names them),
+    records too long for a GET (--method get, --max-get-bytes). Nothing is sent and no
+    password is needed; it takes the same options as run, so the same command line can check
+    first.
 
     Exit codes: 0 no problems, 1 problems found, 2 the file cannot be read.
 
@@ -92,6 +97,7 @@ def check(
         campaign=campaign,
         max_length=max_length,
         example_limit=None if show_all else DEFAULT_EXAMPLE_LIMIT,
+        get_limit=GetLimit.of(settings),
     )
     bar: Any = None
     if show_bars(quiet, as_json):

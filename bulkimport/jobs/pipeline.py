@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+from bulkimport.check.predict import key_fix
 from bulkimport.errors import ConfigError, InputError
 from bulkimport.jobs.customers import require_customer_field
 from bulkimport.jobs.events import event
@@ -27,6 +28,7 @@ from bulkimport.jobs.staging import RowsInput, end_reading, open_rows_job, stage
 from bulkimport.jobs.summary import JobSummary, plural, resuming_line, summarize
 from bulkimport.jobs.watcher import Watcher
 from bulkimport.portable import on_stop_signals
+from bulkimport.protocol import CODES, Fix
 from bulkimport.reader import FileFormat, InputKind, ReaderOptions, read_batches, sniff_format
 from bulkimport.rows import Batch, FileIdentity
 from bulkimport.send import (
@@ -390,6 +392,8 @@ async def _record_end(
         await storage.jobs.set_state(job.id, JobState.FINISHED)
         return
     reason = stop_reason(cause, result, settings, since_s=outage_since_s)
+    if cause is StopCause.BUDGET:
+        reason += mapping_hint(job, result)
     state = (
         JobState.INTERRUPTED
         if cause in (StopCause.SIGNAL, StopCause.OUTAGE, StopCause.READING, StopCause.WINDOW)
@@ -413,6 +417,23 @@ async def _record_end(
             code=outcome.code if outcome is not None else None,
             reason=reason,
         ),
+    )
+
+
+def mapping_hint(job: Job, result: SendResult) -> str:
+    """For rows refused for their fields: the ``--map`` options that the names files commonly
+    give the vendor's fields suggest for this file's columns (``check.fieldnames``); only
+    said, never applied."""
+    outcome = result.outcome
+    code = CODES.get(outcome.backmsg) if outcome is not None and outcome.backmsg else None
+    if code is None or code.fix is not Fix.FIELDS or job.format.kind is InputKind.ROWS:
+        return ""
+    options = key_fix(job.format)
+    if not options:
+        return ""
+    return (
+        f"; its columns may be the campaign's fields under other names: {' '.join(options)} "
+        "(bulkimport check shows what each column is sent as)"
     )
 
 

@@ -24,6 +24,7 @@ from bulkimport.protocol.answers import (
 )
 from bulkimport.protocol.codes import CODES, Code, Fix, OutcomeKind, code_of, describe_code
 from bulkimport.protocol.params import (
+    DEFAULT_MAX_GET_BYTES,
     ENDPOINT_PATH,
     PARAMETER_NAMES,
     ChangePackage,
@@ -35,6 +36,7 @@ from bulkimport.protocol.params import (
     Source,
     UserType,
     encode_params,
+    get_line_bytes,
     mask_secrets,
     md5_hex,
     parse_yes_no,
@@ -46,6 +48,7 @@ from bulkimport.protocol.records import RECORD_SEPARATOR, decode_record, encode_
 __all__ = [
     "ANSWER_MARKER",
     "CODES",
+    "DEFAULT_MAX_GET_BYTES",
     "ENDPOINT_PATH",
     "MAX_RETRY_AFTER_S",
     "MESSAGE_LIMIT",
@@ -74,6 +77,7 @@ __all__ = [
     "encode_params",
     "encode_record",
     "format_answer",
+    "get_line_bytes",
     "looks_like_html",
     "mask_secrets",
     "md5_hex",

@@ -6,6 +6,8 @@ URL encoding of a whole call. Pure: no I/O.
 - ``encode_params``: the URL-encoded query (or form body) of a call, for any record.
 - ``secret_forms`` / ``mask_secrets``: every form of the password, removed from any text
   before it is kept or shown.
+- ``get_line_bytes``: how long the request line of a GET call is, to hold it to what the
+  server takes (``DEFAULT_MAX_GET_BYTES``).
 """
 
 from __future__ import annotations
@@ -18,6 +20,12 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 ENDPOINT_PATH = "/asterccinterfaces"
+
+#: The longest GET request line (its CRLF included) the vendor's stock server takes: its nginx
+#: has ``large_client_header_buffers 4 32k``, and a longer line is answered 414 (or 400).
+DEFAULT_MAX_GET_BYTES = 32 * 1024
+#: What a GET's request line holds besides its target: ``GET `` and `` HTTP/1.1\r\n``.
+_GET_LINE_FRAME = len("GET  HTTP/1.1\r\n")
 
 
 #: Every parameter of the Import event, in the documented order. All must be sent.
@@ -233,6 +241,15 @@ def encode_params(params: ImportParams) -> Callable[[str], str]:
         return f"{head}&context={quote(record)}&{tail}"
 
     return encode
+
+
+def get_line_bytes(url: str, query: str, *, absolute: bool = False) -> int:
+    """The bytes of the request line of a GET of ``url`` with ``query`` (URL-encoded, so
+    ASCII), its CRLF included: ``GET /path?query HTTP/1.1``. ``absolute``: the line holds
+    the whole URL (a plain ``http://`` call through a proxy)."""
+    parts = urllib.parse.urlsplit(url)
+    target = url.split("?", 1)[0] if absolute else (parts.path or "/")
+    return _GET_LINE_FRAME + len(target.encode()) + 1 + len(query)
 
 
 def secret_forms(password: str) -> tuple[str, ...]:

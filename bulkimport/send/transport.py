@@ -37,14 +37,12 @@ from bulkimport.protocol import (
     classify_http,
     classify_trouble,
     encode_params,
+    get_line_bytes,
     mask_secrets,
     one_line,
     secret_forms,
 )
 from bulkimport.settings import DIRECT, Method, SendSettings, mask_url, parse_proxy
-
-MAX_GET_URL_BYTES = 8000  # Apache and nginx refuse request lines over 8 KiB by default
-
 
 ANSWER_CACHE_CHARS = 200  # answers this short are classified once per transport...
 
@@ -360,6 +358,9 @@ class HttpTransport:
             ]
         )
         self._post = settings.method is Method.POST
+        self._max_get_bytes = settings.max_get_bytes
+        # A plain http:// call through a proxy names the whole URL in its request line.
+        self._absolute = self._proxy is not None and URL(url).scheme == "http"
         # A connection that cannot be made says so sooner than an answer that is slow.
         self._timeout = aiohttp.ClientTimeout(
             total=settings.timeout_s, sock_connect=min(settings.timeout_s, CONNECT_TIMEOUT_S)
@@ -371,14 +372,17 @@ class HttpTransport:
 
     async def send(self, record: str) -> Outcome:
         query = self._encode(record)
-        if not self._post and len(self._base_url) + 1 + len(query) > MAX_GET_URL_BYTES:
-            # Sending it would only earn a 414 (or a 400) for this row, or worse, a proxy's
-            # page: refuse the row here, and say what would carry it.
-            return classify_trouble(
-                Trouble.TOO_LARGE,
-                f"the request would be {len(self._base_url) + 1 + len(query):,} bytes, "
-                f"over the {MAX_GET_URL_BYTES:,} a server takes in a URL; use --method post",
-            )
+        if not self._post:
+            size = get_line_bytes(self._base_url, query, absolute=self._absolute)
+            if size > self._max_get_bytes:
+                # Sending it would only earn a 414 (or a 400) for this row, or worse, a
+                # proxy's page: refuse the row here, and say what would carry it.
+                return classify_trouble(
+                    Trouble.TOO_LARGE,
+                    f"the request line would be {size:,} bytes, over the "
+                    f"{self._max_get_bytes:,} the server takes (--max-get-bytes); use "
+                    "--method post (the record goes in the body)",
+                )
         return await self.send_query(query)
 
     async def probe(self) -> Outcome:

@@ -351,7 +351,7 @@ async def test_a_get_over_the_front_ends_limit_rejects_that_row_only_and_post_ca
     rows = 40
     sandbox = await sandbox_factory()
     # A front end with smaller buffers than the stock 32 KiB: a 6 KB URL is over its limit
-    # (and under the client's own 8,000-byte check, so nginx answers it: 414).
+    # (and under the client's own --max-get-bytes, 32 KiB, so nginx answers it: 414).
     front = await nginx_factory(sandbox, NginxFront(large_client_header_buffers="4 4k"))
     work = tmp_path / "job"
     work.mkdir()
