@@ -224,6 +224,8 @@ class Sandbox:
             if isinstance(fields, ImportResult):
                 return fields.success, fields.message, _stats_code(fields)
             result = import_record(self.store, campaign, fields, rules)
+            # As the real server: the answer goes once the row is committed.
+            await self.store.durable()
             return result.success, result.message, _stats_code(result)
         answer = await self.remote.submit(campaign, rules, source, params)
         if isinstance(answer, ImportResult):
@@ -390,6 +392,7 @@ async def set_customer_status(request: web.Request) -> web.Response:
     )
     if not found:
         raise web.HTTPNotFound(text="no customer with that key")
+    await sandbox.store.durable()
     customer = sandbox.store.find_customer(campaign.table, str(data["key"]))
     assert customer is not None
     return web.json_response(customer.to_json())
