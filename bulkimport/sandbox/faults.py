@@ -163,7 +163,10 @@ class Faults:
         if self.lock_s < 0 or self.lock_every_s < 0:
             raise ValueError("lock_s and lock_every_s cannot be negative")
         if self.lock_every_s and self.lock_s >= self.lock_every_s:
-            raise ValueError("lock_s must be shorter than lock_every_s (else it never ends)")
+            raise ValueError(
+                "lock_s (--lock) must be shorter than lock_every_s (--lock-every), else the"
+                " lock never ends"
+            )
         lengths = (self.latency_s, self.jitter_s, self.queue_timeout_s)
         if any(s < 0 for s in lengths) or self.capacity < 0 or self.max_rps < 0:
             raise ValueError(
