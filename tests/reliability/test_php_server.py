@@ -50,11 +50,16 @@ async def test_a_bom_and_php_notices_before_every_answer_load_every_row(
     sandbox = await sandbox_factory(faults=Faults(bom_rate=1, notice_rate=1, html_notice_rate=1))
     work, phones = _job(tmp_path)
     done = await bulkimport(
-        "run", "leads.csv", *target(sandbox), "--rate", "0", "--quiet", cwd=work
-    )
+        "run", "leads.csv", *target(sandbox), "--rate", "0", "--quiet", "--log", "job.log",
+        cwd=work,
+    )  # fmt: skip
     assert done.code == 0, done.err
     await _all_loaded_once(sandbox, work, phones)
     assert all(c["writes"] == 1 for c in await customers(sandbox))
+    # The job says once what the server printed with its answers.
+    said = [line for line in (work / "job.log").read_text().splitlines() if "Notice" in line]
+    assert len(said) == 1
+    assert "a BOM, Notice: Undefined index: agent in /var/www/html/" in said[0]
 
 
 async def test_rows_php_saved_before_it_died_are_done_and_stored_once(
