@@ -6,12 +6,15 @@ against the sandbox's own records.
   is an unknown outcome, the row is sent again, the server finds it there, and it is ``done``,
   stored once;
 - a database lock that holds every call now and then: every row loads;
-- http:// to nginx's HTTPS port: the job stops without a row sent or stored.
+- http:// to nginx's HTTPS port: the job stops without a row sent or stored;
+- a near-answer with a fatal code (``|Retuen|07|Retuen|BackMsg_07``): the job stops, refused.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from aiohttp import web
 
 from bulkimport.sandbox import Faults, SandboxHandle
 from tests.conftest import SandboxFactory
@@ -106,4 +109,29 @@ async def test_http_to_an_https_port_stops_the_job_with_nothing_sent(
     assert done.code == 3, done.err  # refused: waiting will not fix the URL
     assert "HTTPS port" in done.err or "https://" in done.err
     assert await customers(sandbox) == []
+    assert set(row_states(work / "bulkimport.db").values()) == {"pending"}
+
+
+async def _near_answer(request: web.Request) -> web.Response:
+    # A server that writes the code of a wrong password where CODE belongs.
+    return web.Response(text="\ufeff|Retuen|07|Retuen|BackMsg_07")
+
+
+async def test_a_near_answer_with_a_fatal_code_stops_the_job_as_refused(tmp_path: Path) -> None:
+    app = web.Application()
+    app.router.add_route("*", "/asterccinterfaces", _near_answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}/asterccinterfaces"
+        work, _ = _job(tmp_path)
+        done = await bulkimport(
+            "run", "leads.csv", "--url", url, "--org", "demo", "--user", "admin",
+            "--campaign", "1", "--quiet", cwd=work,
+        )  # fmt: skip
+    finally:
+        await runner.cleanup()
+    assert done.code == 3, done.err
+    assert "BackMsg_07" in done.err
     assert set(row_states(work / "bulkimport.db").values()) == {"pending"}
