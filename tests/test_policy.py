@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from bulkimport.protocol import Outcome, Trouble, classify_http, classify_trouble
 from bulkimport.rows import ClaimedRow, RowResult
 from bulkimport.send.policy import MAX_UNKNOWN, row_result
@@ -50,11 +52,28 @@ def test_resends_that_rewrite_the_customer_are_bounded() -> None:
 
 def test_a_row_that_runs_out_of_attempts_after_unknown_outcomes_says_it_may_be_imported() -> None:
     row = ClaimedRow(1, 2, "name=a", attempts=4, unknowns=2)
-    after = result(row, classify_http(500, "<title>500</title>"))
+    storage_error = classify_http(200, "|Retuen|2|Retuen|BackMsg_85")  # answered: not unknown
+    after = result(row, storage_error)
     assert after.state is RowState.FAILED
     assert "2 of its 5 calls got no answer and may have imported it" in after.message
-    plain = result(ClaimedRow(1, 2, "name=a", attempts=4), classify_http(500, "<title>x</title>"))
+    plain = result(ClaimedRow(1, 2, "name=a", attempts=4), storage_error)
     assert plain.state is RowState.FAILED and "imported" not in plain.message
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        classify_http(500, "<title>500 Internal Server Error</title>"),
+        classify_http(200, "<br />\n<b>Fatal error</b>:  Allowed memory size exhausted"),
+    ],
+)
+def test_a_500_or_a_page_after_php_may_have_saved_the_row_is_an_unknown_outcome(
+    outcome: Outcome,
+) -> None:
+    row = ClaimedRow(1, 2, "name=a", attempts=4, unknowns=1)
+    after = result(row, outcome)
+    assert after.unknown and after.state is RowState.FAILED
+    assert "2 of its 5 calls got no answer and may have imported it" in after.message
 
 
 def test_throttling_and_outages_spare_the_attempt() -> None:

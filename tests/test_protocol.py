@@ -131,7 +131,9 @@ def test_parse_answer_never_raises(body: str) -> None:
     "body", ["", "<html>502 Bad Gateway</html>", "|Retuen|3|Retuen|x", "Retuen|1|Retuen|x"]
 )
 def test_invalid_bodies_are_not_answers(body: str) -> None:
-    assert parse_answer(body) is None
+    answer = parse_answer(body)
+    assert answer is None or answer.near
+    assert not classify_http(200, body).answered
 
 
 @pytest.mark.parametrize(
@@ -290,13 +292,16 @@ NGINX_504 = (
          True, "502 Bad Gateway"),
         (503, "<h1>Service\n Unavailable</h1>", Trouble.THROTTLED, False, "Service Unavailable"),
         (429, "slow down", Trouble.THROTTLED, False, "slow down"),
-        (500, "boom", Trouble.SERVER_ERROR, False, "boom"),
+        (500, "boom", Trouble.SERVER_ERROR, True, "boom"),
+        (408, "<title>408 Request Time-out</title>", Trouble.SERVER_ERROR, False,
+         "408 Request Time-out"),
+        (501, "not implemented", Trouble.SERVER_ERROR, False, "not implemented"),
         (404, "<title>404 Not Found</title>", Trouble.CLIENT_ERROR, False, "404 Not Found"),
         (414, "<title>414 Request-URI Too Large</title>", Trouble.TOO_LARGE, False,
          "414 Request-URI Too Large"),
-        (200, "<!DOCTYPE html><title>Maintenance &amp; more</title>", Trouble.NOT_AN_ANSWER, False,
+        (200, "<!DOCTYPE html><title>Maintenance &amp; more</title>", Trouble.NOT_AN_ANSWER, True,
          "Maintenance & more"),
-        (200, "", Trouble.NOT_AN_ANSWER, False, "(an empty body)"),
+        (200, "", Trouble.NOT_AN_ANSWER, True, "(an empty body)"),
     ],
 )  # fmt: skip
 def test_a_response_that_is_no_answer_says_why_in_one_line(
@@ -315,3 +320,169 @@ def test_troubles_without_a_response() -> None:
     assert not classify_trouble(Trouble.REFUSED, "refused").maybe_processed
     too_long = classify_trouble(Trouble.TOO_LARGE, "the request would be 9,000 bytes")
     assert (too_long.kind, too_long.code) == (OutcomeKind.REJECTED, "too long for GET")
+
+
+# What a PHP server prints before (or after) its answer: BOMs of included files saved "with
+# BOM", and its diagnostics when display_errors is on, plain or with html_errors (PHP's own
+# formats: "%s: %s in %s on line %d" and "<br />\n<b>%s</b>:  %s in <b>%s</b> on line
+# <b>%d</b><br />\n").
+BOM = "\ufeff"
+PLAIN_NOTICE = "\nNotice: Undefined index: agent in /var/www/html/interfaces.php on line 41\n"
+PLAIN_DEPRECATED = (
+    "\nDeprecated: Function split() is deprecated in /var/www/html/lib/db.php on line 7\n"
+)
+HTML_WARNING = (
+    "<br />\n<b>Warning</b>:  mysql_connect(): Headers and client library minor version "
+    "mismatch in <b>/var/www/html/lib/db.php</b> on line <b>12</b><br />\n"
+)
+PHP8_WARNING = "\nWarning: Undefined variable $campaign in /srv/asterCC/i.php on line 3\n"
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "preamble"),
+    [
+        (BOM, "", "a BOM"),
+        (BOM * 3 + "\r\n", "", "3 BOMs"),
+        (PLAIN_NOTICE, "", PLAIN_NOTICE.strip()),
+        (PHP8_WARNING, "", PHP8_WARNING.strip()),
+        ("PHP " + PLAIN_NOTICE.lstrip(), "", "PHP " + PLAIN_NOTICE.strip()),
+        (
+            HTML_WARNING,
+            "",
+            "Warning: mysql_connect(): Headers and client library minor version mismatch in "
+            "/var/www/html/lib/db.php on line 12",
+        ),
+        (
+            BOM + PLAIN_DEPRECATED + HTML_WARNING + BOM,
+            "",
+            "2 BOMs, Deprecated: Function split() is deprecated in /var/www/html/lib/db.php on "
+            "line 7 Warning: mysql_connect(): Headers and client library minor version mismatch"
+            " in /var/www/html/lib/db.php on line 12",
+        ),
+        (
+            "  \n",
+            HTML_WARNING,
+            "after the answer: Warning: mysql_connect(): Headers and client library minor "
+            "version mismatch in /var/www/html/lib/db.php on line 12",
+        ),
+        ("", PLAIN_NOTICE, "after the answer: " + PLAIN_NOTICE.strip()),
+        (" \t\r\n", "\r\n", ""),
+    ],
+)
+def test_an_answer_after_a_bom_or_phps_diagnostics_is_read_and_says_what_came_with_it(
+    before: str, after: str, preamble: str
+) -> None:
+    for message, kind in (
+        ("BackMsg_84", OutcomeKind.DONE),
+        ("BackMsg_76 phone1", OutcomeKind.REJECTED),
+        ("BackMsg_07", OutcomeKind.FATAL),
+    ):
+        body = before + format_answer(kind is OutcomeKind.DONE, message) + after
+        outcome = classify_http(200, body)
+        assert outcome.answered and outcome.kind is kind
+        assert outcome.message == message
+        assert outcome.preamble == preamble[:200]
+
+
+def test_a_clean_answer_has_no_preamble() -> None:
+    answer = parse_answer("|Retuen|1|Retuen|BackMsg_84")
+    assert answer is not None and answer.preamble == "" and not answer.near
+    assert classify_http(200, "|Retuen|1|Retuen|BackMsg_84").preamble == ""
+
+
+def test_a_long_preamble_is_cut_short() -> None:
+    notices = PLAIN_NOTICE * 50
+    outcome = classify_http(200, notices + format_answer(True, "BackMsg_84"))
+    assert outcome.kind is OutcomeKind.DONE
+    assert 100 < len(outcome.preamble) <= 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A page that holds an answer somewhere is a page, not an answer.
+        "<html><body><p>|Retuen|1|Retuen|BackMsg_84</p></body></html>",
+        "<!DOCTYPE html>\n<title>Debug</title>\n|Retuen|1|Retuen|BackMsg_84",
+        "Hello |Retuen|1|Retuen|BackMsg_84",
+        "ok\n|Retuen|1|Retuen|BackMsg_84",
+        # Diagnostics-like words that are not PHP's format.
+        "Notice: the server moves tonight\n|Retuen|1|Retuen|BackMsg_84",
+        "<b>Notice</b>: maintenance at 22:00<br />\n|Retuen|1|Retuen|BackMsg_84",
+        # A fatal error ends the script: nothing after it is an answer.
+        "\nFatal error: Allowed memory size exhausted in /x.php on line 9\n"
+        "|Retuen|1|Retuen|BackMsg_84",
+        BOM + "<html>|Retuen|1|Retuen|BackMsg_84</html>",
+    ],
+)
+def test_text_around_an_answer_other_than_boms_and_diagnostics_is_no_answer(body: str) -> None:
+    assert parse_answer(body) is None
+    outcome = classify_http(200, body)
+    assert outcome.trouble is Trouble.NOT_AN_ANSWER and outcome.maybe_processed
+
+
+@pytest.mark.parametrize(
+    ("body", "number"),
+    [
+        ("|Retuen|07|Retuen|BackMsg_07", 7),
+        ("|Retuen|0|Retuen|BackMsg_03", 3),
+        ("|Retuen||Retuen|BackMsg_116", 116),
+        ("|Retuen|-1|Retuen|BackMsg_02 unknown org", 2),
+        (BOM + "|Retuen|error|Retuen|BackMsg_63", 63),
+    ],
+)
+def test_a_near_answer_with_a_fatal_code_stops_the_job(body: str, number: int) -> None:
+    outcome = classify_http(200, body)
+    assert outcome.kind is OutcomeKind.FATAL and outcome.answered
+    assert (outcome.code, outcome.backmsg) == (f"BackMsg_{number:02d}", number)
+    assert outcome.fix is code_of(number).fix  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "|Retuen|07|Retuen|BackMsg_84",  # a success code where a failure's would be
+        "|Retuen|3|Retuen|BackMsg_85",  # transient
+        "|Retuen|0|Retuen|BackMsg_76 phone1",  # a row's rejection
+        "|Retuen|9|Retuen|something",
+    ],
+)
+def test_a_near_answer_without_a_fatal_code_is_no_answer(body: str) -> None:
+    outcome = classify_http(200, body)
+    assert outcome.trouble is Trouble.NOT_AN_ANSWER and not outcome.answered
+
+
+def test_a_near_answer_reads_a_remote_imports_fatal_codes_only_for_a_remote_import() -> None:
+    body = "|Retuen|5|Retuen|BackMsg_89 fetch failed"
+    assert classify_http(200, body).trouble is Trouble.NOT_AN_ANSWER
+    assert classify_http(200, body, remote=True).kind is OutcomeKind.FATAL
+
+
+NGINX_HTTPS_PORT = (
+    "<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>"
+    "\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>The plain HTTP request"
+    " was sent to HTTPS port</center>\r\n<hr><center>nginx/1.22.1</center>\r\n</body>\r\n"
+    "</html>\r\n"
+)
+
+
+def test_nginxs_plain_http_to_https_port_page_is_a_url_error_never_processed() -> None:
+    outcome = classify_http(400, NGINX_HTTPS_PORT)
+    assert outcome.trouble is Trouble.HTTPS_PORT and outcome.trouble.value == "https-port"
+    assert outcome.kind is OutcomeKind.FATAL and not outcome.answered
+    assert not outcome.maybe_processed
+    assert outcome.message == "400 The plain HTTP request was sent to HTTPS port"
+    # Any other 400 is still this request's: too large or malformed.
+    other = classify_http(400, NGINX_HTTPS_PORT.replace("HTTPS port", "the moon"))
+    assert other.trouble is Trouble.TOO_LARGE and other.kind is OutcomeKind.REJECTED
+
+
+@given(st.sampled_from(["", BOM, PLAIN_NOTICE, HTML_WARNING, " \n"]), st.text(max_size=40))
+def test_noise_before_an_answer_never_changes_what_it_says(noise: str, message: str) -> None:
+    clean = parse_answer(format_answer(True, message))
+    noisy = parse_answer(noise + format_answer(True, message))
+    assert clean is not None and noisy is not None
+    assert (noisy.success, noisy.message, noisy.codes) == (
+        clean.success,
+        clean.message,
+        clean.codes,
+    )

@@ -24,6 +24,10 @@ Examples:
   An invalid licence on every call, or 5 % of storage errors:
     bulkimport sandbox --answer-code 116:1
     bulkimport sandbox --answer-code 85:0.05
+  PHP's ways: a BOM and notices before every answer, a 500 after 1 % of
+  imports, a 3 s database lock every minute:
+    bulkimport sandbox --bom-rate 1 --notice-rate 1 --http500-after-rate 0.01 \\
+        --lock 3 --lock-every 60
   Down behind nginx, then switched back on while running:
     bulkimport sandbox --outage 502
     curl -X POST localhost:8765/sandbox/faults -H 'Content-Type: application/json' \\
@@ -138,6 +142,52 @@ async def _serve(config: SandboxConfig) -> None:
     "html200 (a maintenance page with status 200). Switch it over HTTP: POST "
     '/sandbox/faults {"outage": "off"}.',
 )
+@click.option(
+    "--http500-after-rate",
+    default=0.0,
+    type=_RATE,
+    help="Share of calls processed (the row saved) and then answered HTTP 500 (PHP died).",
+)
+@click.option(
+    "--fatal200-after-rate",
+    default=0.0,
+    type=_RATE,
+    help="Share of calls processed and then answered with PHP's fatal error, status 200.",
+)
+@click.option("--bom-rate", default=0.0, type=_RATE, help="Share of answers after a UTF-8 BOM.")
+@click.option(
+    "--notice-rate",
+    default=0.0,
+    type=_RATE,
+    help="Share of answers after a PHP notice (plain text: display_errors on).",
+)
+@click.option(
+    "--html-notice-rate",
+    default=0.0,
+    type=_RATE,
+    help="Share of answers after a PHP notice in PHP's HTML (html_errors on).",
+)
+@click.option(
+    "--lock",
+    "lock_s",
+    default=0.0,
+    type=click.FloatRange(0),
+    help="A database lock holds every call for this many seconds, then all are answered "
+    "(every --lock-every seconds; once at start without it).",
+)
+@click.option(
+    "--lock-every",
+    "lock_every_s",
+    default=0.0,
+    type=click.FloatRange(0),
+    help="Seconds between the starts of two --lock (the first one after that long).",
+)
+@click.option(
+    "--https-only",
+    is_flag=True,
+    help="Stand in for nginx's HTTPS port: every Import call gets its 400 page "
+    '"The plain HTTP request was sent to HTTPS port".',
+)
 @click.option("--seed", type=int, help="Random seed, to make the faults reproducible.")
 @click.option(
     "--allow-private-fetch",
@@ -162,6 +212,14 @@ def sandbox_command(
     max_rps: float,
     retry_after: int,
     outage: str,
+    http500_after_rate: float,
+    fatal200_after_rate: float,
+    bom_rate: float,
+    notice_rate: float,
+    html_notice_rate: float,
+    lock_s: float,
+    lock_every_s: float,
+    https_only: bool,
     seed: int | None,
     allow_private_fetch: bool,
 ) -> None:
@@ -184,6 +242,14 @@ def sandbox_command(
             max_rps=max_rps,
             retry_after_s=retry_after,
             outage=Outage(outage),
+            http500_after_rate=http500_after_rate,
+            fatal200_after_rate=fatal200_after_rate,
+            bom_rate=bom_rate,
+            notice_rate=notice_rate,
+            html_notice_rate=html_notice_rate,
+            lock_s=lock_s,
+            lock_every_s=lock_every_s,
+            https_only=https_only,
             seed=seed,
         )
     except ValueError as exc:

@@ -1,6 +1,8 @@
 """What came back from one call, classified. Pure: no I/O.
 
-- ``parse_answer``: the ``|Retuen|CODE|Retuen|MESSAGE`` body (``None`` for anything else).
+- ``parse_answer``: the ``|Retuen|CODE|Retuen|MESSAGE`` body, found after what a PHP server
+  may print before it (BOMs, whitespace, PHP's notices and warnings), ``None`` for anything
+  else.
 - ``classify_answer`` / ``classify_http``: an ``Outcome``: what it means for the row
   (``kind``), the facts it rests on as fields (``backmsg``, ``status``, ``trouble``), and a
   short ``code`` and one-line ``message`` to keep and show.
@@ -25,11 +27,28 @@ ANSWER_MARKER = "Retuen"  # the vendor's spelling, part of the protocol
 MESSAGE_LIMIT = 200
 MAX_RETRY_AFTER_S = 3600.0
 
-_ANSWER_RE = re.compile(r"\A\s*\|Retuen\|([12])\|Retuen\|(.*?)\s*\Z", re.DOTALL)
+PREAMBLE_LIMIT = 200
+# The CODE slot is 1 or 2; a server that puts something else there (``|Retuen|07|Retuen|``)
+# made a near-answer: read only for a fatal code in its message.
+_ANSWER_RE = re.compile(r"\|Retuen\|([^|\r\n<>]{0,16})\|Retuen\|(.*)\Z", re.DOTALL)
+# What PHP prints before (or after) the script's output when display_errors is on: a UTF-8 BOM
+# of each included file saved "with BOM", whitespace, and its non-fatal diagnostics, plain
+# ("\nNotice: Undefined index: x in /f.php on line 3\n") or with html_errors
+# ("<br />\n<b>Notice</b>:  Undefined index: x in <b>/f.php</b> on line <b>3</b><br />\n").
+# Anything else (an HTML page that holds an answer somewhere) is not an answer.
+_DIAGNOSTIC = (
+    r"(?:<b>)?(?:PHP\ )?(?:Notice|Warning|Deprecated|Strict\ Standards)(?:</b>)?:[ \t]+"
+    r"[^\n]*?\ on\ line\ (?:<b>)?\d+(?:</b>)?"
+)
+_NOISE_RE = re.compile(
+    rf"(?:[\s\ufeff]+|(?:<br\s*/?>\s*)?{_DIAGNOSTIC}(?:[ \t]*<br\s*/?>)?)+", re.VERBOSE
+)
+_DIAGNOSTIC_LINE_RE = re.compile(_DIAGNOSTIC, re.VERBOSE)
 _BACKMSG_RE = re.compile(r"BackMsg_(\d+)")
 _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _H1_RE = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]+>")
+_BR_RE = re.compile(r"<br\s*/?>", re.IGNORECASE)
 _SPACE_RE = re.compile(r"\s+")
 
 
@@ -45,26 +64,61 @@ class Trouble(StrEnum):
     TIMEOUT = "timeout"  # no answer in time after the request left: maybe processed
     THROTTLED = "throttled"  # HTTP 429 or 503: the server (or its proxy) asks us to slow down
     GATEWAY = "gateway"  # HTTP 502 or 504 from a proxy: the upstream may have processed it
-    SERVER_ERROR = "server-error"  # another HTTP 5xx (or 408)
-    NOT_AN_ANSWER = "not-an-answer"  # a response whose body is no Import answer (HTML...)
+    # Another HTTP 5xx (or 408): a 500 may come of PHP dying after the row was saved.
+    SERVER_ERROR = "server-error"
+    # A response whose body is no Import answer (an HTML page, PHP's fatal error after the
+    # row was saved): maybe processed.
+    NOT_AN_ANSWER = "not-an-answer"
     CLIENT_ERROR = "client-error"  # HTTP 4xx: the request itself was refused (path, login)
     # HTTP 400/413/414/431, or a GET too long to send: the front end refuses this request
     # (too long, a header too large, malformed), not the job: the row is rejected.
     TOO_LARGE = "too-large"
+    # nginx's 400 "The plain HTTP request was sent to HTTPS port": http:// to a TLS port;
+    # never processed, and wrong for every row (the URL wants https://).
+    HTTPS_PORT = "https-port"
 
     @property
     def maybe_processed(self) -> bool:
-        """Whether the request may have reached the server and been imported."""
-        return self in (Trouble.DROPPED, Trouble.TIMEOUT, Trouble.GATEWAY)
+        """Whether the request may have reached the server and been imported: no answer
+        came after it left, or the server (PHP) failed after it may have saved the row."""
+        return self in _MAYBE_PROCESSED
+
+
+_MAYBE_PROCESSED = frozenset(
+    {
+        Trouble.DROPPED,
+        Trouble.TIMEOUT,
+        Trouble.GATEWAY,
+        Trouble.SERVER_ERROR,
+        Trouble.NOT_AN_ANSWER,
+    }
+)
+# Statuses of a server error that say the request was not run: 408 (it did not arrive whole
+# in time), 501 (the method is not implemented), 505 (the HTTP version).
+_NOT_RUN_STATUSES = frozenset({408, 501, 505})
+_HTTPS_PORT_TEXT = "The plain HTTP request was sent to HTTPS port"
 
 
 @dataclass(frozen=True)
 class Answer:
-    """A valid answer body: ``success`` for CODE 1, the message, and the BackMsg codes in it."""
+    """An answer body: ``success`` for CODE 1, the message, and the BackMsg codes in it.
+
+    ``preamble``: what the server printed around the answer (a BOM, PHP's notices), as one
+    line of at most ``PREAMBLE_LIMIT`` characters; empty for a clean answer. ``slot``: the
+    CODE as sent, ``1`` or ``2`` in a valid answer; anything else makes a near-answer
+    (``near``), which only a fatal code in its message makes worth reading.
+    """
 
     success: bool
     message: str
     codes: tuple[int, ...]
+    preamble: str = ""
+    slot: str = ""
+
+    @property
+    def near(self) -> bool:
+        """The CODE slot holds neither 1 nor 2 (``|Retuen|07|Retuen|BackMsg_07``)."""
+        return self.slot not in ("", "1", "2")
 
 
 def format_answer(success: bool, message: str) -> str:
@@ -73,13 +127,65 @@ def format_answer(success: bool, message: str) -> str:
 
 
 def parse_answer(body: str) -> Answer | None:
-    """Parse an answer body; ``None`` when it is not a valid answer (HTML, empty, a proxy's)."""
-    match = _ANSWER_RE.match(body)
+    """Parse an answer body; ``None`` when it is no answer (HTML, empty, a proxy's).
+
+    The answer may follow BOMs, whitespace and PHP's diagnostics, and be followed by PHP's
+    diagnostics; nothing else. A CODE other than 1 or 2 gives a near-answer (``Answer.near``).
+    """
+    noise = _NOISE_RE.match(body)
+    start = noise.end() if noise is not None else 0
+    match = _ANSWER_RE.match(body, start)
     if match is None:
         return None
-    message = match.group(2)
+    message, trailer = _cut_trailer(match.group(2).rstrip())
     codes = tuple(int(code) for code in _BACKMSG_RE.findall(message))
-    return Answer(success=match.group(1) == "1", message=message, codes=codes)
+    slot = match.group(1)
+    return Answer(
+        success=slot == "1",
+        message=message,
+        codes=codes,
+        preamble=_preamble(body[:start], trailer),
+        slot=slot,
+    )
+
+
+def _cut_trailer(message: str) -> tuple[str, str]:
+    """``message`` without the PHP diagnostics on its last lines, and those lines."""
+    if " on line " not in message:  # a clean message never has PHP's words
+        return message, ""
+    lines = message.split("\n")
+    keep = len(lines)
+    while keep > 1:
+        line = _BR_RE.sub("", lines[keep - 1]).strip(" \t\r\ufeff")
+        if line and _DIAGNOSTIC_LINE_RE.fullmatch(line) is None:
+            break
+        keep -= 1
+    if keep == len(lines):
+        return message, ""
+    kept = "\n".join(lines[:keep])
+    end = len(kept)
+    while True:  # the "<br />" that opened the first diagnostic, and whitespace
+        while end and kept[end - 1].isspace():
+            end -= 1
+        tag = next((t for t in ("<br />", "<br/>", "<br>") if kept.endswith(t, 0, end)), "")
+        if not tag:
+            break
+        end -= len(tag)
+    return kept[:end], "\n".join(lines[keep:])
+
+
+def _preamble(before: str, after: str) -> str:
+    """What came around the answer as one line; BOMs shown by name, since they are invisible."""
+    parts = []
+    for label, text in (("", before), ("after the answer: ", after)):
+        boms = text.count("\ufeff")
+        text = _BR_RE.sub(" ", text.replace("\ufeff", ""))
+        text = one_line(html.unescape(_TAG_RE.sub("", text)), PREAMBLE_LIMIT)
+        if boms:
+            text = ("a BOM" if boms == 1 else f"{boms} BOMs") + (f", {text}" if text else "")
+        if text:
+            parts.append(label + text)
+    return "; ".join(parts)[:PREAMBLE_LIMIT]
 
 
 @dataclass(frozen=True)
@@ -100,6 +206,9 @@ class Outcome:
     backmsg: int | None = None
     status: int | None = None
     trouble: Trouble | None = None
+    # What the server printed around its answer (a BOM, PHP's notices), one line; "" if
+    # nothing: the answer is read all the same, and the job says once what came with it.
+    preamble: str = ""
 
     @property
     def answered(self) -> bool:
@@ -108,8 +217,14 @@ class Outcome:
 
     @property
     def maybe_processed(self) -> bool:
-        """No answer came, but the request may have reached the server and been imported."""
-        return self.trouble is not None and self.trouble.maybe_processed
+        """No answer came, but the request may have reached the server and been imported:
+        a timeout or a drop after it left, a proxy's 502/504, a 500 or a page that is no
+        answer (PHP may have died after saving the row)."""
+        return (
+            self.trouble is not None
+            and self.trouble.maybe_processed
+            and self.status not in _NOT_RUN_STATUSES
+        )
 
     @property
     def fix(self) -> Fix | None:
@@ -131,23 +246,29 @@ def classify_answer(answer: Answer, *, remote: bool = False) -> Outcome:
 
     Duplicates win over success codes (the server kept its record); for CODE 2, fatal codes
     win over transient, transient over rejected (a wrong password is wrong for every row). An
-    unknown CODE 2 rejects the row and keeps the message; an unknown CODE 1 is done.
+    unknown CODE 2 rejects the row and keeps the message; an unknown CODE 1 is done. (A
+    near-answer is ``classify_http``'s to judge.)
     """
     message = one_line(answer.message)
     codes = answer.codes
+    preamble = answer.preamble
     duplicate = _first(codes, OutcomeKind.DUPLICATE, remote)
     if duplicate is not None:
-        return Outcome(OutcomeKind.DUPLICATE, f"BackMsg_{duplicate:02d}", message, None, duplicate)
+        code = f"BackMsg_{duplicate:02d}"
+        return Outcome(OutcomeKind.DUPLICATE, code, message, backmsg=duplicate, preamble=preamble)
     first = codes[0] if codes else None
     if answer.success:
         done = _first(codes, OutcomeKind.DONE, remote)
         number = done if done is not None else first
-        return Outcome(OutcomeKind.DONE, _code_text(number, "ok"), message, None, number)
+        code = _code_text(number, "ok")
+        return Outcome(OutcomeKind.DONE, code, message, backmsg=number, preamble=preamble)
     for kind in (OutcomeKind.FATAL, OutcomeKind.TRANSIENT, OutcomeKind.REJECTED):
         found = _first(codes, kind, remote)
         if found is not None:
-            return Outcome(kind, f"BackMsg_{found:02d}", message, None, found)
-    return Outcome(OutcomeKind.REJECTED, _code_text(first, "error"), message, None, first)
+            code = f"BackMsg_{found:02d}"
+            return Outcome(kind, code, message, backmsg=found, preamble=preamble)
+    code = _code_text(first, "error")
+    return Outcome(OutcomeKind.REJECTED, code, message, backmsg=first, preamble=preamble)
 
 
 def _code_text(number: int | None, default: str) -> str:
@@ -207,13 +328,19 @@ def classify_http(
     """Classify a whole HTTP response: the status first, then the answer body.
 
     401/403/404 (and any 4xx that waiting cannot fix) are fatal: the URL or the login is
-    wrong for every row. 400/413/414/431 refuse this one request (the row; when every row
-    gets one, the error budget stops the job). 429/503 throttle,
+    wrong for every row, and so is nginx's 400 for http:// to its HTTPS port
+    (``HTTPS_PORT``). Other 400s and 413/414/431 refuse this one request (the row; when every
+    row gets one, the error budget stops the job). 429/503 throttle,
     502/504 are a proxy's (the upstream may have processed the call), 408 and other 5xx are
-    transient. A 2xx whose body is no Import answer is transient too (``NOT_AN_ANSWER``).
+    transient (a 500 may come after the row was saved). A 2xx whose body is no Import answer
+    is transient too (``NOT_AN_ANSWER``, maybe processed); a near-answer
+    (``|Retuen|07|Retuen|BackMsg_07``) is fatal when its message holds a fatal code, else no
+    answer.
     """
     message = one_line(body)
     code = f"HTTP {status}"
+    if status == 400 and _HTTPS_PORT_TEXT in body:
+        return Outcome(OutcomeKind.FATAL, code, message, status=status, trouble=Trouble.HTTPS_PORT)
     if status in (400, 413, 414, 431):
         return Outcome(
             OutcomeKind.REJECTED, code, message, status=status, trouble=Trouble.TOO_LARGE
@@ -231,12 +358,34 @@ def classify_http(
     if status >= 400:
         return Outcome(OutcomeKind.FATAL, code, message, None, None, status, Trouble.CLIENT_ERROR)
     answer = parse_answer(body) if status == 200 else None
+    if answer is not None and answer.near:
+        # A near-answer is read for a fatal code only: a wrong password is wrong however
+        # the server wrote it; anything else in it is no answer.
+        fatal = _first(answer.codes, OutcomeKind.FATAL, remote)
+        if fatal is not None:
+            return Outcome(
+                OutcomeKind.FATAL,
+                f"BackMsg_{fatal:02d}",
+                one_line(answer.message),
+                backmsg=fatal,
+                status=status,
+                preamble=answer.preamble,
+            )
+        answer = None
     if answer is None:
         text = message or "(an empty body)"
         trouble = Trouble.NOT_AN_ANSWER
         return Outcome(OutcomeKind.TRANSIENT, "not an answer", text, None, None, status, trouble)
     outcome = classify_answer(answer, remote=remote)
-    return Outcome(outcome.kind, outcome.code, outcome.message, None, outcome.backmsg, status)
+    return Outcome(
+        outcome.kind,
+        outcome.code,
+        outcome.message,
+        None,
+        outcome.backmsg,
+        status,
+        preamble=answer.preamble,
+    )
 
 
 def classify_trouble(trouble: Trouble, message: str) -> Outcome:

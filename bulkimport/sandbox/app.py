@@ -4,7 +4,10 @@
 wires it into an ``aiohttp.web.Application``. Checks run in the order a request is read:
 parameters present (01), organisation (02), credentials (03/07/05, 15/63), campaign
 (70/67/73), source (72), field settings (74), then the record itself. The faults
-(``faults.py``) come first: an outage, the rate ceiling, the capacity queue and the call's fate.
+(``faults.py``) come first: an HTTPS-only port, an outage, the rate ceiling, the capacity
+queue and a database lock, and the call's fate. Like the vendor's nginx
+(``large_client_header_buffers 4 32k``), every route takes a request line and header lines of
+up to 32 KiB, and answers nginx's 414 or 400 page beyond (``nginx_limits``).
 Requests that change the sandbox (every method but GET under ``/sandbox/``) must be JSON
 (``json_control_only``), which a web page cannot send to another site without its consent.
 """
@@ -42,15 +45,26 @@ from bulkimport.sandbox.importer import (
 from bulkimport.sandbox.pages import (
     BAD_GATEWAY_PAGE,
     GATEWAY_TIMEOUT_PAGE,
+    HEADER_TOO_LARGE_PAGE,
     HTML_HEADERS,
+    HTTPS_PORT_PAGE,
     MAINTENANCE_PAGE,
     NGINX_HEADERS,
+    PHP_FATAL_PAGE,
     SERVER_ERROR_PAGE,
+    URI_TOO_LARGE_PAGE,
 )
 from bulkimport.sandbox.remote import RemoteImports
 from bulkimport.sandbox.store import Store
 
 ARRIVALS_LIMIT = 1_000_000
+# nginx's large_client_header_buffers 4 32k: a request line, or a header line, must fit in
+# one 32 KiB buffer (its CRLF included).
+NGINX_BUFFER_BYTES = 32 * 1024
+# What the HTTP parser itself reads, far beyond, so that nginx's answer is the sandbox's.
+PARSER_LIMIT_BYTES = 1024 * 1024
+# nginx's client_max_body_size 20M on the vendor's install: a POST's body up to this.
+BODY_LIMIT_BYTES = 20 * 1024 * 1024
 REQUIRED_PARAMETERS = (
     "orgidentity",
     "usertype",
@@ -224,6 +238,8 @@ class Sandbox:
             if isinstance(fields, ImportResult):
                 return fields.success, fields.message, _stats_code(fields)
             result = import_record(self.store, campaign, fields, rules)
+            # As the real server: the answer goes once the row is committed.
+            await self.store.durable()
             return result.success, result.message, _stats_code(result)
         answer = await self.remote.submit(campaign, rules, source, params)
         if isinstance(answer, ImportResult):
@@ -257,7 +273,7 @@ class Sandbox:
         """nginx's 504 at ``timeout_s``; a call meant to be answered is processed later all
         the same, when the server gets to it (PHP goes on after nginx gave up)."""
         arrival: list[Any] = [arrived_s, 504, "HTTP 504", None, False]
-        if verdict.fate is Fate.ANSWER:
+        if verdict.fate in (Fate.ANSWER, Fate.HTTP500_AFTER, Fate.FATAL200_AFTER):
             late = self._process_late(started + verdict.ready_s, params, arrival)
             task = asyncio.create_task(late)
             self._late.add(task)
@@ -323,6 +339,11 @@ async def asterccinterfaces(request: web.Request) -> web.StreamResponse:
     sandbox = request.app[SANDBOX_KEY]
     plan = sandbox.plan
     faults = plan.faults
+    if faults.https_only:
+        # nginx answers before anything reaches PHP, and closes the connection.
+        sandbox.stats.record(arrived_s, 400, "https-only 400", time.monotonic() - started)
+        headers = {**NGINX_HEADERS, "Connection": "close"}
+        return web.Response(status=400, body=HTTPS_PORT_PAGE, headers=headers)
     if faults.outage is not Outage.OFF:
         return sandbox.outage_answer(request, faults.outage, arrived_s, started)
     stats = sandbox.stats
@@ -348,12 +369,23 @@ async def asterccinterfaces(request: web.Request) -> web.StreamResponse:
     if fate is Fate.ANSWER:
         success, message, code = await sandbox.handle_import(params)
         stats.record(arrived_s, 200, code, time.monotonic() - started, True)
-        return web.Response(body=format_answer(success, message), headers=_ANSWER_HEADERS)
+        answer = verdict.preamble + format_answer(success, message)
+        return web.Response(body=answer.encode(), headers=_ANSWER_HEADERS)
     if fate is Fate.CODE:
         code = f"BackMsg_{verdict.code:02d}"
         stats.record(arrived_s, 200, code, time.monotonic() - started)
-        answer = format_answer(verdict.code in SUCCESS_CODES, code)
-        return web.Response(body=answer, headers=_ANSWER_HEADERS)
+        answer = verdict.preamble + format_answer(verdict.code in SUCCESS_CODES, code)
+        return web.Response(body=answer.encode(), headers=_ANSWER_HEADERS)
+    if fate in (Fate.HTTP500_AFTER, Fate.FATAL200_AFTER):
+        # PHP saved the row, then died: with display_errors off php-fpm sends a bare 500,
+        # with it on its fatal error goes out with status 200.
+        _, _, code = await sandbox.handle_import(params)
+        status = 500 if fate is Fate.HTTP500_AFTER else 200
+        latency_s = time.monotonic() - started
+        stats.record(arrived_s, status, f"{fate.value} {code}", latency_s, True)
+        if status == 500:
+            return web.Response(status=500, body=b"", headers=HTML_HEADERS)
+        return web.Response(body=PHP_FATAL_PAGE, headers=HTML_HEADERS)
     if fate is Fate.HTTP500:
         stats.record(arrived_s, 500, "HTTP 500", time.monotonic() - started)
         return web.Response(status=500, body=SERVER_ERROR_PAGE, headers=HTML_HEADERS)
@@ -390,6 +422,7 @@ async def set_customer_status(request: web.Request) -> web.Response:
     )
     if not found:
         raise web.HTTPNotFound(text="no customer with that key")
+    await sandbox.store.durable()
     customer = sandbox.store.find_customer(campaign.table, str(data["key"]))
     assert customer is not None
     return web.json_response(customer.to_json())
@@ -478,9 +511,28 @@ async def json_control_only(
     return await handler(request)
 
 
+@web.middleware
+async def nginx_limits(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """nginx's answers to a request line or a header line that does not fit in one of its
+    32 KiB buffers: 414 for the line, 400 "Request Header Or Cookie Too Large" for a header.
+    (The runner's parser must read up to ``PARSER_LIMIT_BYTES``, so that they reach here.)"""
+    version = request.version
+    line = f"{request.method} {request.raw_path} HTTP/{version.major}.{version.minor}\r\n"
+    headers = {**NGINX_HEADERS, "Connection": "close"}
+    if len(line.encode("utf-8", "surrogateescape")) > NGINX_BUFFER_BYTES:
+        return web.Response(status=414, body=URI_TOO_LARGE_PAGE, headers=headers)
+    if any(len(name) + len(value) + 4 > NGINX_BUFFER_BYTES for name, value in request.raw_headers):
+        return web.Response(status=400, body=HEADER_TOO_LARGE_PAGE, headers=headers)
+    return await handler(request)
+
+
 def build_app(sandbox: Sandbox) -> web.Application:
     """The aiohttp application serving ``sandbox``."""
-    app = web.Application(middlewares=[json_control_only])
+    app = web.Application(
+        middlewares=[nginx_limits, json_control_only], client_max_size=BODY_LIMIT_BYTES
+    )
     app[SANDBOX_KEY] = sandbox
     app.router.add_route("GET", ENDPOINT_PATH, asterccinterfaces)
     app.router.add_route("POST", ENDPOINT_PATH, asterccinterfaces)

@@ -3,12 +3,16 @@
 Every fault is off by default. A request meets them in the order a real installation puts them
 in its way:
 
+0. ``https_only``: the port is nginx's TLS port, and a plain HTTP request gets its 400 page;
 1. ``outage``: the balancer or nginx in front answers alone; no call reaches the server;
 2. ``max_rps``: a requests-per-second ceiling answered with 429 (the stock server has none);
 3. ``capacity``: the PHP side serves calls in arrival order, ``capacity`` per second, so a call
-   first waits for the work admitted before it (``CapacityQueue``);
+   first waits for the work admitted before it (``CapacityQueue``); a database lock
+   (``lock_s``, every ``lock_every_s``) holds every call that arrives while it is held until
+   it is released (``LockSchedule``);
 4. the call's fate, drawn once: HTTP 500, an injected answer code, a dropped connection, a hang,
-   or the normal answer;
+   the normal answer, or PHP dying after it saved the row (a 500, or its fatal error with 200);
+   and what PHP prints before an answer (a BOM, a notice), drawn for each of them;
 5. the answer is ready after the wait plus ``latency_s`` (and jitter). When that is longer than
    ``queue_timeout_s``, nginx answers 504 at ``queue_timeout_s`` instead, and a call whose fate
    is the normal answer is still processed when its time comes (PHP goes on after nginx gave up).
@@ -22,6 +26,7 @@ from __future__ import annotations
 import math
 import random
 import re
+import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -45,6 +50,20 @@ _SECONDS_AND_SHARES = (
     "drop_rate",
     "hang_rate",
     "max_rps",
+    "http500_after_rate",
+    "fatal200_after_rate",
+    "bom_rate",
+    "notice_rate",
+    "html_notice_rate",
+    "lock_s",
+    "lock_every_s",
+)
+# What PHP prints before the answer (the ``*_rate`` of ``Faults`` that draw them).
+BOM = "\ufeff"
+PHP_NOTICE = "\nNotice: Undefined index: agent in /var/www/html/asterccinterfaces.php on line 41\n"
+PHP_HTML_NOTICE = (
+    "<br />\n<b>Notice</b>:  Undefined index: agent in "
+    "<b>/var/www/html/asterccinterfaces.php</b> on line <b>41</b><br />\n"
 )
 
 
@@ -102,6 +121,21 @@ class Faults:
     max_rps: float = 0  # requests per second above which HTTP 429 is answered; 0 = none
     retry_after_s: int = 1  # the Retry-After of a 429, whole seconds
     outage: Outage = Outage.OFF  # while not "off", no call reaches the server
+    # The call is processed (the row saved), then PHP dies: nginx's 500 page...
+    http500_after_rate: float = 0
+    # ...or, with display_errors on, PHP's fatal error as the body, with status 200.
+    fatal200_after_rate: float = 0
+    # Printed before an answer, each drawn for every answer: a UTF-8 BOM (an include saved
+    # "with BOM"), a PHP notice as plain text, a PHP notice in PHP's HTML (html_errors on).
+    bom_rate: float = 0
+    notice_rate: float = 0
+    html_notice_rate: float = 0
+    # A database lock holds every call for lock_s seconds (then all are answered), every
+    # lock_every_s seconds from when it is set; lock_every_s 0: once, from when it is set.
+    lock_s: float = 0
+    lock_every_s: float = 0
+    # The port is nginx's HTTPS port: a plain HTTP request gets its 400 page, nothing else.
+    https_only: bool = False
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -112,15 +146,27 @@ class Faults:
             object.__setattr__(self, name, value)
         object.__setattr__(self, "outage", Outage(self.outage))
         object.__setattr__(self, "code_rates", _code_rates(self.code_rates))
+        object.__setattr__(self, "https_only", bool(self.https_only))
         rates = (
             self.http500_rate,
             self.backmsg85_rate,
             self.drop_rate,
             self.hang_rate,
+            self.http500_after_rate,
+            self.fatal200_after_rate,
             *self.code_rates.values(),
         )
         if any(r < 0 or r > 1 for r in rates) or sum(rates) > 1 + _RATE_SLACK:
             raise ValueError("fault rates must be within 0..1 and add up to at most 1")
+        if any(not 0 <= r <= 1 for r in (self.bom_rate, self.notice_rate, self.html_notice_rate)):
+            raise ValueError("bom_rate, notice_rate and html_notice_rate must be within 0..1")
+        if self.lock_s < 0 or self.lock_every_s < 0:
+            raise ValueError("lock_s and lock_every_s cannot be negative")
+        if self.lock_every_s and self.lock_s >= self.lock_every_s:
+            raise ValueError(
+                "lock_s (--lock) must be shorter than lock_every_s (--lock-every), else the"
+                " lock never ends"
+            )
         lengths = (self.latency_s, self.jitter_s, self.queue_timeout_s)
         if any(s < 0 for s in lengths) or self.capacity < 0 or self.max_rps < 0:
             raise ValueError(
@@ -155,6 +201,10 @@ class Faults:
                 values[name] = Outage(value)
             elif name == "code_rates":
                 values[name] = value  # checked by __post_init__
+            elif name == "https_only":
+                if not isinstance(value, bool):
+                    raise ValueError(f"https_only must be true or false, not {value!r}")
+                values[name] = value
             else:
                 values[name] = _number(name, value)
         current = (base or cls()).to_json()
@@ -177,6 +227,8 @@ class Fate(StrEnum):
     CODE = "code"  # an injected answer code (code_rates, backmsg85_rate), nothing processed
     DROP = "drop"  # the connection is closed without an answer
     HANG = "hang"  # never answered until the server stops
+    HTTP500_AFTER = "http500-after"  # processed (the row saved), then a 500 page
+    FATAL200_AFTER = "fatal200-after"  # processed, then PHP's fatal error with status 200
 
 
 class Verdict(NamedTuple):
@@ -184,9 +236,10 @@ class Verdict(NamedTuple):
 
     fate: Fate
     code: int  # the answer code of Fate.CODE, else 0
-    wait_s: float  # time in the capacity queue before the server works on it
+    wait_s: float  # time in the capacity queue (and held by a lock) before it is served
     ready_s: float  # arrival to the server's answer: wait_s + latency (+ jitter)
     timed_out: bool  # ready_s > queue_timeout_s: nginx answers 504 at queue_timeout_s
+    preamble: str = ""  # what PHP prints before the answer (BOM, notices), if it answers
 
     def answer_after_s(self, queue_timeout_s: float) -> float:
         """When the client gets an answer, counted from the arrival."""
@@ -231,6 +284,29 @@ class CapacityQueue:
         return max(0.0, self._free_at - now)
 
 
+class LockSchedule:
+    """When a database lock holds the server: for ``lock_s`` seconds every ``every_s`` seconds
+    from ``since`` (the first one ``every_s`` after it), or once from ``since`` when
+    ``every_s`` is 0. A call arriving while it is held waits until it is released."""
+
+    def __init__(self, lock_s: float, every_s: float, since: float) -> None:
+        self.lock_s = lock_s
+        self.every_s = every_s
+        self.since = since
+
+    def wait_s(self, now: float) -> float:
+        """How long a call arriving at ``now`` is held (0 when no lock is held then)."""
+        if not self.lock_s or now < self.since:
+            return 0.0
+        elapsed = now - self.since
+        if not self.every_s:
+            return max(0.0, self.lock_s - elapsed)
+        if elapsed < self.every_s:
+            return 0.0
+        into = elapsed % self.every_s
+        return self.lock_s - into if into < self.lock_s else 0.0
+
+
 class RateCeiling:
     """At most ``max_rps`` calls let through in any sliding 1-second window."""
 
@@ -257,19 +333,24 @@ class FaultPlan:
     over, and the random sequence too unless the seed changed.
     """
 
-    def __init__(self, faults: Faults) -> None:
+    def __init__(self, faults: Faults, *, now: float | None = None) -> None:
         self.faults = faults
         self._random = random.Random(faults.seed)
         self.capacity = CapacityQueue(faults.capacity)
         self.ceiling = RateCeiling()
         self._fates = _fate_table(faults)
+        since = time.monotonic() if now is None else now
+        self.lock = LockSchedule(faults.lock_s, faults.lock_every_s, since)
 
-    def update(self, faults: Faults) -> None:
-        """Use ``faults`` from now on."""
+    def update(self, faults: Faults, *, now: float | None = None) -> None:
+        """Use ``faults`` from ``now`` on (a changed lock setting counts from then)."""
         if faults.seed != self.faults.seed:
             self._random = random.Random(faults.seed)
         if faults.capacity != self.capacity.rate_per_s:
             self.capacity.set_rate(faults.capacity)
+        if (faults.lock_s, faults.lock_every_s) != (self.faults.lock_s, self.faults.lock_every_s):
+            since = time.monotonic() if now is None else now
+            self.lock = LockSchedule(faults.lock_s, faults.lock_every_s, since)
         self.faults = faults
         self._fates = _fate_table(faults)
 
@@ -280,7 +361,7 @@ class FaultPlan:
     def decide(self, now: float) -> Verdict:
         """The verdict on a request that arrived at ``now`` and passed the ceiling."""
         f = self.faults
-        wait_s = self.capacity.admit(now)
+        wait_s = self.capacity.admit(now) + self.lock.wait_s(now)
         ready_s = wait_s + f.latency_s
         if f.jitter_s:
             ready_s += self._random.uniform(0, f.jitter_s)
@@ -294,7 +375,17 @@ class FaultPlan:
                 draw -= rate
         timeout_s = f.queue_timeout_s
         timed_out = bool(timeout_s) and ready_s > timeout_s and fate is not Fate.HANG
-        return Verdict(fate, code, wait_s, ready_s, timed_out)
+        preamble = ""
+        if fate in (Fate.ANSWER, Fate.CODE):
+            # Drawn only when set, so that a seed gives the same fates as before.
+            for rate, text in (
+                (f.bom_rate, BOM),
+                (f.notice_rate, PHP_NOTICE),
+                (f.html_notice_rate, PHP_HTML_NOTICE),
+            ):
+                if rate and self._random.random() < rate:
+                    preamble += text
+        return Verdict(fate, code, wait_s, ready_s, timed_out, preamble)
 
 
 def _fate_table(faults: Faults) -> tuple[tuple[float, Fate, int], ...]:
@@ -305,5 +396,7 @@ def _fate_table(faults: Faults) -> tuple[tuple[float, Fate, int], ...]:
         *((rate, Fate.CODE, int(code)) for code, rate in faults.code_rates.items()),
         (faults.drop_rate, Fate.DROP, 0),
         (faults.hang_rate, Fate.HANG, 0),
+        (faults.http500_after_rate, Fate.HTTP500_AFTER, 0),
+        (faults.fatal200_after_rate, Fate.FATAL200_AFTER, 0),
     ]
     return tuple(entry for entry in table if entry[0])

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from bulkimport.campaign import Schema, default_schema
 from bulkimport.protocol import ENDPOINT_PATH
-from bulkimport.sandbox.app import Sandbox, build_app
+from bulkimport.sandbox.app import PARSER_LIMIT_BYTES, Sandbox, build_app
 from bulkimport.sandbox.faults import Faults
 from bulkimport.sandbox.store import Store
 
@@ -106,7 +106,12 @@ class SandboxHandle:
         if created:
             _seed_customers(sandbox)
         runner = web.AppRunner(
-            build_app(sandbox), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+            build_app(sandbox),
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+            # aiohttp stops at 8,190 bytes; nginx's limits are nginx_limits'.
+            max_line_size=PARSER_LIMIT_BYTES,
+            max_field_size=PARSER_LIMIT_BYTES,
         )
         await runner.setup()
         try:

@@ -2,9 +2,13 @@
 
 The store is used from the event loop's thread with the standard ``sqlite3`` module: each
 query takes microseconds, far less than a thread hop would cost, and the sandbox must answer
-thousands of calls per second. Writes are committed in batches (every ``COMMIT_INTERVAL_S``)
-and on ``close()``, so a clean stop or exit keeps everything; WAL with ``synchronous=NORMAL``
-keeps each commit cheap.
+thousands of calls per second. Like the real server, it answers "imported" only once the row
+is committed: a call that wrote awaits ``durable()``, which commits once for every write made
+in the same turn of the event loop (a group commit: the concurrent calls share one commit,
+then all their answers go). Writes no answer waits for (a remote import's lines) are committed
+within ``COMMIT_INTERVAL_S``, and everything on ``close()``. WAL with ``synchronous=NORMAL``
+keeps each commit cheap: a committed write survives the sandbox's crash (``kill -9``), not the
+machine's power loss.
 
 A sandbox database carries ``PRAGMA application_id = 0x42495342`` ("BISB"). ``open()`` uses an
 existing file only if it has that id, is a sandbox database from before the id (recognised by
@@ -178,6 +182,9 @@ class Store:
         self.path = path
         self._db: sqlite3.Connection | None = None
         self._commit_handle: asyncio.TimerHandle | None = None
+        # The group commit the calls of this turn wait for; None when none is due.
+        self._group: asyncio.Future[None] | None = None
+        self._dirty = False  # written since the last commit
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -226,15 +233,49 @@ class Store:
             self._db.commit()
             self._db.close()
             self._db = None
+        self._dirty = False
+        if self._group is not None:
+            # Calls still waiting (a stop within a turn): what they wrote is committed above.
+            self._group.set_result(None)
+            self._group = None
 
     def _written(self) -> None:
-        # Batch commits: one per interval however many writes happened in it.
+        self._dirty = True
+        # Writes no answer waits for: one commit per interval however many happened in it.
         if self._commit_handle is None:
             loop = asyncio.get_running_loop()
             self._commit_handle = loop.call_later(COMMIT_INTERVAL_S, self.commit)
 
+    async def durable(self) -> None:
+        """Return once every write made so far is committed (at once if none is pending).
+
+        The commit runs after the callbacks already due in this turn of the event loop, so
+        the calls that wrote meanwhile share it; a failed commit raises in each of them."""
+        if not self._dirty:
+            return
+        if self._group is None:
+            loop = asyncio.get_running_loop()
+            self._group = loop.create_future()
+            loop.call_soon(self._commit_group)
+        await asyncio.shield(self._group)
+
+    def _commit_group(self) -> None:
+        group, self._group = self._group, None
+        try:
+            self.commit()
+        except sqlite3.Error as exc:
+            if group is not None:
+                group.set_exception(exc)
+                group.exception()  # retrieved here: a call may have gone before it failed
+            return
+        if group is not None:
+            group.set_result(None)
+
     def commit(self) -> None:
-        self._commit_handle = None
+        if self._commit_handle is not None:
+            self._commit_handle.cancel()
+            self._commit_handle = None
+        self._dirty = False
         if self._db is not None:
             self._db.commit()
 

@@ -259,6 +259,7 @@ class Dispatcher:
             now_s=now,
         )
         self._reached_told = False
+        self._preamble_told = False  # what the server prints before its answers: said once
         self._method_asked = False  # the server was asked about the other HTTP method
         self._other_method: Method | None = None  # ...and answered it
         # Rows whose last call met a trouble held against them, since the last answer: if an
@@ -680,6 +681,9 @@ class Dispatcher:
                 self._other_method = method
                 decision = self.health.wrong_method(outcome)
                 await self._refund_streak()
+        if outcome.preamble and not self._preamble_told:
+            self._preamble_told = True
+            log.info("the server prints this with its answers, read through: %s", outcome.preamble)
         if outcome.answered and not self._reached_told:
             self._reached_told = True
             self._tell(WatchEvent(Watch.REACHED))

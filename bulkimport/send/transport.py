@@ -530,9 +530,12 @@ class HttpTransport:
         if outcome.trouble is Trouble.TOO_LARGE and not self._post and outcome.status:
             # The front end refused this request: in a URL, a long record is the usual cause.
             message = message[:120] + "; use --method post (the record goes in the body)"
-        if message is outcome.message:
+        preamble = outcome.preamble
+        if preamble and self._secrets:
+            preamble = self._mask(preamble)  # PHP's notices may quote the request
+        if message is outcome.message and preamble is outcome.preamble:
             return outcome
-        return dataclasses.replace(outcome, message=message)
+        return dataclasses.replace(outcome, message=message, preamble=preamble)
 
     def _mask(self, message: str) -> str:
         """``message`` without the password, whole or cut off at the end of the message."""

@@ -23,6 +23,14 @@ DEFAULTS = {
     "max_rps": 0,
     "retry_after_s": 1,
     "outage": "off",
+    "http500_after_rate": 0,
+    "fatal200_after_rate": 0,
+    "bom_rate": 0,
+    "notice_rate": 0,
+    "html_notice_rate": 0,
+    "lock_s": 0,
+    "lock_every_s": 0,
+    "https_only": False,
     "seed": None,
 }
 
@@ -71,6 +79,11 @@ async def test_a_post_changes_the_settings_it_names_and_keeps_the_others(client:
         ({"retry_after_s": 1.5}, "whole seconds"),
         ({"seed": "x"}, "seed must be an integer"),
         ({"capacity": -1}, "cannot be negative"),
+        ({"https_only": 1}, "https_only must be true or false"),
+        ({"bom_rate": 1.5}, "bom_rate, notice_rate and html_notice_rate must be within 0..1"),
+        ({"lock_s": 5, "lock_every_s": 5}, "lock_s (--lock) must be shorter than lock_every_s"),
+        ({"lock_s": -1}, "lock_s and lock_every_s cannot be negative"),
+        ({"http500_after_rate": 0.6, "drop_rate": 0.6}, "add up to at most 1"),
         ([1], "JSON object"),
     ],
 )

@@ -190,6 +190,21 @@ def test_the_command_refuses_impossible_faults_in_one_line(args: list[str], says
     assert says in line
 
 
+@pytest.mark.parametrize(
+    ("options", "says"),
+    [
+        (["--lock", "5", "--lock-every", "5"], "lock_s (--lock) must be shorter"),
+        (["--http500-after-rate", "0.7", "--drop-rate", "0.7"], "add up to at most 1"),
+        (["--bom-rate", "2"], "'--bom-rate': 2.0 is not in the range"),
+    ],
+)
+def test_bad_php_fault_options_are_one_line(options: list[str], says: str) -> None:
+    result = CliRunner().invoke(cli, ["sandbox", *options])
+    assert result.exit_code == 2
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and says in errors[0]
+
+
 def test_a_bad_schema_file_is_one_line(tmp_path: Path) -> None:
     schema = tmp_path / "schema.toml"
     schema.write_text("org = 'x'")
