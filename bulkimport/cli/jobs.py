@@ -6,7 +6,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -74,17 +74,22 @@ def run_job_command(
         if not quiet:
             click.echo(text, err=True)
 
-    async def main() -> JobSummary:
+    async def main() -> JobSummary | _NothingToDo:
         # resume and retry need a database that exists: a wrong --db is an error, not a new
         # empty database.
         async with open_queue(where.db, create=path is not None) as storage:
             stored = None
             if path is None:
+                if job_id is None and rejected is None:
+                    if await storage.jobs.latest(unfinished=True) is None:
+                        return _NothingToDo(f"nothing to resume: no unfinished job in {where.db}")
                 job = await find_job(storage, job_id, where)
                 stored = job.settings
                 if job.state is JobState.FINISHED and rejected is None:
-                    say(f"job {job.id} is already finished")
-                    return await summarize(storage, job.id)
+                    return _NothingToDo(
+                        f"nothing to resume: job {job.id} is already finished",
+                        await summarize(storage, job.id),
+                    )
                 if job.superseded_by is not None:
                     say(
                         f"job {job.id} was superseded by job {job.superseded_by}; going on as asked"
@@ -124,7 +129,23 @@ def run_job_command(
         # `stage` goes on staging with the same command; the others with resume.
         again = where.command("resume", exc.job) if send else "the same command again"
         raise DiskFull(f"{exc}: {again}", job=exc.job) from None
+    if isinstance(summary, _NothingToDo):
+        # Not an error: cron's `resume` of a job that finished last night has nothing to do.
+        if as_json:
+            shown = summary.summary.to_json() if summary.summary is not None else {"job": None}
+            click.echo(json.dumps({**shown, "nothing_to_do": summary.line}, ensure_ascii=False))
+        elif not quiet:
+            click.echo(summary.line)
+        return ExitCode.OK
     return finish(summary, as_json=as_json, quiet=quiet, where=where)
+
+
+@dataclass(frozen=True)
+class _NothingToDo:
+    """``resume`` found nothing to send: the line that says so, and the finished job named."""
+
+    line: str
+    summary: JobSummary | None = None
 
 
 @contextlib.asynccontextmanager
