@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from bulkimport.cli.joblog import ConsoleFilter, formatter_for
-from bulkimport.errors import BulkImportError, ConfigError, ExitCode, Interrupted
+from bulkimport.errors import BulkImportError, ConfigError, ExitCode, Interrupted, TryLater
 from bulkimport.jobs.events import event
 from bulkimport.jobs.summary import JobSummary, plural
 from bulkimport.portable import create_private, readable_by_others
@@ -65,7 +65,13 @@ class BulkImportGroup(click.Group):
             click.echo("\nInterrupted", err=True)
             ctx.exit(int(ExitCode.INTERRUPTED))
         except BulkImportError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            if not isinstance(exc, TryLater):
+                click.echo(f"Error: {exc}", err=True)
+            elif not ctx.meta.get(QUIET_KEY):
+                # Not a failure: the same command later goes on (exit 75). Under --quiet
+                # nothing, since cron mails whatever is printed; the exit code and the
+                # --log file say it.
+                click.echo(try_later_line(str(exc)), err=True)
             # Also in the --log file, if one is open: cron's only record of why it ended.
             logger = logging.getLogger("bulkimport")
             if logger.handlers:
@@ -76,6 +82,20 @@ class BulkImportGroup(click.Group):
         if code:
             ctx.exit(int(code))
         return code
+
+
+#: ``ctx.meta`` key (shared by every nested context) holding whether ``--quiet`` was given.
+QUIET_KEY = "bulkimport.quiet"
+
+
+def _remember_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    ctx.meta[QUIET_KEY] = value
+    return value
+
+
+def try_later_line(what: str) -> str:
+    """How a "try later" (exit 75) is said: what happened, not as an error."""
+    return f"try later (exit 75): {what}"
 
 
 @dataclass(frozen=True)
@@ -116,7 +136,13 @@ def common_options(func: F) -> F:
             envvar="BULKIMPORT_CONFIG",
             help="TOML profile with any of the settings below (env BULKIMPORT_CONFIG).",
         ),
-        click.option("--quiet", "-q", is_flag=True, help="No progress, only errors."),
+        click.option(
+            "--quiet",
+            "-q",
+            is_flag=True,
+            callback=_remember_quiet,
+            help='No progress, only errors ("try later", exit 75, says nothing).',
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
     ]
     for decorator in reversed(decorators):
@@ -275,8 +301,11 @@ def finish(summary: JobSummary, *, as_json: bool, quiet: bool, where: Where) -> 
     resume = where.command("resume", summary.job)
     if code is ExitCode.SERVER_REFUSED:
         click.echo(f"Error: {summary.message}; fix it, then: {resume}", err=True)
-    elif code is ExitCode.TRY_LATER:
-        click.echo(f"Error: {summary.message}: {resume}", err=True)
+    elif code is ExitCode.TRY_LATER and not quiet:
+        # Not an error, and nothing at all under --quiet: cron mails whatever is printed,
+        # and a window that closes is every night's news; the exit code, the --log file and
+        # status (how many runs in a row) tell it.
+        click.echo(try_later_line(f"{summary.message}: {resume}"), err=True)
     elif code is ExitCode.INTERRUPTED:
         click.echo(f"Interrupted; resume with: {resume}", err=True)
     elif code is ExitCode.ROWS_FAILED:
