@@ -10,6 +10,7 @@ import logging
 import os
 import shlex
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,14 @@ def _remember_quiet(ctx: click.Context, _param: click.Parameter, value: bool) ->
 def try_later_line(what: str) -> str:
     """How a "try later" (exit 75) is said: what happened, not as an error."""
     return f"try later (exit 75): {what}"
+
+
+def try_later_runs_text(runs: int, since: float | None) -> str:
+    """``ended "try later" 4 runs in a row, since 2026-12-01 06:00`` (the first one's end)."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(since)) if since is not None else None
+    if runs == 1:
+        return 'the last run ended "try later"' + (f", at {when}" if when else "")
+    return f'ended "try later" {runs} runs in a row' + (f", since {when}" if when else "")
 
 
 @dataclass(frozen=True)
@@ -199,7 +208,7 @@ def configure_logging(quiet: bool, settings: Settings | None = None, *, bars: bo
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if quiet else logging.INFO)
     console.setFormatter(logging.Formatter("%(message)s"))
-    console.addFilter(ConsoleFilter(bars=bars))
+    console.addFilter(ConsoleFilter(bars=bars, quiet=quiet))
     logger.addHandler(console)
     log_path = settings.output.log if settings is not None else None
     if settings is not None and log_path:
@@ -305,7 +314,10 @@ def finish(summary: JobSummary, *, as_json: bool, quiet: bool, where: Where) -> 
         # Not an error, and nothing at all under --quiet: cron mails whatever is printed,
         # and a window that closes is every night's news; the exit code, the --log file and
         # status (how many runs in a row) tell it.
-        click.echo(try_later_line(f"{summary.message}: {resume}"), err=True)
+        line = try_later_line(f"{summary.message}: {resume}")
+        if summary.try_later_runs > 1:
+            line += f" ({try_later_runs_text(summary.try_later_runs, summary.try_later_since)})"
+        click.echo(line, err=True)
     elif code is ExitCode.INTERRUPTED:
         click.echo(f"Interrupted; resume with: {resume}", err=True)
     elif code is ExitCode.ROWS_FAILED:

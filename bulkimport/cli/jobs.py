@@ -25,6 +25,7 @@ from bulkimport.cli.base import (
     run_async,
     setting_options,
     show_bars,
+    try_later_runs_text,
 )
 from bulkimport.cli.progress import progress_for
 from bulkimport.cli.remote import shown_remote
@@ -80,9 +81,9 @@ def run_job_command(
         async with open_queue(where.db, create=path is not None) as storage:
             stored = None
             if path is None:
-                if job_id is None and rejected is None:
-                    if await storage.jobs.latest(unfinished=True) is None:
-                        return _NothingToDo(f"nothing to resume: no unfinished job in {where.db}")
+                nothing_open = job_id is None and rejected is None
+                if nothing_open and await storage.jobs.latest(unfinished=True) is None:
+                    return _NothingToDo(f"nothing to resume: no unfinished job in {where.db}")
                 job = await find_job(storage, job_id, where)
                 stored = job.settings
                 if job.state is JobState.FINISHED and rejected is None:
@@ -324,6 +325,9 @@ def status(
         click.echo(f"  server  {outage_text(summary.outage_since, summary.next_try_at)}")
     if summary.window_opens_at is not None:
         click.echo(f"  window  {window_wait_text(summary.window_opens_at)}")
+    if summary.try_later_runs:
+        runs = try_later_runs_text(summary.try_later_runs, summary.try_later_since)
+        click.echo(f"  later   {runs} (exit 75)")
     for row_state in RowState:
         click.echo(f"    {row_state.value:<10} {summary.counts.get(row_state, 0):>12,}")
     if summary.resent_unknown:
@@ -407,6 +411,8 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> Exit
             line += f"  [no runner; last seen {seen}]"
         if s.superseded_by is not None:
             line += f"  [superseded by {s.superseded_by}]"
+        if s.try_later_runs:
+            line += f"  [{try_later_runs_text(s.try_later_runs, s.try_later_since)}]"
         click.echo(line)
     if remotes:
         if summaries:
