@@ -9,6 +9,7 @@ no test depends on the hour).
 from __future__ import annotations
 
 import datetime
+import json
 import time
 from pathlib import Path
 
@@ -81,7 +82,9 @@ async def test_runs_that_end_try_later_are_counted_until_one_finishes(
 
     sandbox.set_faults(Faults(outage=Outage.BAD_GATEWAY))
     tonight = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(20, start=100)])
+    log = tmp_path / "nightly.log"
     run = ["run", str(tonight), *target(sandbox, "--rate", "0", "--max-outage", "1s")]
+    run += ["--log", str(log), "--log-format", "json"]
     started = time.time()
     since = None
     for night in (1, 2, 3):
@@ -94,6 +97,11 @@ async def test_runs_that_end_try_later_are_counted_until_one_finishes(
         since = since or shown["try_later_since"]
         assert shown["try_later_since"] == since  # since the first of them ended
     assert isinstance(since, float) and started <= since <= time.time()
+    # What the terminal did not say, the log did: the outage, and each stop, as no error.
+    events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+    stops = [e for e in events if e["event"] == "stop"]
+    assert [(e["cause"], e["level"]) for e in stops] == [("outage", "warning")] * 3
+    assert len([e for e in events if e["event"] == "outage"]) == 3
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(since))
 
     # Without --quiet: what happened, once, and not as an error.

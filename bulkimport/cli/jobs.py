@@ -258,7 +258,8 @@ def resume(
     """Continue an interrupted, stopped or staged job (the latest unfinished one by default).
 
     The job's stored settings are used; options given here override them (a fixed --org,
-    another --rate). Rows found in flight are sent again and counted as such.
+    another --rate). Rows found in flight are sent again and counted as such. With nothing
+    to resume (no unfinished job, or JOB finished) it says so and exits 0.
 
     \b
     Example:
