@@ -85,6 +85,11 @@ class RepairKind(StrEnum):
 class StopCause(StrEnum):
     """Why a job stopped before it finished; it decides the exit code and the advice."""
 
+    @property
+    def is_try_later(self) -> bool:
+        """Nothing is wrong with the job: the same command later goes on (exit 75)."""
+        return self in (StopCause.OUTAGE, StopCause.WINDOW)
+
     SIGNAL = "signal"  # Ctrl-C or SIGTERM (interrupted, exit 130)
     FATAL = "fatal"  # the server refused the job's settings (stopped, exit 3)
     NEVER_REACHED = "never-reached"  # the URL never gave an Import answer (stopped, exit 3)

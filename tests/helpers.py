@@ -47,6 +47,10 @@ class Done:
     def error_lines(self) -> list[str]:
         return [line for line in self.err.splitlines() if line.startswith("Error:")]
 
+    def try_later_lines(self) -> list[str]:
+        """What a "try later" (exit 75) said: not an error."""
+        return [line for line in self.err.splitlines() if line.startswith("try later (exit 75):")]
+
 
 def base_env(**extra: str) -> dict[str, str]:
     """The test's environment without any ``BULKIMPORT_*`` variable, plus ``extra``."""

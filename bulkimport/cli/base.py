@@ -10,6 +10,7 @@ import logging
 import os
 import shlex
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from typing import Any, TypeVar
 import click
 
 from bulkimport.cli.joblog import ConsoleFilter, formatter_for
-from bulkimport.errors import BulkImportError, ConfigError, ExitCode, Interrupted
+from bulkimport.errors import BulkImportError, ConfigError, ExitCode, Interrupted, TryLater
 from bulkimport.jobs.events import event
 from bulkimport.jobs.summary import JobSummary, plural
 from bulkimport.portable import create_private, readable_by_others
@@ -65,7 +66,13 @@ class BulkImportGroup(click.Group):
             click.echo("\nInterrupted", err=True)
             ctx.exit(int(ExitCode.INTERRUPTED))
         except BulkImportError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            if not isinstance(exc, TryLater):
+                click.echo(f"Error: {exc}", err=True)
+            elif not ctx.meta.get(QUIET_KEY):
+                # Not a failure: the same command later goes on (exit 75). Under --quiet
+                # nothing, since cron mails whatever is printed; the exit code and the
+                # --log file say it.
+                click.echo(try_later_line(str(exc)), err=True)
             # Also in the --log file, if one is open: cron's only record of why it ended.
             logger = logging.getLogger("bulkimport")
             if logger.handlers:
@@ -76,6 +83,28 @@ class BulkImportGroup(click.Group):
         if code:
             ctx.exit(int(code))
         return code
+
+
+#: ``ctx.meta`` key (shared by every nested context) holding whether ``--quiet`` was given.
+QUIET_KEY = "bulkimport.quiet"
+
+
+def _remember_quiet(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    ctx.meta[QUIET_KEY] = value
+    return value
+
+
+def try_later_line(what: str) -> str:
+    """How a "try later" (exit 75) is said: what happened, not as an error."""
+    return f"try later (exit 75): {what}"
+
+
+def try_later_runs_text(runs: int, since: float | None) -> str:
+    """``ended "try later" 4 runs in a row, since 2026-12-01 06:00`` (the first one's end)."""
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(since)) if since is not None else None
+    if runs == 1:
+        return 'the last run ended "try later"' + (f", at {when}" if when else "")
+    return f'ended "try later" {runs} runs in a row' + (f", since {when}" if when else "")
 
 
 @dataclass(frozen=True)
@@ -116,7 +145,13 @@ def common_options(func: F) -> F:
             envvar="BULKIMPORT_CONFIG",
             help="TOML profile with any of the settings below (env BULKIMPORT_CONFIG).",
         ),
-        click.option("--quiet", "-q", is_flag=True, help="No progress, only errors."),
+        click.option(
+            "--quiet",
+            "-q",
+            is_flag=True,
+            callback=_remember_quiet,
+            help='No progress, only errors ("try later", exit 75, says nothing).',
+        ),
         click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON."),
     ]
     for decorator in reversed(decorators):
@@ -173,7 +208,7 @@ def configure_logging(quiet: bool, settings: Settings | None = None, *, bars: bo
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if quiet else logging.INFO)
     console.setFormatter(logging.Formatter("%(message)s"))
-    console.addFilter(ConsoleFilter(bars=bars))
+    console.addFilter(ConsoleFilter(bars=bars, quiet=quiet))
     logger.addHandler(console)
     log_path = settings.output.log if settings is not None else None
     if settings is not None and log_path:
@@ -275,8 +310,14 @@ def finish(summary: JobSummary, *, as_json: bool, quiet: bool, where: Where) -> 
     resume = where.command("resume", summary.job)
     if code is ExitCode.SERVER_REFUSED:
         click.echo(f"Error: {summary.message}; fix it, then: {resume}", err=True)
-    elif code is ExitCode.TRY_LATER:
-        click.echo(f"Error: {summary.message}: {resume}", err=True)
+    elif code is ExitCode.TRY_LATER and not quiet:
+        # Not an error, and nothing at all under --quiet: cron mails whatever is printed,
+        # and a window that closes is every night's news; the exit code, the --log file and
+        # status (how many runs in a row) tell it.
+        line = try_later_line(f"{summary.message}: {resume}")
+        if summary.try_later_runs > 1:
+            line += f" ({try_later_runs_text(summary.try_later_runs, summary.try_later_since)})"
+        click.echo(line, err=True)
     elif code is ExitCode.INTERRUPTED:
         click.echo(f"Interrupted; resume with: {resume}", err=True)
     elif code is ExitCode.ROWS_FAILED:

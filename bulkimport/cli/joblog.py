@@ -51,14 +51,25 @@ def formatter_for(log_format: str) -> logging.Formatter:
     return JsonLinesFormatter() if LogFormat(log_format) is LogFormat.JSON else plain_formatter()
 
 
-class ConsoleFilter(logging.Filter):
-    """Keeps off the terminal what is for the log file only (see the module docstring)."""
+#: What a job waiting says (an outage, the server back, the send window not open yet):
+#: under ``--quiet``, for the log file only. Cron mails whatever is printed, and a wait is
+#: no failure; if it lasts, the run ends "try later" (exit 75) and ``status`` counts it.
+WAITING_EVENTS = frozenset({"outage", "back", "window_wait"})
 
-    def __init__(self, *, bars: bool) -> None:
+
+class ConsoleFilter(logging.Filter):
+    """Keeps off the terminal what is for the log file only (see the module docstring), and,
+    ``quiet``, what a job waiting says (``WAITING_EVENTS``)."""
+
+    def __init__(self, *, bars: bool, quiet: bool = False) -> None:
         super().__init__()
         self._bars = bars
+        self._quiet = quiet
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "file_only", False):
             return False
-        return not (self._bars and getattr(record, "event", None) == "progress")
+        name = getattr(record, "event", None)
+        if self._quiet and name in WAITING_EVENTS:
+            return False
+        return not (self._bars and name == "progress")

@@ -6,7 +6,7 @@ import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from bulkimport.cli.base import (
     run_async,
     setting_options,
     show_bars,
+    try_later_runs_text,
 )
 from bulkimport.cli.progress import progress_for
 from bulkimport.cli.remote import shown_remote
@@ -74,17 +75,22 @@ def run_job_command(
         if not quiet:
             click.echo(text, err=True)
 
-    async def main() -> JobSummary:
+    async def main() -> JobSummary | _NothingToDo:
         # resume and retry need a database that exists: a wrong --db is an error, not a new
         # empty database.
         async with open_queue(where.db, create=path is not None) as storage:
             stored = None
             if path is None:
+                nothing_open = job_id is None and rejected is None
+                if nothing_open and await storage.jobs.latest(unfinished=True) is None:
+                    return _NothingToDo(f"nothing to resume: no unfinished job in {where.db}")
                 job = await find_job(storage, job_id, where)
                 stored = job.settings
                 if job.state is JobState.FINISHED and rejected is None:
-                    say(f"job {job.id} is already finished")
-                    return await summarize(storage, job.id)
+                    return _NothingToDo(
+                        f"nothing to resume: job {job.id} is already finished",
+                        await summarize(storage, job.id),
+                    )
                 if job.superseded_by is not None:
                     say(
                         f"job {job.id} was superseded by job {job.superseded_by}; going on as asked"
@@ -124,7 +130,23 @@ def run_job_command(
         # `stage` goes on staging with the same command; the others with resume.
         again = where.command("resume", exc.job) if send else "the same command again"
         raise DiskFull(f"{exc}: {again}", job=exc.job) from None
+    if isinstance(summary, _NothingToDo):
+        # Not an error: cron's `resume` of a job that finished last night has nothing to do.
+        if as_json:
+            shown = summary.summary.to_json() if summary.summary is not None else {"job": None}
+            click.echo(json.dumps({**shown, "nothing_to_do": summary.line}, ensure_ascii=False))
+        elif not quiet:
+            click.echo(summary.line)
+        return ExitCode.OK
     return finish(summary, as_json=as_json, quiet=quiet, where=where)
+
+
+@dataclass(frozen=True)
+class _NothingToDo:
+    """``resume`` found nothing to send: the line that says so, and the finished job named."""
+
+    line: str
+    summary: JobSummary | None = None
 
 
 @contextlib.asynccontextmanager
@@ -236,7 +258,8 @@ def resume(
     """Continue an interrupted, stopped or staged job (the latest unfinished one by default).
 
     The job's stored settings are used; options given here override them (a fixed --org,
-    another --rate). Rows found in flight are sent again and counted as such.
+    another --rate). Rows found in flight are sent again and counted as such. With nothing
+    to resume (no unfinished job, or JOB finished) it says so and exits 0.
 
     \b
     Example:
@@ -303,6 +326,9 @@ def status(
         click.echo(f"  server  {outage_text(summary.outage_since, summary.next_try_at)}")
     if summary.window_opens_at is not None:
         click.echo(f"  window  {window_wait_text(summary.window_opens_at)}")
+    if summary.try_later_runs:
+        runs = try_later_runs_text(summary.try_later_runs, summary.try_later_since)
+        click.echo(f"  later   {runs} (exit 75)")
     for row_state in RowState:
         click.echo(f"    {row_state.value:<10} {summary.counts.get(row_state, 0):>12,}")
     if summary.resent_unknown:
@@ -386,6 +412,8 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> Exit
             line += f"  [no runner; last seen {seen}]"
         if s.superseded_by is not None:
             line += f"  [superseded by {s.superseded_by}]"
+        if s.try_later_runs:
+            line += f"  [{try_later_runs_text(s.try_later_runs, s.try_later_since)}]"
         click.echo(line)
     if remotes:
         if summaries:

@@ -401,9 +401,10 @@ async def _record_end(
     )
     await storage.jobs.set_state(job.id, state, reason, cause)
     outcome = result.outcome
-    # The command line prints the reason itself: the terminal needs it once.
+    # The command line prints the reason itself: the terminal needs it once. A signal or a
+    # "try later" (exit 75) is no error.
     log.log(
-        logging.WARNING if cause is StopCause.SIGNAL else logging.ERROR,
+        logging.WARNING if cause is StopCause.SIGNAL or cause.is_try_later else logging.ERROR,
         "job %d %s: %s",
         job.id,
         state.value,

@@ -69,6 +69,9 @@ class JobSummary:
     last_seen_at: float | None = None  # ...and, with no runner, when its runner was last seen
     stored_state: JobState | None = None  # the state as stored, when ``state`` differs
     superseded_by: int | None = None  # a newer job of the same file finished in its place
+    #: Runs in a row that ended "try later" (exit 75), and since when (the first one ended).
+    try_later_runs: int = 0
+    try_later_since: float | None = None
 
     @property
     def problems(self) -> int:
@@ -89,7 +92,7 @@ class JobSummary:
         if self.state is JobState.STOPPED:
             return ExitCode.SERVER_REFUSED
         if self.state is JobState.INTERRUPTED:
-            if self.stop_cause in (StopCause.OUTAGE, StopCause.WINDOW):
+            if self.stop_cause is not None and self.stop_cause.is_try_later:
                 return ExitCode.TRY_LATER
             return ExitCode.INTERRUPTED
         if self.state is JobState.FINISHED and self.problems:
@@ -142,6 +145,8 @@ class JobSummary:
             "last_seen_at": self.last_seen_at,
             "stored_state": (self.stored_state or self.state).value,
             "superseded_by": self.superseded_by,
+            "try_later_runs": self.try_later_runs,
+            "try_later_since": self.try_later_since,
         }
 
     def reading_notes(self) -> list[str]:
@@ -224,6 +229,8 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
         last_seen_at=job.last_seen_at if alive is False else None,
         stored_state=job.state if state is not job.state else None,
         superseded_by=job.superseded_by,
+        try_later_runs=job.try_later_runs,
+        try_later_since=job.try_later_since,
     )
 
 

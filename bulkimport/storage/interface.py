@@ -62,7 +62,8 @@ class JobStore(Protocol):
         fmt_json: str,
     ) -> Job:
         """A new job in state ``reading``. ``settings`` must not hold a password
-        (``ConfigError``)."""
+        (``ConfigError``). Its ``try_later_runs`` and ``try_later_since`` are those of the
+        latest job of the same file path and target (a later export goes on from them)."""
         ...
 
     async def get(self, job_id: int) -> Job:
@@ -108,7 +109,10 @@ class JobStore(Protocol):
         cause: StopCause | None = None,
     ) -> None:
         """Move a job to ``state`` with ``message`` and ``cause`` as why it stopped (None
-        clears them, and the outage figures)."""
+        clears them, and the outage figures). A run that ends ``interrupted`` by a cause that
+        ``is_try_later`` adds one to ``Job.try_later_runs`` (``try_later_since``: now, if it
+        was 0); ``finished``, ``stopped`` or ``interrupted`` otherwise sets them back to 0 and
+        None; the other states leave them."""
         ...
 
     async def record_send_rate(

@@ -48,6 +48,9 @@ class Job:
     repairs: Mapping[RepairKind, int] = field(default_factory=dict)
     report_path: str | None = None  # the failed-rows report last written for it
     superseded_by: int | None = None  # a newer job of the same file finished in its place
+    #: Runs in a row that ended "try later" (exit 75), and since when (the first one ended).
+    try_later_runs: int = 0
+    try_later_since: float | None = None
 
     @property
     def is_open(self) -> bool:

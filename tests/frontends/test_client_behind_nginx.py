@@ -312,7 +312,8 @@ async def test_every_call_timing_out_at_nginx_fails_no_row(
     )  # fmt: skip
 
     assert stopped.code == 75, stopped.err
-    (line,) = stopped.error_lines()
+    assert stopped.error_lines() == []  # not a failure: try later
+    (line,) = stopped.try_later_lines()
     assert "504" in line and "--max-outage 6s" in line and "<" not in line
     db = work / "bulkimport.db"
     states = dict(query(db, "SELECT state, COUNT(*) FROM rows WHERE job_id = 2 GROUP BY 1"))

@@ -72,6 +72,57 @@ async def test_create_find_latest_get(storage: Storage) -> None:
     assert [j.id for j in await storage.jobs.list()] == [job.id, second.id]
 
 
+async def test_runs_that_end_try_later_are_counted_until_one_ends_otherwise(
+    storage: Storage,
+) -> None:
+    job = await ready_job(storage, 2)
+    assert (job.try_later_runs, job.try_later_since) == (0, None)
+    ends: list[float] = []
+    for cause in (StopCause.WINDOW, StopCause.OUTAGE, StopCause.WINDOW):
+        # Starting a run is no end: the count stands while it goes.
+        await storage.jobs.set_state(job.id, JobState.RUNNING)
+        assert (await storage.jobs.get(job.id)).try_later_runs == len(ends)
+        ends.append(time.time())
+        await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "later", cause)
+        assert (await storage.jobs.get(job.id)).try_later_runs == len(ends)
+    counted = await storage.jobs.get(job.id)
+    assert counted.try_later_runs == 3
+    # Since the first of them ended, not the last.
+    assert counted.try_later_since is not None
+    assert ends[0] <= counted.try_later_since < ends[1] + 1e-3
+
+    # A tomorrow's export of the same path to the same target goes on from it; another target
+    # or another path starts at 0.
+    later = FILE._replace(size=FILE.size + 1)
+    carried = await storage.jobs.create(later, TARGET, {}, "{}")
+    assert (carried.try_later_runs, carried.try_later_since) == (3, counted.try_later_since)
+    elsewhere = await storage.jobs.create(later, OTHER_TARGET, {}, "{}")
+    other_path = await storage.jobs.create(later._replace(path="/data/x.csv"), TARGET, {}, "{}")
+    assert elsewhere.try_later_runs == other_path.try_later_runs == 0
+
+    # Any other end sets it back: finished, stopped, interrupted by a signal or otherwise.
+    for state, cause in (
+        (JobState.FINISHED, None),
+        (JobState.STOPPED, StopCause.FATAL),
+        (JobState.INTERRUPTED, StopCause.SIGNAL),
+        (JobState.INTERRUPTED, None),
+    ):
+        await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "later", StopCause.OUTAGE)
+        assert (await storage.jobs.get(job.id)).try_later_runs >= 1
+        await storage.jobs.set_state(job.id, JobState.RUNNING)
+        await storage.jobs.set_state(job.id, state, "ended", cause)
+        reset = await storage.jobs.get(job.id)
+        assert (reset.try_later_runs, reset.try_later_since) == (0, None), (state, cause)
+    # The next "try later" starts a new count, since then.
+    before = time.time()
+    await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "later", StopCause.WINDOW)
+    again = await storage.jobs.get(job.id)
+    assert again.try_later_runs == 1 and again.try_later_since is not None
+    assert again.try_later_since >= before
+    # Other jobs keep their own count.
+    assert (await storage.jobs.get(carried.id)).try_later_runs == 3
+
+
 async def test_get_missing_job(storage: Storage) -> None:
     with pytest.raises(ConfigError, match=f"no job 42 in {storage.location}; see bulkimport jobs"):
         await storage.jobs.get(42)

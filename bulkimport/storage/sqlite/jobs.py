@@ -22,8 +22,8 @@ _JOB_COLUMNS = (
     " target_campaign, settings_json, format_json, read_offset, read_line, total_rows,"
     " resent_unknown, message, created_at, updated_at, started_at, finished_at,"
     " send_rate_per_s, send_rate_at, stop_cause, outage_since, next_try_at, pace_per_s,"
-    " latency_s, blank_lines, report_path, superseded_by, read_done, window_opens_at, "
-    + ", ".join(REPAIR_COLUMNS.values())
+    " latency_s, blank_lines, report_path, superseded_by, read_done, window_opens_at,"
+    " try_later_runs, try_later_since, " + ", ".join(REPAIR_COLUMNS.values())
 )
 # A job's id: never one given before, even to a job since pruned (ids_used, migration 013).
 _NEXT_ID = (
@@ -47,6 +47,12 @@ _REPLACED = (
 _EARLIER_EXPORT = (
     f"{_OPEN} AND id < :job AND file_path = :path AND target_key = :target AND NOT ({_SAME_FILE})"
 )
+# A new job goes on from the "try later" runs of the latest job of the same path and target.
+_CARRIED = "FROM jobs WHERE file_path = ? AND target_key = ? ORDER BY id DESC LIMIT 1"
+
+
+# The states a run of a job ends in (the others: it is being read, staged or sent).
+_RUN_ENDS = (JobState.FINISHED, JobState.STOPPED, JobState.INTERRUPTED)
 
 
 def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
@@ -78,7 +84,9 @@ def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
         superseded_by=row[29],
         read_done=bool(row[30]),
         window_opens_at=row[31],
-        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[32:], strict=True) if n},
+        try_later_runs=row[32],
+        try_later_since=row[33],
+        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[34:], strict=True) if n},
     )
 
 
@@ -121,8 +129,11 @@ class SqliteJobs:
             cursor = await db.conn.execute(
                 "INSERT INTO jobs (id, state, file_path, file_size, file_mtime_ns,"
                 " file_head_sha256, target_key, target_url, target_org, target_campaign,"
-                " settings_json, format_json, created_at, updated_at)"
-                f" VALUES (({_NEXT_ID}), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " settings_json, format_json, created_at, updated_at, try_later_runs,"
+                " try_later_since)"
+                f" VALUES (({_NEXT_ID}), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                f" coalesce((SELECT try_later_runs {_CARRIED}), 0),"
+                f" (SELECT try_later_since {_CARRIED}))",
                 (
                     JobState.READING.value,
                     file.path,
@@ -137,6 +148,10 @@ class SqliteJobs:
                     fmt_json,
                     now,
                     now,
+                    file.path,
+                    target.key,
+                    file.path,
+                    target.key,
                 ),
             )
             job_id = cursor.lastrowid
@@ -290,16 +305,24 @@ class SqliteJobs:
         stopped (None clears them; so does any state, and the health figures with it).
 
         ``started_at`` is set the first time the job runs; ``finished_at`` when it finishes
-        (and cleared if it runs again, e.g. for ``retry``).
+        (and cleared if it runs again, e.g. for ``retry``). A run that ends "try later"
+        (interrupted by a cause that ``is_try_later``) adds one to ``try_later_runs``; any
+        other end (finished, stopped, interrupted) sets it back to 0.
         """
         now = time.time()
+        try_later = state is JobState.INTERRUPTED and cause is not None and cause.is_try_later
+        ended = state in _RUN_ENDS and not try_later
         db = self._db
         async with db.lock, db.transaction():
             cursor = await db.conn.execute(
                 "UPDATE jobs SET state = ?, message = ?, stop_cause = ?, updated_at = ?,"
                 " outage_since = NULL, next_try_at = NULL, window_opens_at = NULL,"
                 " started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,"
-                " finished_at = CASE WHEN ? THEN ? ELSE NULL END"
+                " finished_at = CASE WHEN ? THEN ? ELSE NULL END,"
+                " try_later_runs = CASE WHEN ? THEN try_later_runs + 1 WHEN ? THEN 0"
+                " ELSE try_later_runs END,"
+                " try_later_since = CASE WHEN ? THEN coalesce(try_later_since, ?) WHEN ? THEN NULL"
+                " ELSE try_later_since END"
                 " WHERE id = ?",
                 (
                     state.value,
@@ -310,6 +333,11 @@ class SqliteJobs:
                     now,
                     state is JobState.FINISHED,
                     now,
+                    try_later,
+                    ended,
+                    try_later,
+                    now,
+                    ended,
                     job_id,
                 ),
             )
