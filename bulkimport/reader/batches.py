@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import cast
 
 from bulkimport.reader import limits
+from bulkimport.reader.encoding import display_name
 from bulkimport.reader.format import FileFormat, InputKind, open_file
 from bulkimport.reader.lines import LineSource, RecordTooLong, Unread, read_blocks
 from bulkimport.reader.records import RecordMaker
@@ -151,6 +152,8 @@ def read_batches(
                                 row = _unread(base + before, source.unread[first], maker.width)
                             elif after - before > 1 or first in source.long:
                                 row = _too_long_row(base + before, cells, fmt.header)
+                            if row is None and source.foreign:
+                                row = _foreign(source, first, last, base + before, cells, fmt)
                             if row is None:
                                 undecodable = not source.bad.isdisjoint(range(first, last))
                                 row = maker.make(base + before, cells, undecodable)
@@ -245,6 +248,39 @@ def _too_long_row(number: int, cells: list[str], header: tuple[str, ...]) -> New
     shown = tuple(map(limits.clip, cells[: len(header)]))
     kept = (*shown, *("",) * (len(header) - len(shown)), f"({message})")
     return NewRow(number, RowState.INVALID, None, kept, InvalidReason.TOO_LONG, message)
+
+
+def _foreign(
+    source: LineSource, first: int, last: int, number: int, cells: list[str], fmt: FileFormat
+) -> NewRow | None:
+    """The invalid row of the record on lines ``first`` to ``last`` (numbered from
+    ``number``) if one of them is in another encoding than the file's, else ``None``.
+
+    Both readings are named: one of them is right, and which one a person sees at once
+    (张三 against 寮犱笁). A line of UTF-8 text in a legacy file keeps its UTF-8 reading as
+    its cells, so that the failed-rows report (UTF-8) holds it as it was meant."""
+    line = next((source.foreign[i] for i in range(first, last) if i in source.foreign), None)
+    if line is None:
+        return None
+    own, other = display_name(fmt.encoding), display_name(line.codec)
+    readings = f"reads as {other} {_clipped(line.other)}, as {own} {_clipped(line.own)}"
+    if fmt.encoding == "utf-8":
+        message = (
+            f"undecodable bytes (not utf-8): {other} text in a UTF-8 file: {readings}; "
+            "save the file in one encoding"
+        )
+        reason = InvalidReason.ENCODING
+    else:
+        message = (
+            f"{other} text in a {own} file: {readings}; not sent, so that neither reading is "
+            "stored: save the file in one encoding"
+        )
+        reason = InvalidReason.OTHER_ENCODING
+    return NewRow(number, RowState.INVALID, None, tuple(cells), reason, message)
+
+
+def _clipped(text: str) -> str:
+    return limits.shown(text.rstrip("\r\n"))
 
 
 def _fits(cells: list[str], width: int) -> bool:

@@ -21,7 +21,15 @@ from typing import IO, Any
 
 from bulkimport.errors import ConfigError, InputError
 from bulkimport.reader import limits
-from bulkimport.reader.encoding import SAMPLE_BYTES, detect_encoding
+from bulkimport.reader.encoding import (
+    MIXED_REFUSE_LINES,
+    MIXED_REFUSE_SHARE,
+    SAMPLE_BYTES,
+    detect_encoding,
+    display_name,
+    is_legacy,
+    mixed_lines,
+)
 from bulkimport.reader.header import (
     HeadRecord,
     check_constants,
@@ -211,6 +219,8 @@ def _sniff_csv(path: Path, options: ReaderOptions) -> FileFormat:
         if not sample:
             raise InputError(f"{path}: the file is empty")
         encoding, confidence, bom_length = detect_encoding(path, sample, options.encoding)
+        if is_legacy(encoding):
+            _refuse_mixed(path, sample, encoding)
         lines = flat_lines(read_blocks(handle, encoding, bom_length, path))
         offset, line_no = bom_length, 0
         for _ in range(options.skip_rows):
@@ -268,6 +278,25 @@ def _sniff_csv(path: Path, options: ReaderOptions) -> FileFormat:
         max_record_lines=options.max_record_lines,
         phone_fields=phone_fields(fields, options),
         repair=options.repair,
+    )
+
+
+def _refuse_mixed(path: Path, sample: bytes, encoding: str) -> None:
+    """Refuse a file in the legacy ``encoding`` whose head has many lines of UTF-8 text
+    (``encoding.MIXED_REFUSE_SHARE``): two files glued together. A few such lines are
+    read, each an invalid row (``InvalidReason.OTHER_ENCODING``)."""
+    foreign, others, first = mixed_lines(sample, encoding)
+    if first is None or foreign < MIXED_REFUSE_LINES:
+        return
+    if foreign < MIXED_REFUSE_SHARE * (foreign + others):
+        return
+    number, line = first
+    name = display_name(encoding)
+    raise InputError(
+        f"{path}: the file mixes two encodings: {foreign:,} of the {foreign + others:,} lines "
+        f"with non-ASCII text in its head are UTF-8, the others {name} (line {number} reads "
+        f"as UTF-8 {limits.shown(line.other)}, as {name} {limits.shown(line.own)}); save it "
+        "in one encoding (convert each part to UTF-8) and load it again"
     )
 
 
