@@ -28,7 +28,13 @@ from bulkimport.check.analysis import (
     select_campaign,
 )
 from bulkimport.check.render import TEXT_EXAMPLES, render_text
-from bulkimport.reader import ReaderOptions, SheetFacts, read_batches, sniff_format
+from bulkimport.reader import (
+    ReaderOptions,
+    SheetFacts,
+    read_batches,
+    sniff_format,
+    wait_until_written,
+)
 from bulkimport.reader.phones import classify_phone, is_phone_like
 
 __all__ = [
@@ -68,6 +74,7 @@ def check_file(
     ``ConfigError`` for a bad option, as the reader does.
     """
     reader_options = reader_options or ReaderOptions()
+    wait_until_written(path)
     fmt = sniff_format(path, reader_options)
     facts = SheetFacts()
     with Checker(fmt, options) as checker:

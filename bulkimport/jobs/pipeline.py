@@ -27,7 +27,14 @@ from bulkimport.jobs.staging import RowsInput, end_reading, open_rows_job, stage
 from bulkimport.jobs.summary import JobSummary, plural, resuming_line, summarize
 from bulkimport.jobs.watcher import Watcher
 from bulkimport.portable import on_stop_signals
-from bulkimport.reader import FileFormat, InputKind, ReaderOptions, read_batches, sniff_format
+from bulkimport.reader import (
+    FileFormat,
+    InputKind,
+    ReaderOptions,
+    read_batches,
+    sniff_format,
+    wait_until_written,
+)
 from bulkimport.rows import Batch, FileIdentity
 from bulkimport.send import (
     Dispatcher,
@@ -174,6 +181,7 @@ async def open_job(
 ) -> Job:
     """The unfinished job for this file and target, or a new one (``new`` forces one)."""
     target = settings.require_target()
+    await asyncio.to_thread(wait_until_written, path)  # a file still being written
     identity = identify(path)
     if not new:
         job = await storage.jobs.find_unfinished(identity, target.ref)

@@ -18,6 +18,8 @@
   value);
 - ``workbook``: the streaming .xlsx reader itself (standard library only);
 - ``mappings``: rows given by a program (``Client.load_rows``), read as a file's records;
+- ``complete``: ``wait_until_written``, so that a file still being written is not read
+  until it settles (a last line without a line end is held back when it is short);
 - ``limits``: the size limits on what a file can make the reader do (a cell, a row, the
   expansion of a workbook's part), in one place, and how long values are cut in messages.
 
@@ -30,6 +32,7 @@ saying what to do next; a wrong option value raises ``ConfigError``.
 
 from bulkimport.reader import limits
 from bulkimport.reader.batches import DEFAULT_BATCH_ROWS, file_size, read_batches
+from bulkimport.reader.complete import wait_until_written
 from bulkimport.reader.encoding import BOMS, normalize_encoding
 from bulkimport.reader.format import (
     DEFAULT_MAX_RECORD_LINES,
@@ -67,4 +70,5 @@ __all__ = [
     "rows_identity",
     "sniff_delimiter",
     "sniff_format",
+    "wait_until_written",
 ]

@@ -152,6 +152,8 @@ def read_batches(
                                 row = _unread(base + before, source.unread[first], maker.width)
                             elif after - before > 1 or first in source.long:
                                 row = _too_long_row(base + before, cells, fmt.header)
+                            if row is None and last - 1 == source.unterminated:
+                                row = _incomplete(base + before, cells, maker.width)
                             if row is None and source.foreign:
                                 row = _foreign(source, first, last, base + before, cells, fmt)
                             if row is None:
@@ -248,6 +250,21 @@ def _too_long_row(number: int, cells: list[str], header: tuple[str, ...]) -> New
     shown = tuple(map(limits.clip, cells[: len(header)]))
     kept = (*shown, *("",) * (len(header) - len(shown)), f"({message})")
     return NewRow(number, RowState.INVALID, None, kept, InvalidReason.TOO_LONG, message)
+
+
+def _incomplete(number: int, cells: list[str], width: int) -> NewRow | None:
+    """The invalid row of the file's last record, on line ``number``, whose last line has no
+    line end, if it has fewer cells than the header: a program writing the file paused
+    inside it (``complete``). ``None`` for any other."""
+    if len(cells) >= width or not any(map(str.strip, cells)):
+        return None
+    message = (
+        f"incomplete line: the file ends inside it, with no line end and {len(cells)} of the "
+        f"header's {width} cells: it was still being written; load the file again once it "
+        "is complete"
+    )
+    reason = InvalidReason.INCOMPLETE_LINE
+    return NewRow(number, RowState.INVALID, None, tuple(cells), reason, message)
 
 
 def _foreign(

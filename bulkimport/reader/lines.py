@@ -60,6 +60,7 @@ class Block(NamedTuple):
     # legacy file (its text among ``texts`` is the UTF-8 reading), or legacy text in a UTF-8
     # file (also in ``bad``).
     foreign: tuple[tuple[int, Foreign], ...] = ()
+    open_end: bool = False  # the file ends in its last line, which has no line end
 
 
 def read_blocks(handle: IO[bytes], encoding: str, offset: int, path: Path) -> Iterator[Block]:
@@ -105,7 +106,10 @@ def _narrow_blocks(handle: IO[bytes], encoding: str, path: Path) -> Iterator[Blo
                 continue
             if not raw:
                 continue
-        yield _decode_lines(raw, encoding)
+        block = _decode_lines(raw, encoding)
+        if not data and raw[-1][-1:] not in (b"\n", b"\r"):
+            block = block._replace(open_end=True)
+        yield block
         if not data:
             return
 
@@ -329,7 +333,8 @@ class LineSource:
     lines the reading loop must look at closely: those that did not decode (also in
     ``bad``), those too long to read (``unread``, given to the parser as empty lines),
     those long enough to hold a value too long for a cell (``long``), those in another
-    encoding than the file's (``foreign``), and the end mark: an
+    encoding than the file's (``foreign``), the last line of the file when it has no line
+    end (``unterminated``), and the end mark: an
     empty line after the last one (``end``). The parser reads the end mark as an empty
     record, or, if a quoted field is still open at the end of the file, as part of it: the
     reading loop tells the two apart by its line. ``heavy`` counts the bytes of the long
@@ -351,6 +356,7 @@ class LineSource:
         "max_lines",
         "record_start",
         "unread",
+        "unterminated",
     )
 
     def __init__(self, blocks: Iterator[Block], offset: int, max_lines: int) -> None:
@@ -368,6 +374,7 @@ class LineSource:
         self.foreign: dict[int, Foreign] = {}
         self.heavy = 0
         self.end: int | None = None
+        self.unterminated: int | None = None
 
     def lines(self, first: int) -> Iterator[list[str]]:
         """The lines from line ``first`` on, in chunks; ``record_start`` counts from it."""
@@ -391,6 +398,9 @@ class LineSource:
             if block.foreign:
                 self.foreign.update((kept.first + index, line) for index, line in block.foreign)
                 self.marks.update(kept.first + index for index, _ in block.foreign)
+            if block.open_end:
+                self.unterminated = kept.first + len(block.sizes) - 1
+                self.marks.add(self.unterminated)
             self.heavy += block.heavy
             self._next_line += len(block.sizes)
             self._next_offset += sum(block.sizes)
