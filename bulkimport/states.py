@@ -69,6 +69,7 @@ class InvalidReason(StrEnum):
     TOO_LONG = "too-long"  # a value, line or row past the reader's size limits (reader.limits)
     OTHER_ENCODING = "other-encoding"  # UTF-8 text in a legacy file (GB18030, Big5, cp1252...)
     INCOMPLETE_LINE = "incomplete-line"  # the file's last line, short and with no line end
+    NUL = "nul"  # a NUL byte in the line: damaged text (a binary file is refused whole)
 
 
 class RepairKind(StrEnum):

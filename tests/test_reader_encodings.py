@@ -215,3 +215,58 @@ def test_check_reports_the_utf8_lines_of_a_legacy_file(tmp_path: Path) -> None:
     assert result.exit_code == 1, result.output
     assert "UTF-8 line in a file of another encoding" in result.output
     assert "寮犱笁" in result.output
+
+
+# --- NUL bytes, binary files, damaged workbooks -----------------------------------------------
+
+
+def test_a_nul_byte_makes_its_row_invalid_not_the_file_binary(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    lines = ["name,phone1", "Ann,13800000001", "B\x00b,13800000002", "Cid,13800000003"]
+    path.write_bytes(("\n".join(lines) + "\n").encode())
+    fmt = sniff_format(path)
+    rows = read(path)
+    assert [row.state for row in rows] == [RowState.PENDING, RowState.INVALID, RowState.PENDING]
+    bad = rows[1]
+    assert (bad.line, bad.reason) == (3, InvalidReason.NUL)
+    assert (
+        bad.message == "a NUL byte in column 1 ('name'), 'B\\x00b': the line is damaged; not sent"
+    )
+    assert_resumes_everywhere(path, fmt)
+    report = check_file(path, None, CheckOptions())
+    assert [(g.code, g.count) for g in report.groups if g.problem] == [("invalid-nul", 1)]
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (b"\x89PNG\r\n\x1a\n" + bytes(200), "this is a PNG image, not CSV text"),
+        (b"%PDF-1.7\n" + bytes(200), "this is a PDF document"),
+        (bytes(range(256)) * 40, "looks like a binary file"),
+        (b"PK\x03\x04" + b"\x14\x00" * 10 + b"notes.txt" + bytes(80), "a zip archive, not CSV"),
+    ],
+)
+def test_binary_files_are_still_refused_whole(tmp_path: Path, data: bytes, says: str) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(data)
+    with pytest.raises(InputError, match=says) as info:
+        sniff_format(path)
+    assert str(info.value).startswith(f"{path}: ")
+
+
+def test_a_workbook_cut_short_in_its_first_part_is_a_damaged_xlsx(tmp_path: Path) -> None:
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    for n in range(200):
+        book.active.append([f"name {n}", 13800000000 + n])
+    whole = tmp_path / "whole.xlsx"
+    book.save(whole)
+    data = whole.read_bytes()
+    first_name_end = data.index(b".xml") + 4  # the first part's name, then its data
+    for cut in (first_name_end + 10, first_name_end + 200):
+        path = tmp_path / f"cut{cut}.xlsx"
+        path.write_bytes(data[:cut])
+        with pytest.raises(InputError) as info:
+            sniff_format(path)
+        assert "damaged .xlsx" in str(info.value) or "workbook is damaged" in str(info.value)
+        assert "binary" not in str(info.value)

@@ -154,6 +154,8 @@ def read_batches(
                                 row = _too_long_row(base + before, cells, fmt.header)
                             if row is None and last - 1 == source.unterminated:
                                 row = _incomplete(base + before, cells, maker.width)
+                            if row is None and source.nul:
+                                row = _with_nul(source, first, last, base + before, cells, fmt)
                             if row is None and source.foreign:
                                 row = _foreign(source, first, last, base + before, cells, fmt)
                             if row is None:
@@ -265,6 +267,23 @@ def _incomplete(number: int, cells: list[str], width: int) -> NewRow | None:
     )
     reason = InvalidReason.INCOMPLETE_LINE
     return NewRow(number, RowState.INVALID, None, tuple(cells), reason, message)
+
+
+def _with_nul(
+    source: LineSource, first: int, last: int, number: int, cells: list[str], fmt: FileFormat
+) -> NewRow | None:
+    """The invalid row of the record on lines ``first`` to ``last`` (numbered from
+    ``number``) if one of them holds a NUL byte, else ``None``: text never holds one, so the
+    line is damaged (or a binary value was pasted into it); the rest of the file is read."""
+    if source.nul.isdisjoint(range(first, last)):
+        return None
+    index = next((i for i, cell in enumerate(cells) if "\x00" in cell), None)
+    where = ""
+    if index is not None:
+        name = f" ({limits.shown(fmt.header[index])})" if index < len(fmt.header) else ""
+        where = f" in column {index + 1}{name}, {limits.shown(cells[index])}"
+    message = f"a NUL byte{where}: the line is damaged; not sent"
+    return NewRow(number, RowState.INVALID, None, tuple(cells), InvalidReason.NUL, message)
 
 
 def _foreign(

@@ -290,12 +290,9 @@ def detect_encoding(path: Path, sample: bytes, forced: str | None) -> tuple[str,
     complete = len(sample) < SAMPLE_BYTES
     if b"\x00" in sample:
         wide = _wide_without_bom(sample)
-        if wide is None:
-            raise InputError(
-                f"{path}: this looks like a binary file (it contains NUL bytes), not CSV text; "
-                "if it is text, give its encoding with --encoding"
-            )
-        return wide, 0.9, 0
+        if wide is not None:
+            return wide, 0.9, 0
+    _refuse_binary(path, sample)
     try:
         codecs.getincrementaldecoder("utf-8")().decode(sample, final=complete)
     except UnicodeDecodeError:
@@ -330,6 +327,51 @@ def detect_encoding(path: Path, sample: bytes, forced: str | None) -> tuple[str,
     if codec == "latin-1":
         codec = "cp1252" if _decodes(sample, "cp1252") else "latin-1"
     return codec, round(max(0.0, 1.0 - match.chaos), 3), 0
+
+
+#: Control bytes text does not hold (all but tab, line breaks, form feed, Ctrl-Z), allowed
+#: in a text file's head up to this share of it, or ``BINARY_MIN_CONTROLS`` of them: a NUL
+#: or two in a value make their rows invalid, not the file binary. Binary data holds one
+#: such byte in about ten.
+BINARY_CONTROL_SHARE = 0.01
+BINARY_MIN_CONTROLS = 8
+_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x19\x1c-\x1f]")
+# The first bytes of binary files that are sent for a CSV by mistake, and what they are.
+_MAGIC = (
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF8", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+    (b"\x1f\x8b", "a gzip archive"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive"),
+    (b"Rar!\x1a\x07", "a RAR archive"),
+)
+_ZIP_MAGIC = b"PK\x03\x04"
+# Names of a zip's parts that only an Office document has.
+_OFFICE_PARTS = (b"[Content_Types].xml", b"docProps/", b"_rels/.rels", b"xl/")
+
+
+def _refuse_binary(path: Path, sample: bytes) -> None:
+    """Refuse a file that is no text: a known binary kind by its first bytes, a zip (a
+    damaged .xlsx when its parts are an Office document's), or bytes with many controls."""
+    for magic, kind in _MAGIC:
+        if sample.startswith(magic):
+            raise InputError(f"{path}: this is {kind}, not CSV text")
+    if sample.startswith(_ZIP_MAGIC):
+        if any(part in sample for part in _OFFICE_PARTS):
+            raise InputError(
+                f"{path}: damaged .xlsx: the file starts as an Excel workbook but its zip "
+                "cannot be read (cut short, or a part is missing); open it in Excel and save "
+                "it again, or export it again"
+            )
+        raise InputError(f"{path}: this is a zip archive, not CSV text or an .xlsx workbook")
+    controls = len(_CONTROL.findall(sample))
+    if controls > max(BINARY_MIN_CONTROLS, BINARY_CONTROL_SHARE * len(sample)):
+        raise InputError(
+            f"{path}: this looks like a binary file ({controls:,} control bytes such as NUL "
+            f"in its first {len(sample):,}), not CSV text; if it is text, give its encoding "
+            "with --encoding"
+        )
 
 
 def _refuse_mixed_utf8(path: Path, sample: bytes) -> None:

@@ -61,6 +61,7 @@ class Block(NamedTuple):
     # file (also in ``bad``).
     foreign: tuple[tuple[int, Foreign], ...] = ()
     open_end: bool = False  # the file ends in its last line, which has no line end
+    nul: tuple[int, ...] = ()  # indexes of lines that hold a NUL byte
 
 
 def read_blocks(handle: IO[bytes], encoding: str, offset: int, path: Path) -> Iterator[Block]:
@@ -162,6 +163,9 @@ def _decode_lines(raw: list[bytes], encoding: str) -> Block:
                 raw[each.at] = b"\n"
             long = tuple(i for i in long if sizes[i] <= limits.MAX_ROW_BYTES)
     joined = b"".join(raw)
+    nul: tuple[int, ...] = ()
+    if b"\x00" in joined:
+        nul = tuple(i for i, line in enumerate(raw) if b"\x00" in line)
     try:
         texts = joined.decode(encoding).splitlines(keepends=True)
     except UnicodeDecodeError:
@@ -169,9 +173,9 @@ def _decode_lines(raw: list[bytes], encoding: str) -> Block:
     # str.splitlines also breaks at FF, VT, NEL, U+2028...: then the counts differ.
     if len(texts) == len(raw):
         if not is_legacy(encoding) or joined.isascii():
-            return Block(texts, sizes, [], unread, long, heavy)
+            return Block(texts, sizes, [], unread, long, heavy, nul=nul)
         foreign = _utf8_lines(raw, joined, texts, encoding)
-        return Block(texts, sizes, [], unread, long, heavy, tuple(foreign))
+        return Block(texts, sizes, [], unread, long, heavy, tuple(foreign), nul=nul)
     texts, bad = [], []
     found: list[tuple[int, Foreign]] = []
     for index, line in enumerate(raw):
@@ -187,7 +191,7 @@ def _decode_lines(raw: list[bytes], encoding: str) -> Block:
                     found.append((index, Foreign(own, *reading)))
     if is_legacy(encoding) and not joined.isascii():
         found.extend(_utf8_lines(raw, joined, texts, encoding))
-    return Block(texts, sizes, bad, unread, long, heavy, tuple(sorted(found)))
+    return Block(texts, sizes, bad, unread, long, heavy, tuple(sorted(found)), nul=nul)
 
 
 def _utf8_lines(
@@ -333,8 +337,8 @@ class LineSource:
     lines the reading loop must look at closely: those that did not decode (also in
     ``bad``), those too long to read (``unread``, given to the parser as empty lines),
     those long enough to hold a value too long for a cell (``long``), those in another
-    encoding than the file's (``foreign``), the last line of the file when it has no line
-    end (``unterminated``), and the end mark: an
+    encoding than the file's (``foreign``), those holding a NUL byte (``nul``), the last
+    line of the file when it has no line end (``unterminated``), and the end mark: an
     empty line after the last one (``end``). The parser reads the end mark as an empty
     record, or, if a quoted field is still open at the end of the file, as part of it: the
     reading loop tells the two apart by its line. ``heavy`` counts the bytes of the long
@@ -354,6 +358,7 @@ class LineSource:
         "long",
         "marks",
         "max_lines",
+        "nul",
         "record_start",
         "unread",
         "unterminated",
@@ -372,6 +377,7 @@ class LineSource:
         self.unread: dict[int, Unread] = {}
         self.long: set[int] = set()
         self.foreign: dict[int, Foreign] = {}
+        self.nul: set[int] = set()
         self.heavy = 0
         self.end: int | None = None
         self.unterminated: int | None = None
@@ -398,6 +404,9 @@ class LineSource:
             if block.foreign:
                 self.foreign.update((kept.first + index, line) for index, line in block.foreign)
                 self.marks.update(kept.first + index for index, _ in block.foreign)
+            if block.nul:
+                self.nul.update(kept.first + index for index in block.nul)
+                self.marks.update(kept.first + index for index in block.nul)
             if block.open_end:
                 self.unterminated = kept.first + len(block.sizes) - 1
                 self.marks.add(self.unterminated)
@@ -424,6 +433,7 @@ class LineSource:
             self.marks.difference_update(passed)
             self.bad.difference_update(passed)
             self.long.difference_update(passed)
+            self.nul.difference_update(passed)
             for line in passed:
                 self.unread.pop(line, None)
                 self.foreign.pop(line, None)
