@@ -329,13 +329,11 @@ def detect_encoding(path: Path, sample: bytes, forced: str | None) -> tuple[str,
     return codec, round(max(0.0, 1.0 - match.chaos), 3), 0
 
 
-#: Control bytes text does not hold (all but tab, line breaks, form feed, Ctrl-Z), allowed
-#: in a text file's head up to this share of it, or ``BINARY_MIN_CONTROLS`` of them: a NUL
-#: or two in a value make their rows invalid, not the file binary. Binary data holds one
-#: such byte in about ten.
-BINARY_CONTROL_SHARE = 0.01
-BINARY_MIN_CONTROLS = 8
-_CONTROL = re.compile(rb"[\x00-\x08\x0e-\x19\x1c-\x1f]")
+#: NUL bytes allowed in a text file's head: up to one in a thousand of its bytes, or
+#: ``BINARY_MIN_NULS``: a NUL or two in a value make their rows invalid, not the file
+#: binary. Binary data holds one NUL in about 256 bytes, often far more.
+BINARY_NUL_SHARE = 0.001
+BINARY_MIN_NULS = 8
 # The first bytes of binary files that are sent for a CSV by mistake, and what they are.
 _MAGIC = (
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
@@ -353,7 +351,7 @@ _OFFICE_PARTS = (b"[Content_Types].xml", b"docProps/", b"_rels/.rels", b"xl/")
 
 def _refuse_binary(path: Path, sample: bytes) -> None:
     """Refuse a file that is no text: a known binary kind by its first bytes, a zip (a
-    damaged .xlsx when its parts are an Office document's), or bytes with many controls."""
+    damaged .xlsx when its parts are an Office document's), or bytes with many NULs."""
     for magic, kind in _MAGIC:
         if sample.startswith(magic):
             raise InputError(f"{path}: this is {kind}, not CSV text")
@@ -365,12 +363,11 @@ def _refuse_binary(path: Path, sample: bytes) -> None:
                 "it again, or export it again"
             )
         raise InputError(f"{path}: this is a zip archive, not CSV text or an .xlsx workbook")
-    controls = len(_CONTROL.findall(sample))
-    if controls > max(BINARY_MIN_CONTROLS, BINARY_CONTROL_SHARE * len(sample)):
+    nuls = sample.count(0)
+    if nuls > max(BINARY_MIN_NULS, BINARY_NUL_SHARE * len(sample)):
         raise InputError(
-            f"{path}: this looks like a binary file ({controls:,} control bytes such as NUL "
-            f"in its first {len(sample):,}), not CSV text; if it is text, give its encoding "
-            "with --encoding"
+            f"{path}: this looks like a binary file ({nuls:,} NUL bytes in its first "
+            f"{len(sample):,}), not CSV text; if it is text, give its encoding with --encoding"
         )
 
 
