@@ -36,6 +36,7 @@ from bulkimport.reader.header import (
     choose_header,
     clean_header,
     filled,
+    left_margin,
     map_fields,
 )
 from bulkimport.reader.lines import flat_lines, read_blocks
@@ -257,11 +258,15 @@ def _sniff_csv(path: Path, options: ReaderOptions) -> FileFormat:
                 break
     texts = [text for text, _ in head]
     delimiter = forced_delimiter or sniff_delimiter(texts)
-    header_record = choose_header(path, _head_records(path, texts, delimiter, line_no), line_no)
+    records = _head_records(path, texts, delimiter, line_no)
+    header_record = choose_header(path, records, line_no)
     header_line = line_no + header_record.first + 1
     raw_names = header_record.cells
     header = clean_header(raw_names)
-    fields, header = map_fields(path, header_line, header, len(raw_names), options.rename)
+    margin = left_margin(header, records[records.index(header_record) + 1 :])
+    fields, header = map_fields(
+        path, header_line, header, len(raw_names), options.rename, margin=margin
+    )
     constants = check_constants(path, fields, options.constants)
     return FileFormat(
         encoding=encoding,
@@ -359,7 +364,10 @@ def _sniff_sheet(path: Path, kind: WorkbookKind, options: ReaderOptions) -> File
     _refuse_unread(path, name, faults, header_row)
     raw_width = max(used, *(len(cells) for _, cells in head))
     header = clean_header(header_record.cells)
-    fields, header = map_fields(path, header_row, header, raw_width, options.rename, "row")
+    margin = left_margin(header, records[records.index(header_record) + 1 :])
+    fields, header = map_fields(
+        path, header_row, header, raw_width, options.rename, "row", margin=margin
+    )
     constants = check_constants(path, fields, options.constants)
     return FileFormat(
         encoding="utf-8",
@@ -447,7 +455,20 @@ def sniff_delimiter(lines: Sequence[str]) -> str:
     return best
 
 
+def refuse_stdin(path: Path) -> None:
+    """Refuse ``-`` (standard input) when no file has that name: a job reads its file again
+    to resume after a crash or a stop, and compares it with what it read; a pipe can be
+    read once."""
+    if str(path) == "-" and not path.exists():
+        raise InputError(
+            "-: standard input is not read: a job must read its file again to resume after "
+            "a crash or a stop; save the input to a file first (... > leads.csv) and give "
+            "that file"
+        )
+
+
 def open_file(path: Path) -> IO[bytes]:
+    refuse_stdin(path)
     if not path.exists():
         raise InputError(f"{path}: no such file; check the path")
     if path.is_dir():
