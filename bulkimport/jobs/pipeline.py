@@ -32,6 +32,7 @@ from bulkimport.reader import (
     InputKind,
     ReaderOptions,
     read_batches,
+    refuse_stdin,
     sniff_format,
     wait_until_written,
 )
@@ -110,6 +111,7 @@ def reader_options(settings: Settings) -> ReaderOptions:
 
 def identify(path: Path) -> FileIdentity:
     """The file's identity, or an ``InputError`` saying why it cannot be read."""
+    refuse_stdin(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
@@ -197,10 +199,7 @@ async def open_job(
     fmt = await asyncio.to_thread(sniff_format, path, options)
     stored = settings.stored()
     job = await storage.jobs.create(identity, target.ref, stored, fmt.to_json())
-    say(
-        f"job {job.id}: {path} ({fmt.encoding}, delimiter {fmt.delimiter!r}, "
-        f"{plural(len(fmt.header), 'column')})"
-    )
+    say(f"job {job.id}: {path} ({fmt.describe()}, {plural(len(fmt.header), 'column')})")
     return job
 
 

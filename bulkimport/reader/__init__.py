@@ -40,6 +40,7 @@ from bulkimport.reader.format import (
     InputKind,
     ReaderOptions,
     normalize_delimiter,
+    refuse_stdin,
     sniff_delimiter,
     sniff_format,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "normalize_delimiter",
     "normalize_encoding",
     "read_batches",
+    "refuse_stdin",
     "rows_format",
     "rows_identity",
     "sniff_delimiter",
