@@ -9,6 +9,7 @@ import openpyxl  # type: ignore[import-untyped]
 import pytest
 from click.testing import CliRunner
 
+from bulkimport.check import CheckOptions, check_file
 from bulkimport.cli import cli
 from bulkimport.errors import InputError
 from bulkimport.reader import read_batches, sniff_format
@@ -88,3 +89,23 @@ async def test_run_refuses_standard_input_and_reads_a_file_named_dash(
     loaded = await bulkimport("run", "-", *target(sandbox), "--rate", "0", cwd=tmp_path)
     assert loaded.code == 0, loaded.err
     assert len(await customers(sandbox)) == 1
+
+
+@pytest.mark.parametrize("data", [b"\x0cname,phone1\nAnn,1\n", b"\x0c\nname,phone1\nAnn,1\n"])
+def test_a_form_feed_before_the_header_is_said_not_silently_taken_off(
+    tmp_path: Path, data: bytes
+) -> None:
+    path = tmp_path / "report.csv"
+    path.write_bytes(data)
+    assert records(path) == ["name=Ann||phone1=1"]
+    report = check_file(path, None, CheckOptions())
+    assert any("a form feed (a printed report's page break)" in note for note in report.notes)
+    result = CliRunner().invoke(cli, ["check", str(path)], env={"BULKIMPORT_CONFIG": None})
+    assert "form feed" in result.output
+
+
+def test_a_plain_header_has_no_note_of_control_characters(tmp_path: Path) -> None:
+    path = tmp_path / "plain.csv"
+    path.write_bytes(b"name,phone1\tx\r\nAnn,1\r\n")
+    report = check_file(path, None, CheckOptions())
+    assert not any("holds" in note for note in report.notes)

@@ -31,6 +31,7 @@ from bulkimport.check.render import TEXT_EXAMPLES, render_text
 from bulkimport.reader import (
     ReaderOptions,
     SheetFacts,
+    head_controls,
     read_batches,
     sniff_format,
     wait_until_written,
@@ -78,6 +79,13 @@ def check_file(
     fmt = sniff_format(path, reader_options)
     facts = SheetFacts()
     with Checker(fmt, options) as checker:
+        controls = head_controls(path, fmt)
+        if controls:
+            names = ", ".join(_CONTROL_NAMES.get(char, repr(char)) for char in controls)
+            checker.notes.append(
+                f"the header (or a line above it) holds {names}: trimmed off the column "
+                "names, as spaces are"
+            )
         for batch in read_batches(path, fmt, facts=facts):
             checker.add_batch(batch)
             if on_progress is not None:
@@ -90,3 +98,10 @@ def check_file(
             sheet=facts,
             sheet_given=reader_options.sheet is not None,
         )
+
+
+_CONTROL_NAMES = {
+    "\x0c": "a form feed (a printed report's page break)",
+    "\x0b": "a vertical tab",
+    "\x00": "a NUL byte",
+}

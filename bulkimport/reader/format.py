@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import enum
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
@@ -453,6 +454,24 @@ def sniff_delimiter(lines: Sequence[str]) -> str:
         if score > best_score:
             best, best_score = delimiter, score
     return best
+
+
+def head_controls(path: Path, fmt: FileFormat) -> tuple[str, ...]:
+    """The control characters (a form feed, a vertical tab... not line breaks or tabs) in
+    a CSV file's head, from its start to its first record: the header trims them off its
+    names, and a person should hear of it (a form feed is a printed report's page break)."""
+    if fmt.kind is not InputKind.CSV or not fmt.data_offset:
+        return ()
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(min(fmt.data_offset, SNIFF_CHARS))
+    except OSError:
+        return ()
+    text = head.decode(fmt.encoding, "replace")
+    return tuple(sorted({char for char in text if _HEAD_CONTROL.match(char)}))
+
+
+_HEAD_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029]")
 
 
 def refuse_stdin(path: Path) -> None:
