@@ -270,3 +270,20 @@ def test_a_workbook_cut_short_in_its_first_part_is_a_damaged_xlsx(tmp_path: Path
             sniff_format(path)
         assert "damaged .xlsx" in str(info.value) or "workbook is damaged" in str(info.value)
         assert "binary" not in str(info.value)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be"])
+def test_chinese_utf16_without_a_bom_is_text_not_binary(tmp_path: Path, encoding: str) -> None:
+    # Few Latin characters: the NUL bytes are only those of commas and line breaks.
+    path = tmp_path / "in.csv"
+    path.write_bytes(("姓名,城市\n" + "王芳,北京\n李娜,上海\n" * 20).encode(encoding))
+    fmt = sniff_format(path)
+    assert fmt.encoding == encoding
+    assert read(path)[1].cells == ("李娜", "上海")
+
+
+def test_narrow_text_with_a_nul_after_a_line_break_stays_narrow(tmp_path: Path) -> None:
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"name,phone1\n" + b"Ann,13800000001\n" * 20 + b"\x00Bob,1\n")
+    assert sniff_format(path).encoding == "utf-8"
+    assert [row.reason for row in invalid(read(path))] == [InvalidReason.NUL]

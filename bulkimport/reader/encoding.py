@@ -476,9 +476,37 @@ def _wide_without_bom(sample: bytes) -> str | None:
     elif share[0] > 0.6 and share[2] > 0.6 and share[1] < 0.1 and share[3] < 0.1:
         codec = "utf-16-be"
     else:
-        return None
+        return _utf16_by_structure(head)
     try:
         text = codecs.getincrementaldecoder(codec)().decode(head, final=False)
     except UnicodeDecodeError:
         return None
     return None if "\x00" in text else codec
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def _utf16_by_structure(head: bytes) -> str | None:
+    """``utf-16-le`` / ``-be`` for BOM-less UTF-16 text with few Latin characters (Chinese
+    text: its NUL bytes are only those of commas, digits and line breaks), told by where
+    every NUL falls (odd or even bytes only) and by the text being lines of text; else
+    ``None``."""
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    if (even + odd) * 50 < len(head):  # a stray NUL in narrow text is no UTF-16
+        return None
+    if odd and not even:
+        codec = "utf-16-le"
+    elif even and not odd:
+        codec = "utf-16-be"
+    else:
+        return None
+    try:
+        text = codecs.getincrementaldecoder(codec)().decode(head, final=False)
+    except UnicodeDecodeError:
+        return None
+    if len(_LINE_BREAK.findall(text)) < 2:
+        return None
+    if any(unicodedata.category(char) in _NOT_TEXT for char in text if char not in "\r\n\t"):
+        return None
+    return codec
