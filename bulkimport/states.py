@@ -67,6 +67,9 @@ class InvalidReason(StrEnum):
     PHONE_DIGITS_LOST = "phone-digits-lost"  # a phone number in scientific notation (1.38E+10)
     PHONE_UNREPAIRED = "phone-unrepaired"  # Excel's .0 or ' on a phone number, and --no-repair
     TOO_LONG = "too-long"  # a value, line or row past the reader's size limits (reader.limits)
+    OTHER_ENCODING = "other-encoding"  # UTF-8 text in a legacy file (GB18030, Big5, cp1252...)
+    INCOMPLETE_LINE = "incomplete-line"  # the file's last line, short and with no line end
+    NUL = "nul"  # a NUL byte in the line: damaged text (a binary file is refused whole)
 
 
 class RepairKind(StrEnum):

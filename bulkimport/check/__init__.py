@@ -33,7 +33,14 @@ from bulkimport.check.analysis import (
 from bulkimport.check.predict import Predictor
 from bulkimport.check.render import TEXT_EXAMPLES, render_text
 from bulkimport.check.requests import GetLimit
-from bulkimport.reader import ReaderOptions, SheetFacts, read_batches, sniff_format
+from bulkimport.reader import (
+    ReaderOptions,
+    SheetFacts,
+    head_controls,
+    read_batches,
+    sniff_format,
+    wait_until_written,
+)
 from bulkimport.reader.phones import classify_phone, is_phone_like
 
 __all__ = [
@@ -74,11 +81,19 @@ def check_file(
     ``ConfigError`` for a bad option, as the reader does.
     """
     reader_options = reader_options or ReaderOptions()
+    wait_until_written(path)
     fmt = sniff_format(path, reader_options)
     facts = SheetFacts()
     with Checker(fmt, options) as checker:
         # What would make run reject or stop the whole file (check.predict).
         predictor = Predictor(checker, path, reader_options)
+        controls = head_controls(path, fmt)
+        if controls:
+            names = ", ".join(_CONTROL_NAMES.get(char, repr(char)) for char in controls)
+            checker.notes.append(
+                f"the header (or a line above it) holds {names}: trimmed off the column "
+                "names, as spaces are"
+            )
         for batch in read_batches(path, fmt, facts=facts):
             checker.add_batch(batch)
             predictor.add(batch.rows)
@@ -93,3 +108,10 @@ def check_file(
             sheet=facts,
             sheet_given=reader_options.sheet is not None,
         )
+
+
+_CONTROL_NAMES = {
+    "\x0c": "a form feed (a printed report's page break)",
+    "\x0b": "a vertical tab",
+    "\x00": "a NUL byte",
+}

@@ -18,7 +18,11 @@ The groups, by code (stable: scripts may rely on them):
                             (``1.38E+10`` in a phone field), ``phone-unrepaired`` (Excel's
                             ``.0`` or ``'`` with ``--no-repair``), ``too-long`` (a value
                             longer than a cell holds, a line or row past the reader's
-                            limits: ``reader.limits``): one group per ``InvalidReason``
+                            limits: ``reader.limits``), ``other-encoding`` (a line of UTF-8
+                            text in a GB18030, Big5, cp1252... file),
+                            ``incomplete-line`` (the last line, with no line end and fewer
+                            cells than the header: the file was being written), ``nul`` (a
+                            NUL byte in the line): one group per ``InvalidReason``
 ``repaired-*``              (a note, not a problem) phone numbers the reader repaired before
                             sending them, by kind: ``decimal`` (a trailing ``.0``),
                             ``apostrophe`` (a leading ``'``): one group per ``RepairKind``
@@ -123,6 +127,9 @@ GROUP_TITLES: dict[str, str] = {
     "invalid-phone-digits-lost": "phone number in scientific notation, its digits lost (not sent)",
     "invalid-phone-unrepaired": "phone number with Excel's .0 or ' mark, --no-repair (not sent)",
     "invalid-too-long": "a value, line or row too long to be a lead's (not sent)",
+    "invalid-other-encoding": "a UTF-8 line in a file of another encoding (not sent)",
+    "invalid-incomplete-line": "the last line, cut short while the file was written (not sent)",
+    "invalid-nul": "a NUL byte in the line: damaged text (not sent)",
     "repaired-decimal": "phone number ending in .0: repaired, sent without the .0",
     "repaired-apostrophe": "phone number starting with ': repaired, sent without Excel's mark",
     "required-empty": "empty required field",

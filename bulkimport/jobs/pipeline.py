@@ -29,7 +29,15 @@ from bulkimport.jobs.summary import JobSummary, plural, resuming_line, summarize
 from bulkimport.jobs.watcher import Watcher
 from bulkimport.portable import on_stop_signals
 from bulkimport.protocol import CODES, Fix
-from bulkimport.reader import FileFormat, InputKind, ReaderOptions, read_batches, sniff_format
+from bulkimport.reader import (
+    FileFormat,
+    InputKind,
+    ReaderOptions,
+    read_batches,
+    refuse_stdin,
+    sniff_format,
+    wait_until_written,
+)
 from bulkimport.rows import Batch, FileIdentity
 from bulkimport.send import (
     Dispatcher,
@@ -105,6 +113,7 @@ def reader_options(settings: Settings) -> ReaderOptions:
 
 def identify(path: Path) -> FileIdentity:
     """The file's identity, or an ``InputError`` saying why it cannot be read."""
+    refuse_stdin(path)
     if not path.exists():
         raise InputError(f"{path}: no such file")
     if path.is_dir():
@@ -176,6 +185,7 @@ async def open_job(
 ) -> Job:
     """The unfinished job for this file and target, or a new one (``new`` forces one)."""
     target = settings.require_target()
+    await asyncio.to_thread(wait_until_written, path)  # a file still being written
     identity = identify(path)
     if not new:
         job = await storage.jobs.find_unfinished(identity, target.ref)
@@ -191,10 +201,7 @@ async def open_job(
     fmt = await asyncio.to_thread(sniff_format, path, options)
     stored = settings.stored()
     job = await storage.jobs.create(identity, target.ref, stored, fmt.to_json())
-    say(
-        f"job {job.id}: {path} ({fmt.encoding}, delimiter {fmt.delimiter!r}, "
-        f"{plural(len(fmt.header), 'column')})"
-    )
+    say(f"job {job.id}: {path} ({fmt.describe()}, {plural(len(fmt.header), 'column')})")
     return job
 
 

@@ -18,6 +18,8 @@
   value);
 - ``workbook``: the streaming .xlsx reader itself (standard library only);
 - ``mappings``: rows given by a program (``Client.load_rows``), read as a file's records;
+- ``complete``: ``wait_until_written``, so that a file still being written is not read
+  until it settles (a last line without a line end is held back when it is short);
 - ``limits``: the size limits on what a file can make the reader do (a cell, a row, the
   expansion of a workbook's part), in one place, and how long values are cut in messages.
 
@@ -30,13 +32,16 @@ saying what to do next; a wrong option value raises ``ConfigError``.
 
 from bulkimport.reader import limits
 from bulkimport.reader.batches import DEFAULT_BATCH_ROWS, file_size, read_batches
+from bulkimport.reader.complete import wait_until_written
 from bulkimport.reader.encoding import BOMS, normalize_encoding
 from bulkimport.reader.format import (
     DEFAULT_MAX_RECORD_LINES,
     FileFormat,
     InputKind,
     ReaderOptions,
+    head_controls,
     normalize_delimiter,
+    refuse_stdin,
     sniff_delimiter,
     sniff_format,
 )
@@ -58,13 +63,16 @@ __all__ = [
     "cell_text",
     "cells_rebuilder",
     "file_size",
+    "head_controls",
     "limits",
     "map_key",
     "normalize_delimiter",
     "normalize_encoding",
     "read_batches",
+    "refuse_stdin",
     "rows_format",
     "rows_identity",
     "sniff_delimiter",
     "sniff_format",
+    "wait_until_written",
 ]

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import cast
 
 from bulkimport.reader import limits
+from bulkimport.reader.encoding import display_name
 from bulkimport.reader.format import FileFormat, InputKind, open_file
 from bulkimport.reader.lines import LineSource, RecordTooLong, Unread, read_blocks
 from bulkimport.reader.records import RecordMaker
@@ -151,6 +152,12 @@ def read_batches(
                                 row = _unread(base + before, source.unread[first], maker.width)
                             elif after - before > 1 or first in source.long:
                                 row = _too_long_row(base + before, cells, fmt.header)
+                            if row is None and last - 1 == source.unterminated:
+                                row = _incomplete(base + before, cells, maker.width)
+                            if row is None and source.nul:
+                                row = _with_nul(source, first, last, base + before, cells, fmt)
+                            if row is None and source.foreign:
+                                row = _foreign(source, first, last, base + before, cells, fmt)
                             if row is None:
                                 undecodable = not source.bad.isdisjoint(range(first, last))
                                 row = maker.make(base + before, cells, undecodable)
@@ -245,6 +252,71 @@ def _too_long_row(number: int, cells: list[str], header: tuple[str, ...]) -> New
     shown = tuple(map(limits.clip, cells[: len(header)]))
     kept = (*shown, *("",) * (len(header) - len(shown)), f"({message})")
     return NewRow(number, RowState.INVALID, None, kept, InvalidReason.TOO_LONG, message)
+
+
+def _incomplete(number: int, cells: list[str], width: int) -> NewRow | None:
+    """The invalid row of the file's last record, on line ``number``, whose last line has no
+    line end, if it has fewer cells than the header: a program writing the file paused
+    inside it (``complete``). ``None`` for any other."""
+    if len(cells) >= width or not any(map(str.strip, cells)):
+        return None
+    message = (
+        f"incomplete line: the file ends inside it, with no line end and {len(cells)} of the "
+        f"header's {width} cells: it was still being written; load the file again once it "
+        "is complete"
+    )
+    reason = InvalidReason.INCOMPLETE_LINE
+    return NewRow(number, RowState.INVALID, None, tuple(cells), reason, message)
+
+
+def _with_nul(
+    source: LineSource, first: int, last: int, number: int, cells: list[str], fmt: FileFormat
+) -> NewRow | None:
+    """The invalid row of the record on lines ``first`` to ``last`` (numbered from
+    ``number``) if one of them holds a NUL byte, else ``None``: text never holds one, so the
+    line is damaged (or a binary value was pasted into it); the rest of the file is read."""
+    if source.nul.isdisjoint(range(first, last)):
+        return None
+    index = next((i for i, cell in enumerate(cells) if "\x00" in cell), None)
+    where = ""
+    if index is not None:
+        name = f" ({limits.shown(fmt.header[index])})" if index < len(fmt.header) else ""
+        where = f" in column {index + 1}{name}, {limits.shown(cells[index])}"
+    message = f"a NUL byte{where}: the line is damaged; not sent"
+    return NewRow(number, RowState.INVALID, None, tuple(cells), InvalidReason.NUL, message)
+
+
+def _foreign(
+    source: LineSource, first: int, last: int, number: int, cells: list[str], fmt: FileFormat
+) -> NewRow | None:
+    """The invalid row of the record on lines ``first`` to ``last`` (numbered from
+    ``number``) if one of them is in another encoding than the file's, else ``None``.
+
+    Both readings are named: one of them is right, and which one a person sees at once
+    (张三 against 寮犱笁). A line of UTF-8 text in a legacy file keeps its UTF-8 reading as
+    its cells, so that the failed-rows report (UTF-8) holds it as it was meant."""
+    line = next((source.foreign[i] for i in range(first, last) if i in source.foreign), None)
+    if line is None:
+        return None
+    own, other = display_name(fmt.encoding), display_name(line.codec)
+    readings = f"reads as {other} {_clipped(line.other)}, as {own} {_clipped(line.own)}"
+    if fmt.encoding == "utf-8":
+        message = (
+            f"undecodable bytes (not utf-8): {other} text in a UTF-8 file: {readings}; "
+            "save the file in one encoding"
+        )
+        reason = InvalidReason.ENCODING
+    else:
+        message = (
+            f"{other} text in a {own} file: {readings}; not sent, so that neither reading is "
+            "stored: save the file in one encoding"
+        )
+        reason = InvalidReason.OTHER_ENCODING
+    return NewRow(number, RowState.INVALID, None, tuple(cells), reason, message)
+
+
+def _clipped(text: str) -> str:
+    return limits.shown(text.rstrip("\r\n"))
 
 
 def _fits(cells: list[str], width: int) -> bool:

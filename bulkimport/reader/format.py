@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import enum
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from itertools import islice
@@ -21,13 +22,22 @@ from typing import IO, Any
 
 from bulkimport.errors import ConfigError, InputError
 from bulkimport.reader import limits
-from bulkimport.reader.encoding import SAMPLE_BYTES, detect_encoding
+from bulkimport.reader.encoding import (
+    MIXED_REFUSE_LINES,
+    MIXED_REFUSE_SHARE,
+    SAMPLE_BYTES,
+    detect_encoding,
+    display_name,
+    is_legacy,
+    mixed_lines,
+)
 from bulkimport.reader.header import (
     HeadRecord,
     check_constants,
     choose_header,
     clean_header,
     filled,
+    left_margin,
     map_fields,
 )
 from bulkimport.reader.lines import flat_lines, read_blocks
@@ -211,6 +221,8 @@ def _sniff_csv(path: Path, options: ReaderOptions) -> FileFormat:
         if not sample:
             raise InputError(f"{path}: the file is empty")
         encoding, confidence, bom_length = detect_encoding(path, sample, options.encoding)
+        if is_legacy(encoding):
+            _refuse_mixed(path, sample, encoding)
         lines = flat_lines(read_blocks(handle, encoding, bom_length, path))
         offset, line_no = bom_length, 0
         for _ in range(options.skip_rows):
@@ -247,11 +259,15 @@ def _sniff_csv(path: Path, options: ReaderOptions) -> FileFormat:
                 break
     texts = [text for text, _ in head]
     delimiter = forced_delimiter or sniff_delimiter(texts)
-    header_record = choose_header(path, _head_records(path, texts, delimiter, line_no), line_no)
+    records = _head_records(path, texts, delimiter, line_no)
+    header_record = choose_header(path, records, line_no)
     header_line = line_no + header_record.first + 1
     raw_names = header_record.cells
     header = clean_header(raw_names)
-    fields, header = map_fields(path, header_line, header, len(raw_names), options.rename)
+    margin = left_margin(header, records[records.index(header_record) + 1 :])
+    fields, header = map_fields(
+        path, header_line, header, len(raw_names), options.rename, margin=margin
+    )
     constants = check_constants(path, fields, options.constants)
     return FileFormat(
         encoding=encoding,
@@ -268,6 +284,25 @@ def _sniff_csv(path: Path, options: ReaderOptions) -> FileFormat:
         max_record_lines=options.max_record_lines,
         phone_fields=phone_fields(fields, options),
         repair=options.repair,
+    )
+
+
+def _refuse_mixed(path: Path, sample: bytes, encoding: str) -> None:
+    """Refuse a file in the legacy ``encoding`` whose head has many lines of UTF-8 text
+    (``encoding.MIXED_REFUSE_SHARE``): two files glued together. A few such lines are
+    read, each an invalid row (``InvalidReason.OTHER_ENCODING``)."""
+    foreign, others, first = mixed_lines(sample, encoding)
+    if first is None or foreign < MIXED_REFUSE_LINES:
+        return
+    if foreign < MIXED_REFUSE_SHARE * (foreign + others):
+        return
+    number, line = first
+    name = display_name(encoding)
+    raise InputError(
+        f"{path}: the file mixes two encodings: {foreign:,} of the {foreign + others:,} lines "
+        f"with non-ASCII text in its head are UTF-8, the others {name} (line {number} reads "
+        f"as UTF-8 {limits.shown(line.other)}, as {name} {limits.shown(line.own)}); save it "
+        "in one encoding (convert each part to UTF-8) and load it again"
     )
 
 
@@ -330,7 +365,10 @@ def _sniff_sheet(path: Path, kind: WorkbookKind, options: ReaderOptions) -> File
     _refuse_unread(path, name, faults, header_row)
     raw_width = max(used, *(len(cells) for _, cells in head))
     header = clean_header(header_record.cells)
-    fields, header = map_fields(path, header_row, header, raw_width, options.rename, "row")
+    margin = left_margin(header, records[records.index(header_record) + 1 :])
+    fields, header = map_fields(
+        path, header_row, header, raw_width, options.rename, "row", margin=margin
+    )
     constants = check_constants(path, fields, options.constants)
     return FileFormat(
         encoding="utf-8",
@@ -418,7 +456,38 @@ def sniff_delimiter(lines: Sequence[str]) -> str:
     return best
 
 
+def head_controls(path: Path, fmt: FileFormat) -> tuple[str, ...]:
+    """The control characters (a form feed, a vertical tab... not line breaks or tabs) in
+    a CSV file's head, from its start to its first record: the header trims them off its
+    names, and a person should hear of it (a form feed is a printed report's page break)."""
+    if fmt.kind is not InputKind.CSV or not fmt.data_offset:
+        return ()
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(min(fmt.data_offset, SNIFF_CHARS))
+    except OSError:
+        return ()
+    text = head.decode(fmt.encoding, "replace")
+    return tuple(sorted({char for char in text if _HEAD_CONTROL.match(char)}))
+
+
+_HEAD_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029]")
+
+
+def refuse_stdin(path: Path) -> None:
+    """Refuse ``-`` (standard input) when no file has that name: a job reads its file again
+    to resume after a crash or a stop, and compares it with what it read; a pipe can be
+    read once."""
+    if str(path) == "-" and not path.exists():
+        raise InputError(
+            "-: standard input is not read: a job must read its file again to resume after "
+            "a crash or a stop; save the input to a file first (... > leads.csv) and give "
+            "that file"
+        )
+
+
 def open_file(path: Path) -> IO[bytes]:
+    refuse_stdin(path)
     if not path.exists():
         raise InputError(f"{path}: no such file; check the path")
     if path.is_dir():

@@ -98,6 +98,19 @@ def clean_header(names: Sequence[str]) -> tuple[str, ...]:
     return tuple(cleaned)
 
 
+def left_margin(header: Sequence[str], below: Sequence[HeadRecord]) -> int:
+    """How many columns at the left of ``header`` are no columns of the table: no name, and
+    nothing in them in the records ``below`` it (a table that starts in column B). They are
+    dropped, as the empty columns at the right are; a column with values and no name is
+    not, and ``map_fields`` asks for a name."""
+    margin = 0
+    while margin < len(header) and not header[margin]:
+        if any(len(r.cells) > margin and r.cells[margin].strip() for r in below):
+            break
+        margin += 1
+    return margin if margin < len(header) else 0
+
+
 def map_fields(
     path: Path,
     header_line: int,
@@ -105,9 +118,13 @@ def map_fields(
     raw_width: int,
     rename: Mapping[str, str | None],
     unit: str = "line",
+    *,
+    margin: int = 0,
 ) -> tuple[tuple[str | None, ...], tuple[str, ...]]:
     """The field of each column (``None``: dropped), and the header, widened to the unnamed
-    columns at the right that ``--map '#N=FIELD'`` names (up to ``raw_width`` columns)."""
+    columns at the right that ``--map '#N=FIELD'`` names (up to ``raw_width`` columns).
+    The first ``margin`` columns (``left_margin``) are dropped unless ``--map`` names
+    them."""
     where = f"{path}: {unit} {header_line}"
     by_position: dict[int, str | None] = {}
     by_name: dict[str, str | None] = {}
@@ -141,7 +158,7 @@ def map_fields(
             name = by_position[index] or None
         elif column in by_name:
             name = by_name[column] or None
-        elif column in REPORT_COLUMNS:
+        elif column in REPORT_COLUMNS or index <= margin:
             name = None
         else:
             name = column

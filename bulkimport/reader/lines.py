@@ -14,14 +14,22 @@ flat memory. Such a line is given as an empty line (``"\n"``, its size exact) li
 from __future__ import annotations
 
 import codecs
+import operator
 import re
 from collections.abc import Iterable, Iterator
+from itertools import compress, repeat
 from pathlib import Path
 from typing import IO, NamedTuple
 
 from bulkimport.errors import InputError
 from bulkimport.reader import limits
-from bulkimport.reader.encoding import WIDE_UNIT
+from bulkimport.reader.encoding import (
+    WIDE_UNIT,
+    Foreign,
+    is_legacy,
+    legacy_reading,
+    utf8_line,
+)
 
 #: How much is read at a time while streaming (lines are split per block, in C).
 BLOCK_BYTES = 1 << 20
@@ -48,6 +56,12 @@ class Block(NamedTuple):
     unread: tuple[Unread, ...] = ()  # lines too long to read: "\n" among the texts
     long: tuple[int, ...] = ()  # indexes of lines that may hold a value too long for a cell
     heavy: int = 0  # the bytes of the long lines (_HEAVY_LINE), to bound a batch's memory
+    # Lines in another encoding than the file's (see ``encoding.Foreign``): UTF-8 text in a
+    # legacy file (its text among ``texts`` is the UTF-8 reading), or legacy text in a UTF-8
+    # file (also in ``bad``).
+    foreign: tuple[tuple[int, Foreign], ...] = ()
+    open_end: bool = False  # the file ends in its last line, which has no line end
+    nul: tuple[int, ...] = ()  # indexes of lines that hold a NUL byte
 
 
 def read_blocks(handle: IO[bytes], encoding: str, offset: int, path: Path) -> Iterator[Block]:
@@ -93,7 +107,10 @@ def _narrow_blocks(handle: IO[bytes], encoding: str, path: Path) -> Iterator[Blo
                 continue
             if not raw:
                 continue
-        yield _decode_lines(raw, encoding)
+        block = _decode_lines(raw, encoding)
+        if not data and raw[-1][-1:] not in (b"\n", b"\r"):
+            block = block._replace(open_end=True)
+        yield block
         if not data:
             return
 
@@ -145,21 +162,64 @@ def _decode_lines(raw: list[bytes], encoding: str) -> Block:
             for each in unread:
                 raw[each.at] = b"\n"
             long = tuple(i for i in long if sizes[i] <= limits.MAX_ROW_BYTES)
+    joined = b"".join(raw)
+    nul: tuple[int, ...] = ()
+    if b"\x00" in joined:
+        nul = tuple(i for i, line in enumerate(raw) if b"\x00" in line)
     try:
-        texts = b"".join(raw).decode(encoding).splitlines(keepends=True)
+        texts = joined.decode(encoding).splitlines(keepends=True)
     except UnicodeDecodeError:
         texts = []
     # str.splitlines also breaks at FF, VT, NEL, U+2028...: then the counts differ.
     if len(texts) == len(raw):
-        return Block(texts, sizes, [], unread, long, heavy)
+        if not is_legacy(encoding) or joined.isascii():
+            return Block(texts, sizes, [], unread, long, heavy, nul=nul)
+        foreign = _utf8_lines(raw, joined, texts, encoding)
+        return Block(texts, sizes, [], unread, long, heavy, tuple(foreign), nul=nul)
     texts, bad = [], []
+    found: list[tuple[int, Foreign]] = []
     for index, line in enumerate(raw):
         try:
             texts.append(line.decode(encoding))
         except UnicodeDecodeError:
-            texts.append(line.decode(encoding, "replace"))
+            own = line.decode(encoding, "replace")
+            texts.append(own)
             bad.append(index)
-    return Block(texts, sizes, bad, unread, long, heavy)
+            if encoding == "utf-8":
+                reading = legacy_reading(line)
+                if reading is not None:
+                    found.append((index, Foreign(own, *reading)))
+    if is_legacy(encoding) and not joined.isascii():
+        found.extend(_utf8_lines(raw, joined, texts, encoding))
+    return Block(texts, sizes, bad, unread, long, heavy, tuple(sorted(found)), nul=nul)
+
+
+def _utf8_lines(
+    raw: list[bytes], joined: bytes, texts: list[str], encoding: str
+) -> list[tuple[int, Foreign]]:
+    """The lines of UTF-8 text among ``raw`` (lines of a file in the legacy ``encoding``,
+    ``joined`` together, decoded as ``texts``): each one's text becomes its UTF-8 reading,
+    so that its cells are what the line says.
+
+    The block is decoded as UTF-8 once, in C, and only the lines that hold no broken
+    character there and some non-ASCII one are looked at (``utf8_line``): a legacy file
+    pays about a decoding more per block, not a Python step per line."""
+    parts = joined.decode("utf-8", "replace").split("\n")
+    if parts[-1] == "":
+        parts.pop()
+    if len(parts) == len(raw):
+        broken = map(str.__contains__, parts, repeat("\ufffd"))
+        skipped = map(operator.or_, broken, map(str.isascii, parts))
+        candidates: Iterable[int] = compress(range(len(parts)), map(operator.not_, skipped))
+    else:  # lines that end in a bare CR
+        candidates = range(len(raw))
+    found: list[tuple[int, Foreign]] = []
+    for line in candidates:
+        text = utf8_line(raw[line], encoding)
+        if text is not None:
+            found.append((line, Foreign(texts[line], "utf-8", text)))
+            texts[line] = text
+    return found
 
 
 def _wide_blocks(handle: IO[bytes], encoding: str, path: Path) -> Iterator[Block]:
@@ -276,7 +336,9 @@ class LineSource:
     at a line of that record, ``line`` and ``offset_after`` need them. ``marks`` holds the
     lines the reading loop must look at closely: those that did not decode (also in
     ``bad``), those too long to read (``unread``, given to the parser as empty lines),
-    those long enough to hold a value too long for a cell (``long``), and the end mark: an
+    those long enough to hold a value too long for a cell (``long``), those in another
+    encoding than the file's (``foreign``), those holding a NUL byte (``nul``), the last
+    line of the file when it has no line end (``unterminated``), and the end mark: an
     empty line after the last one (``end``). The parser reads the end mark as an empty
     record, or, if a quoted field is still open at the end of the file, as part of it: the
     reading loop tells the two apart by its line. ``heavy`` counts the bytes of the long
@@ -291,12 +353,15 @@ class LineSource:
         "_next_offset",
         "bad",
         "end",
+        "foreign",
         "heavy",
         "long",
         "marks",
         "max_lines",
+        "nul",
         "record_start",
         "unread",
+        "unterminated",
     )
 
     def __init__(self, blocks: Iterator[Block], offset: int, max_lines: int) -> None:
@@ -311,8 +376,11 @@ class LineSource:
         self.bad: set[int] = set()
         self.unread: dict[int, Unread] = {}
         self.long: set[int] = set()
+        self.foreign: dict[int, Foreign] = {}
+        self.nul: set[int] = set()
         self.heavy = 0
         self.end: int | None = None
+        self.unterminated: int | None = None
 
     def lines(self, first: int) -> Iterator[list[str]]:
         """The lines from line ``first`` on, in chunks; ``record_start`` counts from it."""
@@ -333,6 +401,15 @@ class LineSource:
             if block.long:
                 self.long.update(kept.first + index for index in block.long)
                 self.marks.update(kept.first + index for index in block.long)
+            if block.foreign:
+                self.foreign.update((kept.first + index, line) for index, line in block.foreign)
+                self.marks.update(kept.first + index for index, _ in block.foreign)
+            if block.nul:
+                self.nul.update(kept.first + index for index in block.nul)
+                self.marks.update(kept.first + index for index in block.nul)
+            if block.open_end:
+                self.unterminated = kept.first + len(block.sizes) - 1
+                self.marks.add(self.unterminated)
             self.heavy += block.heavy
             self._next_line += len(block.sizes)
             self._next_offset += sum(block.sizes)
@@ -356,8 +433,10 @@ class LineSource:
             self.marks.difference_update(passed)
             self.bad.difference_update(passed)
             self.long.difference_update(passed)
+            self.nul.difference_update(passed)
             for line in passed:
                 self.unread.pop(line, None)
+                self.foreign.pop(line, None)
 
     def _chunks(self, kept: _Kept, start: int) -> Iterator[list[str]]:
         texts, step = kept.texts, self.max_lines
