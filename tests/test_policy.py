@@ -44,17 +44,72 @@ def test_a_duplicate_after_an_unknown_outcome_is_done() -> None:
 def test_resends_that_rewrite_the_customer_are_bounded() -> None:
     row = ClaimedRow(1, 2, "name=a", attempts=2, unknowns=MAX_UNKNOWN - 1)
     after = result(row, classify_trouble(Trouble.TIMEOUT, "no answer in time"), max_unknown=3)
-    assert after.state is RowState.FAILED
-    assert "may have been imported" in after.message
+    assert (after.state, after.unknown) == (RowState.UNKNOWN, True)
+    assert "may be on the server" in after.message
 
 
-def test_a_row_that_runs_out_of_attempts_after_unknown_outcomes_says_it_may_be_imported() -> None:
+def test_a_row_that_runs_out_of_attempts_after_unknown_outcomes_may_be_on_the_server() -> None:
+    # A 500 says this call was not processed; it says nothing of the two that may have been.
     row = ClaimedRow(1, 2, "name=a", attempts=4, unknowns=2)
     after = result(row, classify_http(500, "<title>500</title>"))
-    assert after.state is RowState.FAILED
+    assert after.state is RowState.UNKNOWN
     assert "2 of its 5 calls got no answer and may have imported it" in after.message
     plain = result(ClaimedRow(1, 2, "name=a", attempts=4), classify_http(500, "<title>x</title>"))
     assert plain.state is RowState.FAILED and "imported" not in plain.message
+
+
+def _calls(outcomes: list[Outcome], *, max_unknown: int | None = None) -> list[RowResult]:
+    """The results of one row sent once per outcome, its history kept between calls as the
+    queue keeps it (attempts counted, unknown outcomes counted), until a terminal state."""
+    row = ClaimedRow(1, 2, "name=a", attempts=0)
+    results = []
+    for outcome in outcomes:
+        after = result(row, outcome, max_unknown=max_unknown)
+        results.append(after)
+        if after.state is not RowState.PENDING:
+            break
+        row = row._replace(
+            attempts=row.attempts + after.counted, unknowns=row.unknowns + after.unknown
+        )
+    return results
+
+
+TIMEOUT = classify_trouble(Trouble.TIMEOUT, "no answer in time")
+DROPPED = classify_trouble(Trouble.DROPPED, "connection closed")
+SERVER_ERROR = classify_http(500, "<title>500 Internal Server Error</title>")
+REJECTED = classify_http(200, "|Retuen|2|Retuen|BackMsg_76 phone1")
+
+
+def test_every_call_unanswered_ends_unknown_whatever_the_limit() -> None:
+    for max_unknown in (None, MAX_UNKNOWN):
+        ends = _calls(
+            [GATEWAY_TIMEOUT, TIMEOUT, DROPPED, GATEWAY_TIMEOUT, TIMEOUT], max_unknown=max_unknown
+        )
+        assert ends[-1].state is RowState.UNKNOWN
+        assert len(ends) == (RETRY.max_attempts if max_unknown is None else MAX_UNKNOWN)
+        assert all(end.unknown for end in ends)
+
+
+def test_one_unknown_call_among_failures_ends_unknown_and_none_ends_failed() -> None:
+    mixed = [SERVER_ERROR, TIMEOUT, SERVER_ERROR, SERVER_ERROR, SERVER_ERROR]
+    assert _calls(mixed)[-1].state is RowState.UNKNOWN
+    assert _calls([SERVER_ERROR] * 5)[-1].state is RowState.FAILED
+
+
+def test_a_definite_answer_wins_over_earlier_unknown_outcomes() -> None:
+    assert _calls([TIMEOUT, TIMEOUT, DONE])[-1].state is RowState.DONE
+    assert _calls([TIMEOUT, DUPLICATE])[-1].state is RowState.DONE
+    assert _calls([GATEWAY_TIMEOUT, REJECTED])[-1].state is RowState.REJECTED
+    assert _calls([DUPLICATE])[-1].state is RowState.DUPLICATE
+
+
+def test_a_row_sent_again_keeps_its_unknown_outcomes_bounded() -> None:
+    # ``retry --unknown`` resets the attempts and keeps the unknown outcomes: a duplicate
+    # answer is this job's record; with --dupway update, one more unanswered call is the last.
+    again = ClaimedRow(1, 2, "name=a", attempts=0, unknowns=MAX_UNKNOWN)
+    assert result(again, DUPLICATE).state is RowState.DONE
+    assert result(again, TIMEOUT, max_unknown=MAX_UNKNOWN).state is RowState.UNKNOWN
+    assert result(again, TIMEOUT).state is RowState.PENDING  # --dupway skip: safe to resend
 
 
 def test_throttling_and_outages_spare_the_attempt() -> None:

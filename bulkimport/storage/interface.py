@@ -198,9 +198,9 @@ class SendQueue(Protocol):
 
     async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> int:
         """An attempt of these rows met an outage, not a problem of theirs: it is not held
-        against them (a row it made ``failed`` is pending again, due at ``now_s``; a row
-        answered since, sent again before the outage was known, keeps the attempt that
-        settled it). Rows in flight are left alone. Return how many rows."""
+        against them (a row it made ``failed`` or ``unknown`` is pending again, due at
+        ``now_s``; a row answered since, sent again before the outage was known, keeps the
+        attempt that settled it). Rows in flight are left alone. Return how many rows."""
         ...
 
     async def next_attempt_at(self, job_id: int) -> float | None:

@@ -462,7 +462,9 @@ async def test_counts_every_state(storage: Storage) -> None:
     await storage.reading.finish(job.id)
     assert await storage.reports.mark_unchanged_skipped(job.id, TARGET, "phone") == (1, 0)
     rows = await storage.sending.claim_batch(job.id, 6, now_s=time.time(), runner=RUNNER)
-    outcomes = [RowState.DONE, RowState.DUPLICATE, RowState.REJECTED, RowState.FAILED]
+    outcomes = [
+        RowState.DONE, RowState.DUPLICATE, RowState.REJECTED, RowState.FAILED, RowState.UNKNOWN,
+    ]  # fmt: skip
     await storage.sending.record_results(
         job.id, [RowResult(r.id, state, "c", "m") for r, state in zip(rows, outcomes, strict=False)]
     )
@@ -470,13 +472,14 @@ async def test_counts_every_state(storage: Storage) -> None:
     counts = await storage.reports.counts(job.id)
     assert counts == {
         RowState.PENDING: 1,
-        RowState.IN_FLIGHT: 2,
+        RowState.IN_FLIGHT: 1,
         RowState.DONE: 1,
         RowState.DUPLICATE: 1,
         RowState.REJECTED: 1,
         RowState.FAILED: 1,
         RowState.INVALID: 1,
         RowState.SKIPPED: 1,
+        RowState.UNKNOWN: 1,
     }
     # The counters agree with counting the rows themselves.
     assert counts == await listed(storage, job.id)
@@ -498,21 +501,59 @@ async def test_counters_follow_every_move(backend: Backend) -> None:
             RowResult(rows[4].id, RowState.PENDING, "c", "retry", time.time() - 1),
             RowResult(rows[5].id, RowState.PENDING, "c", "unsent", None, False),
             RowResult(rows[6].id, RowState.DONE, "c", "m"),
+            RowResult(rows[9].id, RowState.UNKNOWN, "timeout", "m", unknown=True),
+            RowResult(rows[10].id, RowState.UNKNOWN, "timeout", "m", unknown=True),
         ]
         # A result for a row that is not in flight (recorded twice) moves nothing.
-        assert await storage.sending.record_results(job.id, results) == 7
+        assert await storage.sending.record_results(job.id, results) == 9
         assert await storage.sending.record_results(job.id, results[:2]) == 0
         assert await storage.reports.counts(job.id) == await listed(storage, job.id)
         assert await storage.sending.release(job.id, [rows[7].id, rows[8].id, rows[0].id]) == 2
         assert await storage.reports.counts(job.id) == await listed(storage, job.id)
         assert await storage.reports.reset_rows(job.id, [RowState.FAILED, RowState.REJECTED]) == 2
         assert await storage.reports.counts(job.id) == await listed(storage, job.id)
+        assert await storage.sending.uncount(job.id, [rows[10].id], now_s=time.time()) == 1
+        assert await storage.reports.counts(job.id) == await listed(storage, job.id)
+        assert await storage.reports.reset_rows(job.id, [RowState.UNKNOWN]) == 1
+        assert await storage.reports.counts(job.id) == await listed(storage, job.id)
     # A runner that died with rows in flight: the next one gives them back.
     async with await backend.open() as storage:
-        assert await storage.sending.recover_in_flight(job.id, NEXT_RUNNER) == 3
+        assert await storage.sending.recover_in_flight(job.id, NEXT_RUNNER) == 1
         counts = await storage.reports.counts(job.id)
         assert counts == await listed(storage, job.id)
         assert (counts[RowState.IN_FLIGHT], counts[RowState.DONE]) == (0, 2)
+
+
+async def test_a_row_that_may_be_on_the_server_is_counted_apart_and_sent_again_only_on_demand(
+    storage: Storage,
+) -> None:
+    job = await ready_job(storage, 3)
+    rows = await storage.sending.claim_batch(job.id, 3, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        job.id,
+        [
+            RowResult(rows[0].id, RowState.PENDING, "timeout", "no answer", 0.0, True, True),
+            RowResult(rows[1].id, RowState.UNKNOWN, "timeout", "may be on the server", None,
+                      True, True),
+            RowResult(rows[2].id, RowState.FAILED, "HTTP 503", "busy"),
+        ],
+    )  # fmt: skip
+    [again] = await storage.sending.claim_batch(job.id, 3, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        job.id, [RowResult(again.id, RowState.UNKNOWN, "504", "no answer", unknown=True)]
+    )
+    counts = await storage.reports.counts(job.id)
+    assert (counts[RowState.UNKNOWN], counts[RowState.FAILED]) == (2, 1)
+    assert counts == await listed(storage, job.id)
+    # Not a row to fix: not among the errors; listed by its own state.
+    assert [v.line for v in await storage.reports.last_errors(job.id)] == [4]
+    unsure = [v async for v in storage.reports.iter_rows(job.id, [RowState.UNKNOWN])]
+    assert [(v.line, v.last_code, v.attempts) for v in unsure] == [(2, "504", 2), (3, "timeout", 1)]
+    # Sent again on demand: attempts start over, its unknown outcomes are kept (a duplicate
+    # answer then is this job's record, and the limit on unknown outcomes still holds).
+    assert await storage.reports.reset_rows(job.id, [RowState.UNKNOWN]) == 2
+    resent = await storage.sending.claim_batch(job.id, 3, now_s=time.time(), runner=RUNNER)
+    assert [(r.line, r.attempts, r.unknowns) for r in resent] == [(2, 0, 2), (3, 0, 1)]
 
 
 async def test_iter_rows_order_and_cells_round_trip(storage: Storage) -> None:

@@ -1,0 +1,21 @@
+-- Rows that may be on the server: the row state `unknown` (bulkimport.states.RowState).
+--
+-- A row whose calls ran out with an unknown outcome among them (a timeout, a dropped
+-- connection, a proxy's 504: the server may have imported it) ends `unknown`, not `failed`.
+-- Rows per state are counted in job_counts, one counter per job and state, created with the
+-- job: new jobs get the new counter from the trigger, jobs already stored get it here (no
+-- row of theirs is in the new state yet). No index: unknown rows are found by walking a
+-- job's id range (reports.iter_rows), as the other terminal states are.
+
+DROP TRIGGER jobs_counts_init;
+
+CREATE TRIGGER jobs_counts_init AFTER INSERT ON jobs
+BEGIN
+    INSERT INTO job_counts (job_id, state, n)
+    VALUES
+        (NEW.id, 'pending', 0), (NEW.id, 'in_flight', 0), (NEW.id, 'done', 0),
+        (NEW.id, 'duplicate', 0), (NEW.id, 'rejected', 0), (NEW.id, 'failed', 0),
+        (NEW.id, 'invalid', 0), (NEW.id, 'skipped', 0), (NEW.id, 'unknown', 0);
+END;
+
+INSERT OR IGNORE INTO job_counts (job_id, state, n) SELECT id, 'unknown', 0 FROM jobs;
