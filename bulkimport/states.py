@@ -33,7 +33,6 @@ class RowState(StrEnum):
         return self in (RowState.REJECTED, RowState.FAILED, RowState.INVALID)
 
 
-
 class JobState(StrEnum):
     """Where a job stands."""
 

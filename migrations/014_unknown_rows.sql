@@ -2,10 +2,12 @@
 --
 -- A row whose calls ran out with an unknown outcome among them (a timeout, a dropped
 -- connection, a proxy's 504: the server may have imported it) ends `unknown`, not `failed`.
--- Rows per state are counted in job_counts, one counter per job and state, created with the
--- job: new jobs get the new counter from the trigger, jobs already stored get it here (no
--- row of theirs is in the new state yet). No index: unknown rows are found by walking a
--- job's id range (reports.iter_rows), as the other terminal states are.
+--
+-- 1. Rows per state are counted in job_counts, one counter per job and state, created with
+--    the job: new jobs get the new counter from the trigger, jobs already stored get it here
+--    (no row of theirs is in the new state yet). No index: unknown rows are found by walking
+--    a job's id range (reports.iter_rows), as the other terminal states are.
+-- 2. jobs.unknown_report_path: where the list of a job's unknown rows was last written.
 
 DROP TRIGGER jobs_counts_init;
 
@@ -19,3 +21,7 @@ BEGIN
 END;
 
 INSERT OR IGNORE INTO job_counts (job_id, state, n) SELECT id, 'unknown', 0 FROM jobs;
+
+-- (Beside the failed-rows report, which lists only rows to fix: for status, and so that a
+-- list that no longer applies can be removed.)
+ALTER TABLE jobs ADD COLUMN unknown_report_path TEXT;

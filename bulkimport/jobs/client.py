@@ -48,6 +48,7 @@ from bulkimport.jobs.report import (
     default_report_path,
     discard_report,
     place_report,
+    place_unknown_report,
     write_report,
     write_rows,
 )
@@ -177,10 +178,19 @@ class Client:
             self._say(await resuming_line(self.storage, found, chosen=job is None))
         return await self._run(job_id=found.id)
 
-    async def retry(self, job: int, *, rejected: bool = False) -> JobSummary:
-        """Put the job's failed rows (and rejected ones, with ``rejected``) back to pending,
-        attempts reset, and send them."""
-        states = {RowState.FAILED, RowState.REJECTED} if rejected else {RowState.FAILED}
+    async def retry(self, job: int, *, rejected: bool = False, unknown: bool = False) -> JobSummary:
+        """Put the job's failed rows (and rejected ones, with ``rejected``; those that may be
+        on the server, with ``unknown``) back to pending, attempts reset, and send them.
+
+        An ``unknown`` row keeps its unknown outcomes: a duplicate answer then counts done
+        (the record is this job's), and when each call rewrites the customer (``--dupway
+        update``) the limit on unknown outcomes still holds. Check the server first: with
+        ``--dupway skip`` a resend is safe."""
+        states = {RowState.FAILED}
+        if rejected:
+            states.add(RowState.REJECTED)
+        if unknown:
+            states.add(RowState.UNKNOWN)
         return await self._run(job_id=job, retry_states=frozenset(states))
 
     async def _run(
@@ -293,7 +303,8 @@ class Client:
         reports = sum(
             1
             for job in pruned
-            if job.report_path and discard_report(job.report_path, job.id, "its job is pruned")
+            for report in (job.report_path, job.unknown_report_path)
+            if report and discard_report(report, job.id, "its job is pruned")
         )
         if pruned:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(cut))
@@ -324,6 +335,9 @@ class Client:
                 job = await self.storage.jobs.get(job_id)
                 if job.report_path is not None:
                     await place_report(self.storage, job, Path(job.report_path))
+                    reports += 1
+                elif job.unknown_report_path is not None:
+                    await place_unknown_report(self.storage, job, Path(job.unknown_report_path))
                     reports += 1
         log.info(
             "forgot a customer: %s from jobs %s, %s",

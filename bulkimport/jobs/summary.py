@@ -69,11 +69,19 @@ class JobSummary:
     last_seen_at: float | None = None  # ...and, with no runner, when its runner was last seen
     stored_state: JobState | None = None  # the state as stored, when ``state`` differs
     superseded_by: int | None = None  # a newer job of the same file finished in its place
+    #: The list of its rows that may be on the server (``unknown``), if any: beside
+    #: ``report``, never in it.
+    unknown_report: str | None = None
 
     @property
     def problems(self) -> int:
         """Rows that need a person: rejected, failed or invalid."""
         return sum(n for state, n in self.counts.items() if state.is_problem)
+
+    @property
+    def maybe_on_server(self) -> int:
+        """Rows that may be on the server (``unknown``): to be checked there, not fixed."""
+        return self.counts.get(RowState.UNKNOWN, 0)
 
     @property
     def eta_s(self) -> float | None:
@@ -92,7 +100,9 @@ class JobSummary:
             if self.stop_cause in (StopCause.OUTAGE, StopCause.WINDOW):
                 return ExitCode.TRY_LATER
             return ExitCode.INTERRUPTED
-        if self.state is JobState.FINISHED and self.problems:
+        # Rows that may be on the server are not loaded for sure: a nightly run that leaves
+        # some must not end as if every row were (a person checks them on the server).
+        if self.state is JobState.FINISHED and (self.problems or self.maybe_on_server):
             return ExitCode.ROWS_FAILED
         return ExitCode.OK
 
@@ -125,6 +135,8 @@ class JobSummary:
             "resent_unknown": self.resent_unknown,
             "message": self.message,
             "report": self.report,
+            "maybe_on_server": self.maybe_on_server,
+            "unknown_report": self.unknown_report,
             "last_errors": self.last_errors,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -186,6 +198,9 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
     kept = job.report_path
     if report is None and kept is not None and await asyncio.to_thread(os.path.exists, kept):
         report = kept
+    unknown_report = job.unknown_report_path
+    if unknown_report is not None and not await asyncio.to_thread(os.path.exists, unknown_report):
+        unknown_report = None
     counts = await storage.reports.counts(job_id)
     errors = [
         {
@@ -224,6 +239,7 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
         last_seen_at=job.last_seen_at if alive is False else None,
         stored_state=job.state if state is not job.state else None,
         superseded_by=job.superseded_by,
+        unknown_report=unknown_report,
     )
 
 

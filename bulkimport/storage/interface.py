@@ -96,6 +96,11 @@ class JobStore(Protocol):
         whose report was at the same path has none any more: the file is this job's now."""
         ...
 
+    async def set_unknown_report(self, job_id: int, path: str | None) -> None:
+        """Keep where the list of the job's rows that may be on the server (``unknown``) now
+        is (None: it has none); as ``set_report``, a path belongs to one job."""
+        ...
+
     async def list(self) -> list[Job]:
         """Every job, oldest first."""
         ...

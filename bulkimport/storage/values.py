@@ -48,6 +48,7 @@ class Job:
     repairs: Mapping[RepairKind, int] = field(default_factory=dict)
     report_path: str | None = None  # the failed-rows report last written for it
     superseded_by: int | None = None  # a newer job of the same file finished in its place
+    unknown_report_path: str | None = None  # the list of its rows that may be on the server
 
     @property
     def is_open(self) -> bool:

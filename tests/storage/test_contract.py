@@ -817,6 +817,23 @@ async def test_a_report_path_belongs_to_one_job(storage: Storage) -> None:
     assert [job.report_path for job in await storage.jobs.list()] == [None, None]
 
 
+async def test_the_list_of_rows_that_may_be_on_the_server_is_kept_apart(storage: Storage) -> None:
+    first = await ready_job(storage, 1)
+    second = await ready_job(storage, 1)
+    await storage.jobs.set_report(first.id, "/reports/job-1-failed.csv")
+    await storage.jobs.set_unknown_report(first.id, "/reports/job-1-unknown.csv")
+    kept = await storage.jobs.get(first.id)
+    assert (kept.report_path, kept.unknown_report_path) == (
+        "/reports/job-1-failed.csv",
+        "/reports/job-1-unknown.csv",
+    )
+    await storage.jobs.set_unknown_report(second.id, "/reports/job-1-unknown.csv")
+    assert (await storage.jobs.get(first.id)).unknown_report_path is None
+    assert (await storage.jobs.get(first.id)).report_path == "/reports/job-1-failed.csv"
+    await storage.jobs.set_unknown_report(second.id, None)
+    assert (await storage.jobs.get(second.id)).unknown_report_path is None
+
+
 async def test_rows_of_jobs_read_in_turns_stay_with_their_job(storage: Storage) -> None:
     first = await storage.jobs.create(FILE, TARGET, {}, "{}")
     second = await storage.jobs.create(FILE, OTHER_TARGET, {}, "{}")

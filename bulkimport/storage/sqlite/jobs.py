@@ -23,7 +23,7 @@ _JOB_COLUMNS = (
     " resent_unknown, message, created_at, updated_at, started_at, finished_at,"
     " send_rate_per_s, send_rate_at, stop_cause, outage_since, next_try_at, pace_per_s,"
     " latency_s, blank_lines, report_path, superseded_by, read_done, window_opens_at, "
-    + ", ".join(REPAIR_COLUMNS.values())
+    " unknown_report_path, " + ", ".join(REPAIR_COLUMNS.values())
 )
 # A job's id: never one given before, even to a job since pruned (ids_used, migration 013).
 _NEXT_ID = (
@@ -78,7 +78,8 @@ def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
         superseded_by=row[29],
         read_done=bool(row[30]),
         window_opens_at=row[31],
-        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[32:], strict=True) if n},
+        unknown_report_path=row[32],
+        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[33:], strict=True) if n},
     )
 
 
@@ -236,15 +237,23 @@ class SqliteJobs:
     async def set_report(self, job_id: int, path: str | None) -> None:
         """Keep where the job's failed-rows report now is (None: it has none); another job
         whose report was at ``path`` has none any more."""
+        await self._set_report_path("report_path", job_id, path)
+
+    async def set_unknown_report(self, job_id: int, path: str | None) -> None:
+        """Keep where the list of the job's rows that may be on the server now is (None: it
+        has none); another job whose list was at ``path`` has none any more."""
+        await self._set_report_path("unknown_report_path", job_id, path)
+
+    async def _set_report_path(self, column: str, job_id: int, path: str | None) -> None:
         db = self._db
         async with db.lock, db.transaction():
             if path is not None:
                 await db.conn.execute(
-                    "UPDATE jobs SET report_path = NULL WHERE report_path = ? AND id <> ?",
+                    f"UPDATE jobs SET {column} = NULL WHERE {column} = ? AND id <> ?",
                     (path, job_id),
                 )
             cursor = await db.conn.execute(
-                "UPDATE jobs SET report_path = ? WHERE id = ?", (path, job_id)
+                f"UPDATE jobs SET {column} = ? WHERE id = ?", (path, job_id)
             )
             touched = cursor.rowcount
             await cursor.close()
