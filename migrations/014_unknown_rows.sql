@@ -25,3 +25,10 @@ INSERT OR IGNORE INTO job_counts (job_id, state, n) SELECT id, 'unknown', 0 FROM
 -- (Beside the failed-rows report, which lists only rows to fix: for status, and so that a
 -- list that no longer applies can be removed.)
 ALTER TABLE jobs ADD COLUMN unknown_report_path TEXT;
+
+-- 3. latest_records.unknowns: the customer's latest record is one a job may have loaded (its
+--    row ended `unknown`, after this many unknown outcomes; 0: it was loaded, `done`). Such a
+--    record does not make a row unchanged for --skip-unchanged: the row is sent again, with
+--    those unknown outcomes as its own (a duplicate answer then counts done, and the limit on
+--    unknown outcomes holds from one night to the next).
+ALTER TABLE latest_records ADD COLUMN unknowns INTEGER NOT NULL DEFAULT 0;

@@ -4,7 +4,8 @@ settings. No I/O, no clock of its own.
 
     DONE, REJECTED   → that terminal state
     DUPLICATE        → duplicate; but done when an earlier attempt's outcome is unknown: the
-                       server holds the record because this job put it there
+                       server holds the record because this job put it there (or an
+                       earlier job whose row of the same record ended unknown)
     FATAL            → pending again, the attempt not counted: the job's settings are wrong,
                        not the row (the dispatcher stops the job)
     TRANSIENT        → pending again at now + backoff, or FAILED once the row used its
@@ -63,7 +64,7 @@ def row_result(
             row.id,
             RowState.DONE,
             outcome.code,
-            "imported by an earlier attempt of this job, whose answer was lost; "
+            "imported by an earlier attempt, whose answer was lost; "
             f"the server now says: {outcome.message}",
         )
     state = _TERMINAL.get(kind)

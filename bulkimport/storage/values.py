@@ -134,6 +134,9 @@ class Unchanged(NamedTuple):
 
     skipped: int  # equal to the latest record their customer received: now ``skipped``
     keyless: int  # without a value in the key field: they are sent
+    #: Equal to a record another job may have loaded (its row ended ``unknown``): they are
+    #: sent, with that job's unknown outcomes counted as theirs.
+    maybe_loaded: int = 0
 
 
 class Ingested(NamedTuple):

@@ -460,7 +460,7 @@ async def test_counts_every_state(storage: Storage) -> None:
         read_line=10,
     )
     await storage.reading.finish(job.id)
-    assert await storage.reports.mark_unchanged_skipped(job.id, TARGET, "phone") == (1, 0)
+    assert await storage.reports.mark_unchanged_skipped(job.id, TARGET, "phone") == (1, 0, 0)
     rows = await storage.sending.claim_batch(job.id, 6, now_s=time.time(), runner=RUNNER)
     outcomes = [
         RowState.DONE, RowState.DUPLICATE, RowState.REJECTED, RowState.FAILED, RowState.UNKNOWN,
@@ -626,12 +626,65 @@ async def test_mark_unchanged_skipped(storage: Storage) -> None:
 
     # Tonight's file: lines 2..7, records phone=2..phone=7.
     tonight = await ready_job(storage, 6)
-    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (3, 0)
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (3, 0, 0)
     counts = await storage.reports.counts(tonight.id)
     assert (counts[RowState.SKIPPED], counts[RowState.PENDING]) == (3, 3)
     sendable = await storage.sending.claim_batch(tonight.id, 10, now_s=time.time(), runner=RUNNER)
     assert [r.line for r in sendable] == [5, 6, 7]
-    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (0, 0)
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (0, 0, 0)
+
+
+async def test_a_row_that_may_be_on_the_server_is_not_loaded_but_sent_with_its_unknowns(
+    storage: Storage,
+) -> None:
+    # Last night: phone=2 loaded; phone=3 and phone=4 got no answer to 3 calls (unknown).
+    earlier = await ready_job(storage, 3)
+    rows = await storage.sending.claim_batch(earlier.id, 3, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        earlier.id,
+        [
+            RowResult(rows[0].id, RowState.DONE, "BackMsg_84", ""),
+            *(RowResult(r.id, RowState.PENDING, "504", "", 0.0, True, True) for r in rows[1:]),
+        ],
+    )
+    for _ in range(1):
+        again = await storage.sending.claim_batch(earlier.id, 3, now_s=time.time(), runner=RUNNER)
+        await storage.sending.record_results(
+            earlier.id,
+            [RowResult(r.id, RowState.PENDING, "504", "", 0.0, True, True) for r in again],
+        )
+    last = await storage.sending.claim_batch(earlier.id, 3, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        earlier.id, [RowResult(r.id, RowState.UNKNOWN, "504", "", unknown=True) for r in last]
+    )
+    # Tonight: the same three records, and phone=4 changed (another record, another line).
+    tonight = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    records = [(2, "phone=2"), (3, "phone=3"), (4, "phone=4|name=new")]
+    await storage.reading.add_rows(
+        tonight.id,
+        [NewRow(line, RowState.PENDING, record, (str(line),)) for line, record in records],
+        read_offset=1,
+        read_line=4,
+    )
+    await storage.reading.finish(tonight.id)
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (1, 0, 1)
+    sent = await storage.sending.claim_batch(tonight.id, 10, now_s=time.time(), runner=RUNNER)
+    # phone=3 may be on the server already: sent, its 3 unknown outcomes its own; phone=4
+    # changed, so last night's unknown says nothing of tonight's record.
+    assert [(r.line, r.unknowns) for r in sent] == [(3, 3), (4, 0)]
+    await storage.sending.record_results(
+        tonight.id, [RowResult(r.id, RowState.DONE, "BackMsg_84", "") for r in sent]
+    )
+    # Loaded for sure now: the next night skips both.
+    later = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    await storage.reading.add_rows(
+        later.id,
+        [NewRow(line, RowState.PENDING, record, (str(line),)) for line, record in records],
+        read_offset=1,
+        read_line=4,
+    )
+    await storage.reading.finish(later.id)
+    assert await storage.reports.mark_unchanged_skipped(later.id, TARGET, "phone") == (3, 0, 0)
 
 
 async def test_only_done_rows_of_earlier_jobs_make_a_row_unchanged(storage: Storage) -> None:
@@ -655,9 +708,9 @@ async def test_only_done_rows_of_earlier_jobs_make_a_row_unchanged(storage: Stor
     await storage.sending.record_results(
         tonight.id, [RowResult(first[0].id, RowState.DONE, "0", "")]
     )
-    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (0, 0)
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (0, 0, 0)
     later = await ready_job(storage, 4)
-    assert await storage.reports.mark_unchanged_skipped(later.id, TARGET, "phone") == (1, 0)
+    assert await storage.reports.mark_unchanged_skipped(later.id, TARGET, "phone") == (1, 0, 0)
     views = {v.line: v.state async for v in storage.reports.iter_rows(later.id, list(RowState))}
     assert views == {
         2: RowState.SKIPPED, 3: RowState.PENDING, 4: RowState.PENDING, 5: RowState.PENDING,
@@ -876,7 +929,7 @@ async def night(
     *,
     target: TargetRef = TARGET,
     send: bool = True,
-) -> tuple[Job, tuple[int, int]]:
+) -> tuple[Job, tuple[int, int, int]]:
     """A job of ``rows``: unchanged rows skipped (by phone), then the rest loaded (done)."""
     job = await storage.jobs.create(FILE, target, {}, "{}")
     await storage.reading.add_rows(job.id, rows, read_offset=1, read_line=rows[-1].line + 1)
@@ -905,15 +958,15 @@ async def test_a_row_is_unchanged_only_if_it_equals_the_latest_record_of_its_cus
     # Night 2: the customers of lines 2 and 3 moved to B; the others are unchanged.
     b = [customer_row(r.line, r.cells[0], "B") if r.line in (2, 3) else r for r in a]
     second, found = await night(storage, b)
-    assert found == (3, 0)
+    assert found == (3, 0, 0)
     assert await skipped_lines(storage, second) == [4, 5, 6]
     # Night 3 loads A again: the server holds B for lines 2 and 3, so they are sent.
     third, found = await night(storage, a)
-    assert found == (3, 0)
+    assert found == (3, 0, 0)
     assert await skipped_lines(storage, third) == [4, 5, 6]
     # And night 4, the same as night 3: all unchanged now.
     _, found = await night(storage, a)
-    assert found == (5, 0)
+    assert found == (5, 0, 0)
 
 
 async def test_the_latest_record_is_the_last_loaded_whichever_job_loaded_it(
@@ -926,9 +979,9 @@ async def test_the_latest_record_is_the_last_loaded_whichever_job_loaded_it(
     await storage.sending.record_results(slow.id, [RowResult(row.id, RowState.DONE, "0", "")])
     await storage.jobs.set_state(slow.id, JobState.FINISHED)
     _, found = await night(storage, [customer_row(2, "13800000001", "A")], send=False)
-    assert found == (1, 0)
+    assert found == (1, 0, 0)
     _, found = await night(storage, [customer_row(2, "13800000001", "B")], send=False)
-    assert found == (0, 0)
+    assert found == (0, 0, 0)
 
 
 async def test_rows_without_a_customer_and_customers_twice_in_a_file_are_sent(
@@ -947,7 +1000,7 @@ async def test_rows_without_a_customer_and_customers_twice_in_a_file_are_sent(
         NewRow(5, RowState.PENDING, "city=A", ("", "A")),
     ]
     job, found = await night(storage, tonight, send=False)
-    assert found == (1, 1)
+    assert found == (1, 1, 0)
     assert await skipped_lines(storage, job) == [2]
 
 
@@ -957,11 +1010,11 @@ async def test_other_targets_and_the_same_job_never_make_a_row_unchanged(
     rows = [customer_row(2, "13800000001", "A")]
     await night(storage, rows, target=OTHER_TARGET)
     job, found = await night(storage, [*rows, customer_row(3, "13800000001", "A")], send=False)
-    assert found == (0, 0)
+    assert found == (0, 0, 0)
     # Its own rows sent since: still not "an earlier load" for the rows left.
     [row] = await storage.sending.claim_batch(job.id, 1, now_s=time.time(), runner=RUNNER)
     await storage.sending.record_results(job.id, [RowResult(row.id, RowState.DONE, "0", "")])
-    assert tuple(await storage.reports.mark_unchanged_skipped(job.id, TARGET, "phone")) == (0, 0)
+    assert tuple(await storage.reports.mark_unchanged_skipped(job.id, TARGET, "phone")) == (0, 0, 0)
 
 
 async def test_another_key_field_starts_the_latest_records_over(storage: Storage) -> None:
@@ -974,7 +1027,11 @@ async def test_another_key_field_starts_the_latest_records_over(storage: Storage
         later.id, [customer_row(2, "13800000001", "A")], read_offset=1, read_line=3
     )
     await storage.reading.finish(later.id)
-    assert tuple(await storage.reports.mark_unchanged_skipped(later.id, TARGET, "city")) == (1, 0)
+    assert tuple(await storage.reports.mark_unchanged_skipped(later.id, TARGET, "city")) == (
+        1,
+        0,
+        0,
+    )
 
 
 # --- retention ------------------------------------------------------------------------------------
@@ -1017,7 +1074,7 @@ async def test_what_customers_received_outlives_the_pruned_jobs(storage: Storage
     # Line 2's customer last received B: A is sent, the others are still unchanged.
     tonight, found = await night(storage, a, send=False)
     assert tonight.id == 4
-    assert found == (2, 0)
+    assert found == (2, 0, 0)
     assert await skipped_lines(storage, tonight) == [3, 4]
 
 
@@ -1043,7 +1100,7 @@ async def test_forget_erases_a_customers_rows_and_latest_record_from_every_job(
     # The customer is a stranger now: tonight's row of theirs is sent, not skipped (lines 4
     # and 5 are; line 2's customer last received B).
     tonight, found = await night(storage, a, send=False)
-    assert found == (2, 0)
+    assert found == (2, 0, 0)
     assert await skipped_lines(storage, tonight) == [4, 5]
     # A part of a value is not the value.
     assert (await storage.retention.forget(key[:-1])).rows == 0
