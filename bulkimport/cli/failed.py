@@ -55,7 +55,7 @@ def failed(
     as_json: bool,
 ) -> ExitCode:
     """Export the rows of a job (the latest by default) that need a person: failed,
-    rejected or invalid.
+    rejected or invalid (--state unknown: those that may be on the server, to check there).
 
     The CSV holds the file's own columns in their order, then _extra, _line, _state, _code
     and _message, in UTF-8 (with a BOM, for Excel) whatever the original encoding. A row

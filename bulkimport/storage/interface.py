@@ -27,7 +27,8 @@ Guarantees every implementation keeps (and the contract suite checks):
 - the counts per state are exact after every method, whatever it moved;
 - a row is unchanged (``mark_unchanged_skipped``) only if it equals the latest record its
   customer received from another job to the same target, and stays so after that job is
-  pruned; an unfinished job is never pruned;
+  pruned; an unfinished job is never pruned; a row that may be on the server (``unknown``)
+  is never "received";
 - ``runner_alive()`` never makes a runner that is starting fail.
 """
 
@@ -246,6 +247,9 @@ class RowReports(Protocol):
         by another job, pruned or not. A row is skipped only if its record is that record,
         and no other pending row of the job for the same customer differs from it (the
         file's last word is sent). Rows without a value in ``key_field`` are never skipped.
+        A record another job may have loaded (its row ended ``unknown``) is not loaded: a
+        row equal to it is sent, with that row's unknown outcomes as its own
+        (``ClaimedRow.unknowns``, ``Unchanged.maybe_loaded``).
         Another ``key_field`` for the same target than the last time starts the latest
         records over from the rows still kept: rows are then sent, never skipped wrongly.
         """
