@@ -9,11 +9,15 @@ proxy's timeout makes rows unknown: tests/reliability/test_unknown_rows.py.)
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import time
 from pathlib import Path
 
+from click.testing import CliRunner
+
 from bulkimport import Client, Target
+from bulkimport.cli import cli
 from bulkimport.cli.base import Where, attention_lines
 from bulkimport.errors import ExitCode
 from bulkimport.jobs.report import place_report
@@ -130,3 +134,25 @@ async def test_prune_removes_the_list_with_its_job(tmp_path: Path) -> None:
     async with Client(TARGET, db=db) as client:
         assert [j.id for j in await client.prune(-60.0)] == [job]
     assert not unknown_list.exists()
+
+
+async def test_failed_exports_them_on_demand_never_over_the_report_of_rows_to_fix(
+    tmp_path: Path,
+) -> None:
+    db, job = await job_with(tmp_path, [RowState.UNKNOWN, RowState.FAILED])
+    async with await SqliteStorage.open(db) as storage:
+        await place_report(storage, await storage.jobs.get(job), None)
+    report = tmp_path / "leads-job-1-failed.csv"
+    before = report.read_bytes()
+    result = await asyncio.to_thread(
+        CliRunner().invoke, cli, ["failed", "1", "--db", str(db), "--state", "unknown"]
+    )
+    assert result.exit_code == 0, result.output
+    written = tmp_path / "leads-job-1-unknown.csv"
+    assert result.output == f"job 1: 1 row written to {written}\n"
+    assert [state for _, state, _ in listed(str(written))] == ["unknown"]
+    assert report.read_bytes() == before
+    # Without --state: the rows to fix, as ever.
+    plain = await asyncio.to_thread(CliRunner().invoke, cli, ["failed", "1", "--db", str(db)])
+    assert plain.output == f"job 1: 1 row written to {report}\n"
+    assert [state for _, state, _ in listed(str(report))] == ["failed"]

@@ -44,11 +44,13 @@ from bulkimport.jobs.progress import (
 )
 from bulkimport.jobs.report import (
     PROBLEM_STATES,
+    UNKNOWN_STATES,
     check_report_path,
     default_report_path,
     discard_report,
     place_report,
     place_unknown_report,
+    unknown_report_path,
     write_report,
     write_rows,
 )
@@ -381,14 +383,19 @@ class Client:
         states: Collection[RowState] = PROBLEM_STATES,
     ) -> tuple[Path, int]:
         """Write the job's rows in ``states`` as a CSV that can be fixed and loaded again
-        (by default ``<database>-job-N-failed.csv`` next to the database); return where and
-        how many rows. ``ConfigError`` in one line when it cannot be written there."""
+        (by default ``<database>-job-N-failed.csv`` next to the database, ``-unknown.csv``
+        for the rows that may be on the server alone); return where and how many rows.
+        ``ConfigError`` in one line when it cannot be written there."""
         found = await self.storage.jobs.get(job)
         target = (
             Path(path)
             if path is not None
             else default_report_path(Path(self.storage.location), job)
         )
+        if path is None and set(states) <= UNKNOWN_STATES:
+            # The rows that may be on the server have a list of their own: never written
+            # over the report of the rows to fix.
+            target = unknown_report_path(target)
         check_report_path(target, "-o" if path is not None else "the report")
         return target, await write_report(self.storage.reports, found, target, states)
 
