@@ -170,6 +170,18 @@ async def test_a_later_night_sends_unknown_rows_again_and_counts_them_loaded_onc
     unknown = in_state(night1, "unknown")
     assert unknown and figures["unknown_on_server"] > 0
     done = in_state(night1, "done")
+    # Rows with an unknown outcome among definite failures (a 500 that processed nothing):
+    # how many of them the server holds is the evidence for ending them unknown.
+    mixed = [
+        line
+        for (line,) in query(
+            db, "SELECT line FROM rows WHERE job_id = 1 AND state = 'unknown'"
+            " AND unknowns < attempts",
+        )
+    ]  # fmt: skip
+    on_server = await held(sandbox)
+    figures["mixed_unknown"] = len(mixed)
+    figures["mixed_unknown_on_server"] = sum(1 for line in mixed if key(line) in on_server)
 
     # Night 2, the same file, the server well: loaded rows are skipped; the unknown ones are
     # not loaded, so they are sent, and a duplicate answer (the server has it from night 1)
