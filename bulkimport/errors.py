@@ -25,7 +25,8 @@ class ExitCode(IntEnum):
     """Process exit codes of the command line (see README "Exit codes")."""
 
     OK = 0  # every row done, duplicate or skipped
-    ROWS_FAILED = 1  # finished, but some rows failed, were rejected or invalid
+    # finished, but some rows failed, were rejected or invalid, or may be on the server
+    ROWS_FAILED = 1
     USAGE = 2  # usage or configuration error, unreadable file
     SERVER_REFUSED = 3  # the server refused the job; resumable
     TRY_LATER = 75  # EX_TEMPFAIL: another runner, an outage, the send window; resumable

@@ -17,6 +17,11 @@ class RowState(StrEnum):
     FAILED = "failed"  # transient errors until the attempt limit ran out
     INVALID = "invalid"  # never sent: it failed local validation
     SKIPPED = "skipped"  # unchanged since an earlier job to the same target
+    # A call of it may have been processed though no answer came (a timeout, a dropped
+    # connection, a proxy's 504) and no answer settled it before its calls ran out: it may be
+    # on the server. Terminal, not a row to fix: check the server before sending it again
+    # (``retry --unknown``).
+    UNKNOWN = "unknown"
 
     @property
     def is_terminal(self) -> bool:

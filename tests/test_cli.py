@@ -59,6 +59,7 @@ async def test_full_run_reaches_every_state_and_accounts_for_every_line(
     counts = summary["counts"]
     assert set(counts) == {
         "pending", "in_flight", "done", "duplicate", "rejected", "failed", "invalid", "skipped",
+        "unknown",
     }  # fmt: skip
     data_lines = len(lines) - 1
     assert summary["total"] == data_lines == sum(counts.values())

@@ -138,7 +138,7 @@ def test_failed_refuses_an_unknown_state(tmp_path: Path) -> None:
     sqlite3.connect(db).close()
     result = CliRunner().invoke(cli, ["failed", "--db", str(db), "--state", "done"])
     assert result.exit_code == 2
-    assert "choose among failed, invalid, rejected" in result.output
+    assert "choose among failed, invalid, rejected, unknown" in result.output
 
 
 # --- the report: aligned, named per database and job, written only where it can be -----------

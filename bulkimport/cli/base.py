@@ -327,7 +327,28 @@ def finish(summary: JobSummary, *, as_json: bool, quiet: bool, where: Where) -> 
 
 
 def attention_lines(summary: JobSummary, where: Where) -> list[str]:
-    """Where the rows that need a person are, and the commands that deal with them."""
+    """Where the rows that need a person are, and the commands that deal with them: the
+    rows to fix, then those that may be on the server (to check there, not to fix)."""
+    lines = _problem_lines(summary, where) if summary.problems else []
+    unsure = summary.maybe_on_server
+    if unsure:
+        head = (
+            f"{plural(unsure, 'row')} may be on the server (unknown: no answer came): check "
+            "the server before sending them again"
+        )
+        if summary.unknown_report is not None:
+            lines.append(f"{head}: {summary.unknown_report}")
+        else:
+            listing = where.command("failed", summary.job, "--state", "unknown", "-o", "FILE")
+            lines.append(f"{head}; list them with: {listing}")
+        lines.append(
+            "  send them again (safe with --dupway skip): "
+            f"{where.command('retry', summary.job, '--unknown')}"
+        )
+    return lines
+
+
+def _problem_lines(summary: JobSummary, where: Where) -> list[str]:
     problems = [
         f"{summary.counts[state]:,} {state.value}"
         for state in RowState

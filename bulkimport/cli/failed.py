@@ -40,8 +40,9 @@ from bulkimport.jobs.summary import plural
     "--state",
     "states",
     multiple=True,
-    metavar="failed|rejected|invalid",
-    help="Only rows in this state (repeatable, or comma-separated) [default: all three].",
+    metavar="failed|rejected|invalid|unknown",
+    help="Only rows in this state (repeatable, or comma-separated) [default: the first "
+    "three; unknown, the rows that may be on the server, only when named].",
 )
 @common_options
 def failed(
@@ -54,7 +55,7 @@ def failed(
     as_json: bool,
 ) -> ExitCode:
     """Export the rows of a job (the latest by default) that need a person: failed,
-    rejected or invalid.
+    rejected or invalid (--state unknown: those that may be on the server, to check there).
 
     The CSV holds the file's own columns in their order, then _extra, _line, _state, _code
     and _message, in UTF-8 (with a BOM, for Excel) whatever the original encoding. A row
@@ -111,11 +112,18 @@ def failed(
     is_flag=True,
     help="Also send the rejected rows again (after the campaign's fields were fixed).",
 )
+@click.option(
+    "--unknown",
+    is_flag=True,
+    help="Also send again the rows that may be on the server (unknown: no answer came); "
+    "check the server first. Safe with --dupway skip: a duplicate answer then counts done.",
+)
 @common_options
 @setting_options(*SEND_GROUPS)
 def retry(
     job_id: int,
     rejected: bool,
+    unknown: bool,
     db: Path,
     config_path: Path | None,
     quiet: bool,
@@ -123,10 +131,13 @@ def retry(
     **options: Any,
 ) -> ExitCode:
     """Put the failed rows of JOB_ID back to pending, with their attempts reset, and send
-    them; with --rejected, the rejected rows too.
+    them; with --rejected, the rejected rows too; with --unknown, those that may be on the
+    server.
 
-    Failed rows ran out of attempts on transient errors (server down, timeouts); rejected rows
-    were refused by the server and only succeed once the campaign changed. Invalid rows were
+    Failed rows ran out of attempts on transient errors (server down, busy); rejected rows
+    were refused by the server and only succeed once the campaign changed; unknown rows got
+    no answer (timeouts) and may have been imported: check the server before sending them
+    again. Invalid rows were
     never sendable: export them with failed, fix them, and run the fixed file. The job's
     stored settings are used; options given here override them.
 
@@ -134,6 +145,7 @@ def retry(
     Example:
       bulkimport retry 3 --rate 5
       bulkimport retry 3 --rejected
+      bulkimport retry 3 --unknown --dupway skip
     """
     return run_job_command(
         db=db,
@@ -143,4 +155,5 @@ def retry(
         options=options,
         job_id=job_id,
         rejected=rejected,
+        unknown=unknown,
     )

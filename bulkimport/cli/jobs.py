@@ -65,10 +65,11 @@ def run_job_command(
     send: bool = True,
     sandbox: bool = False,
     rejected: bool | None = None,
+    unknown: bool = False,
 ) -> ExitCode:
     """``run``, ``stage``, ``resume`` and ``retry``: settings, then one ``Client`` call.
 
-    ``rejected`` is ``retry``'s: None for the other commands."""
+    ``rejected`` and ``unknown`` are ``retry``'s: None (False) for the other commands."""
     where = Where(db_from(db, config_path), config_path)
 
     def say(text: str) -> None:
@@ -118,7 +119,7 @@ def run_job_command(
                         return await client.stage_csv(path, new=new)
                     if rejected is not None:
                         assert job_id is not None
-                        return await client.retry(job_id, rejected=rejected)
+                        return await client.retry(job_id, rejected=rejected, unknown=unknown)
                     # The job as named (None: the client says which it chose, and why).
                     return await client.resume(job_id)
 
@@ -335,6 +336,14 @@ def status(
         click.echo(f"  resent after an unknown outcome: {summary.resent_unknown:,}")
     if summary.report:
         click.echo(f"  report  {summary.report}")
+    if summary.maybe_on_server:
+        where_listed = summary.unknown_report or where.command(
+            "failed", summary.job, "--state", "unknown", "-o", "FILE"
+        )
+        click.echo(
+            f"  may be on the server: {summary.maybe_on_server:,} (unknown); check the server "
+            f"before sending them again: {where_listed}"
+        )
     if summary.superseded_by is not None:
         click.echo(
             f"  superseded by job {summary.superseded_by} (the same file, loaded since): "
@@ -367,8 +376,9 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> Exit
     database.
 
     "done" counts the rows the server loaded, "duplicate" those it already held (as status
-    does). --json prints {"jobs": [...], "remote_imports": [...]}: each job as status --json
-    shows it, each remote import with its server job id, state, code and message.
+    does), "unknown" those that may be on the server (no answer came: check there). --json
+    prints {"jobs": [...], "remote_imports": [...]}: each job as status --json shows it,
+    each remote import with its server job id, state, code and message.
 
     \b
     Example:
@@ -398,13 +408,13 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> Exit
     if summaries:
         click.echo(
             f"{'job':>5}  {'state':<11} {'rows':>10} {'done':>10} {'duplicate':>9} "
-            f"{'problems':>9}  file → target"
+            f"{'problems':>9} {'unknown':>8}  file → target"
         )
     for s in summaries:
         counts = s.counts
         line = (
             f"{s.job:>5}  {s.state.value:<11} {s.total:>10,} {counts.get(RowState.DONE, 0):>10,} "
-            f"{counts.get(RowState.DUPLICATE, 0):>9,} {s.problems:>9,}  "
+            f"{counts.get(RowState.DUPLICATE, 0):>9,} {s.problems:>9,} {s.maybe_on_server:>8,}  "
             f"{s.file} → {s.target.describe()}"
         )
         if s.runner_alive is False and s.last_seen_at is not None:

@@ -44,10 +44,13 @@ from bulkimport.jobs.progress import (
 )
 from bulkimport.jobs.report import (
     PROBLEM_STATES,
+    UNKNOWN_STATES,
     check_report_path,
     default_report_path,
     discard_report,
     place_report,
+    place_unknown_report,
+    unknown_report_path,
     write_report,
     write_rows,
 )
@@ -177,10 +180,19 @@ class Client:
             self._say(await resuming_line(self.storage, found, chosen=job is None))
         return await self._run(job_id=found.id)
 
-    async def retry(self, job: int, *, rejected: bool = False) -> JobSummary:
-        """Put the job's failed rows (and rejected ones, with ``rejected``) back to pending,
-        attempts reset, and send them."""
-        states = {RowState.FAILED, RowState.REJECTED} if rejected else {RowState.FAILED}
+    async def retry(self, job: int, *, rejected: bool = False, unknown: bool = False) -> JobSummary:
+        """Put the job's failed rows (and rejected ones, with ``rejected``; those that may be
+        on the server, with ``unknown``) back to pending, attempts reset, and send them.
+
+        An ``unknown`` row keeps its unknown outcomes: a duplicate answer then counts done
+        (the record is this job's), and when each call rewrites the customer (``--dupway
+        update``) the limit on unknown outcomes still holds. Check the server first: with
+        ``--dupway skip`` a resend is safe."""
+        states = {RowState.FAILED}
+        if rejected:
+            states.add(RowState.REJECTED)
+        if unknown:
+            states.add(RowState.UNKNOWN)
         return await self._run(job_id=job, retry_states=frozenset(states))
 
     async def _run(
@@ -293,7 +305,8 @@ class Client:
         reports = sum(
             1
             for job in pruned
-            if job.report_path and discard_report(job.report_path, job.id, "its job is pruned")
+            for report in (job.report_path, job.unknown_report_path)
+            if report and discard_report(report, job.id, "its job is pruned")
         )
         if pruned:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(cut))
@@ -324,6 +337,9 @@ class Client:
                 job = await self.storage.jobs.get(job_id)
                 if job.report_path is not None:
                     await place_report(self.storage, job, Path(job.report_path))
+                    reports += 1
+                elif job.unknown_report_path is not None:
+                    await place_unknown_report(self.storage, job, Path(job.unknown_report_path))
                     reports += 1
         log.info(
             "forgot a customer: %s from jobs %s, %s",
@@ -367,14 +383,19 @@ class Client:
         states: Collection[RowState] = PROBLEM_STATES,
     ) -> tuple[Path, int]:
         """Write the job's rows in ``states`` as a CSV that can be fixed and loaded again
-        (by default ``<database>-job-N-failed.csv`` next to the database); return where and
-        how many rows. ``ConfigError`` in one line when it cannot be written there."""
+        (by default ``<database>-job-N-failed.csv`` next to the database, ``-unknown.csv``
+        for the rows that may be on the server alone); return where and how many rows.
+        ``ConfigError`` in one line when it cannot be written there."""
         found = await self.storage.jobs.get(job)
         target = (
             Path(path)
             if path is not None
             else default_report_path(Path(self.storage.location), job)
         )
+        if path is None and set(states) <= UNKNOWN_STATES:
+            # The rows that may be on the server have a list of their own: never written
+            # over the report of the rows to fix.
+            target = unknown_report_path(target)
         check_report_path(target, "-o" if path is not None else "the report")
         return target, await write_report(self.storage.reports, found, target, states)
 

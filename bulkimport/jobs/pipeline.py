@@ -549,7 +549,8 @@ async def _skip_unchanged(
     """
     target = settings.require_target()
     key = require_customer_field(settings, job.format)
-    skipped, keyless = await storage.reports.mark_unchanged_skipped(job.id, target.ref, key)
+    unchanged = await storage.reports.mark_unchanged_skipped(job.id, target.ref, key)
+    skipped, keyless = unchanged.skipped, unchanged.keyless
     pending = (await storage.reports.counts(job.id))[RowState.PENDING]
     text = (
         f"job {job.id}: {plural(skipped, 'row')} skipped (unchanged since the last record "
@@ -557,6 +558,11 @@ async def _skip_unchanged(
     )
     if keyless:
         text += f" ({keyless:,} without a {key}: always sent)"
+    if unchanged.maybe_loaded:
+        text += (
+            f"; {plural(unchanged.maybe_loaded, 'row')} sent again that an earlier job may "
+            "have loaded (unknown there)"
+        )
     say(text)
     log.info(
         "job %d: %d unchanged rows skipped",
@@ -564,7 +570,7 @@ async def _skip_unchanged(
         skipped,
         extra=event(
             "skip_unchanged", file_only=True, job=job.id, skipped=skipped, pending=pending,
-            key=key, keyless=keyless,
+            key=key, keyless=keyless, maybe_loaded=unchanged.maybe_loaded,
         ),
     )  # fmt: skip
 

@@ -62,7 +62,8 @@ class ProgressEvent:
     program: ``bytes_read`` counts the rows taken, ``total_bytes`` is 0, their end
     unknown). Sending: ``settled``
     of ``total`` rows are in a final state, ``sent`` calls made by this run, and the run's
-    counts of outcomes (``done``, ``duplicate``, ``rejected``, ``failed``, ``retried``).
+    counts of outcomes (``done``, ``duplicate``, ``rejected``, ``failed``, ``retried``,
+    ``unknown``: rows that may be on the server).
     ``finished`` is true on the last event of a phase.
     """
 
@@ -113,6 +114,7 @@ def _outcomes(counts: SendCounts) -> dict[str, int]:
         "rejected": counts.rejected,
         "failed": counts.failed,
         "retried": counts.retried,
+        "unknown": counts.maybe_imported,
     }
 
 

@@ -30,7 +30,7 @@ import logging
 import os
 from collections.abc import Collection, Iterable
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 from bulkimport.errors import ConfigError, DiskFull
 from bulkimport.jobs.events import event
@@ -42,6 +42,8 @@ from bulkimport.storage import Job, RowReports, Storage
 log = logging.getLogger("bulkimport")
 
 PROBLEM_STATES = frozenset(state for state in RowState if state.is_problem)
+#: The rows that may be on the server: listed apart, never among the rows to fix.
+UNKNOWN_STATES = frozenset({RowState.UNKNOWN})
 #: The column of cells that fit no column of the header.
 EXTRA_COLUMN = REPORT_COLUMNS[0]
 #: The columns every report ends with (reports written before ``_extra`` too).
@@ -52,12 +54,12 @@ _HEAD_BYTES = 64 * 1024
 def parse_states(items: Iterable[str]) -> frozenset[RowState]:
     """``["failed,rejected", "invalid"]`` → those states; ``ConfigError`` for any other.
 
-    Empty: every problem state.
+    Empty: every problem state. ``unknown`` (rows that may be on the server) only when named.
     """
     names = [name.strip().lower() for item in items for name in item.split(",") if name.strip()]
     if not names:
         return PROBLEM_STATES
-    allowed = {state.value: state for state in PROBLEM_STATES}
+    allowed = {state.value: state for state in PROBLEM_STATES | UNKNOWN_STATES}
     unknown = [name for name in names if name not in allowed]
     if unknown:
         raise ConfigError(f"--state {unknown[0]!r}: choose among {', '.join(sorted(allowed))}")
@@ -86,6 +88,13 @@ def default_report_path(db_path: Path, job_id: int) -> Path:
     for ``nightly.db``): one name per database and job."""
     db = db_path.resolve()
     return db.parent / f"{db.stem}-job-{job_id}-failed.csv"
+
+
+def unknown_report_path(report: Path) -> Path:
+    """Where the list of a job's rows that may be on the server goes: beside its failed-rows
+    report, ``-unknown`` in place of ``-failed`` (``nightly-job-3-unknown.csv``)."""
+    stem = report.stem.removesuffix("-failed")
+    return report.with_name(f"{stem}-unknown{report.suffix or '.csv'}")
 
 
 def check_report_path(path: Path, option: str = "--report") -> None:
@@ -252,20 +261,52 @@ async def place_report(storage: Storage, job: Job, path: Path | None) -> str | N
     """After a run of ``job``: write its report (at ``path``, or its default name) if rows
     need a person, and keep where; if none do any more, remove the report an earlier run
     left. A report the job had at another path is removed either way: it no longer
-    applies. Return the report's path, or None.
+    applies. Return the report's path, or None. The rows that may be on the server are
+    listed apart, beside it (``place_unknown_report``).
 
     A report that cannot be written or removed (a full disk, another program holding it) is
     one warning: the job's outcome stands, and its rows are still in the database."""
+    target = (path or default_report_path(Path(storage.location), job.id)).absolute()
+    await place_unknown_report(storage, job, unknown_report_path(target))
+    return await _place(storage, job, target, _FAILED)
+
+
+async def place_unknown_report(storage: Storage, job: Job, path: Path) -> str | None:
+    """The same for the job's ``unknown`` rows (they may be on the server: check there
+    before sending them again), at ``path`` (absolute); return where, or None."""
+    return await _place(storage, job, path, _UNKNOWN)
+
+
+class _Kind(NamedTuple):
+    """One kind of report: the rows it lists, and where the job keeps its path."""
+
+    states: frozenset[RowState]
+    what: str
+
+    def kept(self, job: Job) -> str | None:
+        return job.report_path if self is _FAILED else job.unknown_report_path
+
+    async def keep(self, storage: Storage, job: Job, path: str | None) -> None:
+        if self is _FAILED:
+            await storage.jobs.set_report(job.id, path)
+        else:
+            await storage.jobs.set_unknown_report(job.id, path)
+
+
+_FAILED = _Kind(PROBLEM_STATES, "report")
+_UNKNOWN = _Kind(UNKNOWN_STATES, "list of rows that may be on the server")
+
+
+async def _place(storage: Storage, job: Job, target: Path, kind: _Kind) -> str | None:
     counts = await storage.reports.counts(job.id)
-    earlier = job.report_path
-    if not any(n for state, n in counts.items() if state.is_problem):
+    earlier = kind.kept(job)
+    if not any(counts[state] for state in kind.states):
         if earlier is not None:
             discard_report(earlier, job.id, "every row is settled")
-            await storage.jobs.set_report(job.id, None)
+            await kind.keep(storage, job, None)
         return None
-    target = (path or default_report_path(Path(storage.location), job.id)).absolute()
     try:
-        await write_report(storage.reports, job, target)
+        await write_report(storage.reports, job, target, kind.states)
     except (ConfigError, DiskFull) as exc:
         # The job is done; its rows are in the database, and `bulkimport failed` writes them
         # once the cause is gone (the summary says so, with the job's options).
@@ -273,11 +314,11 @@ async def place_report(storage: Storage, job: Job, path: Path | None) -> str | N
         if earlier is not None:
             # Whatever is at the old path lists the rows as they were: never show it as the
             # job's report again.
-            await storage.jobs.set_report(job.id, None)
+            await kind.keep(storage, job, None)
         return None
     if earlier is not None and Path(earlier) != target:
-        discard_report(earlier, job.id, f"the job's report is now {target}")
-    await storage.jobs.set_report(job.id, str(target))
+        discard_report(earlier, job.id, f"the job's {kind.what} is now {target}")
+    await kind.keep(storage, job, str(target))
     return str(target)
 
 

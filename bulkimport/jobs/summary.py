@@ -72,11 +72,19 @@ class JobSummary:
     #: Runs in a row that ended "try later" (exit 75), and since when (the first one ended).
     try_later_runs: int = 0
     try_later_since: float | None = None
+    #: The list of its rows that may be on the server (``unknown``), if any: beside
+    #: ``report``, never in it.
+    unknown_report: str | None = None
 
     @property
     def problems(self) -> int:
         """Rows that need a person: rejected, failed or invalid."""
         return sum(n for state, n in self.counts.items() if state.is_problem)
+
+    @property
+    def maybe_on_server(self) -> int:
+        """Rows that may be on the server (``unknown``): to be checked there, not fixed."""
+        return self.counts.get(RowState.UNKNOWN, 0)
 
     @property
     def eta_s(self) -> float | None:
@@ -95,7 +103,9 @@ class JobSummary:
             if self.stop_cause is not None and self.stop_cause.is_try_later:
                 return ExitCode.TRY_LATER
             return ExitCode.INTERRUPTED
-        if self.state is JobState.FINISHED and self.problems:
+        # Rows that may be on the server are not loaded for sure: a nightly run that leaves
+        # some must not end as if every row were (a person checks them on the server).
+        if self.state is JobState.FINISHED and (self.problems or self.maybe_on_server):
             return ExitCode.ROWS_FAILED
         return ExitCode.OK
 
@@ -128,6 +138,8 @@ class JobSummary:
             "resent_unknown": self.resent_unknown,
             "message": self.message,
             "report": self.report,
+            "maybe_on_server": self.maybe_on_server,
+            "unknown_report": self.unknown_report,
             "last_errors": self.last_errors,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
@@ -191,6 +203,9 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
     kept = job.report_path
     if report is None and kept is not None and await asyncio.to_thread(os.path.exists, kept):
         report = kept
+    unknown_report = job.unknown_report_path
+    if unknown_report is not None and not await asyncio.to_thread(os.path.exists, unknown_report):
+        unknown_report = None
     counts = await storage.reports.counts(job_id)
     errors = [
         {
@@ -231,6 +246,7 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
         superseded_by=job.superseded_by,
         try_later_runs=job.try_later_runs,
         try_later_since=job.try_later_since,
+        unknown_report=unknown_report,
     )
 
 

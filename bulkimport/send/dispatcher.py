@@ -95,11 +95,12 @@ class SendCounts:
     throttled: int = 0  # answers that asked us to wait (Retry-After)
     spared: int = 0  # troubles not held against the row (an outage, throttling)
     unknown: int = 0  # calls whose outcome is unknown (a timeout, a proxy's 502/504)
+    maybe_imported: int = 0  # rows that ended ``unknown``: they may be on the server
 
     @property
     def settled(self) -> int:
         """Rows that reached a terminal state in this run."""
-        return self.done + self.duplicate + self.rejected + self.failed
+        return self.done + self.duplicate + self.rejected + self.failed + self.maybe_imported
 
 
 @dataclass
@@ -726,6 +727,8 @@ class Dispatcher:
                 counts.spared += 1
             if result.state is RowState.FAILED:
                 counts.failed += 1
+            elif result.state is RowState.UNKNOWN:
+                counts.maybe_imported += 1
             elif kind is OutcomeKind.TRANSIENT:
                 counts.retried += 1
         elif result.state is RowState.DONE:

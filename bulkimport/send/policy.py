@@ -4,16 +4,22 @@ settings. No I/O, no clock of its own.
 
     DONE, REJECTED   → that terminal state
     DUPLICATE        → duplicate; but done when an earlier attempt's outcome is unknown: the
-                       server holds the record because this job put it there
+                       server holds the record because this job put it there (or an
+                       earlier job whose row of the same record ended unknown)
     FATAL            → pending again, the attempt not counted: the job's settings are wrong,
                        not the row (the dispatcher stops the job)
     TRANSIENT        → pending again at now + backoff, or FAILED once the row used its
-                       attempts. ``spare`` (an outage, throttling: the server's trouble, not
-                       the row's): the attempt is not counted and the row never fails for it
+                       attempts (UNKNOWN if any of its calls may have been processed).
+                       ``spare`` (an outage, throttling: the server's trouble, not the
+                       row's): the attempt is not counted and the row never fails for it
     maybe processed  → (a timeout, a dropped connection, a proxy's 502/504) the outcome is
                        unknown: counted as such, and sent again; when a resend would change
                        the customer again (``--dupway update``...), ``max_unknown`` such
-                       calls at most
+                       calls at most, then UNKNOWN: it may be on the server
+
+A call that may have been processed is an unknown outcome; a definite answer (done, a
+duplicate, a rejection) wins over it. A row whose calls ran out with an unknown outcome among
+them ends ``unknown``, never ``failed``: nothing after that call says it was not imported.
 
 The backoff (``RetryPolicy``, a setting) is exponential with full jitter.
 """
@@ -58,7 +64,7 @@ def row_result(
             row.id,
             RowState.DONE,
             outcome.code,
-            "imported by an earlier attempt of this job, whose answer was lost; "
+            "imported by an earlier attempt, whose answer was lost; "
             f"the server now says: {outcome.message}",
         )
     state = _TERMINAL.get(kind)
@@ -81,19 +87,20 @@ def row_result(
         )
     if unknown and max_unknown is not None and unknowns >= max_unknown:
         message = (
-            f"no answer to {unknowns} calls ({outcome.message}): it may have been imported; "
-            "check the server, then retry"
+            f"no answer to {unknowns} calls ({outcome.message}): it may be on the server; "
+            "check the server before sending it again"
         )
-        return RowResult(row.id, RowState.FAILED, outcome.code, message, unknown=True)
+        return RowResult(row.id, RowState.UNKNOWN, outcome.code, message, unknown=True)
     if attempts >= retry.max_attempts:
-        message = outcome.message
-        if unknowns:
-            # An earlier call (or this one) may have imported it: failed, but not lost.
-            message = (
-                f"{outcome.message}; {unknowns} of its {attempts} calls got no answer and may "
-                "have imported it: check the server before sending it again"
-            )
-        return RowResult(row.id, RowState.FAILED, outcome.code, message, unknown=unknown)
+        if not unknowns:
+            return RowResult(row.id, RowState.FAILED, outcome.code, outcome.message)
+        # A call may have imported it, and no answer since said otherwise: a call that was
+        # not processed (a 503, a 500) tells nothing of an earlier one that may have been.
+        message = (
+            f"{outcome.message}; {unknowns} of its {attempts} calls got no answer and may "
+            "have imported it: check the server before sending it again"
+        )
+        return RowResult(row.id, RowState.UNKNOWN, outcome.code, message, unknown=unknown)
     delay = retry.backoff_s(attempts, rng)
     if outcome.retry_after_s is not None:
         delay = max(delay, outcome.retry_after_s)

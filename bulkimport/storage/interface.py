@@ -27,7 +27,8 @@ Guarantees every implementation keeps (and the contract suite checks):
 - the counts per state are exact after every method, whatever it moved;
 - a row is unchanged (``mark_unchanged_skipped``) only if it equals the latest record its
   customer received from another job to the same target, and stays so after that job is
-  pruned; an unfinished job is never pruned;
+  pruned; an unfinished job is never pruned; a row that may be on the server (``unknown``)
+  is never "received";
 - ``runner_alive()`` never makes a runner that is starting fail.
 """
 
@@ -95,6 +96,11 @@ class JobStore(Protocol):
     async def set_report(self, job_id: int, path: str | None) -> None:
         """Keep where the job's failed-rows report now is (None: it has none). Another job
         whose report was at the same path has none any more: the file is this job's now."""
+        ...
+
+    async def set_unknown_report(self, job_id: int, path: str | None) -> None:
+        """Keep where the list of the job's rows that may be on the server (``unknown``) now
+        is (None: it has none); as ``set_report``, a path belongs to one job."""
         ...
 
     async def list(self) -> list[Job]:
@@ -202,9 +208,9 @@ class SendQueue(Protocol):
 
     async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> int:
         """An attempt of these rows met an outage, not a problem of theirs: it is not held
-        against them (a row it made ``failed`` is pending again, due at ``now_s``; a row
-        answered since, sent again before the outage was known, keeps the attempt that
-        settled it). Rows in flight are left alone. Return how many rows."""
+        against them (a row it made ``failed`` or ``unknown`` is pending again, due at
+        ``now_s``; a row answered since, sent again before the outage was known, keeps the
+        attempt that settled it). Rows in flight are left alone. Return how many rows."""
         ...
 
     async def next_attempt_at(self, job_id: int) -> float | None:
@@ -245,6 +251,9 @@ class RowReports(Protocol):
         by another job, pruned or not. A row is skipped only if its record is that record,
         and no other pending row of the job for the same customer differs from it (the
         file's last word is sent). Rows without a value in ``key_field`` are never skipped.
+        A record another job may have loaded (its row ended ``unknown``) is not loaded: a
+        row equal to it is sent, with that row's unknown outcomes as its own
+        (``ClaimedRow.unknowns``, ``Unchanged.maybe_loaded``).
         Another ``key_field`` for the same target than the last time starts the latest
         records over from the rows still kept: rows are then sent, never skipped wrongly.
         """

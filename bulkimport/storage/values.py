@@ -51,6 +51,7 @@ class Job:
     #: Runs in a row that ended "try later" (exit 75), and since when (the first one ended).
     try_later_runs: int = 0
     try_later_since: float | None = None
+    unknown_report_path: str | None = None  # the list of its rows that may be on the server
 
     @property
     def is_open(self) -> bool:
@@ -136,6 +137,9 @@ class Unchanged(NamedTuple):
 
     skipped: int  # equal to the latest record their customer received: now ``skipped``
     keyless: int  # without a value in the key field: they are sent
+    #: Equal to a record another job may have loaded (its row ended ``unknown``): they are
+    #: sent, with that job's unknown outcomes counted as theirs.
+    maybe_loaded: int = 0
 
 
 class Ingested(NamedTuple):

@@ -511,9 +511,11 @@ async def test_counts_every_state(storage: Storage) -> None:
         read_line=10,
     )
     await storage.reading.finish(job.id)
-    assert await storage.reports.mark_unchanged_skipped(job.id, TARGET, "phone") == (1, 0)
+    assert await storage.reports.mark_unchanged_skipped(job.id, TARGET, "phone") == (1, 0, 0)
     rows = await storage.sending.claim_batch(job.id, 6, now_s=time.time(), runner=RUNNER)
-    outcomes = [RowState.DONE, RowState.DUPLICATE, RowState.REJECTED, RowState.FAILED]
+    outcomes = [
+        RowState.DONE, RowState.DUPLICATE, RowState.REJECTED, RowState.FAILED, RowState.UNKNOWN,
+    ]  # fmt: skip
     await storage.sending.record_results(
         job.id, [RowResult(r.id, state, "c", "m") for r, state in zip(rows, outcomes, strict=False)]
     )
@@ -521,13 +523,14 @@ async def test_counts_every_state(storage: Storage) -> None:
     counts = await storage.reports.counts(job.id)
     assert counts == {
         RowState.PENDING: 1,
-        RowState.IN_FLIGHT: 2,
+        RowState.IN_FLIGHT: 1,
         RowState.DONE: 1,
         RowState.DUPLICATE: 1,
         RowState.REJECTED: 1,
         RowState.FAILED: 1,
         RowState.INVALID: 1,
         RowState.SKIPPED: 1,
+        RowState.UNKNOWN: 1,
     }
     # The counters agree with counting the rows themselves.
     assert counts == await listed(storage, job.id)
@@ -549,21 +552,59 @@ async def test_counters_follow_every_move(backend: Backend) -> None:
             RowResult(rows[4].id, RowState.PENDING, "c", "retry", time.time() - 1),
             RowResult(rows[5].id, RowState.PENDING, "c", "unsent", None, False),
             RowResult(rows[6].id, RowState.DONE, "c", "m"),
+            RowResult(rows[9].id, RowState.UNKNOWN, "timeout", "m", unknown=True),
+            RowResult(rows[10].id, RowState.UNKNOWN, "timeout", "m", unknown=True),
         ]
         # A result for a row that is not in flight (recorded twice) moves nothing.
-        assert await storage.sending.record_results(job.id, results) == 7
+        assert await storage.sending.record_results(job.id, results) == 9
         assert await storage.sending.record_results(job.id, results[:2]) == 0
         assert await storage.reports.counts(job.id) == await listed(storage, job.id)
         assert await storage.sending.release(job.id, [rows[7].id, rows[8].id, rows[0].id]) == 2
         assert await storage.reports.counts(job.id) == await listed(storage, job.id)
         assert await storage.reports.reset_rows(job.id, [RowState.FAILED, RowState.REJECTED]) == 2
         assert await storage.reports.counts(job.id) == await listed(storage, job.id)
+        assert await storage.sending.uncount(job.id, [rows[10].id], now_s=time.time()) == 1
+        assert await storage.reports.counts(job.id) == await listed(storage, job.id)
+        assert await storage.reports.reset_rows(job.id, [RowState.UNKNOWN]) == 1
+        assert await storage.reports.counts(job.id) == await listed(storage, job.id)
     # A runner that died with rows in flight: the next one gives them back.
     async with await backend.open() as storage:
-        assert await storage.sending.recover_in_flight(job.id, NEXT_RUNNER) == 3
+        assert await storage.sending.recover_in_flight(job.id, NEXT_RUNNER) == 1
         counts = await storage.reports.counts(job.id)
         assert counts == await listed(storage, job.id)
         assert (counts[RowState.IN_FLIGHT], counts[RowState.DONE]) == (0, 2)
+
+
+async def test_a_row_that_may_be_on_the_server_is_counted_apart_and_sent_again_only_on_demand(
+    storage: Storage,
+) -> None:
+    job = await ready_job(storage, 3)
+    rows = await storage.sending.claim_batch(job.id, 3, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        job.id,
+        [
+            RowResult(rows[0].id, RowState.PENDING, "timeout", "no answer", 0.0, True, True),
+            RowResult(rows[1].id, RowState.UNKNOWN, "timeout", "may be on the server", None,
+                      True, True),
+            RowResult(rows[2].id, RowState.FAILED, "HTTP 503", "busy"),
+        ],
+    )  # fmt: skip
+    [again] = await storage.sending.claim_batch(job.id, 3, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        job.id, [RowResult(again.id, RowState.UNKNOWN, "504", "no answer", unknown=True)]
+    )
+    counts = await storage.reports.counts(job.id)
+    assert (counts[RowState.UNKNOWN], counts[RowState.FAILED]) == (2, 1)
+    assert counts == await listed(storage, job.id)
+    # Not a row to fix: not among the errors; listed by its own state.
+    assert [v.line for v in await storage.reports.last_errors(job.id)] == [4]
+    unsure = [v async for v in storage.reports.iter_rows(job.id, [RowState.UNKNOWN])]
+    assert [(v.line, v.last_code, v.attempts) for v in unsure] == [(2, "504", 2), (3, "timeout", 1)]
+    # Sent again on demand: attempts start over, its unknown outcomes are kept (a duplicate
+    # answer then is this job's record, and the limit on unknown outcomes still holds).
+    assert await storage.reports.reset_rows(job.id, [RowState.UNKNOWN]) == 2
+    resent = await storage.sending.claim_batch(job.id, 3, now_s=time.time(), runner=RUNNER)
+    assert [(r.line, r.attempts, r.unknowns) for r in resent] == [(2, 0, 2), (3, 0, 1)]
 
 
 async def test_iter_rows_order_and_cells_round_trip(storage: Storage) -> None:
@@ -636,12 +677,65 @@ async def test_mark_unchanged_skipped(storage: Storage) -> None:
 
     # Tonight's file: lines 2..7, records phone=2..phone=7.
     tonight = await ready_job(storage, 6)
-    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (3, 0)
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (3, 0, 0)
     counts = await storage.reports.counts(tonight.id)
     assert (counts[RowState.SKIPPED], counts[RowState.PENDING]) == (3, 3)
     sendable = await storage.sending.claim_batch(tonight.id, 10, now_s=time.time(), runner=RUNNER)
     assert [r.line for r in sendable] == [5, 6, 7]
-    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (0, 0)
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (0, 0, 0)
+
+
+async def test_a_row_that_may_be_on_the_server_is_not_loaded_but_sent_with_its_unknowns(
+    storage: Storage,
+) -> None:
+    # Last night: phone=2 loaded; phone=3 and phone=4 got no answer to 3 calls (unknown).
+    earlier = await ready_job(storage, 3)
+    rows = await storage.sending.claim_batch(earlier.id, 3, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        earlier.id,
+        [
+            RowResult(rows[0].id, RowState.DONE, "BackMsg_84", ""),
+            *(RowResult(r.id, RowState.PENDING, "504", "", 0.0, True, True) for r in rows[1:]),
+        ],
+    )
+    for _ in range(1):
+        again = await storage.sending.claim_batch(earlier.id, 3, now_s=time.time(), runner=RUNNER)
+        await storage.sending.record_results(
+            earlier.id,
+            [RowResult(r.id, RowState.PENDING, "504", "", 0.0, True, True) for r in again],
+        )
+    last = await storage.sending.claim_batch(earlier.id, 3, now_s=time.time(), runner=RUNNER)
+    await storage.sending.record_results(
+        earlier.id, [RowResult(r.id, RowState.UNKNOWN, "504", "", unknown=True) for r in last]
+    )
+    # Tonight: the same three records, and phone=4 changed (another record, another line).
+    tonight = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    records = [(2, "phone=2"), (3, "phone=3"), (4, "phone=4|name=new")]
+    await storage.reading.add_rows(
+        tonight.id,
+        [NewRow(line, RowState.PENDING, record, (str(line),)) for line, record in records],
+        read_offset=1,
+        read_line=4,
+    )
+    await storage.reading.finish(tonight.id)
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (1, 0, 1)
+    sent = await storage.sending.claim_batch(tonight.id, 10, now_s=time.time(), runner=RUNNER)
+    # phone=3 may be on the server already: sent, its 3 unknown outcomes its own; phone=4
+    # changed, so last night's unknown says nothing of tonight's record.
+    assert [(r.line, r.unknowns) for r in sent] == [(3, 3), (4, 0)]
+    await storage.sending.record_results(
+        tonight.id, [RowResult(r.id, RowState.DONE, "BackMsg_84", "") for r in sent]
+    )
+    # Loaded for sure now: the next night skips both.
+    later = await storage.jobs.create(FILE, TARGET, {}, "{}")
+    await storage.reading.add_rows(
+        later.id,
+        [NewRow(line, RowState.PENDING, record, (str(line),)) for line, record in records],
+        read_offset=1,
+        read_line=4,
+    )
+    await storage.reading.finish(later.id)
+    assert await storage.reports.mark_unchanged_skipped(later.id, TARGET, "phone") == (3, 0, 0)
 
 
 async def test_only_done_rows_of_earlier_jobs_make_a_row_unchanged(storage: Storage) -> None:
@@ -665,9 +759,9 @@ async def test_only_done_rows_of_earlier_jobs_make_a_row_unchanged(storage: Stor
     await storage.sending.record_results(
         tonight.id, [RowResult(first[0].id, RowState.DONE, "0", "")]
     )
-    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (0, 0)
+    assert await storage.reports.mark_unchanged_skipped(tonight.id, TARGET, "phone") == (0, 0, 0)
     later = await ready_job(storage, 4)
-    assert await storage.reports.mark_unchanged_skipped(later.id, TARGET, "phone") == (1, 0)
+    assert await storage.reports.mark_unchanged_skipped(later.id, TARGET, "phone") == (1, 0, 0)
     views = {v.line: v.state async for v in storage.reports.iter_rows(later.id, list(RowState))}
     assert views == {
         2: RowState.SKIPPED, 3: RowState.PENDING, 4: RowState.PENDING, 5: RowState.PENDING,
@@ -827,6 +921,23 @@ async def test_a_report_path_belongs_to_one_job(storage: Storage) -> None:
     assert [job.report_path for job in await storage.jobs.list()] == [None, None]
 
 
+async def test_the_list_of_rows_that_may_be_on_the_server_is_kept_apart(storage: Storage) -> None:
+    first = await ready_job(storage, 1)
+    second = await ready_job(storage, 1)
+    await storage.jobs.set_report(first.id, "/reports/job-1-failed.csv")
+    await storage.jobs.set_unknown_report(first.id, "/reports/job-1-unknown.csv")
+    kept = await storage.jobs.get(first.id)
+    assert (kept.report_path, kept.unknown_report_path) == (
+        "/reports/job-1-failed.csv",
+        "/reports/job-1-unknown.csv",
+    )
+    await storage.jobs.set_unknown_report(second.id, "/reports/job-1-unknown.csv")
+    assert (await storage.jobs.get(first.id)).unknown_report_path is None
+    assert (await storage.jobs.get(first.id)).report_path == "/reports/job-1-failed.csv"
+    await storage.jobs.set_unknown_report(second.id, None)
+    assert (await storage.jobs.get(second.id)).unknown_report_path is None
+
+
 async def test_rows_of_jobs_read_in_turns_stay_with_their_job(storage: Storage) -> None:
     first = await storage.jobs.create(FILE, TARGET, {}, "{}")
     second = await storage.jobs.create(FILE, OTHER_TARGET, {}, "{}")
@@ -869,7 +980,7 @@ async def night(
     *,
     target: TargetRef = TARGET,
     send: bool = True,
-) -> tuple[Job, tuple[int, int]]:
+) -> tuple[Job, tuple[int, int, int]]:
     """A job of ``rows``: unchanged rows skipped (by phone), then the rest loaded (done)."""
     job = await storage.jobs.create(FILE, target, {}, "{}")
     await storage.reading.add_rows(job.id, rows, read_offset=1, read_line=rows[-1].line + 1)
@@ -898,15 +1009,15 @@ async def test_a_row_is_unchanged_only_if_it_equals_the_latest_record_of_its_cus
     # Night 2: the customers of lines 2 and 3 moved to B; the others are unchanged.
     b = [customer_row(r.line, r.cells[0], "B") if r.line in (2, 3) else r for r in a]
     second, found = await night(storage, b)
-    assert found == (3, 0)
+    assert found == (3, 0, 0)
     assert await skipped_lines(storage, second) == [4, 5, 6]
     # Night 3 loads A again: the server holds B for lines 2 and 3, so they are sent.
     third, found = await night(storage, a)
-    assert found == (3, 0)
+    assert found == (3, 0, 0)
     assert await skipped_lines(storage, third) == [4, 5, 6]
     # And night 4, the same as night 3: all unchanged now.
     _, found = await night(storage, a)
-    assert found == (5, 0)
+    assert found == (5, 0, 0)
 
 
 async def test_the_latest_record_is_the_last_loaded_whichever_job_loaded_it(
@@ -919,9 +1030,9 @@ async def test_the_latest_record_is_the_last_loaded_whichever_job_loaded_it(
     await storage.sending.record_results(slow.id, [RowResult(row.id, RowState.DONE, "0", "")])
     await storage.jobs.set_state(slow.id, JobState.FINISHED)
     _, found = await night(storage, [customer_row(2, "13800000001", "A")], send=False)
-    assert found == (1, 0)
+    assert found == (1, 0, 0)
     _, found = await night(storage, [customer_row(2, "13800000001", "B")], send=False)
-    assert found == (0, 0)
+    assert found == (0, 0, 0)
 
 
 async def test_rows_without_a_customer_and_customers_twice_in_a_file_are_sent(
@@ -940,7 +1051,7 @@ async def test_rows_without_a_customer_and_customers_twice_in_a_file_are_sent(
         NewRow(5, RowState.PENDING, "city=A", ("", "A")),
     ]
     job, found = await night(storage, tonight, send=False)
-    assert found == (1, 1)
+    assert found == (1, 1, 0)
     assert await skipped_lines(storage, job) == [2]
 
 
@@ -950,11 +1061,11 @@ async def test_other_targets_and_the_same_job_never_make_a_row_unchanged(
     rows = [customer_row(2, "13800000001", "A")]
     await night(storage, rows, target=OTHER_TARGET)
     job, found = await night(storage, [*rows, customer_row(3, "13800000001", "A")], send=False)
-    assert found == (0, 0)
+    assert found == (0, 0, 0)
     # Its own rows sent since: still not "an earlier load" for the rows left.
     [row] = await storage.sending.claim_batch(job.id, 1, now_s=time.time(), runner=RUNNER)
     await storage.sending.record_results(job.id, [RowResult(row.id, RowState.DONE, "0", "")])
-    assert tuple(await storage.reports.mark_unchanged_skipped(job.id, TARGET, "phone")) == (0, 0)
+    assert tuple(await storage.reports.mark_unchanged_skipped(job.id, TARGET, "phone")) == (0, 0, 0)
 
 
 async def test_another_key_field_starts_the_latest_records_over(storage: Storage) -> None:
@@ -967,7 +1078,11 @@ async def test_another_key_field_starts_the_latest_records_over(storage: Storage
         later.id, [customer_row(2, "13800000001", "A")], read_offset=1, read_line=3
     )
     await storage.reading.finish(later.id)
-    assert tuple(await storage.reports.mark_unchanged_skipped(later.id, TARGET, "city")) == (1, 0)
+    assert tuple(await storage.reports.mark_unchanged_skipped(later.id, TARGET, "city")) == (
+        1,
+        0,
+        0,
+    )
 
 
 # --- retention ------------------------------------------------------------------------------------
@@ -1010,7 +1125,7 @@ async def test_what_customers_received_outlives_the_pruned_jobs(storage: Storage
     # Line 2's customer last received B: A is sent, the others are still unchanged.
     tonight, found = await night(storage, a, send=False)
     assert tonight.id == 4
-    assert found == (2, 0)
+    assert found == (2, 0, 0)
     assert await skipped_lines(storage, tonight) == [3, 4]
 
 
@@ -1036,7 +1151,7 @@ async def test_forget_erases_a_customers_rows_and_latest_record_from_every_job(
     # The customer is a stranger now: tonight's row of theirs is sent, not skipped (lines 4
     # and 5 are; line 2's customer last received B).
     tonight, found = await night(storage, a, send=False)
-    assert found == (2, 0)
+    assert found == (2, 0, 0)
     assert await skipped_lines(storage, tonight) == [4, 5]
     # A part of a value is not the value.
     assert (await storage.retention.forget(key[:-1])).rows == 0

@@ -517,3 +517,41 @@ async def test_a_full_disk_while_reading_keeps_what_was_committed(tmp_path: Path
                     job.id, [pending(9, "y" * 5000)] * 100, read_offset=1, read_line=2
                 )
             assert (await queue.jobs.get(job.id)).total_rows == stored.total_rows
+
+
+# --- migration 014: rows that may be on the server ----------------------------------------------
+
+
+async def test_jobs_stored_before_migration_14_count_their_unknown_rows(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path, isolation_level=None)
+    conn.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT"
+                 " NOT NULL, applied_at REAL NOT NULL)")  # fmt: skip
+    for migration in load_migrations():
+        if migration.version < 14:
+            conn.executescript(migration.sql)
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, 0)",
+                (migration.version, migration.name),
+            )
+    conn.execute(
+        "INSERT INTO jobs (state, file_path, file_size, file_mtime_ns, file_head_sha256,"
+        " target_key, settings_json, format_json, created_at, updated_at)"
+        " VALUES ('running', 'x', 0, 0, '', 't', '{}', '{}', 0, 0)"
+    )
+    conn.execute(
+        "INSERT INTO rows (job_id, line, state, record, cells, created_at, updated_at)"
+        " VALUES (1, 2, 'pending', 'phone=2', '[\"2\"]', 0, 0)"
+    )
+    conn.execute("UPDATE job_counts SET n = 1 WHERE job_id = 1 AND state = 'pending'")
+    conn.close()
+
+    async with await SqliteStorage.open(db_path) as queue:
+        [row] = await queue.sending.claim_batch(1, 1, now_s=0.0, runner=RUNNER)
+        await queue.sending.record_results(
+            1, [RowResult(row.id, RowState.UNKNOWN, "timeout", "no answer", unknown=True)]
+        )
+        counts = await queue.reports.counts(1)
+        assert (counts[RowState.UNKNOWN], counts[RowState.PENDING]) == (1, 0)
+        assert counts == await listed(queue, 1)
+        newer = await ready_job(queue, 2)
+        assert (await queue.reports.counts(newer.id))[RowState.UNKNOWN] == 0

@@ -23,7 +23,8 @@ _JOB_COLUMNS = (
     " resent_unknown, message, created_at, updated_at, started_at, finished_at,"
     " send_rate_per_s, send_rate_at, stop_cause, outage_since, next_try_at, pace_per_s,"
     " latency_s, blank_lines, report_path, superseded_by, read_done, window_opens_at,"
-    " try_later_runs, try_later_since, " + ", ".join(REPAIR_COLUMNS.values())
+    " try_later_runs, try_later_since, unknown_report_path, "
+    + ", ".join(REPAIR_COLUMNS.values())
 )
 # A job's id: never one given before, even to a job since pruned (ids_used, migration 013).
 _NEXT_ID = (
@@ -86,7 +87,8 @@ def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
         window_opens_at=row[31],
         try_later_runs=row[32],
         try_later_since=row[33],
-        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[34:], strict=True) if n},
+        unknown_report_path=row[34],
+        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[35:], strict=True) if n},
     )
 
 
@@ -251,15 +253,23 @@ class SqliteJobs:
     async def set_report(self, job_id: int, path: str | None) -> None:
         """Keep where the job's failed-rows report now is (None: it has none); another job
         whose report was at ``path`` has none any more."""
+        await self._set_report_path("report_path", job_id, path)
+
+    async def set_unknown_report(self, job_id: int, path: str | None) -> None:
+        """Keep where the list of the job's rows that may be on the server now is (None: it
+        has none); another job whose list was at ``path`` has none any more."""
+        await self._set_report_path("unknown_report_path", job_id, path)
+
+    async def _set_report_path(self, column: str, job_id: int, path: str | None) -> None:
         db = self._db
         async with db.lock, db.transaction():
             if path is not None:
                 await db.conn.execute(
-                    "UPDATE jobs SET report_path = NULL WHERE report_path = ? AND id <> ?",
+                    f"UPDATE jobs SET {column} = NULL WHERE {column} = ? AND id <> ?",
                     (path, job_id),
                 )
             cursor = await db.conn.execute(
-                "UPDATE jobs SET report_path = ? WHERE id = ?", (path, job_id)
+                f"UPDATE jobs SET {column} = ? WHERE id = ?", (path, job_id)
             )
             touched = cursor.rowcount
             await cursor.close()

@@ -23,20 +23,24 @@ from bulkimport.storage.sqlite.database import COUNT_MOVES, Database, count_para
 CHUNK_IDS = 50_000
 
 _FOLD = (
-    "INSERT INTO latest_records (target_id, customer, digest, done_at, job_id)"
-    " SELECT :target, customer, bulkimport_digest(record), updated_at, :job FROM ("
-    " SELECT bulkimport_customer(record, :field) AS customer, record, updated_at FROM rows"
-    " WHERE id BETWEEN :low AND :high AND job_id = :job AND state = 'done'"
+    "INSERT INTO latest_records (target_id, customer, digest, done_at, job_id, unknowns)"
+    " SELECT :target, customer, bulkimport_digest(record), updated_at, :job, unknowns FROM ("
+    " SELECT bulkimport_customer(record, :field) AS customer, record, updated_at,"
+    " CASE state WHEN 'unknown' THEN max(unknowns, 1) ELSE 0 END AS unknowns FROM rows"
+    " WHERE id BETWEEN :low AND :high AND job_id = :job AND state IN ('done', 'unknown')"
     " AND updated_at > :since)"
     " WHERE customer IS NOT NULL"
     " ON CONFLICT (target_id, customer) DO UPDATE SET digest = excluded.digest,"
-    " done_at = excluded.done_at, job_id = excluded.job_id"
+    " done_at = excluded.done_at, job_id = excluded.job_id,"
+    # A record loaded for sure, then maybe loaded again as it was: the server holds it.
+    " unknowns = CASE WHEN excluded.digest = latest_records.digest"
+    " AND latest_records.unknowns = 0 THEN 0 ELSE excluded.unknowns END"
     " WHERE excluded.done_at >= latest_records.done_at"
 )
-# Jobs of a target whose done rows are not all folded in yet.
+# Jobs of a target whose done (or unknown) rows are not all folded in yet.
 _UNFOLDED = (
-    "SELECT jobs.id FROM jobs JOIN job_counts ON job_counts.job_id = jobs.id"
-    " AND job_counts.state = 'done'"
+    "SELECT DISTINCT jobs.id FROM jobs JOIN job_counts ON job_counts.job_id = jobs.id"
+    " AND job_counts.state IN ('done', 'unknown')"
     " WHERE jobs.target_key = ? AND jobs.id <> ? AND job_counts.n > 0"
     " AND (jobs.folded_at IS NULL OR jobs.updated_at > jobs.folded_at) ORDER BY jobs.id"
 )
@@ -48,13 +52,24 @@ _UNCHANGED = (
     " SELECT stamp.id FROM temp.skip_stamps AS stamp JOIN latest_records AS latest"
     " ON latest.target_id = :target AND latest.customer = stamp.customer"
     " AND latest.digest = stamp.digest"
-    " WHERE latest.job_id <> :job"
+    " WHERE latest.job_id <> :job AND latest.unknowns = 0"
     " AND NOT EXISTS (SELECT 1 FROM temp.skip_stamps AS other"
     " WHERE other.customer = stamp.customer AND other.digest <> stamp.digest)"
 )
 _SKIP = (
     "UPDATE rows SET state = 'skipped', updated_at = ?"
     " WHERE state = 'pending' AND id IN (SELECT id FROM temp.skip_ids WHERE id > ? AND id <= ?)"
+)
+# Rows whose record an earlier job may have loaded (it ended unknown there): sent again, with
+# the earlier unknown outcomes as their own, so that a duplicate answer counts done and the
+# limit on unknown outcomes holds across jobs.
+_MAYBE_LOADED = (
+    "UPDATE rows SET unknowns = latest.unknowns"
+    " FROM temp.skip_stamps AS stamp JOIN latest_records AS latest"
+    " ON latest.target_id = :target AND latest.customer = stamp.customer"
+    " AND latest.digest = stamp.digest"
+    " WHERE rows.id = stamp.id AND rows.state = 'pending' AND latest.job_id <> :job"
+    " AND latest.unknowns > rows.unknowns"
 )
 _SCRATCH = ("temp.skip_stamps", "temp.skip_ids")
 
@@ -165,9 +180,13 @@ class LatestRecords:
         async with db.lock, db.transaction():
             await db.conn.execute("UPDATE jobs SET folded_at = ? WHERE id = ?", (folded_at, job_id))
 
-    async def skip_unchanged(self, job_id: int, target_id: int, key_field: str) -> tuple[int, int]:
+    async def skip_unchanged(
+        self, job_id: int, target_id: int, key_field: str
+    ) -> tuple[int, int, int]:
         """Mark the job's pending rows equal to their customer's latest record (from another
-        job) as skipped; return how many, and how many pending rows have no customer.
+        job) as skipped; return how many, how many pending rows have no customer, and how
+        many are sent though another job may have loaded them (its row ended ``unknown``:
+        they take its unknown outcomes).
 
         The rows' customers and digests are computed once into a scratch table, the rows to
         skip found in one pass, then skipped a chunk of ids per transaction."""
@@ -196,6 +215,10 @@ class LatestRecords:
                     "SELECT count(*) FROM temp.skip_stamps WHERE customer IS NULL"
                 )
                 await conn.execute(_UNCHANGED, {"target": target_id, "job": job_id})
+            async with db.lock, db.transaction():
+                cursor = await conn.execute(_MAYBE_LOADED, {"target": target_id, "job": job_id})
+                maybe_loaded = cursor.rowcount
+                await cursor.close()
             keyless = int(next(iter(counted))[0])
             skipped = 0
             after = 0
@@ -221,4 +244,4 @@ class LatestRecords:
             async with db.lock:
                 for table in _SCRATCH:
                     await conn.execute(f"DROP TABLE IF EXISTS {table}")
-        return skipped, keyless
+        return skipped, keyless, maybe_loaded

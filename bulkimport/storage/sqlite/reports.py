@@ -149,5 +149,4 @@ class SqliteReports:
         latest = LatestRecords(self._db)
         target_id = await latest.scope(target.key, key_field)
         await latest.fold_target(target.key, target_id, key_field, except_job=job_id)
-        skipped, keyless = await latest.skip_unchanged(job_id, target_id, key_field)
-        return Unchanged(skipped, keyless)
+        return Unchanged(*await latest.skip_unchanged(job_id, target_id, key_field))

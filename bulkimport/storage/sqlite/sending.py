@@ -43,11 +43,13 @@ _RECORD = (
     " runner_id = NULL WHERE id = ? AND job_id = ? AND state = 'in_flight'"
 )
 # A refund of the last attempt: only rows whose last outcome was recorded (pending again, or
-# failed by it), never one in flight or settled otherwise.
+# failed or left unknown by it: their calls ran out), never one in flight or settled
+# otherwise. One statement per state, so that each row count says what moved.
 _UNCOUNT_FAILED = (
     "UPDATE rows SET attempts = attempts - 1, state = 'pending', next_attempt_at = ?,"
-    " updated_at = ? WHERE id = ? AND job_id = ? AND state = 'failed' AND attempts > 0"
+    " updated_at = ? WHERE id = ? AND job_id = ? AND state = ? AND attempts > 0"
 )
+_RAN_OUT = (RowState.FAILED, RowState.UNKNOWN)
 _UNCOUNT_PENDING = (
     "UPDATE rows SET attempts = attempts - 1, updated_at = ?"
     " WHERE id = ? AND job_id = ? AND state = 'pending' AND attempts > 0"
@@ -237,9 +239,9 @@ class SqliteSending:
         return recorded
 
     async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> int:
-        """Take back the attempt of rows that an outage cost: a row it made ``failed`` is
-        pending again at ``now_s``; a row settled since keeps the attempt that settled it.
-        Return how many rows."""
+        """Take back the attempt of rows that an outage cost: a row it made ``failed`` (or
+        ``unknown``) is pending again at ``now_s``; a row settled since keeps the attempt
+        that settled it. Return how many rows."""
         ids = list(row_ids)
         if not ids:
             return 0
@@ -247,18 +249,21 @@ class SqliteSending:
 
         def uncount(conn: sqlite3.Connection) -> int:
             with immediate(conn):
-                revived = conn.executemany(
-                    _UNCOUNT_FAILED, [(now_s, now, row_id, job_id) for row_id in ids]
-                ).rowcount
+                moves: Counter[str] = Counter()
+                for state in _RAN_OUT:
+                    count = conn.executemany(
+                        _UNCOUNT_FAILED, [(now_s, now, row_id, job_id, state) for row_id in ids]
+                    ).rowcount
+                    moves[state] -= count
+                    moves["pending"] += count
+                revived = moves["pending"]
                 refunded = conn.executemany(
                     _UNCOUNT_PENDING, [(now, row_id, job_id) for row_id in ids]
                 ).rowcount
                 refunded += conn.executemany(
                     _UNCOUNT_SETTLED, [(now, row_id, job_id) for row_id in ids]
                 ).rowcount
-                conn.executemany(
-                    COUNT_MOVES, count_params(job_id, moved("failed", "pending", revived))
-                )
+                conn.executemany(COUNT_MOVES, count_params(job_id, moves))
             return int(revived + refunded)
 
         db = self._db
