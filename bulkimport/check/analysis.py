@@ -18,10 +18,17 @@ The groups, by code (stable: scripts may rely on them):
                             (``1.38E+10`` in a phone field), ``phone-unrepaired`` (Excel's
                             ``.0`` or ``'`` with ``--no-repair``), ``too-long`` (a value
                             longer than a cell holds, a line or row past the reader's
-                            limits: ``reader.limits``): one group per ``InvalidReason``
+                            limits: ``reader.limits``), ``unrepaired`` (Excel's ``="..."``
+                            or control characters around a value, ``--no-repair``),
+                            ``control-characters`` (inside a value), ``phone-short`` (far
+                            shorter than the column's usual length), ``totals-row`` (a
+                            ``合计``/``Total`` row): one group per ``InvalidReason``; the last
+                            three name the ``--allow`` that lets them through
 ``repaired-*``              (a note, not a problem) phone numbers the reader repaired before
                             sending them, by kind: ``decimal`` (a trailing ``.0``),
-                            ``apostrophe`` (a leading ``'``): one group per ``RepairKind``
+                            ``apostrophe`` (a leading ``'``), ``text-formula`` (Excel's
+                            ``="..."``, any value), ``control-padding`` (a trailing ``\\r``,
+                            a form feed around a value): one group per ``RepairKind``
 ``required-empty``          the phone field (or a field the schema requires) is empty
 ``excel-scientific``        a value such as ``1.38E+10`` in a field that is no phone field:
                             Excel showed a long number in scientific notation and its digits
@@ -119,8 +126,16 @@ GROUP_TITLES: dict[str, str] = {
     "invalid-phone-digits-lost": "phone number in scientific notation, its digits lost (not sent)",
     "invalid-phone-unrepaired": "phone number with Excel's .0 or ' mark, --no-repair (not sent)",
     "invalid-too-long": "a value, line or row too long to be a lead's (not sent)",
+    "invalid-unrepaired": 'Excel\'s ="..." or control characters around a value, --no-repair '
+    "(not sent)",
+    "invalid-control-characters": "control characters in a value (not sent)",
+    "invalid-phone-short": "phone number far shorter than the column's usual (not sent)",
+    "invalid-totals-row": "a totals row under the data (not sent)",
     "repaired-decimal": "phone number ending in .0: repaired, sent without the .0",
     "repaired-apostrophe": "phone number starting with ': repaired, sent without Excel's mark",
+    "repaired-text-formula": 'Excel\'s text formula ="...": repaired, sent as the text inside',
+    "repaired-control-padding": "control characters around a value (\\r, form feed): repaired, "
+    "taken away",
     "required-empty": "empty required field",
     "excel-scientific": "number in scientific notation (Excel; digits lost; sent as it is)",
     "excel-decimal": "phone number ending in .0 (sent as it is: not a phone field to run)",

@@ -16,6 +16,13 @@ says so in ``NewRow.repairs`` and ``repaired`` counts them per kind (or, if the 
 not repair, the row is invalid). A record whose phone numbers are all digits never pays for
 more than one ``isdigit``.
 
+Every sent value is judged by the rules of ``values``, once, here: Excel's text formula
+``="..."`` is repaired (counted in ``repaired``), control characters around a value taken
+away (counted), and a value with control characters inside, a totals row, a phone number far
+shorter than its column's usual length (``FileFormat.usual_lengths``) make the row invalid,
+unless ``FileFormat.allow`` lets them through. A record pays for these with one ``join``, one
+``isprintable`` and one set look-up; those that may hold any take the general path.
+
 ``cells_rebuilder`` is the way back, for the formats that lose nothing on the way: it gives a
 row's cells back from its record, so storage need not keep them twice.
 """
@@ -24,20 +31,32 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import compress
+from types import MappingProxyType
 
 from bulkimport.errors import RecordError
 from bulkimport.protocol import RECORD_SEPARATOR, decode_record, encode_record
 from bulkimport.reader.format import FileFormat
 from bulkimport.reader.limits import shown
 from bulkimport.reader.phones import examine_phone
+from bulkimport.reader.values import (
+    FAR_SHORT,
+    SUSPECT,
+    TOTALS_CELLS,
+    control_characters,
+    is_far_short,
+    text_formula,
+    totals_label,
+    unpad,
+)
 from bulkimport.rows import REPORT_COLUMNS, NewRow, Repair, revive
-from bulkimport.states import InvalidReason, RepairKind, RowState
+from bulkimport.states import Allow, InvalidReason, RepairKind, RowState
 
 _new_tuple = tuple.__new__
 EXTRA_COLUMN = REPORT_COLUMNS[0]
 _PENDING = RowState.PENDING
+_NOTHING_PADDED: Mapping[int, str] = MappingProxyType({})
 _INVALID = RowState.INVALID
 
 #: ``maker()``'s function: the row of a record starting at a line, from its cells as read
@@ -87,6 +106,18 @@ class RecordMaker:
             if name is not None and name in fmt.phone_fields
         ]
         self.repair = fmt.repair
+        self.kept = kept
+        self.fields = fmt.fields
+        self.header = fmt.header
+        self.allow = frozenset(fmt.allow)
+        # The phone fields judged by length: (index, field name, usual length).
+        usual = dict(fmt.usual_lengths)
+        self.usual = (
+            []
+            if Allow.SHORT_PHONES in self.allow
+            else [(index, name, usual[name]) for index, name in self.phones if name in usual]
+        )
+        self.usual_of = {name: length for _, name, length in self.usual}
         # A failed-rows report read back: a row whose _extra says its cells did not fit
         # stays invalid until a person empties it (the column itself is dropped).
         self.extra = fmt.header.index(EXTRA_COLUMN) if EXTRA_COLUMN in fmt.header else None
@@ -106,7 +137,17 @@ class RecordMaker:
     def make(self, line: int, cells: Sequence[str], undecodable: bool = False) -> NewRow | None:
         """The row for a record starting at ``line`` (any record, valid or not), or ``None``
         for a blank one (counted in ``blank_records``)."""
-        return self._make(line, self.clean(cells), undecodable)
+        if not SUSPECT.search("".join(cells)):
+            return self._make(line, self.clean(cells), undecodable)
+        # Control characters around a value are taken away (and, when sent, counted).
+        cleaned, padded = [], {}
+        for index, cell in enumerate(cells):
+            value, taken = unpad(cell, self.trim)
+            cleaned.append(value)
+            if taken:
+                padded[index] = cell
+        clean = tuple(map(revive, cleaned)) if self.report else tuple(cleaned)
+        return self._make(line, clean, undecodable, padded)
 
     def maker(self) -> MakeRow:
         """``make`` as a plain function, for loops over millions of records: the common cases
@@ -118,26 +159,44 @@ class RecordMaker:
         part_pipes = self.tail_pipes
         join, add, strip = RECORD_SEPARATOR.join, operator.add, str.strip
         if not self.countable or self.extra is not None or self.report:
-            return lambda line, cells: general(line, self.clean(cells), False)
+            return lambda line, cells: self.make(line, cells)
+        whole, suspect, labels = self.make, SUSPECT.search, TOTALS_CELLS.isdisjoint
+        # The phone numbers judged by length: (index, the most digits that are far short).
+        shorts = {index: usual - FAR_SHORT for index, _, usual in self.usual}
+        usual = list(shorts.items())
         columns = [index for index, _ in self.phones]
         # The phone numbers of a record as one text: all digits (or empty) needs no more.
         # One or two phone fields (the common case) are read without a call.
         phone_count = len(columns)
         first_phone, second_phone = [*columns, 0, 0][:2]
+        first_short = shorts.get(first_phone, -1)
         phones_of = operator.itemgetter(*columns) if phone_count > 2 else None
 
         def make(line: int, raw: Sequence[str]) -> NewRow | None:
+            # Excel's text formula, control characters: the general path, from the cells
+            # as read.
+            joined = "".join(raw)
+            if '="' in joined or (not joined.isprintable() and suspect(joined)):
+                return whole(line, raw)
             cells = tuple(map(strip, raw)) if trim else tuple(raw)
+            if not labels(cells):
+                return general(line, cells, False)
             if len(cells) == width and (trim or cells[0].strip()):
                 if phone_count:
                     if phone_count == 1:
                         phones = cells[first_phone]
-                    elif phones_of is None:
-                        phones = cells[first_phone] + cells[second_phone]
+                        if phones and (not phones.isdigit() or len(phones) <= first_short):
+                            return general(line, cells, False)
                     else:
-                        phones = "".join(phones_of(cells))
-                    if phones and not phones.isdigit():
-                        return general(line, cells, False)
+                        if phones_of is None:
+                            phones = cells[first_phone] + cells[second_phone]
+                        else:
+                            phones = "".join(phones_of(cells))
+                        if phones and not phones.isdigit():
+                            return general(line, cells, False)
+                        for index, shortest in usual:
+                            if 0 < len(cells[index]) <= shortest:
+                                return general(line, cells, False)
                 values = cells if pick is None else pick(cells)
                 if "" not in values or (keep_empty and any(values)):
                     record = template % values
@@ -157,7 +216,13 @@ class RecordMaker:
 
         return make
 
-    def _make(self, line: int, cells: tuple[str, ...], undecodable: bool) -> NewRow | None:
+    def _make(
+        self,
+        line: int,
+        cells: tuple[str, ...],
+        undecodable: bool,
+        padded: Mapping[int, str] = _NOTHING_PADDED,
+    ) -> NewRow | None:
         if undecodable:
             return NewRow(line, _INVALID, None, cells, InvalidReason.ENCODING, self.undecodable)
         if not any(map(str.strip, cells)):
@@ -174,13 +239,16 @@ class RecordMaker:
                 f"fit no column; put them in their columns, then empty {EXTRA_COLUMN}"
             )
             return NewRow(line, _INVALID, None, cells, InvalidReason.CELLS, message)
-        sent: tuple[str, ...] = cells
-        repairs: tuple[Repair, ...] = ()
+        judged = self._judge_values(line, cells, padded)
+        if isinstance(judged, NewRow):
+            return judged
+        sent, repairs = judged
         if self.phones:
-            examined = self._examine_phones(line, cells)
+            examined = self._examine_phones(line, sent, cells)
             if isinstance(examined, NewRow):
                 return examined
-            sent, repairs = examined
+            sent, phone_repairs = examined
+            repairs += phone_repairs
         values = sent[:width] if self.pick is None else self.pick(sent)
         if not any(values):
             message = "no values to send: the line's values are all in dropped columns"
@@ -204,16 +272,79 @@ class RecordMaker:
             self.repaired.update(repair.kind for repair in repairs)
         return NewRow(line, _PENDING, record, sent, None, None, repairs)
 
-    def _examine_phones(
-        self, line: int, cells: tuple[str, ...]
+    def _judge_values(
+        self, line: int, cells: tuple[str, ...], padded: Mapping[int, str]
     ) -> NewRow | tuple[tuple[str, ...], tuple[Repair, ...]]:
-        """The cells with their phone numbers repaired and the repairs, or the invalid row
-        of a number that cannot be sent."""
+        """The cells with Excel's text formulas taken out and the repairs (control
+        characters taken from around a value, in ``padded``: the cells as read, by index,
+        count too), or the invalid row of a value that cannot be sent: one with control
+        characters inside, a totals row (``values``)."""
+        repaired: list[str] | None = None
+        repairs: list[Repair] = []
+        allow_controls = Allow.CONTROL_CHARACTERS in self.allow
+        for index in self.kept:
+            value = cells[index]
+            name = self.fields[index] or ""
+            if index in padded:
+                if not self.repair:
+                    message = (
+                        f"{name} {shown(padded[index])} has control characters around it; "
+                        "not repaired (--no-repair): fix it in the file"
+                    )
+                    return NewRow(line, _INVALID, None, cells, InvalidReason.UNREPAIRED, message)
+                repairs.append(Repair(name, RepairKind.CONTROL_PADDING, padded[index]))
+            if value.startswith('="'):
+                inner = text_formula(value)
+                if inner is not None:
+                    if not self.repair:
+                        message = (
+                            f"{name} {shown(value)} is Excel's text formula; not repaired "
+                            "(--no-repair): fix it in the file"
+                        )
+                        reason = InvalidReason.UNREPAIRED
+                        return NewRow(line, _INVALID, None, cells, reason, message)
+                    inner = inner.strip() if self.trim else inner
+                    repaired = repaired or list(cells)
+                    repaired[index] = inner
+                    repairs.append(Repair(name, RepairKind.TEXT_FORMULA, value))
+                    value = inner
+            if not allow_controls and not value.isprintable():
+                found = control_characters(value)
+                if found:
+                    which = ", ".join(shown(char) for char in found)
+                    message = (
+                        f"{name} {shown(value)} holds control characters ({which}); they are "
+                        "no lead's data: remove them, or --allow control-characters sends them"
+                    )
+                    return NewRow(line, _INVALID, None, cells, InvalidReason.CONTROL, message)
+        sent = cells if repaired is None else tuple(repaired)
+        if Allow.TOTALS_ROWS not in self.allow and not TOTALS_CELLS.isdisjoint(sent):
+            totals = totals_label(sent, [index for index, _ in self.phones])
+            if totals is not None:
+                label, number = totals
+                message = (
+                    f"a totals row ({self.header[label]} {shown(sent[label])}, "
+                    f"{self.header[number]} {shown(sent[number])}): not a lead; delete the "
+                    "row, or --allow totals-rows sends it"
+                )
+                return NewRow(line, _INVALID, None, cells, InvalidReason.TOTALS_ROW, message)
+        return sent, tuple(repairs)
+
+    def _examine_phones(
+        self, line: int, sent: tuple[str, ...], cells: tuple[str, ...]
+    ) -> NewRow | tuple[tuple[str, ...], tuple[Repair, ...]]:
+        """The cells as they are sent (``sent``) with their phone numbers repaired and the
+        repairs, or the invalid row (of ``cells``) of a number that cannot be sent."""
         repaired: list[str] | None = None
         repairs: list[Repair] = []
         for index, name in self.phones:
-            value = cells[index]
-            if not value or (value.isdigit() and value.isascii()):
+            value = sent[index]
+            if not value:
+                continue
+            if value.isdigit() and value.isascii():
+                short = self._short(line, name, value, cells)
+                if short is not None:
+                    return short
                 continue
             verdict = examine_phone(value)
             if verdict.lost:
@@ -232,10 +363,27 @@ class RecordMaker:
                 )
                 reason = InvalidReason.PHONE_UNREPAIRED
                 return NewRow(line, _INVALID, None, cells, reason, message)
-            repaired = repaired or list(cells)
+            short = self._short(line, name, verdict.value, cells)
+            if short is not None:
+                return short
+            repaired = repaired or list(sent)
             repaired[index] = verdict.value
             repairs.extend(Repair(name, kind, value) for kind in verdict.repairs)
-        return (cells if repaired is None else tuple(repaired)), tuple(repairs)
+        return (sent if repaired is None else tuple(repaired)), tuple(repairs)
+
+    def _short(self, line: int, name: str, number: str, cells: tuple[str, ...]) -> NewRow | None:
+        """The invalid row of a phone number far shorter than its column's usual length."""
+        usual = self.usual_of.get(name)
+        if usual is None or not (number.isdigit() and number.isascii()):
+            return None
+        if not is_far_short(len(number), usual):
+            return None
+        digits = f"{len(number)} digit{'s' if len(number) != 1 else ''}"
+        message = (
+            f"{name} {shown(number)} has {digits} where the column's numbers have {usual}: "
+            "not a phone number; fix the row, or --allow short-phones sends it"
+        )
+        return NewRow(line, _INVALID, None, cells, InvalidReason.PHONE_SHORT, message)
 
 
 # What each artefact is, for a message about a value that has it.
