@@ -42,6 +42,7 @@ from bulkimport.reader.limits import shown
 from bulkimport.reader.phones import examine_phone
 from bulkimport.reader.values import (
     FAR_SHORT,
+    PHONE_DIGITS,
     SUSPECT,
     TOTALS_CELLS,
     control_characters,
@@ -161,6 +162,7 @@ class RecordMaker:
         if not self.countable or self.extra is not None or self.report:
             return lambda line, cells: self.make(line, cells)
         whole, suspect, labels = self.make, SUSPECT.search, TOTALS_CELLS.isdisjoint
+        phone_digits = PHONE_DIGITS
         # The phone numbers judged by length: (index, the most digits that are far short).
         shorts = {index: usual - FAR_SHORT for index, _, usual in self.usual}
         usual = list(shorts.items())
@@ -179,7 +181,14 @@ class RecordMaker:
             if '="' in joined or (not joined.isprintable() and suspect(joined)):
                 return whole(line, raw)
             cells = tuple(map(strip, raw)) if trim else tuple(raw)
-            if not labels(cells):
+            # A row whose first phone field holds a phone number is no totals row: most rows
+            # skip the look-up of their cells among the labels.
+            if phone_count and len(cells) > first_phone:
+                first = cells[first_phone]
+                numbered = len(first) >= phone_digits and first.isdigit()
+            else:
+                numbered = False
+            if not numbered and not labels(cells):
                 return general(line, cells, False)
             if len(cells) == width and (trim or cells[0].strip()):
                 if phone_count:
