@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import zipfile
 from collections import Counter
 from pathlib import Path
 
+import openpyxl
 import pytest
 
 from bulkimport.check import CheckOptions, check_file
@@ -399,3 +401,43 @@ def test_allow_is_a_typed_setting() -> None:
     assert build(merge({}, {}, {})).stored()["allow"] == ""
     with pytest.raises(ConfigError, match="'zeros' is not one of short-phones"):
         merge({"allow": "zeros"}, {}, {})
+
+
+def test_a_workbook_is_judged_as_a_csv_file(tmp_path: Path) -> None:
+    """A sheet as a person keeps it: numbers typed as numbers, a short one, and a 合计 row
+    under the data whose count is a formula's saved value."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["name", "phone1", "email", "city"])
+    for i in range(20):
+        sheet.append([f"客户{i}", 13800000000 + i, f"c{i}@example.com", "上海"])
+    sheet.append(["Note", 1234, "note@example.com", "上海"])
+    sheet.append(["合计", "=COUNTA(B2:B22)", None, None])
+    path = tmp_path / "leads.xlsx"
+    book.save(path)
+    # openpyxl saves no value for a formula: write the one Excel would have saved.
+    with_value = tmp_path / "saved.xlsx"
+    _save_formula_value(path, with_value, "B23", "21")
+    fmt, rows = read(with_value)
+    assert fmt.usual_lengths == (("phone1", 11),)
+    assert {row.line: row.reason for row in rows if row.reason} == {
+        22: InvalidReason.PHONE_SHORT,
+        23: InvalidReason.TOTALS_ROW,
+    }
+    report = check_file(with_value, ReaderOptions(), CheckOptions())
+    assert {g.code for g in report.groups} == {"invalid-phone-short", "invalid-totals-row"}
+
+
+def _save_formula_value(source: Path, target: Path, cell: str, value: str) -> None:
+    """Copy a workbook, giving formula ``cell`` of its first sheet a saved value."""
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(target, "w") as out:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                text = data.decode()
+                start = text.index(f'<c r="{cell}"')
+                end = text.index("</c>", start)
+                formula = text[start:end]
+                text = text[:start] + formula + f"<v>{value}</v>" + text[end:]
+                data = text.encode()
+            out.writestr(item, data)
