@@ -18,6 +18,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bulkimport.check import CheckOptions, check_file
 from bulkimport.reader import FileFormat, ReaderOptions, RecordMaker, read_batches, sniff_format
@@ -441,3 +443,43 @@ def _save_formula_value(source: Path, target: Path, cell: str, value: str) -> No
                 text = text[:start] + formula + f"<v>{value}</v>" + text[end:]
                 data = text.encode()
             out.writestr(item, data)
+
+
+VALUE = st.one_of(
+    st.text(alphabet=st.sampled_from('13 8="\r\n\t\x0c\x1b\x00\x85a合计|'), max_size=6),
+    st.sampled_from(["13800138000", "1234", '="0138"', "合计", "Total:", "31", "1,234.5", ""]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    cells=st.lists(VALUE, min_size=3, max_size=5),
+    keep_spaces=st.booleans(),
+    repair=st.booleans(),
+    allow=st.sets(st.sampled_from(list(Allow))),
+)
+def test_the_fast_path_judges_as_the_general_path(
+    cells: list[str], keep_spaces: bool, repair: bool, allow: set[Allow]
+) -> None:
+    """Whatever the record, the maker's fast path and ``make`` give the same row: the one
+    verdict cannot depend on which path a record took."""
+    fmt = FileFormat(
+        encoding="utf-8",
+        encoding_confidence=1.0,
+        delimiter=",",
+        header=("name", "phone1", "phone2", "memo"),
+        fields=("name", "phone1", "phone2", "memo"),
+        constants=(),
+        keep_empty=False,
+        data_offset=0,
+        data_line=2,
+        keep_spaces=keep_spaces,
+        phone_fields=("phone1", "phone2"),
+        repair=repair,
+        allow=tuple(sorted(allow)),
+        usual_lengths=(("phone1", 11), ("phone2", 8)),
+    )
+    fast = RecordMaker(fmt)
+    general = RecordMaker(fmt)
+    assert fast.maker()(7, cells) == general.make(7, cells)
+    assert fast.repaired == general.repaired
