@@ -702,8 +702,8 @@ SPECS: tuple[Spec, ...] = (
         parse_allow,
         (),
         "Send values the reader otherwise refuses, for a campaign that wants them "
-        "(comma-separated): short-phones (far shorter than the column's usual), "
-        "control-characters (inside a value), totals-rows (a 合计/Total row).",
+        "(comma-separated): short-phones, long-phones (far from the phone column's usual "
+        "length), control-characters (inside a value), totals-rows (a 合计/Total row).",
         metavar="KIND,...",
         group="read",
         field="read.allow",

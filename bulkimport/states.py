@@ -70,6 +70,7 @@ class InvalidReason(StrEnum):
     UNREPAIRED = "unrepaired"  # Excel's text formula (="0138...") in a value, and --no-repair
     CONTROL = "control-characters"  # a control character in a value (\x1b[31m, \x07, NUL)
     PHONE_SHORT = "phone-short"  # a phone number far shorter than its column's usual length
+    PHONE_LONG = "phone-long"  # a phone number far longer than its column's usual length
     TOTALS_ROW = "totals-row"  # a totals row under the data (合计, Total) with a number
 
 
@@ -104,6 +105,7 @@ class Allow(StrEnum):
     otherwise makes ``invalid`` (the value is the option's word)."""
 
     SHORT_PHONES = "short-phones"  # phone numbers far shorter than their column's usual
+    LONG_PHONES = "long-phones"  # phone numbers far longer than their column's usual
     CONTROL_CHARACTERS = "control-characters"  # control characters inside a value
     TOTALS_ROWS = "totals-rows"  # rows that look like a totals row under the data
 

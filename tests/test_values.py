@@ -202,6 +202,20 @@ def test_phone_numbers_far_shorter_than_the_column_are_invalid(tmp_path: Path) -
     assert all(row.state is RowState.PENDING for row in allowed)
 
 
+def test_phone_numbers_far_longer_than_the_column_are_invalid(tmp_path: Path) -> None:
+    lines = [HEADER, *good_rows(12)]
+    lines += ["ID card,110101199003071234,id@example.com,X"]  # 18 digits
+    lines += ["Dialled abroad,008613800138000,intl@example.com,X"]  # 15: a phone number
+    path = crm_export(tmp_path / "long.csv", lines)
+    _, rows = read(path)
+    assert {row.line: row.message for row in rows if row.reason} == {
+        14: "phone1 '110101199003071234' has 18 digits where the column's numbers have 11: "
+        "not a phone number; fix the row, or --allow long-phones sends it"
+    }
+    _, allowed = read(path, allow=(Allow.LONG_PHONES,))
+    assert all(row.state is RowState.PENDING for row in allowed)
+
+
 def test_a_column_without_a_usual_length_is_not_judged_by_length(tmp_path: Path) -> None:
     lines = [HEADER, "A,13800138000,a,X", "B,1234,b,X", "C,0216123456,c,X", "D,12,d,X"]
     fmt, rows = read(crm_export(tmp_path / "few.csv", lines))
@@ -447,7 +461,10 @@ def _save_formula_value(source: Path, target: Path, cell: str, value: str) -> No
 
 VALUE = st.one_of(
     st.text(alphabet=st.sampled_from('13 8="\r\n\t\x0c\x1b\x00\x85a合计|'), max_size=6),
-    st.sampled_from(["13800138000", "1234", '="0138"', "合计", "Total:", "31", "1,234.5", ""]),
+    st.sampled_from(
+        ["13800138000", "1234", "12345678", "1101011990030712", '="0138"', "合计", "31", ""]
+    ),
+    st.sampled_from(["Total:", "1,234.5", "0086138001380001"]),
 )
 
 

@@ -20,10 +20,11 @@ The groups, by code (stable: scripts may rely on them):
                             longer than a cell holds, a line or row past the reader's
                             limits: ``reader.limits``), ``unrepaired`` (Excel's ``="..."``
                             or control characters around a value, ``--no-repair``),
-                            ``control-characters`` (inside a value), ``phone-short`` (far
-                            shorter than the column's usual length), ``totals-row`` (a
-                            ``合计``/``Total`` row): one group per ``InvalidReason``; the last
-                            three name the ``--allow`` that lets them through
+                            ``control-characters`` (inside a value), ``phone-short`` and
+                            ``phone-long`` (far from the column's usual length),
+                            ``totals-row`` (a ``合计``/``Total`` row): one group per
+                            ``InvalidReason``; the last four name the ``--allow`` that lets
+                            them through
 ``repaired-*``              (a note, not a problem) phone numbers the reader repaired before
                             sending them, by kind: ``decimal`` (a trailing ``.0``),
                             ``apostrophe`` (a leading ``'``), ``text-formula`` (Excel's
@@ -130,6 +131,7 @@ GROUP_TITLES: dict[str, str] = {
     "(not sent)",
     "invalid-control-characters": "control characters in a value (not sent)",
     "invalid-phone-short": "phone number far shorter than the column's usual (not sent)",
+    "invalid-phone-long": "phone number far longer than the column's usual (not sent)",
     "invalid-totals-row": "a totals row under the data (not sent)",
     "repaired-decimal": "phone number ending in .0: repaired, sent without the .0",
     "repaired-apostrophe": "phone number starting with ': repaired, sent without Excel's mark",

@@ -41,12 +41,12 @@ from bulkimport.reader.format import FileFormat
 from bulkimport.reader.limits import shown
 from bulkimport.reader.phones import examine_phone
 from bulkimport.reader.values import (
+    FAR_LONG,
     FAR_SHORT,
     PHONE_DIGITS,
     SUSPECT,
     TOTALS_CELLS,
     control_characters,
-    is_far_short,
     text_formula,
     totals_label,
     unpad,
@@ -111,14 +111,16 @@ class RecordMaker:
         self.fields = fmt.fields
         self.header = fmt.header
         self.allow = frozenset(fmt.allow)
-        # The phone fields judged by length: (index, field name, usual length).
+        # The phone fields judged by length, by name: the numbers of digits a number may
+        # have, shortest and longest, outside which it is far from the column's usual.
         usual = dict(fmt.usual_lengths)
-        self.usual = (
-            []
-            if Allow.SHORT_PHONES in self.allow
-            else [(index, name, usual[name]) for index, name in self.phones if name in usual]
-        )
-        self.usual_of = {name: length for _, name, length in self.usual}
+        short_ok = Allow.SHORT_PHONES in self.allow
+        long_ok = Allow.LONG_PHONES in self.allow
+        self.usual_of = {name: usual[name] for _, name in self.phones if name in usual}
+        self.bounds = {
+            name: (0 if short_ok else length - FAR_SHORT + 1, 0 if long_ok else length + FAR_LONG)
+            for name, length in self.usual_of.items()
+        }
         # A failed-rows report read back: a row whose _extra says its cells did not fit
         # stays invalid until a person empties it (the column itself is dropped).
         self.extra = fmt.header.index(EXTRA_COLUMN) if EXTRA_COLUMN in fmt.header else None
@@ -163,15 +165,16 @@ class RecordMaker:
             return lambda line, cells: self.make(line, cells)
         whole, suspect, labels = self.make, SUSPECT.search, TOTALS_CELLS.isdisjoint
         phone_digits = PHONE_DIGITS
-        # The phone numbers judged by length: (index, the most digits that are far short).
-        shorts = {index: usual - FAR_SHORT for index, _, usual in self.usual}
-        usual = list(shorts.items())
+        # The phone numbers judged by length: (index, fewest digits, most digits + 1; 0: any).
+        bounds = {index: self.bounds[name] for index, name in self.phones if name in self.bounds}
+        usual = [(index, low, high or 1 << 30) for index, (low, high) in bounds.items()]
         columns = [index for index, _ in self.phones]
         # The phone numbers of a record as one text: all digits (or empty) needs no more.
         # One or two phone fields (the common case) are read without a call.
         phone_count = len(columns)
         first_phone, second_phone = [*columns, 0, 0][:2]
-        first_short = shorts.get(first_phone, -1)
+        first_low, first_high = bounds.get(first_phone, (0, 0))
+        first_high = first_high or 1 << 30
         phones_of = operator.itemgetter(*columns) if phone_count > 2 else None
 
         def make(line: int, raw: Sequence[str]) -> NewRow | None:
@@ -194,7 +197,9 @@ class RecordMaker:
                 if phone_count:
                     if phone_count == 1:
                         phones = cells[first_phone]
-                        if phones and (not phones.isdigit() or len(phones) <= first_short):
+                        if phones and (
+                            not phones.isdigit() or not first_low <= len(phones) < first_high
+                        ):
                             return general(line, cells, False)
                     else:
                         if phones_of is None:
@@ -203,8 +208,8 @@ class RecordMaker:
                             phones = "".join(phones_of(cells))
                         if phones and not phones.isdigit():
                             return general(line, cells, False)
-                        for index, shortest in usual:
-                            if 0 < len(cells[index]) <= shortest:
+                        for index, low, high in usual:
+                            if cells[index] and not low <= len(cells[index]) < high:
                                 return general(line, cells, False)
                 values = cells if pick is None else pick(cells)
                 if "" not in values or (keep_empty and any(values)):
@@ -351,7 +356,7 @@ class RecordMaker:
             if not value:
                 continue
             if value.isdigit() and value.isascii():
-                short = self._short(line, name, value, cells)
+                short = self._far(line, name, value, cells)
                 if short is not None:
                     return short
                 continue
@@ -372,7 +377,7 @@ class RecordMaker:
                 )
                 reason = InvalidReason.PHONE_UNREPAIRED
                 return NewRow(line, _INVALID, None, cells, reason, message)
-            short = self._short(line, name, verdict.value, cells)
+            short = self._far(line, name, verdict.value, cells)
             if short is not None:
                 return short
             repaired = repaired or list(sent)
@@ -380,19 +385,26 @@ class RecordMaker:
             repairs.extend(Repair(name, kind, value) for kind in verdict.repairs)
         return (sent if repaired is None else tuple(repaired)), tuple(repairs)
 
-    def _short(self, line: int, name: str, number: str, cells: tuple[str, ...]) -> NewRow | None:
-        """The invalid row of a phone number far shorter than its column's usual length."""
-        usual = self.usual_of.get(name)
-        if usual is None or not (number.isdigit() and number.isascii()):
+    def _far(self, line: int, name: str, number: str, cells: tuple[str, ...]) -> NewRow | None:
+        """The invalid row of a phone number far from its column's usual length."""
+        bounds = self.bounds.get(name)
+        if bounds is None or not (number.isdigit() and number.isascii()):
             return None
-        if not is_far_short(len(number), usual):
+        low, high = bounds
+        count = len(number)
+        if count < low:
+            reason, allow = InvalidReason.PHONE_SHORT, Allow.SHORT_PHONES
+        elif high and count >= high:
+            reason, allow = InvalidReason.PHONE_LONG, Allow.LONG_PHONES
+        else:
             return None
-        digits = f"{len(number)} digit{'s' if len(number) != 1 else ''}"
+        digits = f"{count} digit{'s' if count != 1 else ''}"
         message = (
-            f"{name} {shown(number)} has {digits} where the column's numbers have {usual}: "
-            "not a phone number; fix the row, or --allow short-phones sends it"
+            f"{name} {shown(number)} has {digits} where the column's numbers have "
+            f"{self.usual_of[name]}: not a phone number; fix the row, or --allow {allow} "
+            "sends it"
         )
-        return NewRow(line, _INVALID, None, cells, InvalidReason.PHONE_SHORT, message)
+        return NewRow(line, _INVALID, None, cells, reason, message)
 
 
 # What each artefact is, for a message about a value that has it.

@@ -14,10 +14,11 @@ rows the reader makes, so that ``check`` and ``run`` cannot disagree.
 - **Totals rows.** A spreadsheet's ``合计`` / ``Total`` row under the data: a cell that is
   exactly a label (``TOTALS_LABELS``, in its common spellings), another cell that is a
   number, and no phone number that looks like one. Invalid unless ``--allow totals-rows``.
-- **Phone numbers far shorter than their column's usual.** The usual length is learned from
+- **Phone numbers far from their column's usual length.** The usual length is learned from
   the head of the file (``usual_length``; ``learn``) and kept with the job; a number of
-  digits only that is ``FAR_SHORT`` digits or more shorter is a count, a note, a cut value:
-  invalid unless ``--allow short-phones``.
+  digits only that is ``FAR_SHORT`` digits or more shorter is a count, a note, a cut value
+  (invalid unless ``--allow short-phones``), one ``FAR_LONG`` digits or more longer an ID
+  or card number (invalid unless ``--allow long-phones``).
 
 Pure functions, no I/O.
 """
@@ -77,8 +78,11 @@ _AMOUNT = re.compile(r"[-+]?[¥￥$€£]?\d[\d,]*(?:\.\d+)?%?")
 PHONE_DIGITS = 7
 
 #: A phone number this many digits shorter than its column's usual length, or more, is far
-#: from it (one digit short is Excel's lost leading zero: ``check`` reports it).
+#: from it (one digit short is Excel's lost leading zero: ``check`` reports it) ...
 FAR_SHORT = 4
+#: ... and so is one this many digits longer, or more (an 18-digit ID number among 11-digit
+#: mobiles; ``0086`` before a mobile number is 4 digits more, and no number has 16).
+FAR_LONG = 5
 #: The usual length is learned from this many numbers at most ...
 USUAL_SAMPLE = 1000
 #: ... needs at least this many of them ...
@@ -147,8 +151,3 @@ def usual_length(lengths: Counter[int]) -> int | None:
     # Ties go to the longer length: the same answer however the numbers came.
     length, count = max(lengths.items(), key=lambda item: (item[1], item[0]))
     return length if count >= USUAL_MIN_SHARE * total else None
-
-
-def is_far_short(digits: int, usual: int) -> bool:
-    """Whether a number of ``digits`` digits is far shorter than ``usual`` (``FAR_SHORT``)."""
-    return digits <= usual - FAR_SHORT
