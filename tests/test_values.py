@@ -500,3 +500,24 @@ def test_the_fast_path_judges_as_the_general_path(
     general = RecordMaker(fmt)
     assert fast.maker()(7, cells) == general.make(7, cells)
     assert fast.repaired == general.repaired
+
+
+def test_a_report_loaded_back_learns_from_its_rows_that_were_not_too_short(
+    tmp_path: Path,
+) -> None:
+    """Half the report's rows were refused as far too short and not edited: the usual
+    length is learned from the others, and they stay invalid."""
+    header = HEADER + ",_extra,_line,_state,_code,_message"
+    lines = [header]
+    lines += [
+        f"Lead {i},139{i:08d},l{i}@example.com,X,,{i + 2},rejected,76,refused" for i in range(5)
+    ]
+    lines += [
+        f"Note {i},{i}234,n{i}@example.com,X,,{i + 9},invalid,phone-short,too short"
+        for i in range(5)
+    ]
+    path = tmp_path / "leads-job-1-failed.csv"
+    path.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8-sig")
+    fmt, rows = read(path)
+    assert fmt.usual_lengths == (("phone1", 11),)
+    assert [row.reason for row in rows] == [None] * 5 + [InvalidReason.PHONE_SHORT] * 5

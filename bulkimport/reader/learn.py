@@ -7,6 +7,10 @@ learned once, from the first ``values.USUAL_SAMPLE`` records, when the format is
 and kept in the ``FileFormat``, which a job stores. ``check`` and ``run`` sniff the same way
 (they learn the same), and a resumed job reads with the format it stored (it judges as the
 first run did).
+
+A failed-rows report loaded back learns from its own rows, but for those it lists as far
+from the usual length: a report of such rows alone, unedited, has no usual length to be
+judged by (their original file's is not in it).
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ from bulkimport.reader import format as file_format
 from bulkimport.reader.batches import read_batches
 from bulkimport.reader.format import FileFormat, InputKind, ReaderOptions
 from bulkimport.reader.values import USUAL_SAMPLE, usual_length
-from bulkimport.states import RowState
+from bulkimport.rows import REPORT_COLUMNS
+from bulkimport.states import InvalidReason, RowState
+
+CODE_COLUMN = REPORT_COLUMNS[3]
+_LENGTH_CODES = frozenset({InvalidReason.PHONE_SHORT.value, InvalidReason.PHONE_LONG.value})
 
 
 def sniff_format(path: Path, options: ReaderOptions | None = None) -> FileFormat:
@@ -41,11 +49,15 @@ def learn(path: Path, fmt: FileFormat) -> FileFormat:
     if not columns or fmt.kind is InputKind.ROWS:
         return fmt
     lengths: dict[str, Counter[int]] = {name: Counter() for _, name in columns}
+    # A failed-rows report read back: its rows refused for their length do not teach it.
+    code = fmt.header.index(CODE_COLUMN) if CODE_COLUMN in fmt.header else None
     blank = dataclasses.replace(fmt, usual_lengths=())
     with closing(read_batches(path, blank, batch_rows=USUAL_SAMPLE)) as batches:
         first = next(batches, None)
     for row in first.rows if first is not None else ():
         if row.state is not RowState.PENDING:
+            continue
+        if code is not None and row.cells[code] in _LENGTH_CODES:
             continue
         for index, name in columns:
             value = row.cells[index]
