@@ -175,6 +175,8 @@ class RecordMaker:
         first_phone, second_phone = [*columns, 0, 0][:2]
         first_low, first_high = bounds.get(first_phone, (0, 0))
         first_high = first_high or 1 << 30
+        second_low, second_high = bounds.get(second_phone, (0, 0))
+        second_high = second_high or 1 << 30
         phones_of = operator.itemgetter(*columns) if phone_count > 2 else None
 
         def make(line: int, raw: Sequence[str]) -> NewRow | None:
@@ -201,11 +203,19 @@ class RecordMaker:
                             not phones.isdigit() or not first_low <= len(phones) < first_high
                         ):
                             return general(line, cells, False)
+                    elif phones_of is None:
+                        phones = cells[first_phone]
+                        if phones and (
+                            not phones.isdigit() or not first_low <= len(phones) < first_high
+                        ):
+                            return general(line, cells, False)
+                        phones = cells[second_phone]
+                        if phones and (
+                            not phones.isdigit() or not second_low <= len(phones) < second_high
+                        ):
+                            return general(line, cells, False)
                     else:
-                        if phones_of is None:
-                            phones = cells[first_phone] + cells[second_phone]
-                        else:
-                            phones = "".join(phones_of(cells))
+                        phones = "".join(phones_of(cells))
                         if phones and not phones.isdigit():
                             return general(line, cells, False)
                         for index, low, high in usual:
