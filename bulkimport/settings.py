@@ -39,6 +39,7 @@ from bulkimport.protocol import (
     UserType,
 )
 from bulkimport.rows import TargetRef
+from bulkimport.states import Allow
 from bulkimport.window import SendWindow
 
 ENV_PREFIX = "BULKIMPORT_"
@@ -283,6 +284,27 @@ def _choice(values: Sequence[str]) -> Callable[[str], str]:
             raise ValueError(f"{text!r} is not one of {', '.join(values)}") from None
 
     return parse
+
+
+def parse_allow(text: str) -> tuple[Allow, ...]:
+    """``short-phones,totals-rows`` → the ``Allow`` kinds, in their order; empty for none."""
+    allowed: list[Allow] = []
+    for word in text.replace(" ", ",").split(","):
+        if not word:
+            continue
+        try:
+            kind = Allow(word.strip().lower())
+        except ValueError:
+            kinds = ", ".join(_names(Allow))
+            raise ValueError(f"{word!r} is not one of {kinds} (comma-separated)") from None
+        if kind not in allowed:
+            allowed.append(kind)
+    return tuple(sorted(allowed))
+
+
+def dump_allow(allowed: Sequence[Allow]) -> str:
+    """How ``--allow`` is given: ``control-characters,short-phones``."""
+    return ",".join(kind.value for kind in allowed)
 
 
 def _names(enum: Any) -> tuple[str, ...]:
@@ -688,6 +710,18 @@ SPECS: tuple[Spec, ...] = (
         dump=operator.not_,
     ),
     Spec(
+        "allow",
+        parse_allow,
+        (),
+        "Send values the reader otherwise refuses, for a campaign that wants them "
+        "(comma-separated): short-phones, long-phones (far from the phone column's usual "
+        "length), control-characters (inside a value), totals-rows (a 合计/Total row).",
+        metavar="KIND,...",
+        group="read",
+        field="read.allow",
+        dump=dump_allow,
+    ),
+    Spec(
         "max_record_lines",
         parse_positive_int,
         100,
@@ -927,6 +961,7 @@ class ReadSettings:
     max_record_lines: int = 100
     phone_field: str = ""  # the target's --phone-field: its numbers are repaired too
     sheet: str | None = None  # a workbook's sheet, by name or number (None: the first)
+    allow: tuple[Allow, ...] = ()  # --allow: values let through that are otherwise invalid
 
 
 @dataclass(frozen=True)
@@ -1135,6 +1170,7 @@ def build(values: Mapping[str, Any]) -> Settings:
             max_record_lines=values["max_record_lines"],
             phone_field=values["phone_field"],
             sheet=values["sheet"],
+            allow=values["allow"],
         ),
         output=OutputSettings(
             report=values["report"],

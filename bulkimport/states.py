@@ -75,19 +75,47 @@ class InvalidReason(StrEnum):
     OTHER_ENCODING = "other-encoding"  # UTF-8 text in a legacy file (GB18030, Big5, cp1252...)
     INCOMPLETE_LINE = "incomplete-line"  # the file's last line, short and with no line end
     NUL = "nul"  # a NUL byte in the line: damaged text (a binary file is refused whole)
+    UNREPAIRED = "unrepaired"  # Excel's text formula (="0138...") in a value, and --no-repair
+    CONTROL = "control-characters"  # a control character in a value (\x1b[31m, \x07, NUL)
+    PHONE_SHORT = "phone-short"  # a phone number far shorter than its column's usual length
+    PHONE_LONG = "phone-long"  # a phone number far longer than its column's usual length
+    TOTALS_ROW = "totals-row"  # a totals row under the data (合计, Total) with a number
 
 
 class RepairKind(StrEnum):
-    """A mechanical artefact of Excel that the reader takes out of a phone number before
-    sending it (unless ``--no-repair``); repairs are counted per kind with the job."""
+    """A mechanical artefact that the reader takes out of a value before sending it (unless
+    ``--no-repair``): Excel's marks on a phone number, its text formula on any value, control
+    characters around a value; repairs are counted per kind with the job."""
 
     DECIMAL = "decimal"  # a trailing .0: Excel stored the number as a number
     APOSTROPHE = "apostrophe"  # a leading ': Excel's mark for "this is text"
+    TEXT_FORMULA = "text-formula"  # ="0138...": a CRM's way to keep Excel from eating zeros
+    CONTROL_PADDING = "control-padding"  # a trailing \r, a form feed around the value
 
     @property
     def removed(self) -> str:
         """What the repair takes out, for a person: ``.0 removed``."""
-        return {RepairKind.DECIMAL: ".0 removed", RepairKind.APOSTROPHE: "leading ' removed"}[self]
+        return {
+            RepairKind.DECIMAL: ".0 removed",
+            RepairKind.APOSTROPHE: "leading ' removed",
+            RepairKind.TEXT_FORMULA: 'Excel\'s ="..." removed',
+            RepairKind.CONTROL_PADDING: "control characters around it removed",
+        }[self]
+
+    @property
+    def phone(self) -> bool:
+        """Whether the kind is met on phone numbers only."""
+        return self in (RepairKind.DECIMAL, RepairKind.APOSTROPHE)
+
+
+class Allow(StrEnum):
+    """What ``--allow`` lets through for a campaign that really wants it: values the reader
+    otherwise makes ``invalid`` (the value is the option's word)."""
+
+    SHORT_PHONES = "short-phones"  # phone numbers far shorter than their column's usual
+    LONG_PHONES = "long-phones"  # phone numbers far longer than their column's usual
+    CONTROL_CHARACTERS = "control-characters"  # control characters inside a value
+    TOTALS_ROWS = "totals-rows"  # rows that look like a totals row under the data
 
 
 class StopCause(StrEnum):

@@ -196,7 +196,7 @@ def test_check_counts_what_the_reader_repairs_and_refuses(tmp_path: Path) -> Non
     report = check_file(path, reader)
     for kind in RepairKind:
         counted = sum(batch.repairs.get(kind, 0) for batch in batches)
-        assert count(report, repaired_code(kind)) == counted == 30
+        assert count(report, repaired_code(kind)) == counted == (30 if kind.phone else 0)
     lost = [row.line for batch in batches for row in batch.rows if row.reason]
     assert [line for line, _ in group(report, "invalid-phone-digits-lost")] == lost == [32, 33]
 

@@ -373,7 +373,10 @@ async def test_the_summary_is_said_once_with_what_reading_found(
         "removed)"
     ) in status.out.splitlines()
     summary = (await bulkimport("status", "--json", cwd=tmp_path)).json()
-    assert (summary["blank_lines"], summary["repairs"]) == (3, {"decimal": 2, "apostrophe": 1})
+    assert (summary["blank_lines"], summary["repairs"]) == (
+        3,
+        {"decimal": 2, "apostrophe": 1, "text-formula": 0, "control-padding": 0},
+    )
 
     one = write_csv(tmp_path / "one.csv", ["phone1", "13800000009.0"])
     single = await bulkimport("run", str(one), *target(sandbox), cwd=tmp_path)

@@ -22,10 +22,19 @@ The groups, by code (stable: scripts may rely on them):
                             text in a GB18030, Big5, cp1252... file),
                             ``incomplete-line`` (the last line, with no line end and fewer
                             cells than the header: the file was being written), ``nul`` (a
-                            NUL byte in the line): one group per ``InvalidReason``
+                            NUL byte in the line),
+                            ``unrepaired`` (Excel's ``="..."``
+                            or control characters around a value, ``--no-repair``),
+                            ``control-characters`` (inside a value), ``phone-short`` and
+                            ``phone-long`` (far from the column's usual length),
+                            ``totals-row`` (a ``合计``/``Total`` row): one group per
+                            ``InvalidReason``; the last four name the ``--allow`` that lets
+                            them through
 ``repaired-*``              (a note, not a problem) phone numbers the reader repaired before
                             sending them, by kind: ``decimal`` (a trailing ``.0``),
-                            ``apostrophe`` (a leading ``'``): one group per ``RepairKind``
+                            ``apostrophe`` (a leading ``'``), ``text-formula`` (Excel's
+                            ``="..."``, any value), ``control-padding`` (a trailing ``\\r``,
+                            a form feed around a value): one group per ``RepairKind``
 ``required-empty``          the phone field (or a field the schema requires) is empty
 ``excel-scientific``        a value such as ``1.38E+10`` in a field that is no phone field:
                             Excel showed a long number in scientific notation and its digits
@@ -130,8 +139,17 @@ GROUP_TITLES: dict[str, str] = {
     "invalid-other-encoding": "a UTF-8 line in a file of another encoding (not sent)",
     "invalid-incomplete-line": "the last line, cut short while the file was written (not sent)",
     "invalid-nul": "a NUL byte in the line: damaged text (not sent)",
+    "invalid-unrepaired": 'Excel\'s ="..." or control characters around a value, --no-repair '
+    "(not sent)",
+    "invalid-control-characters": "control characters in a value (not sent)",
+    "invalid-phone-short": "phone number far shorter than the column's usual (not sent)",
+    "invalid-phone-long": "phone number far longer than the column's usual (not sent)",
+    "invalid-totals-row": "a totals row under the data (not sent)",
     "repaired-decimal": "phone number ending in .0: repaired, sent without the .0",
     "repaired-apostrophe": "phone number starting with ': repaired, sent without Excel's mark",
+    "repaired-text-formula": 'Excel\'s text formula ="...": repaired, sent as the text inside',
+    "repaired-control-padding": "control characters around a value (\\r, form feed): repaired, "
+    "taken away",
     "required-empty": "empty required field",
     "excel-scientific": "number in scientific notation (Excel; digits lost; sent as it is)",
     "excel-decimal": "phone number ending in .0 (sent as it is: not a phone field to run)",

@@ -108,6 +108,7 @@ def reader_options(settings: Settings) -> ReaderOptions:
         phone_field=read.phone_field,
         repair=read.repair,
         sheet=read.sheet,
+        allow=read.allow,
     )
 
 

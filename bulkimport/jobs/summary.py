@@ -174,7 +174,8 @@ class JobSummary:
                 how = kinds[0].removed
             else:
                 how = ", ".join(f"{self.repairs[kind]:,} {kind.removed}" for kind in kinds)
-            notes.append(f"{plural(repaired, 'phone number')} repaired ({how})")
+            what = "phone number" if all(kind.phone for kind in kinds) else "value"
+            notes.append(f"{plural(repaired, what)} repaired ({how})")
         return notes
 
 

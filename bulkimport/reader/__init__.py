@@ -9,6 +9,10 @@
 - ``lines``: the file's physical lines, a block at a time, with their byte sizes, and
   ``LineSource``, which hands them to the csv parser with a bound on a record's lines;
 - ``phones``: which fields hold phone numbers, and what Excel does to them;
+- ``values``: the rules on any value: Excel's text formula, control characters, totals
+  rows, phone numbers far shorter than their column's usual length;
+- ``learn``: ``sniff_format``, which also learns each phone field's usual length from the
+  head of the file, before the first row is judged;
 - ``records``: ``RecordMaker``, the one record encoder (cells → ``NewRow``): values trimmed,
   phone numbers repaired or refused, blank records counted;
 - ``batches``: ``read_batches``, the stream of ``Batch`` es with their resume positions, in
@@ -43,9 +47,9 @@ from bulkimport.reader.format import (
     normalize_delimiter,
     refuse_stdin,
     sniff_delimiter,
-    sniff_format,
 )
 from bulkimport.reader.header import map_key
+from bulkimport.reader.learn import sniff_format
 from bulkimport.reader.mappings import MappingRows, cell_text, rows_format, rows_identity
 from bulkimport.reader.records import RecordMaker, cells_rebuilder
 from bulkimport.reader.sheets import SheetFacts

@@ -50,6 +50,7 @@ from bulkimport.reader.workbook import (
     is_workbook,
     open_sheet,
 )
+from bulkimport.states import Allow
 
 #: How many lines (or rows) from the header on sniffing looks at, and how much of them at
 #: most (long lines would otherwise make the head take 200 times a row's limit).
@@ -104,6 +105,7 @@ class ReaderOptions:
     phone_field: str = ""
     repair: bool = True
     sheet: str | None = None
+    allow: tuple[Allow, ...] = ()  # --allow: values let through (see reader.values)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,10 @@ class FileFormat:
     repair: bool = True
     kind: InputKind = InputKind.CSV
     sheet: str | None = None
+    allow: tuple[Allow, ...] = ()  # --allow: values let through (see reader.values)
+    # Each phone field's usual number of digits, learned from the head of the file
+    # (reader.learn); kept with the job so that a resume judges as the first run did.
+    usual_lengths: tuple[tuple[str, int], ...] = ()
 
     @property
     def unit(self) -> str:
@@ -181,6 +187,10 @@ class FileFormat:
             repair=bool(data.get("repair", True)),
             kind=InputKind(data.get("kind", InputKind.CSV)),
             sheet=None if data.get("sheet") is None else str(data["sheet"]),
+            allow=tuple(Allow(value) for value in data.get("allow", ())),
+            usual_lengths=tuple(
+                (str(name), int(length)) for name, length in data.get("usual_lengths", ())
+            ),
         )
 
 
@@ -284,6 +294,7 @@ def _sniff_csv(path: Path, options: ReaderOptions) -> FileFormat:
         max_record_lines=options.max_record_lines,
         phone_fields=phone_fields(fields, options),
         repair=options.repair,
+        allow=options.allow,
     )
 
 
@@ -383,6 +394,7 @@ def _sniff_sheet(path: Path, kind: WorkbookKind, options: ReaderOptions) -> File
         keep_spaces=options.keep_spaces,
         phone_fields=phone_fields(fields, options),
         repair=options.repair,
+        allow=options.allow,
         kind=InputKind.XLSX,
         sheet=name,
     )

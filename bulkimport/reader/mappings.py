@@ -84,6 +84,7 @@ def rows_format(name: str, first: object, options: ReaderOptions) -> FileFormat:
         keep_spaces=options.keep_spaces,
         phone_fields=phone_fields(fields, options),
         repair=options.repair,
+        allow=options.allow,
         kind=InputKind.ROWS,
         sheet=name,
     )

@@ -74,18 +74,18 @@ def classify_phone(value: str) -> tuple[str | None, str | None]:
     """``(check's group code or None, normalised number or None)`` for a non-empty phone
     value, as it is in the file.
 
+    Excel's damage is ``examine_phone``'s verdict (one rule for the reader and ``check``);
+    separators and what is no number at all are ``check``'s alone (the reader sends them).
     The number is what duplicates are compared on: digits, with a leading ``+`` kept.
     """
     if value.isdigit() and value.isascii():
         return None, value
-    if _SCIENTIFIC.fullmatch(value.strip()):
+    verdict = examine_phone(value)
+    if verdict.lost:
         return "excel-scientific", None
-    if value.startswith("'") and _NUMBER_START.match(value, 1):
-        _, number = classify_phone(value[1:])
-        return "excel-apostrophe", number
-    decimal = _DECIMAL.fullmatch(value)
-    if decimal:
-        return "excel-decimal", decimal.group(1)
+    if verdict.repairs:
+        code = "excel-apostrophe" if RepairKind.APOSTROPHE in verdict.repairs else "excel-decimal"
+        return code, classify_phone(verdict.value)[1]
     if _INTERNATIONAL.fullmatch(value) and value.isascii():
         return None, value
     if _SEPARATED.fullmatch(value) and value.isascii():

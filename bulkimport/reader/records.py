@@ -16,6 +16,13 @@ says so in ``NewRow.repairs`` and ``repaired`` counts them per kind (or, if the 
 not repair, the row is invalid). A record whose phone numbers are all digits never pays for
 more than one ``isdigit``.
 
+Every sent value is judged by the rules of ``values``, once, here: Excel's text formula
+``="..."`` is repaired (counted in ``repaired``), control characters around a value taken
+away (counted), and a value with control characters inside, a totals row, a phone number far
+shorter than its column's usual length (``FileFormat.usual_lengths``) make the row invalid,
+unless ``FileFormat.allow`` lets them through. A record pays for these with one ``join``, one
+``isprintable`` and one set look-up; those that may hold any take the general path.
+
 ``cells_rebuilder`` is the way back, for the formats that lose nothing on the way: it gives a
 row's cells back from its record, so storage need not keep them twice.
 """
@@ -24,20 +31,33 @@ from __future__ import annotations
 
 import operator
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import compress
+from types import MappingProxyType
 
 from bulkimport.errors import RecordError
 from bulkimport.protocol import RECORD_SEPARATOR, decode_record, encode_record
 from bulkimport.reader.format import FileFormat
 from bulkimport.reader.limits import shown
 from bulkimport.reader.phones import examine_phone
+from bulkimport.reader.values import (
+    FAR_LONG,
+    FAR_SHORT,
+    PHONE_DIGITS,
+    SUSPECT,
+    TOTALS_CELLS,
+    control_characters,
+    text_formula,
+    totals_label,
+    unpad,
+)
 from bulkimport.rows import REPORT_COLUMNS, NewRow, Repair, revive
-from bulkimport.states import InvalidReason, RepairKind, RowState
+from bulkimport.states import Allow, InvalidReason, RepairKind, RowState
 
 _new_tuple = tuple.__new__
 EXTRA_COLUMN = REPORT_COLUMNS[0]
 _PENDING = RowState.PENDING
+_NOTHING_PADDED: Mapping[int, str] = MappingProxyType({})
 _INVALID = RowState.INVALID
 
 #: ``maker()``'s function: the row of a record starting at a line, from its cells as read
@@ -87,6 +107,20 @@ class RecordMaker:
             if name is not None and name in fmt.phone_fields
         ]
         self.repair = fmt.repair
+        self.kept = kept
+        self.fields = fmt.fields
+        self.header = fmt.header
+        self.allow = frozenset(fmt.allow)
+        # The phone fields judged by length, by name: the numbers of digits a number may
+        # have, shortest and longest, outside which it is far from the column's usual.
+        usual = dict(fmt.usual_lengths)
+        short_ok = Allow.SHORT_PHONES in self.allow
+        long_ok = Allow.LONG_PHONES in self.allow
+        self.usual_of = {name: usual[name] for _, name in self.phones if name in usual}
+        self.bounds = {
+            name: (0 if short_ok else length - FAR_SHORT + 1, 0 if long_ok else length + FAR_LONG)
+            for name, length in self.usual_of.items()
+        }
         # A failed-rows report read back: a row whose _extra says its cells did not fit
         # stays invalid until a person empties it (the column itself is dropped).
         self.extra = fmt.header.index(EXTRA_COLUMN) if EXTRA_COLUMN in fmt.header else None
@@ -106,7 +140,17 @@ class RecordMaker:
     def make(self, line: int, cells: Sequence[str], undecodable: bool = False) -> NewRow | None:
         """The row for a record starting at ``line`` (any record, valid or not), or ``None``
         for a blank one (counted in ``blank_records``)."""
-        return self._make(line, self.clean(cells), undecodable)
+        if not SUSPECT.search("".join(cells)):
+            return self._make(line, self.clean(cells), undecodable)
+        # Control characters around a value are taken away (and, when sent, counted).
+        cleaned, padded = [], {}
+        for index, cell in enumerate(cells):
+            value, taken = unpad(cell, self.trim)
+            cleaned.append(value)
+            if taken:
+                padded[index] = cell
+        clean = tuple(map(revive, cleaned)) if self.report else tuple(cleaned)
+        return self._make(line, clean, undecodable, padded)
 
     def maker(self) -> MakeRow:
         """``make`` as a plain function, for loops over millions of records: the common cases
@@ -118,26 +162,65 @@ class RecordMaker:
         part_pipes = self.tail_pipes
         join, add, strip = RECORD_SEPARATOR.join, operator.add, str.strip
         if not self.countable or self.extra is not None or self.report:
-            return lambda line, cells: general(line, self.clean(cells), False)
+            return lambda line, cells: self.make(line, cells)
+        whole, suspect, labels = self.make, SUSPECT.search, TOTALS_CELLS.isdisjoint
+        phone_digits = PHONE_DIGITS
+        # The phone numbers judged by length: (index, fewest digits, most digits + 1; 0: any).
+        bounds = {index: self.bounds[name] for index, name in self.phones if name in self.bounds}
+        usual = [(index, low, high or 1 << 30) for index, (low, high) in bounds.items()]
         columns = [index for index, _ in self.phones]
         # The phone numbers of a record as one text: all digits (or empty) needs no more.
         # One or two phone fields (the common case) are read without a call.
         phone_count = len(columns)
         first_phone, second_phone = [*columns, 0, 0][:2]
+        first_low, first_high = bounds.get(first_phone, (0, 0))
+        first_high = first_high or 1 << 30
+        second_low, second_high = bounds.get(second_phone, (0, 0))
+        second_high = second_high or 1 << 30
         phones_of = operator.itemgetter(*columns) if phone_count > 2 else None
 
         def make(line: int, raw: Sequence[str]) -> NewRow | None:
+            # Excel's text formula, control characters: the general path, from the cells
+            # as read.
+            joined = "".join(raw)
+            if '="' in joined or (not joined.isprintable() and suspect(joined)):
+                return whole(line, raw)
             cells = tuple(map(strip, raw)) if trim else tuple(raw)
+            # A row whose first phone field holds a phone number is no totals row: most rows
+            # skip the look-up of their cells among the labels.
+            if phone_count and len(cells) > first_phone:
+                first = cells[first_phone]
+                numbered = len(first) >= phone_digits and first.isdigit()
+            else:
+                numbered = False
+            if not numbered and not labels(cells):
+                return general(line, cells, False)
             if len(cells) == width and (trim or cells[0].strip()):
                 if phone_count:
                     if phone_count == 1:
                         phones = cells[first_phone]
+                        if phones and (
+                            not phones.isdigit() or not first_low <= len(phones) < first_high
+                        ):
+                            return general(line, cells, False)
                     elif phones_of is None:
-                        phones = cells[first_phone] + cells[second_phone]
+                        phones = cells[first_phone]
+                        if phones and (
+                            not phones.isdigit() or not first_low <= len(phones) < first_high
+                        ):
+                            return general(line, cells, False)
+                        phones = cells[second_phone]
+                        if phones and (
+                            not phones.isdigit() or not second_low <= len(phones) < second_high
+                        ):
+                            return general(line, cells, False)
                     else:
                         phones = "".join(phones_of(cells))
-                    if phones and not phones.isdigit():
-                        return general(line, cells, False)
+                        if phones and not phones.isdigit():
+                            return general(line, cells, False)
+                        for index, low, high in usual:
+                            if cells[index] and not low <= len(cells[index]) < high:
+                                return general(line, cells, False)
                 values = cells if pick is None else pick(cells)
                 if "" not in values or (keep_empty and any(values)):
                     record = template % values
@@ -157,7 +240,13 @@ class RecordMaker:
 
         return make
 
-    def _make(self, line: int, cells: tuple[str, ...], undecodable: bool) -> NewRow | None:
+    def _make(
+        self,
+        line: int,
+        cells: tuple[str, ...],
+        undecodable: bool,
+        padded: Mapping[int, str] = _NOTHING_PADDED,
+    ) -> NewRow | None:
         if undecodable:
             return NewRow(line, _INVALID, None, cells, InvalidReason.ENCODING, self.undecodable)
         if not any(map(str.strip, cells)):
@@ -174,13 +263,16 @@ class RecordMaker:
                 f"fit no column; put them in their columns, then empty {EXTRA_COLUMN}"
             )
             return NewRow(line, _INVALID, None, cells, InvalidReason.CELLS, message)
-        sent: tuple[str, ...] = cells
-        repairs: tuple[Repair, ...] = ()
+        judged = self._judge_values(line, cells, padded)
+        if isinstance(judged, NewRow):
+            return judged
+        sent, repairs = judged
         if self.phones:
-            examined = self._examine_phones(line, cells)
+            examined = self._examine_phones(line, sent, cells)
             if isinstance(examined, NewRow):
                 return examined
-            sent, repairs = examined
+            sent, phone_repairs = examined
+            repairs += phone_repairs
         values = sent[:width] if self.pick is None else self.pick(sent)
         if not any(values):
             message = "no values to send: the line's values are all in dropped columns"
@@ -204,16 +296,79 @@ class RecordMaker:
             self.repaired.update(repair.kind for repair in repairs)
         return NewRow(line, _PENDING, record, sent, None, None, repairs)
 
-    def _examine_phones(
-        self, line: int, cells: tuple[str, ...]
+    def _judge_values(
+        self, line: int, cells: tuple[str, ...], padded: Mapping[int, str]
     ) -> NewRow | tuple[tuple[str, ...], tuple[Repair, ...]]:
-        """The cells with their phone numbers repaired and the repairs, or the invalid row
-        of a number that cannot be sent."""
+        """The cells with Excel's text formulas taken out and the repairs (control
+        characters taken from around a value, in ``padded``: the cells as read, by index,
+        count too), or the invalid row of a value that cannot be sent: one with control
+        characters inside, a totals row (``values``)."""
+        repaired: list[str] | None = None
+        repairs: list[Repair] = []
+        allow_controls = Allow.CONTROL_CHARACTERS in self.allow
+        for index in self.kept:
+            value = cells[index]
+            name = self.fields[index] or ""
+            if index in padded:
+                if not self.repair:
+                    message = (
+                        f"{name} {shown(padded[index])} has control characters around it; "
+                        "not repaired (--no-repair): fix it in the file"
+                    )
+                    return NewRow(line, _INVALID, None, cells, InvalidReason.UNREPAIRED, message)
+                repairs.append(Repair(name, RepairKind.CONTROL_PADDING, padded[index]))
+            if value.startswith('="'):
+                inner = text_formula(value)
+                if inner is not None:
+                    if not self.repair:
+                        message = (
+                            f"{name} {shown(value)} is Excel's text formula; not repaired "
+                            "(--no-repair): fix it in the file"
+                        )
+                        reason = InvalidReason.UNREPAIRED
+                        return NewRow(line, _INVALID, None, cells, reason, message)
+                    inner = inner.strip() if self.trim else inner
+                    repaired = repaired or list(cells)
+                    repaired[index] = inner
+                    repairs.append(Repair(name, RepairKind.TEXT_FORMULA, value))
+                    value = inner
+            if not allow_controls and not value.isprintable():
+                found = control_characters(value)
+                if found:
+                    which = ", ".join(shown(char) for char in found)
+                    message = (
+                        f"{name} {shown(value)} holds control characters ({which}); they are "
+                        "no lead's data: remove them, or --allow control-characters sends them"
+                    )
+                    return NewRow(line, _INVALID, None, cells, InvalidReason.CONTROL, message)
+        sent = cells if repaired is None else tuple(repaired)
+        if Allow.TOTALS_ROWS not in self.allow and not TOTALS_CELLS.isdisjoint(sent):
+            totals = totals_label(sent, [index for index, _ in self.phones])
+            if totals is not None:
+                label, number = totals
+                message = (
+                    f"a totals row ({self.header[label]} {shown(sent[label])}, "
+                    f"{self.header[number]} {shown(sent[number])}): not a lead; delete the "
+                    "row, or --allow totals-rows sends it"
+                )
+                return NewRow(line, _INVALID, None, cells, InvalidReason.TOTALS_ROW, message)
+        return sent, tuple(repairs)
+
+    def _examine_phones(
+        self, line: int, sent: tuple[str, ...], cells: tuple[str, ...]
+    ) -> NewRow | tuple[tuple[str, ...], tuple[Repair, ...]]:
+        """The cells as they are sent (``sent``) with their phone numbers repaired and the
+        repairs, or the invalid row (of ``cells``) of a number that cannot be sent."""
         repaired: list[str] | None = None
         repairs: list[Repair] = []
         for index, name in self.phones:
-            value = cells[index]
-            if not value or (value.isdigit() and value.isascii()):
+            value = sent[index]
+            if not value:
+                continue
+            if value.isdigit() and value.isascii():
+                short = self._far(line, name, value, cells)
+                if short is not None:
+                    return short
                 continue
             verdict = examine_phone(value)
             if verdict.lost:
@@ -232,10 +387,34 @@ class RecordMaker:
                 )
                 reason = InvalidReason.PHONE_UNREPAIRED
                 return NewRow(line, _INVALID, None, cells, reason, message)
-            repaired = repaired or list(cells)
+            short = self._far(line, name, verdict.value, cells)
+            if short is not None:
+                return short
+            repaired = repaired or list(sent)
             repaired[index] = verdict.value
             repairs.extend(Repair(name, kind, value) for kind in verdict.repairs)
-        return (cells if repaired is None else tuple(repaired)), tuple(repairs)
+        return (sent if repaired is None else tuple(repaired)), tuple(repairs)
+
+    def _far(self, line: int, name: str, number: str, cells: tuple[str, ...]) -> NewRow | None:
+        """The invalid row of a phone number far from its column's usual length."""
+        bounds = self.bounds.get(name)
+        if bounds is None or not (number.isdigit() and number.isascii()):
+            return None
+        low, high = bounds
+        count = len(number)
+        if count < low:
+            reason, allow = InvalidReason.PHONE_SHORT, Allow.SHORT_PHONES
+        elif high and count >= high:
+            reason, allow = InvalidReason.PHONE_LONG, Allow.LONG_PHONES
+        else:
+            return None
+        digits = f"{count} digit{'s' if count != 1 else ''}"
+        message = (
+            f"{name} {shown(number)} has {digits} where the column's numbers have "
+            f"{self.usual_of[name]}: not a phone number; fix the row, or --allow {allow} "
+            "sends it"
+        )
+        return NewRow(line, _INVALID, None, cells, reason, message)
 
 
 # What each artefact is, for a message about a value that has it.

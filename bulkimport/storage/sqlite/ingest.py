@@ -24,10 +24,12 @@ from bulkimport.storage.sqlite.database import (
 )
 from bulkimport.storage.values import Ingested
 
-#: The column of ``jobs`` that counts each kind of repair (migration 008).
+#: The column of ``jobs`` that counts each kind of repair (migrations 008, 016).
 REPAIR_COLUMNS: dict[RepairKind, str] = {
     RepairKind.DECIMAL: "repaired_decimal",
     RepairKind.APOSTROPHE: "repaired_apostrophe",
+    RepairKind.TEXT_FORMULA: "repaired_text_formula",
+    RepairKind.CONTROL_PADDING: "repaired_control_padding",
 }
 
 # Storing one batch of rows: the reading position, the blank lines and the repairs move with
