@@ -43,7 +43,7 @@ from tests.helpers import (
 async def test_full_run_reaches_every_state_and_accounts_for_every_line(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
-    sandbox = await sandbox_factory(faults=Faults(http500_rate=0.2, seed=7))
+    sandbox = await sandbox_factory(faults=Faults(backmsg85_rate=0.2, seed=7))
     lines = [HEADER, *good_rows(40)]
     lines += [f"Again {i},139{i:08d},,X" for i in range(10)]  # duplicates of earlier rows
     lines += [f"No phone {i},,np{i}@example.com,X" for i in range(10)]  # rejected: 76

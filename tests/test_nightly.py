@@ -429,7 +429,7 @@ async def test_tonights_export_supersedes_last_nights_unfinished_job(
 async def test_a_profile_that_prunes_still_lets_an_old_job_be_retried(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
-    sandbox = await sandbox_factory(faults=Faults(http500_rate=0.3, seed=3))
+    sandbox = await sandbox_factory(faults=Faults(backmsg85_rate=0.3, seed=3))
     config = profile(
         tmp_path / "nightly.toml", sandbox, prune="1s", max_attempts=1, concurrency=1,
         skip_unchanged=False,
