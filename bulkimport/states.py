@@ -67,6 +67,7 @@ class InvalidReason(StrEnum):
     PHONE_DIGITS_LOST = "phone-digits-lost"  # a phone number in scientific notation (1.38E+10)
     PHONE_UNREPAIRED = "phone-unrepaired"  # Excel's .0 or ' on a phone number, and --no-repair
     TOO_LONG = "too-long"  # a value, line or row past the reader's size limits (reader.limits)
+    VALUE_TYPE = "value-type"  # a program's value with no text to send (a list, a dict)
 
 
 class RepairKind(StrEnum):

@@ -96,6 +96,8 @@ class RowsInput:
         self.name = name
         self.pull = _Pull(rows)
         self._first: list[Any] = []
+        #: How the keys map to fields (``open_rows_job`` sets the run's).
+        self.options = ReaderOptions()
 
     async def first(self) -> Any:
         """The first row (kept: staging starts with it)."""
@@ -103,7 +105,7 @@ class RowsInput:
             self._first = await self.pull.chunk(1)
             if not self._first:
                 raise InputError(
-                    f"rows {self.name!r}: no rows were given; the first row names the columns"
+                    f"rows {self.name!r}: no rows were given; the first row names the first columns"
                 )
         return self._first[0]
 
@@ -124,8 +126,10 @@ async def open_rows_job(
     say: Callable[[str], None],
 ) -> Job:
     """The unfinished job of these rows (by name) for the target, or a new one whose
-    columns are the first row's keys, mapped by ``options`` as a file's are."""
+    columns are the first row's keys, mapped by ``options`` as a file's are (and so are the
+    keys later rows bring)."""
     target = settings.require_target()
+    rows.options = options
     if not new:
         job = await storage.jobs.find_unfinished(rows.identity, target.ref)
         if job is not None:
@@ -152,7 +156,7 @@ async def stage_rows(
     line): only the program that gives the rows can go on staging them."""
     if rows is None:
         raise ConfigError(f"job {job.id}: its rows are given by a program: Client.load_rows")
-    make = MappingRows(job.format)
+    make = MappingRows(job.format, rows.options)
     total = job.total_rows
     progress.start_reading(job.id, 0, job.read_offset)
     whole = False
@@ -170,6 +174,12 @@ async def stage_rows(
             if not items:
                 whole = True
                 break
+            items = make.mappings(number, items)
+            added = make.new_columns(items)
+            if added:
+                # Before the rows that have them: the columns of a job only ever grow, and
+                # in the order the rows bring them, so a resume stages the rest alike.
+                await storage.reading.widen(job.id, make.widen(added).to_json())
             stored = await storage.reading.ingest(job.id, _made(make, number, items))
             number += len(items)
             total += stored
