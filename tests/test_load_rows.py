@@ -261,7 +261,7 @@ async def test_a_finished_name_loaded_again_is_a_new_job(
     ("rows", "error", "match"),
     [
         ([], InputError, "no rows were given"),
-        ([{}], InputError, "row 1 has no keys"),
+        ([{}, {}], InputError, "no row has a key; the keys of the rows name the columns"),
         ([("a", "b")], InputError, "row 1: a mapping of column to value is expected, not tuple"),
         ([{"name": "a", "phone1": "1"}, "oops"], InputError, "row 2: a mapping .* not str"),
         ("name,phone1", ConfigError, "an iterable or an async iterable of mappings, not str"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import datetime
 import decimal
+import json
 import random
 import uuid
 from collections.abc import Iterator
@@ -18,8 +19,7 @@ import pytest
 
 from bulkimport import Client, JobState, ReadSettings, RowState, SendSettings, Target
 from bulkimport.jobs import staging
-from bulkimport.reader import cell_text
-from bulkimport.reader.mappings import UnsupportedValue
+from bulkimport.reader import UnsupportedValue, cell_text
 from bulkimport.rows import REPORT_COLUMNS
 from bulkimport.sandbox import SandboxHandle
 from tests.helpers import bulkimport, customers, query, stats, target
@@ -75,8 +75,6 @@ async def held(sandbox: SandboxHandle) -> dict[str, dict[str, str]]:
 
 def job_columns(db: Path) -> list[str]:
     [(fmt,)] = query(db, "SELECT format_json FROM jobs")
-    import json
-
     header: list[str] = json.loads(fmt)["header"]
     return header
 
@@ -277,3 +275,16 @@ async def test_rows_with_values_that_have_no_text_are_invalid_and_the_rest_load(
     server = await held(sandbox)
     assert len(server) == 995 and "13900000003" not in server
     assert server["13900000004"] == {"customername": "客户4", "phone1": "13900000004"}
+
+
+async def test_leading_rows_with_no_key_are_blank_and_the_first_with_one_names_columns(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    # A contact whose every value is empty: its feed leaves every key out.
+    rows = [{}, {}, {"customername": "张三", "phone1": "13800000001"}, {}, {"phone1": 138000002}]
+    async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST) as client:
+        summary = await client.load_rows(rows, name="crm")
+    assert (summary.state, summary.counts[RowState.DONE]) == (JobState.FINISHED, 2)
+    assert summary.blank_lines == 3
+    assert job_columns(tmp_path / "q.db") == ["customername", "phone1"]
+    assert set(await held(sandbox)) == {"13800000001", "138000002"}

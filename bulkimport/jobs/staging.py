@@ -23,7 +23,7 @@ from typing import Any
 from bulkimport.errors import ConfigError, InputError
 from bulkimport.jobs.progress import ProgressListener
 from bulkimport.jobs.summary import plural, resuming_line
-from bulkimport.reader import MappingRows, ReaderOptions, rows_format, rows_identity
+from bulkimport.reader import MappingRows, ReaderOptions, as_mapping, rows_format, rows_identity
 from bulkimport.rows import Batch
 from bulkimport.send import Feed
 from bulkimport.settings import Settings
@@ -99,20 +99,31 @@ class RowsInput:
         #: How the keys map to fields (``open_rows_job`` sets the run's).
         self.options = ReaderOptions()
 
-    async def first(self) -> Any:
-        """The first row (kept: staging starts with it)."""
-        if not self._first:
-            self._first = await self.pull.chunk(1)
-            if not self._first:
+    async def first(self) -> tuple[int, Any]:
+        """The first row that has a key, and its number; the rows up to it are kept (staging
+        starts with them). A row with no key (a contact whose every value is empty, which
+        its feed gives as ``{}``) names no column: it is a blank row, as in a file."""
+        checked = 0
+        while True:
+            for item in self._first[checked:]:
+                checked += 1
+                mapping = as_mapping(item)
+                if mapping is None or len(mapping):
+                    return checked, item
+            more = await self.pull.chunk(1)
+            if not more:
+                what = "no row has a key" if self._first else "no rows were given"
                 raise InputError(
-                    f"rows {self.name!r}: no rows were given; the first row names the first columns"
+                    f"rows {self.name!r}: {what}; the keys of the rows name the columns"
                 )
-        return self._first[0]
+            self._first.extend(more)
 
     async def chunk(self, size: int) -> list[Any]:
         if self._first:
-            head, self._first = self._first, []
-            return head + await self.pull.chunk(size - 1)
+            head, self._first = self._first[:size], self._first[size:]
+            if len(head) < size:
+                head += await self.pull.chunk(size - len(head))
+            return head
         return await self.pull.chunk(size)
 
 
@@ -135,7 +146,8 @@ async def open_rows_job(
         if job is not None:
             say(f"{await resuming_line(storage, job)}; new=True starts afresh")
             return job
-    fmt = rows_format(rows.name, await rows.first(), options)
+    number, first = await rows.first()
+    fmt = rows_format(rows.name, first, options, number=number)
     job = await storage.jobs.create(rows.identity, target.ref, settings.stored(), fmt.to_json())
     say(f"job {job.id}: rows {rows.name!r} ({plural(len(fmt.header), 'column')})")
     return job

@@ -68,25 +68,25 @@ def as_mapping(item: object) -> Mapping[object, object] | None:
     return None
 
 
-def rows_format(name: str, first: object, options: ReaderOptions) -> FileFormat:
-    """The format of the rows called ``name`` as its first row ``first`` starts it: its keys
-    are the first columns, ``options`` map them as for a file (the encoding, delimiter and
-    sheet options have no bearing). A ``rename`` of a key the first row lacks waits for a row
-    that has it (``MappingRows.widen``)."""
+def rows_format(name: str, first: object, options: ReaderOptions, *, number: int = 1) -> FileFormat:
+    """The format of the rows called ``name`` as ``first`` (the first row with a key, row
+    ``number``) starts it: its keys are the first columns, ``options`` map them as for a
+    file (the encoding, delimiter and sheet options have no bearing). A ``rename`` of a key
+    it lacks waits for a row that has it (``MappingRows.widen``)."""
     where = Path(f"rows {name!r}")
     mapping = as_mapping(first)
     if mapping is None:
-        raise InputError(f"{where}: row 1: {_not_a_mapping(first)}")
+        raise InputError(f"{where}: row {number}: {_not_a_mapping(first)}")
     first = mapping
     header = tuple(str(key).strip() for key in first)
     if not header:
-        raise InputError(f"{where}: row 1 has no keys: the first row names the first columns")
+        raise InputError(f"{where}: row {number} has no keys: the keys name the columns")
     rename = {
         column: field
         for column, field in options.rename.items()
         if column in header or column.startswith("#")
     }
-    fields, header = map_fields(where, 1, header, len(header), rename, "row")
+    fields, header = map_fields(where, number, header, len(header), rename, "row")
     return FileFormat(
         encoding="utf-8",
         encoding_confidence=1.0,
