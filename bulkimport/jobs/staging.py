@@ -21,6 +21,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from typing import Any
 
 from bulkimport.errors import ConfigError, InputError
+from bulkimport.jobs.events import event
 from bulkimport.jobs.progress import ProgressListener
 from bulkimport.jobs.summary import plural, resuming_line
 from bulkimport.reader import MappingRows, ReaderOptions, as_mapping, rows_format, rows_identity
@@ -191,7 +192,16 @@ async def stage_rows(
             if added:
                 # Before the rows that have them: the columns of a job only ever grow, and
                 # in the order the rows bring them, so a resume stages the rest alike.
-                await storage.reading.widen(job.id, make.widen(added).to_json())
+                await storage.reading.widen(job.id, make.widen(list(added)).to_json())
+                first = {key: number + place for key, place in added.items()}
+                log.info(
+                    "job %d: %s from row %d on: %s",
+                    job.id,
+                    plural(len(added), "new column"),
+                    min(first.values()),
+                    ", ".join(f"{key} (row {row})" for key, row in first.items()),
+                    extra=event("columns", file_only=True, job=job.id, added=first),
+                )
             stored = await storage.reading.ingest(job.id, _made(make, number, items))
             number += len(items)
             total += stored
@@ -201,6 +211,14 @@ async def stage_rows(
     finally:
         progress.end_reading(total)
         await rows.pull.close()
+    if whole:
+        for key in make.unused_renames():
+            log.warning(
+                "job %d: rename names key %r, which no row had",
+                job.id,
+                key,
+                extra=event("rename-unused", job=job.id, key=key),
+            )
     return await end_reading(storage, job, whole=whole, alone=feed is None)
 
 

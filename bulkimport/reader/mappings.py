@@ -224,6 +224,10 @@ class MappingRows:
             return None, f"field {shown(name)} is also set with --set{how}"
         return name, None
 
+    def unused_renames(self) -> list[str]:
+        """The keys ``rename`` names that no row had (so far): a misspelt key, most likely."""
+        return [column for column in self.rename if column not in self.known]
+
     def mappings(self, first_number: int, items: Sequence[object]) -> list[Mapping[object, object]]:
         """``items`` as mappings; ``InputError`` naming the row for one that is not."""
         found: list[Mapping[object, object]] = []
@@ -234,18 +238,19 @@ class MappingRows:
             found.append(item)
         return found
 
-    def new_columns(self, items: Sequence[Mapping[object, object]]) -> list[str]:
-        """The keys of ``items`` that are not columns yet, in the order they first appear."""
+    def new_columns(self, items: Sequence[Mapping[object, object]]) -> dict[str, int]:
+        """The keys of ``items`` that are not columns yet, in the order they first appear,
+        each with the place of the item it first appears in (0 for the first)."""
         known = self.known
-        added: dict[str, None] = {}
-        for item in items:
+        added: dict[str, int] = {}
+        for place, item in enumerate(items):
             if len(item) == len(known) and all(key in known for key in item):
                 continue  # (most rows: their keys are the columns)
             for key in item:
                 name = str(key).strip()
-                if name not in known:
-                    added[name] = None
-        return list(added)
+                if name not in known and name not in added:
+                    added[name] = place
+        return added
 
     def widen(self, columns: Sequence[str]) -> FileFormat:
         """The format with ``columns`` added at the right, each mapped to its field (or, for
