@@ -17,7 +17,15 @@ from typing import Any
 
 import pytest
 
-from bulkimport import Client, JobState, ReadSettings, RowState, SendSettings, Target
+from bulkimport import (
+    Client,
+    JobState,
+    ProgressEvent,
+    ReadSettings,
+    RowState,
+    SendSettings,
+    Target,
+)
 from bulkimport.jobs import staging
 from bulkimport.reader import UnsupportedValue, cell_text
 from bulkimport.rows import REPORT_COLUMNS
@@ -129,6 +137,35 @@ async def test_a_resume_after_the_feed_failed_midway_gives_the_same(
     assert job_columns(db) == COLUMNS  # as the run that was never interrupted has them
     assert await held(sandbox) == expected(crm())
     # Nothing staged, or sent, twice.
+    assert (await stats(sandbox))["requests"] == ROWS
+
+
+@pytest.mark.slow
+async def test_a_resume_after_a_stop_midway_gives_the_same(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    # Stopped (as Ctrl-C stops) once the batch that brings ``company`` is staged: the calls
+    # in flight finish, then a new client loads the same rows under the same name.
+    db = tmp_path / "q.db"
+    stopping: list[Client] = []
+
+    def stop_after_company(event: ProgressEvent) -> None:
+        if event.phase == "reading" and event.rows >= 4500 and len(stopping) == 1:
+            stopping.append(stopping[0])  # once: a second stop quits at once, as Ctrl-C does
+            stopping[0].stop()
+
+    first = Client(target_of(sandbox), db=db, send=FAST, on_progress=stop_after_company)
+    stopping.append(first)
+    async with first:
+        stopped = await first.load_rows(crm(), name="crm")
+    assert stopped.state is JobState.INTERRUPTED
+    assert stopped.total < ROWS and "company" in job_columns(db)
+    async with Client(target_of(sandbox), db=db, send=FAST) as client:
+        again = await client.load_rows(crm(), name="crm")
+    assert (again.job, again.state) == (stopped.job, JobState.FINISHED)
+    assert again.counts[RowState.DONE] == ROWS
+    assert job_columns(db) == COLUMNS
+    assert await held(sandbox) == expected(crm())
     assert (await stats(sandbox))["requests"] == ROWS
 
 
