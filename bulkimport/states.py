@@ -80,6 +80,7 @@ class InvalidReason(StrEnum):
     PHONE_SHORT = "phone-short"  # a phone number far shorter than its column's usual length
     PHONE_LONG = "phone-long"  # a phone number far longer than its column's usual length
     TOTALS_ROW = "totals-row"  # a totals row under the data (合计, Total) with a number
+    VALUE_TYPE = "value-type"  # a program's value with no text to send (a list, a dict)
 
 
 class RepairKind(StrEnum):

@@ -4,6 +4,7 @@ run as it is written against a real sandbox."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import re
 import sys
@@ -83,3 +84,9 @@ async def test_a_wrong_password_stops_the_job_and_raise_for_state_says_so(
         assert (resumed.job, resumed.state) == (summary.job, JobState.FINISHED)
         assert resumed.raise_for_state() is resumed
         assert [s.job for s in await client.jobs()] == [summary.job]
+
+
+def test_every_send_setting_is_documented() -> None:
+    text = LIBRARY_DOC.read_text(encoding="utf-8")
+    missing = [f.name for f in dataclasses.fields(SendSettings) if f"`{f.name}`" not in text]
+    assert missing == []

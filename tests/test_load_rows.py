@@ -86,7 +86,7 @@ async def test_rows_from_a_list_of_dicts_reach_the_server_as_given(
         {"name": "Émile", "Mobile": "13800000002", "city": "Paris", "note": math.nan},
         {"name": "王五", "Mobile": 13800000003},  # fewer keys: the others are empty
         {"name": "", "Mobile": None, "city": ""},  # nothing in it: blank, not a row
-        {"name": "赵六", "Mobile": "13800000004", "phone": "x"},  # a key row 1 did not have
+        {"name": "赵六", "Mobile": "13800000004", "email": "zl@example.cn"},  # a key row 1 lacked
         {"name": "钱七", "Mobile": "1.38E+10"},  # digits lost, as Excel loses them
         {"name": "孙八", "Mobile": "13800000008"},
     ]
@@ -97,23 +97,24 @@ async def test_rows_from_a_list_of_dicts_reach_the_server_as_given(
     ) as client:
         summary = await client.load_rows(rows, name="crm-contacts")
         assert summary.state is JobState.FINISHED
-        assert summary.counts[RowState.DONE] == 4
-        assert summary.counts[RowState.INVALID] == 2
+        assert summary.counts[RowState.DONE] == 5
+        assert summary.counts[RowState.INVALID] == 1
         assert summary.blank_lines == 1
         report_rows = await client.write_report(summary.job, tmp_path / "fix.csv")
-    assert report_rows[1] == 2
+    assert report_rows[1] == 1
     with (tmp_path / "fix.csv").open(encoding="utf-8-sig") as handle:
         report = list(csv.reader(handle))
-    assert report[0] == ["name", "Mobile", "city", "note", *REPORT_COLUMNS]
-    assert report[1][:-1] == ["赵六", "13800000004", "", "", "x", "5", "invalid", "cells"]
-    assert report[1][-1].startswith("'phone' not among the columns of row 1 (name, Mobile,")
-    assert report[2][:-1] == ["钱七", "1.38E+10", "", "", "", "6", "invalid", "phone-digits-lost"]
+    # The key row 5 brought is a column of its own, empty in the rows before and after it.
+    assert report[0] == ["name", "Mobile", "city", "note", "email", *REPORT_COLUMNS]
+    assert report[1][:-2] == ["钱七", "1.38E+10", "", "", "", "", "6", "invalid"]
+    assert report[1][-2] == "phone-digits-lost"
     assert said[0] == "job 1: rows 'crm-contacts' (4 columns)"
     server = await held(sandbox)
     assert server == {
         "13800000001": {"customername": "张三", "phone1": "13800000001", "city": "北京"},
         "13800000002": {"customername": "Émile", "phone1": "13800000002", "city": "Paris"},
         "13800000003": {"customername": "王五", "phone1": "13800000003"},
+        "13800000004": {"customername": "赵六", "phone1": "13800000004", "email": "zl@example.cn"},
         "13800000008": {"customername": "孙八", "phone1": "13800000008"},
     }
     [(file, fmt)] = query(tmp_path / "q.db", "SELECT file_path, format_json FROM jobs")
@@ -260,7 +261,7 @@ async def test_a_finished_name_loaded_again_is_a_new_job(
     ("rows", "error", "match"),
     [
         ([], InputError, "no rows were given"),
-        ([{}], InputError, "row 1 has no keys"),
+        ([{}, {}], InputError, "no row has a key; the keys of the rows name the columns"),
         ([("a", "b")], InputError, "row 1: a mapping of column to value is expected, not tuple"),
         ([{"name": "a", "phone1": "1"}, "oops"], InputError, "row 2: a mapping .* not str"),
         ("name,phone1", ConfigError, "an iterable or an async iterable of mappings, not str"),
@@ -288,7 +289,10 @@ async def test_a_value_that_cannot_be_text_makes_its_row_invalid_not_the_job(
         summary = await client.load_rows(rows, name="blobs")
         assert (summary.counts[RowState.DONE], summary.counts[RowState.INVALID]) == (2, 1)
         [bad] = [v async for v in client.storage.reports.iter_rows(summary.job, [RowState.INVALID])]
-    assert bad.line == 2 and bad.last_message.startswith("a value cannot be sent as text")
+    assert (bad.line, bad.last_code) == (2, "encoding")
+    assert bad.last_message == (
+        r"key 'customername': bytes that are not UTF-8 text (b'\xff\xfe') cannot be sent"
+    )
     assert set(await held(sandbox)) == {"13800000001", "13800000003"}
 
 

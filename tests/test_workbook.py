@@ -193,7 +193,7 @@ def test_number_formats_that_change_what_a_person_reads(tmp_path: Path) -> None:
         '<c r="E1" s="6"><v>7551234567</v></c>'  # zeros: the phone's leading 0 comes back
         '<c r="F1" s="7"><v>45356</v></c>'  # a Chinese date pattern: still ISO
         '<c r="G1" s="8"><v>1.5</v></c>'  # [h]:mm:ss: 36 hours
-        '<c r="H1" s="9"><v>1234.5</v></c>'  # currency: the number, undecorated
+        '<c r="H1" s="9"><v>1234.5</v></c>'  # currency: the number as shown, undecorated
         '<c r="I1" s="4"><v>42</v></c>'  # a number in a text-formatted cell
         '<c r="J1" s="99"><v>7</v></c>'  # a style the workbook lacks: General
         "</row>"
@@ -201,7 +201,7 @@ def test_number_formats_that_change_what_a_person_reads(tmp_path: Path) -> None:
     path = package(tmp_path / "f.xlsx", row)
     assert cells(path) == [
         ("2024-03-05", "2024-03-05 14:30:00", "06:00:00", "12.5%", "07551234567",
-         "2024-03-05", "36:00:00", "1234.5", "42", "7")
+         "2024-03-05", "36:00:00", "1234.50", "42", "7")
     ]  # fmt: skip
 
 
@@ -569,9 +569,13 @@ def test_the_quick_path_for_numbers_agrees_with_the_careful_one(value: float) ->
     ("code", "kind"),
     [
         ("General", (FormatKind.GENERAL, 0)),
-        ("0.00", (FormatKind.GENERAL, 0)),
-        ("#,##0.00_);[Red](#,##0.00)", (FormatKind.GENERAL, 0)),
-        ('"¥"#,##0.00', (FormatKind.GENERAL, 0)),
+        ("0.00", (FormatKind.DECIMALS, 2)),
+        ("#,##0.00_);[Red](#,##0.00)", (FormatKind.DECIMALS, 2)),
+        ('"¥"#,##0.00', (FormatKind.DECIMALS, 2)),
+        ("#,##0", (FormatKind.DECIMALS, 0)),
+        ("0", (FormatKind.DECIMALS, 0)),
+        ("0.0#", (FormatKind.GENERAL, 0)),  # optional decimals: the number itself
+        ("#,##0,", (FormatKind.GENERAL, 0)),  # thousands: the number itself
         ("0.00E+00", (FormatKind.GENERAL, 0)),
         ("@", (FormatKind.GENERAL, 0)),
         ("00000", (FormatKind.ZEROS, 5)),

@@ -148,17 +148,19 @@ class Client:
         return await self._run(path=Path(path), new=new)
 
     async def load_rows(self, rows: RowSource, *, name: str, new: bool = False) -> JobSummary:
-        """Stage ``rows`` (an iterable or an async iterable of mappings: column to value,
-        the first row's keys are the columns, mapped as a file's are) into a job durably, a
-        batch at a time, and send them as ``load_csv`` sends a file's, sending starting
-        with the first batch staged.
+        """Stage ``rows`` (an iterable or an async iterable of mappings: column to value)
+        into a job durably, a batch at a time, and send them as ``load_csv`` sends a file's,
+        sending starting with the first batch staged. The columns are every key of every
+        row, in the order they first appear (a row without a key has that value empty),
+        mapped as a file's are.
 
         ``name`` is what the rows are known by, as a file by its path: the same name and
         target again resume the unfinished job; give the same rows again, and the rows it
         has staged are passed over. ``new`` starts afresh. Values are sent as text:
         ``None`` and NaN are empty, ``13800138000.0`` is ``13800138000``, dates are ISO
-        8601. A plain iterable is pulled on the event loop's thread; pass an async one to
-        read from a network without holding sending up."""
+        8601; a value with no text (a list, a dict, an object) makes its row invalid,
+        naming the key. A plain iterable is pulled on the event loop's thread; pass an
+        async one to read from a network without holding sending up."""
         return await self._run(rows=RowsInput(rows, name), new=new)
 
     async def stage_csv(self, path: str | os.PathLike[str], *, new: bool = False) -> JobSummary:

@@ -6,7 +6,8 @@ Columns: the file's own header, in its order, then ``_extra``, ``_line``, ``_sta
 of CSV), not under the report's own columns; one that had fewer says so there
 (``(2 cells missing)``) and its cells are not shifted. Read back, a row whose ``_extra`` is
 not empty is invalid again: a row that was invalid for its cells stays invalid until a
-person puts its cells in their columns and empties ``_extra``.
+person puts its cells in their columns and empties ``_extra``. Rows given by a program have
+a column per key; a row staged before a later row brought a key has it empty, as it was.
 
 Written as UTF-8 with a BOM, which Excel needs to show non-ASCII text, and which the reader
 strips; whatever the original file's encoding and delimiter were, a report is UTF-8 and
@@ -35,6 +36,7 @@ from typing import NamedTuple, TextIO
 from bulkimport.errors import ConfigError, DiskFull
 from bulkimport.jobs.events import event
 from bulkimport.portable import BINARY, NOFOLLOW
+from bulkimport.reader import InputKind
 from bulkimport.rows import FORMULA_STARTS, INERT_MARK, REPORT_COLUMNS, inert
 from bulkimport.states import RowState
 from bulkimport.storage import Job, RowReports, Storage
@@ -168,16 +170,19 @@ def _report_layout(job: Job) -> tuple[list[int], int | None, int]:
     return kept, old_extra, len(header)
 
 
-def _extra_text(cells: tuple[str, ...], width: int, old_extra: int | None) -> str:
+def _extra_text(
+    cells: tuple[str, ...], width: int, old_extra: int | None, *, short_fits: bool = False
+) -> str:
     """What ``_extra`` holds for a row: the cells beyond the header as a line of CSV, or how
-    many were missing, or what an earlier report's ``_extra`` held; "" when the row fits."""
+    many were missing (unless ``short_fits``: rows given by a program, whose columns grow),
+    or what an earlier report's ``_extra`` held; "" when the row fits."""
     if old_extra is not None and old_extra < len(cells) and cells[old_extra].strip():
         return cells[old_extra]
     if len(cells) > width and any(cell.strip() for cell in cells[width:]):
         line = io.StringIO()
         csv.writer(line, lineterminator="").writerow(cells[width:])
         return line.getvalue()
-    if len(cells) < width:
+    if len(cells) < width and not short_fits:
         missing = width - len(cells)
         return f"({missing} cell{'s' if missing != 1 else ''} missing)"
     return ""
@@ -197,6 +202,7 @@ async def write_rows(
     the caller encodes: UTF-8 with a BOM for a file); return how many rows."""
     kept, old_extra, width = _report_layout(job)
     header = job.format.header
+    short_fits = job.format.kind is InputKind.ROWS
     writer = csv.writer(out)
     writer.writerow([*(inert(header[index]) for index in kept), *REPORT_COLUMNS])
     count = 0
@@ -206,7 +212,7 @@ async def write_rows(
         writer.writerow(
             [
                 *own,
-                inert(_extra_text(cells, width, old_extra)),
+                inert(_extra_text(cells, width, old_extra, short_fits=short_fits)),
                 row.line,
                 row.state.value,
                 row.last_code or "",

@@ -21,9 +21,10 @@ from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, It
 from typing import Any
 
 from bulkimport.errors import ConfigError, InputError
+from bulkimport.jobs.events import event
 from bulkimport.jobs.progress import ProgressListener
 from bulkimport.jobs.summary import plural, resuming_line
-from bulkimport.reader import MappingRows, ReaderOptions, rows_format, rows_identity
+from bulkimport.reader import MappingRows, ReaderOptions, as_mapping, rows_format, rows_identity
 from bulkimport.rows import Batch
 from bulkimport.send import Feed
 from bulkimport.settings import Settings
@@ -96,21 +97,34 @@ class RowsInput:
         self.name = name
         self.pull = _Pull(rows)
         self._first: list[Any] = []
+        #: How the keys map to fields (``open_rows_job`` sets the run's).
+        self.options = ReaderOptions()
 
-    async def first(self) -> Any:
-        """The first row (kept: staging starts with it)."""
-        if not self._first:
-            self._first = await self.pull.chunk(1)
-            if not self._first:
+    async def first(self) -> tuple[int, Any]:
+        """The first row that has a key, and its number; the rows up to it are kept (staging
+        starts with them). A row with no key (a contact whose every value is empty, which
+        its feed gives as ``{}``) names no column: it is a blank row, as in a file."""
+        checked = 0
+        while True:
+            for item in self._first[checked:]:
+                checked += 1
+                mapping = as_mapping(item)
+                if mapping is None or len(mapping):
+                    return checked, item
+            more = await self.pull.chunk(1)
+            if not more:
+                what = "no row has a key" if self._first else "no rows were given"
                 raise InputError(
-                    f"rows {self.name!r}: no rows were given; the first row names the columns"
+                    f"rows {self.name!r}: {what}; the keys of the rows name the columns"
                 )
-        return self._first[0]
+            self._first.extend(more)
 
     async def chunk(self, size: int) -> list[Any]:
         if self._first:
-            head, self._first = self._first, []
-            return head + await self.pull.chunk(size - 1)
+            head, self._first = self._first[:size], self._first[size:]
+            if len(head) < size:
+                head += await self.pull.chunk(size - len(head))
+            return head
         return await self.pull.chunk(size)
 
 
@@ -124,14 +138,17 @@ async def open_rows_job(
     say: Callable[[str], None],
 ) -> Job:
     """The unfinished job of these rows (by name) for the target, or a new one whose
-    columns are the first row's keys, mapped by ``options`` as a file's are."""
+    columns are the first row's keys, mapped by ``options`` as a file's are (and so are the
+    keys later rows bring)."""
     target = settings.require_target()
+    rows.options = options
     if not new:
         job = await storage.jobs.find_unfinished(rows.identity, target.ref)
         if job is not None:
             say(f"{await resuming_line(storage, job)}; new=True starts afresh")
             return job
-    fmt = rows_format(rows.name, await rows.first(), options)
+    number, first = await rows.first()
+    fmt = rows_format(rows.name, first, options, number=number)
     job = await storage.jobs.create(rows.identity, target.ref, settings.stored(), fmt.to_json())
     say(f"job {job.id}: rows {rows.name!r} ({plural(len(fmt.header), 'column')})")
     return job
@@ -152,7 +169,7 @@ async def stage_rows(
     line): only the program that gives the rows can go on staging them."""
     if rows is None:
         raise ConfigError(f"job {job.id}: its rows are given by a program: Client.load_rows")
-    make = MappingRows(job.format)
+    make = MappingRows(job.format, rows.options)
     total = job.total_rows
     progress.start_reading(job.id, 0, job.read_offset)
     whole = False
@@ -170,6 +187,21 @@ async def stage_rows(
             if not items:
                 whole = True
                 break
+            items = make.mappings(number, items)
+            added = make.new_columns(items)
+            if added:
+                # Before the rows that have them: the columns of a job only ever grow, and
+                # in the order the rows bring them, so a resume stages the rest alike.
+                await storage.reading.widen(job.id, make.widen(list(added)).to_json())
+                first = {key: number + place for key, place in added.items()}
+                log.info(
+                    "job %d: %s from row %d on: %s",
+                    job.id,
+                    plural(len(added), "new column"),
+                    min(first.values()),
+                    ", ".join(f"{key} (row {row})" for key, row in first.items()),
+                    extra=event("columns", file_only=True, job=job.id, added=first),
+                )
             stored = await storage.reading.ingest(job.id, _made(make, number, items))
             number += len(items)
             total += stored
@@ -179,6 +211,14 @@ async def stage_rows(
     finally:
         progress.end_reading(total)
         await rows.pull.close()
+    if whole:
+        for key in make.unused_renames():
+            log.warning(
+                "job %d: rename names key %r, which no row had",
+                job.id,
+                key,
+                extra=event("rename-unused", job=job.id, key=key),
+            )
     return await end_reading(storage, job, whole=whole, alone=feed is None)
 
 

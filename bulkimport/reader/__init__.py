@@ -50,7 +50,14 @@ from bulkimport.reader.format import (
 )
 from bulkimport.reader.header import map_key
 from bulkimport.reader.learn import sniff_format
-from bulkimport.reader.mappings import MappingRows, cell_text, rows_format, rows_identity
+from bulkimport.reader.mappings import (
+    MappingRows,
+    UnsupportedValue,
+    as_mapping,
+    cell_text,
+    rows_format,
+    rows_identity,
+)
 from bulkimport.reader.records import RecordMaker, cells_rebuilder
 from bulkimport.reader.sheets import SheetFacts
 
@@ -64,6 +71,8 @@ __all__ = [
     "ReaderOptions",
     "RecordMaker",
     "SheetFacts",
+    "UnsupportedValue",
+    "as_mapping",
     "cell_text",
     "cells_rebuilder",
     "file_size",

@@ -177,6 +177,12 @@ class IngestStore(Protocol):
         """Store one batch of rows and the reading position after it (``ingest`` of one)."""
         ...
 
+    async def widen(self, job_id: int, fmt_json: str) -> None:
+        """The job (rows given by a program, being staged) has more columns: keep its format
+        ``fmt_json``, the old columns first. The rows stored so far read as before, with the
+        new columns empty."""
+        ...
+
     async def finish(self, job_id: int) -> None:
         """The whole file is read (``Job.read_done``): a job only being read becomes
         ``ready``; one sent meanwhile keeps its state. No row is added to it after."""

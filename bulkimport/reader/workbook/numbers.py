@@ -1,5 +1,12 @@
 """Numbers as a person reads them: number formats (what changes the digits shown: dates,
-times, percentages, zero padding), the two date systems, and numbers without an exponent.
+times, percentages, zero padding, a fixed number of decimals), the two date systems, and
+numbers without an exponent.
+
+A number is sent as the cell shows it, with two exceptions, both for the fields numbers go
+to: no thousands separators (``#,##0.00`` shows ``1,234.50``, sent ``1234.50``: a field
+takes a number, and a separator is one more character a server may refuse), and a whole
+number stays whole in full (``0.00`` shows ``3.00``, sent ``3``): a phone number or an ID in
+a column formatted with decimals must never get them, and ``3`` is ``3.00`` to any field.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ class FormatKind(enum.Enum):
     ELAPSED = "elapsed"  # [h]:mm:ss: hours in full
     PERCENT = "percent"  # the number times 100 with the format's decimals, and %
     ZEROS = "zeros"  # 0000000: a whole number padded with zeros to a width
+    DECIMALS = "decimals"  # 0.00, #,##0.00: a fraction rounded to the format's decimals
 
 
 # The built-in formats (ECMA-376 part 1, 18.8.30, and the East Asian ids 27-36, 50-58,
@@ -53,10 +61,17 @@ _BUILTIN_FORMATS: dict[int, tuple[FormatKind, int]] = {
     46: (FormatKind.ELAPSED, 0),
     9: (FormatKind.PERCENT, 0),
     10: (FormatKind.PERCENT, 2),
+    # 0, 0.00, #,##0, #,##0.00, and the same with the locale's currency or negatives in
+    # parentheses (5-8, 37-40).
+    **{number: (FormatKind.DECIMALS, 0) for number in (1, 3, 5, 6, 37, 38)},
+    **{number: (FormatKind.DECIMALS, 2) for number in (2, 4, 7, 8, 39, 40)},
 }
 _QUOTED = re.compile(r'"[^"]*"|\\.|_.|\*.')
 _BRACKETS = re.compile(r"\[([^\]]*)\]")
 _EXPONENT = re.compile(r"e[+-]")
+# Digits with a fixed number of decimals, thousands separators or not (none after the last
+# digit: ``#,##0,`` shows thousands).
+_FIXED = re.compile(r"[#,0]*0(?:\.(0+))?")
 
 
 def format_kind(code: str) -> tuple[FormatKind, int]:
@@ -76,6 +91,7 @@ def format_kind(code: str) -> tuple[FormatKind, int]:
     if elapsed:
         return FormatKind.ELAPSED, 0
     # The exponent of a scientific format (0.00E+00) is not a letter of a date.
+    scientific = _EXPONENT.search(plain) is not None
     plain = _EXPONENT.sub("", plain)
     has_time = "h" in plain or "s" in plain or "am/pm" in plain or "a/p" in plain
     plain = plain.replace("am/pm", "").replace("a/p", "")
@@ -91,6 +107,9 @@ def format_kind(code: str) -> tuple[FormatKind, int]:
         return FormatKind.PERCENT, len(decimals) - len(decimals.lstrip("0#?"))
     if len(plain) > 1 and plain.strip("0") == "":
         return FormatKind.ZEROS, len(plain)
+    fixed = None if scientific else _FIXED.fullmatch(plain.strip())
+    if fixed is not None:
+        return FormatKind.DECIMALS, len(fixed.group(1) or "")
     return FormatKind.GENERAL, 0
 
 
@@ -272,6 +291,24 @@ def _percent(decimals: int) -> Callable[[str], str]:
     return render
 
 
+def _decimals(places: int) -> Callable[[str], str]:
+    """A number as a format with ``places`` fixed decimals shows it, without thousands
+    separators; a whole number whole, in full (see the module's docstring)."""
+    quantum = Decimal(1).scaleb(-places)
+
+    def render(raw: str) -> str:
+        text = general_text(raw)  # 15 significant digits, as Excel rounds what it shows
+        if "." not in text:
+            return text
+        try:
+            value = Decimal(text).quantize(quantum, rounding=ROUND_HALF_UP)
+        except InvalidOperation:
+            return text
+        return format(value.copy_abs() if value.is_zero() else value, "f")
+
+    return render
+
+
 def _zeros(width: int) -> Callable[[str], str]:
     def render(raw: str) -> str:
         text = general_text(raw)
@@ -342,6 +379,8 @@ def _renderer(kind: tuple[FormatKind, int], dates: Dates) -> Callable[[str], str
         return _percent(size)
     if form is FormatKind.ZEROS:
         return _zeros(size)
+    if form is FormatKind.DECIMALS:
+        return _decimals(size)
     return dates.renderer(form)
 
 

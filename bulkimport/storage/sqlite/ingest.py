@@ -14,7 +14,12 @@ from itertools import repeat
 from bulkimport.errors import DatabaseError
 from bulkimport.rows import Batch, NewRow
 from bulkimport.states import JobState, RepairKind, RowState
-from bulkimport.storage.sqlite.cells import CELLS_IN_RECORD, encode_cells, record_width
+from bulkimport.storage.sqlite.cells import (
+    CELLS_IN_RECORD,
+    encode_cells,
+    rebuilder,
+    record_width,
+)
 from bulkimport.storage.sqlite.database import (
     COUNT_MOVES,
     Database,
@@ -22,6 +27,7 @@ from bulkimport.storage.sqlite.database import (
     full_is_disk_full,
     immediate,
 )
+from bulkimport.storage.sqlite.latest import row_range
 from bulkimport.storage.values import Ingested
 
 #: The column of ``jobs`` that counts each kind of repair (migrations 008, 016).
@@ -227,6 +233,36 @@ class SqliteIngest:
             return stored
         finally:
             conn.close()
+
+    async def widen(self, job_id: int, fmt_json: str) -> None:
+        """Keep the job's wider format. Rows stored without their cells (their record holds
+        them) are given them now if the wider format can no longer rebuild them (a new
+        column is not sent): once per job at most, in the same transaction."""
+        db = self._db
+        async with db.lock:
+            # (Outside the transaction: it may keep the range, in one of its own.)
+            low, high = await row_range(db, job_id)
+        async with db.lock, db.transaction():
+            found = await db.conn.execute_fetchall(
+                "SELECT format_json FROM jobs WHERE id = ? AND read_done = 0", (job_id,)
+            )
+            if not found:
+                raise DatabaseError(f"job {job_id} is not being read; cannot add columns to it")
+            rebuild = next(rebuilder(fmt) for (fmt,) in found)
+            if rebuild is not None and rebuilder(fmt_json) is None:
+                kept = await db.conn.execute_fetchall(
+                    "SELECT id, record FROM rows WHERE id >= ? AND id <= ? AND job_id = ?"
+                    " AND cells = ? AND record IS NOT NULL",
+                    (low, high, job_id, CELLS_IN_RECORD),
+                )
+                await db.conn.executemany(
+                    "UPDATE rows SET cells = ? WHERE id = ?",
+                    [(encode_cells(rebuild(record)), row_id) for row_id, record in kept],
+                )
+            await db.conn.execute(
+                "UPDATE jobs SET format_json = ?, updated_at = ? WHERE id = ?",
+                (fmt_json, time.time(), job_id),
+            )
 
     async def finish(self, job_id: int) -> None:
         """Mark the whole file as read (``read_done``); a job only being read is ``ready``,
