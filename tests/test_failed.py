@@ -99,9 +99,9 @@ async def test_failed_then_fix_then_run_round_trip(
 async def test_retry_sends_failed_rows_then_rejected_ones(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
-    # Some calls fail among answers (a server error for those rows, not an outage): with one
+    # Some calls fail among answers (the storage error BackMsg_85, not an outage): with one
     # attempt each, those rows end failed.
-    sandbox = await sandbox_factory(faults=Faults(http500_rate=0.3, seed=3))
+    sandbox = await sandbox_factory(faults=Faults(backmsg85_rate=0.3, seed=3))
     lines = ["name,phone1,email,city", *good_rows(10), "No phone,,np@example.com,X"]
     source = write_csv(tmp_path / "leads.csv", lines)
     first = await bulkimport(
@@ -208,7 +208,7 @@ async def test_reports_are_named_per_database_and_job(
 async def test_a_report_that_no_longer_applies_is_removed(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
-    sandbox = await sandbox_factory(faults=Faults(http500_rate=0.5, seed=3))
+    sandbox = await sandbox_factory(faults=Faults(backmsg85_rate=0.5, seed=3))
     source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(10)])
     first = await bulkimport(
         "run", str(source), *target(sandbox), "--rate", "0", "--max-attempts", "1",

@@ -159,7 +159,7 @@ def test_a_legacy_line_in_a_utf8_file_names_what_it_reads_as(
 ) -> None:
     path = tmp_path / "in.csv"
     body = ("name,city,phone1\n" + "".join(chinese_lines(40))).encode()
-    path.write_bytes(body + (text + "\n").encode(legacy) + "李,北京,1\n".encode())
+    path.write_bytes(body + (text + "\n").encode(legacy) + "李,北京,13900009999\n".encode())
     assert sniff_format(path).encoding == "utf-8"
     rows = read(path)
     bad = invalid(rows)
