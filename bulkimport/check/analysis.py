@@ -139,6 +139,7 @@ GROUP_TITLES: dict[str, str] = {
     "invalid-other-encoding": "a UTF-8 line in a file of another encoding (not sent)",
     "invalid-incomplete-line": "the last line, cut short while the file was written (not sent)",
     "invalid-nul": "a NUL byte in the line: damaged text (not sent)",
+    "invalid-value-type": "a value with no text to send: a list, a dict, an object (not sent)",
     "invalid-unrepaired": 'Excel\'s ="..." or control characters around a value, --no-repair '
     "(not sent)",
     "invalid-control-characters": "control characters in a value (not sent)",
