@@ -31,6 +31,7 @@ _TITLE_RE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 _H1_RE = re.compile(r"<h1[^>]*>(.*?)</h1>", re.IGNORECASE | re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]+>")
 _SPACE_RE = re.compile(r"\s+")
+_HTTPS_PORT_RE = re.compile(r"plain HTTP request was sent to HTTPS port", re.IGNORECASE)
 
 
 class Trouble(StrEnum):
@@ -51,6 +52,9 @@ class Trouble(StrEnum):
     # HTTP 400/413/414/431, or a GET too long to send: the front end refuses this request
     # (too long, a header too large, malformed), not the job: the row is rejected.
     TOO_LARGE = "too-large"
+    # HTTP 400 "The plain HTTP request was sent to HTTPS port": http:// to a port that speaks
+    # HTTPS (nginx's answer); the URL is wrong for every row, never the row itself.
+    HTTPS_PORT = "https-port"
 
     @property
     def maybe_processed(self) -> bool:
@@ -214,6 +218,8 @@ def classify_http(
     """
     message = one_line(body)
     code = f"HTTP {status}"
+    if status == 400 and _HTTPS_PORT_RE.search(body):
+        return Outcome(OutcomeKind.FATAL, code, message, status=status, trouble=Trouble.HTTPS_PORT)
     if status in (400, 413, 414, 431):
         return Outcome(
             OutcomeKind.REJECTED, code, message, status=status, trouble=Trouble.TOO_LARGE
