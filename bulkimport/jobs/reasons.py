@@ -85,14 +85,17 @@ def untouched(counts: SendCounts | None) -> str:
     how many were answered or may have been processed (then the job's rows say which)."""
     answered = counts.answered if counts is not None else 0
     unknown = counts.unknown if counts is not None else 0
-    if not answered and not unknown:
+    pages = counts.pages if counts is not None else 0
+    if not answered and not unknown and not pages:
         return "no row was sent or used an attempt"
     parts = []
     if answered:
         parts.append(f"{answered:,} {'call was' if answered == 1 else 'calls were'} answered")
     if unknown:
-        parts.append(f"{unknown:,} may have been processed")
-    return " and ".join(parts) + ": the job's rows say which"
+        parts.append(f"{unknown:,} may have been processed (no answer)")
+    if pages:
+        parts.append(f"{pages:,} got a page instead of an answer and may have been processed")
+    return "; ".join(parts)
 
 
 def https_port(outcome: Outcome, target: Target, counts: SendCounts | None = None) -> str:

@@ -98,6 +98,9 @@ class SendCounts:
     # Calls whose outcome is unknown (a timeout, a proxy's 502/504, a call cut off at a stop):
     # they may have been processed.
     unknown: int = 0
+    # Calls answered with a 2xx page that is no Import answer: the server took them, and may
+    # have processed them (a notice printed before the answer).
+    pages: int = 0
 
     @property
     def settled(self) -> int:
@@ -681,6 +684,13 @@ class Dispatcher:
         decision = self.health.observe(outcome, now, started)
         if outcome.answered:
             counts.answered += 1
+        elif (
+            outcome.trouble is Trouble.NOT_AN_ANSWER
+            and outcome.status is not None
+            and 200 <= outcome.status < 300
+            and not outcome.maybe_processed
+        ):
+            counts.pages += 1
         if decision.changed and self.health.mode is Mode.OUTAGE and self._doubts_method(outcome):
             # No Import answer in this run, and an outage would begin (a URL that answered
             # before, in this database): a server that does not take this method would be
