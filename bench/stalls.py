@@ -1,7 +1,8 @@
 """Throughput against a server that stalls 2-5 s now and then: rows/s between stalls and
-over the whole run, with the rules of before (probe intervals kept until 30 s of answers, a
-fixed pace back from a tenth by a tenth a second, rate auto from half) and of now (each
-outage probed from 1 s, the pace doubling back to where it was), in one run.
+over the whole run, with the rules of before (probes at doubling intervals, kept until 30 s of
+answers; a fixed pace back from a tenth by a tenth a second, rate auto from half) and of
+now (each outage probed every second for its first 10 s, the pace doubling back to where it
+was), in one run.
 
     python bench/stalls.py                       # --rate 80, 60 s per variant
     python bench/stalls.py --rate auto --capacity 80 --seconds 60
@@ -23,7 +24,7 @@ import math
 import random
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import aiohttp
@@ -119,9 +120,10 @@ async def run_variant(
         await queue.reading.finish(job.id)
         auto = args.rate == "auto"
         settings = SendSettings(rate_per_s=None if auto else float(args.rate))
-        health = HealthSettings(
-            max_outage_s=settings.max_outage_s, probe_reset_s=30.0 if before else 0.0
-        )
+        health = HealthSettings(max_outage_s=settings.max_outage_s)
+        if before:
+            # Probes doubling from the first, their interval kept until 30 s of answers.
+            health = replace(health, probe_reset_s=30.0, probe_steady_s=0.0)
         params = ImportParams(org="demo", user="admin", password="secret", campaign="1")
         async with aiohttp.ClientSession() as session:
             transport = HttpTransport(session, sandbox.url, params, settings)

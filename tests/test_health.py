@@ -180,7 +180,7 @@ def test_troubles_a_first_probe_finds_answered_stay_the_rows() -> None:
 
 
 def test_an_outage_probes_at_growing_intervals_and_ends_with_an_answer() -> None:
-    watch = health(probe_first_s=1.0, probe_max_s=4.0)
+    watch = health(probe_first_s=1.0, probe_max_s=4.0, probe_steady_s=0.0)
     feed(watch, [DONE], start_s=0.0)
     feed(watch, [REFUSED] * 5, start_s=10.0, step_s=0.01)
     assert watch.mode is Mode.OUTAGE and watch.outage_since_s == 10.0
@@ -223,34 +223,44 @@ def test_an_outage_longer_than_the_maximum_stops_the_job() -> None:
     assert watch.stop_outcome is GATEWAY
 
 
-def test_each_outage_is_probed_from_the_shortest_interval_so_a_stall_costs_its_length() -> None:
-    # A server that stalls 2-5 s now and then: each stall is an outage whose first probe
-    # goes after a second, and the probes of one outage double; the next outage starts
-    # from a second again. (Kept until 30 s of answers, a stall every few seconds cost
-    # 30-second pauses: 9 rows/s against 80.)
-    watch = health(probe_first_s=1.0, probe_max_s=30.0)
+def test_each_outage_is_probed_every_second_at_first_so_a_stall_costs_its_length() -> None:
+    # A server that stalls 2-5 s now and then: each stall is an outage probed every second
+    # for its first 10 s, and the next outage starts from a second again. (Kept until 30 s
+    # of answers, a stall every few seconds cost 30-second pauses: 9 rows/s against 80.)
+    watch = health(probe_first_s=1.0, probe_steady_s=10.0, probe_max_s=30.0)
     now = 0.0
     pauses = []
-    for stall_s in [3.0, 2.0, 5.0, 4.0, 2.5]:
+    for stall_s in [3.0, 2.0, 5.0, 4.0, 2.5, 3.5]:
         watch.observe(DONE, now)
         began = now + 1
         feed(watch, [BAD_GATEWAY] * 5, start_s=began, step_s=0.0)
         assert watch.mode is Mode.OUTAGE
-        while not watch.observe_probe(
-            DONE if watch.next_probe_s >= began + stall_s else BAD_GATEWAY, watch.next_probe_s
-        ).changed:
-            pass
-        pauses.append(watch.next_probe_s if watch.mode is Mode.OUTAGE else watch.last_answer_s)
-        pauses[-1] -= began
+        while True:
+            at = watch.next_probe_s
+            if watch.observe_probe(DONE if at >= began + stall_s else BAD_GATEWAY, at).changed:
+                break
+        pauses.append(watch.last_answer_s - began)
         now = watch.last_answer_s + 2
-    # Probes at 1, 2, 4 s after each outage began (1, then 2 later, then 4 later): the
-    # pause is the stall rounded up to the next probe, never the 30 s cap.
-    assert pauses == [3.0, 3.0, 7.0, 7.0, 3.0]
+    # The stall rounded up to the next whole second: never the 30 s cap.
+    assert pauses == [3.0, 2.0, 5.0, 4.0, 3.0, 4.0]
+
+
+def test_a_long_outage_is_probed_at_doubling_intervals_after_its_first_seconds() -> None:
+    watch = health(probe_first_s=1.0, probe_steady_s=10.0, probe_max_s=30.0)
+    watch.observe(DONE, 0.0)
+    feed(watch, [REFUSED] * 5, start_s=1.0, step_s=0.0)
+    probes = []
+    while watch.next_probe_s < 200:
+        probes.append(watch.next_probe_s)
+        watch.observe_probe(REFUSED, watch.next_probe_s)
+    gaps = [round(b - a, 3) for a, b in zip([1.0, *probes], probes, strict=False)]
+    assert gaps[:11] == [1.0] * 11  # every second for its first 10 s
+    assert gaps[11:16] == [2.0, 4.0, 8.0, 16.0, 30.0]  # then doubling, capped
 
 
 def test_the_old_rule_kept_the_probe_interval_until_answers_for_a_while() -> None:
     # probe_reset_s: an outage within that long of the last one goes on from its interval.
-    watch = health(probe_first_s=1.0, probe_max_s=30.0, probe_reset_s=30.0)
+    watch = health(probe_first_s=1.0, probe_max_s=30.0, probe_reset_s=30.0, probe_steady_s=0.0)
     now = 0.0
     intervals = []
     for _ in range(4):
@@ -455,3 +465,17 @@ def test_the_other_method_answered_stops_the_job_whatever_was_decided_before() -
         False,
     )
     assert outage.mode is Mode.SENDING and not outage.probe_due(100.0)
+
+
+def test_probes_of_a_url_never_answered_that_find_nothing_listening_stop_it() -> None:
+    # 502s first (a proxy whose upstream is busy, or not there), then the probes find no
+    # server at all: evidence of a wrong URL, counted across the probes that keep going.
+    watch = health(reached=False)
+    feed(watch, [BAD_GATEWAY] * 5)
+    assert watch.mode is Mode.OUTAGE and watch.stop is None
+    now = watch.next_probe_s
+    for _ in range(2):
+        decision = watch.observe_probe(REFUSED, now)
+        assert decision.stop is None and watch.next_probe_s > now
+        now = watch.next_probe_s
+    assert watch.observe_probe(REFUSED, now).stop is StopCause.NEVER_REACHED

@@ -24,9 +24,10 @@ or 504 while it works through a backlog, a reset) says nothing about the URL: th
 outage, waited for like any other, so that a server busy at the first start is not taken
 for a dead one.
 
-After an outage, the next one is probed from ``probe_first_s`` again: a server that stalls
-a few seconds now and then costs a pause as long as each stall, not one that grows to
-``probe_max_s``.
+An outage is probed every ``probe_first_s`` for its first ``probe_steady_s``, then at
+doubling intervals; and the next outage is probed from ``probe_first_s`` again: a server
+that stalls a few seconds now and then costs a pause about as long as each stall, not one
+that grows to ``probe_max_s``.
 
 A run whose calls came back as HTTP responses but never as an Import answer (a 405, a 404, a
 page) may have met a server that does not take its HTTP method: before such a stop or outage
@@ -73,7 +74,8 @@ class HealthSettings:
     never_reached_after: int = 3  # a URL that never answered: evidence of a wrong one...
     never_reached_s: float = 10.0  # ...or this long after its first evidence
     maintenance_s: float = 3.0  # 503 pages only, this long (and ``outage_after`` of them)
-    probe_first_s: float = 1.0  # the first probe of an outage, then twice as long each time...
+    probe_first_s: float = 1.0  # the first probes of an outage, this far apart...
+    probe_steady_s: float = 10.0  # ...for this long, then twice as long each time...
     probe_max_s: float = 30.0  # ...up to this
     # An outage begins probing from ``probe_first_s`` when the last one ended at least this
     # long ago (0: always; a server that stalls now and then costs each stall's length).
@@ -220,13 +222,21 @@ class JobHealth:
             self._back(now_s)
             return Decision(changed=True)
         self.last_trouble = outcome
-        if not self.reached and self._evidence(outcome, now_s):
-            return Decision(spare=True, stop=self.stop)
+        if not self.reached:
+            self._evidence(outcome, now_s)  # a URL never answered may show itself wrong
         confirmed = not self._confirmed
         self._confirmed = True
-        self.next_probe_s = now_s + self._probe_interval_s
-        self._probe_interval_s = min(2 * self._probe_interval_s, self.settings.probe_max_s)
+        self._schedule_probe(now_s)
         return Decision(spare=True, stop=self.tick(now_s), confirmed=confirmed)
+
+    def _schedule_probe(self, now_s: float) -> None:
+        """The next probe: ``probe_first_s`` apart while the outage is young (a stall of a
+        few seconds is found over within a second of its end), then at doubling intervals
+        (a server down for long is not asked every second)."""
+        self.next_probe_s = now_s + self._probe_interval_s
+        since = self.outage_since_s if self.outage_since_s is not None else now_s
+        if now_s - since >= self.settings.probe_steady_s:
+            self._probe_interval_s = min(2 * self._probe_interval_s, self.settings.probe_max_s)
 
     def _back(self, now_s: float) -> None:
         """The server answers: sending again. The next outage is probed from the shortest
@@ -303,8 +313,7 @@ class JobHealth:
             self.mode = Mode.OUTAGE
             self._confirmed = False
             self.outage_since_s = min(self.first_trouble_s, now_s)
-            self.next_probe_s = now_s + self._probe_interval_s
-            self._probe_interval_s = min(2 * self._probe_interval_s, self.settings.probe_max_s)
+            self._schedule_probe(now_s)
             # Held against its row like the others, until a probe confirms the outage.
             spare = trouble is Trouble.THROTTLED or unproven
             return Decision(spare=spare, stop=self.tick(now_s), changed=True)
