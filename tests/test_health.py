@@ -35,8 +35,20 @@ def feed(
 # --- a URL that never answered --------------------------------------------------------------
 
 
-@pytest.mark.parametrize("trouble", [REFUSED, HTML, TIMEOUT, GATEWAY])
-def test_a_url_that_never_answered_stops_after_three_troubles_sparing_every_row(
+HTTPS_PORT = classify_http(
+    400,
+    "<html><head><title>400 The plain HTTP request was sent to HTTPS port</title></head>"
+    "<body><center><h1>400 Bad Request</h1></center>"
+    "<center>The plain HTTP request was sent to HTTPS port</center></body></html>",
+)
+TLS = classify_trouble(Trouble.TLS, "wrong version number")
+BAD_GATEWAY = classify_http(502, "<title>502 Bad Gateway</title>")
+SERVER_ERROR = classify_http(500, "<title>500 Internal Server Error</title>")
+DROPPED = classify_trouble(Trouble.DROPPED, "reset by peer")
+
+
+@pytest.mark.parametrize("trouble", [REFUSED, TLS, HTML])
+def test_a_url_that_never_answered_stops_after_three_signs_of_a_wrong_one_sparing_every_row(
     trouble: Outcome,
 ) -> None:
     watch = health(reached=False)
@@ -46,11 +58,79 @@ def test_a_url_that_never_answered_stops_after_three_troubles_sparing_every_row(
     assert watch.stop_outcome is trouble
 
 
-def test_a_url_that_never_answered_stops_within_its_time_even_with_throttling_between() -> None:
+@pytest.mark.parametrize(
+    "trouble", [TIMEOUT, GATEWAY, BAD_GATEWAY, THROTTLED, SERVER_ERROR, DROPPED]
+)
+def test_a_server_busy_at_the_first_start_is_an_outage_never_a_wrong_url(
+    trouble: Outcome,
+) -> None:
+    # A backup holding a lock, php-fpm's backlog full: the URL is right, the server busy.
+    watch = health(reached=False, max_outage_s=60.0)
+    decisions = feed(watch, [trouble] * 50, step_s=0.1)
+    assert watch.stop is None and watch.mode is Mode.OUTAGE
+    assert all(d.spare for d in decisions)  # no row is at fault before any answer
+    assert not any(watch.observe_probe(trouble, 6.0 + n).stop for n in range(10))
+    # However long it lasts: an outage past --max-outage (resumable), never exit 3.
+    assert watch.tick(61.0) is StopCause.OUTAGE
+
+
+def test_a_server_busy_at_the_first_start_goes_on_when_it_answers() -> None:
     watch = health(reached=False)
+    feed(watch, [BAD_GATEWAY] * 5)
+    assert watch.mode is Mode.OUTAGE
+    assert watch.observe_probe(DONE, 2.0).changed
+    assert watch.reached and watch.mode is Mode.SENDING and watch.stop is None
+
+
+def test_timeouts_and_throttling_between_signs_of_a_wrong_url_do_not_add_to_them() -> None:
+    watch = health(reached=False, never_reached_s=10.0)
     assert watch.observe(TIMEOUT, 1.0).stop is None
     assert watch.observe(THROTTLED, 5.0).stop is None
-    assert watch.observe(THROTTLED, 11.0).stop is StopCause.NEVER_REACHED
+    assert watch.observe(REFUSED, 5.5).stop is None
+    assert watch.observe(THROTTLED, 11.0).stop is None
+    assert watch.observe(REFUSED, 12.0).stop is None
+    # Evidence within its time: the third sign, or the first one's time passed.
+    assert watch.observe(REFUSED, 15.6).stop is StopCause.NEVER_REACHED
+
+
+def test_an_answer_to_a_call_in_flight_lifts_a_never_reached_stop() -> None:
+    watch = health(reached=False)
+    decisions = feed(watch, [HTML] * 3)
+    assert decisions[-1].stop is StopCause.NEVER_REACHED
+    late = watch.observe(DONE, 1.0, sent_s=0.0)  # sent before the pages came back
+    assert late.stop is None and watch.stop is None and watch.reached
+    # The URL is the right one: later troubles are those of a server that answered.
+    assert feed(watch, [HTML] * 3, start_s=2.0)[-1].stop is None
+
+
+def test_an_answer_does_not_lift_a_stop_for_the_other_method_or_a_fatal_code() -> None:
+    watch = health(reached=False)
+    feed(watch, [HTML] * 3)
+    watch.wrong_method(HTML)
+    watch.observe(DONE, 1.0)
+    assert watch.stop is StopCause.NEVER_REACHED
+    fatal = health(reached=True)
+    fatal.observe(FATAL_116, 0.0)
+    fatal.observe(DONE, 0.1)
+    assert fatal.stop is StopCause.FATAL
+
+
+def test_signs_of_a_wrong_url_count_from_the_last_answer_only() -> None:
+    watch = health(reached=False)
+    feed(watch, [REFUSED, REFUSED])
+    assert watch.observe_probe(DONE, 1.0).changed or watch.reached
+    assert feed(watch, [REFUSED] * 3, start_s=2.0)[-1].stop is None  # reached: an outage
+
+
+def test_plain_http_to_an_https_port_is_a_wrong_url_never_a_rejected_row() -> None:
+    assert HTTPS_PORT.trouble is Trouble.HTTPS_PORT and HTTPS_PORT.kind.value == "fatal"
+    watch = health(reached=False)
+    decision = watch.observe(HTTPS_PORT, 0.0)
+    assert decision.stop is StopCause.NEVER_REACHED and decision.spare
+    assert not watch.may_be_the_method(HTTPS_PORT)
+    assert watch.budget_answers == 0 and watch.rejections == 0
+    # Any other 400 refuses that one request (too long, malformed): the row is rejected.
+    assert classify_http(400, "<title>400 Bad Request</title>").trouble is Trouble.TOO_LARGE
 
 
 def test_a_404_on_a_url_that_never_answered_is_a_wrong_url_at_once() -> None:
@@ -100,7 +180,7 @@ def test_troubles_a_first_probe_finds_answered_stay_the_rows() -> None:
 
 
 def test_an_outage_probes_at_growing_intervals_and_ends_with_an_answer() -> None:
-    watch = health(probe_first_s=1.0, probe_max_s=4.0)
+    watch = health(probe_first_s=1.0, probe_max_s=4.0, probe_steady_s=0.0)
     feed(watch, [DONE], start_s=0.0)
     feed(watch, [REFUSED] * 5, start_s=10.0, step_s=0.01)
     assert watch.mode is Mode.OUTAGE and watch.outage_since_s == 10.0
@@ -143,8 +223,44 @@ def test_an_outage_longer_than_the_maximum_stops_the_job() -> None:
     assert watch.stop_outcome is GATEWAY
 
 
-def test_a_server_that_comes_and_goes_is_probed_ever_more_slowly() -> None:
-    watch = health(probe_first_s=1.0, probe_max_s=30.0, silence_s=30.0)
+def test_each_outage_is_probed_every_second_at_first_so_a_stall_costs_its_length() -> None:
+    # A server that stalls 2-5 s now and then: each stall is an outage probed every second
+    # for its first 10 s, and the next outage starts from a second again. (Kept until 30 s
+    # of answers, a stall every few seconds cost 30-second pauses: 9 rows/s against 80.)
+    watch = health(probe_first_s=1.0, probe_steady_s=10.0, probe_max_s=30.0)
+    now = 0.0
+    pauses = []
+    for stall_s in [3.0, 2.0, 5.0, 4.0, 2.5, 3.5]:
+        watch.observe(DONE, now)
+        began = now + 1
+        feed(watch, [BAD_GATEWAY] * 5, start_s=began, step_s=0.0)
+        assert watch.mode is Mode.OUTAGE
+        while True:
+            at = watch.next_probe_s
+            if watch.observe_probe(DONE if at >= began + stall_s else BAD_GATEWAY, at).changed:
+                break
+        pauses.append(watch.last_answer_s - began)
+        now = watch.last_answer_s + 2
+    # The stall rounded up to the next whole second: never the 30 s cap.
+    assert pauses == [3.0, 2.0, 5.0, 4.0, 3.0, 4.0]
+
+
+def test_a_long_outage_is_probed_at_doubling_intervals_after_its_first_seconds() -> None:
+    watch = health(probe_first_s=1.0, probe_steady_s=10.0, probe_max_s=30.0)
+    watch.observe(DONE, 0.0)
+    feed(watch, [REFUSED] * 5, start_s=1.0, step_s=0.0)
+    probes = []
+    while watch.next_probe_s < 200:
+        probes.append(watch.next_probe_s)
+        watch.observe_probe(REFUSED, watch.next_probe_s)
+    gaps = [round(b - a, 3) for a, b in zip([1.0, *probes], probes, strict=False)]
+    assert gaps[:11] == [1.0] * 11  # every second for its first 10 s
+    assert gaps[11:16] == [2.0, 4.0, 8.0, 16.0, 30.0]  # then doubling, capped
+
+
+def test_the_old_rule_kept_the_probe_interval_until_answers_for_a_while() -> None:
+    # probe_reset_s: an outage within that long of the last one goes on from its interval.
+    watch = health(probe_first_s=1.0, probe_max_s=30.0, probe_reset_s=30.0, probe_steady_s=0.0)
     now = 0.0
     intervals = []
     for _ in range(4):
@@ -154,10 +270,33 @@ def test_a_server_that_comes_and_goes_is_probed_ever_more_slowly() -> None:
         now = watch.next_probe_s
         assert watch.observe_probe(DONE, now).changed  # back, briefly
     assert intervals == [1.0, 2.0, 4.0, 8.0]
-    # After answers for a while, the next outage is probed quickly again.
     watch.observe(DONE, now + 31)
     feed(watch, [REFUSED] * 5, start_s=now + 32, step_s=0.0)
     assert watch.next_probe_s - (now + 32) == 1.0
+
+
+def test_503_pages_and_nothing_else_for_seconds_are_an_outage() -> None:
+    # A maintenance page: declared after a few seconds, not after the 30 s of silence, and
+    # dated from its first page (so that --max-outage counts from there).
+    watch = health(maintenance_s=3.0, max_outage_s=15.0)
+    watch.observe(DONE, 0.0)
+    decisions = feed(watch, [THROTTLED] * 40, start_s=10.0, step_s=0.1)
+    changed = [10.0 + i * 0.1 for i, d in enumerate(decisions) if d.changed]
+    assert changed and changed[0] == pytest.approx(13.0)
+    assert all(d.spare for d in decisions) and watch.mode is Mode.OUTAGE
+    assert watch.outage_since_s == 10.0
+    assert watch.tick(24.9) is None and watch.tick(25.0) is StopCause.OUTAGE
+
+
+def test_a_rate_limit_answering_503_between_answers_is_no_outage() -> None:
+    # nginx's limit_req answers 503 too: calls get through between its refusals.
+    watch = health(maintenance_s=3.0)
+    outcomes = ([THROTTLED] * 4 + [DONE]) * 40
+    decisions = feed(watch, outcomes, step_s=0.1)
+    assert watch.mode is Mode.SENDING and not any(d.changed for d in decisions)
+    # Nor a few 503s in a row after a long Retry-After pause.
+    watch.observe(DONE, 30.0)
+    assert not any(d.changed for d in feed(watch, [THROTTLED] * 4, start_s=40.0, step_s=0.0))
 
 
 def test_throttling_is_never_the_rows_fault_and_no_outage_while_answers_come() -> None:
@@ -326,3 +465,17 @@ def test_the_other_method_answered_stops_the_job_whatever_was_decided_before() -
         False,
     )
     assert outage.mode is Mode.SENDING and not outage.probe_due(100.0)
+
+
+def test_probes_of_a_url_never_answered_that_find_nothing_listening_stop_it() -> None:
+    # 502s first (a proxy whose upstream is busy, or not there), then the probes find no
+    # server at all: evidence of a wrong URL, counted across the probes that keep going.
+    watch = health(reached=False)
+    feed(watch, [BAD_GATEWAY] * 5)
+    assert watch.mode is Mode.OUTAGE and watch.stop is None
+    now = watch.next_probe_s
+    for _ in range(2):
+        decision = watch.observe_probe(REFUSED, now)
+        assert decision.stop is None and watch.next_probe_s > now
+        now = watch.next_probe_s
+    assert watch.observe_probe(REFUSED, now).stop is StopCause.NEVER_REACHED

@@ -528,3 +528,85 @@ def test_a_sliding_window_limit_that_refuses_for_a_second_after_a_burst_cuts_onc
         pace.on_sent(now)
         pace.on_answer(now + 0.003, 0.003, Signal.THROTTLE)
     assert pace.rate_per_s == cut
+
+
+# --- after an outage: back to the pace it had, within seconds --------------------------------
+
+
+def fixed_answers(pace: FixedPace, now: float, until: float, latency_s: float = 0.005) -> float:
+    """Calls at the pace, each answered after ``latency_s``; the time at the end."""
+    while now < until:
+        pace.on_sent(now)
+        pace.on_answer(now + latency_s, latency_s, Signal.ANSWER)
+        now += max(pace.interval_s, 0.001)  # no limit: a call a millisecond
+    return now
+
+
+def test_a_fixed_pace_is_back_at_its_rate_within_a_second_after_a_maintenance_page() -> None:
+    # 503 pages for 30 s cut the pace (throttling) before the outage was clear; once the
+    # server answers, the pace doubles back to where it was, not +10 % a second from 1/s
+    # (that took ~45 s from 1 call/s to 50/s).
+    pace = FixedPace(50.0, 8)
+    now = fixed_answers(pace, 0.0, 5.0)
+    for _ in range(30):  # a page a second, every one throttled
+        pace.on_sent(now)
+        pace.on_answer(now + 0.002, 0.002, Signal.THROTTLE)
+        now += 1.0
+    assert pace.rate_per_s <= 5.0
+    pace.resume(now)
+    assert pace.state().reason is PaceReason.RESUME
+    assert pace.rate_per_s == pytest.approx(12.5)  # a quarter of it
+    now = fixed_answers(pace, now, now + 1.0)
+    assert pace.rate_per_s == 50.0
+    assert pace.state().reason is PaceReason.RECOVER
+
+
+def test_a_fixed_pace_recovers_only_while_the_latency_stays_as_it_was() -> None:
+    pace = FixedPace(80.0, 8)
+    now = fixed_answers(pace, 0.0, 5.0, latency_s=0.005)
+    pace.resume(now)
+    start = pace.rate_per_s
+    now = fixed_answers(pace, now, now + 3.0, latency_s=0.2)  # the server is slower now
+    assert pace.rate_per_s == start and pace.state().reason is PaceReason.LATENCY
+    fixed_answers(pace, now, now + 1.0, latency_s=0.005)  # as fast as before: on it goes
+    assert pace.rate_per_s == 80.0
+    # Slow for longer than resume_watch_s: the chosen rate is taken back all the same (it
+    # only gives way to throttling, as before the outage).
+    pace.resume(now + 1.0)
+    fixed_answers(pace, now + 1.0, now + 15.0, latency_s=0.2)
+    assert pace.rate_per_s == 80.0
+
+
+def test_an_unlimited_pace_doubles_back_to_no_limit_after_an_outage() -> None:
+    pace = FixedPace(0.0, 16)
+    now = 0.0
+    for _ in range(200):
+        pace.on_sent(now)
+        pace.on_answer(now + 0.002, 0.002, Signal.ANSWER)
+        now += 0.005
+    pace.resume(now)
+    assert not math.isinf(pace.rate_per_s)
+    fixed_answers(pace, now, now + 2.0, latency_s=0.002)
+    assert math.isinf(pace.rate_per_s)
+
+
+def test_rate_auto_doubles_back_to_its_pace_after_an_outage() -> None:
+    # A stall: calls time out (back-pressure) for 4 s, then the health's probe is answered
+    # and sending resumes: the pace is back within a few seconds, not after a slow climb.
+    driver = warmed()
+    controller = driver.controller
+    driver.run(24.0, constant(0.001), lambda _sent_s: Signal.OVERLOAD)
+    assert controller.rate_per_s < 50
+    controller.resume(driver.now_s)
+    assert controller.state().reason is PaceReason.RESUME
+    assert controller.rate_per_s == pytest.approx(PaceTuning().resume_factor * 200.0)
+    driver.run(26.0)
+    assert controller.rate_per_s == pytest.approx(200.0)
+
+
+def test_rate_auto_stops_climbing_back_when_the_latency_says_a_queue() -> None:
+    driver = warmed()
+    controller = driver.controller
+    controller.resume(driver.now_s)
+    driver.run(driver.now_s + 5.0, constant(0.2))  # ten times the base: a queue
+    assert controller.rate_per_s < PaceTuning().resume_factor * 200.0

@@ -425,6 +425,9 @@ async def _record_end(
             cause=cause.value,
             code=outcome.code if outcome is not None else None,
             reason=reason,
+            # What the calls of this run did: answered, or maybe processed without an answer.
+            answered=result.counts.answered,
+            maybe_processed=result.counts.unknown + result.counts.pages,
         ),
     )
 
@@ -487,6 +490,10 @@ async def run_pipeline(
             else:
                 assert job_id is not None
                 job = await storage.jobs.get(job_id)
+                if send and settings.target.url and settings.target.ref != job.target:
+                    # resume --url (or --org, --campaign): the job goes there from now on.
+                    await storage.jobs.retarget(job.id, settings.target.ref)
+                    job = await storage.jobs.get(job.id)
             if job.format.kind is InputKind.ROWS and not job.read_done and rows is None:
                 # Before anything is sent: only the program that gives them can stage the rest.
                 raise ConfigError(

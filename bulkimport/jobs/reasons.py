@@ -19,7 +19,7 @@ from bulkimport.protocol import (
     Trouble,
     describe_code,
 )
-from bulkimport.send import PROXY_ADVICE, SendResult, certificate_advice
+from bulkimport.send import PROXY_ADVICE, SendCounts, SendResult, certificate_advice
 from bulkimport.settings import Method, Settings, Target, mask_url
 from bulkimport.states import StopCause
 from bulkimport.window import SendWindow
@@ -80,12 +80,43 @@ def trouble_text(outcome: Outcome) -> str:
     return message or outcome.code
 
 
-def never_reached(outcome: Outcome, target: Target) -> str:
+def untouched(counts: SendCounts | None) -> str:
+    """What the calls of a job stopped before any Import answer did to the rows: nothing, or
+    how many were answered or may have been processed (then the job's rows say which)."""
+    answered = counts.answered if counts is not None else 0
+    unknown = counts.unknown if counts is not None else 0
+    pages = counts.pages if counts is not None else 0
+    if not answered and not unknown and not pages:
+        return "no row was sent or used an attempt"
+    parts = []
+    if answered:
+        parts.append(f"{answered:,} {'call was' if answered == 1 else 'calls were'} answered")
+    if unknown:
+        parts.append(f"{unknown:,} may have been processed (no answer)")
+    if pages:
+        parts.append(f"{pages:,} got a page instead of an answer and may have been processed")
+    return "; ".join(parts)
+
+
+def https_port(outcome: Outcome, target: Target, counts: SendCounts | None = None) -> str:
+    """A plain-http call to a port that speaks HTTPS: the URL's scheme is wrong."""
+    url = mask_url(target.url)
+    parts = urllib.parse.urlsplit(url)
+    fixed = urllib.parse.urlunsplit(("https", *parts[1:]))
+    return (
+        f"{url} is an HTTPS port: {trouble_text(outcome)}; use https:// (--url {fixed}) "
+        f"({untouched(counts)})"
+    )
+
+
+def never_reached(outcome: Outcome, target: Target, counts: SendCounts | None = None) -> str:
     """Why a URL that never gave an Import answer is probably wrong, and what to check."""
     url = mask_url(target.url)
     parts = urllib.parse.urlsplit(url)
     path_hint = f"is the path {ENDPOINT_PATH}?" if parts.path != ENDPOINT_PATH else ""
     trouble = outcome.trouble
+    if trouble is Trouble.HTTPS_PORT:
+        return https_port(outcome, target, counts)
     if trouble is Trouble.REFUSED:
         advice = f"is the server at {parts.netloc} running, and the host and port right?"
     elif trouble is Trouble.TLS:
@@ -107,7 +138,7 @@ def never_reached(outcome: Outcome, target: Target) -> str:
     return (
         f"{url} never gave an Import answer: {trouble_text(outcome)}"
         + (f"; {advice}" if advice else "")
-        + "; check --url (no row was sent or used an attempt)"
+        + f"; check --url ({untouched(counts)})"
     )
 
 
@@ -127,21 +158,23 @@ def wrong_method(outcome: Outcome, url: str, used: Method, answered: Method) -> 
     return f"{head}: give --method post"
 
 
-def network_refusal(outcome: Outcome, settings: Settings, *, reached: bool) -> str | None:
+def network_refusal(
+    outcome: Outcome, settings: Settings, *, reached: bool, counts: SendCounts | None = None
+) -> str | None:
     """The line for a job stopped by the way to the server rather than by the server: a
     certificate that is not trusted (what to trust, ``--insecure`` last), or the proxy
     (not reached, or refusing); None for any other outcome. ``reached``: the URL answered
     before."""
-    untouched = "" if reached else " (no row was sent or used an attempt)"
+    untouched_text = "" if reached else f" ({untouched(counts)})"
     advice = certificate_advice(outcome, settings.send)
     url = mask_url(settings.target.url)
     if advice is not None:
-        return f"{url}: {outcome.message}; {advice}{untouched}"
+        return f"{url}: {outcome.message}; {advice}{untouched_text}"
     if outcome.trouble is not Trouble.PROXY:
         return None
     if outcome.kind is OutcomeKind.FATAL:
-        return f"{outcome.message}{untouched}"
-    return f"{url} was not reached: {outcome.message}; {PROXY_ADVICE}{untouched}"
+        return f"{outcome.message}{untouched_text}"
+    return f"{url} was not reached: {outcome.message}; {PROXY_ADVICE}{untouched_text}"
 
 
 def budget_reason(result: SendResult, settings: Settings) -> str:
@@ -195,13 +228,17 @@ def stop_reason(
             + " (no row was sent or used an attempt)"
         )
     if cause in (StopCause.FATAL, StopCause.NEVER_REACHED) and outcome is not None:
-        line = network_refusal(outcome, settings, reached=cause is StopCause.FATAL)
+        line = network_refusal(
+            outcome, settings, reached=cause is StopCause.FATAL, counts=result.counts
+        )
         if line is not None:
             return line
+        if outcome.trouble is Trouble.HTTPS_PORT:
+            return https_port(outcome, target, result.counts)
     if cause is StopCause.FATAL and outcome is not None:
         return refusal(outcome, target, settings.password_env)
     if cause is StopCause.NEVER_REACHED and outcome is not None:
-        return never_reached(outcome, target)
+        return never_reached(outcome, target, result.counts)
     if cause is StopCause.BUDGET:
         return budget_reason(result, settings)
     if cause is StopCause.OUTAGE:

@@ -87,6 +87,7 @@ class SendCounts:
     """What happened while sending, for the progress display and the summary."""
 
     sent: int = 0  # calls made
+    answered: int = 0  # calls answered in the Import protocol (whatever the answer said)
     done: int = 0
     duplicate: int = 0
     rejected: int = 0
@@ -94,7 +95,12 @@ class SendCounts:
     retried: int = 0  # transient outcomes that will be tried again
     throttled: int = 0  # answers that asked us to wait (Retry-After)
     spared: int = 0  # troubles not held against the row (an outage, throttling)
-    unknown: int = 0  # calls whose outcome is unknown (a timeout, a proxy's 502/504)
+    # Calls whose outcome is unknown (a timeout, a proxy's 502/504, a call cut off at a stop):
+    # they may have been processed.
+    unknown: int = 0
+    # Calls answered with a 2xx page that is no Import answer: the server took them, and may
+    # have processed them (a notice printed before the answer).
+    pages: int = 0
     maybe_imported: int = 0  # rows that ended ``unknown``: they may be on the server
 
     @property
@@ -276,6 +282,9 @@ class Dispatcher:
         self.counts = SendCounts()
         self._flush_lock = asyncio.Lock()
         self._watch_tasks: set[asyncio.Task[None]] = set()
+        # A URL taken for a wrong one while calls were still in flight: sending is held
+        # until they end; an answer among them lifts the stop.
+        self._doubting: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         """Stop claiming; let calls in flight finish (signal handlers call this)."""
@@ -330,7 +339,10 @@ class Dispatcher:
                 task.cancel()
             await asyncio.gather(feeder, prober, *workers, return_exceptions=True)
             writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+            doubting = [self._doubting] if self._doubting is not None else []
+            for task in doubting:
+                task.cancel()
+            await asyncio.gather(writer, *doubting, return_exceptions=True)
             # The last writes must happen even if we are being cancelled.
             await asyncio.shield(self._finish())
         if run.error is not None:
@@ -555,6 +567,7 @@ class Dispatcher:
             # Cut off after the grace time, or a bug in the transport: the call may have
             # reached the server. The row is sent again, and its attempt counts.
             self.pace.on_answer(self._clock(), self._clock() - started, Signal.IGNORE)
+            self.counts.unknown += 1
             self._free_slot()
             self._resolve(
                 RowResult(
@@ -671,6 +684,15 @@ class Dispatcher:
             self._limiter.set_rate(self.pace.rate_per_s)
             self._wake_slot_waiters(self.pace.concurrency_limit - run.in_flight)
         decision = self.health.observe(outcome, now, started)
+        if outcome.answered:
+            counts.answered += 1
+        elif (
+            outcome.trouble is Trouble.NOT_AN_ANSWER
+            and outcome.status is not None
+            and 200 <= outcome.status < 300
+            and not outcome.maybe_processed
+        ):
+            counts.pages += 1
         if decision.changed and self.health.mode is Mode.OUTAGE and self._doubts_method(outcome):
             # No Import answer in this run, and an outage would begin (a URL that answered
             # before, in this database): a server that does not take this method would be
@@ -702,7 +724,7 @@ class Dispatcher:
         if decision.changed:
             await self._mode_changed(outcome, row)
         if decision.stop is not None:
-            self._stop(decision.stop, self.health.stop_outcome)
+            self._stop_or_doubt(decision.stop)
         if outcome.maybe_processed:
             counts.unknown += 1
             self._tell(WatchEvent(Watch.UNKNOWN, outcome, row.line))
@@ -744,6 +766,36 @@ class Dispatcher:
         if len(run.results) + run.committing >= RESULT_BATCH_ROWS:
             # Shielded: a cancel must not lose outcomes already taken off the list.
             await asyncio.shield(self._flush())
+
+    def _stop_or_doubt(self, cause: StopCause) -> None:
+        """Stop for ``cause``; but a URL taken for a wrong one while other calls are still in
+        flight is only doubted: sending is held until they end (``grace_s`` at most), and an
+        answer among them lifts the stop (a server busy at first, not a wrong URL)."""
+        run = self._run
+        if cause is not StopCause.NEVER_REACHED or self.health.method_refused:
+            self._stop(cause, self.health.stop_outcome)
+        elif self._doubting is None and not run.stop.is_set():
+            if run.in_flight == 0:
+                self._stop(cause, self.health.stop_outcome)
+                return
+            run.sending.clear()
+            self._doubting = asyncio.ensure_future(self._settle_doubt())
+
+    async def _settle_doubt(self) -> None:
+        run, health = self._run, self.health
+        deadline = self._clock() + self._grace_s
+        while (
+            run.in_flight > 0
+            and health.stop is StopCause.NEVER_REACHED
+            and self._clock() < deadline
+            and not run.stop.is_set()
+        ):
+            await self._wait_for(run.stop, 0.02)
+        self._doubting = None
+        if health.stop is not None:
+            self._stop(health.stop, health.stop_outcome)
+        elif health.mode is Mode.SENDING:
+            run.sending.set()
 
     async def _mode_changed(self, outcome: Outcome, row: ClaimedRow | None) -> None:
         run, health = self._run, self.health

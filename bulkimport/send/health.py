@@ -10,10 +10,24 @@ acts on what it decides:
                  │  a rejection goes into the error budget, a fatal code stops the job
                  ├─ throttled (429/503): the row is not at fault (its attempt is spared)
                  └─ any other trouble (refused, reset, timeout, 502/504, 5xx, not an answer):
-                      a URL that never answered  → stop: NEVER_REACHED (a wrong --url)
-                      many in a row, or silence  → OUTAGE: pause, probe one call at a time
-                                                   (the troubles before it are taken back)
+                      a URL that never answered, → stop: NEVER_REACHED (a wrong --url)
+                        with evidence of a wrong    (an answer to a call still in flight
+                        one (see below)             lifts it: the job goes on)
+                      many in a row, or silence, → OUTAGE: pause, probe one call at a time
+                        or 503 pages for seconds    (the troubles before it are taken back)
                       among answers              → the row's own bad luck (an attempt)
+
+A URL is taken for a wrong one only on evidence (``WRONG_URL_EVIDENCE``): nothing listens
+there (refused, an unknown host), no TLS or the wrong one, a page of another server, a 404,
+a plain-http call to an HTTPS port. A server that is there but busy (a timeout, a 502, 503
+or 504 while it works through a backlog, a reset) says nothing about the URL: that is an
+outage, waited for like any other, so that a server busy at the first start is not taken
+for a dead one.
+
+An outage is probed every ``probe_first_s`` for its first ``probe_steady_s``, then at
+doubling intervals; and the next outage is probed from ``probe_first_s`` again: a server
+that stalls a few seconds now and then costs a pause about as long as each stall, not one
+that grows to ``probe_max_s``.
 
 A run whose calls came back as HTTP responses but never as an Import answer (a 405, a 404, a
 page) may have met a server that does not take its HTTP method: before such a stop or outage
@@ -36,6 +50,19 @@ from bulkimport.protocol import Outcome, OutcomeKind, Trouble
 from bulkimport.settings import RejectBudget
 from bulkimport.states import StopCause
 
+#: Troubles that show a URL to be wrong, not a server busy: before any Import answer came
+#: from it, these (``never_reached_after`` of them) stop the job as ``NEVER_REACHED``.
+WRONG_URL_EVIDENCE = frozenset(
+    {
+        Trouble.REFUSED,  # nothing listens there, or the host is unknown
+        Trouble.TLS,  # no TLS there, or another certificate
+        Trouble.PROXY,  # the proxy is not reached
+        Trouble.NOT_AN_ANSWER,  # a page of another server
+        Trouble.CLIENT_ERROR,  # a 404, a 405...
+        Trouble.HTTPS_PORT,  # http:// to an HTTPS port
+    }
+)
+
 
 @dataclass(frozen=True)
 class HealthSettings:
@@ -44,10 +71,15 @@ class HealthSettings:
     max_outage_s: float = 1800.0  # ``--max-outage``: then the job stops, resumable (exit 75)
     outage_after: int = 5  # troubles in a row, no answer between, make an outage...
     silence_s: float = 30.0  # ...and so does this long with calls made but no answer
-    never_reached_after: int = 3  # a URL that never answered: troubles before giving up...
-    never_reached_s: float = 10.0  # ...or this long after its first trouble
-    probe_first_s: float = 1.0  # the first probe of an outage, then twice as long each time...
+    never_reached_after: int = 3  # a URL that never answered: evidence of a wrong one...
+    never_reached_s: float = 10.0  # ...or this long after its first evidence
+    maintenance_s: float = 3.0  # 503 pages only, this long (and ``outage_after`` of them)
+    probe_first_s: float = 1.0  # the first probes of an outage, this far apart...
+    probe_steady_s: float = 10.0  # ...for this long, then twice as long each time...
     probe_max_s: float = 30.0  # ...up to this
+    # An outage begins probing from ``probe_first_s`` when the last one ended at least this
+    # long ago (0: always; a server that stalls now and then costs each stall's length).
+    probe_reset_s: float = 0.0
     budget: RejectBudget = field(default_factory=RejectBudget)
 
 
@@ -81,7 +113,7 @@ def could_be_the_method(outcome: Outcome) -> bool:
     return (
         not outcome.answered
         and outcome.status is not None
-        and outcome.trouble not in (Trouble.THROTTLED, Trouble.TOO_LARGE)
+        and outcome.trouble not in (Trouble.THROTTLED, Trouble.TOO_LARGE, Trouble.HTTPS_PORT)
     )
 
 
@@ -100,6 +132,9 @@ class JobHealth:
         self.answered_now = False  # ...in this run
         self.mode = Mode.SENDING
         self.streak = 0  # troubles in a row, no answer between
+        self.unavailable = 0  # 503s in a row, no answer between (maintenance pages)
+        self.evidence = 0  # troubles that show a wrong URL, no answer between
+        self.first_evidence_s: float | None = None
         self.last_answer_s = now_s  # when the latest answer came (or the run began)
         self.first_trouble_s: float | None = None  # of the current streak
         self.outage_since_s: float | None = None
@@ -149,7 +184,14 @@ class JobHealth:
         if self.method_refused and not outcome.answered:
             # The calls that were in flight met the same refusal: not their rows' fault.
             return Decision(spare=True, stop=self.stop)
+        if outcome.answered and self.stop is StopCause.NEVER_REACHED and not self.method_refused:
+            # A call in flight when the URL was taken for a wrong one is answered: it is the
+            # right one after all (busy at first); the job goes on.
+            self.stop = None
+            self.stop_outcome = None
         if outcome.answered:
+            self.evidence = 0
+            self.first_evidence_s = None
             if (
                 sent_s is not None
                 and self.first_trouble_s is not None
@@ -172,21 +214,39 @@ class JobHealth:
         if outcome.answered:
             self.reached = self.answered_now = True
             self.last_answer_s = now_s
+            self.evidence = 0
+            self.first_evidence_s = None
+            if self.stop is StopCause.NEVER_REACHED and not self.method_refused:
+                self.stop = None
+                self.stop_outcome = None
             self._back(now_s)
             return Decision(changed=True)
         self.last_trouble = outcome
+        if not self.reached:
+            self._evidence(outcome, now_s)  # a URL never answered may show itself wrong
         confirmed = not self._confirmed
         self._confirmed = True
-        self.next_probe_s = now_s + self._probe_interval_s
-        self._probe_interval_s = min(2 * self._probe_interval_s, self.settings.probe_max_s)
+        self._schedule_probe(now_s)
         return Decision(spare=True, stop=self.tick(now_s), confirmed=confirmed)
 
+    def _schedule_probe(self, now_s: float) -> None:
+        """The next probe: ``probe_first_s`` apart while the outage is young (a stall of a
+        few seconds is found over within a second of its end), then at doubling intervals
+        (a server down for long is not asked every second)."""
+        self.next_probe_s = now_s + self._probe_interval_s
+        since = self.outage_since_s if self.outage_since_s is not None else now_s
+        if now_s - since >= self.settings.probe_steady_s:
+            self._probe_interval_s = min(2 * self._probe_interval_s, self.settings.probe_max_s)
+
     def _back(self, now_s: float) -> None:
-        """The server answers: sending again. The probes' interval is kept until answers
-        have come for a while, so that a server that comes and goes is not hammered at
-        every return."""
+        """The server answers: sending again. The next outage is probed from the shortest
+        interval again (``probe_reset_s`` after this one at the latest): a stall of a few
+        seconds costs a pause of a few seconds, however many came before."""
         self.mode = Mode.SENDING
+        if self.settings.probe_reset_s <= 0:
+            self._probe_interval_s = self.settings.probe_first_s
         self.streak = 0
+        self.unavailable = 0
         self.first_trouble_s = None
         self.outage_since_s = None
         self.next_probe_s = math.inf
@@ -196,11 +256,12 @@ class JobHealth:
         changed = self.mode is Mode.OUTAGE
         self.reached = self.answered_now = True
         self.streak = 0
+        self.unavailable = 0
         self.first_trouble_s = None
         self.last_answer_s = now_s
         if changed:
             self._back(now_s)
-        elif now_s - self._outage_ended_s >= self.settings.silence_s:
+        elif now_s - self._outage_ended_s >= self.settings.probe_reset_s:
             self._probe_interval_s = self.settings.probe_first_s
         if outcome.kind is OutcomeKind.FATAL:
             self._stop(StopCause.FATAL, outcome)
@@ -224,30 +285,57 @@ class JobHealth:
             self.first_trouble_s = now_s
         if trouble is not Trouble.THROTTLED:
             self.streak += 1
-        if not self.reached:
-            if (
-                self.streak >= self.settings.never_reached_after
-                or now_s - self.first_trouble_s >= self.settings.never_reached_s
-            ):
-                self._stop(StopCause.NEVER_REACHED, outcome)
+        if outcome.status == 503:
+            self.unavailable += 1
+        if not self.reached and self._evidence(outcome, now_s):
             return Decision(spare=True, stop=self.stop)
+        # A URL that never answered and shows no sign of a wrong one (timeouts, 502/503/504
+        # while the server works through a backlog): a server busy, waited for as in an
+        # outage; no row is at fault before the server answered at all.
+        unproven = not self.reached
         if self.mode is Mode.OUTAGE:
             # A call that was in flight when the outage began: like the troubles that led to
             # it, held against its row until a probe confirms that the server is down.
-            return Decision(spare=self._confirmed, stop=self.tick(now_s))
+            spare = self._confirmed or unproven or trouble is Trouble.THROTTLED
+            return Decision(spare=spare, stop=self.tick(now_s))
         silent_s = now_s - self.last_answer_s
-        if self.streak >= self.settings.outage_after or silent_s >= self.settings.silence_s:
+        # 503 pages and nothing else for a few seconds: a maintenance page, not a front
+        # end's rate limit (that lets calls through between its refusals).
+        maintenance = (
+            self.unavailable >= self.settings.outage_after
+            and now_s - self.first_trouble_s >= self.settings.maintenance_s
+        )
+        if (
+            self.streak >= self.settings.outage_after
+            or silent_s >= self.settings.silence_s
+            or maintenance
+        ):
             self.mode = Mode.OUTAGE
             self._confirmed = False
             self.outage_since_s = min(self.first_trouble_s, now_s)
-            self.next_probe_s = now_s + self._probe_interval_s
-            self._probe_interval_s = min(2 * self._probe_interval_s, self.settings.probe_max_s)
+            self._schedule_probe(now_s)
             # Held against its row like the others, until a probe confirms the outage.
-            return Decision(spare=trouble is Trouble.THROTTLED, stop=self.tick(now_s), changed=True)
+            spare = trouble is Trouble.THROTTLED or unproven
+            return Decision(spare=spare, stop=self.tick(now_s), changed=True)
         # Throttling is never the row's fault. Another trouble is held against the row until
         # an outage is clear; then the dispatcher takes back the attempts of the troubles
         # that led to it (they met the outage too).
-        return Decision(spare=trouble is Trouble.THROTTLED)
+        return Decision(spare=trouble is Trouble.THROTTLED or unproven)
+
+    def _evidence(self, outcome: Outcome, now_s: float) -> bool:
+        """Before any answer: whether ``outcome`` is evidence of a wrong URL (counted; the
+        job stops once there is enough of it). A busy server's trouble is not."""
+        if outcome.trouble not in WRONG_URL_EVIDENCE:
+            return False
+        self.evidence += 1
+        if self.first_evidence_s is None:
+            self.first_evidence_s = now_s
+        if (
+            self.evidence >= self.settings.never_reached_after
+            or now_s - self.first_evidence_s >= self.settings.never_reached_s
+        ):
+            self._stop(StopCause.NEVER_REACHED, outcome)
+        return True
 
     def may_be_the_method(self, outcome: Outcome) -> bool:
         """Whether ``outcome`` may say that the server does not take this run's HTTP method

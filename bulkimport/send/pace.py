@@ -36,6 +36,9 @@ How it decides (Vector's ARC and TCP Vegas/BBR, for a server that also serves pe
   can show whether it was enough. After a latency decrease the limit drains the queue first;
   after back-pressure the pace stays under the ceiling for ``refused_hold_s``: a probe past a
   front end's limit costs errors, and a ``Retry-After`` pause for every call.
+- After an outage (or a pause): from ``resume_factor`` of the pace of the last round that
+  showed no queue, doubling per round back to it (latency watched as in any round: a queue
+  ends the climb), so that a stall of a few seconds costs a few seconds, not a slow climb.
 """
 
 from __future__ import annotations
@@ -218,6 +221,8 @@ class PaceController:
             raise ValueError("max_concurrency must be at least 1")
         self._rate = self._bounded(settings.initial_rate_per_s)
         self._limit = 1
+        self._calm_rate: float | None = None  # the pace of the last round without a queue
+        self._resume_to: float | None = None  # after an outage: doubling back to this pace
         self._reason = PaceReason.START
         self._changed_at = now_s
         self._startup = True  # until the first slowdown
@@ -301,8 +306,7 @@ class PaceController:
             if self._in_flight == 0 and gap_s > max(tuning.resume_after_s, 4 * self.interval_s):
                 # After a pause the server may have changed (a restart, the agents' day):
                 # start again below the pace it last took, and climb back quickly toward it.
-                self._change(now_s, self._rate * tuning.resume_factor, PaceReason.RESUME)
-                self._cut_at = now_s
+                self.resume(now_s)
             elif gap_s > max(tuning.round_max_s, 4 * self.interval_s):
                 # A pause (Retry-After, nothing due): not a slower server.
                 self._start_round(now_s)
@@ -313,8 +317,14 @@ class PaceController:
 
     def resume(self, now_s: float) -> None:
         """After an outage: the server may have changed (a restart); start below the pace it
-        last took, and climb back quickly."""
-        self._change(now_s, self._rate * self.tuning.resume_factor, PaceReason.RESUME)
+        last took without a queue (the troubles that showed the outage cut the pace, and
+        say nothing of the server once it is back), and double back to it round by round,
+        as long as the latency stays at its base."""
+        target = max(self._rate, self._calm_rate or 0.0)
+        if self._ceiling is not None:
+            self._ceiling = max(self._ceiling, target)
+        self._resume_to = target
+        self._change(now_s, target * self.tuning.resume_factor, PaceReason.RESUME)
         self._cut_at = now_s
 
     def on_answer(self, now_s: float, latency_s: float, signal: Signal) -> bool:
@@ -389,6 +399,8 @@ class PaceController:
         else:
             self._queued_rounds = 0
             self._episode_excess = None
+            if self._resume_to is None and self._reason is not PaceReason.RESUME:
+                self._calm_rate = self._rate
             # Near the ceiling, only a latency at its base allows more; far below it (or at
             # the start) only a queue stops the climb: noise must not hold the ramp back.
             calm = excess <= max(base * tuning.grow_margin, tuning.margin_floor_s)
@@ -416,6 +428,13 @@ class PaceController:
         tuning = self.tuning
         rate, ceiling = self._rate, self._ceiling
         elapsed = now_s - self._round_start
+        if self._resume_to is not None:
+            if rate < self._resume_to:
+                # Back from an outage: double per round to the pace it had without a queue.
+                target = min(rate * tuning.startup_gain, self._resume_to)
+                self._change(now_s, target, PaceReason.RECOVER)
+                return
+            self._resume_to = None
         if self._startup or ceiling is None:
             self._change(now_s, rate * tuning.startup_gain, PaceReason.RAMP)
             return
@@ -486,6 +505,7 @@ class PaceController:
         self._latency_from = now_s + min(drain_s, self.tuning.drain_max_s)
 
     def _decrease(self, now_s: float, factor: float, reason: PaceReason) -> None:
+        self._resume_to = None
         delivered = self._delivered_per_s(now_s)
         answered = self._answered_since_cut
         measured = self._rate
@@ -591,6 +611,11 @@ class FixedPace:
       ``hold_s`` (the limit may have been raised), up to the chosen rate.
     - Any other trouble (a slow or failing server) leaves a chosen rate alone: the job's
       health judges those (an outage).
+    - After an outage: from ``resume_share`` of the pace of the last answer before it (the
+      503s of a maintenance page that cut it were no rate limit), doubling every
+      ``resume_step_s`` back to it while the latency stays near what it was then (slow
+      answers hold the pace where it is, for ``resume_watch_s`` at most: then a chosen
+      rate is taken back as before, throttling only slowing it).
 
     The same interface as ``PaceController``; the limit on calls in flight is
     ``--concurrency``. Pure: tested on a virtual clock.
@@ -607,6 +632,9 @@ class FixedPace:
         cut: float = 0.85,
         settle: float = 0.95,
         settle_s: float = 20.0,
+        resume_share: float = 0.25,
+        resume_step_s: float = 0.25,
+        resume_watch_s: float = 10.0,
     ) -> None:
         self.ceiling_per_s = rate_per_s if rate_per_s > 0 else math.inf
         self._rate = self.ceiling_per_s
@@ -633,6 +661,14 @@ class FixedPace:
         self._probe_step = 0.05
         self._last_sent: float | None = None
         self._measure_from = now_s  # answers before a pause are left out of the rate
+        self._resume_share = resume_share
+        self._resume_step_s = resume_step_s
+        self._resume_watch_s = resume_watch_s
+        self._resumed_at = -math.inf
+        # At the last answer outside a recovery: the pace and the throttling ceiling.
+        self._good: tuple[float, float | None] | None = None
+        self._recover_to: float | None = None  # after an outage: doubling back to this...
+        self._recover_latency: float | None = None  # ...while answers take about this long
 
     @property
     def rate_per_s(self) -> float:
@@ -672,11 +708,20 @@ class FixedPace:
         self._last_sent = now_s
 
     def resume(self, now_s: float) -> None:
-        """After an outage: a tenth of the chosen pace, climbing back as answers come."""
-        start = self._rate if math.isinf(self.ceiling_per_s) else self.ceiling_per_s
-        if math.isinf(start):
-            start = self._answer_rate(now_s) or 10.0
-        self._change(now_s, max(self._min, start / 10), PaceReason.RESUME)
+        """After an outage: ``resume_share`` of the pace before it, doubling back to it."""
+        target = self.ceiling_per_s
+        if self._good is not None:
+            target, self._throttle_ceiling = self._good
+        # The median of the last answers: a few slow ones of a stall do not move it.
+        self._recover_latency = _median(sorted(self._recent)) if self._recent else None
+        if math.isinf(target):
+            start = (self._answer_rate(now_s) or 40.0) * self._resume_share
+        else:
+            start = target * self._resume_share
+        self._recover_to = target
+        self._resumed_at = now_s
+        self._settled_at = None
+        self._change(now_s, max(self._min, min(start, target)), PaceReason.RESUME)
         self._cut_at = now_s
 
     def on_answer(self, now_s: float, latency_s: float, signal: Signal) -> bool:
@@ -686,13 +731,17 @@ class FixedPace:
             # job's health's to judge (an outage), not a reason to send more slowly.
             return False
         if signal is Signal.THROTTLE:
+            self._recover_to = None
             return self._throttled(now_s, now_s - latency_s)
         self._answers.append(now_s)
         self._recent.append(latency_s)
+        if self._recover_to is not None:
+            return self._recover(now_s, latency_s)
         weight = LATENCY_EWMA_WEIGHT
         self._ewma = (
             latency_s if self._ewma is None else self._ewma + weight * (latency_s - self._ewma)
         )
+        self._good = (self._rate, self._throttle_ceiling)
         # Grown only after a while of sending without throttling: a pause is not that.
         held_since = max(self._changed_at, self._measure_from)
         if self._rate < self.ceiling_per_s and now_s - held_since >= self._hold_s:
@@ -737,6 +786,30 @@ class FixedPace:
         self._grown_at = None
         self._probe_step = 0.05
         return self._change(now_s, max(self._min, rate), PaceReason.OVERLOAD)
+
+    def _recover(self, now_s: float, latency_s: float) -> bool:
+        """Back from an outage: double every ``resume_step_s`` to the pace before it, while
+        the latency stays near what it was then (twice it, and 5 ms)."""
+        target = self._recover_to
+        assert target is not None
+        before = self._recover_latency
+        if before is not None and latency_s > 2.0 * before + 0.005:
+            # The server takes longer than it did: not yet the pace it had; hold here.
+            if now_s - self._resumed_at >= self._resume_watch_s:
+                self._recover_to = None  # for too long: the chosen rate wins, as before
+            elif self._reason is not PaceReason.LATENCY:
+                self._reason, self._changed_at = PaceReason.LATENCY, now_s
+            return False
+        if now_s - max(self._changed_at, self._measure_from) < self._resume_step_s:
+            return False
+        rate = min(self._rate * 2.0, target)
+        if math.isinf(target):
+            answered = self._answer_rate(now_s)
+            if answered is not None and rate > 4 * answered:
+                rate = math.inf  # well above what comes back: no limit
+        if rate >= target:
+            self._recover_to = None
+        return self._change(now_s, rate, PaceReason.RECOVER)
 
     def _grow(self, now_s: float) -> bool:
         ceiling = self._throttle_ceiling

@@ -107,6 +107,10 @@ class JobStore(Protocol):
         """Every job, oldest first."""
         ...
 
+    async def retarget(self, job_id: int, target: TargetRef) -> None:
+        """The job goes to ``target`` from now on (stored: ``status`` shows it)."""
+        ...
+
     async def set_state(
         self,
         job_id: int,

@@ -304,6 +304,32 @@ class SqliteJobs:
             )
         return [_job_from_row(row) for row in rows]
 
+    async def retarget(self, job_id: int, target: TargetRef) -> None:
+        """The job goes to ``target`` from now on (a ``resume`` with another ``--url``):
+        stored with it, so that ``status`` shows it and the next ``resume`` uses it."""
+        db = self._db
+        async with db.lock, db.transaction():
+            rows = await db.conn.execute_fetchall(
+                "SELECT settings_json FROM jobs WHERE id = ?", (job_id,)
+            )
+            if not rows:
+                raise ConfigError(f"no job {job_id} in {db.path}; see bulkimport jobs")
+            settings = json.loads(next(iter(rows))[0] or "{}")
+            settings.update(url=target.url, org=target.org, campaign=target.campaign)
+            await db.conn.execute(
+                "UPDATE jobs SET target_key = ?, target_url = ?, target_org = ?,"
+                " target_campaign = ?, settings_json = ?, updated_at = ? WHERE id = ?",
+                (
+                    target.key,
+                    target.url,
+                    target.org,
+                    target.campaign,
+                    json.dumps(settings, ensure_ascii=False, sort_keys=True),
+                    time.time(),
+                    job_id,
+                ),
+            )
+
     async def set_state(
         self,
         job_id: int,
