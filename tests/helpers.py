@@ -15,6 +15,7 @@ import itertools
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from bulkimport.rows import TargetRef
 from bulkimport.sandbox import SandboxHandle
@@ -323,3 +325,16 @@ def a_runner() -> RunnerId:
 def job_target(name: str = "t") -> TargetRef:
     """A target for jobs made directly in storage."""
     return TargetRef(f"http://{name}.example/asterccinterfaces", "demo", "1")
+
+
+def soffice() -> str:
+    """LibreOffice's command, or the test is skipped saying why it is not there (``.ci/run``
+    installs it; where it could not, it says why in ``BULKIMPORT_LIBREOFFICE_INSTALL_ERROR``)."""
+    found = shutil.which("soffice") or shutil.which("libreoffice")
+    if found is None:
+        reason = os.environ.get(
+            "BULKIMPORT_LIBREOFFICE_INSTALL_ERROR",
+            "LibreOffice is not installed; .ci/run installs Debian's libreoffice-calc-nogui",
+        )
+        pytest.skip(reason)
+    return found

@@ -5,8 +5,6 @@ they were: a lead named ``=HYPERLINK(…)`` is shown, never run, and reaches the
 from __future__ import annotations
 
 import csv
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,7 +15,7 @@ from hypothesis import strategies as st
 
 from bulkimport.rows import FORMULA_STARTS, inert, revive
 from bulkimport.sandbox import SandboxHandle
-from tests.helpers import HEADER, bulkimport, customers, target
+from tests.helpers import HEADER, bulkimport, customers, soffice, target
 
 HOSTILE = [
     "=cmd|' /C calc'!A0",
@@ -88,17 +86,6 @@ async def test_a_report_of_formula_like_leads_opens_inert_and_loads_back_whole(
     assert again.code == 0, again.err
     held = {c["key"]: c["fields"] for c in await customers(sandbox)}
     assert [held[f"1380000{i:04d}"]["customername"] for i in range(len(hostile))] == hostile
-
-
-def soffice() -> str:
-    found = shutil.which("soffice") or shutil.which("libreoffice")
-    if found is None:
-        reason = os.environ.get(
-            "BULKIMPORT_LIBREOFFICE_INSTALL_ERROR",
-            "LibreOffice is not installed; .ci/run installs Debian's libreoffice-calc-nogui",
-        )
-        pytest.skip(reason)
-    return found
 
 
 def opened_in_libreoffice(report: Path, tmp_path: Path) -> list[list[tuple[object, str]]]:

@@ -4,8 +4,6 @@ saved as .xlsx, not XML written by hand."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 
 from bulkimport import Client, JobState, RowState, SendSettings, Target
 from bulkimport.sandbox import SandboxHandle
-from tests.helpers import customers
+from tests.helpers import customers, soffice
 
 NS = {
     "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
@@ -66,17 +64,6 @@ SHOWN = {
     "13800138002": ["李雷", "1235", "2.68", "350.00%", "1234567.89", "75512345678"],
     "13800138003": ["Émile", "7", "3", "100.00%", "0.50", "13800138004"],
 }
-
-
-def soffice() -> str:
-    found = shutil.which("soffice") or shutil.which("libreoffice")
-    if found is None:
-        reason = os.environ.get(
-            "BULKIMPORT_LIBREOFFICE_INSTALL_ERROR",
-            "LibreOffice is not installed; .ci/run installs Debian's libreoffice-calc-nogui",
-        )
-        pytest.skip(reason)
-    return found
 
 
 def cell(value: object, style: str | None) -> str:
