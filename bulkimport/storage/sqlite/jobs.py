@@ -23,8 +23,7 @@ _JOB_COLUMNS = (
     " resent_unknown, message, created_at, updated_at, started_at, finished_at,"
     " send_rate_per_s, send_rate_at, stop_cause, outage_since, next_try_at, pace_per_s,"
     " latency_s, blank_lines, report_path, superseded_by, read_done, window_opens_at,"
-    " try_later_runs, try_later_since, unknown_report_path, "
-    + ", ".join(REPAIR_COLUMNS.values())
+    " try_later_runs, try_later_since, unknown_report_path, " + ", ".join(REPAIR_COLUMNS.values())
 )
 # A job's id: never one given before, even to a job since pruned (ids_used, migration 013).
 _NEXT_ID = (
