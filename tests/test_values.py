@@ -87,7 +87,7 @@ def test_text_formula(value: str, inner: str | None) -> None:
     [
         ("13800138000\r", True, ("13800138000", True)),
         ("\x0c13800138000 ", True, ("13800138000", True)),
-        (" 13800138000\x00\x00", True, ("13800138000", True)),
+        (" 13800138000\x00\x00", True, ("13800138000\x00\x00", False)),  # NUL: damaged
         ("  plain  ", True, ("plain", False)),
         ("a\nb\n", True, ("a\nb", False)),  # a line break is whitespace, not a control
         ("\x1b[31mred", True, ("\x1b[31mred", False)),  # inside: not padding
@@ -265,15 +265,32 @@ def test_control_characters_inside_a_value_are_invalid_around_it_repaired(
 def test_nul_and_other_controls_reach_the_record_maker_judged_alike(tmp_path: Path) -> None:
     path = crm_export(tmp_path / "in.csv", [HEADER, *good_rows(10)])
     maker = RecordMaker(sniff_format(path))
+    # A NUL is damaged text around a value or inside it, as the reader of lines says.
     padded = maker.make(20, ["Nul", "13800000005", "n@example.com", "City\x00\x00"])
-    assert padded is not None and padded.record is not None
-    assert padded.record.endswith("||city=City")
-    assert [r.kind for r in padded.repairs] == [RepairKind.CONTROL_PADDING]
+    assert padded is not None and padded.reason is InvalidReason.NUL
     inside = maker.make(21, ["N\x00ul", "13800000005", "", ""])
-    assert inside is not None and inside.reason is InvalidReason.CONTROL
+    assert inside is not None and inside.reason is InvalidReason.NUL
+    formfeed = maker.make(23, ["Ff", "13800000005", "n@example.com", "City\x0c"])
+    assert formfeed is not None and formfeed.record is not None
+    assert [r.kind for r in formfeed.repairs] == [RepairKind.CONTROL_PADDING]
     for char in ("\x7f", "\x9b", "\x01"):
         judged = maker.maker()(22, [f"a{char}b", "13800000005", "", ""])
         assert judged is not None and judged.reason is InvalidReason.CONTROL
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-32"])
+def test_a_nul_is_damaged_text_in_every_encoding_and_no_allow_sends_it(
+    tmp_path: Path, encoding: str
+) -> None:
+    # The same lines saved as UTF-8 (split by the line reader) and as UTF-16/32 (decoded in
+    # wide blocks): one verdict, and --allow control-characters does not send a NUL.
+    lines = [HEADER, *good_rows(10), "ab\x00,13800000011,,X", "c\x00d,13800000012,,X"]
+    path = crm_export(tmp_path / f"nul-{encoding}.csv", lines, encoding=encoding)
+    for allow in ((), (Allow.CONTROL_CHARACTERS,)):
+        _, rows = read(path, allow=allow)
+        judged = verdicts(rows)
+        assert (judged[12], judged[13]) == (InvalidReason.NUL, InvalidReason.NUL), encoding
+        assert all(reason is None for line, reason in judged.items() if line < 12)
 
 
 def test_resuming_anywhere_judges_as_one_pass(tmp_path: Path) -> None:

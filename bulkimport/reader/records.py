@@ -332,6 +332,9 @@ class RecordMaker:
                     repaired[index] = inner
                     repairs.append(Repair(name, RepairKind.TEXT_FORMULA, value))
                     value = inner
+            if "\x00" in value:
+                message = f"{name} {shown(value)} holds a NUL byte: damaged text; not sent"
+                return NewRow(line, _INVALID, None, cells, InvalidReason.NUL, message)
             if not allow_controls and not value.isprintable():
                 found = control_characters(value)
                 if found:

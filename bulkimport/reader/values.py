@@ -7,10 +7,12 @@ rows the reader makes, so that ``check`` and ``run`` cannot disagree.
   in any sent value, or, with ``--no-repair``, the row is invalid.
 - **Control characters** (``CONTROL``: C0 but tab and line breaks, DEL, C1, NUL) are no
   lead's data: an ANSI colour (``\\x1b[31m``), a bell, a NUL. Around a value (a trailing
-  ``\\r`` of a trimmed value, a form feed or NUL padding: ``PADDING``) they are taken away
+  ``\\r`` of a trimmed value, a form feed: ``PADDING``) they are taken away
   and counted (``RepairKind.CONTROL_PADDING``), or, with ``--no-repair``, the row is
   invalid; inside one, the row is invalid unless ``--allow control-characters``. A line
-  break inside a quoted value is a multi-line cell, not a control character.
+  break inside a quoted value is a multi-line cell, not a control character. A NUL anywhere
+  is damaged text (``InvalidReason.NUL``), whatever the file's encoding or a program gave,
+  and no ``--allow`` sends it.
 - **Totals rows.** A spreadsheet's ``合计`` / ``Total`` row under the data: a cell that is
   exactly a label (``TOTALS_LABELS``, in its common spellings), another cell that is a
   number, and no phone number that looks like one. Invalid unless ``--allow totals-rows``.
@@ -35,12 +37,11 @@ CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 #: What may stand around a value and is taken away (with the whitespace and line breaks,
 #: when values are trimmed) and counted as a repair when it is a control character. Values
 #: read with their spaces (``--keep-spaces``) keep their line breaks too.
-PADDING = "\x00\x0b\x0c\x1c\x1d\x1e\x1f\x85"
-# Every whitespace character (they are all below U+3001), for a trim that takes NUL too.
-_WHITESPACE = "".join(char for char in map(chr, range(0x3001)) if char.isspace())
-_TRIM = _WHITESPACE + "\x00"
+PADDING = "\x0b\x0c\x1c\x1d\x1e\x1f\x85"
+# Every whitespace character (they are all below U+3001).
+_TRIM = "".join(char for char in map(chr, range(0x3001)) if char.isspace())
 # The characters taken from around a value that make the taking a repair to count.
-_COUNTED = re.compile("[\x00\r\x0b\x0c\x1c-\x1f\x85]")
+_COUNTED = re.compile("[\r\x0b\x0c\x1c-\x1f\x85]")
 # One search over a whole record tells whether any value needs a closer look: a control
 # character, or a carriage return (counted when it pads a value).
 SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
