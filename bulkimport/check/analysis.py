@@ -679,7 +679,8 @@ class Checker:
             )
         present = {campaign.resolve(name) for name in [*fmt.fields, *constants] if name}
         for spec in campaign.fields:
-            if (spec.required or spec.name == campaign.key_field) and spec.name not in present:
+            # The key field unmapped is check.predict's no-phone-field, which says where it is.
+            if spec.required and spec.name != campaign.key_field and spec.name not in present:
                 label = f"{spec.name!r}" + (f" ({spec.display})" if spec.display else "")
                 what = "the key field" if spec.name == campaign.key_field else "required field"
                 self._add(
