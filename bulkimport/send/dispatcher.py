@@ -684,14 +684,14 @@ class Dispatcher:
             self._limiter.set_rate(self.pace.rate_per_s)
             self._wake_slot_waiters(self.pace.concurrency_limit - run.in_flight)
         decision = self.health.observe(outcome, now, started)
-        if outcome.answered:
-            counts.answered += 1
-        elif (
+        page = (
             outcome.trouble is Trouble.NOT_AN_ANSWER
             and outcome.status is not None
             and 200 <= outcome.status < 300
-            and not outcome.maybe_processed
-        ):
+        )
+        if outcome.answered:
+            counts.answered += 1
+        elif page:
             counts.pages += 1
         if decision.changed and self.health.mode is Mode.OUTAGE and self._doubts_method(outcome):
             # No Import answer in this run, and an outage would begin (a URL that answered
@@ -726,7 +726,8 @@ class Dispatcher:
         if decision.stop is not None:
             self._stop_or_doubt(decision.stop)
         if outcome.maybe_processed:
-            counts.unknown += 1
+            if not page:  # counted as a page: the server took the call and printed something
+                counts.unknown += 1
             self._tell(WatchEvent(Watch.UNKNOWN, outcome, row.line))
         result = row_result(
             row,

@@ -95,7 +95,8 @@ def row_result(
         if not unknowns:
             return RowResult(row.id, RowState.FAILED, outcome.code, outcome.message)
         # A call may have imported it, and no answer since said otherwise: a call that was
-        # not processed (a 503, a 500) tells nothing of an earlier one that may have been.
+        # not processed (a 503, a BackMsg_85) tells nothing of an earlier one that may have
+        # been.
         message = (
             f"{outcome.message}; {unknowns} of its {attempts} calls got no answer and may "
             "have imported it: check the server before sending it again"
