@@ -155,7 +155,13 @@ async def test_refused_and_unreachable_imports_are_recorded_with_their_exit_code
         "--campaign", "1", "--max-attempts", "2", cwd=tmp_path,
     )  # fmt: skip
     assert down.code == 75, down.err
-    assert "no answer from the server after 2 attempts" in down.err
+    assert "try later (exit 75): no answer from the server after 2 attempts" in down.err
+    assert "Error" not in down.err
+    quiet = await bulkimport(
+        "remote", f"{files}/leads.csv", "--url", nowhere, "--org", "demo", "--user", "admin",
+        "--campaign", "1", "--max-attempts", "1", "--quiet", cwd=tmp_path,
+    )  # fmt: skip
+    assert (quiet.code, quiet.err) == (75, "")  # cron mails whatever is printed
     wrong_scheme = await bulkimport(
         "remote", f"{files}/leads.csv", *target(sandbox), "--source", "ftp", cwd=tmp_path
     )
@@ -163,6 +169,7 @@ async def test_refused_and_unreachable_imports_are_recorded_with_their_exit_code
     listed = (await bulkimport("jobs", "--json", cwd=tmp_path)).json()["remote_imports"]
     assert [(r["state"], r["code"], r["attempts"]) for r in listed] == [
         (RemoteState.REFUSED.value, "BackMsg_404", 1), (RemoteState.FAILED.value, "refused", 2),
+        (RemoteState.FAILED.value, "refused", 1),
     ]  # fmt: skip
 
 

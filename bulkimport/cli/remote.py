@@ -19,6 +19,7 @@ from bulkimport.cli.base import (
     password_for,
     run_async,
     setting_options,
+    try_later_line,
 )
 from bulkimport.errors import ExitCode
 from bulkimport.jobs.events import event
@@ -113,16 +114,14 @@ def remote(
         else:
             click.echo(f"Error: the server refused the import: {reason}", err=True)
         return ExitCode.SERVER_REFUSED
+    # Not a failure (exit 75): said as "try later", and under --quiet not at all, since
+    # cron mails whatever is printed; the exit code and `jobs` say it.
     if outcome.trouble is Trouble.PROXY:
-        click.echo(
-            f"Error: {outcome.message} ({record.attempts} attempts); {PROXY_ADVICE}", err=True
-        )
-        return ExitCode.TRY_LATER
-    click.echo(
-        f"Error: no answer from the server after {record.attempts} attempts ({reason}); "
-        "try again later",
-        err=True,
-    )
+        what = f"{outcome.message} ({record.attempts} attempts); {PROXY_ADVICE}"
+    else:
+        what = f"no answer from the server after {record.attempts} attempts ({reason})"
+    if not quiet:
+        click.echo(try_later_line(what), err=True)
     return ExitCode.TRY_LATER
 
 
