@@ -93,6 +93,10 @@ def test_text_formula(value: str, inner: str | None) -> None:
         ("\x1b[31mred", True, ("\x1b[31mred", False)),  # inside: not padding
         ("keep \x0c", False, ("keep ", True)),
         ("keep\r", False, ("keep\r", False)),  # spaces kept: line breaks too
+        ("13800138000\u200b", True, ("13800138000", True)),  # a zero-width space pasted
+        ("\u202d张三 \ufeff", False, ("张三 ", True)),  # a direction mark, a stray BOM
+        ("a\u200bb", True, ("a\u200bb", False)),  # inside: not padding
+        ("👩\u200d💻", True, ("👩\u200d💻", False)),  # a joiner is part of an emoji
     ],
 )
 def test_unpad(value: str, trim: bool, result: tuple[str, bool]) -> None:
@@ -260,6 +264,38 @@ def test_control_characters_inside_a_value_are_invalid_around_it_repaired(
     _, refused = read(path, repair=False)
     assert [line for line, reason in verdicts(refused).items() if reason] == [12, 13, 14, 15]
     assert verdicts(refused)[14] is InvalidReason.UNREPAIRED
+
+
+def test_characters_that_show_as_nothing_are_taken_from_around_a_value_and_refused_inside(
+    tmp_path: Path,
+) -> None:
+    # Copied from a web page or a chat app: a zero-width space after a number, a direction
+    # mark before a name, a word joiner inside a number; and a header saved with one too.
+    lines = ["name\u200b,phone1,email,city\u2060", *good_rows(10)]
+    lines += ["\u200f张三,13800000011\u200b,z@example.com,X"]
+    lines += ["Joined,138\u206000000012,j@example.com,X"]
+    lines += ["王\u200b五,13800000013,w@example.com,X"]
+    lines += ["Emoji 👩\u200d💻,13800000014,e@example.com,X"]
+    path = crm_export(tmp_path / "pasted.csv", lines)
+    fmt, rows = read(path)
+    assert fmt.header == ("name", "phone1", "email", "city")
+    judged = verdicts(rows)
+    assert (judged[12], judged[13], judged[14]) == (
+        None,
+        InvalidReason.CONTROL,
+        InvalidReason.CONTROL,
+    )
+    assert judged[15] is None
+    sent = {row.line: row.record for row in rows if row.state is RowState.PENDING}
+    assert sent[12] == "name=张三||phone1=13800000011||email=z@example.com||city=X"
+    assert "\u200d" in (sent[15] or "")
+    assert repairs(path, fmt) == {RepairKind.CONTROL_PADDING: 2}  # two values of one row
+    _, allowed = read(path, allow=(Allow.CONTROL_CHARACTERS,))
+    assert all(row.state is RowState.PENDING for row in allowed)
+    # check says what run does, value for value.
+    report = check_file(path, ReaderOptions(), CheckOptions())
+    groups = {group.code: group.count for group in report.groups}
+    assert groups["invalid-control-characters"] == 2
 
 
 def test_nul_and_other_controls_reach_the_record_maker_judged_alike(tmp_path: Path) -> None:

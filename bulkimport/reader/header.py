@@ -18,7 +18,10 @@ from typing import NamedTuple
 from bulkimport.errors import ConfigError, InputError, RecordError
 from bulkimport.protocol import encode_record
 from bulkimport.reader.limits import listed, shown
+from bulkimport.reader.values import INVISIBLE
 from bulkimport.rows import REPORT_COLUMNS, revive
+
+_INVISIBLE = re.compile(f"[{INVISIBLE}]")
 
 #: Title lines above the header: at most this many, each filling at most this many cells ...
 TITLE_MAX_LINES = 10
@@ -87,9 +90,10 @@ def choose_header(
 
 
 def clean_header(names: Sequence[str]) -> tuple[str, ...]:
-    """Column names without a BOM or surrounding spaces; trailing empty names (the empty
-    columns Excel leaves at the right) are not columns."""
-    cleaned = [name.replace("\ufeff", "").strip() for name in names]
+    """Column names without the characters that show as nothing (a BOM, a zero-width space:
+    ``values.INVISIBLE``) or surrounding spaces; trailing empty names (the empty columns
+    Excel leaves at the right) are not columns."""
+    cleaned = [_INVISIBLE.sub("", name).strip() for name in names]
     while cleaned and not cleaned[-1]:
         cleaned.pop()
     if set(REPORT_COLUMNS[1:]) <= set(cleaned):

@@ -5,8 +5,10 @@ rows the reader makes, so that ``check`` and ``run`` cannot disagree.
 - **Excel's text formula.** ``="013800000002"`` is what CRMs write to keep Excel from eating
   leading zeros; Excel shows the text inside. It is repaired (``RepairKind.TEXT_FORMULA``)
   in any sent value, or, with ``--no-repair``, the row is invalid.
-- **Control characters** (``CONTROL``: C0 but tab and line breaks, DEL, C1, NUL) are no
-  lead's data: an ANSI colour (``\\x1b[31m``), a bell, a NUL. Around a value (a trailing
+- **Control characters** (``CONTROL``: C0 but tab and line breaks, DEL, C1, NUL, and the
+  characters that show as nothing, ``INVISIBLE``: a zero-width space, direction marks) are
+  no lead's data: an ANSI colour (``\\x1b[31m``), a bell, a NUL, a zero-width space pasted
+  with a number. Around a value (a trailing
   ``\\r`` of a trimmed value, a form feed: ``PADDING``) they are taken away
   and counted (``RepairKind.CONTROL_PADDING``), or, with ``--no-repair``, the row is
   invalid; inside one, the row is invalid unless ``--allow control-characters``. A line
@@ -31,20 +33,28 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
+#: Characters that show as nothing and come with text copied from web pages, chat apps and
+#: word processors: a zero-width space, the direction marks and embeddings (which can also
+#: make a value read differently from what it holds), a word joiner, a byte-order mark in
+#: the middle of text. In a phone number they make it no number; in a name, a duplicate
+#: the call center cannot see. Joiners (U+200C, U+200D) are not among them: scripts and
+#: emoji need them.
+INVISIBLE = "\u200b\u200e\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff"
 #: Control characters no value should hold: C0 but tab, line feed and carriage return (a
-#: line break in a multi-line cell), DEL, C1; NUL included.
-CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: line break in a multi-line cell), DEL, C1; NUL included; and the ``INVISIBLE`` ones.
+CONTROL = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{INVISIBLE}]")
 #: What may stand around a value and is taken away (with the whitespace and line breaks,
 #: when values are trimmed) and counted as a repair when it is a control character. Values
 #: read with their spaces (``--keep-spaces``) keep their line breaks too.
-PADDING = "\x0b\x0c\x1c\x1d\x1e\x1f\x85"
-# Every whitespace character (they are all below U+3001).
-_TRIM = "".join(char for char in map(chr, range(0x3001)) if char.isspace())
+PADDING = "\x0b\x0c\x1c\x1d\x1e\x1f\x85\u200b\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+PADDING += "\u2060\u2066\u2067\u2068\u2069\ufeff"
+# Every whitespace character (they are all below U+3001), and the padding.
+_TRIM = "".join(char for char in map(chr, range(0x3001)) if char.isspace()) + PADDING
 # The characters taken from around a value that make the taking a repair to count.
-_COUNTED = re.compile("[\r\x0b\x0c\x1c-\x1f\x85]")
+_COUNTED = re.compile(f"[\r\x0b\x0c\x1c-\x1f\x85{INVISIBLE}]")
 # One search over a whole record tells whether any value needs a closer look: a control
 # character, or a carriage return (counted when it pads a value).
-SUSPECT = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+SUSPECT = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{INVISIBLE}]")
 
 _TEXT_FORMULA = re.compile(r'="((?:[^"]|"")*)"', re.DOTALL)
 
