@@ -1215,14 +1215,14 @@ class _Recorder:
         self._path = path
 
     def __getattr__(self, name: str) -> _Recorder:
-        names = [item.name for item in dataclasses.fields(self._cls)] if self._is_settings else []
+        names = [item.name for item in dataclasses.fields(self._cls)] if self._is_dataclass else []
         if name not in names:
             where = ".".join(("Settings", *self._path))
             raise AttributeError(f"{where} has no field {name!r}")
         return _Recorder(get_type_hints(self._cls)[name], (*self._path, name))
 
     @property
-    def _is_settings(self) -> bool:
+    def _is_dataclass(self) -> bool:
         return isinstance(self._cls, type) and dataclasses.is_dataclass(self._cls)
 
 
@@ -1252,6 +1252,7 @@ NOT_SETTINGS: tuple[Callable[[Settings], object], ...] = (
     lambda s: s.send.backoff_base_s,
     lambda s: s.send.backoff_max_s,
 )
+# Taken on import as well, so that a typo in either list fails there.
 _DERIVED_PATHS = tuple((path_of(derived), path_of(source)) for derived, source in DERIVED)
 _NOT_SETTINGS_PATHS = tuple(path_of(accessor) for accessor in NOT_SETTINGS)
 

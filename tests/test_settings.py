@@ -19,6 +19,7 @@ from bulkimport.settings import (
     DERIVED,
     NOT_SETTINGS,
     PASSWORD_ENV,
+    REQUIRED_FOR_SENDING,
     SETTING_PATHS,
     SPECS,
     Method,
@@ -404,6 +405,12 @@ def test_every_setting_has_one_field_and_every_field_one_setting() -> None:
     assert len(PATHS) == len(SPECS), "two settings land in the same field"
     assert not PATHS & derived and not PATHS & not_settings and not derived & not_settings
     assert PATHS | derived | not_settings == leaf_fields(Settings)
+
+
+def test_the_settings_a_target_needs_are_the_target_s_own() -> None:
+    # A missing one is named by its option (require_target): each is the spec of that field.
+    for name in REQUIRED_FOR_SENDING:
+        assert SETTING_PATHS[name] == ("target", name)
 
 
 def test_a_field_that_is_not_there_fails_when_its_path_is_taken() -> None:
