@@ -1,7 +1,9 @@
 """Typed settings, resolved from the command line, the environment, a TOML profile and defaults.
 
 Every setting is declared once in ``SPECS``: the command line builds its options from it,
-``resolve`` reads it from each source. Precedence: command line > environment
+``resolve`` reads it from each source, ``build`` puts it in its field of ``Settings`` (named by
+an accessor that mypy checks, and ``SETTING_PATHS`` on import), ``Settings.stored`` reads
+it back for a job to keep. Precedence: command line > environment
 (``BULKIMPORT_<NAME>``) > profile (``--config``) > the settings stored with a job (on resume)
 > defaults. Pure: no I/O except ``load_profile``, ``read_password`` and the check that
 ``--ca-file`` holds certificates.
@@ -23,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast, get_type_hints
 
 from bulkimport.errors import ConfigError
 from bulkimport.portable import permission_bits_mean_privacy
@@ -52,14 +54,25 @@ DEFAULT_LOG_INTERVAL_S = 10.0
 #: ``exetime`` values that mean "now" to the server.
 NOW_EXETIMES = ("", "0000-00-00 00:00:00")
 EXETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: The lines a quoted value may span by default: a memo or an address runs to a few lines,
+#: a quote that is still open after a hundred was never closed.
+DEFAULT_MAX_RECORD_LINES = 100
+
+T = TypeVar("T")
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 @dataclass(frozen=True)
 class Spec:
     """One setting: its name (``snake_case``; the option is ``--kebab-case``), how to parse
-    it, its default, its help text, and where it lands in ``Settings`` (``field``, a dotted
-    path) with how it is written back to be stored with a job (``dump``), if it is at all
-    (``stored``)."""
+    it, its default, its help text, and the field of ``Settings`` it lands in (``field``, an
+    accessor such as ``lambda s: s.send.rate_per_s``: mypy checks it, and ``SETTING_PATHS``
+    checks it again when the module is imported), with how its value becomes the field's
+    (``load``), how the field is written back to be stored with a job (``dump``), and whether
+    it is at all (``stored``). ``build`` makes ``Settings`` from these alone."""
 
     name: str
     parse: Callable[[str], Any]
@@ -70,8 +83,9 @@ class Spec:
     multiple: bool = False  # repeatable on the command line; a table or list in a profile
     metavar: str = ""
     group: str = "target"
-    field: str = ""
-    dump: Callable[[Any], Any] = lambda value: value
+    field: Callable[[Settings], object] = dataclasses.field(kw_only=True)
+    load: Callable[[Any], Any] = _same  # the merged value → the field's value
+    dump: Callable[[Any], Any] = _same  # the field's value → the value stored (and merged)
     stored: bool = True  # kept with a job (and read back on resume)
 
     @property
@@ -88,8 +102,16 @@ def dump_pairs(pairs: Sequence[tuple[str, str | None]]) -> list[str]:
     return [f"{name}={value or ''}" for name, value in pairs]
 
 
-def dump_rename(pairs: Sequence[tuple[str, str | None]]) -> list[str]:
-    return dump_pairs(pairs)
+def load_rename(items: Sequence[str]) -> tuple[tuple[str, str | None], ...]:
+    """``--map`` as given (``["A=b", "C="]``) → ``(("A", "b"), ("C", None))``: renamed or
+    dropped columns."""
+    pairs = parse_pairs(items, "map", allow_empty_value=True)
+    return tuple((column, name or None) for column, name in pairs)
+
+
+def load_constants(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
+    """``--set`` as given (``["src=web"]``) → ``(("src", "web"),)``."""
+    return tuple(parse_pairs(items, "set", allow_empty_value=True))
 
 
 def parse_bool(text: str) -> bool:
@@ -351,24 +373,33 @@ class RejectBudget:
         return "0"
 
 
+class Method(StrEnum):
+    """How a call is sent: in a form body (the default), or in the query string (the
+    vendor's documented form, which puts the password into every request line)."""
+
+    GET = "get"  # the password (or its MD5) in the request line: in every access log
+    POST = "post"  # the parameters in the body: out of the access logs
+
+
 SPECS: tuple[Spec, ...] = (
     # --- the target: who we are and where the rows go
     Spec(
         "url",
         parse_url,
-        None,
+        "",
         "Import endpoint, e.g. https://cc.example.com/asterccinterfaces.",
-        field="target.url",
+        field=lambda s: s.target.url,
     ),
-    Spec("org", str, None, "Organisation identity (orgidentity).", field="target.org"),
-    Spec("user", str, None, "Account name or agent number.", field="target.user"),
+    Spec("org", str, "", "Organisation identity (orgidentity).", field=lambda s: s.target.org),
+    Spec("user", str, "", "Account name or agent number.", field=lambda s: s.target.user),
     Spec(
         "usertype",
         _choice(_names(UserType)),
         "account",
         "Who logs in.",
         _names(UserType),
-        field="target.usertype",
+        field=lambda s: s.target.usertype,
+        load=UserType,
     ),
     Spec(
         "pwdtype",
@@ -377,7 +408,8 @@ SPECS: tuple[Spec, ...] = (
         "Send the password as is or as its MD5 (which logs in just as the password does: "
         "keep it as secret).",
         _names(PasswordType),
-        field="target.pwdtype",
+        field=lambda s: s.target.pwdtype,
+        load=PasswordType,
     ),
     Spec(
         "password_env",
@@ -385,29 +417,30 @@ SPECS: tuple[Spec, ...] = (
         None,
         "Name of the environment variable that holds the password (default BULKIMPORT_PASSWORD).",
         metavar="VAR",
-        field="password_env",
+        field=lambda s: s.password_env,
+        load=lambda name: name or PASSWORD_ENV,
     ),
-    Spec("campaign", str, None, "Campaign id (model_id).", field="target.campaign"),
+    Spec("campaign", str, "", "Campaign id (model_id).", field=lambda s: s.target.campaign),
     Spec(
         "phone_field",
         str,
         "",
         "Field that also puts the record in the dial list.",
-        field="target.options.phone_field",
+        field=lambda s: s.target.options.phone_field,
     ),
     Spec(
         "priority_field",
         str,
         "",
         "Field holding the dial-list priority.",
-        field="target.options.priority_field",
+        field=lambda s: s.target.options.priority_field,
     ),
     Spec(
         "dialtime_field",
         str,
         "",
         "Field holding the dial time.",
-        field="target.options.dialtime_field",
+        field=lambda s: s.target.options.dialtime_field,
     ),
     Spec(
         "dupway",
@@ -415,7 +448,8 @@ SPECS: tuple[Spec, ...] = (
         "skip",
         "On a duplicate: update it or skip.",
         _names(DupWay),
-        field="target.options.dupway",
+        field=lambda s: s.target.options.dupway,
+        load=DupWay,
     ),
     Spec(
         "dupdiallist",
@@ -423,7 +457,8 @@ SPECS: tuple[Spec, ...] = (
         "ignoreDuplicate",
         "On a duplicate: whether it goes into the dial list.",
         _names(DupDialList),
-        field="target.options.dupdiallist",
+        field=lambda s: s.target.options.dupdiallist,
+        load=DupDialList,
     ),
     Spec(
         "changepackage",
@@ -431,7 +466,8 @@ SPECS: tuple[Spec, ...] = (
         "skip",
         "On a duplicate in another package of the main table.",
         _names(ChangePackage),
-        field="target.options.changepackage",
+        field=lambda s: s.target.options.changepackage,
+        load=ChangePackage,
     ),
     Spec(
         "emptyagent",
@@ -439,7 +475,7 @@ SPECS: tuple[Spec, ...] = (
         False,
         "On a duplicate: clear its assigned agent.",
         ("yes", "no"),
-        field="target.options.emptyagent",
+        field=lambda s: s.target.options.emptyagent,
     ),
     Spec(
         "resetstatus",
@@ -447,7 +483,7 @@ SPECS: tuple[Spec, ...] = (
         False,
         "On a duplicate: reset its status.",
         ("yes", "no"),
-        field="target.options.resetstatus",
+        field=lambda s: s.target.options.resetstatus,
     ),
     # --- how to send
     Spec(
@@ -459,7 +495,8 @@ SPECS: tuple[Spec, ...] = (
         "access logs of the server and of any proxy.",
         ("get", "post"),
         group="send",
-        field="send.method",
+        field=lambda s: s.send.method,
+        load=Method,
     ),
     Spec(
         "max_get_bytes",
@@ -470,7 +507,7 @@ SPECS: tuple[Spec, ...] = (
         "whose call would be longer is not sent and is rejected, saying to use --method post.",
         metavar="BYTES",
         group="send",
-        field="send.max_get_bytes",
+        field=lambda s: s.send.max_get_bytes,
     ),
     Spec(
         "rate",
@@ -480,7 +517,7 @@ SPECS: tuple[Spec, ...] = (
         "without slowing down, and follow it.",
         metavar="PER_S|auto",
         group="send",
-        field="send.rate_per_s",
+        field=lambda s: s.send.rate_per_s,
         dump=dump_rate,
     ),
     Spec(
@@ -490,7 +527,7 @@ SPECS: tuple[Spec, ...] = (
         "With --rate auto: never more calls per second than this (0 = no cap).",
         metavar="PER_S",
         group="send",
-        field="send.max_rate_per_s",
+        field=lambda s: s.send.max_rate_per_s,
     ),
     Spec(
         "concurrency",
@@ -500,7 +537,7 @@ SPECS: tuple[Spec, ...] = (
         f"{DEFAULT_AUTO_CONCURRENCY}].",
         metavar="N",
         group="send",
-        field="send.concurrency",
+        field=lambda s: s.send.concurrency,
     ),
     Spec(
         "max_outage",
@@ -510,7 +547,7 @@ SPECS: tuple[Spec, ...] = (
         "the job, resumable (exit 75): e.g. 30m, 2h, 0 to stop at once.",
         metavar="DURATION",
         group="send",
-        field="send.max_outage_s",
+        field=lambda s: s.send.max_outage_s,
     ),
     Spec(
         "window",
@@ -520,7 +557,7 @@ SPECS: tuple[Spec, ...] = (
         "the window; when it closes, stop, resumable (exit 75).",
         metavar="HH:MM-HH:MM",
         group="send",
-        field="send.window",
+        field=lambda s: s.send.window,
         dump=lambda window: None if window is None else str(window),
     ),
     Spec(
@@ -531,7 +568,7 @@ SPECS: tuple[Spec, ...] = (
         "answers; 0 never stops.",
         metavar="N|P%",
         group="send",
-        field="send.max_rejects",
+        field=lambda s: s.send.max_rejects,
         dump=str,
     ),
     Spec(
@@ -541,7 +578,7 @@ SPECS: tuple[Spec, ...] = (
         "Attempts per row before it is marked failed.",
         metavar="N",
         group="send",
-        field="send.max_attempts",
+        field=lambda s: s.send.max_attempts,
     ),
     Spec(
         "timeout",
@@ -550,7 +587,7 @@ SPECS: tuple[Spec, ...] = (
         "Seconds per call.",
         metavar="S",
         group="send",
-        field="send.timeout_s",
+        field=lambda s: s.send.timeout_s,
     ),
     Spec(
         "skip_unchanged",
@@ -560,7 +597,7 @@ SPECS: tuple[Spec, ...] = (
         "server, org and campaign: a nightly file sends only its new and changed rows.",
         flag=True,
         group="send",
-        field="skip_unchanged",
+        field=lambda s: s.skip_unchanged,
     ),
     Spec(
         "customer_key",
@@ -571,7 +608,7 @@ SPECS: tuple[Spec, ...] = (
         "else the file's first phone-like field].",
         metavar="FIELD",
         group="send",
-        field="customer_key",
+        field=lambda s: s.customer_key,
     ),
     Spec(
         "proxy",
@@ -582,7 +619,7 @@ SPECS: tuple[Spec, ...] = (
         "own addresses are reached directly. Never stored with a job.",
         metavar="URL",
         group="send",
-        field="send.proxy",
+        field=lambda s: s.send.proxy,
         stored=False,
     ),
     Spec(
@@ -593,7 +630,7 @@ SPECS: tuple[Spec, ...] = (
         "the one of a proxy that inspects TLS), besides the usual ones.",
         metavar="PATH",
         group="send",
-        field="send.ca_file",
+        field=lambda s: s.send.ca_file,
     ),
     Spec(
         "system_trust",
@@ -604,7 +641,7 @@ SPECS: tuple[Spec, ...] = (
         "installed already.",
         flag=True,
         group="send",
-        field="send.system_trust",
+        field=lambda s: s.send.system_trust,
     ),
     Spec(
         "insecure",
@@ -615,7 +652,8 @@ SPECS: tuple[Spec, ...] = (
         "verifies again unless given it again).",
         flag=True,
         group="send",
-        field="send.verify_tls",
+        field=lambda s: s.send.verify_tls,
+        load=operator.not_,
         dump=operator.not_,
         stored=False,
     ),
@@ -627,7 +665,7 @@ SPECS: tuple[Spec, ...] = (
         "File encoding (default: detect).",
         metavar="NAME",
         group="read",
-        field="read.encoding",
+        field=lambda s: s.read.encoding,
     ),
     Spec(
         "delimiter",
@@ -636,7 +674,7 @@ SPECS: tuple[Spec, ...] = (
         "Delimiter (default: sniff); 'tab' for a tab.",
         metavar="C",
         group="read",
-        field="read.delimiter",
+        field=lambda s: s.read.delimiter,
     ),
     Spec(
         "skip_rows",
@@ -645,7 +683,7 @@ SPECS: tuple[Spec, ...] = (
         "Title lines above the header.",
         metavar="N",
         group="read",
-        field="read.skip_rows",
+        field=lambda s: s.read.skip_rows,
     ),
     Spec(
         "sheet",
@@ -655,7 +693,7 @@ SPECS: tuple[Spec, ...] = (
         "from 1 (default: the first visible sheet). A CSV file ignores it.",
         metavar="NAME|N",
         group="read",
-        field="read.sheet",
+        field=lambda s: s.read.sheet,
     ),
     Spec(
         "map",
@@ -665,8 +703,9 @@ SPECS: tuple[Spec, ...] = (
         multiple=True,
         metavar="COLUMN=FIELD",
         group="read",
-        field="read.rename",
-        dump=dump_rename,
+        field=lambda s: s.read.rename,
+        load=load_rename,
+        dump=dump_pairs,
     ),
     Spec(
         "set",
@@ -676,7 +715,8 @@ SPECS: tuple[Spec, ...] = (
         multiple=True,
         metavar="FIELD=VALUE",
         group="read",
-        field="read.constants",
+        field=lambda s: s.read.constants,
+        load=load_constants,
         dump=dump_pairs,
     ),
     Spec(
@@ -686,7 +726,7 @@ SPECS: tuple[Spec, ...] = (
         "Send empty cells as FIELD= (they are left out by default).",
         flag=True,
         group="read",
-        field="read.keep_empty",
+        field=lambda s: s.read.keep_empty,
     ),
     Spec(
         "keep_spaces",
@@ -696,7 +736,7 @@ SPECS: tuple[Spec, ...] = (
         "ideographic spaces too).",
         flag=True,
         group="read",
-        field="read.keep_spaces",
+        field=lambda s: s.read.keep_spaces,
     ),
     Spec(
         "no_repair",
@@ -706,7 +746,8 @@ SPECS: tuple[Spec, ...] = (
         "are invalid, not sent, and reported.",
         flag=True,
         group="read",
-        field="read.repair",
+        field=lambda s: s.read.repair,
+        load=operator.not_,
         dump=operator.not_,
     ),
     Spec(
@@ -718,18 +759,18 @@ SPECS: tuple[Spec, ...] = (
         "length), control-characters (inside a value), totals-rows (a 合计/Total row).",
         metavar="KIND,...",
         group="read",
-        field="read.allow",
+        field=lambda s: s.read.allow,
         dump=dump_allow,
     ),
     Spec(
         "max_record_lines",
         parse_positive_int,
-        100,
+        DEFAULT_MAX_RECORD_LINES,
         "Lines a quoted value may span; a quote still open after that is taken as unclosed: "
         "its line is reported invalid and reading goes on at the next line.",
         metavar="N",
         group="read",
-        field="read.max_record_lines",
+        field=lambda s: s.read.max_record_lines,
     ),
     # --- output
     Spec(
@@ -739,7 +780,7 @@ SPECS: tuple[Spec, ...] = (
         "Where to write the failed-rows report.",
         metavar="PATH",
         group="output",
-        field="output.report",
+        field=lambda s: s.output.report,
     ),
     Spec(
         "log",
@@ -749,7 +790,7 @@ SPECS: tuple[Spec, ...] = (
         "stops, summary.",
         metavar="PATH",
         group="output",
-        field="output.log",
+        field=lambda s: s.output.log,
     ),
     Spec(
         "log_format",
@@ -758,7 +799,7 @@ SPECS: tuple[Spec, ...] = (
         "Format of the --log file: plain lines, or one JSON object per line.",
         ("plain", "json"),
         group="output",
-        field="output.log_format",
+        field=lambda s: s.output.log_format,
     ),
     Spec(
         "log_interval",
@@ -767,7 +808,7 @@ SPECS: tuple[Spec, ...] = (
         "Seconds between progress lines in the log.",
         metavar="S",
         group="output",
-        field="output.log_interval_s",
+        field=lambda s: s.output.log_interval_s,
     ),
     Spec(
         "prune",
@@ -777,7 +818,7 @@ SPECS: tuple[Spec, ...] = (
         "reports, as `bulkimport prune --older-than` does: a nightly database stays bounded.",
         metavar="DURATION",
         group="output",
-        field="output.prune_after_s",
+        field=lambda s: s.output.prune_after_s,
     ),
     # --- remote imports (`bulkimport remote`): the server fetches the file itself
     Spec(
@@ -787,7 +828,8 @@ SPECS: tuple[Spec, ...] = (
         "How the server fetches the file.",
         ("http", "ftp"),
         group="remote",
-        field="remote.source",
+        field=lambda s: s.remote.source,
+        load=Source,
     ),
     Spec(
         "source_user",
@@ -796,7 +838,7 @@ SPECS: tuple[Spec, ...] = (
         "User name for the file's server (its password: BULKIMPORT_SOURCE_PASSWORD).",
         metavar="NAME",
         group="remote",
-        field="remote.source_user",
+        field=lambda s: s.remote.source_user,
     ),
     Spec(
         "exetime",
@@ -805,7 +847,7 @@ SPECS: tuple[Spec, ...] = (
         "When the server imports the file: 'YYYY-MM-DD HH:MM:SS' (its local time) or now.",
         metavar="TIME",
         group="remote",
-        field="remote.exetime",
+        field=lambda s: s.remote.exetime,
     ),
     Spec(
         "delrow",
@@ -814,7 +856,7 @@ SPECS: tuple[Spec, ...] = (
         "Leading lines of the file the server drops (the header).",
         metavar="N",
         group="remote",
-        field="remote.delrow",
+        field=lambda s: s.remote.delrow,
     ),
 )
 
@@ -822,14 +864,6 @@ SPECS_BY_NAME: dict[str, Spec] = {spec.name: spec for spec in SPECS}
 REQUIRED_FOR_SENDING = ("url", "org", "user", "campaign")
 #: Keys a profile may hold besides the settings above.
 PROFILE_EXTRA_KEYS = ("db",)
-
-
-class Method(StrEnum):
-    """How a call is sent: in a form body (the default), or in the query string (the
-    vendor's documented form, which puts the password into every request line)."""
-
-    GET = "get"  # the password (or its MD5) in the request line: in every access log
-    POST = "post"  # the parameters in the body: out of the access logs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -948,7 +982,22 @@ class SendSettings:
 
 @dataclass(frozen=True)
 class ReadSettings:
-    """How the file is read (turned into the reader's options by the library layer)."""
+    """How the file is read: what the user said about it, as the reader takes it; ``None``
+    means detect or sniff.
+
+    ``rename`` maps a column of the file, by name or by position (``#3``, 1-based), to a
+    field name (``None`` or ``""`` drops the column; a column named twice: the last one);
+    ``constants`` are ``(field, value)`` pairs added to every record; ``keep_empty`` sends
+    empty cells as ``field=`` instead of leaving them out; ``keep_spaces`` sends values with
+    the whitespace around them (it is trimmed by default); a quoted value may span at most
+    ``max_record_lines`` lines (a quote still open after that is taken as unclosed).
+    ``phone_field`` is the target's ``--phone-field``: with the fields named like a phone,
+    its numbers are repaired (or, not ``repair``, refused) when Excel damaged them.
+    ``sheet`` names the sheet of a workbook to read, by name or by number (``"2"``: the
+    second tab); ``None`` reads the first visible one. ``encoding``, ``delimiter``,
+    ``max_record_lines`` are for CSV files and ``sheet`` for workbooks: each kind ignores
+    the others' (a profile may name both).
+    """
 
     encoding: str | None = None
     delimiter: str | None = None
@@ -958,10 +1007,15 @@ class ReadSettings:
     keep_empty: bool = False
     keep_spaces: bool = False
     repair: bool = True  # --no-repair turns it off
-    max_record_lines: int = 100
+    max_record_lines: int = DEFAULT_MAX_RECORD_LINES
     phone_field: str = ""  # the target's --phone-field: its numbers are repaired too
     sheet: str | None = None  # a workbook's sheet, by name or number (None: the first)
     allow: tuple[Allow, ...] = ()  # --allow: values let through that are otherwise invalid
+
+    @property
+    def renamed(self) -> dict[str, str | None]:
+        """``rename`` as a mapping of column to field."""
+        return dict(self.rename)
 
 
 @dataclass(frozen=True)
@@ -1014,14 +1068,7 @@ class Settings:
         ``stored``); never the password, nor the proxy (it may hold the proxy's password,
         and it belongs to the network a command runs in, not to the job), nor ``--insecure``
         (a resume verifies the server again unless it is given again)."""
-        return {spec.name: spec.dump(_field(self, spec.field)) for spec in SPECS if spec.stored}
-
-
-def _field(settings: Settings, path: str) -> Any:
-    value: Any = settings
-    for name in path.split("."):
-        value = getattr(value, name)
-    return value
+        return {spec.name: spec.dump(spec.field(self)) for spec in SPECS if spec.stored}
 
 
 def parse_pairs(
@@ -1136,80 +1183,78 @@ def merge(
 
 
 def build(values: Mapping[str, Any]) -> Settings:
-    """Typed settings from merged values (``merge``)."""
-    return Settings(
-        target=_target(values),
-        send=SendSettings(
-            method=Method(values["method"]),
-            rate_per_s=values["rate"],
-            max_rate_per_s=values["max_rate"],
-            concurrency=values["concurrency"],
-            max_outage_s=values["max_outage"],
-            max_rejects=values["max_rejects"],
-            window=values["window"],
-            max_attempts=values["max_attempts"],
-            timeout_s=values["timeout"],
-            verify_tls=not values["insecure"],
-            proxy=values["proxy"],
-            ca_file=values["ca_file"],
-            system_trust=values["system_trust"],
-            max_get_bytes=values["max_get_bytes"],
-        ),
-        read=ReadSettings(
-            encoding=values["encoding"],
-            delimiter=values["delimiter"],
-            skip_rows=values["skip_rows"],
-            rename=tuple(
-                (column, name or None)
-                for column, name in parse_pairs(values["map"], "map", allow_empty_value=True)
-            ),
-            constants=tuple(parse_pairs(values["set"], "set", allow_empty_value=True)),
-            keep_empty=values["keep_empty"],
-            keep_spaces=values["keep_spaces"],
-            repair=not values["no_repair"],
-            max_record_lines=values["max_record_lines"],
-            phone_field=values["phone_field"],
-            sheet=values["sheet"],
-            allow=values["allow"],
-        ),
-        output=OutputSettings(
-            report=values["report"],
-            log=values["log"],
-            log_format=values["log_format"],
-            log_interval_s=values["log_interval"],
-            prune_after_s=values["prune"],
-        ),
-        remote=RemoteSettings(
-            source=Source(values["source"]),
-            source_user=values["source_user"],
-            exetime=values["exetime"],
-            delrow=values["delrow"],
-        ),
-        password_env=values["password_env"] or PASSWORD_ENV,
-        skip_unchanged=values["skip_unchanged"],
-        customer_key=values["customer_key"],
-    )
+    """Typed settings from merged values (``merge``): each spec's value, ``load``-ed, in its
+    field (``SETTING_PATHS``), the derived fields copied (``DERIVED``), every other field at
+    its default."""
+    given = {SETTING_PATHS[spec.name]: spec.load(values[spec.name]) for spec in SPECS}
+    for derived, source in _DERIVED_PATHS:
+        given[derived] = given[source]
+    return _make(Settings, (), given)
 
 
-def _target(values: Mapping[str, Any]) -> Target:
-    return Target(
-        url=values["url"] or "",
-        org=values["org"] or "",
-        user=values["user"] or "",
-        campaign=values["campaign"] or "",
-        usertype=UserType(values["usertype"]),
-        pwdtype=PasswordType(values["pwdtype"]),
-        options=ImportOptions(
-            phone_field=values["phone_field"],
-            priority_field=values["priority_field"],
-            dialtime_field=values["dialtime_field"],
-            dupway=DupWay(values["dupway"]),
-            dupdiallist=DupDialList(values["dupdiallist"]),
-            changepackage=ChangePackage(values["changepackage"]),
-            emptyagent=values["emptyagent"],
-            resetstatus=values["resetstatus"],
-        ),
-    )
+def _make(cls: type[T], where: tuple[str, ...], given: Mapping[tuple[str, ...], Any]) -> T:
+    """A ``cls`` (a settings dataclass at ``where`` in ``Settings``) with the ``given``
+    values of the fields below it; the others at their defaults."""
+    hints = get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):  # type: ignore[arg-type]
+        path = (*where, item.name)
+        if path in given:
+            values[item.name] = given[path]
+        elif any(other[: len(path)] == path for other in given):
+            values[item.name] = _make(hints[item.name], path, given)
+    return cls(**values)
+
+
+class _Recorder:
+    """Stands for a ``Settings`` while an accessor runs: records the fields it names, each
+    checked to be a field of the dataclass it is read from."""
+
+    def __init__(self, cls: Any, path: tuple[str, ...] = ()) -> None:
+        self._cls = cls
+        self._path = path
+
+    def __getattr__(self, name: str) -> _Recorder:
+        names = [item.name for item in dataclasses.fields(self._cls)] if self._is_dataclass else []
+        if name not in names:
+            where = ".".join(("Settings", *self._path))
+            raise AttributeError(f"{where} has no field {name!r}")
+        return _Recorder(get_type_hints(self._cls)[name], (*self._path, name))
+
+    @property
+    def _is_dataclass(self) -> bool:
+        return isinstance(self._cls, type) and dataclasses.is_dataclass(self._cls)
+
+
+def path_of(accessor: Callable[[Settings], object]) -> tuple[str, ...]:
+    """The field an accessor reads: ``lambda s: s.send.rate_per_s`` → ``("send",
+    "rate_per_s")``; an ``AttributeError`` naming it when a name is no field."""
+    recorded = accessor(cast(Settings, _Recorder(Settings)))
+    if not isinstance(recorded, _Recorder) or not recorded._path:
+        raise TypeError(f"{accessor!r} reads no field of Settings")
+    return recorded._path
+
+
+#: Where each setting lands in ``Settings``, checked when the module is imported: an accessor
+#: naming no field (a typo) fails here, not on the first run that reads it.
+SETTING_PATHS: dict[str, tuple[str, ...]] = {spec.name: path_of(spec.field) for spec in SPECS}
+
+#: Fields set from another setting's field, (derived, source): the reader repairs the
+#: target's --phone-field as it repairs the fields named like phones.
+DERIVED: tuple[tuple[Callable[[Settings], object], Callable[[Settings], object]], ...] = (
+    (lambda s: s.read.phone_field, lambda s: s.target.options.phone_field),
+)
+
+#: Fields of ``Settings`` no setting gives: the password (read from its variable, in memory
+#: only) and the backoff's base and cap (a program's, for tests and benchmarks).
+NOT_SETTINGS: tuple[Callable[[Settings], object], ...] = (
+    lambda s: s.target.password,
+    lambda s: s.send.backoff_base_s,
+    lambda s: s.send.backoff_max_s,
+)
+# Taken on import as well, so that a typo in either list fails there.
+_DERIVED_PATHS = tuple((path_of(derived), path_of(source)) for derived, source in DERIVED)
+_NOT_SETTINGS_PATHS = tuple(path_of(accessor) for accessor in NOT_SETTINGS)
 
 
 def resolve(

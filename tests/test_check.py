@@ -299,7 +299,7 @@ def test_phone_field_choice(tmp_path: Path) -> None:
 
 def test_phone_field_from_the_schema_key_field(tmp_path: Path) -> None:
     path = write(tmp_path, ["name,mobile,Cell", "a,1,2"])
-    fmt = sniff_format(path, ReaderOptions(rename={"Cell": "phone1"}))
+    fmt = sniff_format(path, ReaderOptions(rename=(("Cell", "phone1"),)))
     choice = choose_phone_field(fmt, "", CAMPAIGN)
     assert (choice.name, choice.source) == ("phone1", PhoneSource.SCHEMA)
     # A campaign keyed on e-mail: the key is not a phone, the names decide.

@@ -156,7 +156,7 @@ def test_with_a_schema_the_missing_key_field_is_where_to_look(tmp_path: Path) ->
     assert message.endswith("column '电子邮箱' is named like it: --map '电子邮箱=email'")
     assert not findings(report, "schema-missing-required")  # one cause, reported once
     # Mapped, nothing is refused; and with the schema, no guessing at names.
-    mapped = ReaderOptions(rename={"电子邮箱": "email"})
+    mapped = ReaderOptions(rename=(("电子邮箱", "email"),))
     assert check_file(tmp_path / "x.csv", mapped, options).clean
 
 

@@ -228,7 +228,7 @@ def test_a_value_in_column_xfd_is_counted_not_padded(tmp_path: Path) -> None:
         "a value in column XFD ('a note far right'), right of the header's last column (C)"
     )
     # The advice works: the columns right of the header dropped, every row is sent.
-    _, rows = read(path, rename={f"#{n}": None for n in range(4, 16_385)})
+    _, rows = read(path, rename=tuple((f"#{n}", None) for n in range(4, 16_385)))
     assert {r.state for r in rows} == {RowState.PENDING}
 
 

@@ -23,7 +23,7 @@ from bulkimport.reader import (
 )
 from bulkimport.reader import format as reader_format
 from bulkimport.rows import Batch, NewRow, Repair
-from bulkimport.settings import resolve
+from bulkimport.settings import ReadSettings, resolve
 from bulkimport.states import InvalidReason, RepairKind, RowState
 
 HEADER = "name,phone1,city,memo"
@@ -283,7 +283,7 @@ def test_blank_lines_and_rows_of_bare_delimiters_are_counted_not_rows(tmp_path: 
 
 def test_a_line_with_values_only_in_dropped_columns_has_no_values(tmp_path: Path) -> None:
     path = write(tmp_path, "a,b,note\n1,2,x\n,,only a note\n")
-    _, rows, blank = read_counted(path, ReaderOptions(rename={"note": None}))
+    _, rows, blank = read_counted(path, ReaderOptions(rename=(("note", None),)))
     assert [(row.line, row.reason) for row in rows] == [(2, None), (3, InvalidReason.NO_VALUES)]
     assert rows[1].message is not None and "dropped" in rows[1].message
     assert blank == 0
@@ -301,7 +301,7 @@ def test_skip_rows_and_blank_lines_before_the_header(tmp_path: Path) -> None:
 def test_map_drop_and_set(tmp_path: Path) -> None:
     path = write(tmp_path, "Name,Mobile,Notes,Extra\nA,1,n,x\n")
     options = ReaderOptions(
-        rename={"Name": "customername", "Mobile": "phone1", "Extra": None, "Notes": ""},
+        rename=(("Name", "customername"), ("Mobile", "phone1"), ("Extra", None), ("Notes", "")),
         constants=(("priority", "5"), ("memo", "from 100% import")),
     )
     fmt, rows = read_all(path, options)
@@ -321,7 +321,7 @@ def test_a_blank_line_is_not_a_record_even_with_constants(tmp_path: Path) -> Non
 def test_mapping_a_missing_column_names_it_and_lists_the_columns(tmp_path: Path) -> None:
     path = write(tmp_path, "name,phone1\nA,1\n")
     with pytest.raises(InputError, match=r"'Mobile'.*its columns are: name, phone1") as info:
-        sniff_format(path, ReaderOptions(rename={"Mobile": "phone1"}))
+        sniff_format(path, ReaderOptions(rename=(("Mobile", "phone1"),)))
     assert str(path) in str(info.value)
 
 
@@ -364,7 +364,7 @@ def test_bad_headers(tmp_path: Path, header: str, message: str) -> None:
 def test_duplicate_after_mapping(tmp_path: Path) -> None:
     path = write(tmp_path, "name,fullname\nA,B\n")
     with pytest.raises(InputError, match="field 'name' comes from columns 1 and 2"):
-        sniff_format(path, ReaderOptions(rename={"fullname": "name"}))
+        sniff_format(path, ReaderOptions(rename=(("fullname", "name"),)))
 
 
 def test_only_a_header_gives_no_rows(tmp_path: Path) -> None:
@@ -760,10 +760,10 @@ def test_a_forced_encoding_the_bytes_allow_is_used(
 def test_map_names_a_column_by_its_position(tmp_path: Path) -> None:
     path = write(tmp_path, "name,phone,phone,,memo\nA,1,2,x,m\n")
     with pytest.raises(InputError, match=r"--map '#3=FIELD'"):
-        sniff_format(path, ReaderOptions(rename={"#4": "note"}))
+        sniff_format(path, ReaderOptions(rename=(("#4", "note"),)))
     with pytest.raises(InputError, match=r"column 4 has no name; name it with --map '#4=FIELD'"):
-        sniff_format(path, ReaderOptions(rename={"#3": "phone2"}))
-    options = ReaderOptions(rename={"phone": "phone1", "#3": "phone2", "#4": ""})
+        sniff_format(path, ReaderOptions(rename=(("#3", "phone2"),)))
+    options = ReaderOptions(rename=(("phone", "phone1"), ("#3", "phone2"), ("#4", "")))
     fmt, rows = read_all(path, options)
     assert fmt.fields == ("name", "phone1", "phone2", None, "memo")
     assert rows[0].record == "name=A||phone1=1||phone2=2||memo=m"
@@ -772,7 +772,7 @@ def test_map_names_a_column_by_its_position(tmp_path: Path) -> None:
 
 def test_map_by_position_names_an_unnamed_column_at_the_right(tmp_path: Path) -> None:
     path = write(tmp_path, "name,phone1,\nA,1,note\n")
-    fmt, rows = read_all(path, ReaderOptions(rename={"#3": "memo"}))
+    fmt, rows = read_all(path, ReaderOptions(rename=(("#3", "memo"),)))
     assert fmt.header == ("name", "phone1", "")
     assert rows[0].record == "name=A||phone1=1||memo=note"
 
@@ -781,14 +781,14 @@ def test_map_by_position_names_an_unnamed_column_at_the_right(tmp_path: Path) ->
 def test_map_by_a_position_the_file_does_not_have(tmp_path: Path, key: str) -> None:
     path = write(tmp_path, "name,phone1,city\nA,1,X\n")
     with pytest.raises(InputError, match=rf"--map '{key}=x': the file has 3 columns, #1 to #3"):
-        sniff_format(path, ReaderOptions(rename={key: "x"}))
+        sniff_format(path, ReaderOptions(rename=((key, "x"),)))
 
 
 def test_a_name_that_cannot_be_mapped_by_name_is_advised_by_position(tmp_path: Path) -> None:
     path = write(tmp_path, "name,a=b\nA,1\n")
     with pytest.raises(InputError, match=r"contains '='.*--map '#2=FIELD'"):
         sniff_format(path)
-    fmt = sniff_format(path, ReaderOptions(rename={"#2": "phone1"}))
+    fmt = sniff_format(path, ReaderOptions(rename=(("#2", "phone1"),)))
     assert fmt.fields == ("name", "phone1")
 
 
@@ -936,16 +936,19 @@ def test_no_repair_refuses_what_it_would_have_repaired(tmp_path: Path) -> None:
 
 def test_a_phone_field_that_is_not_sent_is_not_checked(tmp_path: Path) -> None:
     path = write(tmp_path, DAMAGED)
-    _, rows = read_all(path, ReaderOptions(rename={"phone1": None, "phone2": None}))
+    _, rows = read_all(path, ReaderOptions(rename=(("phone1", None), ("phone2", None))))
     assert rows[1].record == "name=B"
 
 
 def test_the_reading_options_reach_the_reader() -> None:
     given = {"keep_spaces": True, "no_repair": True, "max_record_lines": "7", "phone_field": "tel"}
-    options = reader_options(resolve(given, {}, {}, need_target=False))
+    resolved = resolve(given, {}, {}, need_target=False)
+    options = reader_options(resolved)
+    assert options is resolved.read  # the reader takes the read settings, not a copy
     assert (options.keep_spaces, options.repair, options.max_record_lines) == (True, False, 7)
     assert options.phone_field == "tel"
     assert reader_options(resolve({}, {}, {}, need_target=False)) == ReaderOptions()
+    assert ReaderOptions is ReadSettings
     assert ReaderOptions().max_record_lines == DEFAULT_MAX_RECORD_LINES == 100
 
 

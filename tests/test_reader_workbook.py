@@ -198,7 +198,7 @@ def test_short_rows_are_padded_and_a_value_right_of_the_header_is_invalid(
     assert "column E ('a note'), right of the header's last column (C)" in c.message
     assert "drop columns D to E with --map '#4=' ... '#5='" in c.message
     # The advice works: the columns are dropped, the row is sent.
-    _, batches = read(path, ReaderOptions(rename={"#4": None, "#5": None}))
+    _, batches = read(path, ReaderOptions(rename=(("#4", None), ("#5", None))))
     assert values(rows_of(batches)[2]) == {"name": "C", "phone1": "13800000003", "city": "Lyon"}
 
 
@@ -230,7 +230,7 @@ def test_title_rows_are_refused_with_the_skip_rows_to_give(tmp_path: Path) -> No
 def test_map_by_name_and_by_position_set_and_keep_empty(tmp_path: Path) -> None:
     path = workbook(tmp_path / "map.xlsx", [*TITLED[2:], ["C", 13800000003, None, None]])
     options = ReaderOptions(
-        rename={"phone1": "phone", "#4": None},
+        rename=(("phone1", "phone"), ("#4", None)),
         constants=(("source", "xlsx"),),
         keep_empty=True,
     )
@@ -242,7 +242,7 @@ def test_map_by_name_and_by_position_set_and_keep_empty(tmp_path: Path) -> None:
         "name=C||phone=13800000003||city=||source=xlsx",
     ]
     with pytest.raises(InputError, match=r"--map names column 'Phone'.*its columns are"):
-        sniff_format(path, ReaderOptions(rename={"Phone": "phone1"}))
+        sniff_format(path, ReaderOptions(rename=(("Phone", "phone1"),)))
     with pytest.raises(InputError, match="field 'city' is set with --set"):
         sniff_format(path, ReaderOptions(constants=(("city", "x"),)))
 
@@ -279,7 +279,7 @@ def test_the_phone_rules_are_the_csv_rules(tmp_path: Path) -> None:
 
 def test_values_only_in_dropped_columns_are_not_sent(tmp_path: Path) -> None:
     path = workbook(tmp_path / "drop.xlsx", [["name", "note"], ["A", "x"], [None, "only"]])
-    _, batches = read(path, ReaderOptions(rename={"note": None}))
+    _, batches = read(path, ReaderOptions(rename=(("note", None),)))
     assert [row.reason for row in rows_of(batches)] == [None, InvalidReason.NO_VALUES]
 
 

@@ -3,17 +3,24 @@ defaults), parsing with the source named, and what a job stores, table by table.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, get_type_hints
 
 import pytest
+import trustme
 
 from bulkimport import settings as settings_module
 from bulkimport.errors import ConfigError
 from bulkimport.protocol import DupWay, UserType
 from bulkimport.settings import (
+    DERIVED,
+    NOT_SETTINGS,
     PASSWORD_ENV,
+    REQUIRED_FOR_SENDING,
+    SETTING_PATHS,
     SPECS,
     Method,
     Settings,
@@ -22,6 +29,7 @@ from bulkimport.settings import (
     load_profile,
     mask_url,
     merge,
+    path_of,
     resolve,
 )
 
@@ -314,3 +322,135 @@ def test_the_profile_permission_warning_only_where_permission_bits_mean_privacy(
 
 def test_permission_bits_mean_privacy_on_posix_only() -> None:
     assert settings_module.permission_bits_mean_privacy() is (os.name == "posix")
+
+
+@pytest.fixture
+def given(tmp_path: Path) -> dict[str, Any]:
+    """A value for every setting, as the command line gives it, none of them the default."""
+    ca_file = tmp_path / "office-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca_file))
+    return {
+        **TARGET,
+        "usertype": "agent",
+        "pwdtype": "md5",
+        "password_env": "CC_PW",
+        "phone_field": "mobile",
+        "priority_field": "prio",
+        "dialtime_field": "dial_at",
+        "dupway": "update",
+        "dupdiallist": "ignoreSuccess",
+        "changepackage": "reassignToCurrent",
+        "emptyagent": "yes",
+        "resetstatus": "yes",
+        "method": "get",
+        "max_get_bytes": "8192",
+        "rate": "auto",
+        "max_rate": "50",
+        "concurrency": "3",
+        "max_outage": "1h30m",
+        "window": "20:00-07:00",
+        "max_rejects": "20%",
+        "max_attempts": "2",
+        "timeout": "5",
+        "skip_unchanged": True,
+        "customer_key": "crm_id",
+        "proxy": "http://proxy.office:3128",
+        "ca_file": str(ca_file),
+        "system_trust": True,
+        "insecure": True,
+        "encoding": "gb18030",
+        "delimiter": ";",
+        "skip_rows": "2",
+        "sheet": "Leads",
+        "map": ("Mobile=phone1", "Notes="),
+        "set": ("src=web",),
+        "keep_empty": True,
+        "keep_spaces": True,
+        "no_repair": True,
+        "allow": "short-phones,totals-rows",
+        "max_record_lines": "7",
+        "report": "r.csv",
+        "log": "l.log",
+        "log_format": "json",
+        "log_interval": "2.5",
+        "prune": "30d",
+        "source": "ftp",
+        "source_user": "ftp-user",
+        "exetime": "2025-01-31 02:00:00",
+        "delrow": "0",
+    }
+
+
+def leaf_fields(cls: Any, where: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    """Every field of ``Settings`` that holds a value, by its path: the fields of the
+    dataclasses it is made of (a setting's own value may be a dataclass: ``RejectBudget``)."""
+    leaves = set()
+    hints = get_type_hints(cls)
+    for item in dataclasses.fields(cls):
+        path = (*where, item.name)
+        kind = hints[item.name]
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind) and path not in PATHS:
+            leaves |= leaf_fields(kind, path)
+        else:
+            leaves.add(path)
+    return leaves
+
+
+PATHS = set(SETTING_PATHS.values())
+
+
+def test_every_setting_has_one_field_and_every_field_one_setting() -> None:
+    derived = {path_of(field) for field, _ in DERIVED}
+    not_settings = {path_of(field) for field in NOT_SETTINGS}
+    assert len(PATHS) == len(SPECS), "two settings land in the same field"
+    assert not PATHS & derived and not PATHS & not_settings and not derived & not_settings
+    assert PATHS | derived | not_settings == leaf_fields(Settings)
+
+
+def test_the_settings_a_target_needs_are_the_target_s_own() -> None:
+    # A missing one is named by its option (require_target): each is the spec of that field.
+    for name in REQUIRED_FOR_SENDING:
+        assert SETTING_PATHS[name] == ("target", name)
+
+
+def test_a_field_that_is_not_there_fails_when_its_path_is_taken() -> None:
+    typo = r"Settings\.target\.options has no field 'phone_feild'"
+    with pytest.raises(AttributeError, match=typo):
+        path_of(lambda s: s.target.options.phone_feild)  # type: ignore[attr-defined]
+    with pytest.raises(AttributeError, match=r"Settings\.send has no field 'auto'"):
+        path_of(lambda s: s.send.auto)  # a property, made from fields: not one itself
+    with pytest.raises(TypeError, match="reads no field"):
+        path_of(lambda s: s)
+    assert path_of(lambda s: s.send.rate_per_s) == ("send", "rate_per_s")
+
+
+def test_the_defaults_of_the_settings_are_those_of_the_typed_settings() -> None:
+    assert build(merge({}, {}, {})) == Settings()
+
+
+def test_each_setting_lands_in_its_field_and_in_no_other(given: dict[str, Any]) -> None:
+    default = Settings()
+    assert set(given) == {spec.name for spec in SPECS}, "give every setting a value here"
+    for spec in SPECS:
+        settings = resolve({spec.name: given[spec.name]}, {}, {}, need_target=False)
+        assert spec.field(settings) != spec.field(default), spec.name
+        changed = [other.name for other in SPECS if other.field(settings) != other.field(default)]
+        assert changed == [spec.name]
+        # A derived field follows its setting: --phone-field is the reader's phone field too.
+        for field, source in DERIVED:
+            if path_of(source) == SETTING_PATHS[spec.name]:
+                assert field(settings) == spec.field(settings) != field(default), spec.name
+    settings = resolve({"phone_field": "mobile"}, {}, {}, need_target=False)
+    assert settings.read.phone_field == settings.target.options.phone_field == "mobile"
+
+
+def test_every_stored_setting_resolves_back_to_itself(given: dict[str, Any]) -> None:
+    settings = resolve(given, {}, {})
+    stored = settings.stored()
+    assert all(value not in (None, "", ()) for value in stored.values()), stored
+    # Stored as a job keeps them (JSON), read back on resume: the same settings but those
+    # a job does not keep (the proxy, --insecure).
+    resumed = resolve({}, {}, {}, json.loads(json.dumps(stored)))
+    kept = dataclasses.replace(settings.send, proxy=None, verify_tls=True)
+    assert resumed == dataclasses.replace(settings, send=kept)
+    assert resumed.stored() == stored

@@ -251,7 +251,7 @@ class Predictor:
             if info.name == facts.sheet or info.kind != "worksheet":
                 continue
             options = dataclasses.replace(
-                self.reader, sheet=str(info.number), rename={}, constants=(), skip_rows=0
+                self.reader, sheet=str(info.number), rename=(), constants=(), skip_rows=0
             )
             try:
                 fmt = sniff_format(self.path, options)

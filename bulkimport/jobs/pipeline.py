@@ -32,7 +32,6 @@ from bulkimport.protocol import CODES, Fix
 from bulkimport.reader import (
     FileFormat,
     InputKind,
-    ReaderOptions,
     read_batches,
     refuse_stdin,
     sniff_format,
@@ -51,7 +50,7 @@ from bulkimport.send import (
     open_session,
 )
 from bulkimport.send.policy import MAX_UNKNOWN
-from bulkimport.settings import SendSettings, Settings, shown_target
+from bulkimport.settings import ReadSettings, SendSettings, Settings, shown_target
 from bulkimport.states import JobState, RowState, StopCause
 from bulkimport.storage import Ingested, Job, RunnerId, Storage
 
@@ -94,22 +93,9 @@ def log_route(route: Route) -> None:
 INGEST_BATCH_ROWS = 5000
 
 
-def reader_options(settings: Settings) -> ReaderOptions:
-    read = settings.read
-    return ReaderOptions(
-        encoding=read.encoding,
-        delimiter=read.delimiter,
-        skip_rows=read.skip_rows,
-        rename=dict(read.rename),
-        constants=read.constants,
-        keep_empty=read.keep_empty,
-        keep_spaces=read.keep_spaces,
-        max_record_lines=read.max_record_lines,
-        phone_field=read.phone_field,
-        repair=read.repair,
-        sheet=read.sheet,
-        allow=read.allow,
-    )
+def reader_options(settings: Settings) -> ReadSettings:
+    """How the file is read: the read settings, as the reader takes them."""
+    return settings.read
 
 
 def identify(path: Path) -> FileIdentity:

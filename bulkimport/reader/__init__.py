@@ -1,6 +1,7 @@
 """The streaming reader: from a file to rows, with a reading position to resume from.
 
-- ``format``: ``ReaderOptions`` (what the user said) and ``sniff_format`` → ``FileFormat``
+- ``format``: ``sniff_format``, from what the user said (``settings.ReadSettings``; also
+  known here as ``ReaderOptions``) → ``FileFormat``
   (the kind of file; encoding and delimiter, or the sheet; header, mapping), stored with
   the job;
 - ``header``: which record is the header (titles above it refused), the mapping of columns
@@ -39,7 +40,6 @@ from bulkimport.reader.batches import DEFAULT_BATCH_ROWS, file_size, read_batche
 from bulkimport.reader.complete import wait_until_written
 from bulkimport.reader.encoding import BOMS, normalize_encoding
 from bulkimport.reader.format import (
-    DEFAULT_MAX_RECORD_LINES,
     FileFormat,
     InputKind,
     ReaderOptions,
@@ -60,6 +60,7 @@ from bulkimport.reader.mappings import (
 )
 from bulkimport.reader.records import RecordMaker, cells_rebuilder
 from bulkimport.reader.sheets import SheetFacts
+from bulkimport.settings import DEFAULT_MAX_RECORD_LINES
 
 __all__ = [
     "BOMS",

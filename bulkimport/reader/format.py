@@ -1,4 +1,4 @@
-"""How a file is read: what the user said (``ReaderOptions``) and what sniffing decided
+"""How a file is read: what the user said (``settings.ReadSettings``) and what sniffing decided
 (``FileFormat``: the kind of file, its encoding and delimiter or its sheet, the header, the
 mapping, where the first record starts).
 
@@ -14,8 +14,8 @@ import csv
 import enum
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
 from typing import IO, Any
@@ -50,6 +50,7 @@ from bulkimport.reader.workbook import (
     is_workbook,
     open_sheet,
 )
+from bulkimport.settings import DEFAULT_MAX_RECORD_LINES, ReadSettings
 from bulkimport.states import Allow
 
 #: How many lines (or rows) from the header on sniffing looks at, and how much of them at
@@ -58,14 +59,15 @@ SNIFF_LINES = 200
 SNIFF_CHARS = 2 << 20
 
 
-#: The lines a quoted value may span by default: a memo or an address runs to a few lines,
-#: a quote that is still open after a hundred was never closed.
-DEFAULT_MAX_RECORD_LINES = 100
-
 #: The delimiters the sniffer chooses between, in order of preference on a tie.
 DELIMITERS = (",", ";", "\t", "|")
 
 _DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
+
+
+#: What the user said about the file: the read settings, as the reader takes them (the name
+#: its callers knew; the same type).
+ReaderOptions = ReadSettings
 
 
 class InputKind(enum.StrEnum):
@@ -77,45 +79,13 @@ class InputKind(enum.StrEnum):
 
 
 @dataclass(frozen=True)
-class ReaderOptions:
-    """What the user said about the file; ``None`` means detect or sniff.
-
-    ``rename`` maps a column of the file, by name or by position (``#3``, 1-based), to a
-    field name (``None`` or ``""`` drops the column); ``constants`` are ``(field, value)``
-    pairs added to every record; ``keep_empty`` sends empty cells as ``field=`` instead of
-    leaving them out; ``keep_spaces`` sends values with the whitespace around them (it is
-    trimmed by default); a quoted value may span at most ``max_record_lines`` lines (a quote
-    still open after that is taken as unclosed). ``phone_field`` is the target's
-    ``--phone-field``: with the fields named like a phone, its numbers are repaired (or, not
-    ``repair``, refused) when Excel damaged them (see ``phones``). ``sheet`` names the sheet
-    of a workbook to read, by name or by number (``"2"``: the second tab); ``None`` reads
-    the first visible one. ``encoding``, ``delimiter``, ``max_record_lines`` are for CSV
-    files and ``sheet`` for workbooks: each kind ignores the others' (a profile may name
-    both).
-    """
-
-    encoding: str | None = None
-    delimiter: str | None = None
-    skip_rows: int = 0
-    rename: Mapping[str, str | None] = field(default_factory=dict)
-    constants: tuple[tuple[str, str], ...] = ()
-    keep_empty: bool = False
-    keep_spaces: bool = False
-    max_record_lines: int = DEFAULT_MAX_RECORD_LINES
-    phone_field: str = ""
-    repair: bool = True
-    sheet: str | None = None
-    allow: tuple[Allow, ...] = ()  # --allow: values let through (see reader.values)
-
-
-@dataclass(frozen=True)
 class FileFormat:
     """What sniffing decided about a file, enough to read (or resume reading) its records.
 
     ``header`` holds the column names as in the file; ``fields`` the field each column is
     sent as (``None``: dropped). ``data_offset`` / ``data_line`` locate the first record
     after the header (byte offset, 1-based physical line). The rest is how records are made,
-    as ``ReaderOptions`` says.
+    as ``ReadSettings`` says.
 
     ``kind`` says what the file is; for a workbook (``InputKind.XLSX``), ``sheet`` is the
     name of the sheet read, ``data_line`` the sheet row of the first record, and
@@ -202,7 +172,7 @@ def normalize_delimiter(text: str) -> str:
     return delimiter
 
 
-def sniff_format(path: Path, options: ReaderOptions | None = None) -> FileFormat:
+def sniff_format(path: Path, options: ReadSettings | None = None) -> FileFormat:
     """Decide how to read ``path``: its kind, then its encoding and delimiter (a CSV file)
     or its sheet (a workbook), the header, the mapping, the first record.
 
@@ -210,7 +180,7 @@ def sniff_format(path: Path, options: ReaderOptions | None = None) -> FileFormat
     unreadable, binary, empty, no header, unusable column names, a workbook of a kind that
     is not read) and ``ConfigError`` for a bad option value.
     """
-    options = options or ReaderOptions()
+    options = options or ReadSettings()
     if options.skip_rows < 0:
         raise ConfigError("--skip-rows cannot be negative")
     if options.max_record_lines < 1:
@@ -221,7 +191,7 @@ def sniff_format(path: Path, options: ReaderOptions | None = None) -> FileFormat
     return _sniff_csv(path, options)
 
 
-def _sniff_csv(path: Path, options: ReaderOptions) -> FileFormat:
+def _sniff_csv(path: Path, options: ReadSettings) -> FileFormat:
     forced_delimiter = normalize_delimiter(options.delimiter) if options.delimiter else None
     with open_file(path) as handle:
         try:
@@ -276,7 +246,7 @@ def _sniff_csv(path: Path, options: ReaderOptions) -> FileFormat:
     header = clean_header(raw_names)
     margin = left_margin(header, records[records.index(header_record) + 1 :])
     fields, header = map_fields(
-        path, header_line, header, len(raw_names), options.rename, margin=margin
+        path, header_line, header, len(raw_names), options.renamed, margin=margin
     )
     constants = check_constants(path, fields, options.constants)
     return FileFormat(
@@ -337,7 +307,7 @@ def _head_records(
     return records
 
 
-def _sniff_sheet(path: Path, kind: WorkbookKind, options: ReaderOptions) -> FileFormat:
+def _sniff_sheet(path: Path, kind: WorkbookKind, options: ReadSettings) -> FileFormat:
     """The format of a sheet of a workbook: its first rows after ``--skip-rows`` give the
     header as a CSV file's first lines do; row numbers are the sheet's."""
     if kind is not WorkbookKind.XLSX:
@@ -378,7 +348,7 @@ def _sniff_sheet(path: Path, kind: WorkbookKind, options: ReaderOptions) -> File
     header = clean_header(header_record.cells)
     margin = left_margin(header, records[records.index(header_record) + 1 :])
     fields, header = map_fields(
-        path, header_row, header, raw_width, options.rename, "row", margin=margin
+        path, header_row, header, raw_width, options.renamed, "row", margin=margin
     )
     constants = check_constants(path, fields, options.constants)
     return FileFormat(
@@ -426,7 +396,7 @@ def _dimension_width(dimension: str | None) -> int:
         return 0
 
 
-def phone_fields(fields: tuple[str | None, ...], options: ReaderOptions) -> tuple[str, ...]:
+def phone_fields(fields: tuple[str | None, ...], options: ReadSettings) -> tuple[str, ...]:
     """The sent fields whose numbers the reader examines: ``--phone-field`` and the fields
     named like a phone."""
     return tuple(

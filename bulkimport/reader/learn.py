@@ -22,16 +22,17 @@ from pathlib import Path
 
 from bulkimport.reader import format as file_format
 from bulkimport.reader.batches import read_batches
-from bulkimport.reader.format import FileFormat, InputKind, ReaderOptions
+from bulkimport.reader.format import FileFormat, InputKind
 from bulkimport.reader.values import USUAL_SAMPLE, usual_length
 from bulkimport.rows import REPORT_COLUMNS
+from bulkimport.settings import ReadSettings
 from bulkimport.states import InvalidReason, RowState
 
 CODE_COLUMN = REPORT_COLUMNS[3]
 _LENGTH_CODES = frozenset({InvalidReason.PHONE_SHORT.value, InvalidReason.PHONE_LONG.value})
 
 
-def sniff_format(path: Path, options: ReaderOptions | None = None) -> FileFormat:
+def sniff_format(path: Path, options: ReadSettings | None = None) -> FileFormat:
     """``format.sniff_format``, and the usual length of each phone field (``learn``)."""
     return learn(path, file_format.sniff_format(path, options))
 

@@ -29,11 +29,12 @@ from pathlib import Path
 
 from bulkimport.errors import InputError, RecordError
 from bulkimport.protocol import encode_record
-from bulkimport.reader.format import FileFormat, InputKind, ReaderOptions, phone_fields
+from bulkimport.reader.format import FileFormat, InputKind, phone_fields
 from bulkimport.reader.header import check_constants, map_fields
 from bulkimport.reader.limits import clip, shown
 from bulkimport.reader.records import RecordMaker
 from bulkimport.rows import REPORT_COLUMNS, Batch, FileIdentity, NewRow
+from bulkimport.settings import ReadSettings
 from bulkimport.states import InvalidReason, RowState
 
 #: What a job of rows is known by in place of a file's path (a real path is absolute).
@@ -68,7 +69,7 @@ def as_mapping(item: object) -> Mapping[object, object] | None:
     return None
 
 
-def rows_format(name: str, first: object, options: ReaderOptions, *, number: int = 1) -> FileFormat:
+def rows_format(name: str, first: object, options: ReadSettings, *, number: int = 1) -> FileFormat:
     """The format of the rows called ``name`` as ``first`` (the first row with a key, row
     ``number``) starts it: its keys are the first columns, ``options`` map them as for a
     file (the encoding, delimiter and sheet options have no bearing). A ``rename`` of a key
@@ -83,7 +84,7 @@ def rows_format(name: str, first: object, options: ReaderOptions, *, number: int
         raise InputError(f"{where}: row {number} has no keys: the keys name the columns")
     rename = {
         column: field
-        for column, field in options.rename.items()
+        for column, field in options.renamed.items()
         if column in header or column.startswith("#")
     }
     fields, header = map_fields(where, number, header, len(header), rename, "row")
@@ -179,12 +180,12 @@ class MappingRows:
     """Makes the ``Batch`` of consecutive mappings, for the rows of format ``fmt``, read
     with ``options`` (its ``rename`` maps keys that later rows bring; ``phone_field``)."""
 
-    def __init__(self, fmt: FileFormat, options: ReaderOptions | None = None) -> None:
-        options = options or ReaderOptions()
+    def __init__(self, fmt: FileFormat, options: ReadSettings | None = None) -> None:
+        options = options or ReadSettings()
         self.options = options
         # Later keys are renamed by name only: a position means nothing among a dict's keys.
         self.rename = {
-            column: field for column, field in options.rename.items() if not column.startswith("#")
+            column: field for column, field in options.renamed.items() if not column.startswith("#")
         }
         self.where = f"rows {fmt.sheet!r}"
         self._use(fmt)

@@ -399,7 +399,7 @@ async def test_cells_held_by_the_record_are_stored_once_and_given_back(
     "options",
     [
         ReaderOptions(constants=(("source", "web"),)),  # the record holds more than the cells
-        ReaderOptions(rename={"note": None}),  # ...or less
+        ReaderOptions(rename=(("note", None),)),  # ...or less
     ],
     ids=["constant", "dropped column"],
 )
