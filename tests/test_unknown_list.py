@@ -82,6 +82,8 @@ async def test_unknown_rows_are_listed_beside_the_report_and_end_the_job_with_ex
         ("13900000003", "unknown", "line 5: unknown"),
     ]
     assert (summary.problems, summary.maybe_on_server) == (1, 2)
+    head = attention_lines(summary, Where(db, None))[0]
+    assert head == f"1 row needs attention (1 failed): {summary.report}"
     assert summary.to_json()["counts"]["unknown"] == summary.to_json()["maybe_on_server"] == 2
     assert summary.exit_code is ExitCode.ROWS_FAILED
 

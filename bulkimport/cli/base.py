@@ -354,7 +354,8 @@ def _problem_lines(summary: JobSummary, where: Where) -> list[str]:
         for state in RowState
         if state.is_problem and summary.counts.get(state)
     ]
-    head = f"{plural(summary.problems, 'row')} need attention ({', '.join(problems)})"
+    needs = "needs" if summary.problems == 1 else "need"
+    head = f"{plural(summary.problems, 'row')} {needs} attention ({', '.join(problems)})"
     if summary.report is None:
         return [f"{head}; list them with: {where.command('failed', summary.job, '-o', 'FILE')}"]
     lines = [
