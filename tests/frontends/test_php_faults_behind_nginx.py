@@ -101,6 +101,36 @@ async def test_bytes_printed_before_the_answer_are_read_through_and_cost_no_call
     assert Counter(entry.status for entry in front.access_log()) == {200: rows}
 
 
+async def test_a_refusal_after_php_s_notices_still_stops_the_job_and_a_rejection_is_its_row_s(
+    tmp_path: Path, sandbox_factory: SandboxFactory, nginx_factory: NginxFactory
+) -> None:
+    rows = 100
+    preambles = Faults(bom_rate=1, notice_rate=1, html_notice_rate=1)
+    sandbox = await sandbox_factory(faults=preambles)
+    front = await nginx_factory(sandbox)
+    work = tmp_path / "job"
+    csv_file = leads(work, rows)
+    options = through(front.url, "--rate", "0", "--concurrency", "8")
+
+    refused = await bulkimport("run", str(csv_file), *options, cwd=work, password="wrong")
+
+    # BackMsg_63 behind every notice: the account's wrong password, in one line, not a page.
+    assert refused.code == 3, refused.err
+    (line,) = refused.error_lines()
+    assert "BackMsg_63" in line and "Notice" not in line and "<" not in line, line
+    db = work / "bulkimport.db"
+    assert states(db) == {"pending": rows}
+
+    # A row the campaign refuses (BackMsg_76, behind the same notices) is rejected alone.
+    write_csv(csv_file, [HEADER, *good_rows(rows - 1), "No Phone,,x@example.com,Nowhere"])
+    finished = await bulkimport("run", str(csv_file), *options, "--new", cwd=work)
+    assert finished.code == 1, finished.err
+    assert finished.error_lines() == []
+    rejected = query(db, "SELECT line, last_code FROM rows WHERE job_id = 2 AND state != 'done'")
+    assert rejected == [(rows + 1, "BackMsg_76")]
+    assert len(await customers(sandbox)) == rows - 1
+
+
 # --- PHP dies after the row was saved: a 500, or its fatal error with status 200 -----------
 
 
