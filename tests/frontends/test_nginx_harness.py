@@ -323,9 +323,11 @@ async def test_a_tls_front_passes_an_import_call_over_https(
 ) -> None:
     tls = await self_signed_certificate(tmp_path / "tls")
     front = await nginx_factory(sandbox, NginxFront(tls=tls))
+    trusted = front.client_tls()
+    assert trusted is not None
     async with (
         aiohttp.ClientSession() as session,
-        session.post(front.url, data=import_params(lead(1)), ssl=front.client_tls()) as answer,
+        session.post(front.url, data=import_params(lead(1)), ssl=trusted) as answer,
     ):
         assert (answer.status, await answer.text()) == (200, OK)
     (entry,) = await front.wait_access_log(1)

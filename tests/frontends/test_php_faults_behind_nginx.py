@@ -20,7 +20,16 @@ from bulkimport.sandbox import Faults, SandboxHandle
 from bulkimport.sandbox.pages import HTTPS_PORT_PAGE
 from tests.conftest import SandboxFactory
 from tests.frontends.conftest import NginxFactory
-from tests.frontends.frontend_helpers import html_title, raw_request, request_head, wait_stats
+from tests.frontends.frontend_helpers import (
+    html_title,
+    leads,
+    raw_request,
+    request_head,
+    states_and_attempts,
+    statuses,
+    through,
+    wait_stats,
+)
 from tests.frontends.nginx import NginxFront, NginxHandle, self_signed_certificate
 from tests.helpers import (
     HEADER,
@@ -35,40 +44,26 @@ from tests.helpers import (
 )
 
 
-def through(url: str, *more: str) -> list[str]:
-    """The options that send to ``url`` as the sandbox's default account."""
-    return ["--url", url, "--org", "demo", "--user", "admin", "--campaign", "1", *more]
-
-
-def leads(work: Path, rows: int) -> Path:
-    work.mkdir(parents=True, exist_ok=True)
-    return write_csv(work / "leads.csv", [HEADER, *good_rows(rows)])
-
-
 def states(db: Path) -> dict[str, int]:
     return dict(query(db, "SELECT state, COUNT(*) FROM rows GROUP BY 1"))
 
 
-async def phones_held(sandbox: SandboxHandle) -> Counter[str]:
-    """How many customers the server holds for each phone number, and how often each was
-    written (a second write would be a row imported twice)."""
-    held = await customers(sandbox)
-    assert {c["writes"] for c in held} <= {1}, [c for c in held if c["writes"] != 1]
-    return Counter(c["fields"]["phone1"] for c in held)
-
-
 async def assert_every_row_once_at_the_server(
-    sandbox: SandboxHandle, db: Path, rows: int
-) -> dict[str, int]:
-    """Every row of the file is done or ``unknown``, and at the server exactly once (an
-    unknown one too: its call was processed, no answer said so). The row states, counted."""
+    sandbox: SandboxHandle, db: Path, rows: int, *, written_once: bool = True
+) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Every row of the file is done or ``unknown``, and at the server as one customer (an
+    unknown one too: its call was processed, no answer said so), written once unless told
+    (``--dupway update`` rewrites it at each resend). The row states, counted, and the
+    customers."""
     counted = states(db)
     assert set(counted) <= {"done", "unknown"}, counted
     assert sum(counted.values()) == rows
-    held = await phones_held(sandbox)
-    expected = Counter(line.split(",")[1] for line in good_rows(rows))
-    assert held == expected
-    return counted
+    held = await customers(sandbox)
+    phones = Counter(c["fields"]["phone1"] for c in held)
+    assert phones == Counter(line.split(",")[1] for line in good_rows(rows))
+    if written_once:
+        assert {c["writes"] for c in held} == {1}, [c for c in held if c["writes"] != 1]
+    return counted, held
 
 
 # --- bytes before the answer: a BOM, PHP's notices ------------------------------------------
@@ -80,25 +75,23 @@ async def test_bytes_printed_before_the_answer_are_read_through_and_cost_no_call
 ) -> None:
     rows = 150
     names = ["bom_rate", "notice_rate", "html_notice_rate"] if fault == "all" else [fault]
-    faults = Faults(seed=5, **dict.fromkeys(names, 0.5))
+    faults = Faults.from_json({"seed": 5, **dict.fromkeys(names, 0.5)})
     sandbox = await sandbox_factory(faults=faults)
     front = await nginx_factory(sandbox)
     work = tmp_path / "job"
 
     done = await bulkimport(
         "run", str(leads(work, rows)),
-        *through(front.url, "--rate", "0", "--concurrency", "8", "--json"), cwd=work,
+        *through(front, "--rate", "0", "--concurrency", "8", "--json"), cwd=work,
     )  # fmt: skip
 
     assert done.code == 0, done.err
     db = work / "bulkimport.db"
-    assert query(db, "SELECT state, attempts, COUNT(*) FROM rows GROUP BY 1, 2") == [
-        ("done", 1, rows)
-    ]
+    assert states_and_attempts(db) == {("done", 1): rows}
     await assert_every_row_once_at_the_server(sandbox, db, rows)
     # Each row one call: an answer after a notice is an answer, not a page to send again.
     assert (await stats(sandbox))["requests"] == rows
-    assert Counter(entry.status for entry in front.access_log()) == {200: rows}
+    assert statuses(front) == {200: rows}
 
 
 async def test_a_refusal_after_php_s_notices_still_stops_the_job_and_a_rejection_is_its_row_s(
@@ -110,7 +103,7 @@ async def test_a_refusal_after_php_s_notices_still_stops_the_job_and_a_rejection
     front = await nginx_factory(sandbox)
     work = tmp_path / "job"
     csv_file = leads(work, rows)
-    options = through(front.url, "--rate", "0", "--concurrency", "8")
+    options = through(front, "--rate", "0", "--concurrency", "8")
 
     refused = await bulkimport("run", str(csv_file), *options, cwd=work, password="wrong")
 
@@ -140,21 +133,21 @@ async def test_a_row_saved_before_php_died_is_at_the_server_once_and_never_lost(
     tmp_path: Path, sandbox_factory: SandboxFactory, nginx_factory: NginxFactory, fault: str
 ) -> None:
     rows = 200
-    faults = Faults(seed=11, **{fault: 0.2})
+    faults = Faults.from_json({"seed": 11, fault: 0.2})
     sandbox = await sandbox_factory(faults=faults)
     front = await nginx_factory(sandbox)
     work = tmp_path / "job"
 
     done = await bulkimport(
         "run", str(leads(work, rows)),
-        *through(front.url, "--rate", "0", "--concurrency", "8", "--dupway", "skip", "--json"),
+        *through(front, "--rate", "0", "--concurrency", "8", "--dupway", "skip", "--json"),
         cwd=work, timeout_s=300,
     )  # fmt: skip
 
     assert done.code in (0, 1), done.err  # a working server: never a stop (exit 3)
     assert done.error_lines() == []
     db = work / "bulkimport.db"
-    counted = await assert_every_row_once_at_the_server(sandbox, db, rows)
+    counted, _ = await assert_every_row_once_at_the_server(sandbox, db, rows)
     # A row whose every call died after its save is unknown (and at the server): exit 1.
     assert done.code == (1 if "unknown" in counted else 0), (counted, done.err)
     server = await stats(sandbox)
@@ -202,7 +195,7 @@ async def test_a_lock_shorter_than_nginx_waits_holds_the_calls_and_costs_nothing
     stderr = work / "stderr.txt"
     csv_file = leads(work, rows)
     proc = await spawn(
-        "run", str(csv_file), *through(front.url, "--rate", "0", "--concurrency", "8"),
+        "run", str(csv_file), *through(front, "--rate", "0", "--concurrency", "8"),
         cwd=work, stderr_path=stderr,
     )  # fmt: skip
     await lock_while_running(proc, sandbox, rows // 4, lock_s=3)
@@ -210,13 +203,11 @@ async def test_a_lock_shorter_than_nginx_waits_holds_the_calls_and_costs_nothing
 
     assert code == 0, stderr.read_text()
     db = work / "bulkimport.db"
-    assert query(db, "SELECT state, attempts, COUNT(*) FROM rows GROUP BY 1, 2") == [
-        ("done", 1, rows)
-    ]
+    assert states_and_attempts(db) == {("done", 1): rows}
     await assert_every_row_once_at_the_server(sandbox, db, rows)
     assert (await stats(sandbox))["requests"] == rows
     log = front.access_log()
-    assert Counter(entry.status for entry in log) == {200: rows}
+    assert statuses(front) == {200: rows}
     held = [entry for entry in log if entry.request_time_s >= 1]
     assert held  # the lock was met: the calls in flight when it was set waited for it
     write_figures("nginx_lock_held", {"rows": rows, "lock_s": 3, "calls_held": len(held)})
@@ -239,7 +230,7 @@ async def test_a_lock_longer_than_proxy_read_timeout_is_an_unknown_outcome_not_a
     # from when the first 100 calls arrived.
     proc = await spawn(
         "run", str(csv_file),
-        *through(front.url, "--rate", "100", "--concurrency", "8", "--dupway", dupway,
+        *through(front, "--rate", "100", "--concurrency", "8", "--dupway", dupway,
         "--json"), cwd=work, stderr_path=stderr, capture=True,
     )  # fmt: skip
     await lock_while_running(proc, sandbox, 100, lock_s=2.5, lock_every_s=4)
@@ -250,21 +241,17 @@ async def test_a_lock_longer_than_proxy_read_timeout_is_an_unknown_outcome_not_a
     assert "Error:" not in err
     db = work / "bulkimport.db"
     log = front.access_log()
-    gateway = Counter(entry.status for entry in log)[504]
+    gateway = statuses(front)[504]
     assert gateway > 0
     # PHP finishes what nginx gave up on: every call forwarded is answered at the server.
     forwarded = sum(entry.forwarded for entry in log)
     await wait_stats(sandbox, lambda server: server["requests"] == forwarded)
-    counted = states(db)
-    assert set(counted) <= {"done", "unknown"} and sum(counted.values()) == rows, counted
-    held = await customers(sandbox)
-    assert Counter(c["fields"]["phone1"] for c in held) == Counter(
-        line.split(",")[1] for line in good_rows(rows)
+    counted, held = await assert_every_row_once_at_the_server(
+        sandbox, db, rows, written_once=dupway == "skip"
     )
     if dupway == "skip":
         # The resend of a call nginx gave up on finds the customer: a duplicate, done.
         assert counted == {"done": rows}
-        assert {c["writes"] for c in held} == {1}
     summary: dict[str, Any] = json.loads(out)
     assert summary["resent_unknown"] >= 1
     # No customer written more often than its row was resent after an unknown outcome.
@@ -331,9 +318,7 @@ async def test_http_to_an_https_port_stops_at_once_naming_https_and_resumes_over
     (line,) = stopped.error_lines()
     assert "https://" in line and "HTTPS port" in line and "<" not in line, line
     db = work / "bulkimport.db"
-    assert query(db, "SELECT state, attempts, COUNT(*) FROM rows GROUP BY 1, 2") == [
-        ("pending", 0, rows)
-    ]
+    assert states_and_attempts(db) == {("pending", 0): rows}
     assert await customers(sandbox) == []
     calls = len(front.access_log())
     assert 1 <= calls <= 8  # one round of the calls in flight at most
