@@ -268,6 +268,40 @@ async def test_a_lock_longer_than_proxy_read_timeout_is_an_unknown_outcome_not_a
     )
 
 
+@pytest.mark.slow
+async def test_a_lock_at_the_start_behind_nginx_s_504s_is_an_outage_not_a_wrong_url(
+    tmp_path: Path, sandbox_factory: SandboxFactory, nginx_factory: NginxFactory
+) -> None:
+    rows = 200
+    sandbox = await sandbox_factory(faults=Faults(queue_timeout_s=0))
+    front = await nginx_factory(sandbox, NginxFront(read_timeout_s=1))
+    work = tmp_path / "job"
+    csv_file = leads(work, rows)
+    # Locked for 6 s from before the job starts: its first calls, before any answer, all
+    # get nginx's 504 after 1 s. A URL that has not answered yet, but not a wrong one.
+    sandbox.update_faults(lock_s=6)
+
+    done = await bulkimport(
+        "run", str(csv_file),
+        *through(front, "--rate", "0", "--concurrency", "8", "--dupway", "skip", "--json"),
+        cwd=work, timeout_s=300,
+    )  # fmt: skip
+
+    assert done.code == 0, done.err
+    assert done.error_lines() == []
+    log = front.access_log()
+    gateway = statuses(front)[504]
+    assert gateway > 0 and log[0].status == 504
+    forwarded = sum(entry.forwarded for entry in log)
+    await wait_stats(sandbox, lambda server: server["requests"] == forwarded)
+    counted, _ = await assert_every_row_once_at_the_server(sandbox, work / "bulkimport.db", rows)
+    assert counted == {"done": rows}
+    write_figures(
+        "nginx_lock_at_start_504",
+        {"rows": rows, "answers_504": gateway, "calls": len(log), "states": counted},
+    )
+
+
 # --- a server moved to TLS: http:// to its HTTPS port ------------------------------------------
 
 
