@@ -27,9 +27,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bulkimport.rows import TargetRef
+from bulkimport.protocol import ImportParams
+from bulkimport.rows import FileIdentity, NewRow, TargetRef
 from bulkimport.sandbox import SandboxHandle
+from bulkimport.settings import Method, SendSettings
+from bulkimport.states import InvalidReason, RowState
 from bulkimport.storage import RunnerId
+from bulkimport.storage.sqlite import SqliteStorage
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADER = "name,phone1,email,city"
@@ -338,3 +342,47 @@ def soffice() -> str:
         )
         pytest.skip(reason)
     return found
+
+
+# --- jobs made directly in a queue, for a Dispatcher to send ----------------------------------
+
+#: The sandbox's default account, as the dispatcher's tests send as it.
+PARAMS = ImportParams(org="demo", user="admin", password="secret", campaign="1")
+FILE = FileIdentity("/data/leads.csv", 1, 1, "ab" * 32)
+
+
+def phone(n: int) -> str:
+    return f"138{n:08d}"
+
+
+def record(n: int, **more: str) -> str:
+    fields = {"name": f"Lead {n}", "phone1": phone(n), **more}
+    return "||".join(f"{name}={value}" for name, value in fields.items())
+
+
+def send_settings(**overrides: Any) -> SendSettings:
+    base: dict[str, Any] = {
+        "rate_per_s": 0.0,
+        "concurrency": 8,
+        "max_attempts": 5,
+        "timeout_s": 5.0,
+        "backoff_base_s": 0.01,
+        "backoff_max_s": 0.05,
+    }
+    if "method" in overrides:
+        overrides["method"] = Method(overrides["method"])
+    return SendSettings(**{**base, **overrides})
+
+
+async def make_job(queue: SqliteStorage, records: Sequence[str | None]) -> int:
+    """A ready job with one row per record (``None``: an invalid row)."""
+    job = await queue.jobs.create(FILE, job_target(), {}, "{}")
+    rows = [
+        NewRow(line, RowState.PENDING, rec, (rec,))
+        if rec is not None
+        else NewRow(line, RowState.INVALID, None, ("",), InvalidReason.NO_VALUES, "no values")
+        for line, rec in enumerate(records, start=2)
+    ]
+    await queue.reading.add_rows(job.id, rows, read_offset=100, read_line=len(rows) + 2)
+    await queue.reading.finish(job.id)
+    return job.id

@@ -39,7 +39,6 @@ from bulkimport.protocol import (
     format_answer,
     md5_hex,
 )
-from bulkimport.rows import FileIdentity, NewRow
 from bulkimport.sandbox import Faults, SandboxHandle
 from bulkimport.send import (
     Dispatcher,
@@ -53,16 +52,21 @@ from bulkimport.send import (
 from bulkimport.send.dispatcher import UNKNOWN_CODE
 from bulkimport.send.health import HealthSettings
 from bulkimport.settings import Method, RetryPolicy, SendSettings
-from bulkimport.states import InvalidReason, RowState, StopCause
+from bulkimport.states import RowState, StopCause
 from bulkimport.storage import RowView
 from bulkimport.storage.sqlite import SqliteStorage
 from tests.conftest import SandboxFactory
-from tests.helpers import a_runner, job_target
+from tests.helpers import (
+    PARAMS,
+    a_runner,
+    make_job,
+    phone,
+    record,
+    send_settings,
+)
 
 T = TypeVar("T")
 
-PARAMS = ImportParams(org="demo", user="admin", password="secret", campaign="1")
-FILE = FileIdentity("/data/leads.csv", 1, 1, "ab" * 32)
 RUN_LIMIT_S = 30.0  # no test run may take longer: a hang fails instead of blocking the suite
 
 
@@ -290,43 +294,6 @@ def test_backoff_is_fully_jittered_and_grows_on_average() -> None:
 
 
 # --- helpers for sending real jobs ------------------------------------------------------------
-
-
-def phone(n: int) -> str:
-    return f"138{n:08d}"
-
-
-def record(n: int, **more: str) -> str:
-    fields = {"name": f"Lead {n}", "phone1": phone(n), **more}
-    return "||".join(f"{name}={value}" for name, value in fields.items())
-
-
-def send_settings(**overrides: Any) -> SendSettings:
-    base: dict[str, Any] = {
-        "rate_per_s": 0.0,
-        "concurrency": 8,
-        "max_attempts": 5,
-        "timeout_s": 5.0,
-        "backoff_base_s": 0.01,
-        "backoff_max_s": 0.05,
-    }
-    if "method" in overrides:
-        overrides["method"] = Method(overrides["method"])
-    return SendSettings(**{**base, **overrides})
-
-
-async def make_job(queue: SqliteStorage, records: Sequence[str | None]) -> int:
-    """A ready job with one row per record (``None``: an invalid row)."""
-    job = await queue.jobs.create(FILE, job_target(), {}, "{}")
-    rows = [
-        NewRow(line, RowState.PENDING, rec, (rec,))
-        if rec is not None
-        else NewRow(line, RowState.INVALID, None, ("",), InvalidReason.NO_VALUES, "no values")
-        for line, rec in enumerate(records, start=2)
-    ]
-    await queue.reading.add_rows(job.id, rows, read_offset=100, read_line=len(rows) + 2)
-    await queue.reading.finish(job.id)
-    return job.id
 
 
 async def rows_of(queue: SqliteStorage, job_id: int) -> list[RowView]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import re
 from pathlib import Path
 
 import pytest
@@ -22,9 +20,16 @@ from bulkimport.reader import (
     sniff_format,
 )
 from bulkimport.reader import format as reader_format
-from bulkimport.rows import Batch, NewRow, Repair
+from bulkimport.rows import NewRow, Repair
 from bulkimport.settings import ReadSettings, resolve
 from bulkimport.states import InvalidReason, RepairKind, RowState
+from tests.reading import (
+    LINE_BREAK,
+    assert_every_line_accounted_for,
+    assert_resumes_everywhere,
+    blank_lines,
+    repairs,
+)
 
 HEADER = "name,phone1,city,memo"
 
@@ -50,10 +55,6 @@ def read_counted(
     fmt = sniff_format(path, options)
     batches = list(read_batches(path, fmt, batch_rows=batch_rows))
     return fmt, [row for batch in batches for row in batch.rows], blank_lines(batches)
-
-
-def blank_lines(batches: list[Batch]) -> int:
-    return sum(batch.blank_lines for batch in batches)
 
 
 def records(rows: list[NewRow]) -> list[str | None]:
@@ -518,60 +519,6 @@ def test_a_value_over_the_field_limit_costs_its_own_line(tmp_path: Path) -> None
 # --- resumption ------------------------------------------------------------------------------
 
 
-def assert_resumes_everywhere(path: Path, fmt: FileFormat) -> None:
-    """Resuming after any batch gives exactly the rows (and blank lines) of a single pass."""
-    batches: list[Batch] = list(read_batches(path, fmt, batch_rows=1))
-    single = [row for batch in batches for row in batch.rows]
-    blank = blank_lines(batches)
-    whole = list(read_batches(path, fmt))
-    assert [row for batch in whole for row in batch.rows] == single
-    assert blank_lines(whole) == blank
-    done = counted = 0
-    for batch in batches:
-        done += len(batch.rows)
-        counted += batch.blank_lines
-        resumed = list(
-            read_batches(
-                path, fmt, start_offset=batch.end_offset, start_line=batch.next_line, batch_rows=2
-            )
-        )
-        assert [row for rest in resumed for row in rest.rows] == single[done:]
-        assert counted + blank_lines(resumed) == blank
-        assert _add(repairs(batches[: batches.index(batch) + 1]), repairs(resumed)) == repairs(
-            batches
-        )
-    if batches:
-        assert batches[-1].end_offset == path.stat().st_size
-
-
-def _add(one: dict[RepairKind, int], other: dict[RepairKind, int]) -> dict[RepairKind, int]:
-    return {kind: one.get(kind, 0) + other.get(kind, 0) for kind in {*one, *other}}
-
-
-_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-def assert_every_line_accounted_for(path: Path, fmt: FileFormat) -> None:
-    """Every physical line after the header is in a row or counted as blank: the lines of
-    each row (one, plus the line breaks inside its values) and the blank lines add up to
-    the lines of the file. Needs the values as read (``keep_spaces``): a trimmed value may
-    have lost a line break at its end."""
-    fmt = dataclasses.replace(fmt, keep_spaces=True)
-    batches = list(read_batches(path, fmt, batch_rows=7))
-    rows = [row for batch in batches for row in batch.rows]
-    in_rows = sum(1 + sum(len(_BREAK.findall(cell)) for cell in row.cells) for row in rows)
-    assert in_rows + blank_lines(batches) == count_lines(path, fmt)
-    lines = [row.line for row in rows]
-    assert lines == sorted(set(lines))
-
-
-def count_lines(path: Path, fmt: FileFormat) -> int:
-    """How many physical lines the file has after its header (a last line without a line
-    break counts)."""
-    text = path.read_bytes()[fmt.data_offset :].decode(fmt.encoding, "replace")
-    return len(_BREAK.findall(text)) + (1 if text and not _BREAK.search(text[-1]) else 0)
-
-
 def test_resumes_from_every_batch_boundary(tmp_path: Path) -> None:
     text = (
         "\ufeffname;phone1;memo\r\n"
@@ -645,7 +592,7 @@ def test_any_table_reads_back(
     # A record of empty or blank cells is no row: its lines are counted as blank.
     expected_cells = [cells for cells in trimmed if any(cells)]
     assert blank == sum(
-        1 + len(_BREAK.findall(csv_line(cells)))
+        1 + len(LINE_BREAK.findall(csv_line(cells)))
         for cells, clean in zip(table, trimmed, strict=True)
         if not any(clean)
     )
@@ -864,14 +811,6 @@ DAMAGED = (
     + "E,13800138006,,,13800138007.00,\n"  # the --phone-field
     + "F,+8613800138008,,,,\n"  # fine as it is
 )
-
-
-def repairs(batches: list[Batch]) -> dict[RepairKind, int]:
-    total: dict[RepairKind, int] = {}
-    for batch in batches:
-        for kind, count in batch.repairs.items():
-            total[kind] = total.get(kind, 0) + count
-    return total
 
 
 def test_phone_numbers_excel_damaged_are_repaired_or_refused(tmp_path: Path) -> None:

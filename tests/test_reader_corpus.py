@@ -14,29 +14,11 @@ from bulkimport.errors import InputError
 from bulkimport.reader import FileFormat, ReaderOptions, read_batches, sniff_format
 from bulkimport.rows import NewRow
 from bulkimport.states import InvalidReason
-from tests.test_reader import assert_every_line_accounted_for
-
-
-def _find_corpus() -> Path:
-    """``shared/corpus`` next to the checkout, or next to any folder above it (a worktree)."""
-    here = Path(__file__).resolve().parents[1]
-    for folder in here.parents:
-        if (folder / "shared" / "corpus").is_dir():
-            return folder / "shared" / "corpus"
-    return here.parent / "shared" / "corpus"
-
-
-CORPUS = _find_corpus()
+from tests.reading import CORPUS, assert_every_line_accounted_for, corpus_files
 
 pytestmark = pytest.mark.skipif(
     not CORPUS.is_dir(), reason=f"the shared CSV corpus is not at {CORPUS}"
 )
-
-
-def corpus_files() -> list[Path]:
-    if not CORPUS.is_dir():
-        return []
-    return sorted(path for path in CORPUS.rglob("*") if path.is_file() and path.name != "INDEX.tsv")
 
 
 def read_rows(path: Path, fmt: FileFormat) -> list[NewRow]:

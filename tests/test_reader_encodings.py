@@ -15,7 +15,7 @@ from bulkimport.reader import ReaderOptions, read_batches, sniff_format
 from bulkimport.reader.encoding import legacy_reading, utf8_line
 from bulkimport.rows import NewRow
 from bulkimport.states import InvalidReason, RowState
-from tests.test_reader import assert_resumes_everywhere
+from tests.reading import assert_resumes_everywhere
 
 NAMES = ["王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄勇", "周杰", "吴霞", "徐明"]
 CITIES = ["北京", "上海", "广州", "深圳", "杭州", "成都"]

@@ -37,7 +37,7 @@ from bulkimport.reader import (
 from bulkimport.rows import Batch, NewRow
 from bulkimport.settings import resolve
 from bulkimport.states import InvalidReason, RepairKind, RowState
-from tests.test_workbook import package
+from tests.xlsx_parts import package
 
 Cell = str | int | float | bool | dt.date | dt.datetime | dt.time | None
 

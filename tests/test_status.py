@@ -21,18 +21,21 @@ from bulkimport.storage.sqlite import SqliteStorage
 from tests.conftest import SandboxFactory
 from tests.helpers import (
     HEADER,
+    PARAMS,
     a_runner,
     bulkimport,
     customers,
     good_rows,
     job_state,
+    make_job,
     query,
+    record,
+    send_settings,
     spawn,
     stats,
     target,
     write_csv,
 )
-from tests.test_dispatch import PARAMS, make_job, record, send_settings
 
 
 @pytest.fixture

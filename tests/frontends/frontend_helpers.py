@@ -1,4 +1,5 @@
-"""Helpers for tests behind nginx: Import calls built by hand, raw requests, HTML pages."""
+"""Helpers for tests behind nginx: Import calls built by hand, raw requests, HTML pages, and
+the options, files and counts of a job sent through nginx."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import asyncio
 import contextlib
 import re
 import time
+from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from bulkimport.sandbox import SandboxHandle
-from tests.helpers import stats
+from tests.frontends.nginx import NginxHandle
+from tests.helpers import HEADER, good_rows, query, stats, write_csv
 
 # The sandbox's default account and campaign.
 ACCOUNT = {"orgidentity": "demo", "user": "admin", "password": "secret", "model_id": "1"}
@@ -99,3 +103,26 @@ async def wait_stats(
         if time.monotonic() > deadline:
             raise AssertionError(f"sandbox stats never matched: {current}")
         await asyncio.sleep(0.05)
+
+
+# --- a job sent through nginx ---------------------------------------------------------------
+
+
+def through(front: NginxHandle | str, *more: str) -> list[str]:
+    """The options that send through ``front`` (or to a URL) as the sandbox's default account."""
+    url = front if isinstance(front, str) else front.url
+    return ["--url", url, "--org", "demo", "--user", "admin", "--campaign", "1", *more]
+
+
+def leads(work: Path, rows: int, *, start: int = 0, name: str = "leads.csv") -> Path:
+    work.mkdir(parents=True, exist_ok=True)
+    return write_csv(work / name, [HEADER, *good_rows(rows, start)])
+
+
+def states_and_attempts(db: Path) -> dict[tuple[str, int], int]:
+    rows = query(db, "SELECT state, attempts, COUNT(*) FROM rows GROUP BY 1, 2")
+    return {(state, attempts): n for state, attempts, n in rows}
+
+
+def statuses(front: NginxHandle) -> Counter[int]:
+    return Counter(entry.status for entry in front.access_log())

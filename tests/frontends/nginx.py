@@ -34,6 +34,10 @@ Options that some installations add, for the tests of how the client copes with 
   limited answers carry ``Retry-After: N`` (an ``error_page`` to a named location with
   ``add_header ... always``), as a hand-tuned setup would.
 - ``read_timeout_s=1`` or so, in front of a sandbox with ``Faults(latency_s=2)``: 504s fast.
+- ``tls=await self_signed_certificate(folder)``: the server moved to TLS. nginx listens with
+  ``ssl`` on its port: ``front.url`` is ``https://``, and a plain ``http://`` request to that
+  port gets nginx's 400 page "400 The plain HTTP request was sent to HTTPS port" (its internal
+  497), before anything reaches the upstream (``front.plain_url`` is that wrong URL).
 - ``maintenance_html="<html>..."``: upstream failures (502, 503, 504, nginx's own or the
   upstream's) are answered with that page and **status 200**
   (``proxy_intercept_errors on; error_page 502 503 504 =200 /maint.html``), as maintenance
@@ -80,6 +84,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -151,6 +156,37 @@ class RateLimit:
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    """A certificate and its private key, PEM files nginx reads (``ssl_certificate``)."""
+
+    certificate: Path
+    key: Path
+
+
+async def self_signed_certificate(folder: Path, host: str = "127.0.0.1") -> TlsFiles:
+    """A self-signed certificate for ``host`` (an IP address, in its subjectAltName, as a
+    client checks it), made by ``openssl`` in ``folder``: a client trusts it with
+    ``--ca-file certificate``."""
+    await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
+    files = TlsFiles(folder / "server.crt", folder / "server.key")
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise NginxError("openssl is needed to make the TLS front's certificate")
+    process = await start_process(
+        openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}",
+        "-keyout", str(files.key), "-out", str(files.certificate),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(), START_TIMEOUT_S)
+    if process.returncode != 0:
+        raise NginxError(f"openssl could not make a certificate: {err.decode(errors='replace')}")
+    return files
+
+
+@dataclass(frozen=True)
 class NginxFront:
     """How the nginx in front is set up; the default is the vendor's stock server."""
 
@@ -159,6 +195,7 @@ class NginxFront:
     maintenance_html: str | None = None  # upstream errors become this page with status 200
     client_max_body_size: str = "20M"
     large_client_header_buffers: str = "4 32k"
+    tls: TlsFiles | None = None  # listen with ssl: the server moved to TLS
 
     def __post_init__(self) -> None:
         if self.read_timeout_s <= 0:
@@ -268,11 +305,14 @@ def render_config(front: NginxFront, upstream: str, port: int, folder: Path) -> 
         f"    large_client_header_buffers {front.large_client_header_buffers};",
         f"    client_max_body_size {front.client_max_body_size};",
     ]
+    if front.tls is not None:
+        lines.append(f"    ssl_certificate {front.tls.certificate};")
+        lines.append(f"    ssl_certificate_key {front.tls.key};")
     if limit is not None:
         lines.append(f"    limit_req_zone $binary_remote_addr zone=import:1m rate={limit.rate};")
     lines += [
         "    server {",
-        f"        listen {HOST}:{port};",
+        f"        listen {HOST}:{port}{' ssl' if front.tls else ''};",
         "        server_name _;",
         f"        location = {READY_PATH} {{ access_log off; return 204; }}",
         f"        location = {ENDPOINT_PATH} {{",
@@ -344,7 +384,20 @@ class NginxHandle:
 
     @property
     def base_url(self) -> str:
-        return f"http://{HOST}:{self.port}"
+        scheme = "https" if self.front.tls is not None else "http"
+        return f"{scheme}://{HOST}:{self.port}"
+
+    @property
+    def plain_url(self) -> str:
+        """The Import endpoint as ``http://``: with ``tls``, the URL of a client that was not
+        told the server moved to TLS."""
+        return f"http://{HOST}:{self.port}{ENDPOINT_PATH}"
+
+    def client_tls(self) -> ssl.SSLContext | None:
+        """A client's TLS context that trusts this front's certificate; None without TLS."""
+        if self.front.tls is None:
+            return None
+        return ssl.create_default_context(cafile=self.front.tls.certificate)
 
     @property
     def url(self) -> str:
@@ -458,7 +511,9 @@ class NginxHandle:
                     f"nginx exited with {process.returncode} at start:\n{self._log_tail()}"
                 )
             with contextlib.suppress(OSError):
-                reader, writer = await asyncio.open_connection(HOST, self.port)
+                reader, writer = await asyncio.open_connection(
+                    HOST, self.port, ssl=self.client_tls()
+                )
                 try:
                     writer.write(request)
                     status_line = await reader.readline()

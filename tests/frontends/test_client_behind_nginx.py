@@ -23,6 +23,7 @@ import pytest
 from bulkimport.sandbox import Faults
 from tests.conftest import SandboxFactory
 from tests.frontends.conftest import NginxFactory
+from tests.frontends.frontend_helpers import leads, states_and_attempts, statuses, through
 from tests.frontends.nginx import MAINTENANCE_HTML, NginxFront, NginxHandle, RateLimit
 from tests.helpers import (
     HEADER,
@@ -35,26 +36,6 @@ from tests.helpers import (
     write_csv,
     write_figures,
 )
-
-
-def through(front: NginxHandle, *more: str) -> list[str]:
-    """The options that send through ``front`` as the sandbox's default account."""
-    return ["--url", front.url, "--org", "demo", "--user", "admin", "--campaign", "1", *more]
-
-
-def leads(work: Path, rows: int, *, start: int = 0, name: str = "leads.csv") -> Path:
-    work.mkdir(parents=True, exist_ok=True)
-    return write_csv(work / name, [HEADER, *good_rows(rows, start)])
-
-
-def states_and_attempts(db: Path) -> dict[tuple[str, int], int]:
-    rows = query(db, "SELECT state, attempts, COUNT(*) FROM rows GROUP BY 1, 2")
-    return {(state, attempts): n for state, attempts, n in rows}
-
-
-def statuses(front: NginxHandle) -> Counter[int]:
-    return Counter(entry.status for entry in front.access_log())
-
 
 # --- never reached: nginx's own pages for a URL that is not the endpoint ----------------------
 

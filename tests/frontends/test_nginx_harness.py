@@ -31,9 +31,11 @@ from tests.frontends.nginx import (
     NginxFront,
     NginxHandle,
     RateLimit,
+    TlsFiles,
     find_nginx,
     missing_reason,
     render_config,
+    self_signed_certificate,
     serve_nginx,
 )
 from tests.helpers import customers, stats
@@ -298,6 +300,38 @@ def test_the_stock_config(tmp_path: Path) -> None:
     assert "limit_req_zone" not in config
     assert "limit_req " not in config
     assert "error_page" not in config
+    assert "listen 127.0.0.1:8080;" in config and "ssl" not in config
+
+
+def test_a_tls_front_listens_with_ssl_and_its_url_is_https(tmp_path: Path) -> None:
+    tls = TlsFiles(tmp_path / "server.crt", tmp_path / "server.key")
+    config = render_config(NginxFront(tls=tls), "http://127.0.0.1:8765", 8080, tmp_path)
+    for directive in (
+        "listen 127.0.0.1:8080 ssl;",
+        f"ssl_certificate {tls.certificate};",
+        f"ssl_certificate_key {tls.key};",
+    ):
+        assert directive in config
+    handle = NginxHandle("nginx", "http://127.0.0.1:8765", tmp_path, NginxFront(tls=tls))
+    handle.port = 8080
+    assert handle.url == "https://127.0.0.1:8080/asterccinterfaces"
+    assert handle.plain_url == "http://127.0.0.1:8080/asterccinterfaces"
+
+
+async def test_a_tls_front_passes_an_import_call_over_https(
+    tmp_path: Path, sandbox: SandboxHandle, nginx_factory: NginxFactory
+) -> None:
+    tls = await self_signed_certificate(tmp_path / "tls")
+    front = await nginx_factory(sandbox, NginxFront(tls=tls))
+    trusted = front.client_tls()
+    assert trusted is not None
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(front.url, data=import_params(lead(1)), ssl=trusted) as answer,
+    ):
+        assert (answer.status, await answer.text()) == (200, OK)
+    (entry,) = await front.wait_access_log(1)
+    assert (entry.method, entry.status, entry.upstream_status) == ("POST", 200, "200")
 
 
 def test_rates_below_one_a_second_are_per_minute() -> None:

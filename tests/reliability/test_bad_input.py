@@ -24,7 +24,7 @@ from bulkimport.sandbox import SandboxHandle
 from bulkimport.states import RepairKind
 from bulkimport.storage.sqlite import SqliteStorage
 from tests.helpers import HEADER, Done, bulkimport, customers, query, target
-from tests.test_reader_corpus import CORPUS, corpus_files
+from tests.reading import CORPUS, corpus_files
 
 NOWHERE = ["--url", "http://127.0.0.1:9/", "--org", "o", "--user", "u", "--campaign", "1"]
 SENT_STATES = {"done", "duplicate", "rejected"}
