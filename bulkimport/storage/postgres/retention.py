@@ -1,7 +1,7 @@
 """The PostgreSQL ``Retention``: pruning finished jobs, forgetting a customer, VACUUM.
 
 A pruned job's settled rows are folded into the latest records first (for the targets that
-keep them), then the job goes with its rows and counters (``ON DELETE CASCADE``). Job ids
+keep them), then the job goes with its rows and counters, in one transaction. Job ids
 come from a sequence: a pruned job's number is never given again.
 
 Forgetting a customer deletes their rows and latest record, then VACUUMs the two tables so
@@ -47,7 +47,9 @@ class PostgresRetention:
             scope = await latest.known_scope(job.target_key)
             if scope is not None:
                 await latest.fold_job(job.id, *scope)
-            await self._db.execute("DELETE FROM jobs WHERE id = $1", job.id)
+            async with self._db.transaction() as conn:
+                await conn.execute("DELETE FROM rows WHERE job_id = $1", job.id)
+                await conn.execute("DELETE FROM jobs WHERE id = $1", job.id)
             pruned.append(job)
         return pruned
 
