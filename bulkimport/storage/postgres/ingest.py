@@ -20,7 +20,7 @@ from bulkimport.errors import DatabaseError
 from bulkimport.rows import Batch, NewRow
 from bulkimport.states import RepairKind
 from bulkimport.storage.postgres.database import Database
-from bulkimport.storage.postgres.jobs import REPAIR_COLUMNS
+from bulkimport.storage.sqlite.ingest import REPAIR_COLUMNS
 from bulkimport.storage.values import Ingested
 
 _ADVANCE_READING = (

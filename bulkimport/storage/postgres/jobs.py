@@ -10,26 +10,16 @@ from typing import Any
 
 from bulkimport.errors import ConfigError
 from bulkimport.rows import FileIdentity, TargetRef
-from bulkimport.states import JobState, RepairKind, RowState, StopCause
+from bulkimport.states import JobState, RowState, StopCause
 from bulkimport.storage.postgres.database import Database
-from bulkimport.storage.sqlite.jobs import check_no_password
+from bulkimport.storage.sqlite.jobs import _JOB_COLUMNS, _job_from_row, check_no_password
 from bulkimport.storage.values import Job
 
-#: The column of ``jobs`` that counts each kind of repair.
-REPAIR_COLUMNS: dict[RepairKind, str] = {
-    RepairKind.DECIMAL: "repaired_decimal",
-    RepairKind.APOSTROPHE: "repaired_apostrophe",
-    RepairKind.TEXT_FORMULA: "repaired_text_formula",
-    RepairKind.CONTROL_PADDING: "repaired_control_padding",
-}
-JOB_COLUMNS = (
-    "id, state, file_path, file_size, file_mtime_ns, file_head_sha256, target_url, target_org,"
-    " target_campaign, settings_json, format_json, read_offset, read_line, total_rows,"
-    " resent_unknown, message, created_at, updated_at, started_at, finished_at,"
-    " send_rate_per_s, send_rate_at, stop_cause, outage_since, next_try_at, pace_per_s,"
-    " latency_s, blank_lines, report_path, superseded_by, read_done, window_opens_at,"
-    " try_later_runs, try_later_since, unknown_report_path, " + ", ".join(REPAIR_COLUMNS.values())
-)
+# The same columns as SQLite's, read into a Job the same way: a change to what a job holds
+# reaches both backends (the shared mapping belongs in a module of its own, outside
+# either backend).
+JOB_COLUMNS = _JOB_COLUMNS
+job_from_row = _job_from_row
 # Open jobs (Job.is_open): the ones that may still be resumed.
 _OPEN = "state <> 'finished' AND superseded_by IS NULL"
 _SAME_FILE = "file_path = $2 AND file_size = $3 AND file_mtime_ns = $4 AND file_head_sha256 = $5"
@@ -53,42 +43,6 @@ _LEFT_UNCOVERED = (
     " WHERE loaded.customer = bulkimport_customer(r.record, $2))"
 )
 _RUN_ENDS = (JobState.FINISHED, JobState.STOPPED, JobState.INTERRUPTED)
-
-
-def job_from_row(row: Any) -> Job:
-    return Job(
-        id=row[0],
-        state=JobState(row[1]),
-        file=FileIdentity(row[2], row[3], row[4], row[5]),
-        target=TargetRef(row[6], row[7], row[8]),
-        settings=json.loads(row[9]),
-        fmt_json=row[10],
-        read_offset=row[11],
-        read_line=row[12],
-        total_rows=row[13],
-        resent_unknown=row[14],
-        message=row[15],
-        created_at=row[16],
-        updated_at=row[17],
-        started_at=row[18],
-        finished_at=row[19],
-        send_rate_per_s=row[20],
-        send_rate_at=row[21],
-        stop_cause=StopCause(row[22]) if row[22] else None,
-        outage_since=row[23],
-        next_try_at=row[24],
-        pace_per_s=row[25],
-        latency_s=row[26],
-        blank_lines=row[27],
-        report_path=row[28],
-        superseded_by=row[29],
-        read_done=bool(row[30]),
-        window_opens_at=row[31],
-        try_later_runs=row[32],
-        try_later_since=row[33],
-        unknown_report_path=row[34],
-        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[35:], strict=True) if n},
-    )
 
 
 class PostgresJobs:

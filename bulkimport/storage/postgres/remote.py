@@ -4,34 +4,16 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from typing import Any
 
 from bulkimport.errors import ConfigError
 from bulkimport.states import RemoteState
 from bulkimport.storage.postgres.database import Database
+from bulkimport.storage.sqlite.remote import _REMOTE_COLUMNS
+from bulkimport.storage.sqlite.remote import _remote_from_row as remote_from_row
 from bulkimport.storage.values import RemoteImport
 
-_COLUMNS = (
-    "id, created_at, source, url, target_key, exetime, delrow, server_job_id, state, code,"
-    " message, attempts"
-)
-
-
-def _remote_from_row(row: Any) -> RemoteImport:
-    return RemoteImport(
-        id=row[0],
-        created_at=row[1],
-        source=row[2],
-        url=row[3],
-        target_key=row[4],
-        exetime=row[5],
-        delrow=row[6],
-        server_job_id=row[7],
-        state=RemoteState(row[8]),
-        code=row[9],
-        message=row[10],
-        attempts=row[11],
-    )
+# The same columns as SQLite's, read the same way.
+_COLUMNS = _REMOTE_COLUMNS
 
 
 class PostgresRemoteLog:
@@ -74,9 +56,9 @@ class PostgresRemoteLog:
             message,
             attempts,
         )
-        return _remote_from_row(rows[0])
+        return remote_from_row(rows[0])
 
     async def list(self) -> list[RemoteImport]:
         """Every remote import, oldest first."""
         rows = await self._db.fetch(f"SELECT {_COLUMNS} FROM remote_imports ORDER BY id")
-        return [_remote_from_row(row) for row in rows]
+        return [remote_from_row(row) for row in rows]
