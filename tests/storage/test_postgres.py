@@ -13,7 +13,7 @@ import pytest
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
 from bulkimport.rows import NewRow
-from bulkimport.states import InvalidReason, RowState
+from bulkimport.states import InvalidReason, JobState, RowState
 from bulkimport.storage import RunnerId
 from bulkimport.storage.postgres import PostgresStorage, is_postgres_url, masked, open_url
 from bulkimport.storage.postgres.database import LOCK_SPACE, RUNNER_LOCK
@@ -69,7 +69,11 @@ async def test_an_empty_database_is_created_only_when_asked(pg_url: str) -> None
     async with await PostgresStorage.open(pg_url) as storage:
         await ready_job(storage, 2)
     async with await PostgresStorage.open(pg_url, read_only=True) as storage:
-        assert [job.total_rows for job in await storage.jobs.list()] == [2]
+        [job] = await storage.jobs.list()
+        assert job.total_rows == 2
+        # Read-only is the server's to keep: `status` cannot write by mistake.
+        with pytest.raises(DatabaseError, match="read-only"):
+            await storage.jobs.set_state(job.id, JobState.RUNNING)
 
 
 async def test_processes_starting_at_once_migrate_once(pg_url: str) -> None:

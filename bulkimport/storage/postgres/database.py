@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
-from bulkimport.errors import DatabaseError
+from bulkimport.errors import DatabaseError, DiskFull
 
 #: Advisory lock keys (two int4 keys: this one, then a number): "BIMP", as SQLite's header.
 LOCK_SPACE = 0x42494D50
@@ -100,8 +100,12 @@ class Database:
         ``read_only``: then it must be up to date). Not ``create``: the schema must exist.
         ``DatabaseError`` (one line, the password masked) says why not."""
         where = masked(url)
+        # Read-only: the server refuses any write of this storage's connections.
+        settings = {"default_transaction_read_only": "on"} if read_only else {}
         try:
-            pool = await asyncpg.create_pool(url, min_size=1, max_size=POOL_SIZE)
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=POOL_SIZE, server_settings=settings
+            )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
             raise DatabaseError(
                 f"cannot open the database {where}: {scrub(str(exc), url)}"
@@ -123,6 +127,11 @@ class Database:
         """Turn the driver's errors met inside into ``DatabaseError``, password masked."""
         try:
             yield
+        except asyncpg.DiskFullError:
+            raise DiskFull(
+                f"the disk of the database {self.location} is full; nothing committed is lost:"
+                " free some space on the server, then resume the job"
+            ) from None
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise DatabaseError(
                 f"the database {self.location} failed: {scrub(str(exc), self.url)}"
