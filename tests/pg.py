@@ -44,10 +44,17 @@ def server_binaries() -> Path | None:
 
 def missing_reason() -> str | None:
     """Why no cluster can be started here, or None."""
-    if server_binaries() is not None:
-        return None
-    reason = os.environ.get(INSTALL_ERROR_VARIABLE)
-    return reason or "no PostgreSQL server binaries (initdb, pg_ctl, postgres) on this machine"
+    if server_binaries() is None:
+        reason = os.environ.get(INSTALL_ERROR_VARIABLE)
+        return reason or "no PostgreSQL server binaries (initdb, pg_ctl, postgres) on this machine"
+    if os.geteuid() == 0:
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            return (
+                "running as root, and no postgres user to run the server as (initdb refuses root)"
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -72,10 +79,7 @@ def cluster() -> Iterator[Cluster]:
     binaries = server_binaries()
     if binaries is None:
         raise RuntimeError(missing_reason())
-    owner = None
-    if os.geteuid() == 0:
-        owner = "postgres"
-        pwd.getpwnam(owner)  # KeyError: no such user to run the server as
+    owner = "postgres" if os.geteuid() == 0 else None
     base = Path(tempfile.mkdtemp(prefix="bulkimport-pg-"))
     data = base / "data"
     try:
