@@ -1,14 +1,20 @@
 """The storage backends the contract suite runs against, and what its tests share.
 
 A backend is anything that implements ``bulkimport.storage.Storage``: the ``backend``
-fixture is parametrized over them (today SQLite), and each test gets a fresh, empty storage
-from it. ``backend.open()`` gives another handle on the same storage (another connection,
-as another process would have).
+fixture is parametrized over them (SQLite and PostgreSQL), and each test gets a fresh, empty
+storage from it. ``backend.open()`` gives another handle on the same storage (another
+connection, as another process would have).
+
+PostgreSQL: one throwaway cluster per test session (per xdist worker, ``tests/pg.py``), a
+database of its own per test. Where no PostgreSQL server binaries are found, the postgres
+tests skip with the reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+import itertools
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +24,7 @@ from bulkimport.rows import FileIdentity, NewRow, TargetRef
 from bulkimport.states import RowState
 from bulkimport.storage import Job, Storage
 from bulkimport.storage.sqlite import SqliteStorage
+from tests import pg
 
 FILE = FileIdentity("/data/leads.csv", 1234, 1_700_000_000_000_000_000, "ab" * 32)
 TARGET = TargetRef("https://cc.example.com/asterccinterfaces", "org1", "7")
@@ -32,11 +39,48 @@ class Backend:
     open: Callable[[], Awaitable[Storage]]
 
 
-@pytest.fixture(params=["sqlite"])
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pg.Cluster]:
+    """A PostgreSQL cluster for this test session (this worker); skips without one."""
+    reason = pg.missing_reason()
+    if reason is not None:
+        pytest.skip(f"no PostgreSQL: {reason}")
+    with pg.cluster() as cluster:
+        yield cluster
+
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture
+async def pg_url(pg_cluster: pg.Cluster) -> AsyncIterator[str]:
+    """The URL of a new, empty database on the session's cluster, dropped after the test."""
+    import asyncpg
+
+    name = f"t{os.getpid()}_{next(_databases)}"
+    admin = await asyncpg.connect(pg_cluster.url())
+    try:
+        await admin.execute(f"CREATE DATABASE {name}")
+    finally:
+        await admin.close()
+    yield pg_cluster.url(name)
+    admin = await asyncpg.connect(pg_cluster.url())
+    try:
+        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "sqlite":
         path = tmp_path / "queue.db"
         return Backend("sqlite", lambda: SqliteStorage.open(path))
+    if request.param == "postgres":
+        from bulkimport.storage.postgres import PostgresStorage
+
+        url: str = request.getfixturevalue("pg_url")
+        return Backend("postgres", lambda: PostgresStorage.open(url))
     raise AssertionError(request.param)
 
 

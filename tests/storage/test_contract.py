@@ -7,6 +7,7 @@ against any backend the ``backend`` fixture offers (see ``conftest.py``).
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -124,7 +125,8 @@ async def test_runs_that_end_try_later_are_counted_until_one_ends_otherwise(
 
 
 async def test_get_missing_job(storage: Storage) -> None:
-    with pytest.raises(ConfigError, match=f"no job 42 in {storage.location}; see bulkimport jobs"):
+    message = f"no job 42 in {storage.location}; see bulkimport jobs"
+    with pytest.raises(ConfigError, match=re.escape(message)):
         await storage.jobs.get(42)
 
 

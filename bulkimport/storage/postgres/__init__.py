@@ -1,0 +1,110 @@
+"""The PostgreSQL storage: several hosts on one database, the first step of scale-out.
+
+``await open_url("postgresql://user@host/db")`` (or ``PostgresStorage.open``) connects,
+creates or migrates bulkimport's tables (``migrations/``) and gives the roles of
+``bulkimport.storage.Storage``, each in a module of its own over one ``Database``:
+``jobs.py``, ``ingest.py`` (COPY), ``sending.py`` (claims with ``FOR UPDATE SKIP LOCKED``,
+outcomes in arrays), ``reports.py`` (with the latest records of incremental loads),
+``retention.py``, ``remote.py``, and the runner lock as advisory locks in ``runner.py``.
+Rows move between states in one statement with their counters (``moves.py``).
+
+Needs the ``postgres`` extra (``pip install 'bulkimport[postgres]'``: asyncpg). The password
+of the database never reaches a message: see ``database.masked``.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Self
+
+from bulkimport.errors import DatabaseError
+
+try:
+    import asyncpg  # noqa: F401
+except ImportError as missing:  # pragma: no cover - the extra is installed for the tests
+    raise DatabaseError(
+        "a postgresql:// database needs the PostgreSQL driver: pip install 'bulkimport[postgres]'"
+    ) from missing
+
+from bulkimport.storage.interface import Storage
+from bulkimport.storage.postgres.database import Database, masked
+from bulkimport.storage.postgres.ingest import PostgresIngest
+from bulkimport.storage.postgres.jobs import PostgresJobs
+from bulkimport.storage.postgres.remote import PostgresRemoteLog
+from bulkimport.storage.postgres.reports import PostgresReports
+from bulkimport.storage.postgres.retention import PostgresRetention
+from bulkimport.storage.postgres.runner import hold_runner, runner_alive
+from bulkimport.storage.postgres.sending import PostgresSending
+from bulkimport.storage.values import RunnerId
+
+__all__ = ["PostgresStorage", "is_postgres_url", "masked", "open_url"]
+
+_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(location: str) -> bool:
+    """Whether ``location`` (a ``--db`` value) names a PostgreSQL database, not a file."""
+    return location.lower().startswith(_SCHEMES)
+
+
+async def open_url(url: str, *, read_only: bool = False, create: bool = True) -> PostgresStorage:
+    """The storage in the PostgreSQL database at ``url`` (``postgresql://user@host/db``);
+    see ``PostgresStorage.open``."""
+    return await PostgresStorage.open(url, read_only=read_only, create=create)
+
+
+class PostgresStorage:
+    """A PostgreSQL database holding bulkimport's jobs and rows. Open with
+    ``await PostgresStorage.open(url)`` (or ``async with``). Its roles may be used from
+    several tasks and several processes at once."""
+
+    def __init__(self, db: Database) -> None:
+        """Use ``PostgresStorage.open``."""
+        self.db = db
+        self.jobs = PostgresJobs(db)
+        self.reading = PostgresIngest(db)
+        self.sending = PostgresSending(db)
+        self.reports = PostgresReports(db)
+        self.retention = PostgresRetention(db)
+        self.remote = PostgresRemoteLog(db)
+
+    @classmethod
+    async def open(
+        cls, url: str, *, read_only: bool = False, create: bool = True
+    ) -> PostgresStorage:
+        """Connect to ``url`` and bring the schema up to date; ``read_only``: never create
+        or migrate it; not ``create``: it must exist. ``DatabaseError`` says why not."""
+        return cls(await Database.open(url, read_only=read_only, create=create))
+
+    @property
+    def location(self) -> str:
+        """The URL, its password masked."""
+        return self.db.location
+
+    def runner(self) -> AbstractAsyncContextManager[RunnerId]:
+        """Hold the right to send from this database; ``RunnerBusy`` if another has it."""
+        return hold_runner(self.db)
+
+    async def runner_alive(self) -> bool:
+        """Whether a process holds ``runner()`` of this database now."""
+        return await runner_alive(self.db)
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _conforms(storage: PostgresStorage) -> Storage:
+    """For the type checker: ``PostgresStorage`` implements the ``Storage`` interface."""
+    return storage

@@ -1,0 +1,172 @@
+"""What the PostgreSQL storage keeps beyond the contract suite (which it runs too): its URL
+and password, its schema, claims that never wait for another claimer, runners on several
+hosts, cells that hold what PostgreSQL text cannot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import urllib.parse
+
+import asyncpg
+import pytest
+
+from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
+from bulkimport.rows import NewRow
+from bulkimport.states import InvalidReason, JobState, RowState
+from bulkimport.storage import RunnerId
+from bulkimport.storage.postgres import PostgresStorage, is_postgres_url, masked, open_url
+from bulkimport.storage.postgres.database import LOCK_SPACE, RUNNER_LOCK
+from tests.helpers import RUNNER
+from tests.storage.conftest import FILE, TARGET, ready_job
+
+PASSWORD = "s3cr%40t:pw"  # percent-encoded "s3cr@t:pw", as a URL must carry it
+
+
+def with_password(url: str, password: str = PASSWORD) -> str:
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:{password}@"))
+
+
+def test_a_url_is_shown_with_its_password_masked() -> None:
+    assert masked("postgresql://ops:hunter2@db.example.com:5433/leads") == (
+        "postgresql://ops:***@db.example.com:5433/leads"
+    )
+    assert (
+        masked("postgresql://ops@db.example.com/leads") == "postgresql://ops@db.example.com/leads"
+    )
+    assert masked(f"postgres://ops:{PASSWORD}@h/d?sslmode=require") == (
+        "postgres://ops:***@h/d?sslmode=require"
+    )
+    assert is_postgres_url("postgresql://h/d") and is_postgres_url("POSTGRES://h/d")
+    assert not is_postgres_url("queue.db") and not is_postgres_url("/data/postgresql.db")
+
+
+async def test_the_password_never_reaches_a_message(pg_url: str) -> None:
+    url = with_password(pg_url)
+    storage = await open_url(url)  # trust authentication: the password is not asked
+    try:
+        assert PASSWORD not in storage.location and "***" in storage.location
+        with pytest.raises(ConfigError) as raised:
+            await storage.jobs.get(7)
+        assert PASSWORD not in str(raised.value)
+    finally:
+        await storage.close()
+    missing = with_password(pg_url.replace("/t", "/nosuch_t", 1))
+    with pytest.raises(DatabaseError) as refused:
+        await open_url(missing)
+    message = str(refused.value)
+    assert "nosuch_t" in message and "***" in message
+    for form in (PASSWORD, urllib.parse.unquote(PASSWORD)):
+        assert form not in message
+
+
+async def test_an_empty_database_is_created_only_when_asked(pg_url: str) -> None:
+    with pytest.raises(DatabaseError, match="holds no bulkimport storage"):
+        await PostgresStorage.open(pg_url, create=False)
+    with pytest.raises(DatabaseError, match="holds no bulkimport storage"):
+        await PostgresStorage.open(pg_url, read_only=True)
+    async with await PostgresStorage.open(pg_url) as storage:
+        await ready_job(storage, 2)
+    async with await PostgresStorage.open(pg_url, read_only=True) as storage:
+        [job] = await storage.jobs.list()
+        assert job.total_rows == 2
+        # Read-only is the server's to keep: `status` cannot write by mistake.
+        with pytest.raises(DatabaseError, match="read-only"):
+            await storage.jobs.set_state(job.id, JobState.RUNNING)
+
+
+async def test_processes_starting_at_once_migrate_once(pg_url: str) -> None:
+    opened = await asyncio.gather(*(PostgresStorage.open(pg_url) for _ in range(4)))
+    for storage in opened:
+        await storage.close()
+    conn = await asyncpg.connect(pg_url)
+    try:
+        versions = [row[0] for row in await conn.fetch("SELECT version FROM schema_migrations")]
+        assert versions == sorted(set(versions)) and versions[0] == 1
+        # A version this bulkimport does not know: written by a newer one.
+        await conn.execute(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (999, 'x', 0)"
+        )
+    finally:
+        await conn.close()
+    with pytest.raises(DatabaseError, match="newer bulkimport"):
+        await PostgresStorage.open(pg_url)
+
+
+async def test_a_claim_passes_over_rows_another_claimer_holds_without_waiting(
+    pg_url: str,
+) -> None:
+    async with await PostgresStorage.open(pg_url) as storage:
+        job = await ready_job(storage, 10)
+        other = await asyncpg.connect(pg_url)
+        try:
+            # Another host's claim, its transaction still open, holds lines 2 to 4.
+            async with other.transaction():
+                await other.execute(
+                    "SELECT id FROM rows WHERE job_id = $1 ORDER BY id LIMIT 3 FOR UPDATE", job.id
+                )
+                claimed = await asyncio.wait_for(
+                    storage.sending.claim_batch(job.id, 4, now_s=time.time(), runner=RUNNER), 10
+                )
+            assert [row.line for row in claimed] == [5, 6, 7, 8]
+        finally:
+            await other.close()
+        counts = await storage.reports.counts(job.id)
+        assert (counts[RowState.IN_FLIGHT], counts[RowState.PENDING]) == (4, 6)
+
+
+async def test_recovery_on_another_host_leaves_a_live_runners_rows(pg_url: str) -> None:
+    async with (
+        await PostgresStorage.open(pg_url) as here,
+        await PostgresStorage.open(pg_url) as there,
+    ):
+        job = await ready_job(here, 5)
+        async with here.runner() as runner:
+            mine = await here.sending.claim_batch(job.id, 3, now_s=time.time(), runner=runner)
+            assert await there.runner_alive()
+            with pytest.raises(RunnerBusy):
+                async with there.runner():
+                    pass
+            # A runner elsewhere (not holding this storage's lock) recovering: nothing of
+            # a live runner's is taken.
+            elsewhere = RunnerId(runner + 1)
+            assert await there.sending.recover_in_flight(job.id, elsewhere) == 0
+        # It ended, its rows left in flight: they are taken back now.
+        assert not await there.runner_alive()
+        assert await there.sending.recover_in_flight(job.id, elsewhere) == len(mine)
+        assert (await there.jobs.get(job.id)).resent_unknown == 3
+
+
+async def test_a_runner_whose_connection_dies_frees_the_lock(pg_url: str) -> None:
+    async with await PostgresStorage.open(pg_url) as storage:
+        admin = await asyncpg.connect(pg_url)
+        try:
+            async with storage.runner():
+                assert await storage.runner_alive()
+                # The server loses the runner's connection (its host gone, a kill -9).
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND classid = $1 AND objid = $2 AND granted",
+                    LOCK_SPACE,
+                    RUNNER_LOCK,
+                )
+                for _ in range(100):
+                    if not await storage.runner_alive():
+                        break
+                    await asyncio.sleep(0.05)
+                assert not await storage.runner_alive()
+                async with storage.runner():  # another one may start at once
+                    pass
+        finally:
+            await admin.close()
+
+
+async def test_cells_keep_what_postgresql_text_cannot_hold(pg_url: str) -> None:
+    async with await PostgresStorage.open(pg_url) as storage:
+        job = await storage.jobs.create(FILE, TARGET, {}, "{}")
+        damaged = ("138\x00001", "name", "")
+        row = NewRow(2, RowState.INVALID, None, damaged, InvalidReason.NUL, "a NUL byte")
+        await storage.reading.add_rows(job.id, [row], read_offset=20, read_line=2)
+        [view] = [v async for v in storage.reports.iter_rows(job.id, [RowState.INVALID])]
+        assert (view.cells, view.last_code) == (damaged, InvalidReason.NUL.value)
