@@ -27,6 +27,7 @@ from bulkimport.check.analysis import (
     PhoneSource,
     choose_phone_field,
     invalid_code,
+    phone_code,
     repaired_code,
     select_campaign,
 )
@@ -41,7 +42,7 @@ from bulkimport.reader import (
     sniff_format,
     wait_until_written,
 )
-from bulkimport.reader.phones import classify_phone, is_phone_like
+from bulkimport.reader.phones import is_phone_like
 
 __all__ = [
     "DEFAULT_EXAMPLE_LIMIT",
@@ -58,9 +59,9 @@ __all__ = [
     "PhoneSource",
     "check_file",
     "choose_phone_field",
-    "classify_phone",
     "invalid_code",
     "is_phone_like",
+    "phone_code",
     "render_text",
     "repaired_code",
     "select_campaign",

@@ -100,7 +100,13 @@ from bulkimport.errors import ConfigError
 from bulkimport.protocol import RECORD_SEPARATOR
 from bulkimport.reader import FileFormat, SheetFacts, map_key
 from bulkimport.reader.limits import SHOWN_CHARS, clip, listed, shown
-from bulkimport.reader.phones import classify_phone, is_phone_like, is_scientific
+from bulkimport.reader.phones import (
+    PhoneShape,
+    PhoneVerdict,
+    examine_phone,
+    is_phone_like,
+    is_scientific,
+)
 from bulkimport.reader.workbook import column_letters
 from bulkimport.rows import Batch, NewRow
 from bulkimport.states import InvalidReason, RepairKind, RowState
@@ -494,6 +500,22 @@ def repaired_code(kind: RepairKind) -> str:
     return f"repaired-{kind.value}"
 
 
+def phone_code(verdict: PhoneVerdict) -> str | None:
+    """The group of a phone number's verdict; ``None`` for a number with nothing to say, and
+    for one whose digits are lost (``excel-scientific`` finds every such value)."""
+    if verdict.lost:
+        return None
+    if verdict.repairs:
+        return "excel-apostrophe" if RepairKind.APOSTROPHE in verdict.repairs else "excel-decimal"
+    return _SHAPE_CODES.get(verdict.shape)
+
+
+_SHAPE_CODES = {
+    PhoneShape.SEPARATED: "phone-separators",
+    PhoneShape.NOT_A_NUMBER: "phone-not-a-number",
+}
+
+
 def _show(value: str) -> str:
     """A value quoted for a one-line message, cut to ``limits.SHOWN_CHARS`` characters."""
     return shown(value)
@@ -744,9 +766,11 @@ class Checker:
                 if not value:
                     add("required-empty", Finding(line, f"{phone_name} is empty", phone_name, ""))
                 else:
-                    code, number = classify_phone(value)
-                    if code is not None and code != "excel-scientific":
+                    verdict = examine_phone(value)
+                    code = phone_code(verdict)
+                    if code is not None:
                         add(code, _phone_finding(line, code, phone_name, value))
+                    number = verdict.number
                     if number is not None:
                         numbers.append((line, number))
                         if number[0] != "+":
@@ -754,8 +778,8 @@ class Checker:
             for index, name in self._other_phones:
                 value = cells[index]
                 if value and not (value.isdigit() and value.isascii()):
-                    code, _ = classify_phone(value)
-                    if code is not None and code != "excel-scientific":
+                    code = phone_code(examine_phone(value))
+                    if code is not None:
                         add(code, _phone_finding(line, code, name, value))
             for index, name in self._required:
                 if not cells[index]:

@@ -50,7 +50,7 @@ from bulkimport.reader import (
     sniff_format,
 )
 from bulkimport.reader.limits import shown
-from bulkimport.reader.phones import classify_phone, is_phone_like
+from bulkimport.reader.phones import examine_phone, is_phone_like
 from bulkimport.rows import NewRow
 from bulkimport.states import RowState
 
@@ -75,8 +75,8 @@ _MAX_ENCODED_CHAR = 12
 def looks_like_phone(value: str) -> bool:
     """Whether ``value`` reads as a phone number: 7 to 15 digits, with separators, a leading
     ``+``, Excel's ``.0`` or ``'`` allowed; a date is not one."""
-    code, number = classify_phone(value)
-    if number is None or code == "phone-not-a-number" or _DATE.fullmatch(value.strip()):
+    number = examine_phone(value).number
+    if number is None or _DATE.fullmatch(value.strip()):
         return False
     digits = len(number.lstrip("+"))
     return PHONE_DIGITS[0] <= digits <= PHONE_DIGITS[1]
