@@ -43,6 +43,7 @@ from bulkimport.reader import (
     wait_until_written,
 )
 from bulkimport.reader.phones import is_phone_like
+from bulkimport.storage.interface import DuplicateStore
 
 __all__ = [
     "DEFAULT_EXAMPLE_LIMIT",
@@ -74,18 +75,21 @@ def check_file(
     options: CheckOptions | None = None,
     *,
     on_progress: Callable[[int], None] | None = None,
+    duplicates: DuplicateStore | None = None,
 ) -> CheckReport:
     """Read ``path`` as ``run`` would and check every record.
 
     ``on_progress`` gets the byte offset reached after each batch (for a workbook, how far
-    into the file reading is). Raises ``InputError`` when the file cannot be read and
-    ``ConfigError`` for a bad option, as the reader does.
+    into the file reading is). ``duplicates`` keeps the phone numbers compared for duplicates
+    (``Checker``'s default: a temporary SQLite file); it is closed at the end. Raises
+    ``InputError`` when the file cannot be read and ``ConfigError`` for a bad option, as the
+    reader does.
     """
     reader_options = reader_options or ReaderOptions()
     wait_until_written(path)
     fmt = sniff_format(path, reader_options)
     facts = SheetFacts()
-    with Checker(fmt, options) as checker:
+    with Checker(fmt, options, duplicates=duplicates) as checker:
         # What would make run reject or stop the whole file (check.predict).
         predictor = Predictor(checker, path, reader_options)
         controls = head_controls(path, fmt)

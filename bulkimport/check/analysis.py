@@ -79,14 +79,13 @@ Nothing else is called truncated (a 10-digit ``400`` service number in a file of
 mobile numbers is reported too: check those by eye).
 
 Memory stays flat: examples are bounded per group (``example_limit``), and the phone numbers
-needed for duplicates go to a private temporary SQLite database on disk (a bounded page cache),
-not into a Python dict (about 100 bytes per number).
+needed for duplicates go to a ``storage.DuplicateStore`` (by default a private temporary SQLite
+database on disk, ``storage.sqlite.duplicates``), not into a Python dict.
 """
 
 from __future__ import annotations
 
 import re
-import sqlite3
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -110,6 +109,8 @@ from bulkimport.reader.phones import (
 from bulkimport.reader.workbook import column_letters
 from bulkimport.rows import Batch, NewRow
 from bulkimport.states import InvalidReason, RepairKind, RowState
+from bulkimport.storage.interface import DuplicateStore
+from bulkimport.storage.sqlite.duplicates import SqliteDuplicates
 
 #: A value longer than this is reported; call-center fields are mostly ``varchar(255)``.
 DEFAULT_MAX_LENGTH = 255
@@ -123,8 +124,6 @@ PHONE_NAMES = ("phone1", "phone", "mobile", "tel")
 TRUNCATED_MIN_NUMBERS = 20
 #: ... and this share of them with the same length.
 TRUNCATED_DOMINANT_SHARE = 0.9
-#: The page cache of the temporary duplicates database, in KiB (SQLite's negative form).
-_CACHE_KIB = 2 * 1024
 
 GROUP_TITLES: dict[str, str] = {
     "schema-unknown-field": "fields the campaign does not have",
@@ -532,75 +531,21 @@ def _sample(record: str) -> str:
     return RECORD_SEPARATOR.join(parts)
 
 
-# --- the duplicate store ---------------------------------------------------------------------
-
-
-class _PhoneStore:
-    """Every (line, phone number) of the file, in a private temporary SQLite database.
-
-    An empty file name makes SQLite create an on-disk database that it deletes on close; its
-    page cache is bounded, so memory stays flat however many numbers the file holds.
-    """
-
-    def __init__(self) -> None:
-        self._db = sqlite3.connect("")
-        self._db.executescript(
-            f"""
-            PRAGMA journal_mode = OFF;
-            PRAGMA synchronous = OFF;
-            PRAGMA temp_store = FILE;
-            PRAGMA cache_size = -{_CACHE_KIB};
-            CREATE TABLE phones (line INTEGER PRIMARY KEY, phone TEXT NOT NULL);
-            """
-        )
-
-    def add(self, pairs: list[tuple[int, str]]) -> None:
-        self._db.executemany("INSERT INTO phones VALUES (?, ?)", pairs)
-
-    def duplicates(self, limit: int | None) -> tuple[int, list[tuple[int, str, int]]]:
-        """The number of rows whose phone is on an earlier line, and the first ``limit`` of
-        them as ``(line, phone, first line)``."""
-        self._db.execute("CREATE INDEX phones_by_phone ON phones (phone, line)")
-        # Grouping walks the index; count(DISTINCT phone) would sort the table again.
-        (total,) = self._db.execute(
-            "SELECT coalesce(sum(n - 1), 0) FROM "
-            "(SELECT count(*) AS n FROM phones GROUP BY phone HAVING n > 1)"
-        ).fetchone()
-        rows = self._db.execute(
-            """
-            WITH firsts AS (
-                SELECT phone, min(line) AS first FROM phones
-                GROUP BY phone HAVING count(*) > 1
-            )
-            SELECT p.line, p.phone, f.first
-            FROM phones AS p JOIN firsts AS f ON p.phone = f.phone AND p.line > f.first
-            ORDER BY p.line LIMIT ?
-            """,
-            (-1 if limit is None else limit,),
-        ).fetchall()
-        return int(total), [(int(a), str(b), int(c)) for a, b, c in rows]
-
-    def of_length(self, digits: int, limit: int | None) -> list[tuple[int, str]]:
-        """The first ``limit`` digit-only numbers of exactly ``digits`` digits."""
-        rows = self._db.execute(
-            "SELECT line, phone FROM phones WHERE length(phone) = ? AND phone NOT LIKE '+%' "
-            "ORDER BY line LIMIT ?",
-            (digits, -1 if limit is None else limit),
-        ).fetchall()
-        return [(int(line), str(phone)) for line, phone in rows]
-
-    def close(self) -> None:
-        self._db.close()
-
-
 # --- the checker -----------------------------------------------------------------------------
 
 
 class Checker:
     """Accumulates the findings about one file, batch by batch; use it as a context manager
-    (it holds a temporary database) or call ``finish()``, which closes it."""
+    (it holds a ``DuplicateStore``) or call ``finish()``, which closes it. ``duplicates``:
+    where the phone numbers go (a temporary SQLite file by default)."""
 
-    def __init__(self, fmt: FileFormat, options: CheckOptions | None = None) -> None:
+    def __init__(
+        self,
+        fmt: FileFormat,
+        options: CheckOptions | None = None,
+        *,
+        duplicates: DuplicateStore | None = None,
+    ) -> None:
         self.fmt = fmt
         self.options = options or CheckOptions()
         self.phone = choose_phone_field(fmt, self.options.phone_field, self.options.campaign)
@@ -613,7 +558,7 @@ class Checker:
         self.notes: list[str] = []
         self._groups: dict[str, Group] = {}
         self._lengths: Counter[int] = Counter()
-        self._store = _PhoneStore()
+        self._store = duplicates if duplicates is not None else SqliteDuplicates()
         self._limit = self.options.example_limit
         self._sent = [(i, name) for i, name in enumerate(fmt.fields) if name is not None]
         self._phone_index: int | None = None
@@ -882,7 +827,7 @@ class Checker:
             )
 
     def _duplicates(self) -> None:
-        count, examples = self._store.duplicates(self._limit)
+        count, examples = self._store.repeats(self._limit)
         if not count:
             return
         group = self._groups["duplicate-phone"] = Group("duplicate-phone", count)
