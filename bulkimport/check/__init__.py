@@ -1,11 +1,13 @@
 """``bulkimport check``: a dry run over a file that sends nothing.
 
-- ``analysis``: ``Checker`` sorts what the reader yields into groups of findings and makes a
-  ``CheckReport`` (data only, ``to_json()``);
+- ``analysis``: ``Checker`` runs the rules (``rules``, one each) over what the reader yields,
+  sorts what they find into groups and makes a ``CheckReport`` (``report``: the group codes,
+  findings and report as data, ``to_json()``; ``facts``: what each finding or note is);
 - ``predict``: what would make ``run`` reject or stop the whole file (no phone field, no
   known field name, records too long for a GET), with the fix (``fieldnames``: the names
   files give the vendor's fields; ``requests``: a GET's request line);
-- ``render``: the report as text for a person;
+- ``render``: every sentence of check: titles, messages and notes made from the facts, and
+  the report as text for a person;
 - ``check_file`` (here) ties the checker to the reader.
 """
 
@@ -17,23 +19,24 @@ from pathlib import Path
 from bulkimport.check.analysis import (
     DEFAULT_EXAMPLE_LIMIT,
     DEFAULT_MAX_LENGTH,
-    GROUP_TITLES,
     Checker,
     CheckOptions,
+    choose_phone_field,
+    select_campaign,
+)
+from bulkimport.check.facts import HeaderControls, PhoneChoice, PhoneSource
+from bulkimport.check.predict import Predictor
+from bulkimport.check.render import GROUP_TITLES, TEXT_EXAMPLES, render_text
+from bulkimport.check.report import (
     CheckReport,
     Finding,
     Group,
-    PhoneChoice,
-    PhoneSource,
-    choose_phone_field,
+    GroupCode,
     invalid_code,
-    phone_code,
     repaired_code,
-    select_campaign,
 )
-from bulkimport.check.predict import Predictor
-from bulkimport.check.render import TEXT_EXAMPLES, render_text
 from bulkimport.check.requests import GetLimit
+from bulkimport.check.rules import phone_code
 from bulkimport.reader import (
     ReaderOptions,
     SheetFacts,
@@ -56,6 +59,7 @@ __all__ = [
     "Finding",
     "GetLimit",
     "Group",
+    "GroupCode",
     "PhoneChoice",
     "PhoneSource",
     "check_file",
@@ -94,11 +98,7 @@ def check_file(
         predictor = Predictor(checker, path, reader_options)
         controls = head_controls(path, fmt)
         if controls:
-            names = ", ".join(_CONTROL_NAMES.get(char, repr(char)) for char in controls)
-            checker.notes.append(
-                f"the header (or a line above it) holds {names}: trimmed off the column "
-                "names, as spaces are"
-            )
+            checker.note(HeaderControls(tuple(controls)))
         for batch in read_batches(path, fmt, facts=facts):
             checker.add_batch(batch)
             predictor.add(batch.rows)
@@ -113,10 +113,3 @@ def check_file(
             sheet=facts,
             sheet_given=reader_options.sheet is not None,
         )
-
-
-_CONTROL_NAMES = {
-    "\x0c": "a form feed (a printed report's page break)",
-    "\x0b": "a vertical tab",
-    "\x00": "a NUL byte",
-}
