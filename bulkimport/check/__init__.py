@@ -7,7 +7,7 @@
   known field name, records too long for a GET), with the fix (``fieldnames``: the names
   files give the vendor's fields; ``requests``: a GET's request line);
 - ``render``: every sentence of check: titles, messages and notes made from the facts, and
-  the report as text for a person;
+  what the text says of the file; ``text``: the report laid out as text for a person;
 - ``check_file`` (here) ties the checker to the reader.
 """
 
@@ -26,7 +26,7 @@ from bulkimport.check.analysis import (
 )
 from bulkimport.check.facts import HeaderControls, PhoneChoice, PhoneSource
 from bulkimport.check.predict import Predictor
-from bulkimport.check.render import GROUP_TITLES, TEXT_EXAMPLES, render_text
+from bulkimport.check.render import GROUP_TITLES
 from bulkimport.check.report import (
     CheckReport,
     Finding,
@@ -37,6 +37,7 @@ from bulkimport.check.report import (
 )
 from bulkimport.check.requests import GetLimit
 from bulkimport.check.rules import phone_code
+from bulkimport.check.text import TEXT_EXAMPLES, render_text
 from bulkimport.reader import (
     ReaderOptions,
     SheetFacts,

@@ -1,14 +1,15 @@
 """``check``'s words, all of them: the titles of the groups, each fact (``facts``) as a
-finding's message or a note, and a ``CheckReport`` as text for a person (the file's format,
-each group of findings with its line numbers, one summary line).
+finding's message or a note, and what the text report says of the file as a whole.
 
-The report's JSON carries the same messages, titles and notes: they are made here too.
+``report`` (its JSON too) and ``text`` (the report laid out for a person) take their
+sentences from here; this module knows the facts, not the report.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, assert_never
+from typing import assert_never
 
+from bulkimport.campaign import Campaign
 from bulkimport.check.facts import (
     BlankLines,
     Date1904,
@@ -29,6 +30,7 @@ from bulkimport.check.facts import (
     NoVendorField,
     OtherSheet,
     OtherSheets,
+    PhoneChoice,
     PhoneDamage,
     PhoneFieldConstant,
     PhoneFieldMissing,
@@ -46,17 +48,10 @@ from bulkimport.check.facts import (
     UnknownPhoneField,
     VendorNames,
 )
-from bulkimport.reader import limits
+from bulkimport.reader import FileFormat, SheetFacts
 from bulkimport.reader.limits import listed, shown
 from bulkimport.reader.phones import PhoneShape
 from bulkimport.states import RepairKind
-
-if TYPE_CHECKING:
-    from bulkimport.campaign import Campaign
-    from bulkimport.check.report import CheckReport
-
-#: Examples per group in the text output.
-TEXT_EXAMPLES = 10
 
 GROUP_TITLES: dict[str, str] = {
     "schema-unknown-field": "fields the campaign does not have",
@@ -310,9 +305,8 @@ def _hint(hint: KeyHint) -> str:
             assert_never(hint)
 
 
-def _describe_encoding(report: CheckReport) -> str:
-    fmt = report.format
-    source = report.encoding_source
+def encoding(fmt: FileFormat, source: str) -> str:
+    """The file's encoding and how it was decided (``CheckReport.encoding_source``)."""
     if source == "option":
         return f"{fmt.encoding} (given with --encoding)"
     if source == "bom":
@@ -325,101 +319,51 @@ def _describe_encoding(report: CheckReport) -> str:
     return text
 
 
-def _describe_delimiter(report: CheckReport) -> str:
-    fmt = report.format
-    shown = "tab" if fmt.delimiter == "\t" else repr(fmt.delimiter)
-    how = "given with --delimiter" if report.delimiter_given else "sniffed"
+def delimiter(fmt: FileFormat, given: bool, fitting: int, records: int) -> str:
+    """The delimiter, how it was decided, and how many records it fits."""
+    char = "tab" if fmt.delimiter == "\t" else repr(fmt.delimiter)
+    how = "given with --delimiter" if given else "sniffed"
     return (
-        f"{shown} ({how}; {report.fitting:,} of {report.records:,} records have the header's "
+        f"{char} ({how}; {fitting:,} of {records:,} records have the header's "
         f"{len(fmt.header)} cells)"
     )
 
 
-def _describe_sheet(report: CheckReport) -> str:
-    facts = report.sheet
-    assert facts is not None
+def sheet(facts: SheetFacts, given: bool) -> str:
+    """The sheet read, and how it was chosen."""
     info = next((info for info in facts.sheets if info.name == facts.sheet), None)
     number = f"sheet {info.number} of {len(facts.sheets)}" if info is not None else "a sheet"
-    how = (
-        "given with --sheet" if report.sheet_given else "the first visible; --sheet chooses another"
-    )
-    return f"{limits.shown(facts.sheet or '')} ({number}, {how})"
+    how = "given with --sheet" if given else "the first visible; --sheet chooses another"
+    return f"{shown(facts.sheet or '')} ({number}, {how})"
 
 
-def _describe_phone(report: CheckReport) -> str:
-    phone = report.phone
-    if phone.source is PhoneSource.OPTION:
-        return f"{phone.name} (given with --phone-field)"
-    if phone.source is PhoneSource.SCHEMA and report.campaign is not None:
-        return f"{phone.name} (the phone field campaign {report.campaign.id} requires)"
-    if phone.source is PhoneSource.NAME:
-        return f"{phone.name} (found by its name; --phone-field chooses another)"
+def records(fmt: FileFormat, count: int, invalid: int, last_line: int) -> str:
+    """How many records, on which lines, and how many are readable."""
+    span = f"{fmt.unit}s {fmt.data_line:,}-{last_line:,}" if count else "no records"
+    return f"{count:,} ({span}): {count - invalid:,} readable, {invalid:,} invalid"
+
+
+def phone(choice: PhoneChoice, campaign: Campaign | None) -> str:
+    """The phone field, and why that one."""
+    if choice.source is PhoneSource.OPTION:
+        return f"{choice.name} (given with --phone-field)"
+    if choice.source is PhoneSource.SCHEMA and campaign is not None:
+        return f"{choice.name} (the phone field campaign {campaign.id} requires)"
+    if choice.source is PhoneSource.NAME:
+        return f"{choice.name} (found by its name; --phone-field chooses another)"
     return "none (no phone checks; give --phone-field)"
 
 
-def render_text(
-    report: CheckReport, *, examples: int | None = TEXT_EXAMPLES, quiet: bool = False
-) -> str:
-    """The report for a person: the file's format, then each group with its line numbers,
-    then one summary line. ``examples`` per group (``None``: every one collected)."""
-    out: list[str] = []
-    fmt = report.format
-    if not quiet:
+def more(count: int) -> str:
+    """Findings of a group left out of the text."""
+    return f"... and {count:,} more (--all lists every one)"
 
-        def item(label: str, text: str) -> None:
-            out.append(f"  {label:<10} {text}")
 
-        first, last = fmt.data_line, report.last_line
-        span = f"{fmt.unit}s {first:,}-{last:,}" if report.records else "no records"
-        out.append(report.path)
-        if report.sheet is not None:
-            item("sheet", _describe_sheet(report))
-        else:
-            item("encoding", _describe_encoding(report))
-            item("delimiter", _describe_delimiter(report))
-        readable = report.records - report.invalid
-        item(
-            "records",
-            f"{report.records:,} ({span}): {readable:,} readable, {report.invalid:,} invalid",
-        )
-        if report.campaign is not None:
-            item("campaign", f"{report.campaign.id} ({report.campaign.name})")
-        item("phone", _describe_phone(report))
-        columns = [limits.clip(column) for column in fmt.header]
-        width = max(len(column) for column in columns)
-        label = "columns"
-        for column, name in zip(columns, fmt.fields, strict=True):
-            item(
-                label,
-                f"{column:<{width}} -> {limits.clip(name) if name is not None else '(dropped)'}",
-            )
-            label = ""
-        for name, value in fmt.constants:
-            item(label, f"{name} = {limits.shown(value)} (--set)")
-        label = "samples"
-        for line, record in report.samples:
-            item(label, f"{fmt.unit} {line}: {record}")
-            label = ""
-        for note in report.notes:
-            item("note", note)
-        out.append("")
-    for group in report.groups:
-        out.append(f"{group.code}: {group.title} ({group.count:,})")
-        shown = group.examples if examples is None else group.examples[:examples]
-        for finding in shown:
-            where = f"{fmt.unit} {finding.line}" if finding.line is not None else "file"
-            out.append(f"  {where}: {finding.message}")
-        more = group.count - len(shown)
-        if more:
-            out.append(f"  ... and {more:,} more (--all lists every one)")
-        out.append("")
-    if report.clean:
-        out.append(f"No problems in {report.records:,} records; nothing was sent.")
-    else:
-        groups = sum(1 for group in report.groups if group.problem)
-        out.append(
-            f"Found {report.problems:,} problem{'s' if report.problems != 1 else ''} in "
-            f"{groups} group{'s' if groups != 1 else ''} ({report.records:,} records); "
-            "nothing was sent."
-        )
-    return "\n".join(out)
+def summary(records: int, problems: int, groups: int) -> str:
+    """The last line: what was found (``groups``: of problems) in how many records."""
+    if not problems:
+        return f"No problems in {records:,} records; nothing was sent."
+    return (
+        f"Found {problems:,} problem{'s' if problems != 1 else ''} in "
+        f"{groups} group{'s' if groups != 1 else ''} ({records:,} records); nothing was sent."
+    )
