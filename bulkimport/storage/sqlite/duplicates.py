@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from types import TracebackType
 
 from bulkimport.storage.interface import DuplicateStore, Repeat
 
@@ -19,7 +18,7 @@ CACHE_KIB = 2 * 1024
 
 
 class SqliteDuplicates:
-    """A ``DuplicateStore`` in a temporary SQLite file; ``close()`` (or ``with``) deletes it."""
+    """A ``DuplicateStore`` in a temporary SQLite file; ``close()`` deletes it."""
 
     def __init__(self) -> None:
         self._db = sqlite3.connect("")
@@ -67,17 +66,6 @@ class SqliteDuplicates:
 
     def close(self) -> None:
         self._db.close()
-
-    def __enter__(self) -> SqliteDuplicates:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 def _conforms(store: SqliteDuplicates) -> DuplicateStore:
