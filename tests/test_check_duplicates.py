@@ -97,7 +97,7 @@ def test_check_finds_the_same_with_either_store(tmp_path: Path, backend: str) ->
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     store = BACKENDS[backend]()
     report = check_file(path, None, CheckOptions(), duplicates=store)
-    found = {group.code: [(f.line, f.message) for f in group.examples] for group in report.groups}
+    found = {g.code.value: [(f.line, f.message) for f in g.examples] for g in report.groups}
     assert found["duplicate-phone"] == [(32, "phone1 '13900000003' is already on line 5")]
     assert found["phone-truncated"] == [
         (
