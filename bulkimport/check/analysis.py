@@ -173,10 +173,12 @@ class Checker:
             rules.ScientificValues(sent),
             rules.FormulaValues(sent),
         )
-        self._cells = (
+        cell_rules = (
             rules.OtherPhones([(i, n) for i, n in sent if i != phone_index and is_phone_like(n)]),
             rules.RequiredValues(self._required_columns(sent, phone_index)),
         )
+        # A rule with no column to look at is left out of the loop over every row.
+        self._cells = tuple(rule for rule in cell_rules if rule.columns)
         rules.phone_field(fmt, self.phone, phone_index is not None, self)
         campaign = self.options.campaign
         if campaign is not None:

@@ -242,7 +242,10 @@ class PhoneNumbers:
         if not value:
             sink.add(GroupCode.REQUIRED_EMPTY, Finding(line, Empty(self.name), self.name, ""))
             return
-        number = _damage(line, self.name, value, sink).number
+        if value.isdigit() and value.isascii():  # most are: no verdict to make
+            number: str | None = value
+        else:
+            number = _damage(line, self.name, value, sink).number
         if number is not None:
             self._numbers.append((line, number))
             if number[0] != "+":
