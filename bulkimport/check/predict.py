@@ -32,7 +32,19 @@ import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
-from bulkimport.check.analysis import Checker, Finding, PhoneSource
+from bulkimport.check.analysis import Checker
+from bulkimport.check.facts import (
+    HoldsPhones,
+    KeyHint,
+    NamedLikeKey,
+    NoKeyField,
+    NoVendorField,
+    OtherSheet,
+    PhoneSource,
+    RequestTooLong,
+    SchemaNames,
+    VendorNames,
+)
 from bulkimport.check.fieldnames import (
     Suggestion,
     is_vendor_name,
@@ -40,6 +52,7 @@ from bulkimport.check.fieldnames import (
     vendor_field,
     vendor_names,
 )
+from bulkimport.check.report import Finding, GroupCode
 from bulkimport.errors import BulkImportError
 from bulkimport.reader import (
     FileFormat,
@@ -49,8 +62,7 @@ from bulkimport.reader import (
     map_key,
     sniff_format,
 )
-from bulkimport.reader.limits import shown
-from bulkimport.reader.phones import classify_phone, is_phone_like
+from bulkimport.reader.phones import examine_phone, is_phone_like
 from bulkimport.rows import NewRow
 from bulkimport.states import RowState
 
@@ -75,8 +87,8 @@ _MAX_ENCODED_CHAR = 12
 def looks_like_phone(value: str) -> bool:
     """Whether ``value`` reads as a phone number: 7 to 15 digits, with separators, a leading
     ``+``, Excel's ``.0`` or ``'`` allowed; a date is not one."""
-    code, number = classify_phone(value)
-    if number is None or code == "phone-not-a-number" or _DATE.fullmatch(value.strip()):
+    number = examine_phone(value).number
+    if number is None or _DATE.fullmatch(value.strip()):
         return False
     digits = len(number.lstrip("+"))
     return PHONE_DIGITS[0] <= digits <= PHONE_DIGITS[1]
@@ -143,14 +155,9 @@ class Predictor:
             if limit is not None and len(row.record) > cheap:
                 size = limit.line_bytes(row.record)
                 if size > limit.max_bytes:
-                    self.checker.add_finding(
-                        "request-too-long",
-                        Finding(
-                            row.line,
-                            f"its GET request line would be about {size:,} bytes, over the "
-                            f"{limit.max_bytes:,} the server takes (--max-get-bytes): run "
-                            "rejects it without sending it; --method post carries it",
-                        ),
+                    self.checker.add(
+                        GroupCode.REQUEST_TOO_LONG,
+                        Finding(row.line, RequestTooLong(size, limit.max_bytes)),
                     )
 
     def _sample(self, cells: tuple[str, ...]) -> None:
@@ -174,28 +181,11 @@ class Predictor:
             self._schema_names()
 
     def _no_key(self, facts: SheetFacts | None) -> None:
-        where = (
-            f"the key field {self.key!r} of campaign {self.campaign.id}"
-            if self.campaign is not None
-            else f"the phone field ({self.key}, the campaign's key)"
-        )
-        hints = self._key_columns() or self._key_values()
-        if not hints and facts is not None:
-            hints = self._other_sheets(facts)
-        if hints:
-            fix = "; ".join(hints)
-        elif self.campaign is None:
-            fix = f"map the column of phone numbers with --map COLUMN={self.key}"
-        else:
-            fix = f"map the column that holds it with --map COLUMN={self.key}"
-        self.checker.add_finding(
-            "no-phone-field",
-            Finding(
-                None,
-                f"no column maps to {where}: the server refuses every record; {fix}",
-                self.key,
-            ),
-        )
+        hint = self._key_column() or self._key_values()
+        if hint is None and facts is not None:
+            hint = self._other_sheet(facts)
+        fact = NoKeyField(self.key, self.campaign, hint)
+        self.checker.add(GroupCode.NO_PHONE_FIELD, Finding(None, fact, self.key))
 
     def _wanted(self, column: str) -> int:
         """How well ``column``'s name says it holds the key field: 2 by its name in the
@@ -214,8 +204,8 @@ class Predictor:
         key = map_key(self.fmt.header, index)
         return Suggestion(key, column, self.key).option
 
-    def _key_columns(self) -> list[str]:
-        """Columns of this file named as the key field: ``--map '手机=phone1'``."""
+    def _key_column(self) -> KeyHint | None:
+        """The column of this file best named as the key field: ``--map '手机=phone1'``."""
         ranked = sorted(
             (
                 (-self._wanted(column), index, column)
@@ -223,30 +213,26 @@ class Predictor:
                 if column and self._wanted(column)
             )
         )
-        return [
-            f"column {shown(column)} is named like it: {self._suggest(index, column)}"
-            for _, index, column in ranked[:1]
-        ]
+        for _, index, column in ranked[:1]:
+            return NamedLikeKey(column, self._suggest(index, column))
+        return None
 
-    def _key_values(self) -> list[str]:
-        """Columns whose values look like phone numbers (when the key field is a phone)."""
+    def _key_values(self) -> KeyHint | None:
+        """A column whose values look like phone numbers (when the key field is a phone)."""
         wanted = vendor_field(self.key)
         if wanted is None or not wanted.phone:
-            return []
+            return None
         for index, column in enumerate(self.fmt.header):
             values, phones = self._values[index], self._phones[index]
             if values >= MIN_SAMPLED and phones >= PHONE_SHARE * values:
-                return [
-                    f"column {shown(column)} holds phone numbers ({phones} of the first "
-                    f"{values} values): {self._suggest(index, column)}"
-                ]
-        return []
+                return HoldsPhones(column, phones, values, self._suggest(index, column))
+        return None
 
-    def _other_sheets(self, facts: SheetFacts) -> list[str]:
+    def _other_sheet(self, facts: SheetFacts) -> KeyHint | None:
         """Another sheet of the workbook whose header has a column named as the key field:
         ``sheet 3 'Leads' has a phone1 column: --sheet Leads``."""
         if self.path is None or self.fmt.kind is not InputKind.XLSX:
-            return []
+            return None
         for info in facts.sheets[:SHEETS_LOOKED_AT]:
             if info.name == facts.sheet or info.kind != "worksheet":
                 continue
@@ -268,12 +254,8 @@ class Predictor:
             option = f"--sheet {shlex.quote(info.name)}"
             if column != self.key:
                 option += " " + Suggestion(map_key(fmt.header, index), column, self.key).option
-            hidden = "" if info.visible else f" ({info.state})"
-            return [
-                f"sheet {info.number} {shown(info.name)}{hidden} has a {shown(column)} "
-                f"column: {option}"
-            ]
-        return []
+            return OtherSheet(info, column, option)
+        return None
 
     def _header(self) -> None:
         """Without a schema: no column named as a vendor field is a problem; known names
@@ -281,28 +263,12 @@ class Predictor:
         columns = [
             (map_key(self.fmt.header, index), column, name) for index, column, name in self._sent
         ]
-        suggestions = suggest_mapping(columns)
-        options = " ".join(s.option for s in suggestions)
+        suggestions = tuple(suggest_mapping(columns))
         if not any(is_vendor_name(name) for name in self._names()):
-            fix = (
-                f"map them: {options}" if suggestions else "map them with --map COLUMN=FIELD"
-            ) + " (or check with --schema against the campaign's own fields)"
-            self.checker.add_finding(
-                "header-unknown",
-                Finding(
-                    None,
-                    "no column is named as a field of the vendor's campaign ("
-                    + ", ".join(vendor_names())
-                    + f"): the server refuses every record; {fix}",
-                ),
-            )
+            fact = NoVendorField(vendor_names(), suggestions)
+            self.checker.add(GroupCode.HEADER_UNKNOWN, Finding(None, fact))
         elif suggestions:
-            self.checker.notes.append(
-                "columns the vendor's campaign knows by another name: "
-                + ", ".join(f"{shown(s.column)} ({s.field})" for s in suggestions)
-                + f"; unless the campaign has fields of these names, {options} "
-                "(--schema checks against its fields)"
-            )
+            self.checker.note(VendorNames(suggestions))
 
     def _schema_names(self) -> None:
         """With a schema: the columns it does not know (``schema-unknown-field``) that the
@@ -323,12 +289,7 @@ class Predictor:
             if field is not None and not any(campaign.resolve(n) == field for n in self._names()):
                 found.append(Suggestion(map_key(self.fmt.header, index), column, field))
         if found:
-            self.checker.notes.append(
-                f"columns campaign {campaign.id} may know by another name: "
-                + ", ".join(f"{shown(s.column)} ({s.field})" for s in found)
-                + ": "
-                + " ".join(s.option for s in found)
-            )
+            self.checker.note(SchemaNames(campaign, tuple(found)))
 
 
 def key_fix(fmt: FileFormat) -> list[str]:

@@ -1,6 +1,7 @@
 """Phone numbers: which fields hold them, and what Excel does to them. One rule for the
 reader, which repairs or refuses a damaged number before anything is sent, and for
-``check``, which reports what the reader did and looks further.
+``check``, which reports what the reader did and looks further: ``examine_phone`` gives one
+typed verdict (``PhoneVerdict``) that both read, and that ``check`` puts in words.
 
 Excel damages a phone number in three ways:
 
@@ -15,6 +16,7 @@ Pure functions, no I/O.
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import NamedTuple
 
 from bulkimport.states import RepairKind
@@ -41,54 +43,58 @@ def is_scientific(value: str) -> bool:
     return _SCIENTIFIC.fullmatch(value.strip()) is not None
 
 
+class PhoneShape(StrEnum):
+    """What a phone number is made of, once Excel's marks are taken away."""
+
+    DIGITS = "digits"  # digits only: 13800138000
+    INTERNATIONAL = "international"  # one leading + and digits: +8613800138000
+    SEPARATED = "separated"  # digits with spaces, dashes, dots or parentheses: 138-0013-8000
+    NOT_A_NUMBER = "not-a-number"  # anything else (n/a, full-width digits), or digits lost
+
+
 class PhoneVerdict(NamedTuple):
-    """What the reader does with one phone number: send ``value`` (``repairs`` says what
-    was taken out of it), or nothing at all when its digits are ``lost``."""
+    """What one phone number is: the reader sends ``value`` (``repairs`` says what was taken
+    out of it), or nothing at all when its digits are ``lost``; ``shape`` is what ``value``
+    is made of, and ``number`` the number it dials (digits, a leading ``+`` kept; ``None``
+    when there is none), on which ``check`` compares numbers for duplicates."""
 
     value: str
     repairs: tuple[RepairKind, ...] = ()
     lost: bool = False
+    shape: PhoneShape = PhoneShape.DIGITS
+    number: str | None = None
 
 
 def examine_phone(value: str) -> PhoneVerdict:
     """The verdict on a non-empty phone number as read (trimmed, unless spaces are kept)."""
     if value.isdigit() and value.isascii():
-        return PhoneVerdict(value)
+        return PhoneVerdict(value, number=value)
     if is_scientific(value):
-        return PhoneVerdict(value, lost=True)
+        return PhoneVerdict(value, lost=True, shape=PhoneShape.NOT_A_NUMBER)
     repairs: list[RepairKind] = []
     number = value
     if number.startswith("'") and _NUMBER_START.match(number, 1):
         number = number[1:]
         repairs.append(RepairKind.APOSTROPHE)
         if is_scientific(number):
-            return PhoneVerdict(value, lost=True)
+            return PhoneVerdict(value, lost=True, shape=PhoneShape.NOT_A_NUMBER)
     decimal = _DECIMAL.fullmatch(number)
     if decimal:
         number = decimal.group(1)
         repairs.append(RepairKind.DECIMAL)
-    return PhoneVerdict(number, tuple(repairs))
+    shape, digits = _shape(number)
+    return PhoneVerdict(number, tuple(repairs), shape=shape, number=digits)
 
 
-def classify_phone(value: str) -> tuple[str | None, str | None]:
-    """``(check's group code or None, normalised number or None)`` for a non-empty phone
-    value, as it is in the file.
-
-    Excel's damage is ``examine_phone``'s verdict (one rule for the reader and ``check``);
-    separators and what is no number at all are ``check``'s alone (the reader sends them).
-    The number is what duplicates are compared on: digits, with a leading ``+`` kept.
-    """
-    if value.isdigit() and value.isascii():
-        return None, value
-    verdict = examine_phone(value)
-    if verdict.lost:
-        return "excel-scientific", None
-    if verdict.repairs:
-        code = "excel-apostrophe" if RepairKind.APOSTROPHE in verdict.repairs else "excel-decimal"
-        return code, classify_phone(verdict.value)[1]
-    if _INTERNATIONAL.fullmatch(value) and value.isascii():
-        return None, value
-    if _SEPARATED.fullmatch(value) and value.isascii():
+def _shape(value: str) -> tuple[PhoneShape, str | None]:
+    """What ``value`` (no Excel marks) is made of, and the number it dials."""
+    if not value.isascii():
+        return PhoneShape.NOT_A_NUMBER, None
+    if value.isdigit():
+        return PhoneShape.DIGITS, value
+    if _INTERNATIONAL.fullmatch(value):
+        return PhoneShape.INTERNATIONAL, value
+    if _SEPARATED.fullmatch(value):
         digits = _NOT_DIGIT.sub("", value)
-        return "phone-separators", ("+" + digits) if value.lstrip().startswith("+") else digits
-    return "phone-not-a-number", None
+        return PhoneShape.SEPARATED, ("+" + digits) if value.lstrip().startswith("+") else digits
+    return PhoneShape.NOT_A_NUMBER, None

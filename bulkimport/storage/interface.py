@@ -9,6 +9,9 @@
              ├─ runner()                prove that this process may send; claims name it
              └─ runner_alive()          whether any process holds runner() now
 
+    DuplicateStore                      check's phone numbers of one file, kept out of memory
+                                        (no job, no storage location: a private temporary one)
+
 The dispatcher takes a ``SendQueue`` only, the report writer ``RowReports`` only. The SQLite
 implementation (``bulkimport.storage.sqlite``) is one of these; the contract suite in
 ``tests/storage/`` is written against these interfaces alone, so that another backend
@@ -37,7 +40,7 @@ from __future__ import annotations
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from bulkimport.rows import Batch, ClaimedRow, FileIdentity, NewRow, RowResult, TargetRef
 from bulkimport.states import JobState, RemoteState, RowState, StopCause
@@ -314,6 +317,39 @@ class RemoteLog(Protocol):
 
     async def list(self) -> list[RemoteImport]:
         """Every remote import, oldest first."""
+        ...
+
+
+class Repeat(NamedTuple):
+    """A value already seen on an earlier line: on ``line``, first on ``first``."""
+
+    line: int
+    value: str
+    first: int
+
+
+class DuplicateStore(Protocol):
+    """The phone numbers of one file that ``check`` reads, each with its line, to find
+    those repeated and those of an unusual length once the file is read. Kept out of
+    memory (a file holds millions), for one check only, and used from one thread: the
+    check reads synchronously."""
+
+    def add(self, numbers: Sequence[tuple[int, str]]) -> None:
+        """Keep ``(line, number)`` pairs, in line order, each line once."""
+        ...
+
+    def repeats(self, limit: int | None) -> tuple[int, list[Repeat]]:
+        """How many lines hold a number an earlier line holds, and the first ``limit`` of
+        them (``None``: every one) in line order. Called once, after the last ``add``."""
+        ...
+
+    def of_length(self, digits: int, limit: int | None) -> list[tuple[int, str]]:
+        """The first ``limit`` ``(line, number)`` whose number is ``digits`` digits long and
+        has no leading ``+``, in line order."""
+        ...
+
+    def close(self) -> None:
+        """Forget every number (nothing is left behind on disk)."""
         ...
 
 

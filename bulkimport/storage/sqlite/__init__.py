@@ -7,7 +7,8 @@ and the runner lock in ``runner.py``. Every SQLite trick lives in this package: 
 checkpoints, the loop connection of the sending path, counts kept per statement, cells kept
 inside the record (``cells.py``), the latest record of each customer as a digest folded in
 from the rows when needed (``latest.py``, ``digests.py``), the header mark that keeps
-bulkimport out of other files.
+bulkimport out of other files. ``duplicates.py`` is ``check``'s ``DuplicateStore``, in a
+temporary file of its own.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Self
 
 from bulkimport.storage.interface import Storage
 from bulkimport.storage.sqlite.database import Database
+from bulkimport.storage.sqlite.duplicates import SqliteDuplicates
 from bulkimport.storage.sqlite.ingest import SqliteIngest
 from bulkimport.storage.sqlite.jobs import SqliteJobs
 from bulkimport.storage.sqlite.remote import SqliteRemoteLog
@@ -28,7 +30,7 @@ from bulkimport.storage.sqlite.runner import hold_runner, runner_alive
 from bulkimport.storage.sqlite.sending import SqliteSending
 from bulkimport.storage.values import RunnerId
 
-__all__ = ["SqliteStorage"]
+__all__ = ["SqliteDuplicates", "SqliteStorage"]
 
 
 class SqliteStorage:
