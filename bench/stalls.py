@@ -94,6 +94,11 @@ def schedule(seed: int, seconds: float) -> list[tuple[float, float]]:
         now += length
 
 
+def stalls_of(args: argparse.Namespace) -> list[tuple[float, float]]:
+    """The stalls of this run: none with ``--stalls off``."""
+    return schedule(args.seed, args.seconds) if args.stalls == "on" else []
+
+
 async def run_variant(
     name: str, before: bool, args: argparse.Namespace, directory: Path
 ) -> Figures:
@@ -139,7 +144,7 @@ async def run_variant(
                     )
                 else:
                     dispatcher.pace = FixedPaceBefore(float(args.rate), settings.pool, now_s=now)
-            stalls = schedule(args.seed, args.seconds)
+            stalls = stalls_of(args)
             up_windows: list[tuple[float, float]] = []
 
             async def drive() -> None:
@@ -156,13 +161,24 @@ async def run_variant(
                 up_windows.append((up_from, time.time()))
                 dispatcher.stop()
 
+            async def trace() -> None:
+                began = time.time()
+                while True:
+                    await asyncio.sleep(args.trace)
+                    state = dispatcher.pace.state()
+                    mode = dispatcher.health.mode.value
+                    print(f"  {time.time() - began:5.1f} s {mode:7} {state.describe()}", flush=True)
+
             started = time.time()
             driver = asyncio.create_task(drive())
+            tracer = asyncio.create_task(trace()) if args.trace else None
             await dispatcher.run()
             ended = time.time()
-            driver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await driver
+            for task in (driver, tracer):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
         assert sandbox.sandbox is not None
         imported = [a[0] for a in sandbox.sandbox.stats.arrivals if a[4]]
         up = sum(end - start for start, end in up_windows)
@@ -176,16 +192,21 @@ async def main() -> None:
     parser.add_argument("--capacity", type=float, default=0, help="the sandbox's calls/s")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--stalls", choices=("on", "off"), default="on", help="off: no stall")
+    parser.add_argument("--only", choices=("before", "now"), help="run one variant")
+    parser.add_argument("--trace", type=float, default=0.0, help="print the pace every N s")
     args = parser.parse_args()
-    stalled = sum(length for _, length in schedule(args.seed, args.seconds))
+    stalled = sum(length for _, length in stalls_of(args))
     print(
         f"--rate {args.rate}, {args.seconds:.0f} s per variant, "
-        f"{len(schedule(args.seed, args.seconds))} stalls of 2-5 s ({stalled:.0f} s in all)\n"
+        f"{len(stalls_of(args))} stalls of 2-5 s ({stalled:.0f} s in all)\n"
     )
     print("| rules | rows/s between stalls | rows/s over the run | ratio (up share) | rows |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="bulkimport-stalls-") as tmp:
         for name, before in (("before", True), ("now", False)):
+            if args.only not in (None, name):
+                continue
             figures = await run_variant(name, before, args, Path(tmp))
             ratio = figures.overall / figures.between_stalls if figures.between_stalls else 0
             share = figures.up_s / figures.seconds

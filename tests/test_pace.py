@@ -610,3 +610,41 @@ def test_rate_auto_stops_climbing_back_when_the_latency_says_a_queue() -> None:
     controller.resume(driver.now_s)
     driver.run(driver.now_s + 5.0, constant(0.2))  # ten times the base: a queue
     assert controller.rate_per_s < PaceTuning().resume_factor * 200.0
+
+
+def overloaded(_sent_s: float) -> Signal:
+    return Signal.OVERLOAD
+
+
+def test_rate_auto_takes_back_the_cuts_of_a_stall() -> None:
+    # A stall: 502s for 4 s cut the pace to its floor, and a call sent meanwhile is the first
+    # answered (the outage ends with it). The cuts were the stall, not an overload: the pace
+    # resumes from half the pace before it, with the same ceiling, and is back within 2 s.
+    driver = warmed()
+    controller = driver.controller
+    before = controller.state()
+    driver.run(24.0, constant(0.001), overloaded)
+    assert controller.rate_per_s < 10
+    driver.run(24.01, constant(0.001))  # the calls left at the cut pace go on
+    driver.answer_now(BASE_S, Signal.ANSWER)
+    controller.resume(driver.now_s)
+    assert controller.rate_per_s == pytest.approx(PaceTuning().resume_factor * 200.0)
+    assert controller.state().ceiling_per_s == before.ceiling_per_s
+    driver.next_start_s = driver.now_s
+    driver.run(driver.now_s + 2.0)
+    assert controller.rate_per_s == pytest.approx(200.0)
+
+
+def test_back_pressure_answered_through_is_an_overload_even_if_an_outage_follows() -> None:
+    driver = warmed()
+    controller = driver.controller
+    assert driver.answer_now(BASE_S, Signal.OVERLOAD)
+    cut = controller.rate_per_s
+    assert cut < 150
+    driver.run(driver.now_s + 1.0)  # answered at the new pace: the server took the cut
+    paced = controller.rate_per_s
+    assert paced < 0.96 * 200.0  # under the ceiling: back-pressure holds it there
+    driver.run(driver.now_s + 4.0, constant(0.001), overloaded)  # then a stall
+    controller.resume(driver.now_s)
+    # The stall's cuts are taken back, not the overload's before it.
+    assert controller.rate_per_s == pytest.approx(PaceTuning().resume_factor * paced)

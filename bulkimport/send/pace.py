@@ -39,6 +39,8 @@ How it decides (Vector's ARC and TCP Vegas/BBR, for a server that also serves pe
 - After an outage (or a pause): from ``resume_factor`` of the pace of the last round that
   showed no queue, doubling per round back to it (latency watched as in any round: a queue
   ends the climb), so that a stall of a few seconds costs a few seconds, not a slow climb.
+  The back-pressure that led to the outage (a stall's 502s or timeouts) is taken back: its
+  cuts, and the ceiling and the hold they set. A stall that ends is no lasting overload.
 """
 
 from __future__ import annotations
@@ -197,6 +199,19 @@ def _median(ordered: list[float]) -> float:
     return (ordered[middle - 1] + ordered[middle]) / 2
 
 
+@dataclass
+class _BeforeTrouble:
+    """The pace's view when a run of back-pressure began (its first decrease)."""
+
+    at_s: float
+    rate_per_s: float
+    ceiling_per_s: float | None
+    startup: bool
+    refused: bool
+    decreased_at_s: float
+    answered: int = 0  # answers to the calls sent since
+
+
 class PaceController:
     """Finds and follows the pace a server takes without queueing.
 
@@ -222,6 +237,9 @@ class PaceController:
         self._rate = self._bounded(settings.initial_rate_per_s)
         self._limit = 1
         self._calm_rate: float | None = None  # the pace of the last round without a queue
+        # What the pace knew when the back-pressure of now began: given back by ``resume``
+        # if it was an outage (a stall is no overload), dropped after a round of answers.
+        self._before_trouble: _BeforeTrouble | None = None
         self._resume_to: float | None = None  # after an outage: doubling back to this pace
         self._reason = PaceReason.START
         self._changed_at = now_s
@@ -319,8 +337,20 @@ class PaceController:
         """After an outage: the server may have changed (a restart); start below the pace it
         last took without a queue (the troubles that showed the outage cut the pace, and
         say nothing of the server once it is back), and double back to it round by round,
-        as long as the latency stays at its base."""
-        target = max(self._rate, self._calm_rate or 0.0)
+        as long as the latency stays at its base.
+
+        The back-pressure that led to the outage (502s, timeouts of a stall) was the outage,
+        not an overload: its cuts are taken back, and so are the ceiling and the hold it set;
+        the climb starts from the pace it had when the troubles began."""
+        rate = self._rate
+        before, self._before_trouble = self._before_trouble, None
+        if before is not None:
+            rate = before.rate_per_s
+            self._ceiling = before.ceiling_per_s
+            self._startup = before.startup
+            self._refused = before.refused
+            self._decreased_at = before.decreased_at_s
+        target = max(rate, self._calm_rate or 0.0)
         if self._ceiling is not None:
             self._ceiling = max(self._ceiling, target)
         self._resume_to = target
@@ -341,8 +371,25 @@ class PaceController:
             # rate): the calls sent just after a decrease may still be refused. Only a call
             # that had the new pace for a few intervals says that it is still too fast.
             if sent_s >= self._cut_at + self._overload_hold_s:
+                if self._before_trouble is None:
+                    self._before_trouble = _BeforeTrouble(
+                        at_s=now_s,
+                        rate_per_s=max(self._rate, self._resume_to or 0.0),
+                        ceiling_per_s=self._ceiling,
+                        startup=self._startup,
+                        refused=self._refused,
+                        decreased_at_s=self._decreased_at,
+                    )
                 self._decrease(now_s, self.tuning.overload_decrease, PaceReason.OVERLOAD)
         else:
+            before = self._before_trouble
+            if before is not None and sent_s >= before.at_s:
+                # A round of answers to calls sent since the back-pressure began: an overload
+                # the server works through, not an outage. (One answer is not: the first
+                # answer after a stall ends the outage.)
+                before.answered += 1
+                if before.answered >= self.tuning.round_answers:
+                    self._before_trouble = None
             self._on_latency(now_s, latency_s, sent_s >= self._latency_from)
         return rate != self._rate or limit != self._limit
 
@@ -401,6 +448,9 @@ class PaceController:
             self._episode_excess = None
             if self._resume_to is None and self._reason is not PaceReason.RESUME:
                 self._calm_rate = self._rate
+            elif self._reason is not PaceReason.RESUME:
+                # Climbing back: a round without a queue on the way says no less.
+                self._calm_rate = max(self._calm_rate or 0.0, self._rate)
             # Near the ceiling, only a latency at its base allows more; far below it (or at
             # the start) only a queue stops the climb: noise must not hold the ramp back.
             calm = excess <= max(base * tuning.grow_margin, tuning.margin_floor_s)
