@@ -19,7 +19,9 @@ import pytest
 from bench.pace_sim import FixedPolicy, Report, Server, auto_policy, measure, simulate
 from bulkimport.protocol import Outcome, Trouble, classify_http, classify_trouble
 from bulkimport.send.pace import (
+    AnswerStats,
     FixedPace,
+    Pace,
     PaceController,
     PaceReason,
     PaceSettings,
@@ -648,3 +650,30 @@ def test_back_pressure_answered_through_is_an_overload_even_if_an_outage_follows
     controller.resume(driver.now_s)
     # The stall's cuts are taken back, not the overload's before it.
     assert controller.rate_per_s == pytest.approx(PaceTuning().resume_factor * paced)
+
+
+def test_both_paces_keep_their_answers_in_the_same_statistics() -> None:
+    paces: list[Pace] = [PaceController(), FixedPace(50.0, 8)]
+    for pace in paces:
+        for i in range(20):
+            pace.on_sent(i * 0.1)
+            pace.on_answer(i * 0.1 + 0.01 * (i + 1), 0.01 * (i + 1), Signal.ANSWER)
+        pace.on_sent(3.0)
+        state = pace.state()
+        assert state.in_flight == pace.in_flight == 1
+        assert state.latency_p95_s == pytest.approx(0.19)  # the 19th of 20, nearest rank
+        assert state.latency_s is not None and 0.01 < state.latency_s < 0.2
+
+
+def test_answer_statistics() -> None:
+    stats = AnswerStats()
+    stats.ended()  # a call cut off before it counted: never below zero
+    assert stats.in_flight == 0 and stats.median_latency() is None
+    for latency_s in (0.03, 0.01, 0.5, 0.02):
+        stats.sent()
+        stats.answered(1.0, latency_s)
+        stats.ended()
+    assert stats.in_flight == 0
+    assert stats.median_latency() == pytest.approx(0.025)  # one slow answer does not move it
+    # A moving average that one answer moves by a twentieth of its distance.
+    assert stats.latency_s == pytest.approx(0.0509, abs=1e-4)
