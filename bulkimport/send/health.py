@@ -74,7 +74,7 @@ class HealthSettings:
     never_reached_after: int = 3  # a URL that never answered: evidence of a wrong one...
     never_reached_s: float = 10.0  # ...or this long after its first evidence
     maintenance_s: float = 1.0  # 503 pages only, this long (and ``outage_after`` of them)
-    probe_first_s: float = 1.0  # the first probes of an outage, this far apart...
+    probe_first_s: float = 0.5  # the first probes of an outage, this far apart...
     probe_steady_s: float = 10.0  # ...for this long, then twice as long each time...
     probe_max_s: float = 30.0  # ...up to this
     # An outage begins probing from ``probe_first_s`` when the last one ended at least this
@@ -259,7 +259,7 @@ class JobHealth:
 
     def _schedule_probe(self, now_s: float) -> None:
         """The next probe: ``probe_first_s`` apart while the outage is young (a stall of a
-        few seconds is found over within a second of its end), then at doubling intervals
+        few seconds is found over within half a second of its end), then at doubling intervals
         (a server down for long is not asked every second)."""
         self.next_probe_s = now_s + self._probe_interval_s
         since = self.outage_since_s if self.outage_since_s is not None else now_s
