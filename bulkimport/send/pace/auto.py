@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from bulkimport.send.pace.base import (
     DELIVERED_ANSWERS,
     DELIVERED_WINDOW_S,
-    AnswerStats,
+    PaceBase,
     PaceReason,
     PaceState,
     Signal,
@@ -117,7 +117,7 @@ class _BeforeTrouble:
     answered: int = 0  # answers to the calls sent since
 
 
-class PaceController:
+class PaceController(PaceBase):
     """Finds and follows the pace a server takes without queueing.
 
     The dispatcher calls ``on_sent`` when a call leaves and ``on_answer`` exactly once for
@@ -139,21 +139,19 @@ class PaceController:
             raise ValueError("need 0 < min_rate_per_s <= max_rate_per_s")
         if settings.max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
-        self._rate = self._bounded(settings.initial_rate_per_s)
-        self._limit = 1
+        super().__init__(
+            rate_per_s=self._bounded(settings.initial_rate_per_s), concurrency_limit=1, now_s=now_s
+        )
         self._calm_rate: float | None = None  # the pace of the last round without a queue
         # What the pace knew when the back-pressure of now began: given back by ``resume``
         # if it was an outage (a stall is no overload), dropped after a round of answers.
         self._before_trouble: _BeforeTrouble | None = None
         self._resume_to: float | None = None  # after an outage: doubling back to this pace
-        self._reason = PaceReason.START
-        self._changed_at = now_s
         self._startup = True  # until the first slowdown
         self._ceiling: float | None = None
         self._top_since: float | None = None  # when the pace reached the ceiling
         self._base: float | None = None
         self._base_rounds: deque[tuple[float, float]] = deque()  # (end, median latency)
-        self._stats = AnswerStats()
         self._last_sent: float | None = None
         # A decrease applies to calls sent after it: answers to earlier ones are not held
         # against the new pace.
@@ -181,36 +179,9 @@ class PaceController:
 
     # --- what the dispatcher reads ----------------------------------------------------------
 
-    @property
-    def rate_per_s(self) -> float:
-        """The pace: calls per second."""
-        return self._rate
-
-    @property
-    def interval_s(self) -> float:
-        """Seconds between the starts of two calls."""
-        return 1.0 / self._rate
-
-    @property
-    def concurrency_limit(self) -> int:
-        """Calls in flight at most."""
-        return self._limit
-
-    @property
-    def in_flight(self) -> int:
-        """Calls sent and not yet answered."""
-        return self._stats.in_flight
-
     def state(self) -> PaceState:
         """The current pace and what it is based on."""
-        return self._stats.state(
-            rate_per_s=self._rate,
-            concurrency_limit=self._limit,
-            base_latency_s=self._base,
-            ceiling_per_s=self._ceiling,
-            reason=self._reason,
-            changed_at_s=self._changed_at,
-        )
+        return self._state(base_latency_s=self._base, ceiling_per_s=self._ceiling)
 
     # --- what the dispatcher tells ----------------------------------------------------------
 

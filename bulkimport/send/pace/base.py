@@ -183,6 +183,48 @@ class AnswerStats:
         )
 
 
+class PaceBase:
+    """What both paces keep alike and how they show it: the pace, the limit on calls in
+    flight, the answers' statistics, and why and when the pace last changed."""
+
+    def __init__(self, *, rate_per_s: float, concurrency_limit: int, now_s: float) -> None:
+        self._rate = rate_per_s
+        self._limit = concurrency_limit
+        self._stats = AnswerStats()
+        self._reason = PaceReason.START
+        self._changed_at = now_s
+
+    @property
+    def rate_per_s(self) -> float:
+        """The pace: calls per second (infinite: no limit)."""
+        return self._rate
+
+    @property
+    def interval_s(self) -> float:
+        """Seconds between the starts of two calls."""
+        return 0.0 if math.isinf(self._rate) else 1.0 / self._rate
+
+    @property
+    def concurrency_limit(self) -> int:
+        """Calls in flight at most."""
+        return self._limit
+
+    @property
+    def in_flight(self) -> int:
+        """Calls sent and not yet answered."""
+        return self._stats.in_flight
+
+    def _state(self, *, base_latency_s: float | None, ceiling_per_s: float | None) -> PaceState:
+        return self._stats.state(
+            rate_per_s=self._rate,
+            concurrency_limit=self._limit,
+            base_latency_s=base_latency_s,
+            ceiling_per_s=ceiling_per_s,
+            reason=self._reason,
+            changed_at_s=self._changed_at,
+        )
+
+
 class Pace(Protocol):
     """What the dispatcher paces its calls with: ``PaceController`` (``--rate auto``) or
     ``FixedPace`` (``--rate N``).

@@ -10,14 +10,14 @@ import math
 from bulkimport.send.pace.base import (
     DELIVERED_ANSWERS,
     DELIVERED_WINDOW_S,
-    AnswerStats,
+    PaceBase,
     PaceReason,
     PaceState,
     Signal,
 )
 
 
-class FixedPace:
+class FixedPace(PaceBase):
     """``--rate N`` (``0``: no limit): the pace the user chose, slowed down by throttling.
 
     A throttling server (HTTP 429/503, with or without ``Retry-After``) must slow the whole
@@ -67,8 +67,7 @@ class FixedPace:
         resume_watch_s: float = 10.0,
     ) -> None:
         self.ceiling_per_s = rate_per_s if rate_per_s > 0 else math.inf
-        self._rate = self.ceiling_per_s
-        self._limit = concurrency
+        super().__init__(rate_per_s=self.ceiling_per_s, concurrency_limit=concurrency, now_s=now_s)
         self._min = min(min_rate_per_s, self.ceiling_per_s)
         self._hold_s = hold_s
         self._cut = cut
@@ -76,9 +75,6 @@ class FixedPace:
         self._settle_s = settle_s
         self._jitter_share = 0.75  # throttled with at least this share of the ceiling let
         self._jitter_cut = 0.95  # through: the ceiling and the pace only step down this much
-        self._stats = AnswerStats()
-        self._changed_at = now_s
-        self._reason = PaceReason.START
         self._throttle_ceiling: float | None = None  # the rate let through when throttled
         self._throttled_once = False  # a throttled answer came with the answer rate measured
         self._before_grow = 0.0  # the pace before the last step up...
@@ -97,31 +93,9 @@ class FixedPace:
         self._recover_to: float | None = None  # after an outage: doubling back to this...
         self._recover_latency: float | None = None  # ...while answers take about this long
 
-    @property
-    def rate_per_s(self) -> float:
-        return self._rate
-
-    @property
-    def interval_s(self) -> float:
-        return 0.0 if math.isinf(self._rate) else 1.0 / self._rate
-
-    @property
-    def concurrency_limit(self) -> int:
-        return self._limit
-
-    @property
-    def in_flight(self) -> int:
-        return self._stats.in_flight
-
     def state(self) -> PaceState:
-        return self._stats.state(
-            rate_per_s=self._rate,
-            concurrency_limit=self._limit,
-            base_latency_s=None,
-            ceiling_per_s=self._throttle_ceiling,
-            reason=self._reason,
-            changed_at_s=self._changed_at,
-        )
+        """The rate and the throttling ceiling (no base latency: nothing is learned)."""
+        return self._state(base_latency_s=None, ceiling_per_s=self._throttle_ceiling)
 
     def on_sent(self, now_s: float) -> None:
         self._stats.sent()
