@@ -637,6 +637,20 @@ def test_rate_auto_takes_back_the_cuts_of_a_stall() -> None:
     assert controller.rate_per_s == pytest.approx(200.0)
 
 
+def test_rate_auto_climbs_back_while_the_calls_are_slow_to_go_out_again() -> None:
+    # After an outage the dispatcher claims its rows again: its first calls go out at a
+    # fifth of the pace. The pace before the outage was earned: the climb goes on.
+    driver = warmed()
+    controller = driver.controller
+    driver.run(24.0, constant(0.001), overloaded)
+    controller.resume(driver.now_s)
+    resumed = controller.rate_per_s
+    for _ in range(PaceTuning().round_answers + 1):
+        driver.now_s += 5 / resumed
+        driver.answer_now(BASE_S, Signal.ANSWER)
+    assert controller.rate_per_s == pytest.approx(2 * resumed)
+
+
 def test_back_pressure_answered_through_is_an_overload_even_if_an_outage_follows() -> None:
     driver = warmed()
     controller = driver.controller

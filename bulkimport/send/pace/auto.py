@@ -301,8 +301,14 @@ class PaceController(PaceBase):
         queue_margin = max(base * tuning.queue_margin, tuning.margin_floor_s)
         excess = median - base
         # The pace was used: calls went out at it. One that the limit (slow answers, a full
-        # pool) or the work to do (few rows due) did not let through is not earned.
-        used = self._round_sent + 1 >= USED_SHARE * self._rate * (now_s - self._round_start)
+        # pool) or the work to do (few rows due) did not let through is not earned. Climbing
+        # back after an outage, the pace was earned before it: the first calls, slow to go
+        # out again (the rows released in the outage are claimed again), do not hold it.
+        elapsed_s = now_s - self._round_start
+        used = (
+            self._resume_to is not None
+            or self._round_sent + 1 >= USED_SHARE * self._rate * elapsed_s
+        )
         if excess > queue_margin:
             self._queued_rounds += 1
             if self._queued_rounds >= 2 or excess > 2 * queue_margin:
