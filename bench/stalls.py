@@ -1,11 +1,12 @@
 """Throughput against a server that stalls 2-5 s now and then: rows/s between stalls and
-over the whole run, with the rules of before (probes at doubling intervals, kept until 30 s of
-answers; a fixed pace back from a tenth by a tenth a second, rate auto from half) and of
-now (each outage probed every second for its first 10 s, the pace doubling back to where it
-was), in one run.
+over the whole run, with the rules of before (each outage probed every second for its first
+10 s; rate auto doubling back from the pace the stall's cuts left) and of now (probed every
+half second; rate auto doubling back from the pace it had when the stall began), in one run.
 
     python bench/stalls.py                       # --rate 80, 60 s per variant
     python bench/stalls.py --rate auto --capacity 80 --seconds 60
+    python bench/stalls.py --rate auto --capacity 80 --stalls off --only now   # no stall
+    python bench/stalls.py --rate auto --capacity 80 --only now --trace 0.5    # the pace
 
 The sandbox runs in this process; a driver switches its outage (nginx's 502 while php-fpm
 is held) on for 2-5 s after every 4-8 s of service, on the same seeded schedule for both
@@ -20,8 +21,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import random
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -34,7 +35,7 @@ from bulkimport.rows import FileIdentity, NewRow, TargetRef
 from bulkimport.sandbox import Faults, SandboxConfig, serve_sandbox
 from bulkimport.send import Dispatcher
 from bulkimport.send.health import HealthSettings
-from bulkimport.send.pace import FixedPace, PaceController, PaceReason, PaceSettings
+from bulkimport.send.pace import PaceController, PaceSettings
 from bulkimport.send.transport import HttpTransport
 from bulkimport.settings import SendSettings
 from bulkimport.states import RowState
@@ -42,24 +43,13 @@ from bulkimport.storage import RunnerId
 from bulkimport.storage.sqlite import SqliteStorage
 
 
-class FixedPaceBefore(FixedPace):
-    """A fixed pace as it resumed before: a tenth of the chosen rate, then its usual climb
-    (doubling, or a tenth a second once throttling was ever seen)."""
-
-    def resume(self, now_s: float) -> None:
-        start = self._rate if math.isinf(self.ceiling_per_s) else self.ceiling_per_s
-        if math.isinf(start):
-            start = self._answer_rate(now_s) or 10.0
-        self._change(now_s, max(self._min, start / 10), PaceReason.RESUME)
-        self._cut_at = now_s
-
-
 class PaceControllerBefore(PaceController):
-    """Rate auto as it resumed before: half the pace it had then, climbing round by round."""
+    """Rate auto as it resumed before: doubling back, but from the pace the stall's cuts
+    left (a round closed by the answer that ended the outage counted as calm)."""
 
     def resume(self, now_s: float) -> None:
-        self._change(now_s, self._rate * self.tuning.resume_factor, PaceReason.RESUME)
-        self._cut_at = now_s
+        self._before_trouble = None
+        super().resume(now_s)
 
 
 @dataclass
@@ -127,23 +117,19 @@ async def run_variant(
         settings = SendSettings(rate_per_s=None if auto else float(args.rate))
         health = HealthSettings(max_outage_s=settings.max_outage_s)
         if before:
-            # Probes doubling from the first, their interval kept until 30 s of answers.
-            health = replace(health, probe_reset_s=30.0, probe_steady_s=0.0)
+            # An outage probed every second, a maintenance page one after 3 s.
+            health = replace(health, probe_first_s=1.0, maintenance_s=3.0)
         params = ImportParams(org="demo", user="admin", password="secret", campaign="1")
         async with aiohttp.ClientSession() as session:
             transport = HttpTransport(session, sandbox.url, params, settings)
             dispatcher = Dispatcher(
                 queue.sending, job.id, transport, settings, runner=RunnerId(1), health=health
             )
-            if before:
-                now = time.monotonic()
-                if auto:
-                    dispatcher.pace = PaceControllerBefore(
-                        PaceSettings(initial_rate_per_s=4.0, max_concurrency=settings.pool),
-                        now_s=now,
-                    )
-                else:
-                    dispatcher.pace = FixedPaceBefore(float(args.rate), settings.pool, now_s=now)
+            if before and auto:
+                dispatcher.pace = PaceControllerBefore(
+                    PaceSettings(initial_rate_per_s=4.0, max_concurrency=settings.pool),
+                    now_s=time.monotonic(),
+                )
             stalls = stalls_of(args)
             up_windows: list[tuple[float, float]] = []
 
@@ -201,6 +187,7 @@ async def main() -> None:
         f"--rate {args.rate}, {args.seconds:.0f} s per variant, "
         f"{len(stalls_of(args))} stalls of 2-5 s ({stalled:.0f} s in all)\n"
     )
+    print(f"    python bench/stalls.py {' '.join(sys.argv[1:])}\n")
     print("| rules | rows/s between stalls | rows/s over the run | ratio (up share) | rows |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(prefix="bulkimport-stalls-") as tmp:
