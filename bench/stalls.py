@@ -7,13 +7,15 @@ half second; rate auto doubling back from the pace it had when the stall began),
     python bench/stalls.py --rate auto --capacity 80 --seconds 60
     python bench/stalls.py --rate auto --capacity 80 --stalls off --only now   # no stall
     python bench/stalls.py --rate auto --capacity 80 --only now --trace 0.5    # the pace
+    python bench/stalls.py --rate auto --capacity 80 --kind lock   # a lock held, not a 502
 
 The sandbox runs in this process; a driver switches its outage (nginx's 502 while php-fpm
-is held) on for 2-5 s after every 4-8 s of service, on the same seeded schedule for both
-variants. Each variant sends from its own queue file through the real dispatcher, HTTP
-transport and health for ``--seconds``, then stops. "Between stalls" counts the rows the
-sandbox imported while it was up, over the time it was up; "over the run" all of them
-over the whole run. The ratio of the two is what the stalls cost beyond their own length.
+is held), or with ``--kind lock`` a database lock that holds every call, on for 2-5 s after
+every 4-8 s of service, on the same seeded schedule for both variants. Each variant sends
+from its own queue file through the real dispatcher, HTTP transport and health for
+``--seconds``, then stops. "Between stalls" counts the rows the sandbox imported while it
+was up, over the time it was up; "over the run" all of them over the whole run. The ratio
+of the two is what the stalls cost beyond their own length.
 """
 
 from __future__ import annotations
@@ -139,9 +141,15 @@ async def run_variant(
                 for start, length in stalls:
                     await asyncio.sleep(max(0.0, began + start - time.time()))
                     up_windows.append((up_from, time.time()))
-                    sandbox.update_faults(outage="502")
+                    if args.kind == "lock":
+                        sandbox.update_faults(lock_s=length, lock_every_s=0)
+                    else:
+                        sandbox.update_faults(outage="502")
                     await asyncio.sleep(length)
-                    sandbox.update_faults(outage="off")
+                    if args.kind == "lock":
+                        sandbox.update_faults(lock_s=0)
+                    else:
+                        sandbox.update_faults(outage="off")
                     up_from = time.time()
                 await asyncio.sleep(max(0.0, began + args.seconds - time.time()))
                 up_windows.append((up_from, time.time()))
@@ -178,6 +186,9 @@ async def main() -> None:
     parser.add_argument("--capacity", type=float, default=0, help="the sandbox's calls/s")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--kind", choices=("502", "lock"), default="502", help="a 502 page, or a lock held"
+    )
     parser.add_argument("--stalls", choices=("on", "off"), default="on", help="off: no stall")
     parser.add_argument("--only", choices=("before", "now"), help="run one variant")
     parser.add_argument("--trace", type=float, default=0.0, help="print the pace every N s")
