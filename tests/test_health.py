@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bulkimport.protocol import Outcome, Trouble, classify_http, classify_trouble, format_answer
-from bulkimport.send.health import Decision, HealthSettings, JobHealth, Mode
+from bulkimport.send.health import Decision, HealthSettings, HealthStop, JobHealth, Mode
 from bulkimport.settings import RejectBudget
 from bulkimport.states import StopCause
 
@@ -275,14 +275,14 @@ def test_the_old_rule_kept_the_probe_interval_until_answers_for_a_while() -> Non
     assert watch.next_probe_s - (now + 32) == 1.0
 
 
-def test_503_pages_and_nothing_else_for_seconds_are_an_outage() -> None:
-    # A maintenance page: declared after a few seconds, not after the 30 s of silence, and
-    # dated from its first page (so that --max-outage counts from there).
-    watch = health(maintenance_s=3.0, max_outage_s=15.0)
+def test_503_pages_and_nothing_else_for_a_second_are_an_outage() -> None:
+    # A maintenance page: declared after a second of pages only, not after 3 s of them nor
+    # the 30 s of silence, and dated from its first page (--max-outage counts from there).
+    watch = health(max_outage_s=15.0)
     watch.observe(DONE, 0.0)
     decisions = feed(watch, [THROTTLED] * 40, start_s=10.0, step_s=0.1)
     changed = [10.0 + i * 0.1 for i, d in enumerate(decisions) if d.changed]
-    assert changed and changed[0] == pytest.approx(13.0)
+    assert changed and changed[0] == pytest.approx(11.0)
     assert all(d.spare for d in decisions) and watch.mode is Mode.OUTAGE
     assert watch.outage_since_s == 10.0
     assert watch.tick(24.9) is None and watch.tick(25.0) is StopCause.OUTAGE
@@ -290,7 +290,7 @@ def test_503_pages_and_nothing_else_for_seconds_are_an_outage() -> None:
 
 def test_a_rate_limit_answering_503_between_answers_is_no_outage() -> None:
     # nginx's limit_req answers 503 too: calls get through between its refusals.
-    watch = health(maintenance_s=3.0)
+    watch = health()
     outcomes = ([THROTTLED] * 4 + [DONE]) * 40
     decisions = feed(watch, outcomes, step_s=0.1)
     assert watch.mode is Mode.SENDING and not any(d.changed for d in decisions)
@@ -479,3 +479,41 @@ def test_probes_of_a_url_never_answered_that_find_nothing_listening_stop_it() ->
         assert decision.stop is None and watch.next_probe_s > now
         now = watch.next_probe_s
     assert watch.observe_probe(REFUSED, now).stop is StopCause.NEVER_REACHED
+
+
+SERVER_ERROR = classify_http(500, "<title>500 Internal Server Error</title>")
+
+
+@pytest.mark.parametrize("trouble", [TIMEOUT, SERVER_ERROR])
+def test_a_url_that_only_times_out_or_fails_waits_as_an_outage_and_says_it_never_answered(
+    trouble: Outcome,
+) -> None:
+    # A timeout or a 500 is no proof of a wrong URL: waited for --max-outage (exit 75), and
+    # the stop's facts say that no Import answer came from it at all.
+    watch = health(reached=False, max_outage_s=60.0)
+    decisions = feed(watch, [trouble] * 5, step_s=1.0)
+    assert decisions[-1].changed and watch.mode is Mode.OUTAGE and watch.stop is None
+    assert watch.stop_facts() is None
+    now = 4.0
+    while watch.tick(now) is None:
+        now = watch.next_probe_s
+        watch.observe_probe(trouble, now)
+    assert now == pytest.approx(60.0, abs=30.0)
+    assert watch.stop_facts() == HealthStop(StopCause.OUTAGE, trouble, True, 0.0)
+
+
+def test_an_outage_of_a_url_that_answered_before_says_so() -> None:
+    watch = health(reached=True, max_outage_s=60.0)
+    feed(watch, [TIMEOUT] * 5, start_s=10.0, step_s=1.0)
+    assert watch.tick(70.0) is StopCause.OUTAGE
+    assert watch.stop_facts() == HealthStop(StopCause.OUTAGE, TIMEOUT, False, 10.0)
+
+
+def test_the_facts_of_a_wrong_url_and_of_a_fatal_answer() -> None:
+    wrong = health(reached=False)
+    feed(wrong, [REFUSED] * 3)
+    assert wrong.stop_facts() == HealthStop(StopCause.NEVER_REACHED, REFUSED, True)
+    budget = health(budget=RejectBudget(count=1))
+    budget.observe(UNKNOWN_CODE, 1.0)
+    facts = budget.stop_facts()
+    assert facts is not None and facts.cause is StopCause.BUDGET and not facts.never_answered

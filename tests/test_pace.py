@@ -19,7 +19,9 @@ import pytest
 from bench.pace_sim import FixedPolicy, Report, Server, auto_policy, measure, simulate
 from bulkimport.protocol import Outcome, Trouble, classify_http, classify_trouble
 from bulkimport.send.pace import (
+    AnswerStats,
     FixedPace,
+    Pace,
     PaceController,
     PaceReason,
     PaceSettings,
@@ -610,3 +612,82 @@ def test_rate_auto_stops_climbing_back_when_the_latency_says_a_queue() -> None:
     controller.resume(driver.now_s)
     driver.run(driver.now_s + 5.0, constant(0.2))  # ten times the base: a queue
     assert controller.rate_per_s < PaceTuning().resume_factor * 200.0
+
+
+def overloaded(_sent_s: float) -> Signal:
+    return Signal.OVERLOAD
+
+
+def test_rate_auto_takes_back_the_cuts_of_a_stall() -> None:
+    # A stall: 502s for 4 s cut the pace to its floor, and a call sent meanwhile is the first
+    # answered (the outage ends with it). The cuts were the stall, not an overload: the pace
+    # resumes from half the pace before it, with the same ceiling, and is back within 2 s.
+    driver = warmed()
+    controller = driver.controller
+    before = controller.state()
+    driver.run(24.0, constant(0.001), overloaded)
+    assert controller.rate_per_s < 10
+    driver.run(24.01, constant(0.001))  # the calls left at the cut pace go on
+    driver.answer_now(BASE_S, Signal.ANSWER)
+    controller.resume(driver.now_s)
+    assert controller.rate_per_s == pytest.approx(PaceTuning().resume_factor * 200.0)
+    assert controller.state().ceiling_per_s == before.ceiling_per_s
+    driver.next_start_s = driver.now_s
+    driver.run(driver.now_s + 2.0)
+    assert controller.rate_per_s == pytest.approx(200.0)
+
+
+def test_rate_auto_climbs_back_while_the_calls_are_slow_to_go_out_again() -> None:
+    # After an outage the dispatcher claims its rows again: its first calls go out at a
+    # fifth of the pace. The pace before the outage was earned: the climb goes on.
+    driver = warmed()
+    controller = driver.controller
+    driver.run(24.0, constant(0.001), overloaded)
+    controller.resume(driver.now_s)
+    resumed = controller.rate_per_s
+    for _ in range(PaceTuning().round_answers + 1):
+        driver.now_s += 5 / resumed
+        driver.answer_now(BASE_S, Signal.ANSWER)
+    assert controller.rate_per_s == pytest.approx(2 * resumed)
+
+
+def test_back_pressure_answered_through_is_an_overload_even_if_an_outage_follows() -> None:
+    driver = warmed()
+    controller = driver.controller
+    assert driver.answer_now(BASE_S, Signal.OVERLOAD)
+    cut = controller.rate_per_s
+    assert cut < 150
+    driver.run(driver.now_s + 1.0)  # answered at the new pace: the server took the cut
+    paced = controller.rate_per_s
+    assert paced < 0.96 * 200.0  # under the ceiling: back-pressure holds it there
+    driver.run(driver.now_s + 4.0, constant(0.001), overloaded)  # then a stall
+    controller.resume(driver.now_s)
+    # The stall's cuts are taken back, not the overload's before it.
+    assert controller.rate_per_s == pytest.approx(PaceTuning().resume_factor * paced)
+
+
+def test_both_paces_keep_their_answers_in_the_same_statistics() -> None:
+    paces: list[Pace] = [PaceController(), FixedPace(50.0, 8)]
+    for pace in paces:
+        for i in range(20):
+            pace.on_sent(i * 0.1)
+            pace.on_answer(i * 0.1 + 0.01 * (i + 1), 0.01 * (i + 1), Signal.ANSWER)
+        pace.on_sent(3.0)
+        state = pace.state()
+        assert state.in_flight == pace.in_flight == 1
+        assert state.latency_p95_s == pytest.approx(0.19)  # the 19th of 20, nearest rank
+        assert state.latency_s is not None and 0.01 < state.latency_s < 0.2
+
+
+def test_answer_statistics() -> None:
+    stats = AnswerStats()
+    stats.ended()  # a call cut off before it counted: never below zero
+    assert stats.in_flight == 0 and stats.median_latency() is None
+    for latency_s in (0.03, 0.01, 0.5, 0.02):
+        stats.sent()
+        stats.answered(1.0, latency_s)
+        stats.ended()
+    assert stats.in_flight == 0
+    assert stats.median_latency() == pytest.approx(0.025)  # one slow answer does not move it
+    # A moving average that one answer moves by a twentieth of its distance.
+    assert stats.latency_s == pytest.approx(0.0509, abs=1e-4)

@@ -14,7 +14,7 @@ acts on what it decides:
                         with evidence of a wrong    (an answer to a call still in flight
                         one (see below)             lifts it: the job goes on)
                       many in a row, or silence, → OUTAGE: pause, probe one call at a time
-                        or 503 pages for seconds    (the troubles before it are taken back)
+                        or 503 pages for a second   (the troubles before it are taken back)
                       among answers              → the row's own bad luck (an attempt)
 
 A URL is taken for a wrong one only on evidence (``WRONG_URL_EVIDENCE``): nothing listens
@@ -73,8 +73,8 @@ class HealthSettings:
     silence_s: float = 30.0  # ...and so does this long with calls made but no answer
     never_reached_after: int = 3  # a URL that never answered: evidence of a wrong one...
     never_reached_s: float = 10.0  # ...or this long after its first evidence
-    maintenance_s: float = 3.0  # 503 pages only, this long (and ``outage_after`` of them)
-    probe_first_s: float = 1.0  # the first probes of an outage, this far apart...
+    maintenance_s: float = 1.0  # 503 pages only, this long (and ``outage_after`` of them)
+    probe_first_s: float = 0.5  # the first probes of an outage, this far apart...
     probe_steady_s: float = 10.0  # ...for this long, then twice as long each time...
     probe_max_s: float = 30.0  # ...up to this
     # An outage begins probing from ``probe_first_s`` when the last one ended at least this
@@ -104,6 +104,23 @@ class Decision:
     stop: StopCause | None = None
     changed: bool = False
     confirmed: bool = False
+
+
+@dataclass(frozen=True)
+class HealthStop:
+    """Why the job's health stopped it, as facts: the sentence is made at the edge.
+
+    ``never_answered``: no Import answer ever came from this URL, in this run or before. A
+    URL that only timed out or answered 5xx is not proven wrong (a server busy at its first
+    start does that too): it is waited for as an outage, and stops as one (resumable) after
+    ``--max-outage``; the facts say that it never answered, so that the message can name the
+    URL and ask whether it is the right one.
+    """
+
+    cause: StopCause
+    outcome: Outcome | None  # the outcome behind the stop: the last trouble of an outage
+    never_answered: bool
+    since_s: float | None = None  # an outage's: when its troubles began (the health's clock)
 
 
 def could_be_the_method(outcome: Outcome) -> bool:
@@ -165,6 +182,17 @@ class JobHealth:
         ):
             self._stop(StopCause.OUTAGE, self.last_trouble)
         return self.stop
+
+    def stop_facts(self) -> HealthStop | None:
+        """The facts of the stop the health decided, if any."""
+        if self.stop is None:
+            return None
+        return HealthStop(
+            cause=self.stop,
+            outcome=self.stop_outcome,
+            never_answered=not self.reached,
+            since_s=self.outage_since_s if self.stop is StopCause.OUTAGE else None,
+        )
 
     def budget_codes(self) -> list[tuple[str, int]]:
         """The rejection codes in the budget's window, most common first."""
@@ -231,7 +259,7 @@ class JobHealth:
 
     def _schedule_probe(self, now_s: float) -> None:
         """The next probe: ``probe_first_s`` apart while the outage is young (a stall of a
-        few seconds is found over within a second of its end), then at doubling intervals
+        few seconds is found over within half a second of its end), then at doubling intervals
         (a server down for long is not asked every second)."""
         self.next_probe_s = now_s + self._probe_interval_s
         since = self.outage_since_s if self.outage_since_s is not None else now_s

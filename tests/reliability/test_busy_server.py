@@ -159,9 +159,10 @@ async def test_a_maintenance_page_is_an_outage_from_its_first_page_and_costs_no_
     db = work / "bulkimport.db"
     assert states_and_attempts(db) == {("done", 1): rows}
     await assert_loaded_once(sandbox, rows)
-    # An outage within seconds: the pages before it was clear (the pace cut by each) and
-    # its probes, not a pace's worth (250).
-    assert pages < 125, pages
+    # An outage within a second: the pages before it was clear (the pace cut by each) and
+    # its probes every half second, not a pace's worth (250): 55 in one run, where three
+    # seconds of pages before the outage (and a probe a second) took 79.
+    assert pages < 70, pages
     write_figures("maintenance_5s", {"rows": rows, "calls_into_the_page": pages})
 
 

@@ -39,81 +39,27 @@ How it decides (Vector's ARC and TCP Vegas/BBR, for a server that also serves pe
 - After an outage (or a pause): from ``resume_factor`` of the pace of the last round that
   showed no queue, doubling per round back to it (latency watched as in any round: a queue
   ends the climb), so that a stall of a few seconds costs a few seconds, not a slow climb.
+  The back-pressure that led to the outage (a stall's 502s or timeouts) is taken back: its
+  cuts, and the ceiling and the hold they set. A stall that ends is no lasting overload.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
 from dataclasses import dataclass
-from enum import StrEnum
 
-from bulkimport.protocol import Outcome, Trouble
-
-RECENT_ANSWERS = 256  # latencies kept for the p95 of the status line
-LATENCY_EWMA_WEIGHT = 0.05  # weight of one answer in the latency shown
-DELIVERED_WINDOW_S = 1.0  # the answer rate is measured over this long...
-DELIVERED_ANSWERS = 8  # ...from at least this many answers
-DELIVERED_KEPT = 8192  # answer times kept at most (a shorter window above 8,192 calls/s)
-USED_SHARE = 0.9  # a round that sent fewer calls than this share of the pace did not use it
-
-
-class Signal(StrEnum):
-    """What one call's answer says about the server's load."""
-
-    # The server processed the call, and its latency counts: any valid Import answer, done,
-    # duplicate, rejected or fatal, and the application's own transient codes (BackMsg_85,
-    # BackMsg_100): the server did the work and answered in its protocol.
-    ANSWER = "answer"
-    # Back-pressure: HTTP 408/500/502/504, a timeout, a refused or reset connection, a body
-    # that is not an answer (a proxy's error page).
-    OVERLOAD = "overload"
-    # Asked to slow down in so many words: HTTP 429 or 503 (with or without Retry-After).
-    # Back-pressure for the adaptive pace; the only kind a fixed pace gives way to.
-    THROTTLE = "throttle"
-    # Says nothing about the load: a call cut off by our own stop, an answer of the front end
-    # that refuses the request itself (401/403/404, 413/414/431), a TLS failure.
-    IGNORE = "ignore"
-
-
-# How each trouble weighs on the pace: back-pressure, or nothing about the load at all (the
-# front end refuses the request itself, however loaded the server is).
-_OVERLOAD = frozenset(
-    {
-        Trouble.GATEWAY,
-        Trouble.SERVER_ERROR,
-        Trouble.TIMEOUT,
-        Trouble.DROPPED,
-        Trouble.REFUSED,
-        Trouble.NOT_AN_ANSWER,
-    }
+from bulkimport.send.pace.base import (
+    DELIVERED_ANSWERS,
+    DELIVERED_WINDOW_S,
+    PaceBase,
+    PaceReason,
+    PaceState,
+    Signal,
+    median_of,
 )
 
-
-def signal_of(outcome: Outcome) -> Signal:
-    """The signal of a classified outcome: any answer in the Import protocol (whatever it
-    says, ``BackMsg_85`` included) is an answer; a trouble is back-pressure, or says nothing
-    about the load (TLS, a 4xx, a request too large)."""
-    if outcome.trouble is None:
-        return Signal.ANSWER
-    if outcome.trouble is Trouble.THROTTLED:
-        return Signal.THROTTLE
-    return Signal.OVERLOAD if outcome.trouble in _OVERLOAD else Signal.IGNORE
-
-
-class PaceReason(StrEnum):
-    """Why the pace last changed (for the status line)."""
-
-    START = "start"  # nothing learned yet: the initial pace
-    RAMP = "ramp"  # doubling each round while the latency stays at its base
-    RECOVER = "recover"  # climbing back quickly toward the ceiling after a slowdown
-    PROBE = "probe"  # near or past the ceiling, in small and then growing steps
-    LATENCY = "latency"  # the latency rose above its base: the server queues our calls
-    OVERLOAD = "overload"  # the server pushed back (429/503/502/504, timeouts, refusals)
-    REBASE = "rebase"  # slowing down did not bring the latency down: a new base latency
-    RESUME = "resume"  # sending again after a pause: half the pace until answers come
-    MAX_RATE = "max rate"  # held at the configured maximum
+USED_SHARE = 0.9  # a round that sent fewer calls than this share of the pace did not use it
 
 
 @dataclass(frozen=True)
@@ -158,46 +104,20 @@ class PaceTuning:
     rebase_relief: float = 0.3  # ...an excess latency that shrank less than this is not ours
 
 
-@dataclass(frozen=True)
-class PaceState:
-    """A snapshot for progress and status lines."""
+@dataclass
+class _BeforeTrouble:
+    """The pace's view when a run of back-pressure began (its first decrease)."""
 
+    at_s: float
     rate_per_s: float
-    concurrency_limit: int
-    in_flight: int
-    base_latency_s: float | None  # the unloaded latency as learned; None before any answer
-    latency_s: float | None  # recent latency (moving average)
-    latency_p95_s: float | None  # p95 of the last answers
-    ceiling_per_s: float | None  # the answer rate where the last slowdown began
-    reason: PaceReason
-    changed_at_s: float
-
-    def describe(self) -> str:
-        """``pace 120/s (latency 35 ms, base 20 ms)``."""
-        text = f"pace {_rate_text(self.rate_per_s)}/s"
-        if self.latency_s is None or self.base_latency_s is None:
-            return text
-        latency, base = _ms_text(self.latency_s), _ms_text(self.base_latency_s)
-        return f"{text} (latency {latency}, base {base}; {self.reason.value})"
+    ceiling_per_s: float | None
+    startup: bool
+    refused: bool
+    decreased_at_s: float
+    answered: int = 0  # answers to the calls sent since
 
 
-def _rate_text(rate_per_s: float) -> str:
-    return f"{rate_per_s:.0f}" if rate_per_s >= 10 else f"{rate_per_s:.1f}"
-
-
-def _ms_text(seconds: float) -> str:
-    ms = seconds * 1000.0
-    return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
-
-
-def _median(ordered: list[float]) -> float:
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2
-
-
-class PaceController:
+class PaceController(PaceBase):
     """Finds and follows the pace a server takes without queueing.
 
     The dispatcher calls ``on_sent`` when a call leaves and ``on_answer`` exactly once for
@@ -219,20 +139,19 @@ class PaceController:
             raise ValueError("need 0 < min_rate_per_s <= max_rate_per_s")
         if settings.max_concurrency < 1:
             raise ValueError("max_concurrency must be at least 1")
-        self._rate = self._bounded(settings.initial_rate_per_s)
-        self._limit = 1
+        super().__init__(
+            rate_per_s=self._bounded(settings.initial_rate_per_s), concurrency_limit=1, now_s=now_s
+        )
         self._calm_rate: float | None = None  # the pace of the last round without a queue
+        # What the pace knew when the back-pressure of now began: given back by ``resume``
+        # if it was an outage (a stall is no overload), dropped after a round of answers.
+        self._before_trouble: _BeforeTrouble | None = None
         self._resume_to: float | None = None  # after an outage: doubling back to this pace
-        self._reason = PaceReason.START
-        self._changed_at = now_s
         self._startup = True  # until the first slowdown
         self._ceiling: float | None = None
         self._top_since: float | None = None  # when the pace reached the ceiling
         self._base: float | None = None
         self._base_rounds: deque[tuple[float, float]] = deque()  # (end, median latency)
-        self._ewma: float | None = None
-        self._recent: deque[float] = deque(maxlen=RECENT_ANSWERS)
-        self._in_flight = 0
         self._last_sent: float | None = None
         # A decrease applies to calls sent after it: answers to earlier ones are not held
         # against the new pace.
@@ -253,48 +172,16 @@ class PaceController:
         self._round_start = now_s
         self._round_sent = 0
         self._round_latencies: list[float] = []
-        # When the last answers came (the answer rate), since ``_answers_from``: a pause, or
-        # our own limit draining a queue, hold answers back and are left out.
-        self._answer_times: deque[float] = deque(maxlen=DELIVERED_KEPT)
+        # The answer rate counts the answers since ``_answers_from``: a pause, or our own
+        # limit draining a queue, hold answers back and are left out.
         self._answers_from = now_s
         self._start_round(now_s)
 
     # --- what the dispatcher reads ----------------------------------------------------------
 
-    @property
-    def rate_per_s(self) -> float:
-        """The pace: calls per second."""
-        return self._rate
-
-    @property
-    def interval_s(self) -> float:
-        """Seconds between the starts of two calls."""
-        return 1.0 / self._rate
-
-    @property
-    def concurrency_limit(self) -> int:
-        """Calls in flight at most."""
-        return self._limit
-
-    @property
-    def in_flight(self) -> int:
-        """Calls sent and not yet answered."""
-        return self._in_flight
-
     def state(self) -> PaceState:
         """The current pace and what it is based on."""
-        p95 = p95_of(self._recent)
-        return PaceState(
-            rate_per_s=self._rate,
-            concurrency_limit=self._limit,
-            in_flight=self._in_flight,
-            base_latency_s=self._base,
-            latency_s=self._ewma,
-            latency_p95_s=p95,
-            ceiling_per_s=self._ceiling,
-            reason=self._reason,
-            changed_at_s=self._changed_at,
-        )
+        return self._state(base_latency_s=self._base, ceiling_per_s=self._ceiling)
 
     # --- what the dispatcher tells ----------------------------------------------------------
 
@@ -303,7 +190,8 @@ class PaceController:
         tuning = self.tuning
         if self._last_sent is not None:
             gap_s = now_s - self._last_sent
-            if self._in_flight == 0 and gap_s > max(tuning.resume_after_s, 4 * self.interval_s):
+            idle = self._stats.in_flight == 0
+            if idle and gap_s > max(tuning.resume_after_s, 4 * self.interval_s):
                 # After a pause the server may have changed (a restart, the agents' day):
                 # start again below the pace it last took, and climb back quickly toward it.
                 self.resume(now_s)
@@ -312,15 +200,27 @@ class PaceController:
                 self._start_round(now_s)
                 self._answers_from = now_s
         self._last_sent = now_s
-        self._in_flight += 1
+        self._stats.sent()
         self._round_sent += 1
 
     def resume(self, now_s: float) -> None:
         """After an outage: the server may have changed (a restart); start below the pace it
         last took without a queue (the troubles that showed the outage cut the pace, and
         say nothing of the server once it is back), and double back to it round by round,
-        as long as the latency stays at its base."""
-        target = max(self._rate, self._calm_rate or 0.0)
+        as long as the latency stays at its base.
+
+        The back-pressure that led to the outage (502s, timeouts of a stall) was the outage,
+        not an overload: its cuts are taken back, and so are the ceiling and the hold it set;
+        the climb starts from the pace it had when the troubles began."""
+        rate = self._rate
+        before, self._before_trouble = self._before_trouble, None
+        if before is not None:
+            rate = before.rate_per_s
+            self._ceiling = before.ceiling_per_s
+            self._startup = before.startup
+            self._refused = before.refused
+            self._decreased_at = before.decreased_at_s
+        target = max(rate, self._calm_rate or 0.0)
         if self._ceiling is not None:
             self._ceiling = max(self._ceiling, target)
         self._resume_to = target
@@ -330,7 +230,7 @@ class PaceController:
     def on_answer(self, now_s: float, latency_s: float, signal: Signal) -> bool:
         """The call sent ``latency_s`` ago came back with ``signal``; True if the pace or the
         limit changed."""
-        self._in_flight = max(0, self._in_flight - 1)
+        self._stats.ended()
         if signal is Signal.IGNORE:
             return False
         rate, limit = self._rate, self._limit
@@ -341,8 +241,25 @@ class PaceController:
             # rate): the calls sent just after a decrease may still be refused. Only a call
             # that had the new pace for a few intervals says that it is still too fast.
             if sent_s >= self._cut_at + self._overload_hold_s:
+                if self._before_trouble is None:
+                    self._before_trouble = _BeforeTrouble(
+                        at_s=now_s,
+                        rate_per_s=max(self._rate, self._resume_to or 0.0),
+                        ceiling_per_s=self._ceiling,
+                        startup=self._startup,
+                        refused=self._refused,
+                        decreased_at_s=self._decreased_at,
+                    )
                 self._decrease(now_s, self.tuning.overload_decrease, PaceReason.OVERLOAD)
         else:
+            before = self._before_trouble
+            if before is not None and sent_s >= before.at_s:
+                # A round of answers to calls sent since the back-pressure began: an overload
+                # the server works through, not an outage. (One answer is not: the first
+                # answer after a stall ends the outage.)
+                before.answered += 1
+                if before.answered >= self.tuning.round_answers:
+                    self._before_trouble = None
             self._on_latency(now_s, latency_s, sent_s >= self._latency_from)
         return rate != self._rate or limit != self._limit
 
@@ -350,14 +267,9 @@ class PaceController:
 
     def _on_latency(self, now_s: float, latency_s: float, fresh: bool) -> None:
         tuning = self.tuning
-        self._answer_times.append(now_s)
+        self._stats.answered(now_s, latency_s)
         if now_s - latency_s >= self._cut_at:
             self._answered_since_cut = True
-        self._recent.append(latency_s)
-        if self._ewma is None:
-            self._ewma = latency_s
-        else:
-            self._ewma += LATENCY_EWMA_WEIGHT * (latency_s - self._ewma)
         if not fresh:
             return
         base = self._base
@@ -382,15 +294,21 @@ class PaceController:
     def _end_round(self, now_s: float) -> None:
         tuning = self.tuning
         ordered = sorted(self._round_latencies)
-        median = _median(ordered)
+        median = median_of(ordered)
         self._learn_base(now_s, median)
         base = self._base
         assert base is not None
         queue_margin = max(base * tuning.queue_margin, tuning.margin_floor_s)
         excess = median - base
         # The pace was used: calls went out at it. One that the limit (slow answers, a full
-        # pool) or the work to do (few rows due) did not let through is not earned.
-        used = self._round_sent + 1 >= USED_SHARE * self._rate * (now_s - self._round_start)
+        # pool) or the work to do (few rows due) did not let through is not earned. Climbing
+        # back after an outage, the pace was earned before it: the first calls, slow to go
+        # out again (the rows released in the outage are claimed again), do not hold it.
+        elapsed_s = now_s - self._round_start
+        used = (
+            self._resume_to is not None
+            or self._round_sent + 1 >= USED_SHARE * self._rate * elapsed_s
+        )
         if excess > queue_margin:
             self._queued_rounds += 1
             if self._queued_rounds >= 2 or excess > 2 * queue_margin:
@@ -401,6 +319,9 @@ class PaceController:
             self._episode_excess = None
             if self._resume_to is None and self._reason is not PaceReason.RESUME:
                 self._calm_rate = self._rate
+            elif self._reason is not PaceReason.RESUME:
+                # Climbing back: a round without a queue on the way says no less.
+                self._calm_rate = max(self._calm_rate or 0.0, self._rate)
             # Near the ceiling, only a latency at its base allows more; far below it (or at
             # the start) only a queue stops the climb: noise must not hold the ramp back.
             calm = excess <= max(base * tuning.grow_margin, tuning.margin_floor_s)
@@ -538,7 +459,7 @@ class PaceController:
 
     def _delivered_per_s(self, now_s: float) -> float | None:
         """Answers per second over the last second, if there were enough to tell."""
-        times = self._answer_times
+        times = self._stats.times
         start_s = max(now_s - DELIVERED_WINDOW_S, self._answers_from)
         while times and times[0] < start_s:
             times.popleft()
@@ -585,286 +506,3 @@ class PaceController:
         self._round_sent = 0
         self._round_latencies = []
         self._set_limit()
-
-
-class FixedPace:
-    """``--rate N`` (``0``: no limit): the pace the user chose, slowed down by throttling.
-
-    A throttling server (HTTP 429/503, with or without ``Retry-After``) must slow the whole
-    pool, not only pause it: a pool that bursts again after each pause got 21 calls/s through
-    a front end that allows 50, and an unlimited pool that kept its pace got one call a
-    second through one that also sends ``Retry-After: 1`` (every burst earned a pause).
-
-    - A throttled answer to a call sent after the last cut (and ``hold_s`` after it) cuts the
-      pace to ``cut`` (0.85) of the rate the server let through (the answers of the last
-      second, since the last pause); when the pace had held for that whole second, that rate
-      is the ``ceiling``. With too few
-      answers to measure, the pace halves (an unlimited one starts from the answers of the
-      last second).
-    - Throttled at a settled pace that still gets most of the ceiling through (a strict
-      limit refusing one call that came too soon after another), the ceiling and the pace
-      step down by 5 % only.
-    - Without throttling, the pace climbs back each ``hold_s``: by a quarter up to ``settle``
-      (0.95) of the ceiling (doubling until a throttled answer measured anything, then by a
-      tenth while no ceiling is known: the pace before the step that was throttled is the
-      ceiling), stays there ``settle_s``, then probes past it in steps that double each
-      ``hold_s`` (the limit may have been raised), up to the chosen rate.
-    - Any other trouble (a slow or failing server) leaves a chosen rate alone: the job's
-      health judges those (an outage).
-    - After an outage: from ``resume_share`` of the pace of the last answer before it (the
-      503s of a maintenance page that cut it were no rate limit), doubling every
-      ``resume_step_s`` back to it while the latency stays near what it was then (slow
-      answers hold the pace where it is, for ``resume_watch_s`` at most: then a chosen
-      rate is taken back as before, throttling only slowing it).
-
-    The same interface as ``PaceController``; the limit on calls in flight is
-    ``--concurrency``. Pure: tested on a virtual clock.
-    """
-
-    def __init__(
-        self,
-        rate_per_s: float,
-        concurrency: int,
-        *,
-        now_s: float = 0.0,
-        min_rate_per_s: float = 1.0,
-        hold_s: float = 1.0,
-        cut: float = 0.85,
-        settle: float = 0.95,
-        settle_s: float = 20.0,
-        resume_share: float = 0.25,
-        resume_step_s: float = 0.25,
-        resume_watch_s: float = 10.0,
-    ) -> None:
-        self.ceiling_per_s = rate_per_s if rate_per_s > 0 else math.inf
-        self._rate = self.ceiling_per_s
-        self._limit = concurrency
-        self._min = min(min_rate_per_s, self.ceiling_per_s)
-        self._hold_s = hold_s
-        self._cut = cut
-        self._settle = settle
-        self._settle_s = settle_s
-        self._jitter_share = 0.75  # throttled with at least this share of the ceiling let
-        self._jitter_cut = 0.95  # through: the ceiling and the pace only step down this much
-        self._in_flight = 0
-        self._changed_at = now_s
-        self._reason = PaceReason.START
-        self._ewma: float | None = None
-        self._recent: deque[float] = deque(maxlen=RECENT_ANSWERS)
-        self._answers: deque[float] = deque(maxlen=DELIVERED_KEPT)
-        self._throttle_ceiling: float | None = None  # the rate let through when throttled
-        self._throttled_once = False  # a throttled answer came with the answer rate measured
-        self._before_grow = 0.0  # the pace before the last step up...
-        self._grown_at: float | None = None  # ...taken then
-        self._cut_at = -math.inf  # throttling of calls sent before this says nothing new
-        self._settled_at: float | None = None  # when the pace reached the settle share
-        self._probe_step = 0.05
-        self._last_sent: float | None = None
-        self._measure_from = now_s  # answers before a pause are left out of the rate
-        self._resume_share = resume_share
-        self._resume_step_s = resume_step_s
-        self._resume_watch_s = resume_watch_s
-        self._resumed_at = -math.inf
-        # At the last answer outside a recovery: the pace and the throttling ceiling.
-        self._good: tuple[float, float | None] | None = None
-        self._recover_to: float | None = None  # after an outage: doubling back to this...
-        self._recover_latency: float | None = None  # ...while answers take about this long
-
-    @property
-    def rate_per_s(self) -> float:
-        return self._rate
-
-    @property
-    def interval_s(self) -> float:
-        return 0.0 if math.isinf(self._rate) else 1.0 / self._rate
-
-    @property
-    def concurrency_limit(self) -> int:
-        return self._limit
-
-    @property
-    def in_flight(self) -> int:
-        return self._in_flight
-
-    def state(self) -> PaceState:
-        p95 = p95_of(self._recent)
-        return PaceState(
-            rate_per_s=self._rate,
-            concurrency_limit=self._limit,
-            in_flight=self._in_flight,
-            base_latency_s=None,
-            latency_s=self._ewma,
-            latency_p95_s=p95,
-            ceiling_per_s=self._throttle_ceiling,
-            reason=self._reason,
-            changed_at_s=self._changed_at,
-        )
-
-    def on_sent(self, now_s: float) -> None:
-        self._in_flight += 1
-        if self._last_sent is not None and now_s - self._last_sent > max(0.25, 4 * self.interval_s):
-            # A pause (Retry-After, nothing due): the answer rate is measured from here on.
-            self._measure_from = now_s
-        self._last_sent = now_s
-
-    def resume(self, now_s: float) -> None:
-        """After an outage: ``resume_share`` of the pace before it, doubling back to it."""
-        target = self.ceiling_per_s
-        if self._good is not None:
-            target, self._throttle_ceiling = self._good
-        # The median of the last answers: a few slow ones of a stall do not move it.
-        self._recover_latency = _median(sorted(self._recent)) if self._recent else None
-        if math.isinf(target):
-            start = (self._answer_rate(now_s) or 40.0) * self._resume_share
-        else:
-            start = target * self._resume_share
-        self._recover_to = target
-        self._resumed_at = now_s
-        self._settled_at = None
-        self._change(now_s, max(self._min, min(start, target)), PaceReason.RESUME)
-        self._cut_at = now_s
-
-    def on_answer(self, now_s: float, latency_s: float, signal: Signal) -> bool:
-        self._in_flight = max(0, self._in_flight - 1)
-        if signal is Signal.IGNORE or signal is Signal.OVERLOAD:
-            # A chosen rate gives way to throttling only: a slow or failing server is the
-            # job's health's to judge (an outage), not a reason to send more slowly.
-            return False
-        if signal is Signal.THROTTLE:
-            self._recover_to = None
-            return self._throttled(now_s, now_s - latency_s)
-        self._answers.append(now_s)
-        self._recent.append(latency_s)
-        if self._recover_to is not None:
-            return self._recover(now_s, latency_s)
-        weight = LATENCY_EWMA_WEIGHT
-        self._ewma = (
-            latency_s if self._ewma is None else self._ewma + weight * (latency_s - self._ewma)
-        )
-        self._good = (self._rate, self._throttle_ceiling)
-        # Grown only after a while of sending without throttling: a pause is not that.
-        held_since = max(self._changed_at, self._measure_from)
-        if self._rate < self.ceiling_per_s and now_s - held_since >= self._hold_s:
-            return self._grow(now_s)
-        return False
-
-    def _throttled(self, now_s: float, sent_s: float) -> bool:
-        if sent_s < self._cut_at or now_s - self._cut_at < self._hold_s:
-            # Sent at the pace already cut: says nothing about the new one. And a limit that
-            # counts calls over a sliding second refuses for up to that second after a burst,
-            # whatever the pace since: one cut per ``hold_s`` at most.
-            return False
-        answered = self._answer_rate(now_s)
-        ceiling: float | None = None
-        if self._grown_at is not None and now_s - self._grown_at < self._hold_s:
-            # Throttled right after a step up: the pace before it held, this one is too much.
-            ceiling = max(self._before_grow, answered or 0.0)
-        elif answered is not None:
-            previous = self._throttle_ceiling
-            if previous is not None and answered >= self._jitter_share * previous:
-                # At a pace the server took for a while: the timing of one call (a strict
-                # limit refuses a call that follows another too soon), or a limit a little
-                # lower. A small step down, not a cut: each cut costs more than the 503.
-                self._throttle_ceiling = previous * self._jitter_cut
-                self._cut_at = now_s
-                self._settled_at = None
-                rate = self._jitter_cut * min(self._rate, self._settle * previous)
-                return self._change(now_s, max(self._min, rate), PaceReason.OVERLOAD)
-            ceiling = answered  # the pace held: what came back is what is let through
-        if ceiling is not None and (self._throttled_once or self._throttle_ceiling is not None):
-            # Judged from a step of a quarter at most (not from doubling): the ceiling.
-            self._throttle_ceiling = min(ceiling, self._rate)
-        if ceiling is not None:
-            self._throttled_once = True
-            rate = self._cut * min(self._rate, ceiling)
-        elif math.isinf(self._rate):
-            rate = float(sum(1 for t in self._answers if t > now_s - DELIVERED_WINDOW_S))
-        else:
-            rate = self._rate * 0.5
-        self._cut_at = now_s
-        self._settled_at = None
-        self._grown_at = None
-        self._probe_step = 0.05
-        return self._change(now_s, max(self._min, rate), PaceReason.OVERLOAD)
-
-    def _recover(self, now_s: float, latency_s: float) -> bool:
-        """Back from an outage: double every ``resume_step_s`` to the pace before it, while
-        the latency stays near what it was then (twice it, and 5 ms)."""
-        target = self._recover_to
-        assert target is not None
-        before = self._recover_latency
-        if before is not None and latency_s > 2.0 * before + 0.005:
-            # The server takes longer than it did: not yet the pace it had; hold here.
-            if now_s - self._resumed_at >= self._resume_watch_s:
-                self._recover_to = None  # for too long: the chosen rate wins, as before
-            elif self._reason is not PaceReason.LATENCY:
-                self._reason, self._changed_at = PaceReason.LATENCY, now_s
-            return False
-        if now_s - max(self._changed_at, self._measure_from) < self._resume_step_s:
-            return False
-        rate = min(self._rate * 2.0, target)
-        if math.isinf(target):
-            answered = self._answer_rate(now_s)
-            if answered is not None and rate > 4 * answered:
-                rate = math.inf  # well above what comes back: no limit
-        if rate >= target:
-            self._recover_to = None
-        return self._change(now_s, rate, PaceReason.RECOVER)
-
-    def _grow(self, now_s: float) -> bool:
-        ceiling = self._throttle_ceiling
-        if ceiling is None:
-            # Doubling until a throttled answer measured anything; then by a tenth, until a
-            # step is throttled: the pace before it is the ceiling, a tenth below at most.
-            grown = self._rate * (1.1 if self._throttled_once else 2.0)
-        elif self._rate < self._settle * ceiling * 0.999:
-            grown = min(self._rate * 1.25, self._settle * ceiling)
-            reason = PaceReason.RECOVER
-        else:
-            if self._settled_at is None:
-                self._settled_at = now_s
-            if now_s - self._settled_at < self._settle_s:
-                return False
-            grown = self._rate * (1.0 + self._probe_step)
-            self._probe_step *= 2
-            reason = PaceReason.PROBE
-        if ceiling is None:
-            reason = PaceReason.RECOVER
-            answered = self._answer_rate(now_s) if math.isinf(self.ceiling_per_s) else None
-            if answered is not None and grown > 4 * answered:
-                # No chosen rate: once the pace is well above what comes back, it is no limit.
-                grown = math.inf
-        elif math.isinf(self.ceiling_per_s) and grown > 4 * ceiling:
-            grown = math.inf
-        self._before_grow, self._grown_at = self._rate, now_s
-        return self._change(now_s, min(self.ceiling_per_s, grown), reason)
-
-    def _answer_rate(self, now_s: float) -> float | None:
-        """Answers a second over the last second (since the last pause), if enough came."""
-        while self._answers and self._answers[0] < now_s - DELIVERED_WINDOW_S:
-            self._answers.popleft()
-        start = max(now_s - DELIVERED_WINDOW_S, self._measure_from)
-        span = now_s - start
-        count = sum(1 for t in self._answers if t >= start)
-        if count < DELIVERED_ANSWERS or span < 0.25:
-            return None
-        return count / span
-
-    def _change(self, now_s: float, rate: float, reason: PaceReason) -> bool:
-        changed = rate != self._rate
-        self._rate = rate
-        self._reason = reason
-        self._changed_at = now_s
-        return changed
-
-
-#: What the dispatcher paces its calls with.
-Pace = PaceController | FixedPace
-
-
-def p95_of(samples: Iterable[float]) -> float | None:
-    """The 95th percentile of ``samples`` (nearest rank), ``None`` if there are none."""
-    ordered = sorted(samples)
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
