@@ -756,7 +756,8 @@ SPECS: tuple[Spec, ...] = (
         (),
         "Send values the reader otherwise refuses, for a campaign that wants them "
         "(comma-separated): short-phones, long-phones (far from the phone column's usual "
-        "length), control-characters (inside a value), totals-rows (a 合计/Total row).",
+        "length), control-characters (inside a value), totals-rows (a 合计/Total row), "
+        "not-phones (a phone field holding no phone number: n/a, 无, two numbers).",
         metavar="KIND,...",
         group="read",
         field=lambda s: s.read.allow,

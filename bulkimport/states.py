@@ -80,6 +80,7 @@ class InvalidReason(StrEnum):
     PHONE_SHORT = "phone-short"  # a phone number far shorter than its column's usual length
     PHONE_LONG = "phone-long"  # a phone number far longer than its column's usual length
     TOTALS_ROW = "totals-row"  # a totals row under the data (合计, Total) with a number
+    NOT_A_PHONE = "not-a-phone"  # a phone field holding no phone number: n/a, 无, two numbers
     VALUE_TYPE = "value-type"  # a program's value with no text to send (a list, a dict)
 
 
@@ -117,6 +118,7 @@ class Allow(StrEnum):
     LONG_PHONES = "long-phones"  # phone numbers far longer than their column's usual
     CONTROL_CHARACTERS = "control-characters"  # control characters inside a value
     TOTALS_ROWS = "totals-rows"  # rows that look like a totals row under the data
+    NOT_PHONES = "not-phones"  # phone fields holding no phone number (n/a, 无, letters)
 
 
 class StopCause(StrEnum):

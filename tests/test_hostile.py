@@ -26,7 +26,7 @@ from bulkimport.protocol import decode_record
 from bulkimport.reader import ReaderOptions, limits, read_batches, sniff_format
 from bulkimport.reader.workbook import open_sheet
 from bulkimport.rows import Batch, NewRow
-from bulkimport.states import InvalidReason, RowState
+from bulkimport.states import Allow, InvalidReason, RowState
 from tests.helpers import query
 from tests.hostile import (
     HEADER,
@@ -205,10 +205,11 @@ def test_a_long_text_named_in_every_cell_is_held_once(
     with open_sheet(path) as sheet:
         ((_, found),) = list(sheet.iter_rows(2))
     assert len(found) == 3 and len({id(cell) for cell in found}) == 1  # one text, three cells
-    _, (bob,) = read(path)
+    # The text is in the phone field too: a campaign that sends what is no number.
+    _, (bob,) = read(path, allow=(Allow.NOT_PHONES,))
     assert bob.state is RowState.PENDING and values(bob)["city"] == "z" * 30_000
     monkeypatch.setattr(limits, "MAX_ROW_CHARS", 50_000)
-    _, (bob,) = read(path)
+    _, (bob,) = read(path, allow=(Allow.NOT_PHONES,))
     assert (bob.reason, bob.message) == (
         InvalidReason.TOO_LONG,
         "its cells hold 90,000 characters, more than a row may hold (50,000)",

@@ -291,11 +291,42 @@ def test_characters_that_show_as_nothing_are_taken_from_around_a_value_and_refus
     assert "\u200d" in (sent[15] or "")
     assert repairs(path, fmt) == {RepairKind.CONTROL_PADDING: 2}  # two values of one row
     _, allowed = read(path, allow=(Allow.CONTROL_CHARACTERS,))
-    assert all(row.state is RowState.PENDING for row in allowed)
+    # A word joiner inside a phone number leaves no number to dial, allowed or not.
+    assert [row.reason for row in allowed if row.reason] == [InvalidReason.NOT_A_PHONE]
     # check says what run does, value for value.
     report = check_file(path, ReaderOptions(), CheckOptions())
     groups = {group.code: group.count for group in report.groups}
     assert groups["invalid-control-characters"] == 2
+
+
+def test_a_phone_field_holding_no_phone_number_is_invalid_unless_allowed(tmp_path: Path) -> None:
+    # What CRMs and people put where a number should be: a placeholder, two numbers in one
+    # cell, letters, full-width digits typed with a Chinese input method.
+    lines = ["name,phone1,email,city,mobile2", *(row + ",13900000000" for row in good_rows(10))]
+    lines += ["NA,n/a,na@example.com,X,", "Wu,无,wu@example.com,X,"]
+    lines += ["Two,13800000013/13900000013,two@example.com,X,"]
+    lines += ["Wide,１３８００００００１４,wide@example.com,X,"]
+    lines += ["Second,13800000015,second@example.com,X,see notes"]
+    lines += ["Dashes,138-0000-0016,dash@example.com,X,+86 139 0000 0016"]
+    path = crm_export(tmp_path / "crm.csv", lines)
+    _, rows = read(path)
+    judged = verdicts(rows)
+    assert [line for line, reason in judged.items() if reason] == [12, 13, 14, 15, 16]
+    assert {judged[line] for line in (12, 13, 14, 15, 16)} == {InvalidReason.NOT_A_PHONE}
+    assert rows[10].message == (
+        "phone1 'n/a' is not a phone number (the dialer cannot call it); fix the row, or "
+        "--allow not-phones sends it"
+    )
+    assert judged[17] is None  # separators: a number all the same, sent as written
+    _, allowed = read(path, allow=(Allow.NOT_PHONES,))
+    assert all(row.state is RowState.PENDING for row in allowed)
+    # check says the same, value for value; with the --allow, nothing of them.
+    report = check_file(path, ReaderOptions(), CheckOptions())
+    groups = {group.code: group.count for group in report.groups}
+    assert groups["invalid-not-a-phone"] == 5 and "phone-not-a-number" not in groups
+    allowing = check_file(path, ReaderOptions(allow=(Allow.NOT_PHONES,)), CheckOptions())
+    codes = {group.code for group in allowing.groups}
+    assert not {"invalid-not-a-phone", "phone-not-a-number"} & codes
 
 
 def test_nul_and_other_controls_reach_the_record_maker_judged_alike(tmp_path: Path) -> None:

@@ -101,7 +101,7 @@ from bulkimport.reader import FileFormat, SheetFacts
 from bulkimport.reader.limits import SHOWN_CHARS, clip
 from bulkimport.reader.phones import is_phone_like
 from bulkimport.rows import Batch, NewRow
-from bulkimport.states import InvalidReason, RowState
+from bulkimport.states import Allow, InvalidReason, RowState
 from bulkimport.storage.interface import DuplicateStore
 from bulkimport.storage.sqlite.duplicates import SqliteDuplicates
 
@@ -156,6 +156,7 @@ class Checker:
         self._store = duplicates if duplicates is not None else SqliteDuplicates()
         self._limit = self.options.example_limit
         sent = [(i, name) for i, name in enumerate(fmt.fields) if name is not None]
+        not_phones_ok = Allow.NOT_PHONES in fmt.allow
         phone_index: int | None = None
         if self.phone.name is not None and self.phone.name in fmt.fields:
             phone_index = fmt.fields.index(self.phone.name)
@@ -163,7 +164,7 @@ class Checker:
             None
             if phone_index is None or self.phone.name is None
             else rules.PhoneNumbers(
-                phone_index, self.phone.name, self._store, fmt.unit, self._limit
+                phone_index, self.phone.name, self._store, fmt.unit, self._limit, not_phones_ok
             )
         )
         self._repairs = rules.Repairs(fmt.fields)
@@ -174,7 +175,9 @@ class Checker:
             rules.FormulaValues(sent),
         )
         cell_rules = (
-            rules.OtherPhones([(i, n) for i, n in sent if i != phone_index and is_phone_like(n)]),
+            rules.OtherPhones(
+                [(i, n) for i, n in sent if i != phone_index and is_phone_like(n)], not_phones_ok
+            ),
             rules.RequiredValues(self._required_columns(sent, phone_index)),
         )
         # A rule with no column to look at is left out of the loop over every row.

@@ -79,6 +79,7 @@ GROUP_TITLES: dict[str, str] = {
     "invalid-phone-short": "phone number far shorter than the column's usual (not sent)",
     "invalid-phone-long": "phone number far longer than the column's usual (not sent)",
     "invalid-totals-row": "a totals row under the data (not sent)",
+    "invalid-not-a-phone": "a phone field that holds no phone number (not sent)",
     "repaired-decimal": "phone number ending in .0: repaired, sent without the .0",
     "repaired-apostrophe": "phone number starting with ': repaired, sent without Excel's mark",
     "repaired-text-formula": 'Excel\'s text formula ="...": repaired, sent as the text inside',

@@ -49,6 +49,7 @@ class GroupCode(StrEnum):
     INVALID_PHONE_SHORT = "invalid-phone-short"
     INVALID_PHONE_LONG = "invalid-phone-long"
     INVALID_TOTALS_ROW = "invalid-totals-row"
+    INVALID_NOT_A_PHONE = "invalid-not-a-phone"
     # One per RepairKind (repaired_code): notes, not problems.
     REPAIRED_DECIMAL = "repaired-decimal"
     REPAIRED_APOSTROPHE = "repaired-apostrophe"

@@ -217,9 +217,13 @@ _SHAPE_CODES = {
 }
 
 
-def _damage(line: int, name: str, value: str, sink: Sink) -> PhoneVerdict:
+def _damage(line: int, name: str, value: str, sink: Sink, not_phones_ok: bool) -> PhoneVerdict:
     verdict = examine_phone(value)
     code = phone_code(verdict)
+    # No number at all, in a field the reader examines, is its verdict (invalid-not-a-phone)
+    # unless --allow not-phones sends it: then, as asked, nothing to say.
+    if code is GroupCode.PHONE_NOT_A_NUMBER and not_phones_ok:
+        return verdict
     if code is not None:
         sink.add(code, Finding(line, PhoneDamage(name, value, verdict), name, value))
     return verdict
@@ -231,9 +235,16 @@ class PhoneNumbers:
     (see ``analysis``)."""
 
     def __init__(
-        self, index: int, name: str, store: DuplicateStore, unit: str, limit: int | None
+        self,
+        index: int,
+        name: str,
+        store: DuplicateStore,
+        unit: str,
+        limit: int | None,
+        not_phones_ok: bool = False,
     ) -> None:
         self.index, self.name, self.store, self.unit, self.limit = index, name, store, unit, limit
+        self.not_phones_ok = not_phones_ok
         self.lengths: Counter[int] = Counter()  # digit-only numbers by length
         self._numbers: list[tuple[int, str]] = []
 
@@ -245,7 +256,7 @@ class PhoneNumbers:
         if value.isdigit() and value.isascii():  # most are: no verdict to make
             number: str | None = value
         else:
-            number = _damage(line, self.name, value, sink).number
+            number = _damage(line, self.name, value, sink, self.not_phones_ok).number
         if number is not None:
             self._numbers.append((line, number))
             if number[0] != "+":
@@ -300,14 +311,15 @@ class PhoneNumbers:
 class OtherPhones:
     """Fields named like a phone, other than the phone field: damaged numbers."""
 
-    def __init__(self, columns: Columns) -> None:
+    def __init__(self, columns: Columns, not_phones_ok: bool = False) -> None:
         self.columns = columns
+        self.not_phones_ok = not_phones_ok
 
     def check(self, line: int, cells: Sequence[str], sink: Sink) -> None:
         for index, name in self.columns:
             value = cells[index]
             if value and not (value.isdigit() and value.isascii()):
-                _damage(line, name, value, sink)
+                _damage(line, name, value, sink, self.not_phones_ok)
 
 
 class RequiredValues:

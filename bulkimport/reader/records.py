@@ -39,7 +39,7 @@ from bulkimport.errors import RecordError
 from bulkimport.protocol import RECORD_SEPARATOR, decode_record, encode_record
 from bulkimport.reader.format import FileFormat
 from bulkimport.reader.limits import shown
-from bulkimport.reader.phones import examine_phone
+from bulkimport.reader.phones import PhoneShape, examine_phone
 from bulkimport.reader.values import (
     FAR_LONG,
     FAR_SHORT,
@@ -111,6 +111,7 @@ class RecordMaker:
         self.fields = fmt.fields
         self.header = fmt.header
         self.allow = frozenset(fmt.allow)
+        self.not_phones_ok = Allow.NOT_PHONES in self.allow
         # The phone fields judged by length, by name: the numbers of digits a number may
         # have, shortest and longest, outside which it is far from the column's usual.
         usual = dict(fmt.usual_lengths)
@@ -200,23 +201,26 @@ class RecordMaker:
                     if phone_count == 1:
                         phones = cells[first_phone]
                         if phones and (
-                            not phones.isdigit() or not first_low <= len(phones) < first_high
+                            not (phones.isdigit() and phones.isascii())
+                            or not first_low <= len(phones) < first_high
                         ):
                             return general(line, cells, False)
                     elif phones_of is None:
                         phones = cells[first_phone]
                         if phones and (
-                            not phones.isdigit() or not first_low <= len(phones) < first_high
+                            not (phones.isdigit() and phones.isascii())
+                            or not first_low <= len(phones) < first_high
                         ):
                             return general(line, cells, False)
                         phones = cells[second_phone]
                         if phones and (
-                            not phones.isdigit() or not second_low <= len(phones) < second_high
+                            not (phones.isdigit() and phones.isascii())
+                            or not second_low <= len(phones) < second_high
                         ):
                             return general(line, cells, False)
                     else:
                         phones = "".join(phones_of(cells))
-                        if phones and not phones.isdigit():
+                        if phones and not (phones.isdigit() and phones.isascii()):
                             return general(line, cells, False)
                         for index, low, high in usual:
                             if cells[index] and not low <= len(cells[index]) < high:
@@ -381,6 +385,12 @@ class RecordMaker:
                 )
                 reason = InvalidReason.PHONE_DIGITS_LOST
                 return NewRow(line, _INVALID, None, cells, reason, message)
+            if verdict.shape is PhoneShape.NOT_A_NUMBER and not self.not_phones_ok:
+                message = (
+                    f"{name} {shown(value)} is not a phone number (the dialer cannot call "
+                    f"it); fix the row, or --allow {Allow.NOT_PHONES} sends it"
+                )
+                return NewRow(line, _INVALID, None, cells, InvalidReason.NOT_A_PHONE, message)
             if not verdict.repairs:
                 continue
             if not self.repair:
