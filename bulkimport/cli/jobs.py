@@ -111,10 +111,9 @@ def run_job_command(
                 bars = show_bars(quiet, as_json)
                 configure_logging(quiet, settings, bars=bars)
                 if send:
-                    target = settings.require_target()
-                    settings = replace(
-                        settings, target=target.with_password(password_for(settings))
-                    )
+                    # Complete: load_settings checked it (and the Client checks it once more).
+                    password = password_for(settings)
+                    settings = replace(settings, target=settings.target.with_password(password))
                 progress = progress_for(bars=bars, interval_s=settings.output.log_interval_s)
                 client = Client(
                     settings=settings,

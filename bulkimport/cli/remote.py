@@ -129,7 +129,7 @@ def remote(
 async def _submit(
     db: Path, settings: Settings, password: str, request: RemoteRequest
 ) -> tuple[RemoteImport, RemoteResult]:
-    target = settings.require_target()
+    target = settings.target  # complete: load_settings checked it
     send = settings.send
     # Opened first: a database that cannot be used is an error before anything is asked.
     async with open_queue(db) as queue:
