@@ -20,6 +20,7 @@ from bulkimport.events import (
     JobOpened,
     JobResumed,
     JobStopped,
+    Opened,
     OutageBegan,
     PaceChanged,
     ProbeFailed,
@@ -383,7 +384,7 @@ def resuming_text(resumed: JobResumed) -> str:
         text = f"{head}: {resumed.pending:,} pending"
         if resumed.in_flight:
             text += f", {resumed.in_flight:,} in flight at the crash to resend"
-    if resumed.opened.value == "found":
+    if resumed.opened is Opened.FOUND:
         text += (
             "; new=True starts afresh" if resumed.rows_name is not None else "; --new starts afresh"
         )
