@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from bulkimport.events import (
     ColumnsAdded,
@@ -358,6 +358,65 @@ def no_runner_text(state: JobState, last_seen_at: float) -> str:
         f"no runner: the process {doing} it ended without a word (killed?); last seen "
         f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(last_seen_at))}"
     )
+
+
+# --- errors a job raises --------------------------------------------------------------------
+
+
+def no_such_file(path: object) -> str:
+    return f"{path}: no such file"
+
+
+def is_a_directory(path: object) -> str:
+    return f"{path}: is a directory, not a CSV file"
+
+
+def unreadable(path: object, reason: str | None) -> str:
+    return f"{path}: cannot be read ({reason})"
+
+
+def file_changed(path: object, job: int) -> str:
+    """A file whose job started reading it is another file now."""
+    return (
+        f"{path}: the file changed since job {job} started reading it; start a new job with --new"
+    )
+
+
+def rows_not_staged(job: int, name: str | None, staged: int) -> str:
+    """``resume`` of a job of rows a program has not staged in full."""
+    return (
+        f"job {job} is rows {name!r} given by a program, {plural(staged, 'row')} of them staged "
+        "so far: load the same rows under the same name (Client.load_rows) to go on"
+    )
+
+
+def rows_from_a_program(job: int) -> str:
+    return f"job {job}: its rows are given by a program: Client.load_rows"
+
+
+def not_rows(kind: str) -> str:
+    return f"load_rows takes an iterable or an async iterable of mappings, not {kind}"
+
+
+def no_keys(name: str, *, any_rows: bool) -> str:
+    what = "no row has a key" if any_rows else "no rows were given"
+    return f"rows {name!r}: {what}; the keys of the rows name the columns"
+
+
+def fewer_rows(name: str, given: int, staged: int, job: int) -> str:
+    """Rows given again to go on staging, fewer than were staged."""
+    return (
+        f"rows {name!r}: {plural(given, 'row')} given, fewer than the {staged:,} job {job} has "
+        "staged; give the same rows again (or start afresh with new=True)"
+    )
+
+
+def no_job(location: str, *, unfinished: bool) -> str:
+    return f"no {'unfinished ' if unfinished else ''}job in {location}"
+
+
+def unknown_state(name: str, allowed: Iterable[str]) -> str:
+    return f"--state {name!r}: choose among {', '.join(sorted(allowed))}"
 
 
 # --- what a job says as it goes -------------------------------------------------------------

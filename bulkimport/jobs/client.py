@@ -25,6 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TextIO
 
+from bulkimport import messages
 from bulkimport.check import CheckOptions, CheckReport, check_file
 from bulkimport.errors import BulkImportError, ConfigError, DiskFull
 from bulkimport.events import (
@@ -206,7 +207,7 @@ class Client:
             else self.storage.jobs.latest(unfinished=True)
         )
         if found is None:
-            raise ConfigError(f"no unfinished job in {self.storage.location}")
+            raise ConfigError(messages.no_job(self.storage.location, unfinished=True))
         if found.is_open and not await self.storage.runner_alive():
             self._emit(await resumed(self.storage, found, Opened.RESUMED, chosen=job is None))
         return await self._run(job_id=found.id)
@@ -368,7 +369,7 @@ class Client:
         if job is None:
             latest = await self.storage.jobs.latest()
             if latest is None:
-                raise ConfigError(f"no job in {self.storage.location}")
+                raise ConfigError(messages.no_job(self.storage.location, unfinished=False))
             job = latest.id
         return await summarize(self.storage, job)
 

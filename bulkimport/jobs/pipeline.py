@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
+from bulkimport import messages
 from bulkimport.errors import ConfigError, InputError
 from bulkimport.events import (
     Emit,
@@ -40,7 +41,6 @@ from bulkimport.jobs.staging import RowsInput, end_reading, open_rows_job, stage
 from bulkimport.jobs.stops import stop_facts
 from bulkimport.jobs.summary import JobSummary, resumed, summarize
 from bulkimport.jobs.watcher import Watcher
-from bulkimport.messages import plural
 from bulkimport.reader import (
     FileFormat,
     InputKind,
@@ -129,13 +129,13 @@ def identify(path: Path) -> FileIdentity:
     """The file's identity, or an ``InputError`` saying why it cannot be read."""
     refuse_stdin(path)
     if not path.exists():
-        raise InputError(f"{path}: no such file")
+        raise InputError(messages.no_such_file(path))
     if path.is_dir():
-        raise InputError(f"{path}: is a directory, not a CSV file")
+        raise InputError(messages.is_a_directory(path))
     try:
         return FileIdentity.of(path)
     except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+        raise InputError(messages.unreadable(path, exc.strerror)) from None
 
 
 class StopSignal:
@@ -287,10 +287,7 @@ class JobRun:
             return job
         path = Path(job.file.path)
         if identify(path) != job.file:
-            raise InputError(
-                f"{path}: the file changed since job {job.id} started reading it; "
-                "start a new job with --new"
-            )
+            raise InputError(messages.file_changed(path, job.id))
         fmt = FileFormat.from_json(job.fmt_json)
         batches = read_batches(
             path,
@@ -551,11 +548,7 @@ async def run_pipeline(
             job = await run.open_named(job_id, send=send)
         if job.format.kind is InputKind.ROWS and not job.read_done and rows is None:
             # Before anything is sent: only the program that gives them can stage the rest.
-            raise ConfigError(
-                f"job {job.id} is rows {job.format.sheet!r} given by a program, "
-                f"{plural(job.read_offset, 'row')} of them staged so far: load the same "
-                "rows under the same name (Client.load_rows) to go on"
-            )
+            raise ConfigError(messages.rows_not_staged(job.id, job.format.sheet, job.read_offset))
         run.started(send=send)
         if send and retry_states:
             await run.reset(retry_states)

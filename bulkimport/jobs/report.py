@@ -35,6 +35,7 @@ from typing import NamedTuple, TextIO
 
 from bulkimport.errors import ConfigError, DiskFull
 from bulkimport.jobs.events import event
+from bulkimport.messages import unknown_state
 from bulkimport.portable import BINARY, NOFOLLOW
 from bulkimport.reader import InputKind
 from bulkimport.rows import FORMULA_STARTS, INERT_MARK, REPORT_COLUMNS, inert
@@ -64,7 +65,7 @@ def parse_states(items: Iterable[str]) -> frozenset[RowState]:
     allowed = {state.value: state for state in PROBLEM_STATES | UNKNOWN_STATES}
     unknown = [name for name in names if name not in allowed]
     if unknown:
-        raise ConfigError(f"--state {unknown[0]!r}: choose among {', '.join(sorted(allowed))}")
+        raise ConfigError(unknown_state(unknown[0], allowed))
     return frozenset(allowed[name] for name in names)
 
 

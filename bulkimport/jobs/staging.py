@@ -21,6 +21,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
+from bulkimport import messages
 from bulkimport.errors import ConfigError, InputError
 from bulkimport.events import (
     ColumnsAdded,
@@ -32,7 +33,7 @@ from bulkimport.events import (
     Step,
     StopFacts,
 )
-from bulkimport.jobs.summary import plural, resumed
+from bulkimport.jobs.summary import resumed
 from bulkimport.reader import MappingRows, ReaderOptions, as_mapping, rows_format, rows_identity
 from bulkimport.rows import Batch
 from bulkimport.send import Feed
@@ -60,10 +61,7 @@ class _Pull:
         elif isinstance(rows, Iterable) and not isinstance(rows, str | bytes | Mapping):
             self._sync = iter(rows)
         else:
-            raise ConfigError(
-                f"load_rows takes an iterable or an async iterable of mappings, "
-                f"not {type(rows).__name__}"
-            )
+            raise ConfigError(messages.not_rows(type(rows).__name__))
 
     async def chunk(self, size: int) -> list[Any]:
         """Up to ``size`` rows; fewer only at their end."""
@@ -122,10 +120,7 @@ class RowsInput:
                     return checked, item
             more = await self.pull.chunk(1)
             if not more:
-                what = "no row has a key" if self._first else "no rows were given"
-                raise InputError(
-                    f"rows {self.name!r}: {what}; the keys of the rows name the columns"
-                )
+                raise InputError(messages.no_keys(self.name, any_rows=bool(self._first)))
             self._first.extend(more)
 
     async def chunk(self, size: int) -> list[Any]:
@@ -177,7 +172,7 @@ async def stage_rows(
     ``interrupted``. Raises ``ConfigError`` without ``rows`` (a resume from the command
     line): only the program that gives the rows can go on staging them."""
     if rows is None:
-        raise ConfigError(f"job {job.id}: its rows are given by a program: Client.load_rows")
+        raise ConfigError(messages.rows_from_a_program(job.id))
     make = MappingRows(job.format, rows.options)
     total = job.total_rows
     emit(ReadProgress(job.id, Step.START, job.read_offset, 0, 0))
@@ -186,11 +181,7 @@ async def stage_rows(
     try:
         passed = await rows.pull.skip(job.read_offset) if job.read_offset else 0
         if passed < job.read_offset:
-            raise InputError(
-                f"rows {rows.name!r}: {plural(passed, 'row')} given, fewer than the "
-                f"{job.read_offset:,} job {job.id} has staged; give the same rows again "
-                "(or start afresh with new=True)"
-            )
+            raise InputError(messages.fewer_rows(rows.name, passed, job.read_offset, job.id))
         number = job.read_offset + 1
         while not halt.is_set():
             items = await rows.chunk(STAGE_BATCH_ROWS)
