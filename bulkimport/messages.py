@@ -419,6 +419,46 @@ def unknown_state(name: str, allowed: Iterable[str]) -> str:
     return f"--state {name!r}: choose among {', '.join(sorted(allowed))}"
 
 
+def report_refused(option: str, path: object, problem: str) -> str:
+    """A report that cannot be written where ``option`` says."""
+    return f"{option} {path}: {problem}"
+
+
+def report_is_a_directory() -> str:
+    return "is a directory; give a file name"
+
+
+def report_folder_missing(folder: object) -> str:
+    return f"directory {folder} does not exist"
+
+
+def report_cannot_write(reason: str | None) -> str:
+    return f"cannot write there ({reason})"
+
+
+def report_held(path: object, reason: str) -> str:
+    """A report another program holds open (Excel locks the file it shows) or read-only."""
+    return (
+        f"cannot replace or remove the report {path} ({reason}): is it open in another "
+        "program, such as Excel? Close it there"
+    )
+
+
+def report_unwritten(path: object, reason: str | None, *, disk_full: bool = False) -> str:
+    text = f"cannot write the report {path} ({reason})"
+    return f"{text}: the disk is full" if disk_full else text
+
+
+def report_moved(what: str, target: object) -> str:
+    """Why a job's earlier report is discarded."""
+    return f"the job's {what} is now {target}"
+
+
+def cells_missing(count: int) -> str:
+    """A report row's note for a line shorter than the header."""
+    return f"({count} cell{'s' if count != 1 else ''} missing)"
+
+
 # --- what a job says as it goes -------------------------------------------------------------
 
 
