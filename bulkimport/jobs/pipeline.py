@@ -1,7 +1,9 @@
 """One job from start to end: find or create it, read the file into it, send it, sum it up.
 
-The command line builds the settings and calls these; library users may too. Every step
-is resumable: reading continues from the committed byte offset, sending from the queue.
+``JobRun`` is one run of one job, its steps as methods; ``run_pipeline`` puts them in
+order for the ``Client``. Every step is resumable: reading continues from the committed
+byte offset, sending from the queue. What a run does and learns is emitted as typed events
+(``bulkimport.events``); a stop is kept with the job as ``StopFacts``.
 """
 
 from __future__ import annotations
