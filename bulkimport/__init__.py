@@ -80,6 +80,7 @@ _EXPORTS = {
     "SkippedUnchanged": "bulkimport.events",
     "Superseded": "bulkimport.events",
     "Pruned": "bulkimport.events",
+    "Forgot": "bulkimport.events",
     "OutageBegan": "bulkimport.events",
     "ProbeFailed": "bulkimport.events",
     "ServerBack": "bulkimport.events",
@@ -107,6 +108,7 @@ __all__ = [
     "DupWay",
     "Event",
     "ExitCode",
+    "Forgot",
     "Forgotten",
     "ImportOptions",
     "InputError",
@@ -190,6 +192,7 @@ if TYPE_CHECKING:
     from bulkimport.events import (
         ColumnsAdded,
         Event,
+        Forgot,
         JobOpened,
         JobResumed,
         JobStopped,

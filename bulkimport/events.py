@@ -172,6 +172,17 @@ class Pruned:
 
 
 @dataclass(frozen=True)
+class Forgot:
+    """A customer was erased: ``rows`` of ``jobs``, their ``latest_records``, and
+    ``reports`` written anew without them."""
+
+    rows: int
+    jobs: tuple[int, ...]
+    latest_records: int
+    reports: int
+
+
+@dataclass(frozen=True)
 class OutageBegan:
     """No answer across the board since ``since``: sending paused, probing."""
 
@@ -387,6 +398,7 @@ Event = (
     | SkippedUnchanged
     | Superseded
     | Pruned
+    | Forgot
     | OutageBegan
     | ProbeFailed
     | ServerBack

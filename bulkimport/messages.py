@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from bulkimport.events import (
     ColumnsAdded,
     Event,
+    Forgot,
     JobOpened,
     JobResumed,
     JobStopped,
@@ -606,6 +607,12 @@ def logged(event: Event) -> str | None:
         return f"job {event.job} superseded by job {event.by}"
     if isinstance(event, Pruned):
         return pruned_text(event)
+    if isinstance(event, Forgot):
+        return (
+            f"forgot a customer: {plural(event.rows, 'row')} from jobs "
+            f"{', '.join(map(str, event.jobs)) or 'none'}, "
+            f"{plural(event.latest_records, 'latest record')}"
+        )
     if isinstance(event, ColumnsAdded):
         first = event.first_rows
         return (

@@ -26,6 +26,7 @@ from typing import Any
 from bulkimport.events import (
     ColumnsAdded,
     Event,
+    Forgot,
     JobStopped,
     OutageBegan,
     Pruned,
@@ -165,6 +166,10 @@ def _record(event: Event) -> tuple[int, str, bool, dict[str, Any]] | None:
             True,
             {"jobs": list(event.jobs), "reports": event.reports, "before": event.before},
         )
+    if isinstance(event, Forgot):
+        fields = _fields(event)
+        fields["jobs"] = list(event.jobs)
+        return info, "forget", True, fields
     if isinstance(event, ColumnsAdded):
         return info, "columns", True, {"job": event.job, "added": dict(event.first_rows)}
     if isinstance(event, RenameUnused):

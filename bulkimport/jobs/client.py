@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 import time
 from collections.abc import Callable, Collection
@@ -31,6 +30,7 @@ from bulkimport.errors import BulkImportError, ConfigError, DiskFull
 from bulkimport.events import (
     Emit,
     Event,
+    Forgot,
     JobStopped,
     Opened,
     Pruned,
@@ -39,7 +39,6 @@ from bulkimport.events import (
     Superseded,
 )
 from bulkimport.jobs.customers import customer_field
-from bulkimport.jobs.events import event
 from bulkimport.jobs.pipeline import (
     StopSignal,
     TransportFactory,
@@ -61,14 +60,12 @@ from bulkimport.jobs.report import (
     write_rows,
 )
 from bulkimport.jobs.staging import RowsInput, RowSource
-from bulkimport.jobs.summary import JobSummary, plural, resumed, summarize
+from bulkimport.jobs.summary import JobSummary, resumed, summarize
 from bulkimport.rows import FileIdentity
 from bulkimport.settings import ReadSettings, SendSettings, Settings, Target, shown_target
 from bulkimport.states import JobState, RowState, StopCause
 from bulkimport.storage import Forgotten, Job, RemoteImport, Storage
 from bulkimport.storage.sqlite import SqliteStorage
-
-log = logging.getLogger("bulkimport")
 
 DEFAULT_DB = "bulkimport.db"
 
@@ -346,14 +343,7 @@ class Client:
                 elif job.unknown_report_path is not None:
                     await place_unknown_report(self.storage, job, Path(job.unknown_report_path))
                     reports += 1
-        log.info(
-            "forgot a customer: %s from jobs %s, %s",
-            plural(forgotten.rows, "row"),
-            ", ".join(map(str, forgotten.jobs)) or "none",
-            plural(forgotten.latest_records, "latest record"),
-            extra=event("forget", file_only=True, rows=forgotten.rows, jobs=list(forgotten.jobs),
-                        latest_records=forgotten.latest_records, reports=reports),
-        )  # fmt: skip
+        self._emit(Forgot(forgotten.rows, tuple(forgotten.jobs), forgotten.latest_records, reports))
         return dataclasses.replace(forgotten, reports=reports)
 
     async def compact(self) -> int:
