@@ -34,29 +34,31 @@ def test_everything_exported_is_importable() -> None:
         bulkimport.Queue  # noqa: B018
 
 
-def example_code() -> str:
+def example_code(marker: str = "async def main") -> str:
+    """The one block of docs/library.md that holds ``marker``."""
     blocks = re.findall(r"```python\n(.*?)```", LIBRARY_DOC.read_text(encoding="utf-8"), re.S)
-    [example] = [block for block in blocks if "async def main" in block]
+    [example] = [block for block in blocks if marker in block]
     return example
+
+
+async def run_example(code: str, cwd: Path, sandbox: SandboxHandle, password: str) -> list[str]:
+    """Run a documented example as a program against ``sandbox``: the lines it prints."""
+    (cwd / "example.py").write_text(code, encoding="utf-8")
+    env = base_env(CC_URL=sandbox.url, CC_PASSWORD=password)
+    process = await start_process(
+        sys.executable, "example.py", cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    return out.decode().splitlines()
 
 
 async def test_the_documented_example_loads_a_file_into_the_sandbox(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:
     write_csv(tmp_path / "leads.csv", ["name,phone1", "张三,13800000001", "李四,13800000002"])
-    (tmp_path / "example.py").write_text(example_code(), encoding="utf-8")
-    env = base_env(CC_URL=sandbox.url, CC_PASSWORD="secret")
-    process = await start_process(
-        sys.executable,
-        "example.py",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    lines = out.decode().splitlines()
+    lines = await run_example(example_code(), tmp_path, sandbox, "secret")
     assert "job 1: reading done (2 rows)" in lines
     assert "job 1: sending done (2 rows)" in lines
     assert "job 1 finished: 2 done" in lines
@@ -64,7 +66,7 @@ async def test_the_documented_example_loads_a_file_into_the_sandbox(
     # The job is the command line's too: `status` reads it from the same database.
     status = await start_process(
         sys.executable, "-m", "bulkimport", "status", "--json", "--db", "leads.db",
-        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE,
+        cwd=tmp_path, env=base_env(), stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     summary = json.loads((await status.communicate())[0])
     assert (summary["job"], summary["state"], summary["counts"]["done"]) == (2, "finished", 1)
@@ -166,25 +168,11 @@ async def test_a_wait_for_the_send_window_comes_as_a_typed_event(
     assert (summary.state, summary.counts[RowState.PENDING]) == (JobState.INTERRUPTED, 5)
 
 
-def events_example() -> str:
-    blocks = re.findall(r"```python\n(.*?)```", LIBRARY_DOC.read_text(encoding="utf-8"), re.S)
-    [example] = [block for block in blocks if "on_event=on_event" in block]
-    return example
-
-
 async def test_the_documented_events_example_tells_a_stop_from_its_facts(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:
     write_csv(tmp_path / "leads.csv", ["name,phone1", "张三,13800000001"])
-    (tmp_path / "example.py").write_text(events_example(), encoding="utf-8")
-    env = base_env(CC_URL=sandbox.url, CC_PASSWORD="wrong")
-    process = await start_process(
-        sys.executable, "example.py", cwd=tmp_path, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    lines = out.decode().splitlines()
+    lines = await run_example(example_code("on_event=on_event"), tmp_path, sandbox, "wrong")
     assert lines[0] == "job 1 stopped: fatal BackMsg_63 (fix: password)"
     assert lines[1].startswith("job 1 stopped: the server refused the job: BackMsg_63")
     assert "check the password in" in lines[1]
