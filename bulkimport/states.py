@@ -136,3 +136,4 @@ class StopCause(StrEnum):
     OUTAGE = "outage"  # the server was unreachable for longer than --max-outage (exit 75)
     READING = "reading"  # reading the file failed midway while sending (interrupted)
     WINDOW = "window"  # the send window (--window) closed (interrupted, exit 75)
+    DISK_FULL = "disk-full"  # no room left on the queue's disk (interrupted)

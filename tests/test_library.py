@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import json
 import re
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import bulkimport
-from bulkimport import Client, JobState, RowState, SendSettings, Target
-from bulkimport.sandbox import SandboxHandle
-from tests.helpers import ROOT, base_env, start_process, write_csv
+from bulkimport import Client, JobState, RowState, SendSettings, SendWindow, Target
+from bulkimport.sandbox import Faults, SandboxHandle
+from bulkimport.sandbox.faults import Outage
+from tests.helpers import HEADER, ROOT, base_env, good_rows, start_process, write_csv
 
 LIBRARY_DOC = ROOT / "docs" / "library.md"
+
+
+def target_of(sandbox: SandboxHandle) -> Target:
+    return Target(url=sandbox.url, org="demo", user="admin", password="secret", campaign="1")
 
 
 def test_everything_exported_is_importable() -> None:
@@ -27,29 +34,31 @@ def test_everything_exported_is_importable() -> None:
         bulkimport.Queue  # noqa: B018
 
 
-def example_code() -> str:
+def example_code(marker: str = "async def main") -> str:
+    """The one block of docs/library.md that holds ``marker``."""
     blocks = re.findall(r"```python\n(.*?)```", LIBRARY_DOC.read_text(encoding="utf-8"), re.S)
-    [example] = [block for block in blocks if "async def main" in block]
+    [example] = [block for block in blocks if marker in block]
     return example
+
+
+async def run_example(code: str, cwd: Path, sandbox: SandboxHandle, password: str) -> list[str]:
+    """Run a documented example as a program against ``sandbox``: the lines it prints."""
+    (cwd / "example.py").write_text(code, encoding="utf-8")
+    env = base_env(CC_URL=sandbox.url, CC_PASSWORD=password)
+    process = await start_process(
+        sys.executable, "example.py", cwd=cwd, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    return out.decode().splitlines()
 
 
 async def test_the_documented_example_loads_a_file_into_the_sandbox(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:
     write_csv(tmp_path / "leads.csv", ["name,phone1", "张三,13800000001", "李四,13800000002"])
-    (tmp_path / "example.py").write_text(example_code(), encoding="utf-8")
-    env = base_env(CC_URL=sandbox.url, CC_PASSWORD="secret")
-    process = await start_process(
-        sys.executable,
-        "example.py",
-        cwd=tmp_path,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    lines = out.decode().splitlines()
+    lines = await run_example(example_code(), tmp_path, sandbox, "secret")
     assert "job 1: reading done (2 rows)" in lines
     assert "job 1: sending done (2 rows)" in lines
     assert "job 1 finished: 2 done" in lines
@@ -57,7 +66,7 @@ async def test_the_documented_example_loads_a_file_into_the_sandbox(
     # The job is the command line's too: `status` reads it from the same database.
     status = await start_process(
         sys.executable, "-m", "bulkimport", "status", "--json", "--db", "leads.db",
-        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE,
+        cwd=tmp_path, env=base_env(), stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     summary = json.loads((await status.communicate())[0])
     assert (summary["job"], summary["state"], summary["counts"]["done"]) == (2, "finished", 1)
@@ -90,3 +99,80 @@ def test_every_send_setting_is_documented() -> None:
     text = LIBRARY_DOC.read_text(encoding="utf-8")
     missing = [f.name for f in dataclasses.fields(SendSettings) if f"`{f.name}`" not in text]
     assert missing == []
+
+
+async def test_an_outage_and_the_stop_it_causes_come_as_typed_events(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    # The server answers the first calls, then goes down (the sandbox's fault switch, as a
+    # restart behind nginx looks): the program learns it from events, never from text.
+    write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(300)])
+    heard: list[bulkimport.Event] = []
+
+    def hear(event: bulkimport.Event) -> None:
+        heard.append(event)
+        if isinstance(event, bulkimport.SendProgress) and event.counts.done:
+            sandbox.set_faults(Faults(outage=Outage.BAD_GATEWAY))
+
+    send = SendSettings(rate_per_s=100, max_outage_s=1.0)
+    async with Client(target_of(sandbox), db=tmp_path / "q.db", send=send, on_event=hear) as c:
+        summary = await c.load_csv(tmp_path / "leads.csv")
+    began = [e for e in heard if isinstance(e, bulkimport.OutageBegan)]
+    assert len(began) == 1 and began[0].job == summary.job
+    assert began[0].outcome is not None and began[0].outcome.status == 502
+    assert not began[0].proxy
+    [stopped] = [e for e in heard if isinstance(e, bulkimport.JobStopped)]
+    facts = stopped.facts
+    assert (stopped.state, facts.cause) == (JobState.INTERRUPTED, bulkimport.StopCause.OUTAGE)
+    assert (facts.outage_since, facts.setting, facts.status) == (
+        began[0].since,
+        "max_outage_s",
+        502,
+    )
+    assert facts.answered > 0
+    # The summary carries the same facts, and its message is made from them.
+    assert summary.stop == facts
+    assert summary.exit_code is bulkimport.ExitCode.TRY_LATER
+    assert summary.message is not None and "--max-outage 1s" in summary.message
+
+
+async def test_a_wait_for_the_send_window_comes_as_a_typed_event(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    # A window that opens in five minutes, whatever the hour: closed now.
+    opens = datetime.datetime.now() + datetime.timedelta(minutes=5)
+    closes = opens + datetime.timedelta(minutes=1)
+    window = SendWindow.parse(f"{opens:%H:%M}-{closes:%H:%M}")
+    write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(5)])
+    heard: list[bulkimport.Event] = []
+    clients: list[Client] = []
+
+    def stop_when_waiting(event: bulkimport.Event) -> None:
+        heard.append(event)
+        if isinstance(event, bulkimport.WindowWait):
+            clients[0].stop()
+
+    send = SendSettings(rate_per_s=0, window=window)
+    client = Client(target_of(sandbox), db=tmp_path / "q.db", send=send, on_event=stop_when_waiting)
+    clients.append(client)
+    async with client:
+        summary = await client.load_csv(tmp_path / "leads.csv")
+    [wait] = [e for e in heard if isinstance(e, bulkimport.WindowWait)]
+    assert (wait.job, wait.window) == (summary.job, str(window))
+    assert time.time() < wait.opens_at < time.time() + 6 * 60
+    assert f"{datetime.datetime.fromtimestamp(wait.opens_at):%H:%M}" == f"{opens:%H:%M}"
+    [requested] = [e for e in heard if isinstance(e, bulkimport.StopRequested)]
+    assert (requested.job, requested.signal) == (summary.job, None)
+    [stopped] = [e for e in heard if isinstance(e, bulkimport.JobStopped)]
+    assert stopped.facts.cause is bulkimport.StopCause.SIGNAL
+    assert (summary.state, summary.counts[RowState.PENDING]) == (JobState.INTERRUPTED, 5)
+
+
+async def test_the_documented_events_example_tells_a_stop_from_its_facts(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    write_csv(tmp_path / "leads.csv", ["name,phone1", "张三,13800000001"])
+    lines = await run_example(example_code("on_event=on_event"), tmp_path, sandbox, "wrong")
+    assert lines[0] == "job 1 stopped: fatal BackMsg_63 (fix: password)"
+    assert lines[1].startswith("job 1 stopped: the server refused the job: BackMsg_63")
+    assert "check the password in" in lines[1]

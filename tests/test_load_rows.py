@@ -19,7 +19,9 @@ import pytest
 from bulkimport import (
     Client,
     ConfigError,
+    Event,
     InputError,
+    JobOpened,
     JobState,
     ProgressEvent,
     ReadSettings,
@@ -90,10 +92,10 @@ async def test_rows_from_a_list_of_dicts_reach_the_server_as_given(
         {"name": "钱七", "Mobile": "1.38E+10"},  # digits lost, as Excel loses them
         {"name": "孙八", "Mobile": "13800000008"},
     ]
-    said: list[str] = []
+    heard: list[Event] = []
     read = ReadSettings(rename=(("Mobile", "phone1"), ("name", "customername")))
     async with Client(
-        target_of(sandbox), db=tmp_path / "q.db", send=FAST, read=read, say=said.append
+        target_of(sandbox), db=tmp_path / "q.db", send=FAST, read=read, on_event=heard.append
     ) as client:
         summary = await client.load_rows(rows, name="crm-contacts")
         assert summary.state is JobState.FINISHED
@@ -108,7 +110,9 @@ async def test_rows_from_a_list_of_dicts_reach_the_server_as_given(
     assert report[0] == ["name", "Mobile", "city", "note", "email", *REPORT_COLUMNS]
     assert report[1][:-2] == ["钱七", "1.38E+10", "", "", "", "", "6", "invalid"]
     assert report[1][-2] == "phone-digits-lost"
-    assert said[0] == "job 1: rows 'crm-contacts' (4 columns)"
+    opened = heard[0]
+    assert isinstance(opened, JobOpened)
+    assert (opened.job, opened.rows_name, opened.columns) == (1, "crm-contacts", 4)
     server = await held(sandbox)
     assert server == {
         "13800000001": {"customername": "张三", "phone1": "13800000001", "city": "北京"},

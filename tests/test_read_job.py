@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from bulkimport.events import Event, ReadProgress, Step
 from bulkimport.jobs.pipeline import StopSignal, read_job
-from bulkimport.jobs.progress import LoggedProgress
 from bulkimport.reader import ReaderOptions, sniff_format
 from bulkimport.rows import FileIdentity
 from bulkimport.states import Allow, JobState, RowState
@@ -19,16 +19,15 @@ from tests.helpers import job_target
 ROWS = 12_000  # a bit more than two ingest batches of 5,000
 
 
-class StopAfterFirstBatch(LoggedProgress):
+class StopAfterFirstBatch:
     """Presses Ctrl-C as soon as the first batch is committed."""
 
     def __init__(self, stop: StopSignal) -> None:
-        super().__init__()
         self.stop = stop
 
-    def reading(self, offset: int, total_bytes: int, rows: int) -> None:
-        super().reading(offset, total_bytes, rows)
-        if not self.stop.requested:
+    def __call__(self, event: Event) -> None:
+        committed = isinstance(event, ReadProgress) and event.step is Step.GOING
+        if committed and not self.stop.requested:
             self.stop.request()
 
 
@@ -53,13 +52,13 @@ async def test_stop_while_reading_then_resume(queue: SqliteStorage, tmp_path: Pa
     job = await queue.jobs.create(FileIdentity.of(path), job_target(), {}, fmt.to_json())
 
     stop = StopSignal()
-    stopped = await read_job(queue, job, StopAfterFirstBatch(stop), stop)
+    stopped = await read_job(queue, job, stop, emit=StopAfterFirstBatch(stop))
     assert stopped.state is JobState.INTERRUPTED
     # The batch being parsed when the stop came was committed too, and no more.
     assert 0 < stopped.total_rows < ROWS
     assert stopped.total_rows % 5000 == 0
 
-    resumed = await read_job(queue, stopped, LoggedProgress(), StopSignal())
+    resumed = await read_job(queue, stopped, StopSignal())
     assert resumed.state is JobState.READY
     assert resumed.total_rows == ROWS
     assert (await queue.reports.counts(job.id))[RowState.PENDING] == ROWS

@@ -4,8 +4,10 @@ processed)."""
 
 from __future__ import annotations
 
-from bulkimport.jobs.reasons import never_reached, stop_reason, untouched
-from bulkimport.protocol import Trouble, classify_http, classify_trouble
+from bulkimport.events import StopFacts
+from bulkimport.jobs.stops import stop_facts
+from bulkimport.messages import never_reached, stop_text, untouched
+from bulkimport.protocol import Outcome, Trouble, classify_http, classify_trouble
 from bulkimport.send import SendCounts, SendEnd, SendResult
 from bulkimport.settings import Settings, Target
 from bulkimport.states import StopCause
@@ -21,9 +23,23 @@ PAGE = classify_http(200, "<html><title>Welcome to our site</title></html>")
 REFUSED = classify_trouble(Trouble.REFUSED, "Connection refused")
 
 
+def facts(
+    outcome: Outcome, counts: SendCounts, cause: StopCause = StopCause.NEVER_REACHED
+) -> StopFacts:
+    result = SendResult(SendEnd.STOPPED, counts, 0, cause, outcome)
+    return stop_facts(cause, result, Settings(target=TARGET), TARGET)
+
+
+def stop_reason(cause: StopCause, result: SendResult, settings: Settings) -> str:
+    """The line said for a stop, made from its facts after a round trip through JSON (as
+    the job keeps them)."""
+    kept = stop_facts(cause, result, settings, settings.target)
+    return stop_text(StopFacts.from_json(kept.to_json()))
+
+
 def test_nothing_answered_nor_maybe_processed_is_said_so() -> None:
     assert untouched(SendCounts(sent=3)) == "no row was sent or used an attempt"
-    line = never_reached(REFUSED, TARGET, SendCounts(sent=3))
+    line = never_reached(REFUSED, facts(REFUSED, SendCounts(sent=3)))
     assert line.endswith("check --url (no row was sent or used an attempt)"), line
 
 
@@ -35,7 +51,7 @@ def test_calls_answered_or_maybe_processed_are_counted_never_denied() -> None:
         "1 call was answered; 4 may have been processed (no answer); "
         "2 got a page instead of an answer and may have been processed"
     )
-    line = never_reached(PAGE, TARGET, counts)
+    line = never_reached(PAGE, facts(PAGE, counts))
     assert "Welcome to our site" in line and line.endswith(f"check --url ({text})"), line
 
 

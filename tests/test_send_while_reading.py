@@ -165,11 +165,16 @@ async def test_a_reading_failure_stops_sending_and_both_resume(
     async with client(tmp_path, transport) as loader:
         with pytest.raises(OSError, match="Input/output error"):
             await loader.load_csv(path)
+        # Kept as facts (no sentence stored), told in words when shown.
+        shown = await loader.status()
     [(state, cause, message, read_done, total)] = query(
         db, "SELECT state, stop_cause, message, read_done, total_rows FROM jobs"
     )
-    assert (state, cause, read_done, total) == ("interrupted", "reading", 0, 10_000)
-    assert "Input/output error" in message
+    assert (state, cause, message) == ("interrupted", "reading", None)
+    assert (read_done, total) == (0, 10_000)
+    assert shown.stop is not None and shown.stop.error is not None
+    assert "Input/output error" in shown.stop.error
+    assert shown.message is not None and "Input/output error" in shown.message
     # What was read and sent is recorded; nothing is left in flight.
     [(in_flight,)] = query(db, "SELECT COUNT(*) FROM rows WHERE state = 'in_flight'")
     assert in_flight == 0

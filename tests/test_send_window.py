@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from bulkimport.errors import ExitCode, WindowClosed
-from bulkimport.jobs.reasons import window_reason
 from bulkimport.jobs.summary import JobSummary
+from bulkimport.messages import window_reason
 from bulkimport.protocol import Outcome, classify_answer, format_answer, parse_answer
 from bulkimport.rows import FileIdentity, NewRow
 from bulkimport.send import Dispatcher, SendEnd, Transport, Watch, WatchEvent

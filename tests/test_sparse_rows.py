@@ -19,9 +19,12 @@ import pytest
 
 from bulkimport import (
     Client,
+    ColumnsAdded,
+    Event,
     JobState,
     ProgressEvent,
     ReadSettings,
+    RenameUnused,
     RowState,
     SendSettings,
     Target,
@@ -327,18 +330,19 @@ async def test_leading_rows_with_no_key_are_blank_and_the_first_with_one_names_c
     assert set(await held(sandbox)) == {"13800000001", "138000002"}
 
 
-async def test_a_rename_of_a_key_no_row_had_is_a_warning_once_the_rows_end(
-    tmp_path: Path, sandbox: SandboxHandle, caplog: pytest.LogCaptureFixture
+async def test_a_rename_of_a_key_no_row_had_is_told_once_the_rows_end(
+    tmp_path: Path, sandbox: SandboxHandle
 ) -> None:
     # Up front it cannot be told from a key later rows bring; at the end, it is a typo.
     read = ReadSettings(rename=(("Emial", "email"), ("Mobile", "phone1")))
     rows = [{"customername": "张三", "phone1": "13800000001"}, {"customername": "李四",
              "Mobile": "13800000002"}]  # fmt: skip
-    with caplog.at_level("INFO", logger="bulkimport"):
-        async with Client(target_of(sandbox), db=tmp_path / "q.db", send=FAST, read=read) as c:
-            summary = await c.load_rows(rows, name="crm")
+    heard: list[Event] = []
+    async with Client(
+        target_of(sandbox), db=tmp_path / "q.db", send=FAST, read=read, on_event=heard.append
+    ) as c:
+        summary = await c.load_rows(rows, name="crm")
     assert summary.counts[RowState.INVALID] == 1  # Mobile is phone1, which phone1 is already
-    messages = [record.getMessage() for record in caplog.records]
-    assert "job 1: 1 new column from row 2 on: Mobile (row 2)" in messages
-    assert "job 1: rename names key 'Emial', which no row had" in messages
-    assert "job 1: rename names key 'Mobile', which no row had" not in messages
+    added = [e.first_rows for e in heard if isinstance(e, ColumnsAdded)]
+    assert added == [{"Mobile": 2}]
+    assert [e.key for e in heard if isinstance(e, RenameUnused)] == ["Emial"]

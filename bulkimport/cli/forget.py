@@ -16,6 +16,7 @@ from bulkimport.cli.base import (
     open_queue,
     run_async,
 )
+from bulkimport.cli.joblog import log_event
 from bulkimport.errors import ExitCode
 from bulkimport.jobs.client import Client
 from bulkimport.jobs.summary import plural
@@ -56,7 +57,7 @@ def forget(
     async def main() -> Forgotten:
         async with (
             open_queue(where.db, create=False) as storage,
-            Client(storage=storage) as client,
+            Client(storage=storage, on_event=log_event) as client,
         ):
             return await client.forget(key)
 

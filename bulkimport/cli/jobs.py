@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
@@ -27,12 +28,15 @@ from bulkimport.cli.base import (
     show_bars,
     try_later_runs_text,
 )
-from bulkimport.cli.progress import progress_for
+from bulkimport.cli.joblog import log_event
+from bulkimport.cli.progress import all_of, progress_for
 from bulkimport.cli.remote import shown_remote
 from bulkimport.errors import ConfigError, DiskFull, ExitCode
+from bulkimport.events import Event
 from bulkimport.jobs.client import Client
-from bulkimport.jobs.summary import JobSummary, summarize
-from bulkimport.jobs.watcher import outage_text, window_wait_text
+from bulkimport.jobs.summary import JobSummary, RowError, summarize
+from bulkimport.messages import outage_text, said, window_wait_text
+from bulkimport.portable import on_stop_signals
 from bulkimport.settings import mask_url
 from bulkimport.states import JobState, RowState
 from bulkimport.storage import Job, RemoteImport, Storage
@@ -76,6 +80,12 @@ def run_job_command(
         if not quiet:
             click.echo(text, err=True)
 
+    def tell(event: Event) -> None:
+        """What a person is told of an event (the log and the bars have theirs)."""
+        text = said(event)
+        if text is not None:
+            say(text)
+
     async def main() -> JobSummary | _NothingToDo:
         # resume and retry need a database that exists: a wrong --db is an error, not a new
         # empty database.
@@ -101,18 +111,22 @@ def run_job_command(
                 bars = show_bars(quiet, as_json)
                 configure_logging(quiet, settings, bars=bars)
                 if send:
-                    target = settings.require_target()
-                    settings = replace(
-                        settings, target=target.with_password(password_for(settings))
-                    )
+                    # Complete: load_settings checked it (and the Client checks it once more).
+                    password = password_for(settings)
+                    settings = replace(settings, target=settings.target.with_password(password))
+                progress = progress_for(bars=bars, interval_s=settings.output.log_interval_s)
                 client = Client(
                     settings=settings,
                     storage=storage,
-                    progress=progress_for(bars=bars, interval_s=settings.output.log_interval_s),
-                    say=say,
-                    handle_signals=True,
+                    on_event=all_of([tell, log_event, progress]),
                 )
-                async with client:
+
+                def stop(signum: int) -> None:
+                    # Ctrl-C or SIGTERM: a clean stop; a second one quits at once.
+                    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+                    client.stop(name)
+
+                async with client, _signals(stop):
                     if path is not None:
                         if send:
                             return await client.load_csv(path, new=new)
@@ -140,6 +154,12 @@ def run_job_command(
             click.echo(summary.line)
         return ExitCode.OK
     return finish(summary, as_json=as_json, quiet=quiet, where=where)
+
+
+@contextlib.asynccontextmanager
+async def _signals(stop: Callable[[int], None]) -> AsyncIterator[None]:
+    with on_stop_signals(stop):
+        yield
 
 
 @dataclass(frozen=True)
@@ -356,14 +376,14 @@ def status(
     if summary.last_errors:
         click.echo("  last errors:")
         for error in summary.last_errors:
-            click.echo(f"    line {error['line']}: {error['state']} {_error_text(error)}".rstrip())
+            click.echo(f"    line {error.line}: {error.state} {_error_text(error)}".rstrip())
     return ExitCode.OK
 
 
-def _error_text(error: dict[str, Any]) -> str:
+def _error_text(error: RowError) -> str:
     """A row's code and message, the code once (``BackMsg_76 phone1``, not ``BackMsg_76
     BackMsg_76 phone1``)."""
-    code, detail = error["code"] or "", error["message"] or ""
+    code, detail = error.code or "", error.message or ""
     if not code or detail == code or detail.startswith(f"{code} "):
         return detail or code
     return f"{code} {detail}".strip()

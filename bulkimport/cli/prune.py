@@ -17,6 +17,7 @@ from bulkimport.cli.base import (
     open_queue,
     run_async,
 )
+from bulkimport.cli.joblog import log_event
 from bulkimport.errors import ConfigError, ExitCode
 from bulkimport.jobs.client import Client
 from bulkimport.settings import parse_duration
@@ -75,7 +76,7 @@ def prune(
     async def main() -> tuple[list[Job], int]:
         async with (
             open_queue(where.db, create=False) as storage,
-            Client(storage=storage) as client,
+            Client(storage=storage, on_event=log_event) as client,
         ):
             pruned = await client.prune(older_than_s)
             freed = await client.compact() if pruned and not no_compact else 0

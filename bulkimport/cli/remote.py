@@ -24,7 +24,7 @@ from bulkimport.cli.base import (
 from bulkimport.errors import ExitCode
 from bulkimport.jobs.events import event
 from bulkimport.jobs.pipeline import log_exposure, log_route
-from bulkimport.jobs.reasons import wrong_method
+from bulkimport.messages import wrong_method
 from bulkimport.protocol import Outcome, Trouble, describe_code
 from bulkimport.send import PROXY_ADVICE, certificate_advice, open_session
 from bulkimport.send.remote import (
@@ -128,7 +128,7 @@ def remote(
 async def _submit(
     db: Path, settings: Settings, password: str, request: RemoteRequest
 ) -> tuple[RemoteImport, RemoteResult]:
-    target = settings.require_target()
+    target = settings.target  # complete: load_settings checked it
     send = settings.send
     # Opened first: a database that cannot be used is an error before anything is asked.
     async with open_queue(db) as queue:

@@ -8,15 +8,15 @@
 
 One client holds one storage (a queue database, opened on entry) and one target. It reads
 and sends through the same steps as the command line, which is built on it: the same job
-resumes from either. Progress reaches the caller as ``ProgressEvent`` values
-(``on_progress``), never a terminal bar; messages for a person go to ``say``.
+resumes from either. What a job does and learns reaches the caller as typed events
+(``on_event``: ``bulkimport.events``, never a sentence to parse); ``on_progress`` is the
+older, narrower callback that hears only how far reading and sending are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import os
 import time
 from collections.abc import Callable, Collection
@@ -24,10 +24,21 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self, TextIO
 
+from bulkimport import messages
 from bulkimport.check import CheckOptions, CheckReport, check_file
 from bulkimport.errors import BulkImportError, ConfigError, DiskFull
+from bulkimport.events import (
+    Emit,
+    Event,
+    Forgot,
+    JobStopped,
+    Opened,
+    Pruned,
+    Replaced,
+    StopFacts,
+    Superseded,
+)
 from bulkimport.jobs.customers import customer_field
-from bulkimport.jobs.events import event
 from bulkimport.jobs.pipeline import (
     StopSignal,
     TransportFactory,
@@ -35,13 +46,7 @@ from bulkimport.jobs.pipeline import (
     reader_options,
     run_pipeline,
 )
-from bulkimport.jobs.progress import (
-    AllOf,
-    EventProgress,
-    LoggedProgress,
-    ProgressEvent,
-    ProgressListener,
-)
+from bulkimport.jobs.progress import EventProgress, ProgressEvent
 from bulkimport.jobs.report import (
     PROBLEM_STATES,
     UNKNOWN_STATES,
@@ -55,14 +60,12 @@ from bulkimport.jobs.report import (
     write_rows,
 )
 from bulkimport.jobs.staging import RowsInput, RowSource
-from bulkimport.jobs.summary import JobSummary, plural, resuming_line, summarize
+from bulkimport.jobs.summary import JobSummary, resumed, summarize
 from bulkimport.rows import FileIdentity
 from bulkimport.settings import ReadSettings, SendSettings, Settings, Target, shown_target
-from bulkimport.states import JobState, RowState
+from bulkimport.states import JobState, RowState, StopCause
 from bulkimport.storage import Forgotten, Job, RemoteImport, Storage
 from bulkimport.storage.sqlite import SqliteStorage
-
-log = logging.getLogger("bulkimport")
 
 DEFAULT_DB = "bulkimport.db"
 
@@ -73,8 +76,13 @@ class Client:
     ``target`` is where rows go, its password in memory only. ``db`` is the queue database
     (created if needed); ``storage`` another ``Storage`` instead. ``settings`` gives every
     other setting (``Settings``: how to send, read, report); ``send`` and ``read`` replace
-    those parts of it. ``transport`` replaces HTTP (tests, recordings). ``on_progress``
-    hears ``ProgressEvent`` values while reading and sending; ``say`` one-line messages.
+    those parts of it. ``transport`` replaces HTTP (tests, recordings). ``on_event``
+    hears every typed event of a job (``bulkimport.events``: opened, progress, an outage,
+    a wait for the send window, the stop with its facts...); ``on_progress``, the older
+    callback, ``ProgressEvent`` values while reading and sending.
+
+    The target is checked once, here: a client without a complete one can look at jobs
+    (``status``, ``jobs``, reports) but not load or send.
     """
 
     def __init__(
@@ -87,10 +95,8 @@ class Client:
         send: SendSettings | None = None,
         read: ReadSettings | None = None,
         transport: TransportFactory = http_transport,
+        on_event: Emit | None = None,
         on_progress: Callable[[ProgressEvent], None] | None = None,
-        progress: ProgressListener | None = None,
-        say: Callable[[str], None] | None = None,
-        handle_signals: bool = False,
     ) -> None:
         settings = settings or Settings()
         if target is not None:
@@ -104,12 +110,30 @@ class Client:
         self._storage = storage
         self._own_storage = storage is None
         self._transport = transport
-        listeners: list[ProgressListener] = [progress or LoggedProgress()]
+        self._target: Target | None = None
+        self._no_target: ConfigError | None = None
+        try:
+            self._target = settings.require_target()
+        except ConfigError as missing:
+            self._no_target = missing
+        self._listeners: list[Emit] = []
+        if on_event is not None:
+            self._listeners.append(on_event)
         if on_progress is not None:
-            listeners.append(EventProgress(on_progress))
-        self._progress: ProgressListener = listeners[0] if len(listeners) == 1 else AllOf(listeners)
-        self._say = say or (lambda text: None)
-        self._stop = StopSignal(signals=handle_signals)
+            self._listeners.append(EventProgress(on_progress))
+        self._stop = StopSignal(self._emit)
+
+    def _emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event)
+
+    @property
+    def target(self) -> Target:
+        """Where rows go (``ConfigError`` naming what it lacks, if incomplete)."""
+        if self._target is None:
+            assert self._no_target is not None
+            raise self._no_target
+        return self._target
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -134,10 +158,12 @@ class Client:
             raise ConfigError("the client is not open; use `async with Client(...)`")
         return self._storage
 
-    def stop(self) -> None:
+    def stop(self, signal: str | None = None) -> None:
         """Ask the job in progress to stop cleanly (as Ctrl-C does): the calls in flight
-        finish, everything stays resumable, the call returns an ``interrupted`` summary."""
-        self._stop.request()
+        finish, everything stays resumable, the call returns an ``interrupted`` summary.
+        ``signal``: the name of the signal that asked, for the ``StopRequested`` event. A
+        second request raises ``KeyboardInterrupt`` (the command line's second Ctrl-C)."""
+        self._stop.request(signal)
 
     # --- jobs ------------------------------------------------------------------------------
 
@@ -169,17 +195,18 @@ class Client:
 
     async def resume(self, job: int | None = None) -> JobSummary:
         """Go on with a job (the latest unfinished one by default, superseded ones passed
-        by): reading, then sending. ``say`` hears which job, why that one, and how many rows
-        are left (and how many were in flight when its runner stopped)."""
+        by): reading, then sending. ``on_event`` hears which job, why that one, and how many
+        rows are left (``JobResumed``: and how many were in flight when its runner
+        stopped)."""
         found = await (
             self.storage.jobs.get(job)
             if job is not None
             else self.storage.jobs.latest(unfinished=True)
         )
         if found is None:
-            raise ConfigError(f"no unfinished job in {self.storage.location}")
+            raise ConfigError(messages.no_job(self.storage.location, unfinished=True))
         if found.is_open and not await self.storage.runner_alive():
-            self._say(await resuming_line(self.storage, found, chosen=job is None))
+            self._emit(await resumed(self.storage, found, Opened.RESUMED, chosen=job is None))
         return await self._run(job_id=found.id)
 
     async def retry(self, job: int, *, rejected: bool = False, unknown: bool = False) -> JobSummary:
@@ -207,8 +234,7 @@ class Client:
         send: bool = True,
         retry_states: Collection[RowState] = (),
     ) -> JobSummary:
-        if send:
-            self.settings.require_target()
+        target = self.target if send or path is not None or rows is not None else None
         report = self.settings.output.report
         if report:
             # Before the first call, not after the last one: a report that cannot be
@@ -221,6 +247,7 @@ class Client:
             summary = await run_pipeline(
                 self.storage,
                 settings=self.settings,
+                target=target or self.settings.target,
                 transport=self._transport,
                 path=path,
                 rows=rows,
@@ -228,9 +255,8 @@ class Client:
                 new=new,
                 send=send,
                 retry_states=retry_states,
-                progress=self._progress,
-                say=self._say,
                 stop=self._stop,
+                emit=self._emit,
             )
         except DiskFull as exc:
             identity = rows.identity if rows is not None else None
@@ -244,25 +270,14 @@ class Client:
         job = await self.storage.jobs.get(job_id)
         key = customer_field(self.settings, job.format)
         for old in await self.storage.jobs.supersede(job_id, key):
+            other = ""
             if old.file != job.file:
-                what = (
-                    f"an earlier export of the same file; every row it had left is for a "
-                    f"customer job {job_id} loaded"
-                )
+                why = Replaced.EARLIER_EXPORT
             elif old.target != job.target:
-                what = f"the same file to {shown_target(old.target).describe()}"
+                why, other = Replaced.OTHER_TARGET, shown_target(old.target).describe()
             else:
-                what = "the same file and target"
-            self._say(
-                f"job {old.id} ({old.state.value}, {what}) is superseded by job {job_id}: "
-                "resume no longer picks it"
-            )
-            log.info(
-                "job %d superseded by job %d",
-                old.id,
-                job_id,
-                extra=event("superseded", file_only=True, job=old.id, by=job_id),
-            )
+                why = Replaced.SAME
+            self._emit(Superseded(old.id, job_id, old.state, why, other))
 
     async def _left_resumable(
         self,
@@ -279,20 +294,16 @@ class Client:
             if job_id is not None:
                 job = await self.storage.jobs.get(job_id)
             elif path is not None or identity is not None:
-                target = self.settings.require_target()
                 identity = identity or FileIdentity.of(path)  # type: ignore[arg-type]
-                job = await self.storage.jobs.find_unfinished(identity, target.ref)
+                job = await self.storage.jobs.find_unfinished(identity, self.target.ref)
         if job is None or job.state is JobState.FINISHED:
             return DiskFull(str(exc), job=exc.job)
+        facts = StopFacts(StopCause.DISK_FULL, at=time.time(), error=str(exc))
         with contextlib.suppress(BulkImportError):
-            await self.storage.jobs.set_state(job.id, JobState.INTERRUPTED, f"stopped: {exc}")
-        log.error(
-            "job %d interrupted: %s",
-            job.id,
-            exc,
-            extra=event("stop", file_only=True, job=job.id, state="interrupted",
-                        cause="disk-full", reason=str(exc)),
-        )  # fmt: skip
+            await self.storage.jobs.set_state(
+                job.id, JobState.INTERRUPTED, cause=facts.cause, facts=facts.to_json()
+            )
+        self._emit(JobStopped(job.id, JobState.INTERRUPTED, facts))
         return DiskFull(str(exc), job=job.id)
 
     # --- keeping the database bounded ------------------------------------------------------
@@ -311,18 +322,7 @@ class Client:
             if report and discard_report(report, job.id, "its job is pruned")
         )
         if pruned:
-            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(cut))
-            ids = ", ".join(str(job.id) for job in pruned)
-            text = f"pruned {plural(len(pruned), 'job')} finished before {when} ({ids})"
-            if reports:
-                text += f" and {plural(reports, 'report')}"
-            self._say(text)
-            log.info(
-                "%s",
-                text,
-                extra=event("prune", file_only=True, jobs=[job.id for job in pruned],
-                            reports=reports, before=cut),
-            )  # fmt: skip
+            self._emit(Pruned(tuple(job.id for job in pruned), cut, reports))
         return pruned
 
     async def forget(self, key: str) -> Forgotten:
@@ -343,14 +343,7 @@ class Client:
                 elif job.unknown_report_path is not None:
                     await place_unknown_report(self.storage, job, Path(job.unknown_report_path))
                     reports += 1
-        log.info(
-            "forgot a customer: %s from jobs %s, %s",
-            plural(forgotten.rows, "row"),
-            ", ".join(map(str, forgotten.jobs)) or "none",
-            plural(forgotten.latest_records, "latest record"),
-            extra=event("forget", file_only=True, rows=forgotten.rows, jobs=list(forgotten.jobs),
-                        latest_records=forgotten.latest_records, reports=reports),
-        )  # fmt: skip
+        self._emit(Forgot(forgotten.rows, tuple(forgotten.jobs), forgotten.latest_records, reports))
         return dataclasses.replace(forgotten, reports=reports)
 
     async def compact(self) -> int:
@@ -366,7 +359,7 @@ class Client:
         if job is None:
             latest = await self.storage.jobs.latest()
             if latest is None:
-                raise ConfigError(f"no job in {self.storage.location}")
+                raise ConfigError(messages.no_job(self.storage.location, unfinished=False))
             job = latest.id
         return await summarize(self.storage, job)
 

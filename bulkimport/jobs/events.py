@@ -1,12 +1,12 @@
-"""Named events in the ``bulkimport`` logger: what a job did, with its fields.
+"""Named records in the ``bulkimport`` logger: an event's name and its fields.
 
-The library logs through the ``bulkimport`` logger as usual; a record may name its event and
-carry fields with ``extra=event("progress", job=3, done=1200)``, which the command line's
-``--log`` file writes as plain lines or JSON (``bulkimport.cli.joblog``). Events: ``start``
-(the settings, never a secret), ``skip_unchanged``, ``retry``, ``progress``, ``stop``,
-``summary``, ``remote``, ``route`` (the proxy the calls go through, its password masked),
-``error``. ``file_only`` records go to the log file but not to the terminal, where the
-command line prints the same fact its own way.
+A job's own events are typed values (``bulkimport.events``), which the command line logs
+(``bulkimport.cli.joblog.log_event``); the few records the library still writes itself (the
+``route`` the calls go through, its password masked; a ``warning`` of what exposes the
+password; a report written; a customer forgotten) name their event and carry fields with
+``extra=event("route", proxy=...)``, which the ``--log`` file writes as plain lines or
+JSON. ``file_only`` records go to the log file but not to the terminal, where the command
+line prints the same fact its own way.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import NamedTuple, TextIO
 
+from bulkimport import messages
 from bulkimport.errors import ConfigError, DiskFull
 from bulkimport.jobs.events import event
 from bulkimport.portable import BINARY, NOFOLLOW
@@ -64,7 +65,7 @@ def parse_states(items: Iterable[str]) -> frozenset[RowState]:
     allowed = {state.value: state for state in PROBLEM_STATES | UNKNOWN_STATES}
     unknown = [name for name in names if name not in allowed]
     if unknown:
-        raise ConfigError(f"--state {unknown[0]!r}: choose among {', '.join(sorted(allowed))}")
+        raise ConfigError(messages.unknown_state(unknown[0], allowed))
     return frozenset(allowed[name] for name in names)
 
 
@@ -103,18 +104,19 @@ def check_report_path(path: Path, option: str = "--report") -> None:
     """Make sure a report can be written at ``path`` before anything is sent: a
     ``ConfigError`` in one line (naming ``option``) if its folder is missing, it is a
     folder, or it cannot be written (permissions, a read-only file system)."""
-    shown = f"{option} {path}"
     if path.is_dir():
-        raise ConfigError(f"{shown}: is a directory; give a file name")
+        raise ConfigError(messages.report_refused(option, path, messages.report_is_a_directory()))
     folder = path.parent
     if not folder.is_dir():
-        raise ConfigError(f"{shown}: directory {folder} does not exist")
+        problem = messages.report_folder_missing(folder)
+        raise ConfigError(messages.report_refused(option, path, problem))
     # The report is written beside its final name, then renamed: try exactly that.
     probe = _partial(path)
     try:
         os.close(_open_partial(probe, truncate=False))
     except OSError as exc:
-        raise ConfigError(f"{shown}: cannot write there ({exc.strerror})") from None
+        problem = messages.report_cannot_write(exc.strerror)
+        raise ConfigError(messages.report_refused(option, path, problem)) from None
     with contextlib.suppress(OSError):
         os.unlink(probe)
 
@@ -153,10 +155,7 @@ class ReportHeld(OSError):
     on Windows locks the file it shows), or it was made read-only."""
 
     def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(
-            f"cannot replace or remove the report {path} ({reason}): is it open in another "
-            "program, such as Excel? Close it there"
-        )
+        super().__init__(messages.report_held(path, reason))
         self.path = path
 
 
@@ -184,7 +183,7 @@ def _extra_text(
         return line.getvalue()
     if len(cells) < width and not short_fits:
         missing = width - len(cells)
-        return f"({missing} cell{'s' if missing != 1 else ''} missing)"
+        return messages.cells_missing(missing)
     return ""
 
 
@@ -256,10 +255,10 @@ async def write_report(
     except OSError as exc:
         with contextlib.suppress(OSError):
             partial.unlink()
-        what = f"cannot write the report {path} ({exc.strerror})"
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise DiskFull(f"{what}: the disk is full", job=job.id) from None
-        raise ConfigError(what, job=job.id) from None
+            full = messages.report_unwritten(path, exc.strerror, disk_full=True)
+            raise DiskFull(full, job=job.id) from None
+        raise ConfigError(messages.report_unwritten(path, exc.strerror), job=job.id) from None
     return count
 
 
@@ -323,7 +322,7 @@ async def _place(storage: Storage, job: Job, target: Path, kind: _Kind) -> str |
             await kind.keep(storage, job, None)
         return None
     if earlier is not None and Path(earlier) != target:
-        discard_report(earlier, job.id, f"the job's {kind.what} is now {target}")
+        discard_report(earlier, job.id, messages.report_moved(kind.what, target))
     await kind.keep(storage, job, str(target))
     return str(target)
 

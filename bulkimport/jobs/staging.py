@@ -17,18 +17,28 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any
 
+from bulkimport import messages
 from bulkimport.errors import ConfigError, InputError
-from bulkimport.jobs.events import event
-from bulkimport.jobs.progress import ProgressListener
-from bulkimport.jobs.summary import plural, resuming_line
+from bulkimport.events import (
+    ColumnsAdded,
+    Emit,
+    JobOpened,
+    Opened,
+    ReadProgress,
+    RenameUnused,
+    Step,
+    StopFacts,
+)
+from bulkimport.jobs.summary import resumed
 from bulkimport.reader import MappingRows, ReaderOptions, as_mapping, rows_format, rows_identity
 from bulkimport.rows import Batch
 from bulkimport.send import Feed
-from bulkimport.settings import Settings
-from bulkimport.states import JobState
+from bulkimport.settings import Settings, Target
+from bulkimport.states import JobState, StopCause
 from bulkimport.storage import Job, Storage
 
 #: What ``load_rows`` takes: mappings of column to value, from anywhere.
@@ -51,10 +61,7 @@ class _Pull:
         elif isinstance(rows, Iterable) and not isinstance(rows, str | bytes | Mapping):
             self._sync = iter(rows)
         else:
-            raise ConfigError(
-                f"load_rows takes an iterable or an async iterable of mappings, "
-                f"not {type(rows).__name__}"
-            )
+            raise ConfigError(messages.not_rows(type(rows).__name__))
 
     async def chunk(self, size: int) -> list[Any]:
         """Up to ``size`` rows; fewer only at their end."""
@@ -113,10 +120,7 @@ class RowsInput:
                     return checked, item
             more = await self.pull.chunk(1)
             if not more:
-                what = "no row has a key" if self._first else "no rows were given"
-                raise InputError(
-                    f"rows {self.name!r}: {what}; the keys of the rows name the columns"
-                )
+                raise InputError(messages.no_keys(self.name, any_rows=bool(self._first)))
             self._first.extend(more)
 
     async def chunk(self, size: int) -> list[Any]:
@@ -132,25 +136,25 @@ async def open_rows_job(
     storage: Storage,
     rows: RowsInput,
     settings: Settings,
+    target: Target,
     options: ReaderOptions,
     *,
     new: bool,
-    say: Callable[[str], None],
+    emit: Emit,
 ) -> Job:
     """The unfinished job of these rows (by name) for the target, or a new one whose
     columns are the first row's keys, mapped by ``options`` as a file's are (and so are the
     keys later rows bring)."""
-    target = settings.require_target()
     rows.options = options
     if not new:
         job = await storage.jobs.find_unfinished(rows.identity, target.ref)
         if job is not None:
-            say(f"{await resuming_line(storage, job)}; new=True starts afresh")
+            emit(await resumed(storage, job, Opened.FOUND))
             return job
     number, first = await rows.first()
     fmt = rows_format(rows.name, first, options, number=number)
     job = await storage.jobs.create(rows.identity, target.ref, settings.stored(), fmt.to_json())
-    say(f"job {job.id}: rows {rows.name!r} ({plural(len(fmt.header), 'column')})")
+    emit(JobOpened(job.id, job.file.path, fmt, len(fmt.header), rows_name=rows.name))
     return job
 
 
@@ -158,7 +162,7 @@ async def stage_rows(
     storage: Storage,
     job: Job,
     rows: RowsInput | None,
-    progress: ProgressListener,
+    emit: Emit,
     halt: threading.Event,
     *,
     feed: Feed | None = None,
@@ -168,19 +172,16 @@ async def stage_rows(
     ``interrupted``. Raises ``ConfigError`` without ``rows`` (a resume from the command
     line): only the program that gives the rows can go on staging them."""
     if rows is None:
-        raise ConfigError(f"job {job.id}: its rows are given by a program: Client.load_rows")
+        raise ConfigError(messages.rows_from_a_program(job.id))
     make = MappingRows(job.format, rows.options)
     total = job.total_rows
-    progress.start_reading(job.id, 0, job.read_offset)
+    emit(ReadProgress(job.id, Step.START, job.read_offset, 0, 0))
+    number = job.read_offset + 1
     whole = False
     try:
         passed = await rows.pull.skip(job.read_offset) if job.read_offset else 0
         if passed < job.read_offset:
-            raise InputError(
-                f"rows {rows.name!r}: {plural(passed, 'row')} given, fewer than the "
-                f"{job.read_offset:,} job {job.id} has staged; give the same rows again "
-                "(or start afresh with new=True)"
-            )
+            raise InputError(messages.fewer_rows(rows.name, passed, job.read_offset, job.id))
         number = job.read_offset + 1
         while not halt.is_set():
             items = await rows.chunk(STAGE_BATCH_ROWS)
@@ -194,31 +195,19 @@ async def stage_rows(
                 # in the order the rows bring them, so a resume stages the rest alike.
                 await storage.reading.widen(job.id, make.widen(list(added)).to_json())
                 first = {key: number + place for key, place in added.items()}
-                log.info(
-                    "job %d: %s from row %d on: %s",
-                    job.id,
-                    plural(len(added), "new column"),
-                    min(first.values()),
-                    ", ".join(f"{key} (row {row})" for key, row in first.items()),
-                    extra=event("columns", file_only=True, job=job.id, added=first),
-                )
+                emit(ColumnsAdded(job.id, first))
             stored = await storage.reading.ingest(job.id, _made(make, number, items))
             number += len(items)
             total += stored
-            progress.reading(number - 1, 0, total)
+            emit(ReadProgress(job.id, Step.GOING, number - 1, 0, total))
             if feed is not None:
                 feed.added.set()
     finally:
-        progress.end_reading(total)
+        emit(ReadProgress(job.id, Step.END, number - 1, 0, total))
         await rows.pull.close()
     if whole:
         for key in make.unused_renames():
-            log.warning(
-                "job %d: rename names key %r, which no row had",
-                job.id,
-                key,
-                extra=event("rename-unused", job=job.id, key=key),
-            )
+            emit(RenameUnused(job.id, key))
     return await end_reading(storage, job, whole=whole, alone=feed is None)
 
 
@@ -227,7 +216,10 @@ async def end_reading(storage: Storage, job: Job, *, whole: bool, alone: bool) -
     job only being read (``alone``) is interrupted, one being sent keeps sending's state."""
     if not whole:
         if alone:
-            await storage.jobs.set_state(job.id, JobState.INTERRUPTED, "interrupted while reading")
+            facts = StopFacts(StopCause.SIGNAL, at=time.time(), reading=True)
+            await storage.jobs.set_state(
+                job.id, JobState.INTERRUPTED, cause=facts.cause, facts=facts.to_json()
+            )
         return await storage.jobs.get(job.id)
     await storage.reading.finish(job.id)
     return await storage.jobs.get(job.id)

@@ -14,7 +14,7 @@ import asyncio
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bulkimport.errors import (
@@ -24,13 +24,29 @@ from bulkimport.errors import (
     ServerUnavailable,
     WindowClosed,
 )
+from bulkimport.events import JobResumed, Opened, StopFacts
+from bulkimport.messages import no_runner_text, plural, reading_notes, stop_text
+from bulkimport.reader import InputKind
 from bulkimport.rows import TargetRef
 from bulkimport.settings import shown_target
 from bulkimport.states import JobState, RepairKind, RowState, StopCause
 from bulkimport.storage import Job, Storage
 
+__all__ = ["JobSummary", "RowError", "current_rate", "plural", "resumed", "summarize"]
+
 #: How long after its runner last said how fast it goes a running job's rate is believed.
 RATE_FRESH_S = 15.0
+
+
+@dataclass(frozen=True)
+class RowError:
+    """One of a job's last rows that did not load: its line, state, and the server's code
+    and message (or why it is invalid)."""
+
+    line: int
+    state: str
+    code: str | None
+    message: str | None
 
 
 @dataclass(frozen=True)
@@ -39,7 +55,8 @@ class JobSummary:
 
     ``counts`` is keyed by ``RowState`` (a ``str``: ``counts["done"]`` works too).
     ``report`` is the failed-rows report written for it, if any. ``target`` is as shown: its
-    URL through ``mask_url``.
+    URL through ``mask_url``. ``stop`` holds why it last stopped, as facts; ``message`` is
+    the line made from them (or, for a job stopped by an older version, the line it kept).
     """
 
     job: int
@@ -51,7 +68,7 @@ class JobSummary:
     resent_unknown: int
     message: str | None
     report: str | None = None
-    last_errors: list[dict[str, Any]] = field(default_factory=list)
+    last_errors: list[RowError] = field(default_factory=list)
     created_at: float = 0.0
     updated_at: float = 0.0
     rate_per_s: float | None = None  # while running: rows settled per second, lately
@@ -75,6 +92,7 @@ class JobSummary:
     #: The list of its rows that may be on the server (``unknown``), if any: beside
     #: ``report``, never in it.
     unknown_report: str | None = None
+    stop: StopFacts | None = None
 
     @property
     def problems(self) -> int:
@@ -140,7 +158,7 @@ class JobSummary:
             "report": self.report,
             "maybe_on_server": self.maybe_on_server,
             "unknown_report": self.unknown_report,
-            "last_errors": self.last_errors,
+            "last_errors": [asdict(error) for error in self.last_errors],
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "rate_per_s": self.rate_per_s,
@@ -164,24 +182,7 @@ class JobSummary:
     def reading_notes(self) -> list[str]:
         """What reading found besides rows: ``3 blank lines skipped``, ``30 phone numbers
         repaired (.0 removed)``."""
-        notes = []
-        if self.blank_lines:
-            notes.append(f"{plural(self.blank_lines, 'blank line')} skipped")
-        repaired = sum(self.repairs.values())
-        if repaired:
-            kinds = [kind for kind in RepairKind if self.repairs.get(kind)]
-            if len(kinds) == 1:
-                how = kinds[0].removed
-            else:
-                how = ", ".join(f"{self.repairs[kind]:,} {kind.removed}" for kind in kinds)
-            what = "phone number" if all(kind.phone for kind in kinds) else "value"
-            notes.append(f"{plural(repaired, what)} repaired ({how})")
-        return notes
-
-
-def plural(count: int, word: str) -> str:
-    """``1 row``, ``2 rows``, ``1,204 blank lines``."""
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+        return reading_notes(self.blank_lines, self.repairs)
 
 
 async def summarize(storage: Storage, job_id: int, *, report: str | None = None) -> JobSummary:
@@ -191,15 +192,13 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
     alive = None
     if job.state in (JobState.RUNNING, JobState.READING):
         alive = await storage.runner_alive()
-    state, message, cause = job.state, job.message, job.stop_cause
+    state, cause = job.state, job.stop_cause
+    stop = StopFacts.from_json(job.stop_facts) if job.stop_facts is not None else None
+    message = stop_text(stop) if stop is not None else job.message
     if alive is False:
         state = JobState.INTERRUPTED
-        doing = "reading" if job.state is JobState.READING else "sending"
-        message = (
-            f"no runner: the process {doing} it ended without a word (killed?); last seen "
-            f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job.last_seen_at))}"
-        )
-        cause = None
+        message = no_runner_text(job.state, job.last_seen_at)
+        cause = stop = None
     # The report kept with the job, shown while the file is there (a person may move it).
     kept = job.report_path
     if report is None and kept is not None and await asyncio.to_thread(os.path.exists, kept):
@@ -209,12 +208,7 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
         unknown_report = None
     counts = await storage.reports.counts(job_id)
     errors = [
-        {
-            "line": row.line,
-            "state": row.state.value,
-            "code": row.last_code,
-            "message": row.last_message,
-        }
+        RowError(row.line, row.state.value, row.last_code, row.last_message)
         for row in await storage.reports.last_errors(job_id)
     ]
     running = state is JobState.RUNNING
@@ -248,6 +242,7 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
         try_later_runs=job.try_later_runs,
         try_later_since=job.try_later_since,
         unknown_report=unknown_report,
+        stop=stop,
     )
 
 
@@ -262,32 +257,32 @@ def current_rate(job: Job, *, now_s: float | None = None) -> float | None:
     return job.send_rate_per_s
 
 
-async def resuming_line(storage: Storage, job: Job, *, chosen: bool = False) -> str:
-    """``resuming job 3 (interrupted): 1,204 pending, 8 in flight at the crash to resend``.
-
-    ``chosen``: the job was not named; the line says why this one. Rows in flight when the
-    job is resumed were claimed by a runner that is gone: they may have reached the server,
-    and are sent again.
-    """
-    state = job.state.value
-    if job.state in (JobState.RUNNING, JobState.READING):
-        why = f"{state} when its runner stopped without a word"
-    elif job.message and job.message.startswith(state):
-        why = job.message
-    else:
-        why = state + (f": {job.message}" if job.message else "")
-    head = f"resuming job {job.id} ({'the latest unfinished job, ' if chosen else ''}{why})"
-    # A job interrupted before it ever ran was interrupted while reading (see read_job).
+async def resumed(
+    storage: Storage,
+    job: Job,
+    opened: Opened = Opened.RESUMED,
+    *,
+    chosen: bool = False,
+) -> JobResumed:
+    """Where ``job`` stands as it goes on (``chosen``: it was not named, but the latest
+    unfinished one). Rows in flight when the job is resumed were claimed by a runner that is
+    gone: they may have reached the server, and are sent again."""
+    # A job interrupted before it ever ran was interrupted while reading (see JobRun.read).
     reading = job.state is JobState.READING or (
         job.state is JobState.INTERRUPTED and job.started_at is None
     )
-    if reading:
-        return (
-            f"{head}: reading goes on at line {job.read_line:,} "
-            f"({plural(job.total_rows, 'row')} read so far)"
-        )
-    counts = await storage.reports.counts(job.id)
-    text = f"{head}: {counts[RowState.PENDING]:,} pending"
-    if counts[RowState.IN_FLIGHT]:
-        text += f", {counts[RowState.IN_FLIGHT]:,} in flight at the crash to resend"
-    return text
+    counts = await storage.reports.counts(job.id) if not reading else {}
+    return JobResumed(
+        job.id,
+        job.state,
+        opened,
+        chosen=chosen,
+        rows_name=job.format.sheet if job.format.kind is InputKind.ROWS else None,
+        reading=reading,
+        read_line=job.read_line,
+        rows_read=job.total_rows,
+        pending=counts.get(RowState.PENDING, 0),
+        in_flight=counts.get(RowState.IN_FLIGHT, 0),
+        stop=StopFacts.from_json(job.stop_facts) if job.stop_facts is not None else None,
+        message=job.message,
+    )

@@ -120,12 +120,14 @@ class JobStore(Protocol):
         state: JobState,
         message: str | None = None,
         cause: StopCause | None = None,
+        *,
+        facts: Mapping[str, Any] | None = None,
     ) -> None:
-        """Move a job to ``state`` with ``message`` and ``cause`` as why it stopped (None
-        clears them, and the outage figures). A run that ends ``interrupted`` by a cause that
-        ``is_try_later`` adds one to ``Job.try_later_runs`` (``try_later_since``: now, if it
-        was 0); ``finished``, ``stopped`` or ``interrupted`` otherwise sets them back to 0 and
-        None; the other states leave them."""
+        """Move a job to ``state`` with ``message``, ``cause`` and ``facts`` (the stop's facts as
+        JSON values) as why it stopped (None clears them, and the outage figures). A run that ends
+        ``interrupted`` by a cause that ``is_try_later`` adds one to ``Job.try_later_runs``
+        (``try_later_since``: now, if it was 0); ``finished``, ``stopped`` or ``interrupted``
+        otherwise sets them back to 0 and None; the other states leave them."""
         ...
 
     async def record_send_rate(

@@ -52,6 +52,7 @@ class Job:
     try_later_runs: int = 0
     try_later_since: float | None = None
     unknown_report_path: str | None = None  # the list of its rows that may be on the server
+    stop_facts: dict[str, Any] | None = None  # why it stopped, as facts (StopFacts.to_json)
 
     @property
     def is_open(self) -> bool:

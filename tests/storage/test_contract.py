@@ -73,6 +73,24 @@ async def test_create_find_latest_get(storage: Storage) -> None:
     assert [j.id for j in await storage.jobs.list()] == [job.id, second.id]
 
 
+async def test_the_facts_of_a_stop_are_kept_as_given_and_cleared_by_the_next_state(
+    storage: Storage,
+) -> None:
+    job = await ready_job(storage, 2)
+    assert job.stop_facts is None
+    facts = {"cause": "outage", "outage_since": 1700000000.5, "setting": "max_outage_s",
+             "budget_codes": [["BackMsg_76", 3]], "url": "http://cc.example/导入"}  # fmt: skip
+    await storage.jobs.set_state(job.id, JobState.INTERRUPTED, cause=StopCause.OUTAGE, facts=facts)
+    stopped = await storage.jobs.get(job.id)
+    assert (stopped.stop_facts, stopped.stop_cause, stopped.message) == (
+        facts,
+        StopCause.OUTAGE,
+        None,
+    )
+    await storage.jobs.set_state(job.id, JobState.RUNNING)
+    assert (await storage.jobs.get(job.id)).stop_facts is None
+
+
 async def test_runs_that_end_try_later_are_counted_until_one_ends_otherwise(
     storage: Storage,
 ) -> None:

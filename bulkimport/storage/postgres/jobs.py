@@ -211,14 +211,17 @@ class PostgresJobs:
         state: JobState,
         message: str | None = None,
         cause: StopCause | None = None,
+        *,
+        facts: Mapping[str, Any] | None = None,
     ) -> None:
-        """Move a job to ``state`` with ``message`` and ``cause`` (see
+        """Move a job to ``state`` with ``message``, ``cause`` and ``facts`` (see
         ``JobStore.set_state``: the health figures cleared, the "try later" runs counted)."""
         now = time.time()
         try_later = state is JobState.INTERRUPTED and cause is not None and cause.is_try_later
         ended = state in _RUN_ENDS and not try_later
         touched = await self._db.execute(
-            "UPDATE jobs SET state = $1, message = $2, stop_cause = $3, updated_at = $4,"
+            "UPDATE jobs SET state = $1, message = $2, stop_cause = $3, stop_facts = $10,"
+            " updated_at = $4,"
             " outage_since = NULL, next_try_at = NULL, window_opens_at = NULL,"
             " started_at = CASE WHEN $5 AND started_at IS NULL THEN $4 ELSE started_at END,"
             " finished_at = CASE WHEN $6 THEN $4 ELSE NULL END,"
@@ -236,6 +239,7 @@ class PostgresJobs:
             try_later,
             ended,
             job_id,
+            json.dumps(facts, ensure_ascii=False) if facts is not None else None,
         )
         if touched != 1:
             raise self._missing(job_id)

@@ -23,7 +23,8 @@ _JOB_COLUMNS = (
     " resent_unknown, message, created_at, updated_at, started_at, finished_at,"
     " send_rate_per_s, send_rate_at, stop_cause, outage_since, next_try_at, pace_per_s,"
     " latency_s, blank_lines, report_path, superseded_by, read_done, window_opens_at,"
-    " try_later_runs, try_later_since, unknown_report_path, " + ", ".join(REPAIR_COLUMNS.values())
+    " try_later_runs, try_later_since, unknown_report_path, stop_facts, "
+    + ", ".join(REPAIR_COLUMNS.values())
 )
 # A job's id: never one given before, even to a job since pruned (ids_used, migration 013).
 _NEXT_ID = (
@@ -87,7 +88,8 @@ def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
         try_later_runs=row[32],
         try_later_since=row[33],
         unknown_report_path=row[34],
-        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[35:], strict=True) if n},
+        stop_facts=json.loads(row[35]) if row[35] else None,
+        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[36:], strict=True) if n},
     )
 
 
@@ -335,9 +337,12 @@ class SqliteJobs:
         state: JobState,
         message: str | None = None,
         cause: StopCause | None = None,
+        *,
+        facts: Mapping[str, Any] | None = None,
     ) -> None:
-        """Move a job to ``state`` and keep ``message`` and ``cause`` as the reason it
-        stopped (None clears them; so does any state, and the health figures with it).
+        """Move a job to ``state`` and keep ``message``, ``cause`` and ``facts`` (JSON
+        values) as the reason it stopped (None clears them; so does any state, and the
+        health figures with it).
 
         ``started_at`` is set the first time the job runs; ``finished_at`` when it finishes
         (and cleared if it runs again, e.g. for ``retry``). A run that ends "try later"
@@ -350,7 +355,8 @@ class SqliteJobs:
         db = self._db
         async with db.lock, db.transaction():
             cursor = await db.conn.execute(
-                "UPDATE jobs SET state = ?, message = ?, stop_cause = ?, updated_at = ?,"
+                "UPDATE jobs SET state = ?, message = ?, stop_cause = ?, stop_facts = ?,"
+                " updated_at = ?,"
                 " outage_since = NULL, next_try_at = NULL, window_opens_at = NULL,"
                 " started_at = CASE WHEN ? AND started_at IS NULL THEN ? ELSE started_at END,"
                 " finished_at = CASE WHEN ? THEN ? ELSE NULL END,"
@@ -363,6 +369,7 @@ class SqliteJobs:
                     state.value,
                     message,
                     cause.value if cause is not None else None,
+                    json.dumps(facts, ensure_ascii=False) if facts is not None else None,
                     now,
                     state is JobState.RUNNING,
                     now,

@@ -63,6 +63,9 @@ CREATE TABLE jobs (
     try_later_since DOUBLE PRECISION,
     report_path TEXT,
     unknown_report_path TEXT,
+    -- Why it stopped, as facts (bulkimport.events.StopFacts as JSON text, read back as
+    -- SQLite's is); `message` holds only what jobs stopped before facts were kept said.
+    stop_facts TEXT,
     superseded_by BIGINT,
     folded_at DOUBLE PRECISION
 );
