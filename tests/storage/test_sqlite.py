@@ -23,11 +23,11 @@ from bulkimport.reader import ReaderOptions, read_batches, sniff_format
 from bulkimport.rows import Batch, NewRow, RowResult
 from bulkimport.states import JobState, RepairKind, RowState
 from bulkimport.storage import Job
+from bulkimport.storage.columns import REPAIR_COLUMNS
 from bulkimport.storage.sqlite import SqliteStorage
 from bulkimport.storage.sqlite.cells import CELLS_IN_RECORD
 from bulkimport.storage.sqlite.database import load_migrations
 from bulkimport.storage.sqlite.digests import customer_of, digest_of
-from bulkimport.storage.sqlite.ingest import REPAIR_COLUMNS
 from tests.helpers import RUNNER, start_process
 from tests.small_disk import small_disk
 from tests.storage.conftest import FILE, TARGET, listed, pending, ready_job

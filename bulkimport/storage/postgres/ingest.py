@@ -19,8 +19,8 @@ from typing import Any
 from bulkimport.errors import DatabaseError
 from bulkimport.rows import Batch, NewRow
 from bulkimport.states import RepairKind
+from bulkimport.storage.columns import REPAIR_COLUMNS
 from bulkimport.storage.postgres.database import Database
-from bulkimport.storage.sqlite.ingest import REPAIR_COLUMNS
 from bulkimport.storage.values import Ingested
 
 _ADVANCE_READING = (

@@ -11,15 +11,10 @@ from typing import Any
 from bulkimport.errors import ConfigError
 from bulkimport.rows import FileIdentity, TargetRef
 from bulkimport.states import JobState, RowState, StopCause
+from bulkimport.storage.columns import JOB_COLUMNS, check_no_password, job_from_row
 from bulkimport.storage.postgres.database import Database
-from bulkimport.storage.sqlite.jobs import _JOB_COLUMNS, _job_from_row, check_no_password
 from bulkimport.storage.values import Job
 
-# The same columns as SQLite's, read into a Job the same way: a change to what a job holds
-# reaches both backends (the shared mapping belongs in a module of its own, outside
-# either backend).
-JOB_COLUMNS = _JOB_COLUMNS
-job_from_row = _job_from_row
 # Open jobs (Job.is_open): the ones that may still be resumed.
 _OPEN = "state <> 'finished' AND superseded_by IS NULL"
 _SAME_FILE = "file_path = $2 AND file_size = $3 AND file_mtime_ns = $4 AND file_head_sha256 = $5"

@@ -7,9 +7,9 @@ import urllib.parse
 
 from bulkimport.errors import ConfigError
 from bulkimport.states import RemoteState
+from bulkimport.storage.columns import REMOTE_COLUMNS as _REMOTE_COLUMNS
+from bulkimport.storage.columns import remote_from_row
 from bulkimport.storage.postgres.database import Database
-from bulkimport.storage.sqlite.remote import _REMOTE_COLUMNS
-from bulkimport.storage.sqlite.remote import _remote_from_row as remote_from_row
 from bulkimport.storage.values import RemoteImport
 
 # The same columns as SQLite's, read the same way.

@@ -12,8 +12,8 @@ server's disk (docs/scale-out.md says so).
 
 from __future__ import annotations
 
+from bulkimport.storage.columns import JOB_COLUMNS, job_from_row
 from bulkimport.storage.postgres.database import Database
-from bulkimport.storage.postgres.jobs import JOB_COLUMNS, job_from_row
 from bulkimport.storage.postgres.reports import LatestRecords
 from bulkimport.storage.values import Forgotten, Job
 

@@ -14,6 +14,7 @@ from itertools import repeat
 from bulkimport.errors import DatabaseError
 from bulkimport.rows import Batch, NewRow
 from bulkimport.states import JobState, RepairKind, RowState
+from bulkimport.storage.columns import REPAIR_COLUMNS
 from bulkimport.storage.sqlite.cells import (
     CELLS_IN_RECORD,
     encode_cells,
@@ -29,14 +30,6 @@ from bulkimport.storage.sqlite.database import (
 )
 from bulkimport.storage.sqlite.latest import row_range
 from bulkimport.storage.values import Ingested
-
-#: The column of ``jobs`` that counts each kind of repair (migrations 008, 016).
-REPAIR_COLUMNS: dict[RepairKind, str] = {
-    RepairKind.DECIMAL: "repaired_decimal",
-    RepairKind.APOSTROPHE: "repaired_apostrophe",
-    RepairKind.TEXT_FORMULA: "repaired_text_formula",
-    RepairKind.CONTROL_PADDING: "repaired_control_padding",
-}
 
 # Storing one batch of rows: the reading position, the blank lines and the repairs move with
 # the rows, in one transaction.

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sqlite3
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -12,20 +11,13 @@ from typing import Any
 from bulkimport.errors import ConfigError
 from bulkimport.rows import FileIdentity, TargetRef
 from bulkimport.states import JobState, StopCause
+from bulkimport.storage.columns import JOB_COLUMNS as _JOB_COLUMNS
+from bulkimport.storage.columns import check_no_password
+from bulkimport.storage.columns import job_from_row as _job_from_row
 from bulkimport.storage.sqlite.database import Database, placeholders
-from bulkimport.storage.sqlite.ingest import REPAIR_COLUMNS
 from bulkimport.storage.sqlite.latest import row_range
 from bulkimport.storage.values import Job
 
-_JOB_COLUMNS = (
-    "id, state, file_path, file_size, file_mtime_ns, file_head_sha256, target_url, target_org,"
-    " target_campaign, settings_json, format_json, read_offset, read_line, total_rows,"
-    " resent_unknown, message, created_at, updated_at, started_at, finished_at,"
-    " send_rate_per_s, send_rate_at, stop_cause, outage_since, next_try_at, pace_per_s,"
-    " latency_s, blank_lines, report_path, superseded_by, read_done, window_opens_at,"
-    " try_later_runs, try_later_since, unknown_report_path, stop_facts, "
-    + ", ".join(REPAIR_COLUMNS.values())
-)
 # A job's id: never one given before, even to a job since pruned (ids_used, migration 013).
 _NEXT_ID = (
     "SELECT max(coalesce((SELECT max(id) FROM jobs), 0),"
@@ -54,56 +46,6 @@ _CARRIED = "FROM jobs WHERE file_path = ? AND target_key = ? ORDER BY id DESC LI
 
 # The states a run of a job ends in (the others: it is being read, staged or sent).
 _RUN_ENDS = (JobState.FINISHED, JobState.STOPPED, JobState.INTERRUPTED)
-
-
-def _job_from_row(row: sqlite3.Row | tuple[Any, ...]) -> Job:
-    return Job(
-        id=row[0],
-        state=JobState(row[1]),
-        file=FileIdentity(row[2], row[3], row[4], row[5]),
-        target=TargetRef(row[6], row[7], row[8]),
-        settings=json.loads(row[9]),
-        fmt_json=row[10],
-        read_offset=row[11],
-        read_line=row[12],
-        total_rows=row[13],
-        resent_unknown=row[14],
-        message=row[15],
-        created_at=row[16],
-        updated_at=row[17],
-        started_at=row[18],
-        finished_at=row[19],
-        send_rate_per_s=row[20],
-        send_rate_at=row[21],
-        stop_cause=StopCause(row[22]) if row[22] else None,
-        outage_since=row[23],
-        next_try_at=row[24],
-        pace_per_s=row[25],
-        latency_s=row[26],
-        blank_lines=row[27],
-        report_path=row[28],
-        superseded_by=row[29],
-        read_done=bool(row[30]),
-        window_opens_at=row[31],
-        try_later_runs=row[32],
-        try_later_since=row[33],
-        unknown_report_path=row[34],
-        stop_facts=json.loads(row[35]) if row[35] else None,
-        repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[36:], strict=True) if n},
-    )
-
-
-def check_no_password(settings: Mapping[str, Any], where: str = "settings") -> None:
-    """Refuse settings that still carry a password: it must never reach the database."""
-    for key, value in settings.items():
-        name = str(key).lower()
-        # `password_env` names the variable that holds the password: not a secret itself.
-        if "password" in name and not name.endswith("_env") and value not in (None, ""):
-            raise ConfigError(
-                f"refusing to store {where}[{key!r}]: a password is never written to the database"
-            )
-        if isinstance(value, Mapping):
-            check_no_password(value, f"{where}[{key!r}]")
 
 
 class SqliteJobs:

@@ -2,37 +2,15 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import urllib.parse
-from typing import Any
 
 from bulkimport.errors import ConfigError
 from bulkimport.states import RemoteState
+from bulkimport.storage.columns import REMOTE_COLUMNS as _REMOTE_COLUMNS
+from bulkimport.storage.columns import remote_from_row as _remote_from_row
 from bulkimport.storage.sqlite.database import Database
 from bulkimport.storage.values import RemoteImport
-
-_REMOTE_COLUMNS = (
-    "id, created_at, source, url, target_key, exetime, delrow, server_job_id, state, code,"
-    " message, attempts"
-)
-
-
-def _remote_from_row(row: sqlite3.Row | tuple[Any, ...]) -> RemoteImport:
-    return RemoteImport(
-        id=row[0],
-        created_at=row[1],
-        source=row[2],
-        url=row[3],
-        target_key=row[4],
-        exetime=row[5],
-        delrow=row[6],
-        server_job_id=row[7],
-        state=RemoteState(row[8]),
-        code=row[9],
-        message=row[10],
-        attempts=row[11],
-    )
 
 
 class SqliteRemoteLog:
