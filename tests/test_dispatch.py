@@ -52,6 +52,7 @@ from bulkimport.send import (
 )
 from bulkimport.send.dispatcher import UNKNOWN_CODE
 from bulkimport.send.health import HealthSettings
+from bulkimport.send.scripted import Purpose, Request, ScriptedTransport
 from bulkimport.settings import Method, RetryPolicy, SendSettings
 from bulkimport.states import InvalidReason, RowState, StopCause
 from bulkimport.storage import RowView
@@ -1225,3 +1226,41 @@ async def test_a_url_that_answers_neither_method_stops_as_a_wrong_url(
     )
     assert (result.cause, result.other_method) == (StopCause.NEVER_REACHED, None)
     assert server.asked == 1
+
+
+# --- what an outage or a wrong URL leaves on the rows ------------------------------------------
+
+ANSWERED_DONE = classify_http(200, format_answer(True, "BackMsg_84"))
+NOTHING_IMPORTED = classify_http(200, format_answer(False, "BackMsg_71"))  # a probe's answer
+
+
+@pytest.mark.parametrize("trouble", [Trouble.REFUSED, Trouble.TIMEOUT])
+async def test_rows_an_outage_ran_out_of_attempts_are_counted_again_once_it_is_known(
+    queue: SqliteStorage, trouble: Trouble
+) -> None:
+    # One attempt each: the calls that show the outage end their rows (failed, or unknown
+    # after a timeout); the first probe confirms it and takes those attempts back; the rows
+    # are sent again once the server is back, and counted once, for how they ended then.
+    n = 6
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    probes = 0
+
+    def server(request: Request) -> Outcome:
+        nonlocal probes
+        if request.purpose is Purpose.PROBE:
+            probes += 1
+            if probes > 1:
+                return NOTHING_IMPORTED
+        if probes < 2:
+            return classify_trouble(trouble, "down")
+        return ANSWERED_DONE
+
+    settings = send_settings(concurrency=1, max_attempts=1)
+    health = HealthSettings(outage_after=3, probe_first_s=0.05)
+    result = await dispatch(queue, job_id, ScriptedTransport(server), settings, health=health)
+
+    assert result.end is SendEnd.FINISHED
+    counts = result.counts
+    assert (counts.done, counts.failed, counts.maybe_imported) == (n, 0, 0)
+    assert counts.settled == n and counts.spared >= 3
+    assert {row.state for row in await rows_of(queue, job_id)} == {RowState.DONE}

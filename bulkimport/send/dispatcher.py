@@ -648,9 +648,7 @@ class Dispatcher:
         self._refund_later.update(r for r in refund if r in self._sending_rows)
         if refund:
             await self._flush()
-            self.counts.spared += await self._queue.uncount(
-                self._job_id, refund, now_s=self._wall()
-            )
+            await self._uncount(refund)
 
     # --- the other HTTP method ----------------------------------------------------------------
 
@@ -864,6 +862,12 @@ class Dispatcher:
                     r for r in self._refund_after_flush if r not in recorded
                 ]
                 if refund:
-                    self.counts.spared += await self._queue.uncount(
-                        self._job_id, refund, now_s=self._wall()
-                    )
+                    await self._uncount(refund)
+
+    async def _uncount(self, row_ids: list[int]) -> None:
+        """Take back the attempt an outage cost these rows; a row it had made ``failed`` or
+        ``unknown`` is pending again, and no longer counted so."""
+        refunded = await self._queue.uncount(self._job_id, row_ids, now_s=self._wall())
+        self.counts.spared += refunded.rows
+        self.counts.failed -= refunded.failed
+        self.counts.maybe_imported -= refunded.unknown
