@@ -50,7 +50,7 @@ from bulkimport.send import (
     Transport,
     open_session,
 )
-from bulkimport.send.dispatcher import UNKNOWN_CODE
+from bulkimport.send.dispatcher import UNKNOWN_CODE, Watch, WatchEvent
 from bulkimport.send.health import HealthSettings
 from bulkimport.send.scripted import Purpose, Request, ScriptedTransport
 from bulkimport.settings import Method, RetryPolicy, SendSettings
@@ -1231,7 +1231,47 @@ async def test_a_url_that_answers_neither_method_stops_as_a_wrong_url(
 # --- what an outage or a wrong URL leaves on the rows ------------------------------------------
 
 ANSWERED_DONE = classify_http(200, format_answer(True, "BackMsg_84"))
+ANSWERED_DUPLICATE = classify_http(200, format_answer(False, "BackMsg_82"))
 NOTHING_IMPORTED = classify_http(200, format_answer(False, "BackMsg_71"))  # a probe's answer
+WELCOME_PAGE = classify_http(200, "<html><title>Welcome to nginx!</title></html>")
+
+
+@pytest.mark.parametrize(
+    ("reached_before", "then"),
+    [
+        # Never answered: the pages are another server's, which imported nothing.
+        (False, RowState.DUPLICATE),
+        # Answered before: a page may come after the row was saved (PHP died after it).
+        (True, RowState.DONE),
+    ],
+)
+async def test_a_page_from_a_url_never_reached_leaves_no_unknown_outcome_behind(
+    queue: SqliteStorage, reached_before: bool, then: RowState
+) -> None:
+    n = 6
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    told: list[Watch] = []
+
+    async def on_watch(event: WatchEvent) -> None:
+        told.append(event.kind)
+
+    pages = ScriptedTransport(lambda request: WELCOME_PAGE)
+    settings = send_settings(concurrency=2, max_outage_s=0.3)
+    first = await dispatch(
+        queue, job_id, pages, settings, reached_before=reached_before, on_watch=on_watch
+    )
+    assert first.end is SendEnd.STOPPED
+    assert (Watch.UNKNOWN in told) is reached_before
+
+    # The right server, which has those leads already.
+    server = ScriptedTransport(lambda request: ANSWERED_DUPLICATE)
+    second = await dispatch(queue, job_id, server, settings, reached_before=True)
+    assert second.end is SendEnd.FINISHED
+    rows = await rows_of(queue, job_id)
+    sent_first = {r.record for r in pages.requests if r.purpose is Purpose.SEND}
+    assert sent_first
+    assert {row.state for row in rows if row.record in sent_first} == {then}
+    assert {row.state for row in rows if row.record not in sent_first} <= {RowState.DUPLICATE}
 
 
 @pytest.mark.parametrize("trouble", [Trouble.REFUSED, Trouble.TIMEOUT])

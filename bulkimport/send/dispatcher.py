@@ -59,7 +59,7 @@ from bulkimport.send.pace import (
     Signal,
     signal_of,
 )
-from bulkimport.send.policy import row_result
+from bulkimport.send.policy import maybe_processed, row_result
 from bulkimport.send.transport import Transport
 from bulkimport.settings import Method, SendSettings
 from bulkimport.states import RowState, StopCause
@@ -681,6 +681,7 @@ class Dispatcher:
         if self.pace.on_answer(now, now - started, signal_of(outcome)):
             self._limiter.set_rate(self.pace.rate_per_s)
             self._wake_slot_waiters(self.pace.concurrency_limit - run.in_flight)
+        unknown = maybe_processed(outcome, reached=self.health.reached)
         decision = self.health.observe(outcome, now, started)
         page = (
             outcome.trouble is Trouble.NOT_AN_ANSWER
@@ -723,7 +724,7 @@ class Dispatcher:
             await self._mode_changed(outcome, row)
         if decision.stop is not None:
             self._stop_or_doubt(decision.stop)
-        if outcome.maybe_processed:
+        if unknown:
             if not page:  # counted as a page: the server took the call and printed something
                 counts.unknown += 1
             self._tell(WatchEvent(Watch.UNKNOWN, outcome, row.line))
@@ -735,6 +736,7 @@ class Dispatcher:
             now_s=self._wall(),
             rng=self._rng,
             max_unknown=self._max_unknown,
+            reached=self.health.reached,
         )
         kind = outcome.kind
         if row.id in self._refund_later:
