@@ -43,14 +43,18 @@ from bulkimport.rows import FileIdentity, NewRow
 from bulkimport.sandbox import Faults, SandboxHandle
 from bulkimport.send import (
     Dispatcher,
+    DispatchOptions,
     HttpTransport,
+    Listeners,
     RateLimiter,
     SendEnd,
     SendResult,
     Transport,
+    Watch,
+    WatchEvent,
     open_session,
 )
-from bulkimport.send.dispatcher import UNKNOWN_CODE, Watch, WatchEvent
+from bulkimport.send.dispatcher import UNKNOWN_CODE
 from bulkimport.send.health import HealthSettings
 from bulkimport.send.scripted import Purpose, Request, ScriptedTransport
 from bulkimport.settings import Method, RetryPolicy, SendSettings
@@ -395,11 +399,19 @@ async def dispatch(
     job_id: int,
     transport: Transport | HttpTransport,
     settings: SendSettings,
+    listeners: Listeners | None = None,
     **options: Any,
 ) -> SendResult:
+    """Send the job with ``options`` (``DispatchOptions``' fields), in ``RUN_LIMIT_S``."""
     async with asyncio.timeout(RUN_LIMIT_S):
         return await Dispatcher(
-            queue.sending, job_id, transport, settings, **options, runner=a_runner()
+            queue.sending,
+            job_id,
+            transport,
+            settings,
+            runner=a_runner(),
+            options=DispatchOptions(**options),
+            listeners=listeners,
         ).run()
 
 
@@ -761,7 +773,7 @@ async def test_stop_finishes_calls_in_flight_and_leaves_the_rest_pending(
         job_id,
         HttpTransport(http, handle.url, PARAMS, settings),
         settings,
-        grace_s=grace_s,
+        options=DispatchOptions(grace_s=grace_s),
         runner=a_runner(),
     )
     loop = asyncio.get_running_loop()
@@ -812,7 +824,7 @@ async def test_stop_after_grace_gives_back_unanswered_rows_and_loses_none(
         job_id,
         HttpTransport(http, handle.url, PARAMS, settings),
         settings,
-        grace_s=grace_s,
+        options=DispatchOptions(grace_s=grace_s),
         runner=a_runner(),
     )
     loop = asyncio.get_running_loop()
@@ -858,7 +870,12 @@ async def test_stop_does_not_wait_out_a_retry_after_pause(
     settings = send_settings(concurrency=4, rate_per_s=100.0)
     transport = recording(http, handle.url, settings)
     dispatcher = Dispatcher(
-        queue.sending, job_id, transport, settings, grace_s=grace_s, runner=a_runner()
+        queue.sending,
+        job_id,
+        transport,
+        settings,
+        options=DispatchOptions(grace_s=grace_s),
+        runner=a_runner(),
     )
     loop = asyncio.get_running_loop()
     loop.call_later(0.5, dispatcher.stop)
@@ -1258,7 +1275,7 @@ async def test_a_page_from_a_url_never_reached_leaves_no_unknown_outcome_behind(
     pages = ScriptedTransport(lambda request: WELCOME_PAGE)
     settings = send_settings(concurrency=2, max_outage_s=0.3)
     first = await dispatch(
-        queue, job_id, pages, settings, reached_before=reached_before, on_watch=on_watch
+        queue, job_id, pages, settings, Listeners(on_watch=on_watch), reached_before=reached_before
     )
     assert first.end is SendEnd.STOPPED
     assert (Watch.UNKNOWN in told) is reached_before

@@ -23,7 +23,15 @@ from bulkimport.jobs.reasons import window_reason
 from bulkimport.jobs.summary import JobSummary
 from bulkimport.protocol import Outcome, classify_answer, format_answer, parse_answer
 from bulkimport.rows import FileIdentity, NewRow
-from bulkimport.send import Dispatcher, SendEnd, Transport, Watch, WatchEvent
+from bulkimport.send import (
+    Dispatcher,
+    DispatchOptions,
+    Listeners,
+    SendEnd,
+    Transport,
+    Watch,
+    WatchEvent,
+)
 from bulkimport.settings import SendSettings
 from bulkimport.states import JobState, RowState, StopCause
 from bulkimport.storage.sqlite import SqliteStorage
@@ -177,8 +185,8 @@ async def test_nothing_goes_before_the_window_opens_and_sending_stops_when_it_cl
             transport,
             settings,
             runner=a_runner(),
-            wall_clock=wall,
-            on_watch=on_watch,
+            options=DispatchOptions(wall_clock=wall),
+            listeners=Listeners(on_watch=on_watch),
         ).run()
 
     # It waited, saying until when; it sent only inside the window; the window closed it.
@@ -201,7 +209,12 @@ async def test_a_stop_while_waiting_for_the_window_sends_nothing(queue: SqliteSt
     transport = Done(wall)
     settings = SendSettings(rate_per_s=0, window=SendWindow.parse("20:00-07:00"))
     dispatcher = Dispatcher(
-        queue.sending, job_id, transport, settings, runner=a_runner(), wall_clock=wall
+        queue.sending,
+        job_id,
+        transport,
+        settings,
+        runner=a_runner(),
+        options=DispatchOptions(wall_clock=wall),
     )
     running = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0.3)

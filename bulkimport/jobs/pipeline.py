@@ -41,8 +41,10 @@ from bulkimport.reader import (
 from bulkimport.rows import Batch, FileIdentity
 from bulkimport.send import (
     Dispatcher,
+    DispatchOptions,
     Feed,
     HttpTransport,
+    Listeners,
     Route,
     SendEnd,
     SendResult,
@@ -306,12 +308,12 @@ async def send_job(
                 sender,
                 settings.send,
                 runner=runner,
-                reached_before=await storage.jobs.url_answered(target.url),
-                max_unknown=MAX_UNKNOWN if target.options.rewrites else None,
+                options=DispatchOptions(
+                    reached_before=await storage.jobs.url_answered(target.url),
+                    max_unknown=MAX_UNKNOWN if target.options.rewrites else None,
+                ),
+                listeners=Listeners(progress.sending, watcher.rate, watcher.watch),
                 feed=feed,
-                on_progress=progress.sending,
-                on_rate=watcher.rate,
-                on_watch=watcher.watch,
             )
             stop.on_stop(dispatcher.stop)
             if stop.requested:
