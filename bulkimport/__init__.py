@@ -12,6 +12,11 @@ The public API (everything else is private and may change)::
 
 See docs/library.md. Names are imported when first used, so that ``import bulkimport``
 stays cheap.
+
+Tests replace the network the way the project's own do: ``ScriptedTransport(handler)``
+asks ``handler`` for the ``Outcome`` of every call (a ``Request``: the record, the HTTP
+method, the URL, and its ``RequestKind``), and is given to ``Client(transport=...)``; a
+``Transport`` of one's own has ``send(record) -> Outcome``.
 """
 
 from __future__ import annotations
@@ -62,6 +67,12 @@ _EXPORTS = {
     "StopCause": "bulkimport.states",
     "SendWindow": "bulkimport.window",
     "Forgotten": "bulkimport.storage",
+    "Transport": "bulkimport.send",
+    "Outcome": "bulkimport.protocol",
+    "OutcomeKind": "bulkimport.protocol",
+    "ScriptedTransport": "bulkimport.send",
+    "Request": "bulkimport.send",
+    "RequestKind": "bulkimport.send",
 }
 
 __all__ = [
@@ -83,12 +94,17 @@ __all__ = [
     "JobState",
     "JobSummary",
     "Method",
+    "Outcome",
+    "OutcomeKind",
     "PasswordType",
     "Phase",
     "ProgressEvent",
     "ReadSettings",
+    "Request",
+    "RequestKind",
     "RowState",
     "RunnerBusy",
+    "ScriptedTransport",
     "SendSettings",
     "SendWindow",
     "ServerRefused",
@@ -96,6 +112,7 @@ __all__ = [
     "Settings",
     "StopCause",
     "Target",
+    "Transport",
     "TryLater",
     "UserType",
     "WindowClosed",
@@ -140,9 +157,12 @@ if TYPE_CHECKING:
         DupDialList,
         DupWay,
         ImportOptions,
+        Outcome,
+        OutcomeKind,
         PasswordType,
         UserType,
     )
+    from bulkimport.send import Request, RequestKind, ScriptedTransport, Transport
     from bulkimport.settings import Method, ReadSettings, SendSettings, Settings, Target
     from bulkimport.states import JobState, RowState, StopCause
     from bulkimport.storage import Forgotten

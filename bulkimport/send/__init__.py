@@ -13,7 +13,7 @@
 
 from bulkimport.send.dispatcher import RATE_EVERY_S, UNKNOWN_CODE, Dispatcher
 from bulkimport.send.limiter import RateLimiter
-from bulkimport.send.scripted import Purpose, Request, ScriptedTransport
+from bulkimport.send.scripted import Request, RequestKind, ScriptedTransport
 from bulkimport.send.transport import (
     GET_WARNING,
     INSECURE_WARNING,
@@ -49,9 +49,9 @@ __all__ = [
     "Feed",
     "HttpTransport",
     "Listeners",
-    "Purpose",
     "RateLimiter",
     "Request",
+    "RequestKind",
     "Route",
     "ScriptedTransport",
     "SendCounts",

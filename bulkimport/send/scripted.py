@@ -7,13 +7,12 @@ would (the dispatcher then stops, and ``run()`` raises the error, no row lost). 
 may be a coroutine function, to take its time (``await asyncio.sleep(...)``) or wait for
 what a test does meanwhile::
 
-    from bulkimport import Client, Method, Outcome, ScriptedTransport
-    from bulkimport.protocol import classify_http, format_answer
+    from bulkimport import Client, Outcome, Request, ScriptedTransport
 
-    def server(request):
+    def server(request: Request) -> Outcome:
         if "phone1=000" in request.record:
-            return classify_http(200, format_answer(False, "BackMsg_74"))
-        return classify_http(200, format_answer(True, "BackMsg_84"))
+            return ScriptedTransport.answer("|Retuen|2|Retuen|BackMsg_74")
+        return ScriptedTransport.answer("|Retuen|1|Retuen|BackMsg_84")
 
     transport = ScriptedTransport(server)
     async with Client(target, db="leads.db", transport=transport) as client:
@@ -22,8 +21,9 @@ what a test does meanwhile::
 
 It is a transport factory too (``Client(transport=...)`` takes one): opened for a job, it
 gives itself. Probes and the question about the other HTTP method go through the same handler
-(``Request.purpose``), as an HTTP transport sends them: an empty record, the job's method
-or the other one.
+(``Request.kind``), as an HTTP transport sends them: an empty record, the job's method
+or the other one. ``ScriptedTransport.answer`` classifies a response as the HTTP transport
+does (an ``Outcome`` can also be made by hand).
 """
 
 from __future__ import annotations
@@ -35,14 +35,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from bulkimport.protocol import Outcome
+from bulkimport.protocol import Outcome, classify_http
 from bulkimport.settings import Method, Settings
 
 #: Where the calls of a ``ScriptedTransport`` go when no URL is given (nowhere real).
 SCRIPTED_URL = "http://scripted.invalid/asterccinterfaces"
 
 
-class Purpose(StrEnum):
+class RequestKind(StrEnum):
     """Why the dispatcher makes a call."""
 
     SEND = "send"  # a row's record
@@ -59,7 +59,7 @@ class Request:
     record: str  # the record as encoded (``name=...||phone1=...``); "" for a probe
     method: Method
     url: str
-    purpose: Purpose = Purpose.SEND
+    kind: RequestKind = RequestKind.SEND
 
 
 Handler = Callable[[Request], Outcome | Awaitable[Outcome]]
@@ -68,9 +68,9 @@ Handler = Callable[[Request], Outcome | Awaitable[Outcome]]
 @dataclass
 class ScriptedTransport:
     """A ``Transport`` that asks ``handler`` for every call's outcome; see the module's
-    documentation. ``delay_s``: how long each call takes before the handler is asked (a
-    call always yields to the event loop once, as a socket would). ``requests``: every
-    call made, in order."""
+    documentation. The handler is asked as the call is made; ``delay_s``: how long its
+    answer then takes to come back (a call always yields to the event loop once, as a
+    socket would). ``requests``: every call made, in order."""
 
     handler: Handler
     url: str = SCRIPTED_URL
@@ -78,26 +78,32 @@ class ScriptedTransport:
     delay_s: float = 0.0
     requests: list[Request] = field(default_factory=list)
 
+    @staticmethod
+    def answer(body: str, *, status: int = 200, retry_after: str | None = None) -> Outcome:
+        """The outcome of an HTTP response (``status``, ``body``, a ``Retry-After`` header),
+        as the HTTP transport classifies it."""
+        return classify_http(status, body, retry_after=retry_after)
+
     async def send(self, record: str) -> Outcome:
         """The outcome of sending ``record``."""
         return await self._call(Request(record, self.method, self.url))
 
     async def probe(self) -> Outcome:
         """The outcome of a call with an empty record."""
-        return await self._call(Request("", self.method, self.url, Purpose.PROBE))
+        return await self._call(Request("", self.method, self.url, RequestKind.PROBE))
 
     async def other_method(self) -> Method | None:
         """The other HTTP method, if the handler answers it (in the Import protocol)."""
         other = Method.GET if self.method is Method.POST else Method.POST
-        outcome = await self._call(Request("", other, self.url, Purpose.OTHER_METHOD))
+        outcome = await self._call(Request("", other, self.url, RequestKind.OTHER_METHOD))
         return other if outcome.answered else None
 
     async def _call(self, request: Request) -> Outcome:
         self.requests.append(request)
-        await asyncio.sleep(self.delay_s)
         outcome = self.handler(request)
         if inspect.isawaitable(outcome):
-            return await outcome
+            outcome = await outcome
+        await asyncio.sleep(self.delay_s)  # the answer's way back
         return outcome
 
     @contextlib.asynccontextmanager
