@@ -10,11 +10,10 @@
   turn at the ``RateLimiter`` (``pace.interval_s`` apart, and a ``Retry-After`` pauses every
   worker). The pace is fixed (``--rate N``: ``FixedPace``, slowed by back-pressure) or found
   as it goes (``--rate auto``: ``PaceController``).
-- Every outcome goes to ``JobHealth`` first: it decides whether the trouble is the row's or
-  the server's (an outage, throttling: the attempt is spared), whether the job stops (a fatal
-  answer, a URL that never answered, a spent error budget, an outage past ``--max-outage``),
-  and whether an outage began or ended; ``ServerWatch`` acts on it (probes in an outage,
-  attempts taken back, a wrong URL doubted, the other HTTP method asked).
+- Every outcome goes to ``JobHealth`` first: is the trouble the row's or the server's (an
+  outage, throttling: the attempt is spared), does the job stop (a fatal answer, a URL that
+  never answered, a spent error budget, an outage past ``--max-outage``), did an outage
+  begin or end; ``ServerWatch`` acts on it (probes, refunds, a doubted URL, the method).
 - Then the pure ``policy.row_result`` turns the outcome into the row's next state, and the
   ``ResultWriter`` records results in small batches. A worker whose result would overflow a
   batch waits for the commit, which bounds the rows sent but not recorded.
@@ -37,7 +36,7 @@ from dataclasses import dataclass, field
 from bulkimport.protocol import Outcome, OutcomeKind, Trouble, mask_secrets
 from bulkimport.rows import ClaimedRow, RowResult
 from bulkimport.send.feeder import IDLE_POLL_S, Feeder, wait_for
-from bulkimport.send.health import HealthSettings, JobHealth
+from bulkimport.send.health import HealthSettings, JobHealth, Mode
 from bulkimport.send.limiter import RateLimiter
 from bulkimport.send.outage import RunControl, ServerWatch
 from bulkimport.send.pace import FixedPace, Pace, PaceController, PaceSettings, Signal, signal_of
@@ -124,12 +123,9 @@ class Dispatcher:
         now = self._clock()
         self.pace: Pace = make_pace(settings, now_s=now)
         self._limiter = RateLimiter(self.pace.rate_per_s, clock=self._clock)
-        self.health = JobHealth(
-            options.health
-            or HealthSettings(max_outage_s=settings.max_outage_s, budget=settings.max_rejects),
-            reached_before=options.reached_before,
-            now_s=now,
-        )
+        health = HealthSettings(max_outage_s=settings.max_outage_s, budget=settings.max_rejects)
+        health = options.health or health
+        self.health = JobHealth(health, reached_before=options.reached_before, now_s=now)
         self._reached_told = False
         self._preamble_told = False  # what the server prints before its answers: said once
         run = self._run = _Run()
@@ -138,7 +134,7 @@ class Dispatcher:
         self._watch_tasks: set[asyncio.Task[None]] = set()
         # Read at each wait: the pace may be replaced before the run (a benchmark's).
         self._slots = Slots(lambda: self.pace.concurrency_limit, run.stop)
-        self._writer = ResultWriter(queue, job_id, self._committed)
+        self._writer = ResultWriter(queue, job_id, lambda batch: self._server.committed(batch))
         self._feeder = Feeder(
             queue, job_id, runner, pool=self._pool, stop=run.stop, sending=run.sending,
             wall_clock=self._wall, flush=self._writer.flush, tell=self._tell,
@@ -209,9 +205,8 @@ class Dispatcher:
             for task in (feeder, prober, *workers):
                 task.cancel()
             await asyncio.gather(feeder, prober, *workers, return_exceptions=True)
-            writer.cancel()
-            doubting = [self._server.doubting] if self._server.doubting is not None else []
-            for task in doubting:
+            doubting = [] if self._server.doubting is None else [self._server.doubting]
+            for task in (writer, *doubting):
                 task.cancel()
             await asyncio.gather(writer, *doubting, return_exceptions=True)
             # The last writes must happen even if we are being cancelled.
@@ -266,13 +261,13 @@ class Dispatcher:
             if not run.sending.is_set():
                 await wait_for(run.sending, run.stop, IDLE_POLL_S)
                 continue
-            row = await feeder.next_row()
+            row = feeder.take() or await feeder.next_row()
             if row is None:
                 return
             if not run.sending.is_set():
                 feeder.put_back(row)  # an outage began meanwhile: the row waits
                 continue
-            if not await slots.take():
+            if not (slots.take_now() or await slots.take()):
                 feeder.put_back(row)  # not sent: released by _finish
                 return
             try:
@@ -331,7 +326,9 @@ class Dispatcher:
             counts.answered += 1
         elif page:
             counts.pages += 1
-        decision = await self._server.judge(outcome, now, started)
+        decision = health.observe(outcome, now, started)
+        if decision.changed and health.mode is Mode.OUTAGE:
+            decision = await self._server.outage_begins(outcome, decision)
         if outcome.preamble and not self._preamble_told:
             self._preamble_told = True
             log.info("the server prints this with its answers, read through: %s", outcome.preamble)
@@ -346,7 +343,11 @@ class Dispatcher:
         if outcome.retry_after_s is not None:
             self._limiter.pause(outcome.retry_after_s)
             counts.throttled += 1
-        await self._server.act(decision, outcome, row.line)
+        self._server.answered()
+        if decision.changed:
+            await self._server.changed(outcome, row.line)
+        if decision.stop is not None:
+            self._server.stop_or_doubt(decision.stop)
         if unknown:
             if not page:  # counted as a page: the server took the call and printed something
                 counts.unknown += 1
@@ -371,9 +372,6 @@ class Dispatcher:
         if self._writer.full:
             # Shielded: a cancel must not lose outcomes already taken off the list.
             await asyncio.shield(self._writer.flush())
-
-    async def _committed(self, batch: list[RowResult]) -> None:
-        await self._server.committed(batch)
 
     def _tell(self, event: WatchEvent) -> None:
         if self._listeners.on_watch is None:

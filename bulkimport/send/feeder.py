@@ -74,6 +74,15 @@ class Feeder:
 
     # --- what the workers ask -----------------------------------------------------------------
 
+    def take(self) -> ClaimedRow | None:
+        """The next row of the buffer if there is one (and no stop): no wait."""
+        buffer = self._buffer
+        if not buffer or self._stop.is_set():
+            return None
+        if len(buffer) <= self._pool:
+            self._low.set()
+        return buffer.popleft()
+
     async def next_row(self) -> ClaimedRow | None:
         """The next row of the buffer, or None once ``stop`` is set."""
         buffer = self._buffer

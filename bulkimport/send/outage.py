@@ -73,30 +73,44 @@ class ServerWatch:
 
     # --- an outcome -----------------------------------------------------------------------
 
-    async def judge(self, outcome: Outcome, now_s: float, sent_s: float) -> Decision:
-        """What ``outcome`` means for the job (``JobHealth.observe``). An outage that would
-        begin before any Import answer came first asks about the other method, the workers
-        held: a server that does not take this one would be waited for until
-        --max-outage."""
-        decision = self.health.observe(outcome, now_s, sent_s)
-        if decision.changed and self.health.mode is Mode.OUTAGE and self._doubts_method(outcome):
-            self._run.sending.clear()
-            method = await self._ask_other_method()
-            if method is not None:
-                self.other_method = method
-                decision = self.health.wrong_method(outcome)
-                await self.refund_streak()
+    async def outage_begins(self, outcome: Outcome, decision: Decision) -> Decision:
+        """``decision`` began an outage: before any Import answer came, first ask about the
+        other method, the workers held (a server that does not take this one would be
+        waited for until --max-outage). Return the decision that stands."""
+        if not self._doubts_method(outcome):
+            return decision
+        self._run.sending.clear()
+        method = await self._ask_other_method()
+        if method is None:
+            return decision
+        self.other_method = method
+        decision = self.health.wrong_method(outcome)
+        await self.refund_streak()
         return decision
 
-    async def act(self, decision: Decision, outcome: Outcome, line: int) -> None:
-        """Act on ``decision``, taken on ``outcome`` of the row on ``line``."""
-        health = self.health
-        if health.streak == 0 and health.mode is Mode.SENDING:
-            self.refunds.answered()  # an answer from after the troubles: they were the rows'
-        if decision.changed:
-            await self._mode_changed(outcome, line)
-        if decision.stop is not None:
-            self._stop_or_doubt(decision.stop)
+    def answered(self) -> None:
+        """An outcome was recorded: once an answer came after the troubles, they were the
+        rows' own."""
+        if self.health.streak == 0 and self.health.mode is Mode.SENDING:
+            self.refunds.answered()
+
+    async def changed(self, outcome: Outcome, line: int) -> None:
+        """The mode changed on ``outcome`` of the row on ``line``: an outage began or
+        ended."""
+        await self._mode_changed(outcome, line)
+
+    def stop_or_doubt(self, cause: StopCause) -> None:
+        """Stop for ``cause``; but doubt a URL taken for a wrong one while calls are in
+        flight (see the module)."""
+        run = self._run
+        if cause is not StopCause.NEVER_REACHED or self.health.method_refused:
+            run.halt(cause, self.health.stop_outcome)
+        elif self.doubting is None and not run.stop.is_set():
+            if run.in_flight() == 0:
+                run.halt(cause, self.health.stop_outcome)
+                return
+            run.sending.clear()
+            self.doubting = asyncio.ensure_future(self._settle_doubt())
 
     # --- an outage: one probe at a time ---------------------------------------------------
 
@@ -173,19 +187,6 @@ class ServerWatch:
         self._counts.maybe_imported -= refunded.unknown
 
     # --- a wrong URL, or the other HTTP method ----------------------------------------------
-
-    def _stop_or_doubt(self, cause: StopCause) -> None:
-        """Stop for ``cause``; but doubt a URL taken for a wrong one while calls are in
-        flight (see the module)."""
-        run = self._run
-        if cause is not StopCause.NEVER_REACHED or self.health.method_refused:
-            run.halt(cause, self.health.stop_outcome)
-        elif self.doubting is None and not run.stop.is_set():
-            if run.in_flight() == 0:
-                run.halt(cause, self.health.stop_outcome)
-                return
-            run.sending.clear()
-            self.doubting = asyncio.ensure_future(self._settle_doubt())
 
     async def _settle_doubt(self) -> None:
         run, health = self._run, self.health

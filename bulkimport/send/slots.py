@@ -26,6 +26,13 @@ class Slots:
         # First come first served: a freed slot wakes the oldest waiter.
         self._waiters: deque[asyncio.Future[None]] = deque()
 
+    def take_now(self) -> bool:
+        """Take a slot if one is free (and no stop): no wait."""
+        if self.in_flight >= self._limit() or self._stopped.is_set():
+            return False
+        self.in_flight += 1
+        return True
+
     async def take(self) -> bool:
         """Wait until fewer calls than the limit are in flight, and take a slot; False on a
         stop (no slot taken)."""
