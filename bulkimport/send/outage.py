@@ -94,11 +94,6 @@ class ServerWatch:
         if self.health.streak == 0 and self.health.mode is Mode.SENDING:
             self.refunds.answered()
 
-    async def changed(self, outcome: Outcome, line: int) -> None:
-        """The mode changed on ``outcome`` of the row on ``line``: an outage began or
-        ended."""
-        await self._mode_changed(outcome, line)
-
     def stop_or_doubt(self, cause: StopCause) -> None:
         """Stop for ``cause``; but doubt a URL taken for a wrong one while calls are in
         flight (see the module)."""
@@ -142,14 +137,16 @@ class ServerWatch:
                 run.halt(decision.stop, health.stop_outcome)
             elif decision.changed:
                 self.refunds.answered()
-                await self._mode_changed(outcome, None)
+                await self.changed(outcome, None)
             else:
                 run.tell(WatchEvent(Watch.PROBE_FAILED, outcome, next_try_s=self._next_try_s()))
 
     def _next_try_s(self) -> float:
         return self._wall() + max(self.health.next_probe_s - self._clock(), 0.0)
 
-    async def _mode_changed(self, outcome: Outcome, line: int | None) -> None:
+    async def changed(self, outcome: Outcome, line: int | None) -> None:
+        """The mode changed on ``outcome`` (of the row on ``line``; None: a probe's): an
+        outage began (sending held, the buffer given back) or ended (sending resumes)."""
         run, health = self._run, self.health
         if health.mode is Mode.OUTAGE:
             run.sending.clear()
