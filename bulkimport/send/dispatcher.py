@@ -343,7 +343,7 @@ class Dispatcher:
         if outcome.retry_after_s is not None:
             self._limiter.pause(outcome.retry_after_s)
             counts.throttled += 1
-        self._server.answered()
+        self._server.after_outcome()
         if decision.changed:
             await self._server.changed(outcome, row.line)
         if decision.stop is not None:

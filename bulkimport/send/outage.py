@@ -88,9 +88,9 @@ class ServerWatch:
         await self.refund_streak()
         return decision
 
-    def answered(self) -> None:
-        """An outcome was recorded: once an answer came after the troubles, they were the
-        rows' own."""
+    def after_outcome(self) -> None:
+        """An outcome was observed: if it leaves no trouble in a row (an answer came after
+        the troubles), they were their rows' own."""
         if self.health.streak == 0 and self.health.mode is Mode.SENDING:
             self.refunds.answered()
 
