@@ -289,7 +289,9 @@ class Dispatcher:
         started = self._clock()
         self.pace.on_sent(started)
         self.counts.sent += 1
-        self._server.refunds.sending(row.id)
+        refunds = self._server.refunds
+        if refunds.rows:
+            refunds.sending(row.id)
         try:
             outcome = await self._transport.send(row.record)
         except BaseException:
@@ -316,7 +318,7 @@ class Dispatcher:
         if self.pace.on_answer(now, now - started, signal_of(outcome)):
             self._limiter.set_rate(self.pace.rate_per_s)
             self._slots.wake(self.pace.concurrency_limit - self._slots.in_flight)
-        unknown = maybe_processed(outcome, reached=health.reached)
+        unknown = outcome.trouble is not None and maybe_processed(outcome, reached=health.reached)
         page = (
             outcome.trouble is Trouble.NOT_AN_ANSWER
             and outcome.status is not None
@@ -343,7 +345,9 @@ class Dispatcher:
         if outcome.retry_after_s is not None:
             self._limiter.pause(outcome.retry_after_s)
             counts.throttled += 1
-        self._server.after_outcome()
+        refunds = self._server.refunds
+        if refunds.rows:
+            self._server.after_outcome()
         if decision.changed:
             await self._server.changed(outcome, row.line)
         if decision.stop is not None:
@@ -363,7 +367,8 @@ class Dispatcher:
             reached=health.reached,
         )
         held = outcome.kind is OutcomeKind.TRANSIENT and result.counted
-        self._server.refunds.recorded(row.id, held=held)
+        if held or refunds.rows:
+            refunds.recorded(row.id, held=held)
         counts.count(outcome, result.state, spared=decision.spare)
         self._resolve(result)
         # Outcomes not yet committed, including a batch being committed, stay under one

@@ -31,50 +31,50 @@ class RefundLedger:
     """Rows of the current streak of troubles, and rows owed an attempt; see the module."""
 
     def __init__(self) -> None:
-        self._rows: dict[int, _Entry] = {}
+        # Empty but in an outage or a run of troubles: callers on the hot path look first.
+        self.rows: dict[int, _Entry] = {}
 
     def sending(self, row_id: int) -> None:
         """A call of ``row_id`` is on its way."""
-        if self._rows:
-            entry = self._rows.get(row_id)
-            if entry is not None:
-                entry.sending = True
+        entry = self.rows.get(row_id)
+        if entry is not None:
+            entry.sending = True
 
     def recorded(self, row_id: int, *, held: bool) -> None:
         """The result of a call of ``row_id`` awaits its commit; ``held``: a trouble counted
         against the row, which joins the streak."""
-        entry = self._rows.get(row_id) if self._rows else None
+        entry = self.rows.get(row_id)
         if entry is None:
             if not held:
                 return
-            entry = self._rows[row_id] = _Entry()
+            entry = self.rows[row_id] = _Entry()
         entry.sending = False
         entry.uncommitted = True
         entry.streak += held
 
     def answered(self) -> None:
         """An answer came after the troubles: they were their rows' own."""
-        if not self._rows:
+        if not self.rows:
             return
-        for row_id, entry in list(self._rows.items()):
+        for row_id, entry in list(self.rows.items()):
             entry.streak = 0
             if not entry.owed:
-                del self._rows[row_id]
+                del self.rows[row_id]
 
     def confirm(self) -> list[int]:
         """The outage is confirmed: the streak's attempts are owed. Return the rows whose
         attempts can be taken back now, once per attempt (the others follow their
         commits)."""
-        for entry in self._rows.values():
+        for entry in self.rows.values():
             entry.streak, entry.owed = 0, entry.owed + entry.streak
         return self._due()
 
     def committed(self, row_ids: Iterable[int]) -> list[int]:
         """Results of these rows are committed; return the rows whose attempts can be
         taken back now, once per attempt."""
-        if not self._rows:
+        if not self.rows:
             return []
-        rows = self._rows
+        rows = self.rows
         for row_id in row_ids:
             entry = rows.get(row_id)
             if entry is not None:
@@ -84,10 +84,10 @@ class RefundLedger:
     def _due(self) -> list[int]:
         """The owed attempts the rule lets go now; their rows owe nothing more."""
         due: list[int] = []
-        for row_id, entry in list(self._rows.items()):
+        for row_id, entry in list(self.rows.items()):
             if entry.owed and not entry.sending and not entry.uncommitted:
                 due += [row_id] * entry.owed
                 entry.owed = 0
                 if not entry.streak:
-                    del self._rows[row_id]
+                    del self.rows[row_id]
         return due
