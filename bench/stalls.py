@@ -35,7 +35,7 @@ import aiohttp
 from bulkimport.protocol import ImportParams
 from bulkimport.rows import FileIdentity, NewRow, TargetRef
 from bulkimport.sandbox import Faults, SandboxConfig, serve_sandbox
-from bulkimport.send import Dispatcher
+from bulkimport.send import Dispatcher, DispatchOptions
 from bulkimport.send.health import HealthSettings
 from bulkimport.send.pace import PaceController, PaceSettings
 from bulkimport.send.transport import HttpTransport
@@ -124,8 +124,9 @@ async def run_variant(
         params = ImportParams(org="demo", user="admin", password="secret", campaign="1")
         async with aiohttp.ClientSession() as session:
             transport = HttpTransport(session, sandbox.url, params, settings)
+            options = DispatchOptions(health=health)
             dispatcher = Dispatcher(
-                queue.sending, job.id, transport, settings, runner=RunnerId(1), health=health
+                queue.sending, job.id, transport, settings, runner=RunnerId(1), options=options
             )
             if before and auto:
                 dispatcher.pace = PaceControllerBefore(

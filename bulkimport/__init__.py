@@ -15,6 +15,11 @@ What a job does and learns comes as typed events (``Client(on_event=...)``: ``Ou
 
 See docs/library.md. Names are imported when first used, so that ``import bulkimport``
 stays cheap.
+
+Tests replace the network the way the project's own do: ``ScriptedTransport(handler)``
+asks ``handler`` for the ``Outcome`` of every call (a ``Request``: the record, the HTTP
+method, the URL, and its ``RequestKind``), and is given to ``Client(transport=...)``; a
+``Transport`` of one's own has ``send(record) -> Outcome``.
 """
 
 from __future__ import annotations
@@ -92,6 +97,12 @@ _EXPORTS = {
     "StopFacts": "bulkimport.events",
     "JobStopped": "bulkimport.events",
     "RunEnded": "bulkimport.events",
+    "Transport": "bulkimport.send",
+    "Outcome": "bulkimport.protocol",
+    "OutcomeKind": "bulkimport.protocol",
+    "ScriptedTransport": "bulkimport.send",
+    "Request": "bulkimport.send",
+    "RequestKind": "bulkimport.send",
 }
 
 __all__ = [
@@ -121,6 +132,8 @@ __all__ = [
     "Method",
     "Opened",
     "OutageBegan",
+    "Outcome",
+    "OutcomeKind",
     "PaceChanged",
     "PasswordType",
     "Phase",
@@ -131,11 +144,14 @@ __all__ = [
     "ReadSettings",
     "RenameUnused",
     "Replaced",
+    "Request",
+    "RequestKind",
     "RowState",
     "RowsReset",
     "RunEnded",
     "RunStarted",
     "RunnerBusy",
+    "ScriptedTransport",
     "SendProgress",
     "SendSettings",
     "SendWindow",
@@ -150,6 +166,7 @@ __all__ = [
     "StopRequested",
     "Superseded",
     "Target",
+    "Transport",
     "TryLater",
     "UnknownOutcome",
     "UserType",
@@ -226,9 +243,12 @@ if TYPE_CHECKING:
         DupDialList,
         DupWay,
         ImportOptions,
+        Outcome,
+        OutcomeKind,
         PasswordType,
         UserType,
     )
+    from bulkimport.send import Request, RequestKind, ScriptedTransport, Transport
     from bulkimport.settings import Method, ReadSettings, SendSettings, Settings, Target
     from bulkimport.states import JobState, RowState, StopCause
     from bulkimport.storage import Forgotten

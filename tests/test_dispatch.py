@@ -42,15 +42,20 @@ from bulkimport.protocol import (
 from bulkimport.sandbox import Faults, SandboxHandle
 from bulkimport.send import (
     Dispatcher,
+    DispatchOptions,
     HttpTransport,
+    Listeners,
     RateLimiter,
     SendEnd,
     SendResult,
     Transport,
+    Watch,
+    WatchEvent,
     open_session,
 )
 from bulkimport.send.dispatcher import UNKNOWN_CODE
 from bulkimport.send.health import HealthSettings
+from bulkimport.send.scripted import Request, RequestKind, ScriptedTransport
 from bulkimport.settings import Method, RetryPolicy, SendSettings
 from bulkimport.states import RowState, StopCause
 from bulkimport.storage import RowView
@@ -68,6 +73,10 @@ from tests.helpers import (
 T = TypeVar("T")
 
 RUN_LIMIT_S = 30.0  # no test run may take longer: a hang fails instead of blocking the suite
+ANSWERED_DONE = classify_http(200, format_answer(True, "BackMsg_84"))
+ANSWERED_DUPLICATE = classify_http(200, format_answer(False, "BackMsg_82"))
+NOTHING_IMPORTED = classify_http(200, format_answer(False, "BackMsg_71"))  # a probe's answer
+WELCOME_PAGE = classify_http(200, "<html><title>Welcome to nginx!</title></html>")
 
 
 # --- a virtual clock for the rate limiter -----------------------------------------------------
@@ -361,11 +370,19 @@ async def dispatch(
     job_id: int,
     transport: Transport | HttpTransport,
     settings: SendSettings,
+    listeners: Listeners | None = None,
     **options: Any,
 ) -> SendResult:
+    """Send the job with ``options`` (``DispatchOptions``' fields), in ``RUN_LIMIT_S``."""
     async with asyncio.timeout(RUN_LIMIT_S):
         return await Dispatcher(
-            queue.sending, job_id, transport, settings, **options, runner=a_runner()
+            queue.sending,
+            job_id,
+            transport,
+            settings,
+            runner=a_runner(),
+            options=DispatchOptions(**options),
+            listeners=listeners,
         ).run()
 
 
@@ -534,21 +551,17 @@ async def test_faults_are_retried_until_every_row_is_imported_once(
         assert stats["by_code"]["hung"] == codes.count("timeout")
 
 
-@dataclass
-class PoisonRows(Transport):
+def poison_rows(inner: HttpTransport, poison: str) -> ScriptedTransport:
     """Answers the vendor's storage error (``BackMsg_85``, nothing stored) to the records that
     hold ``poison`` (a record the server chokes on), and passes the others on: troubles among
     answers are the rows' own."""
 
-    inner: Transport
-    poison: str
-    calls: list[str] = field(default_factory=list)
-
-    async def send(self, record: str) -> Outcome:
-        self.calls.append(record)
-        if self.poison in record:
+    async def server(request: Request) -> Outcome:
+        if poison in request.record:
             return classify_http(200, "|Retuen|2|Retuen|BackMsg_85")
-        return await self.inner.send(record)
+        return await inner.send(request.record)
+
+    return ScriptedTransport(server)
 
 
 async def test_rows_fail_after_max_attempts_and_are_sent_no_more(
@@ -559,7 +572,7 @@ async def test_rows_fail_after_max_attempts_and_are_sent_no_more(
         queue, [record(i, memo="boom" if i % 4 == 0 else "ok") for i in range(n)]
     )
     settings = send_settings(max_attempts=2)
-    transport = PoisonRows(HttpTransport(http, sandbox.url, PARAMS, settings), "memo=boom")
+    transport = poison_rows(HttpTransport(http, sandbox.url, PARAMS, settings), "memo=boom")
 
     result = await dispatch(queue, job_id, transport, settings)
 
@@ -570,7 +583,7 @@ async def test_rows_fail_after_max_attempts_and_are_sent_no_more(
     assert {
         (row.state, row.attempts, row.last_code) for row in rows if "boom" in str(row.record)
     } == {(RowState.FAILED, 2, "BackMsg_85")}
-    rows_sent = [record for record in transport.calls if record]  # not the probes
+    rows_sent = [r for r in transport.requests if r.kind is RequestKind.SEND]
     assert len(rows_sent) == n + poisoned  # two calls each, no more
     assert len(await customers(http, sandbox)) == n - poisoned
 
@@ -727,7 +740,7 @@ async def test_stop_finishes_calls_in_flight_and_leaves_the_rest_pending(
         job_id,
         HttpTransport(http, handle.url, PARAMS, settings),
         settings,
-        grace_s=grace_s,
+        options=DispatchOptions(grace_s=grace_s),
         runner=a_runner(),
     )
     loop = asyncio.get_running_loop()
@@ -778,7 +791,7 @@ async def test_stop_after_grace_gives_back_unanswered_rows_and_loses_none(
         job_id,
         HttpTransport(http, handle.url, PARAMS, settings),
         settings,
-        grace_s=grace_s,
+        options=DispatchOptions(grace_s=grace_s),
         runner=a_runner(),
     )
     loop = asyncio.get_running_loop()
@@ -824,7 +837,12 @@ async def test_stop_does_not_wait_out_a_retry_after_pause(
     settings = send_settings(concurrency=4, rate_per_s=100.0)
     transport = recording(http, handle.url, settings)
     dispatcher = Dispatcher(
-        queue.sending, job_id, transport, settings, grace_s=grace_s, runner=a_runner()
+        queue.sending,
+        job_id,
+        transport,
+        settings,
+        options=DispatchOptions(grace_s=grace_s),
+        runner=a_runner(),
     )
     loop = asyncio.get_running_loop()
     loop.call_later(0.5, dispatcher.stop)
@@ -1029,17 +1047,15 @@ async def test_md5_password_never_stored_in_a_message(
 # --- a transport that breaks ------------------------------------------------------------------
 
 
-@dataclass
-class BrokenTransport(Transport):
+def broken_on(breaks_on: str) -> ScriptedTransport:
     """Answers done, except for one record, where it raises like a bug would."""
 
-    breaks_on: str
-
-    async def send(self, record: str) -> Outcome:
-        await asyncio.sleep(0.001)
-        if record == self.breaks_on:
+    def server(request: Request) -> Outcome:
+        if request.record == breaks_on:
             raise RuntimeError("transport bug")
         return Outcome(OutcomeKind.DONE, "BackMsg_84", "BackMsg_84")
+
+    return ScriptedTransport(server, delay_s=0.001)
 
 
 async def test_a_transport_error_ends_the_run_and_leaves_no_row_in_flight(
@@ -1050,7 +1066,7 @@ async def test_a_transport_error_ends_the_run_and_leaves_no_row_in_flight(
     settings = send_settings(concurrency=2)
 
     with pytest.raises(RuntimeError, match="transport bug"):
-        await dispatch(queue, job_id, BrokenTransport(record(10)), settings)
+        await dispatch(queue, job_id, broken_on(record(10)), settings)
 
     counts = await queue.reports.counts(job_id)
     assert counts[RowState.IN_FLIGHT] == 0
@@ -1096,22 +1112,21 @@ class HeldAcrossTheConfirmation:
         self.probes = 0
         self.down = True
 
-    async def send(self, record: str) -> Outcome:
-        self.calls[record] = self.calls.get(record, 0) + 1
-        if record == self.held and self.calls[record] == 2:
+    async def __call__(self, request: Request) -> Outcome:
+        if request.kind is RequestKind.PROBE:
+            self.probes += 1
+            if self.probes == 1:
+                asyncio.get_running_loop().call_later(0.05, self.release.set)
+                return classify_trouble(Trouble.REFUSED, "cannot connect")
+            self.down = False
+            return classify_http(200, format_answer(False, "BackMsg_71"))
+        self.calls[request.record] = self.calls.get(request.record, 0) + 1
+        if request.record == self.held and self.calls[request.record] == 2:
             await self.release.wait()
             return classify_trouble(Trouble.REFUSED, "cannot connect")
         if self.down:
             return classify_trouble(Trouble.REFUSED, "cannot connect")
         return classify_http(200, format_answer(True, "BackMsg_84"))
-
-    async def probe(self) -> Outcome:
-        self.probes += 1
-        if self.probes == 1:
-            asyncio.get_running_loop().call_later(0.05, self.release.set)
-            return classify_trouble(Trouble.REFUSED, "cannot connect")
-        self.down = False
-        return classify_http(200, format_answer(False, "BackMsg_71"))
 
 
 async def test_a_row_sent_again_before_the_outage_was_confirmed_gets_its_attempt_back(
@@ -1122,14 +1137,14 @@ async def test_a_row_sent_again_before_the_outage_was_confirmed_gets_its_attempt
     # so the first attempt could not be taken back then. It is, once that call is recorded.
     records = [record(0), record(1)]
     job_id = await make_job(queue, records)
-    transport = HeldAcrossTheConfirmation(records[0])
+    server = HeldAcrossTheConfirmation(records[0])
     settings = send_settings(concurrency=2, backoff_base_s=0.001, backoff_max_s=0.001)
     health = HealthSettings(outage_after=3, probe_first_s=0.2)
 
-    result = await dispatch(queue, job_id, transport, settings, health=health)
+    result = await dispatch(queue, job_id, ScriptedTransport(server), settings, health=health)
 
     assert result.end is SendEnd.FINISHED
-    assert transport.calls[records[0]] >= 3 and transport.probes >= 2
+    assert server.calls[records[0]] >= 3 and server.probes >= 2
     rows = await rows_of(queue, job_id)
     assert {row.state for row in rows} == {RowState.DONE}
     assert [row.attempts for row in rows] == [1, 1]  # the outage cost neither an attempt
@@ -1138,22 +1153,17 @@ async def test_a_row_sent_again_before_the_outage_was_confirmed_gets_its_attempt
 # --- a server that does not take the job's HTTP method ------------------------------------------
 
 
-@dataclass
-class GetOnlyServer(Transport):
-    """Answers every call (by POST) with ``refusal``; the other method (GET) is answered."""
+def get_only(refusal: Outcome, *, get: Outcome = NOTHING_IMPORTED) -> ScriptedTransport:
+    """Answers every call by POST with ``refusal``, and by GET with ``get``."""
+    return ScriptedTransport(
+        lambda request: get if request.method is Method.GET else refusal, delay_s=0.001
+    )
 
-    refusal: Outcome
-    asked: int = 0
-    sent: int = 0
 
-    async def send(self, record: str) -> Outcome:
-        self.sent += 1
-        await asyncio.sleep(0.001)
-        return self.refusal
-
-    async def other_method(self) -> Method | None:
-        self.asked += 1
-        return Method.GET
+def asked_and_sent(transport: ScriptedTransport) -> tuple[int, int]:
+    """The calls that asked about the other method, and the others."""
+    asked = sum(r.kind is RequestKind.OTHER_METHOD for r in transport.requests)
+    return asked, len(transport.requests) - asked
 
 
 @pytest.mark.parametrize("reached_before", [False, True])
@@ -1163,7 +1173,7 @@ async def test_no_answer_to_post_but_to_get_stops_naming_get_and_costs_no_attemp
 ) -> None:
     job_id = await make_job(queue, [record(n) for n in range(40)])
     refusal = classify_http(status, "<html><title>Not here</title></html>")
-    server = GetOnlyServer(refusal)
+    server = get_only(refusal)
     # A URL that answered before meets the 405 as fatal and the pages as an outage: both are
     # told apart too, before --max-outage.
     settings = send_settings(concurrency=4, max_outage_s=600.0)
@@ -1171,7 +1181,8 @@ async def test_no_answer_to_post_but_to_get_stops_naming_get_and_costs_no_attemp
     assert (result.end, result.cause) == (SendEnd.STOPPED, StopCause.NEVER_REACHED)
     assert result.other_method is Method.GET
     assert result.outcome is not None and result.outcome.status == status
-    assert server.asked == 1 and server.sent <= 4 + 5
+    asked, sent = asked_and_sent(server)
+    assert asked == 1 and sent <= 4 + 5
     rows = await rows_of(queue, job_id)
     assert {(row.state, row.attempts) for row in rows} == {(RowState.PENDING, 0)}
 
@@ -1179,16 +1190,84 @@ async def test_no_answer_to_post_but_to_get_stops_naming_get_and_costs_no_attemp
 async def test_a_url_that_answers_neither_method_stops_as_a_wrong_url(
     queue: SqliteStorage,
 ) -> None:
-    @dataclass
-    class Nowhere(GetOnlyServer):
-        async def other_method(self) -> Method | None:
-            self.asked += 1
-            return None
-
     job_id = await make_job(queue, [record(n) for n in range(10)])
-    server = Nowhere(classify_http(404, "<title>404 Not Found</title>"))
+    not_found = classify_http(404, "<title>404 Not Found</title>")
+    server = get_only(not_found, get=not_found)
     result = await dispatch(
         queue, job_id, server, send_settings(concurrency=2), reached_before=False
     )
     assert (result.cause, result.other_method) == (StopCause.NEVER_REACHED, None)
-    assert server.asked == 1
+    assert asked_and_sent(server)[0] == 1
+
+
+# --- what an outage or a wrong URL leaves on the rows ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("reached_before", "then"),
+    [
+        # Never answered: the pages are another server's, which imported nothing.
+        (False, RowState.DUPLICATE),
+        # Answered before: a page may come after the row was saved (PHP died after it).
+        (True, RowState.DONE),
+    ],
+)
+async def test_a_page_from_a_url_never_reached_leaves_no_unknown_outcome_behind(
+    queue: SqliteStorage, reached_before: bool, then: RowState
+) -> None:
+    n = 6
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    told: list[Watch] = []
+
+    async def on_watch(event: WatchEvent) -> None:
+        told.append(event.kind)
+
+    pages = ScriptedTransport(lambda request: WELCOME_PAGE)
+    settings = send_settings(concurrency=2, max_outage_s=0.3)
+    first = await dispatch(
+        queue, job_id, pages, settings, Listeners(on_watch=on_watch), reached_before=reached_before
+    )
+    assert first.end is SendEnd.STOPPED
+    assert (Watch.UNKNOWN in told) is reached_before
+
+    # The right server, which has those leads already.
+    server = ScriptedTransport(lambda request: ANSWERED_DUPLICATE)
+    second = await dispatch(queue, job_id, server, settings, reached_before=True)
+    assert second.end is SendEnd.FINISHED
+    rows = await rows_of(queue, job_id)
+    sent_first = {r.record for r in pages.requests if r.kind is RequestKind.SEND}
+    assert sent_first
+    assert {row.state for row in rows if row.record in sent_first} == {then}
+    assert {row.state for row in rows if row.record not in sent_first} <= {RowState.DUPLICATE}
+
+
+@pytest.mark.parametrize("trouble", [Trouble.REFUSED, Trouble.TIMEOUT])
+async def test_rows_an_outage_ran_out_of_attempts_are_counted_again_once_it_is_known(
+    queue: SqliteStorage, trouble: Trouble
+) -> None:
+    # One attempt each: the calls that show the outage end their rows (failed, or unknown
+    # after a timeout); the first probe confirms it and takes those attempts back; the rows
+    # are sent again once the server is back, and counted once, for how they ended then.
+    n = 6
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    probes = 0
+
+    def server(request: Request) -> Outcome:
+        nonlocal probes
+        if request.kind is RequestKind.PROBE:
+            probes += 1
+            if probes > 1:
+                return NOTHING_IMPORTED
+        if probes < 2:
+            return classify_trouble(trouble, "down")
+        return ANSWERED_DONE
+
+    settings = send_settings(concurrency=1, max_attempts=1)
+    health = HealthSettings(outage_after=3, probe_first_s=0.05)
+    result = await dispatch(queue, job_id, ScriptedTransport(server), settings, health=health)
+
+    assert result.end is SendEnd.FINISHED
+    counts = result.counts
+    assert (counts.done, counts.failed, counts.maybe_imported) == (n, 0, 0)
+    assert counts.settled == n and counts.spared >= 3
+    assert {row.state for row in await rows_of(queue, job_id)} == {RowState.DONE}

@@ -176,3 +176,27 @@ async def test_the_documented_events_example_tells_a_stop_from_its_facts(
     assert lines[0] == "job 1 stopped: fatal BackMsg_63 (fix: password)"
     assert lines[1].startswith("job 1 stopped: the server refused the job: BackMsg_63")
     assert "check the password in" in lines[1]
+
+
+async def test_a_program_replaces_the_network_with_a_scripted_transport(tmp_path: Path) -> None:
+    # Only public names: a program's tests script the server as the project's own do.
+    write_csv(tmp_path / "leads.csv", ["name,phone1", "a,13800000001", "b,13800000002"])
+
+    def server(request: bulkimport.Request) -> bulkimport.Outcome:
+        if "13800000002" in request.record:
+            return bulkimport.ScriptedTransport.answer("|Retuen|2|Retuen|BackMsg_82")
+        return bulkimport.ScriptedTransport.answer("|Retuen|1|Retuen|BackMsg_84")
+
+    transport = bulkimport.ScriptedTransport(server)
+    target = Target(url="http://cc.invalid", org="demo", user="admin", password="pw", campaign="1")
+    async with Client(
+        target, db=tmp_path / "q.db", send=SendSettings(rate_per_s=0), transport=transport
+    ) as client:
+        summary = await client.load_csv(tmp_path / "leads.csv")
+    assert summary.state is JobState.FINISHED
+    assert (summary.counts[RowState.DONE], summary.counts[RowState.DUPLICATE]) == (1, 1)
+    assert [request.kind for request in transport.requests] == [bulkimport.RequestKind.SEND] * 2
+    assert sorted(request.record for request in transport.requests) == [
+        "name=a||phone1=13800000001",
+        "name=b||phone1=13800000002",
+    ]

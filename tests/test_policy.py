@@ -8,7 +8,7 @@ import pytest
 
 from bulkimport.protocol import Outcome, Trouble, classify_http, classify_trouble
 from bulkimport.rows import ClaimedRow, RowResult
-from bulkimport.send.policy import MAX_UNKNOWN, row_result
+from bulkimport.send.policy import MAX_UNKNOWN, maybe_processed, row_result
 from bulkimport.settings import RetryPolicy
 from bulkimport.states import RowState
 
@@ -138,3 +138,26 @@ def test_throttling_and_outages_spare_the_attempt() -> None:
     after = result(row, THROTTLED, spare=True)
     assert (after.state, after.counted) == (RowState.PENDING, False)
     assert result(row, DONE).state is RowState.DONE
+
+
+@pytest.mark.parametrize(
+    ("outcome", "reached", "unknown"),
+    [
+        # A page from a URL that never answered: another server's, which imported nothing.
+        (classify_http(200, "<html><title>Welcome to nginx!</title></html>"), False, False),
+        (classify_http(200, "<html><title>Welcome to nginx!</title></html>"), True, True),
+        # A 500 or a timeout says nothing of the URL: the server may be the right one, busy.
+        (classify_http(500, "<title>500 Internal Server Error</title>"), False, True),
+        (classify_trouble(Trouble.TIMEOUT, "no answer in time"), False, True),
+        (classify_trouble(Trouble.REFUSED, "cannot connect"), True, False),
+    ],
+)
+def test_a_page_from_a_url_never_reached_is_no_unknown_outcome(
+    outcome: Outcome, reached: bool, unknown: bool
+) -> None:
+    assert maybe_processed(outcome, reached=reached) is unknown
+    after = row_result(
+        ClaimedRow(1, 2, "name=a", attempts=0), outcome, RETRY, now_s=1000.0,
+        rng=random.Random(1), reached=reached,
+    )  # fmt: skip
+    assert (after.state, after.unknown) == (RowState.PENDING, unknown)

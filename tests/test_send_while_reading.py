@@ -7,11 +7,9 @@ without a network, so that thousands of rows are sent in a moment.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,8 +19,7 @@ from bulkimport import Client, JobState, RowState, SendSettings, Target
 from bulkimport.jobs import pipeline
 from bulkimport.protocol import Outcome, classify_answer, format_answer, parse_answer
 from bulkimport.rows import Batch
-from bulkimport.send import Transport
-from bulkimport.settings import Settings
+from bulkimport.send import Request, ScriptedTransport
 from bulkimport.states import StopCause
 from tests.helpers import query
 
@@ -39,29 +36,21 @@ def answer(body: str) -> Outcome:
 
 
 @dataclass
-class Answering(Transport):
-    """Answers every call with ``body``; remembers how far reading was at the first call."""
+class Answering:
+    """A server that answers every call with ``body``; remembers how far reading was at the
+    first call."""
 
     body: str
     db: Path
     records: list[str] = field(default_factory=list)
     at_first_call: tuple[int, int] | None = None  # (read_done, total_rows) of the job
 
-    async def send(self, record: str) -> Outcome:
+    def __call__(self, request: Request) -> Outcome:
         if self.at_first_call is None:
             [(read_done, total)] = query(self.db, "SELECT read_done, total_rows FROM jobs")
             self.at_first_call = (read_done, total)
-        self.records.append(record)
-        await asyncio.sleep(0)
+        self.records.append(request.record)
         return answer(self.body)
-
-
-def through(transport: Transport) -> pipeline.TransportFactory:
-    @contextlib.asynccontextmanager
-    async def opened(settings: Settings) -> AsyncIterator[Transport]:
-        yield transport
-
-    return opened
 
 
 def leads(tmp_path: Path, rows: int = ROWS) -> Path:
@@ -71,12 +60,12 @@ def leads(tmp_path: Path, rows: int = ROWS) -> Path:
     return path
 
 
-def client(tmp_path: Path, transport: Transport) -> Client:
+def client(tmp_path: Path, server: Answering) -> Client:
     target = Target(url="http://cc.invalid", org="demo", user="admin", password="pw", campaign="1")
     return Client(
         target,
         db=tmp_path / "q.db",
-        transport=through(transport),
+        transport=ScriptedTransport(server),
         send=SendSettings(rate_per_s=0, concurrency=8),
     )
 

@@ -13,7 +13,6 @@ import json
 import signal
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,16 @@ from bulkimport.jobs.summary import JobSummary
 from bulkimport.messages import window_reason
 from bulkimport.protocol import Outcome, classify_answer, format_answer, parse_answer
 from bulkimport.rows import FileIdentity, NewRow
-from bulkimport.send import Dispatcher, SendEnd, Transport, Watch, WatchEvent
+from bulkimport.send import (
+    Dispatcher,
+    DispatchOptions,
+    Listeners,
+    Request,
+    ScriptedTransport,
+    SendEnd,
+    Watch,
+    WatchEvent,
+)
 from bulkimport.settings import SendSettings
 from bulkimport.states import JobState, RowState, StopCause
 from bulkimport.storage.sqlite import SqliteStorage
@@ -127,18 +135,16 @@ class FastWall:
         return self.start_s + (time.monotonic() - self.origin) * SPEED
 
 
-@dataclass
-class Done(Transport):
-    """Answers every call at once, done; remembers the wall time each call started."""
+def done(wall: FastWall, starts: list[float]) -> ScriptedTransport:
+    """Answers every call at once, done; puts the wall time each call started in ``starts``."""
+    answer = parse_answer(format_answer(True, "BackMsg_84"))
+    assert answer is not None
 
-    wall: FastWall
-    starts: list[float] = field(default_factory=list)
-
-    async def send(self, record: str) -> Outcome:
-        self.starts.append(self.wall())
-        answer = parse_answer(format_answer(True, "BackMsg_84"))
-        assert answer is not None
+    def server(request: Request) -> Outcome:
+        starts.append(wall())
         return classify_answer(answer)
+
+    return ScriptedTransport(server)
 
 
 @pytest.fixture
@@ -163,7 +169,8 @@ async def test_nothing_goes_before_the_window_opens_and_sending_stops_when_it_cl
 ) -> None:
     job_id = await job_of(queue, 2000)
     wall = FastWall(at(19, 59, 30))  # the window opens in 30 wall seconds: half a second
-    transport = Done(wall)
+    starts: list[float] = []
+    transport = done(wall, starts)
     told: list[WatchEvent] = []
 
     async def on_watch(event: WatchEvent) -> None:
@@ -177,38 +184,44 @@ async def test_nothing_goes_before_the_window_opens_and_sending_stops_when_it_cl
             transport,
             settings,
             runner=a_runner(),
-            wall_clock=wall,
-            on_watch=on_watch,
+            options=DispatchOptions(wall_clock=wall),
+            listeners=Listeners(on_watch=on_watch),
         ).run()
 
     # It waited, saying until when; it sent only inside the window; the window closed it.
     assert [event.kind for event in told[:2]] == [Watch.WINDOW_WAIT, Watch.WINDOW_OPEN]
     assert told[0].next_try_s == at(20, 0)
-    assert transport.starts, "nothing was sent in the window"
-    assert min(transport.starts) >= at(20, 0)
-    assert max(transport.starts) < at(20, 2)
+    assert starts, "nothing was sent in the window"
+    assert min(starts) >= at(20, 0)
+    assert max(starts) < at(20, 2)
     assert (result.end, result.cause) == (SendEnd.STOPPED, StopCause.WINDOW)
     # Two seconds at 200 calls/s: some rows went, the rest wait for the next window.
     counts = await queue.reports.counts(job_id)
-    assert counts[RowState.DONE] == len(transport.starts) == result.counts.done
-    assert counts[RowState.PENDING] == 2000 - len(transport.starts)
+    assert counts[RowState.DONE] == len(starts) == result.counts.done
+    assert counts[RowState.PENDING] == 2000 - len(starts)
     assert counts[RowState.IN_FLIGHT] == 0
 
 
 async def test_a_stop_while_waiting_for_the_window_sends_nothing(queue: SqliteStorage) -> None:
     job_id = await job_of(queue, 10)
     wall = FastWall(at(8, 0))  # twelve hours before the window: twelve minutes here
-    transport = Done(wall)
+    starts: list[float] = []
+    transport = done(wall, starts)
     settings = SendSettings(rate_per_s=0, window=SendWindow.parse("20:00-07:00"))
     dispatcher = Dispatcher(
-        queue.sending, job_id, transport, settings, runner=a_runner(), wall_clock=wall
+        queue.sending,
+        job_id,
+        transport,
+        settings,
+        runner=a_runner(),
+        options=DispatchOptions(wall_clock=wall),
     )
     running = asyncio.create_task(dispatcher.run())
     await asyncio.sleep(0.3)
     dispatcher.stop()
     async with asyncio.timeout(5):
         result = await running
-    assert (result.end, result.cause, transport.starts) == (SendEnd.STOPPED, StopCause.SIGNAL, [])
+    assert (result.end, result.cause, starts) == (SendEnd.STOPPED, StopCause.SIGNAL, [])
     assert (await queue.reports.counts(job_id))[RowState.PENDING] == 10
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from bulkimport.jobs.pipeline import summarize
 from bulkimport.sandbox import Faults
-from bulkimport.send import Dispatcher, HttpTransport, open_session
+from bulkimport.send import Dispatcher, HttpTransport, Listeners, open_session
 from bulkimport.send import dispatcher as dispatch
 from bulkimport.send.pace import PaceState
 from bulkimport.states import JobState, RowState
@@ -93,7 +93,12 @@ async def test_the_dispatcher_reports_its_rate_while_sending(
             await queue.jobs.record_send_rate(job_id, rate_per_s, pace_per_s=pace.rate_per_s)
 
         await Dispatcher(
-            queue.sending, job_id, transport, settings, runner=a_runner(), on_rate=on_rate
+            queue.sending,
+            job_id,
+            transport,
+            settings,
+            runner=a_runner(),
+            listeners=Listeners(on_rate=on_rate),
         ).run()
     job = await queue.jobs.get(job_id)
     assert job.send_rate_per_s is not None

@@ -54,8 +54,10 @@ from bulkimport.reader import (
 from bulkimport.rows import Batch, FileIdentity
 from bulkimport.send import (
     Dispatcher,
+    DispatchOptions,
     Feed,
     HttpTransport,
+    Listeners,
     Route,
     SendCounts,
     SendEnd,
@@ -340,12 +342,12 @@ class JobRun:
                     sender,
                     self.settings.send,
                     runner=self.runner,
-                    reached_before=await storage.jobs.url_answered(target.url),
-                    max_unknown=MAX_UNKNOWN if target.options.rewrites else None,
+                    options=DispatchOptions(
+                        reached_before=await storage.jobs.url_answered(target.url),
+                        max_unknown=MAX_UNKNOWN if target.options.rewrites else None,
+                    ),
+                    listeners=Listeners(on_progress, watcher.rate, watcher.watch),
                     feed=feed,
-                    on_progress=on_progress,
-                    on_rate=watcher.rate,
-                    on_watch=watcher.watch,
                 )
                 self.stop.on_stop(dispatcher.stop)
                 if self.stop.requested:

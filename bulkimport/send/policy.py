@@ -20,6 +20,9 @@ settings. No I/O, no clock of its own.
 A call that may have been processed is an unknown outcome; a definite answer (done, a
 duplicate, a rejection) wins over it. A row whose calls ran out with an unknown outcome among
 them ends ``unknown``, never ``failed``: nothing after that call says it was not imported.
+But a page (or another trouble that shows a wrong URL) from a URL that never gave an Import
+answer is no unknown outcome: another server sent it, which imported nothing, and the mark
+would make a later duplicate answer count as this job's import (``maybe_processed``).
 
 The backoff (``RetryPolicy``, a setting) is exponential with full jitter.
 """
@@ -30,6 +33,7 @@ import random
 
 from bulkimport.protocol import Outcome, OutcomeKind
 from bulkimport.rows import ClaimedRow, RowResult
+from bulkimport.send.health import WRONG_URL_EVIDENCE
 from bulkimport.settings import RetryPolicy
 from bulkimport.states import RowState
 
@@ -43,6 +47,16 @@ _TERMINAL = {
 }
 
 
+def maybe_processed(outcome: Outcome, *, reached: bool) -> bool:
+    """Whether the call that ended with ``outcome`` may have been processed, its outcome
+    unknown; ``reached``: its URL has given an Import answer (in this run or before). A
+    URL that never did and shows itself wrong (a page of another server) processed
+    nothing."""
+    if not outcome.maybe_processed:
+        return False
+    return reached or outcome.trouble not in WRONG_URL_EVIDENCE
+
+
 def row_result(
     row: ClaimedRow,
     outcome: Outcome,
@@ -52,11 +66,12 @@ def row_result(
     rng: random.Random,
     spare: bool = False,
     max_unknown: int | None = None,
+    reached: bool = True,
 ) -> RowResult:
     """The result to record for ``row`` after an attempt that ended with ``outcome``.
 
     ``now_s`` is wall-clock Unix seconds (a retry's due time is stored and survives a
-    restart).
+    restart); ``reached``: the URL has given an Import answer (see ``maybe_processed``).
     """
     kind = outcome.kind
     if kind is OutcomeKind.DUPLICATE and row.unknowns:
@@ -72,7 +87,7 @@ def row_result(
         return RowResult(row.id, state, outcome.code, outcome.message)
     if kind is OutcomeKind.FATAL:
         return RowResult(row.id, RowState.PENDING, outcome.code, outcome.message, None, False)
-    unknown = outcome.maybe_processed
+    unknown = maybe_processed(outcome, reached=reached)
     unknowns = row.unknowns + unknown
     attempts = row.attempts + 1
     if spare:

@@ -48,6 +48,7 @@ from bulkimport.storage.values import (
     Forgotten,
     Ingested,
     Job,
+    Refunded,
     RemoteImport,
     RowView,
     RunnerId,
@@ -221,11 +222,12 @@ class SendQueue(Protocol):
         """Give back rows claimed but never sent, their attempts unchanged."""
         ...
 
-    async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> int:
+    async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> Refunded:
         """An attempt of these rows met an outage, not a problem of theirs: it is not held
         against them (a row it made ``failed`` or ``unknown`` is pending again, due at
         ``now_s``; a row answered since, sent again before the outage was known, keeps the
-        attempt that settled it). Rows in flight are left alone. Return how many rows."""
+        attempt that settled it). Rows in flight are left alone. Return how many rows, by
+        what they were."""
         ...
 
     async def next_attempt_at(self, job_id: int) -> float | None:

@@ -151,3 +151,17 @@ class Ingested(NamedTuple):
     next_line: int  # line number where reading resumes
     blank_lines: int = 0  # blank lines counted by this ingest so far
     repairs: Mapping[RepairKind, int] = NO_REPAIRS  # values repaired by it so far, per kind
+
+
+class Refunded(NamedTuple):
+    """Rows whose attempt an outage cost was taken back (``SendQueue.uncount``), by what
+    they were: the states a sender has counted them in change with them."""
+
+    failed: int = 0  # ``failed`` by that attempt: pending again
+    unknown: int = 0  # left ``unknown`` by it: pending again
+    kept: int = 0  # pending, or settled since: their state stays
+
+    @property
+    def rows(self) -> int:
+        """All the rows whose attempt was taken back."""
+        return self.failed + self.unknown + self.kept

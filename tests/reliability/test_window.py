@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bulkimport.protocol import Outcome, OutcomeKind
 from bulkimport.rows import ClaimedRow, FileIdentity, NewRow, RowResult
-from bulkimport.send import RESULT_BATCH_ROWS, Dispatcher, SendEnd, Transport
+from bulkimport.send import RESULT_BATCH_ROWS, Dispatcher, Request, ScriptedTransport, SendEnd
 from bulkimport.settings import SendSettings
 from bulkimport.states import RowState
 from bulkimport.storage import RunnerId, SendQueue
@@ -56,18 +56,18 @@ class SlowCommits:
         return await self.inner.next_attempt_at(job_id)
 
 
-class Instant(Transport):
-    """Answers every call "imported" at once; keeps the largest window seen at a send."""
+class Instant:
+    """A server that answers every call "imported" at once; keeps the largest window seen
+    at a send."""
 
     def __init__(self, queue: SlowCommits) -> None:
         self.queue = queue
         self.sent = 0
         self.widest = 0
 
-    async def send(self, record: str) -> Outcome:
+    def __call__(self, request: Request) -> Outcome:
         self.sent += 1
         self.widest = max(self.widest, self.sent - self.queue.committed)
-        await asyncio.sleep(0)
         return Outcome(OutcomeKind.DONE, "BackMsg_84", "BackMsg_84")
 
 
@@ -83,12 +83,13 @@ async def test_rows_sent_but_not_recorded_never_exceed_concurrency_plus_one_batc
         rows = [NewRow(n, RowState.PENDING, f"phone1={n}", (str(n),)) for n in range(2, ROWS + 2)]
         await queue.reading.add_rows(job.id, rows, read_offset=1, read_line=ROWS + 2)
         await queue.reading.finish(job.id)
-        transport = Instant(slow)
+        server = Instant(slow)
         settings = SendSettings(rate_per_s=0, concurrency=CONCURRENCY)
         async with asyncio.timeout(60):
+            transport = ScriptedTransport(server)
             result = await Dispatcher(slow, job.id, transport, settings, runner=a_runner()).run()
         assert result.end is SendEnd.FINISHED
-        assert (await queue.reports.counts(job.id))[RowState.DONE] == ROWS == transport.sent
+        assert (await queue.reports.counts(job.id))[RowState.DONE] == ROWS == server.sent
     finally:
         await queue.close()
-    assert transport.widest <= CONCURRENCY + RESULT_BATCH_ROWS
+    assert server.widest <= CONCURRENCY + RESULT_BATCH_ROWS

@@ -25,7 +25,7 @@ from bulkimport.states import (
     RowState,
     StopCause,
 )
-from bulkimport.storage import Ingested, Job, Storage
+from bulkimport.storage import Ingested, Job, Refunded, Storage
 from tests.helpers import NEXT_RUNNER, RUNNER
 from tests.storage.conftest import (
     FILE,
@@ -423,7 +423,8 @@ async def test_an_attempt_an_outage_cost_is_taken_back_whatever_the_row_became(
     )
     # again[2] is in flight, rows[3] pending, rows[4] failed: the outage is known now.
     ids = [again[0].id, again[1].id, again[2].id, rows[3].id, rows[4].id]
-    assert await storage.sending.uncount(job.id, ids, now_s=now + 5) == 4
+    # rows[4] failed by it, pending again; rows[3] pending; two settled since.
+    assert await storage.sending.uncount(job.id, ids, now_s=now + 5) == Refunded(1, 0, 3)
     views = {v.line: v async for v in storage.reports.iter_rows(job.id, list(RowState))}
     # Settled rows keep the attempt that settled them; the others are back to none.
     assert [(views[line].state, views[line].attempts) for line in range(2, 7)] == [
@@ -434,7 +435,7 @@ async def test_an_attempt_an_outage_cost_is_taken_back_whatever_the_row_became(
         (RowState.PENDING, 0),
     ]
     # A settled row whose one attempt settled it has nothing to take back.
-    assert await storage.sending.uncount(job.id, [again[0].id], now_s=now + 5) == 0
+    assert (await storage.sending.uncount(job.id, [again[0].id], now_s=now + 5)).rows == 0
 
 
 async def test_record_results_ignores_other_jobs(storage: Storage) -> None:
@@ -583,7 +584,8 @@ async def test_counters_follow_every_move(backend: Backend) -> None:
         assert await storage.reports.counts(job.id) == await listed(storage, job.id)
         assert await storage.reports.reset_rows(job.id, [RowState.FAILED, RowState.REJECTED]) == 2
         assert await storage.reports.counts(job.id) == await listed(storage, job.id)
-        assert await storage.sending.uncount(job.id, [rows[10].id], now_s=time.time()) == 1
+        refunded = await storage.sending.uncount(job.id, [rows[10].id], now_s=time.time())
+        assert refunded == Refunded(unknown=1)
         assert await storage.reports.counts(job.id) == await listed(storage, job.id)
         assert await storage.reports.reset_rows(job.id, [RowState.UNKNOWN]) == 1
         assert await storage.reports.counts(job.id) == await listed(storage, job.id)

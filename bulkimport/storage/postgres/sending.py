@@ -20,7 +20,7 @@ from bulkimport.rows import ClaimedRow, RowResult
 from bulkimport.states import RowState
 from bulkimport.storage.postgres.database import RUNNER_SPACE, Database
 from bulkimport.storage.postgres.moves import counted_move
-from bulkimport.storage.values import RunnerId
+from bulkimport.storage.values import Refunded, RunnerId
 
 # The runners alive now: those holding their advisory lock in this database.
 LIVE_RUNNERS = (
@@ -72,7 +72,9 @@ _UNCOUNT = (
         " next_attempt_at = CASE WHEN prior.state IN ('failed', 'unknown') THEN $3"
         " ELSE r.next_attempt_at END",
     )
-    + " SELECT count(*) FROM moved"
+    + " SELECT count(*) FILTER (WHERE from_state = 'failed'),"
+    " count(*) FILTER (WHERE from_state = 'unknown'),"
+    " count(*) FILTER (WHERE from_state NOT IN ('failed', 'unknown')) FROM moved"
 )
 
 _RELEASE = (
@@ -155,13 +157,14 @@ class PostgresSending:
             await write
             raise
 
-    async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> int:
-        """Take back the attempt an outage cost each row (rows in flight are left alone);
-        return how many rows."""
+    async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> Refunded:
+        """Take back the attempt an outage cost each row (rows in flight are left alone),
+        once per row; return how many rows, by what they were."""
         ids = list(row_ids)
         if not ids:
-            return 0
-        return int(await self._db.fetchval(_UNCOUNT, job_id, ids, now_s, time.time()))
+            return Refunded()
+        [found] = await self._db.fetch(_UNCOUNT, job_id, ids, now_s, time.time())
+        return Refunded(int(found[0]), int(found[1]), int(found[2]))
 
     async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
         """Give back rows claimed but never sent, their attempts unchanged."""

@@ -24,7 +24,7 @@ from bulkimport.storage.sqlite.database import (
     moved,
     placeholders,
 )
-from bulkimport.storage.values import RunnerId
+from bulkimport.storage.values import Refunded, RunnerId
 
 # Claiming: the rows are chosen and marked in one statement (in the transaction that also
 # counts them), so no other claimer can take them in between. The outer `state = 'pending'`
@@ -238,16 +238,16 @@ class SqliteSending:
             db.written(recorded)
         return recorded
 
-    async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> int:
+    async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> Refunded:
         """Take back the attempt of rows that an outage cost: a row it made ``failed`` (or
         ``unknown``) is pending again at ``now_s``; a row settled since keeps the attempt
-        that settled it. Return how many rows."""
+        that settled it. Return how many rows, by what they were."""
         ids = list(row_ids)
         if not ids:
-            return 0
+            return Refunded()
         now = time.time()
 
-        def uncount(conn: sqlite3.Connection) -> int:
+        def uncount(conn: sqlite3.Connection) -> Refunded:
             with immediate(conn):
                 moves: Counter[str] = Counter()
                 for state in _RAN_OUT:
@@ -256,21 +256,20 @@ class SqliteSending:
                     ).rowcount
                     moves[state] -= count
                     moves["pending"] += count
-                revived = moves["pending"]
-                refunded = conn.executemany(
+                kept = conn.executemany(
                     _UNCOUNT_PENDING, [(now, row_id, job_id) for row_id in ids]
                 ).rowcount
-                refunded += conn.executemany(
+                kept += conn.executemany(
                     _UNCOUNT_SETTLED, [(now, row_id, job_id) for row_id in ids]
                 ).rowcount
                 conn.executemany(COUNT_MOVES, count_params(job_id, moves))
-            return int(revived + refunded)
+            return Refunded(-moves[RowState.FAILED], -moves[RowState.UNKNOWN], kept)
 
         db = self._db
         async with db.lock:
-            changed = await db.on_loop(uncount)
-            db.written(changed)
-        return changed
+            refunded = await db.on_loop(uncount)
+            db.written(refunded.rows)
+        return refunded
 
     async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
         """Give back rows claimed but never sent (``in_flight`` → ``pending``); return how many.
