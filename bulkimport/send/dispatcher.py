@@ -33,6 +33,7 @@ import math
 import random
 from dataclasses import dataclass, field
 
+from bulkimport.errors import BulkImportError
 from bulkimport.protocol import Outcome, OutcomeKind, Trouble, mask_secrets
 from bulkimport.rows import ClaimedRow, RowResult
 from bulkimport.send.feeder import IDLE_POLL_S, Feeder, wait_for
@@ -234,7 +235,11 @@ class Dispatcher:
         error = task.exception()
         if error is not None:
             # An unexpected error may quote the request; keep any password value out of the log.
-            log.error("%s failed: %s; stopping", task.get_name(), mask_secrets(repr(error), ()))
+            # One of the tool's own (a full disk, a damaged database) is raised when the run
+            # ends and said once there: not twice on a terminal.
+            level = logging.DEBUG if isinstance(error, BulkImportError) else logging.ERROR
+            what = mask_secrets(repr(error), ())
+            log.log(level, "%s failed: %s; stopping", task.get_name(), what)
             if self._run.error is None:
                 self._run.error = error
             self._stop(StopCause.SIGNAL)
