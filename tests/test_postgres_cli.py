@@ -7,9 +7,7 @@ tests that need one skip with the reason.
 
 from __future__ import annotations
 
-import asyncio
 import csv
-import signal
 from pathlib import Path
 
 import pytest
@@ -21,13 +19,10 @@ from bulkimport.storage import database_name, is_postgres_url, without_password
 from tests.conftest import SandboxFactory
 from tests.helpers import (
     HEADER,
-    base_env,
     bulkimport,
-    command,
     customers,
-    get_json,
     good_rows,
-    start_process,
+    kill_mid_send,
     target,
     write_csv,
 )
@@ -140,19 +135,10 @@ async def test_kill_mid_send_then_resume_sends_every_row_exactly_once(
     sandbox = await sandbox_factory(faults=Faults(latency_s=0.01))
     rows = 1500
     csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(rows)])
-    proc = await start_process(
-        *command(), "run", str(csv_file), *target(sandbox), "--db", pg_url,
-        "--rate", "0", "--concurrency", "8", "--quiet",
-        cwd=tmp_path, env=base_env(BULKIMPORT_PASSWORD="secret"),
-        stdin=asyncio.subprocess.DEVNULL,
+    sent_before_kill = await kill_mid_send(
+        sandbox, "run", str(csv_file), *target(sandbox), "--db", pg_url,
+        "--rate", "0", "--concurrency", "8", cwd=tmp_path, after=300,
     )  # fmt: skip
-    for _ in range(600):
-        await asyncio.sleep(0.05)
-        if (await get_json(sandbox, "/sandbox/stats"))["requests"] >= 300:
-            break
-    proc.send_signal(signal.SIGKILL)
-    assert await proc.wait() == -signal.SIGKILL
-    sent_before_kill = (await get_json(sandbox, "/sandbox/stats"))["requests"]
     assert sent_before_kill < rows, "the job finished before it could be killed"
 
     resumed = await bulkimport("resume", "--json", "--db", pg_url, cwd=tmp_path)
