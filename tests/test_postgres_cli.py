@@ -14,8 +14,9 @@ import pytest
 
 from bulkimport.cli.base import Where
 from bulkimport.jobs.report import default_report_path
-from bulkimport.sandbox import Faults
+from bulkimport.sandbox import Faults, SandboxHandle
 from bulkimport.storage import database_name, is_postgres_url, without_password
+from tests import test_remote
 from tests.conftest import SandboxFactory
 from tests.helpers import (
     HEADER,
@@ -38,6 +39,8 @@ PASSWORD = "hunter2-db"
 
 pg_cluster = storage_fixtures.pg_cluster
 pg_url = storage_fixtures.pg_url
+remote_sandbox = test_remote.sandbox  # may fetch from loopback, where ``files`` serves
+files = test_remote.files
 
 
 def with_password(url: str) -> str:
@@ -193,3 +196,16 @@ async def test_forget_and_prune_on_postgres(tmp_path: Path, pg_url: str) -> None
     assert pruned.json()["pruned"] == [1]
     jobs = await bulkimport("jobs", "--db", pg_url, cwd=tmp_path)
     assert jobs.out.strip() == f"no jobs in {pg_url}"
+
+
+async def test_a_remote_import_is_recorded_in_postgres(
+    tmp_path: Path, remote_sandbox: SandboxHandle, files: str, pg_url: str
+) -> None:
+    sent = await bulkimport(
+        "remote", f"{files}/leads.csv", *target(remote_sandbox), "--db", pg_url, cwd=tmp_path
+    )
+    assert sent.code == 0, sent.err
+    listed = await bulkimport("jobs", "--json", "--db", pg_url, cwd=tmp_path)
+    remotes = listed.json()["remote_imports"]
+    assert [(r["server_job_id"], r["state"]) for r in remotes] == [(sent.out.strip(), "accepted")]
+    assert not (tmp_path / "bulkimport.db").exists()
