@@ -215,6 +215,23 @@ def good_rows(n: int, start: int = 0) -> list[str]:
     ]
 
 
+async def kill_mid_send(sandbox: SandboxHandle, *args: str, cwd: Path, after: int) -> int:
+    """Start ``bulkimport ARGS --quiet``, ``kill -9`` it once ``sandbox`` has had ``after``
+    Import calls, and return how many it had when the process was gone."""
+    proc = await start_process(
+        *command(), *args, "--quiet",
+        cwd=cwd, env=base_env(BULKIMPORT_PASSWORD="secret"), stdin=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    for _ in range(600):
+        await asyncio.sleep(0.05)
+        if (await stats(sandbox))["requests"] >= after:
+            break
+    proc.send_signal(signal.SIGKILL)
+    assert await proc.wait() == -signal.SIGKILL
+    requests: int = (await stats(sandbox))["requests"]
+    return requests
+
+
 async def get_json(sandbox: SandboxHandle, path: str) -> Any:
     async with (
         aiohttp.ClientSession() as session,

@@ -25,7 +25,7 @@ from bulkimport.jobs.summary import JobSummary, plural
 from bulkimport.portable import create_private, readable_by_others
 from bulkimport.settings import SPECS, Settings, load_profile, read_password, resolve
 from bulkimport.states import RowState
-from bulkimport.storage.sqlite import SqliteStorage
+from bulkimport.storage import Storage, is_postgres_url, open_storage, without_password
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -111,17 +111,29 @@ def try_later_runs_text(runs: int, since: float | None) -> str:
 class Where:
     """What locates a job for a later command: the database and the profile as given."""
 
-    db: Path
+    db: Path | str  # a SQLite file, or a PostgreSQL URL (``is_postgres_url``)
     config_path: Path | None
 
     def command(self, name: str, *args: object) -> str:
-        """``bulkimport NAME ARGS`` with the options that find the same database again."""
+        """``bulkimport NAME ARGS`` with the options that find the same database again (a
+        URL without its password: ``PGPASSWORD`` or ``~/.pgpass`` gives it)."""
         words = ["bulkimport", name, *(shlex.quote(str(arg)) for arg in args)]
         if self.config_path is not None:
             words += ["--config", shlex.quote(str(self.config_path))]
         if str(self.db) != DEFAULT_DB or "BULKIMPORT_DB" in os.environ:
-            words += ["--db", shlex.quote(str(self.db))]
+            words += ["--db", shlex.quote(shown_db(self.db))]
         return " ".join(words)
+
+
+def shown_db(db: Path | str) -> str:
+    """``--db`` as it may be shown: a URL without its password."""
+    return without_password(db) if isinstance(db, str) else str(db)
+
+
+def _db_option(_ctx: click.Context, _param: click.Parameter, value: str) -> Path | str:
+    """``--db`` (or ``BULKIMPORT_DB``): a PostgreSQL URL stays text (``Path`` would make
+    its ``//`` one ``/``), anything else is a file."""
+    return value if is_postgres_url(value) else Path(value)
 
 
 # --- shared options --------------------------------------------------------------------------
@@ -132,11 +144,12 @@ def common_options(func: F) -> F:
     decorators = [
         click.option(
             "--db",
-            type=click.Path(dir_okay=False, path_type=Path),
             envvar="BULKIMPORT_DB",
             default=DEFAULT_DB,
             show_default=True,
-            help="Queue database (env BULKIMPORT_DB).",
+            callback=_db_option,
+            metavar="FILE|URL",
+            help="Queue database: a file, or postgresql://user@host/dbname (env BULKIMPORT_DB).",
         ),
         click.option(
             "--config",
@@ -252,12 +265,21 @@ def load_settings(
     return resolve(options, os.environ, profile, stored, need_target=need_target)
 
 
-def db_from(db: Path, config_path: Path | None) -> Path:
-    """``--db`` as given, or the profile's ``db`` when the option was left at its default."""
+def db_from(db: Path | str, config_path: Path | None) -> Path | str:
+    """``--db`` as given, or the profile's ``db`` when the option was left at its default.
+    A URL holding a password is warned of, once: the password belongs in ``PGPASSWORD`` or
+    ``~/.pgpass``, where no process list, shell history or profile shows it."""
     if config_path is not None and str(db) == DEFAULT_DB and "BULKIMPORT_DB" not in os.environ:
         profile = load_profile(config_path)
         if "db" in profile:
-            return Path(str(profile["db"]))
+            given = str(profile["db"])
+            db = given if is_postgres_url(given) else Path(given)
+    if isinstance(db, str) and without_password(db) != db:
+        click.echo(
+            f"warning: the --db URL holds a password; give it with PGPASSWORD or ~/.pgpass "
+            f"instead: --db {shlex.quote(without_password(db))}",
+            err=True,
+        )
     return db
 
 
@@ -282,12 +304,12 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 @contextlib.asynccontextmanager
 async def open_queue(
-    db: Path, *, read_only: bool = False, create: bool = True
-) -> AsyncIterator[SqliteStorage]:
-    """The queue database; ``read_only`` (status, jobs, failed) or not ``create`` (resume,
-    retry: a wrong path is an error, not a new empty database)."""
-    storage = await SqliteStorage.open(db, read_only=read_only, create=create)
-    if not read_only and readable_by_others(db):
+    db: Path | str, *, read_only: bool = False, create: bool = True
+) -> AsyncIterator[Storage]:
+    """The queue database, a file or a PostgreSQL URL; ``read_only`` (status, jobs, failed)
+    or not ``create`` (resume, retry: a wrong path is an error, not a new empty database)."""
+    storage = await open_storage(db, read_only=read_only, create=create)
+    if not read_only and isinstance(db, Path) and readable_by_others(db):
         click.echo(
             f"{db} can be read by other users of this machine, and it holds leads: "
             f"chmod 600 {db} (and its -wal and -shm)",

@@ -59,7 +59,7 @@ from bulkimport.reader import file_size
 @setting_options(*SEND_GROUPS)
 def check(
     csv_file: Path,
-    db: Path,
+    db: Path | str,
     config_path: Path | None,
     quiet: bool,
     as_json: bool,

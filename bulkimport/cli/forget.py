@@ -33,7 +33,7 @@ from bulkimport.storage import Forgotten
 @common_options
 def forget(
     key: str,
-    db: Path,
+    db: Path | str,
     config_path: Path | None,
     quiet: bool,
     as_json: bool,
@@ -54,14 +54,14 @@ def forget(
     settings = load_settings({}, config_path, need_target=False)
     configure_logging(quiet, settings)
 
-    async def main() -> Forgotten:
+    async def main() -> tuple[Forgotten, str]:
         async with (
             open_queue(where.db, create=False) as storage,
             Client(storage=storage, on_event=log_event) as client,
         ):
-            return await client.forget(key)
+            return await client.forget(key), storage.location
 
-    forgotten = run_async(main())
+    forgotten, location = run_async(main())
     if as_json:
         click.echo(
             json.dumps(
@@ -75,7 +75,7 @@ def forget(
         )
     elif not quiet:
         if not forgotten.rows and not forgotten.latest_records:
-            click.echo(f"nothing in {where.db} holds that value")
+            click.echo(f"nothing in {location} holds that value")
         else:
             jobs = ", ".join(map(str, forgotten.jobs))
             text = f"forgot {plural(forgotten.rows, 'row')}"

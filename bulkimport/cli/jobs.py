@@ -48,17 +48,21 @@ async def find_job(storage: Storage, job_id: int | None, where: Where) -> Job:
     if job_id is None:
         job = await storage.jobs.latest(unfinished=True)
         if job is None:
-            raise ConfigError(f"no unfinished job in {where.db}; see {where.command('jobs')}")
+            raise ConfigError(
+                f"no unfinished job in {storage.location}; see {where.command('jobs')}"
+            )
         return job
     try:
         return await storage.jobs.get(job_id)
     except ConfigError:
-        raise ConfigError(f"no job {job_id} in {where.db}; see {where.command('jobs')}") from None
+        raise ConfigError(
+            f"no job {job_id} in {storage.location}; see {where.command('jobs')}"
+        ) from None
 
 
 def run_job_command(
     *,
-    db: Path,
+    db: Path | str,
     config_path: Path | None,
     quiet: bool,
     as_json: bool,
@@ -94,7 +98,9 @@ def run_job_command(
             if path is None:
                 nothing_open = job_id is None and rejected is None
                 if nothing_open and await storage.jobs.latest(unfinished=True) is None:
-                    return _NothingToDo(f"nothing to resume: no unfinished job in {where.db}")
+                    return _NothingToDo(
+                        f"nothing to resume: no unfinished job in {storage.location}"
+                    )
                 job = await find_job(storage, job_id, where)
                 stored = job.settings
                 if job.state is JobState.FINISHED and rejected is None:
@@ -199,7 +205,7 @@ async def _maybe_sandbox(
 @setting_options(*SEND_GROUPS)
 def run(
     csv_file: Path,
-    db: Path,
+    db: Path | str,
     config_path: Path | None,
     quiet: bool,
     as_json: bool,
@@ -238,7 +244,7 @@ def run(
 @setting_options(*SEND_GROUPS)
 def stage(
     csv_file: Path,
-    db: Path,
+    db: Path | str,
     config_path: Path | None,
     quiet: bool,
     as_json: bool,
@@ -270,7 +276,7 @@ def stage(
 @setting_options(*SEND_GROUPS)
 def resume(
     job_id: int | None,
-    db: Path,
+    db: Path | str,
     config_path: Path | None,
     quiet: bool,
     as_json: bool,
@@ -300,7 +306,7 @@ def resume(
 @click.argument("job_id", type=int, required=False)
 @common_options
 def status(
-    job_id: int | None, db: Path, config_path: Path | None, quiet: bool, as_json: bool
+    job_id: int | None, db: Path | str, config_path: Path | None, quiet: bool, as_json: bool
 ) -> ExitCode:
     """Counts per state, progress and the last errors of a job (the latest by default).
 
@@ -391,7 +397,7 @@ def _error_text(error: RowError) -> str:
 
 @click.command()
 @common_options
-def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> ExitCode:
+def jobs(db: Path | str, config_path: Path | None, quiet: bool, as_json: bool) -> ExitCode:
     """List the jobs (file and target, rows, state) and the remote imports recorded in the
     database.
 
@@ -406,11 +412,11 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> Exit
     """
     db = db_from(db, config_path)
 
-    async def main() -> tuple[list[JobSummary], list[RemoteImport]]:
+    async def main() -> tuple[list[JobSummary], list[RemoteImport], str]:
         async with open_queue(db, read_only=True) as storage, Client(storage=storage) as client:
-            return await client.jobs(), await client.remote_imports()
+            return await client.jobs(), await client.remote_imports(), storage.location
 
-    summaries, remotes = run_async(main())
+    summaries, remotes, location = run_async(main())
     if as_json:
         click.echo(
             json.dumps(
@@ -423,7 +429,7 @@ def jobs(db: Path, config_path: Path | None, quiet: bool, as_json: bool) -> Exit
         )
         return ExitCode.OK
     if not summaries and not remotes:
-        click.echo(f"no jobs in {db}")
+        click.echo(f"no jobs in {location}")
         return ExitCode.OK
     if summaries:
         click.echo(

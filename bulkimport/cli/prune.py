@@ -42,7 +42,7 @@ from bulkimport.storage import Job
 def prune(
     older_than: str | None,
     no_compact: bool,
-    db: Path,
+    db: Path | str,
     config_path: Path | None,
     quiet: bool,
     as_json: bool,
@@ -73,16 +73,16 @@ def prune(
     else:
         raise ConfigError('give --older-than DURATION (e.g. 30d), or prune = "30d" in the profile')
 
-    async def main() -> tuple[list[Job], int]:
+    async def main() -> tuple[list[Job], int, str]:
         async with (
             open_queue(where.db, create=False) as storage,
             Client(storage=storage, on_event=log_event) as client,
         ):
             pruned = await client.prune(older_than_s)
             freed = await client.compact() if pruned and not no_compact else 0
-            return pruned, freed
+            return pruned, freed, storage.location
 
-    pruned, freed = run_async(main())
+    pruned, freed, location = run_async(main())
     cut = time.strftime("%Y-%m-%d %H:%M", time.localtime(time.time() - older_than_s))
     if as_json:
         click.echo(
@@ -96,7 +96,7 @@ def prune(
         )
     elif not quiet:
         if not pruned:
-            click.echo(f"no job finished before {cut} in {where.db}: nothing to prune")
+            click.echo(f"no job finished before {cut} in {location}: nothing to prune")
         else:
             ids = ", ".join(str(job.id) for job in pruned)
             jobs = f"{len(pruned)} job{'s' if len(pruned) != 1 else ''}"

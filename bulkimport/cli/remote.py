@@ -50,7 +50,7 @@ NOT_FOR_REMOTE = ("rate", "concurrency", "skip_unchanged", "report", "log_interv
 @setting_options("target", "send", "remote", "output", exclude=NOT_FOR_REMOTE)
 def remote(
     file_url: str,
-    db: Path,
+    db: Path | str,
     config_path: Path | None,
     quiet: bool,
     as_json: bool,
@@ -126,7 +126,7 @@ def remote(
 
 
 async def _submit(
-    db: Path, settings: Settings, password: str, request: RemoteRequest
+    db: Path | str, settings: Settings, password: str, request: RemoteRequest
 ) -> tuple[RemoteImport, RemoteResult]:
     target = settings.target  # complete: load_settings checked it
     send = settings.send

@@ -64,8 +64,7 @@ from bulkimport.jobs.summary import JobSummary, resumed, summarize
 from bulkimport.rows import FileIdentity
 from bulkimport.settings import ReadSettings, SendSettings, Settings, Target, shown_target
 from bulkimport.states import JobState, RowState, StopCause
-from bulkimport.storage import Forgotten, Job, RemoteImport, Storage
-from bulkimport.storage.sqlite import SqliteStorage
+from bulkimport.storage import Forgotten, Job, RemoteImport, Storage, is_postgres_url, open_storage
 
 DEFAULT_DB = "bulkimport.db"
 
@@ -74,12 +73,14 @@ class Client:
     """Loads files into one target through one queue database.
 
     ``target`` is where rows go, its password in memory only. ``db`` is the queue database
-    (created if needed); ``storage`` another ``Storage`` instead. ``settings`` gives every
-    other setting (``Settings``: how to send, read, report); ``send`` and ``read`` replace
-    those parts of it. ``transport`` replaces HTTP (tests, recordings). ``on_event``
-    hears every typed event of a job (``bulkimport.events``: opened, progress, an outage,
-    a wait for the send window, the stop with its facts...); ``on_progress``, the older
-    callback, ``ProgressEvent`` values while reading and sending.
+    (created if needed): a SQLite file, or ``postgresql://user@host/dbname`` (the
+    ``postgres`` extra; the password from ``PGPASSWORD`` or ``~/.pgpass``); ``storage``
+    another ``Storage`` instead. ``settings`` gives every other setting (``Settings``: how
+    to send, read, report); ``send`` and ``read`` replace those parts of it. ``transport``
+    replaces HTTP (tests, recordings). ``on_event`` hears every typed event of a job
+    (``bulkimport.events``: opened, progress, an outage, a wait for the send window, the
+    stop with its facts...); ``on_progress``, the older callback, ``ProgressEvent`` values
+    while reading and sending.
 
     The target is checked once, here: a client without a complete one can look at jobs
     (``status``, ``jobs``, reports) but not load or send.
@@ -106,7 +107,7 @@ class Client:
         if read is not None:
             settings = dataclasses.replace(settings, read=read)
         self.settings = settings
-        self._db = Path(db)
+        self._db: str | Path = db if is_postgres_url(db) else Path(db)
         self._storage = storage
         self._own_storage = storage is None
         self._transport = transport
@@ -139,7 +140,7 @@ class Client:
 
     async def __aenter__(self) -> Self:
         if self._storage is None:
-            self._storage = await SqliteStorage.open(self._db)
+            self._storage = await open_storage(self._db)
         return self
 
     async def __aexit__(
@@ -382,11 +383,7 @@ class Client:
         for the rows that may be on the server alone); return where and how many rows.
         ``ConfigError`` in one line when it cannot be written there."""
         found = await self.storage.jobs.get(job)
-        target = (
-            Path(path)
-            if path is not None
-            else default_report_path(Path(self.storage.location), job)
-        )
+        target = Path(path) if path is not None else default_report_path(self.storage.location, job)
         if path is None and set(states) <= UNKNOWN_STATES:
             # The rows that may be on the server have a list of their own: never written
             # over the report of the rows to fix.

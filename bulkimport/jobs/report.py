@@ -40,7 +40,7 @@ from bulkimport.portable import BINARY, NOFOLLOW
 from bulkimport.reader import InputKind
 from bulkimport.rows import FORMULA_STARTS, INERT_MARK, REPORT_COLUMNS, inert
 from bulkimport.states import RowState
-from bulkimport.storage import Job, RowReports, Storage
+from bulkimport.storage import Job, RowReports, Storage, database_name, is_postgres_url
 
 log = logging.getLogger("bulkimport")
 
@@ -86,10 +86,14 @@ def is_report(path: Path) -> bool:
     return tuple(header[-len(_ANNOTATIONS) :]) == _ANNOTATIONS
 
 
-def default_report_path(db_path: Path, job_id: int) -> Path:
+def default_report_path(location: str | os.PathLike[str], job_id: int) -> Path:
     """``<database>-job-N-failed.csv`` next to the database (``nightly-job-3-failed.csv``
-    for ``nightly.db``): one name per database and job."""
-    db = db_path.resolve()
+    for ``nightly.db``): one name per database and job. A PostgreSQL database has no
+    folder: its reports go to the current one, named after the database
+    (``leads-job-3-failed.csv`` for ``postgresql://u@host/leads``)."""
+    if is_postgres_url(location):
+        return Path.cwd() / f"{database_name(str(location))}-job-{job_id}-failed.csv"
+    db = Path(location).resolve()
     return db.parent / f"{db.stem}-job-{job_id}-failed.csv"
 
 
@@ -271,7 +275,7 @@ async def place_report(storage: Storage, job: Job, path: Path | None) -> str | N
 
     A report that cannot be written or removed (a full disk, another program holding it) is
     one warning: the job's outcome stands, and its rows are still in the database."""
-    target = (path or default_report_path(Path(storage.location), job.id)).absolute()
+    target = (path or default_report_path(storage.location, job.id)).absolute()
     await place_unknown_report(storage, job, unknown_report_path(target))
     return await _place(storage, job, target, _FAILED)
 

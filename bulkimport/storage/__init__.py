@@ -1,5 +1,14 @@
 """Where jobs and rows are kept: the interfaces (``interface``), the values they give back
-(``values``), and the SQLite implementation (``sqlite``)."""
+(``values``), the SQLite implementation (``sqlite``) and the PostgreSQL one (``postgres``),
+and ``open_storage``, which opens either from what ``--db`` gives."""
+
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from pathlib import Path
+from typing import TypeGuard
 
 from bulkimport.storage.interface import (
     IngestStore,
@@ -37,4 +46,61 @@ __all__ = [
     "SendQueue",
     "Storage",
     "Unchanged",
+    "database_name",
+    "is_postgres_url",
+    "open_storage",
+    "without_password",
 ]
+
+_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(location: str | os.PathLike[str]) -> TypeGuard[str]:
+    """Whether ``location`` (a ``--db`` value) names a PostgreSQL database, not a file."""
+    return isinstance(location, str) and location.lower().startswith(_SCHEMES)
+
+
+async def open_storage(
+    db: str | os.PathLike[str], *, read_only: bool = False, create: bool = True
+) -> Storage:
+    """The storage ``db`` names: a PostgreSQL database for a ``postgresql://`` URL (the
+    ``postgres`` extra, imported only then), else a SQLite file. ``read_only``: never
+    create or migrate it; not ``create``: it must exist."""
+    if is_postgres_url(db):
+        from bulkimport.storage.postgres import open_url
+
+        return await open_url(str(db), read_only=read_only, create=create)
+    from bulkimport.storage.sqlite import SqliteStorage
+
+    return await SqliteStorage.open(Path(db), read_only=read_only, create=create)
+
+
+def without_password(url: str) -> str:
+    """A PostgreSQL URL with its password, if any, taken out (``postgresql://u@host/db``):
+    what may be shown, and still finds the database with ``PGPASSWORD`` or ``~/.pgpass``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        if parts.password is None:
+            return url
+    except ValueError:
+        return "a PostgreSQL URL that cannot be parsed"
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+
+
+def database_name(url: str) -> str:
+    """The database a PostgreSQL URL names (its path, else ``dbname=``, else the user, as
+    libpq defaults), fit for a file name: ``leads`` for ``postgresql://u@host/leads``."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        query = urllib.parse.parse_qs(parts.query)
+        name = (
+            urllib.parse.unquote(parts.path.lstrip("/"))
+            or next(iter(query.get("dbname", [])), "")
+            or parts.username
+            or "postgres"
+        )
+    except ValueError:
+        name = "postgres"
+    return re.sub(r"[^\w.-]", "_", name).lstrip(".") or "postgres"

@@ -27,6 +27,7 @@ except ImportError as missing:  # pragma: no cover - the extra is installed for 
         "a postgresql:// database needs the PostgreSQL driver: pip install 'bulkimport[postgres]'"
     ) from missing
 
+from bulkimport.storage import is_postgres_url
 from bulkimport.storage.interface import Storage
 from bulkimport.storage.postgres.database import Database, masked
 from bulkimport.storage.postgres.ingest import PostgresIngest
@@ -39,13 +40,6 @@ from bulkimport.storage.postgres.sending import PostgresSending
 from bulkimport.storage.values import RunnerId
 
 __all__ = ["PostgresStorage", "is_postgres_url", "masked", "open_url"]
-
-_SCHEMES = ("postgresql://", "postgres://")
-
-
-def is_postgres_url(location: str) -> bool:
-    """Whether ``location`` (a ``--db`` value) names a PostgreSQL database, not a file."""
-    return location.lower().startswith(_SCHEMES)
 
 
 async def open_url(url: str, *, read_only: bool = False, create: bool = True) -> PostgresStorage:
