@@ -307,6 +307,8 @@ class StopFacts:
     outage_since: float | None = None
     window: str | None = None
     window_opens_at: float | None = None
+    # No Import answer ever came from this URL: an outage may be a wrong one.
+    never_answered: bool = False
     # Reading failed beside sending, the disk filled: the error, as raised.
     error: str | None = None
     reading: bool = False  # stopped while only reading (no call was being made)

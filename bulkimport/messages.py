@@ -280,10 +280,15 @@ def outage_reason(facts: StopFacts) -> str:
     what = trouble_text(outcome) if outcome is not None else "no answer"
     since = f" since {clock_text(facts.outage_since)}" if facts.outage_since else ""
     who = "the proxy" if facts.trouble is Trouble.PROXY else "the server"
-    return (
-        f"{who} did not answer{since} ({what}): stopped after --max-outage "
-        f"{_duration(facts.max_outage_s or 0.0)}; the job resumes with the same command"
-    )
+    waited = f"stopped after --max-outage {_duration(facts.max_outage_s or 0.0)}"
+    if facts.never_answered and facts.trouble is not Trouble.PROXY:
+        # Timeouts and 5xx alone do not prove a URL wrong (a server busy at its first start
+        # gives them too), but a person should look.
+        return (
+            f"{facts.url} never gave an Import answer{since} ({what}): {waited}; is the URL "
+            "right? the job resumes with the same command, or with resume --url"
+        )
+    return f"{who} did not answer{since} ({what}): {waited}; the job resumes with the same command"
 
 
 def window_reason(window: SendWindow, now_s: float) -> str:

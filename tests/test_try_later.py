@@ -57,6 +57,30 @@ async def test_resume_with_nothing_to_do_exits_0_in_one_line(
     assert missing.error_lines() == ["Error: no job 7 in bulkimport.db; see bulkimport jobs"]
 
 
+# --- a URL that never answered --------------------------------------------------------------
+
+
+async def test_a_url_that_never_answered_waits_as_an_outage_and_asks_whether_it_is_right(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    # 502s from the first call on: a server busy at its first start looks the same, so it is
+    # an outage (75, resumable, rows pending), but the line names the URL and asks about it.
+    sandbox.set_faults(Faults(outage=Outage.BAD_GATEWAY))
+    source = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(5)])
+    run = ["run", str(source), *target(sandbox, "--rate", "0", "--max-outage", "1s")]
+    down = await bulkimport(*run, cwd=tmp_path)
+    assert down.code == 75 and down.error_lines() == [], down.err
+    (line,) = down.try_later_lines()
+    assert f"{sandbox.url} never gave an Import answer since " in line, line
+    assert "--max-outage 1s; is the URL right?" in line and "resume --url" in line, line
+    shown = await status_json(tmp_path)
+    assert (shown["stop_cause"], shown["counts"]["pending"]) == ("outage", 5)  # type: ignore[index]
+    # The server comes up: the same command finishes, every row loaded once.
+    sandbox.set_faults(Faults())
+    up = await bulkimport(*run, cwd=tmp_path)
+    assert up.code == 0, up.err
+
+
 # --- an outage past --max-outage, three runs in a row -----------------------------------------
 
 

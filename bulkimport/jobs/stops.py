@@ -64,6 +64,7 @@ def stop_facts(
         key_map=_key_map(job, result) if cause is StopCause.BUDGET else (),
         max_outage_s=send.max_outage_s if cause is StopCause.OUTAGE else None,
         outage_since=since_s if cause is StopCause.OUTAGE else None,
+        never_answered=result.never_answered and cause is StopCause.OUTAGE,
         window=str(window) if window is not None else None,
         window_opens_at=window.opens_at(now) if window is not None else None,
     )

@@ -227,6 +227,7 @@ class Dispatcher:
             budget_answers=self.health.budget_answers,
             seconds=self._clock() - started,
             other_method=self._server.other_method,
+            never_answered=not self.health.reached,
         )
 
     def _on_task_done(self, task: asyncio.Task[None]) -> None:

@@ -90,6 +90,8 @@ class SendResult:
     # A stop of a run that no Import answer came to: the HTTP method the server answered
     # instead (it does not take the run's).
     other_method: Method | None = None
+    # No Import answer ever came from this URL, in this run or before (``JobHealth.reached``).
+    never_answered: bool = False
 
 
 class Watch(StrEnum):
