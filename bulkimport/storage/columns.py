@@ -6,6 +6,7 @@ change to what a job holds reaches SQLite and PostgreSQL alike, or fails loudly 
 from __future__ import annotations
 
 import json
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -68,6 +69,13 @@ def job_from_row(row: Sequence[Any]) -> Job:
         stop_facts=json.loads(row[35]) if row[35] else None,
         repairs={kind: n for kind, n in zip(REPAIR_COLUMNS, row[36:], strict=True) if n},
     )
+
+
+def check_no_credentials(url: str) -> None:
+    """Refuse a URL (a remote import's file) that holds a user name or a password."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError("refusing to store a URL that holds credentials")
 
 
 def check_no_password(settings: Mapping[str, Any], where: str = "settings") -> None:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import time
-import urllib.parse
 
-from bulkimport.errors import ConfigError
 from bulkimport.states import RemoteState
 from bulkimport.storage.columns import REMOTE_COLUMNS as _REMOTE_COLUMNS
-from bulkimport.storage.columns import remote_from_row
+from bulkimport.storage.columns import check_no_credentials, remote_from_row
 from bulkimport.storage.postgres.database import Database
 from bulkimport.storage.values import RemoteImport
 
@@ -37,9 +35,7 @@ class PostgresRemoteLog:
         attempts: int,
     ) -> RemoteImport:
         """Record one remote import; ``url`` must hold no credentials (``ConfigError``)."""
-        parts = urllib.parse.urlsplit(url)
-        if parts.username is not None or parts.password is not None:
-            raise ConfigError("refusing to store a URL that holds credentials")
+        check_no_credentials(url)
         rows = await self._db.fetch(
             "INSERT INTO remote_imports (created_at, source, url, target_key, exetime, delrow,"
             " server_job_id, state, code, message, attempts)"

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-import urllib.parse
 
-from bulkimport.errors import ConfigError
 from bulkimport.states import RemoteState
 from bulkimport.storage.columns import REMOTE_COLUMNS as _REMOTE_COLUMNS
+from bulkimport.storage.columns import check_no_credentials
 from bulkimport.storage.columns import remote_from_row as _remote_from_row
 from bulkimport.storage.sqlite.database import Database
 from bulkimport.storage.values import RemoteImport
@@ -34,9 +33,7 @@ class SqliteRemoteLog:
         attempts: int,
     ) -> RemoteImport:
         """Record one remote import; ``url`` must hold no credentials (``ConfigError``)."""
-        parts = urllib.parse.urlsplit(url)
-        if parts.username is not None or parts.password is not None:
-            raise ConfigError("refusing to store a URL that holds credentials")
+        check_no_credentials(url)
         async with self._db.lock, self._db.transaction():
             cursor = await self._db.conn.execute(
                 "INSERT INTO remote_imports (created_at, source, url, target_key, exetime,"
