@@ -174,6 +174,13 @@ def create_private(path: str | os.PathLike[str]) -> bool:
     return True
 
 
+def keep_private(fd: int) -> None:
+    """Make the open file ``fd`` its owner's alone (0600) where files have permission bits:
+    one opened with ``O_CREAT`` keeps the mode it was first made with."""
+    if permission_bits_mean_privacy() and hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o600)
+
+
 def permission_bits_mean_privacy() -> bool:
     """Whether a file's permission bits say who may read it: on POSIX systems. Windows
     has none (access is its ACLs' business, and ``os.stat`` shows every file as readable

@@ -36,7 +36,7 @@ from typing import NamedTuple, TextIO
 from bulkimport import messages
 from bulkimport.errors import ConfigError, DiskFull
 from bulkimport.jobs.events import event
-from bulkimport.portable import BINARY, NOFOLLOW
+from bulkimport.portable import BINARY, NOFOLLOW, keep_private
 from bulkimport.reader import InputKind
 from bulkimport.rows import FORMULA_STARTS, INERT_MARK, REPORT_COLUMNS, inert
 from bulkimport.states import RowState
@@ -134,8 +134,7 @@ def _open_partial(path: Path, *, truncate: bool = True) -> int:
     and never through a symbolic link planted under its name."""
     flags = os.O_WRONLY | os.O_CREAT | NOFOLLOW | BINARY | (os.O_TRUNC if truncate else 0)
     fd = os.open(path, flags, 0o600)
-    if os.name == "posix":
-        os.fchmod(fd, 0o600)  # a .partial left by an older run keeps its mode otherwise
+    keep_private(fd)  # a .partial left by an older run keeps its mode otherwise
     return fd
 
 
