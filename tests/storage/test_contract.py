@@ -438,6 +438,24 @@ async def test_an_attempt_an_outage_cost_is_taken_back_whatever_the_row_became(
     assert (await storage.sending.uncount(job.id, [again[0].id], now_s=now + 5)).rows == 0
 
 
+async def test_uncount_takes_back_one_attempt_of_a_row_that_failed_after_several(
+    storage: Storage,
+) -> None:
+    # Sent twice (pending again after the first), failed by the second, which an outage
+    # cost: one attempt back, the row pending with the first one still counted.
+    job = await ready_job(storage, 1)
+    now = time.time()
+    for state in (RowState.PENDING, RowState.FAILED):
+        [row] = await storage.sending.claim_batch(job.id, 1, now_s=now + 60, runner=RUNNER)
+        await storage.sending.record_results(
+            job.id, [RowResult(row.id, state, "timeout", "no answer", next_attempt_at_s=now)]
+        )
+    assert await storage.sending.uncount(job.id, [row.id], now_s=now) == Refunded(1, 0, 0)
+    [view] = [v async for v in storage.reports.iter_rows(job.id, list(RowState))]
+    assert (view.state, view.attempts) == (RowState.PENDING, 1)
+    assert (await storage.reports.counts(job.id))[RowState.PENDING] == 1
+
+
 async def test_record_results_ignores_other_jobs(storage: Storage) -> None:
     job = await ready_job(storage, 1)
     other = await ready_job(storage, 1)

@@ -249,6 +249,14 @@ class SqliteSending:
 
         def uncount(conn: sqlite3.Connection) -> Refunded:
             with immediate(conn):
+                # Rows pending or settled first, then those whose calls ran out: a row
+                # made pending again here is not taken for one that was pending already.
+                kept = conn.executemany(
+                    _UNCOUNT_PENDING, [(now, row_id, job_id) for row_id in ids]
+                ).rowcount
+                kept += conn.executemany(
+                    _UNCOUNT_SETTLED, [(now, row_id, job_id) for row_id in ids]
+                ).rowcount
                 moves: Counter[str] = Counter()
                 for state in _RAN_OUT:
                     count = conn.executemany(
@@ -256,12 +264,6 @@ class SqliteSending:
                     ).rowcount
                     moves[state] -= count
                     moves["pending"] += count
-                kept = conn.executemany(
-                    _UNCOUNT_PENDING, [(now, row_id, job_id) for row_id in ids]
-                ).rowcount
-                kept += conn.executemany(
-                    _UNCOUNT_SETTLED, [(now, row_id, job_id) for row_id in ids]
-                ).rowcount
                 conn.executemany(COUNT_MOVES, count_params(job_id, moves))
             return Refunded(-moves[RowState.FAILED], -moves[RowState.UNKNOWN], kept)
 
