@@ -75,7 +75,8 @@ def outage_text(
     text = f"{who} unreachable since {clock_text(since_s)}"
     if next_try_s is not None:
         wait_s = max(0.0, next_try_s - (time.time() if now_s is None else now_s))
-        text += f", next try in {wait_s:.0f} s"
+        # Probes of a young outage come every half second: "0 s" would read as stuck.
+        text += ", next try in under a second" if wait_s < 1 else f", next try in {wait_s:.0f} s"
     return text
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from bulkimport.events import StopFacts
 from bulkimport.jobs.stops import stop_facts
-from bulkimport.messages import never_reached, stop_text, untouched
+from bulkimport.messages import never_reached, outage_text, stop_text, untouched
 from bulkimport.protocol import Outcome, Trouble, classify_http, classify_trouble
 from bulkimport.send import SendCounts, SendEnd, SendResult
 from bulkimport.settings import Settings, Target
@@ -65,3 +65,12 @@ def test_plain_http_to_an_https_port_says_use_https() -> None:
     # The same for a URL that answered before (a port changed since): not "refused the job".
     fatal = SendResult(SendEnd.STOPPED, SendCounts(sent=2), 0, StopCause.FATAL, HTTPS_PORT)
     assert "use https://" in stop_reason(StopCause.FATAL, fatal, settings)
+
+
+def test_the_next_probe_of_a_young_outage_is_said_in_words_not_as_zero_seconds() -> None:
+    since = 1_700_000_000.0
+    soon = outage_text(since, since + 10.4, now_s=since + 10.0)
+    assert soon.endswith(", next try in under a second"), soon
+    later = outage_text(since, since + 30.0, now_s=since + 10.0)
+    assert later.endswith(", next try in 20 s"), later
+    assert outage_text(since, None, now_s=since).startswith("server unreachable since ")
