@@ -200,3 +200,30 @@ async def test_a_program_replaces_the_network_with_a_scripted_transport(tmp_path
         "name=a||phone1=13800000001",
         "name=b||phone1=13800000002",
     ]
+
+
+async def test_a_stop_while_only_staging_comes_as_a_typed_event(
+    tmp_path: Path, sandbox: SandboxHandle
+) -> None:
+    # Stopped after its first batch is stored: the job is interrupted while reading, and the
+    # program hears it as it hears any other stop.
+    write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(30_000)])
+    heard: list[bulkimport.Event] = []
+    clients: list[Client] = []
+
+    def stop_after_a_batch(event: bulkimport.Event) -> None:
+        heard.append(event)
+        # Once: a second request is a hard interrupt, as a second Ctrl-C.
+        if isinstance(event, bulkimport.ReadProgress) and event.rows and len(clients) == 1:
+            clients.append(clients[0])
+            clients[0].stop()
+
+    client = Client(target_of(sandbox), db=tmp_path / "q.db", on_event=stop_after_a_batch)
+    clients.append(client)
+    async with client:
+        summary = await client.stage_csv(tmp_path / "leads.csv")
+    assert summary.state is JobState.INTERRUPTED
+    [stopped] = [e for e in heard if isinstance(e, bulkimport.JobStopped)]
+    assert (stopped.job, stopped.state) == (summary.job, JobState.INTERRUPTED)
+    assert stopped.facts.cause is bulkimport.StopCause.SIGNAL and stopped.facts.reading
+    assert summary.stop == stopped.facts

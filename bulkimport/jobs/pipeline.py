@@ -314,7 +314,7 @@ class JobRun:
                 await storage.reading.ingest(job.id, to_the_end(), on_batch=on_batch, stop=halt)
         finally:
             emit(ReadProgress(job.id, Step.END, offset, size, stored))
-        self._job = await end_reading(storage, job, whole=whole, alone=feed is None)
+        self._job = await end_reading(storage, job, emit, whole=whole, alone=feed is None)
         return self._job
 
     # --- sending ---------------------------------------------------------------------------

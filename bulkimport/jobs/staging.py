@@ -27,6 +27,7 @@ from bulkimport.events import (
     ColumnsAdded,
     Emit,
     JobOpened,
+    JobStopped,
     Opened,
     ReadProgress,
     RenameUnused,
@@ -208,18 +209,20 @@ async def stage_rows(
     if whole:
         for key in make.unused_renames():
             emit(RenameUnused(job.id, key))
-    return await end_reading(storage, job, whole=whole, alone=feed is None)
+    return await end_reading(storage, job, emit, whole=whole, alone=feed is None)
 
 
-async def end_reading(storage: Storage, job: Job, *, whole: bool, alone: bool) -> Job:
+async def end_reading(storage: Storage, job: Job, emit: Emit, *, whole: bool, alone: bool) -> Job:
     """Reading (or staging) stopped: at the end of the rows, the job is read; before it, a
-    job only being read (``alone``) is interrupted, one being sent keeps sending's state."""
+    job only being read (``alone``) is interrupted (and says so: ``JobStopped``), one being
+    sent keeps sending's state."""
     if not whole:
         if alone:
             facts = StopFacts(StopCause.SIGNAL, at=time.time(), reading=True)
             await storage.jobs.set_state(
                 job.id, JobState.INTERRUPTED, cause=facts.cause, facts=facts.to_json()
             )
+            emit(JobStopped(job.id, JobState.INTERRUPTED, facts))
         return await storage.jobs.get(job.id)
     await storage.reading.finish(job.id)
     return await storage.jobs.get(job.id)
