@@ -15,7 +15,7 @@ import pytest
 from bulkimport.cli.base import Where
 from bulkimport.jobs.report import default_report_path
 from bulkimport.sandbox import Faults, SandboxHandle
-from bulkimport.storage import database_name, is_postgres_url, without_password
+from bulkimport.storage import database_name, is_postgres_url, url_password, without_password
 from tests import test_remote
 from tests.conftest import SandboxFactory
 from tests.helpers import (
@@ -43,8 +43,11 @@ remote_sandbox = test_remote.sandbox  # may fetch from loopback, where ``files``
 files = test_remote.files
 
 
-def with_password(url: str) -> str:
-    """The test cluster's URL with a password in it (trust authentication ignores it)."""
+def with_password(url: str, where: str = "user") -> str:
+    """The test cluster's URL with a password in it (trust authentication ignores it): in
+    its user part, or as a ``password=`` parameter (libpq and asyncpg take both)."""
+    if where == "query":
+        return f"{url}{'&' if '?' in url else '?'}password={PASSWORD}"
     return url.replace("postgres@", f"postgres:{PASSWORD}@", 1)
 
 
@@ -83,6 +86,11 @@ def test_the_advice_repeats_the_url_without_its_password() -> None:
     assert without_password("postgresql://ops@db/leads") == "postgresql://ops@db/leads"
     shown = Where(url, None).command("resume", 3)
     assert shown == "bulkimport resume 3 --db postgresql://ops@db.example.com/leads"
+    # libpq's other place for it: a parameter.
+    given = f"postgresql://ops@db.example.com/leads?sslmode=require&password={PASSWORD}"
+    assert without_password(given) == "postgresql://ops@db.example.com/leads?sslmode=require"
+    assert url_password(given) == url_password(url) == PASSWORD
+    assert PASSWORD not in Where(given, None).command("resume", 3)
 
 
 async def test_without_the_driver_a_url_says_which_extra_to_install(tmp_path: Path) -> None:
@@ -154,10 +162,11 @@ async def test_kill_mid_send_then_resume_sends_every_row_exactly_once(
     assert all(c["writes"] == 1 for c in held)
 
 
+@pytest.mark.parametrize("where", ["user", "query"])
 async def test_no_password_of_the_url_in_output_logs_or_reports(
-    tmp_path: Path, pg_url: str
+    tmp_path: Path, pg_url: str, where: str
 ) -> None:
-    url = with_password(pg_url)
+    url = with_password(pg_url, where)
     log = tmp_path / "run.log"
     run = await bulkimport(*SAMPLE, "--db", url, "--log", str(log), cwd=tmp_path)
     assert run.code == 1, run.err

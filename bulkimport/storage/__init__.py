@@ -49,6 +49,7 @@ __all__ = [
     "database_name",
     "is_postgres_url",
     "open_storage",
+    "url_password",
     "without_password",
 ]
 
@@ -75,18 +76,45 @@ async def open_storage(
     return await SqliteStorage.open(Path(db), read_only=read_only, create=create)
 
 
-def without_password(url: str) -> str:
-    """A PostgreSQL URL with its password, if any, taken out (``postgresql://u@host/db``):
-    what may be shown, and still finds the database with ``PGPASSWORD`` or ``~/.pgpass``."""
+def url_password(url: str) -> str | None:
+    """The password a PostgreSQL URL holds, in its user part (``u:secret@host``) or as a
+    ``password=`` parameter (libpq takes both); None if it holds none or cannot be read."""
     try:
         parts = urllib.parse.urlsplit(url)
-        if parts.password is None:
-            return url
+        if parts.password is not None:
+            return parts.password
+        given = urllib.parse.parse_qs(parts.query, keep_blank_values=True).get("password")
+    except ValueError:
+        return None
+    return given[0] if given else None
+
+
+def without_password(url: str, *, mark: str | None = None) -> str:
+    """A PostgreSQL URL with its password, wherever it is, taken out
+    (``postgresql://u@host/db``): what may be shown, and still finds the database with
+    ``PGPASSWORD`` or ``~/.pgpass``; ``mark`` (``***``) stands in its place instead."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        in_user = parts.password is not None
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     except ValueError:
         return "a PostgreSQL URL that cannot be parsed"
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}@{host}" if user else host))
+    in_query = any(name == "password" for name, _ in query)
+    if not in_user and not in_query:
+        return url
+    if in_user:
+        user = parts.username or ""
+        host = parts.netloc.rpartition("@")[2]
+        secret = f":{mark}" if mark is not None else ""
+        parts = parts._replace(netloc=f"{user}{secret}@{host}" if user or secret else host)
+    if in_query:
+        kept = [
+            (name, mark if name == "password" else value)
+            for name, value in query
+            if name != "password" or mark is not None
+        ]
+        parts = parts._replace(query=urllib.parse.urlencode(kept, safe="*"))
+    return urllib.parse.urlunsplit(parts)
 
 
 def database_name(url: str) -> str:

@@ -38,6 +38,9 @@ def test_a_url_is_shown_with_its_password_masked() -> None:
     assert masked(f"postgres://ops:{PASSWORD}@h/d?sslmode=require") == (
         "postgres://ops:***@h/d?sslmode=require"
     )
+    assert masked(f"postgres://ops@h/d?password={PASSWORD}&sslmode=require") == (
+        "postgres://ops@h/d?password=***&sslmode=require"
+    )
     assert is_postgres_url("postgresql://h/d") and is_postgres_url("POSTGRES://h/d")
     assert not is_postgres_url("queue.db") and not is_postgres_url("/data/postgresql.db")
 

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import asyncpg
 
 from bulkimport.errors import DatabaseError, DiskFull
+from bulkimport.storage import url_password, without_password
 
 #: Advisory lock keys (two int4 keys: this one, then a number): "BIMP", as SQLite's header.
 LOCK_SPACE = 0x42494D50
@@ -59,24 +60,12 @@ def load_migrations() -> list[Migration]:
 
 def masked(url: str) -> str:
     """``url`` with its password, if any, replaced by ``***`` (for messages and logs)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return "a PostgreSQL URL that cannot be parsed"
-    if password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+    return without_password(url, mark="***")
 
 
 def scrub(text: str, url: str) -> str:
     """``text`` (a driver's message) with the URL's password taken out wherever it is."""
-    try:
-        password = urllib.parse.urlsplit(url).password
-    except ValueError:
-        password = None
+    password = url_password(url)
     text = text.replace(url, masked(url))
     if password:
         for form in {password, urllib.parse.unquote(password)}:
