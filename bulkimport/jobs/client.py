@@ -314,7 +314,7 @@ class Client:
         with their rows and their failed-rows reports; what their rows loaded is still known
         to ``skip_unchanged``. Unfinished jobs are never pruned. Returns the jobs pruned."""
         cut = time.time() - older_than_s
-        async with self.storage.runner():
+        async with self.storage.maintenance():
             pruned = await self.storage.retention.prune(cut)
         reports = sum(
             1
@@ -333,7 +333,7 @@ class Client:
         anew without those rows. ``ConfigError`` for an empty key."""
         if not key.strip():
             raise ConfigError("give the value that identifies the customer (a phone number)")
-        async with self.storage.runner():
+        async with self.storage.maintenance():
             forgotten = await self.storage.retention.forget(key)
             reports = 0
             for job_id in forgotten.jobs:
@@ -350,7 +350,7 @@ class Client:
     async def compact(self) -> int:
         """Give the space freed by pruning back to the file system (``VACUUM``); return how
         many bytes."""
-        async with self.storage.runner():
+        async with self.storage.maintenance():
             return await self.storage.retention.compact()
 
     # --- looking ---------------------------------------------------------------------------

@@ -108,6 +108,8 @@ def log_route(route: Route) -> None:
 
 
 INGEST_BATCH_ROWS = 5000
+#: How often a runner that does not read the job (another one does) looks for its rows.
+FOLLOW_EVERY_S = 0.5
 
 
 def reader_options(settings: Settings) -> ReadSettings:
@@ -202,7 +204,7 @@ class JobRun:
             job = await storage.jobs.find_unfinished(identity, self.target.ref)
             if job is not None:
                 self.emit(await resumed(storage, job, Opened.FOUND))
-                return self._opened(job)
+                return await self._opened(job)
         options = reader_options(self.settings)
         report = await asyncio.to_thread(is_report, path)
         if report:
@@ -214,7 +216,7 @@ class JobRun:
             identity, self.target.ref, self.settings.stored(), fmt.to_json()
         )
         self.emit(JobOpened(job.id, str(path), fmt, len(fmt.header), failed_rows_report=report))
-        return self._opened(job)
+        return await self._opened(job)
 
     async def open_rows(self, rows: RowsInput, *, new: bool) -> Job:
         """The unfinished job of these rows (by name) for the target, or a new one."""
@@ -222,7 +224,7 @@ class JobRun:
         job = await open_rows_job(
             self.storage, rows, self.settings, self.target, options, new=new, emit=self.emit
         )
-        return self._opened(job)
+        return await self._opened(job)
 
     async def open_named(self, job_id: int, *, send: bool) -> Job:
         """Job ``job_id``; sent to this run's target from now on if that changed (``resume
@@ -232,11 +234,13 @@ class JobRun:
         if send and self.target.url and self.target.ref != job.target:
             await storage.jobs.retarget(job.id, self.target.ref)
             job = await storage.jobs.get(job.id)
-        return self._opened(job)
+        return await self._opened(job)
 
-    def _opened(self, job: Job) -> Job:
+    async def _opened(self, job: Job) -> Job:
         self._job = job
         self.stop.job = job.id
+        if self.runner is not None:
+            await self.storage.jobs.attach_runner(job.id, self.runner)
         return job
 
     # --- reading ---------------------------------------------------------------------------
@@ -271,6 +275,10 @@ class JobRun:
         self.stop.on_stop(halt.set)
         if self.stop.requested:
             halt.set()
+        if self.runner is not None and self.storage.several_runners:
+            job = await self._follow(feed, halt)
+            if job.read_done or halt.is_set():
+                return job
         if job.format.kind is InputKind.ROWS:
             job = await stage_rows(storage, job, rows, emit, halt, feed=feed)
             self._job = job
@@ -317,6 +325,23 @@ class JobRun:
         self._job = await end_reading(storage, job, emit, whole=whole, alone=feed is None)
         return self._job
 
+    async def _follow(self, feed: Feed | None, halt: threading.Event) -> Job:
+        """While another runner reads the job's file (several send one job, and the file is
+        on its host), follow what it stores until it is read to the end or this runner
+        reads the rest: the other one is gone (``take_reading``). The job as it stands."""
+        storage, job_id = self.storage, self.job.id
+        assert self.runner is not None
+        while not await storage.jobs.take_reading(job_id, self.runner):
+            job = self._job = await storage.jobs.get(job_id)
+            if job.read_done or halt.is_set():
+                return job
+            if feed is not None:
+                feed.added.set()  # the other runner's batches: claim them
+            await asyncio.sleep(FOLLOW_EVERY_S)
+        # Where reading stands now: another runner may have read part of the file.
+        self._job = await storage.jobs.get(job_id)
+        return self._job
+
     # --- sending ---------------------------------------------------------------------------
 
     async def send(self, *, feed: Feed | None = None) -> SendResult:
@@ -333,7 +358,7 @@ class JobRun:
             counts = now
             emit(SendProgress(job.id, Step.GOING, now))
 
-        watcher = Watcher(storage, job, self.settings, target, emit)
+        watcher = Watcher(storage, job, self.settings, target, emit, runner=self.runner)
         try:
             async with self.transport(self.settings) as sender:
                 dispatcher = Dispatcher(
@@ -439,7 +464,17 @@ class JobRun:
             if cause in (StopCause.SIGNAL, StopCause.OUTAGE, StopCause.READING, StopCause.WINDOW)
             else JobState.STOPPED
         )
+        if cause is StopCause.SIGNAL and await self._others_send():
+            # This runner was asked to stop; the job goes on with the others.
+            self.emit(JobStopped(self.job.id, state, facts))
+            return
         await self._stopped(state, facts)
+
+    async def _others_send(self) -> bool:
+        """Whether other live runners send this job (several send one job)."""
+        if not self.storage.several_runners:
+            return False
+        return any(r.id != self.runner for r in await self.storage.jobs.runners(self.job.id))
 
     async def _stopped(self, state: JobState, facts: StopFacts) -> None:
         await self.storage.jobs.set_state(

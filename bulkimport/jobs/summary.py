@@ -30,7 +30,7 @@ from bulkimport.reader import InputKind
 from bulkimport.rows import TargetRef
 from bulkimport.settings import shown_target
 from bulkimport.states import JobState, RepairKind, RowState, StopCause
-from bulkimport.storage import Job, Storage
+from bulkimport.storage import Job, RunnerView, Storage
 
 __all__ = ["JobSummary", "RowError", "current_rate", "plural", "resumed", "summarize"]
 
@@ -93,6 +93,9 @@ class JobSummary:
     #: ``report``, never in it.
     unknown_report: str | None = None
     stop: StopFacts | None = None
+    #: While it runs: the live runners sending it (several on a PostgreSQL database), each
+    #: with its host, process and rate; ``rate_per_s`` is theirs together.
+    runners: tuple[RunnerView, ...] = ()
 
     @property
     def problems(self) -> int:
@@ -177,6 +180,16 @@ class JobSummary:
             "superseded_by": self.superseded_by,
             "try_later_runs": self.try_later_runs,
             "try_later_since": self.try_later_since,
+            "runners": [
+                {
+                    "id": runner.id,
+                    "host": runner.host,
+                    "pid": runner.pid,
+                    "started_at": runner.started_at,
+                    "rate_per_s": runner.rate_per_s,
+                }
+                for runner in self.runners
+            ],
         }
 
     def reading_notes(self) -> list[str]:
@@ -190,8 +203,11 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
     not the one kept with the job)."""
     job = await storage.jobs.get(job_id)
     alive = None
+    runners: tuple[RunnerView, ...] = ()
     if job.state in (JobState.RUNNING, JobState.READING):
-        alive = await storage.runner_alive()
+        runners = await storage.jobs.runners(job_id)
+        # Several runners share a database: this job's own say whether it goes on.
+        alive = bool(runners) if storage.several_runners else await storage.runner_alive()
     state, cause = job.state, job.stop_cause
     stop = StopFacts.from_json(job.stop_facts) if job.stop_facts is not None else None
     message = stop_text(stop) if stop is not None else job.message
@@ -243,6 +259,7 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
         try_later_since=job.try_later_since,
         unknown_report=unknown_report,
         stop=stop,
+        runners=runners if alive else (),
     )
 
 

@@ -25,16 +25,24 @@ from bulkimport.protocol import Trouble
 from bulkimport.send import Watch, WatchEvent
 from bulkimport.send.pace import PaceState
 from bulkimport.settings import Settings, Target
-from bulkimport.storage import Job, Storage
+from bulkimport.storage import Job, RunnerId, Storage
 
 
 class Watcher:
     """Keeps and emits what the dispatcher learns about the server for one job."""
 
     def __init__(
-        self, storage: Storage, job: Job, settings: Settings, target: Target, emit: Emit
+        self,
+        storage: Storage,
+        job: Job,
+        settings: Settings,
+        target: Target,
+        emit: Emit,
+        *,
+        runner: RunnerId | None = None,
     ) -> None:
         self._storage = storage
+        self._runner = runner
         self._job = job
         self._settings = settings
         self._target = target
@@ -51,7 +59,11 @@ class Watcher:
     async def rate(self, rate_per_s: float, pace: PaceState) -> None:
         pace_per_s = None if math.isinf(pace.rate_per_s) else pace.rate_per_s
         await self._storage.jobs.record_send_rate(
-            self._job.id, rate_per_s, pace_per_s=pace_per_s, latency_s=pace.latency_s
+            self._job.id,
+            rate_per_s,
+            pace_per_s=pace_per_s,
+            latency_s=pace.latency_s,
+            runner=self._runner,
         )
         if self._settings.send.auto and pace != self._pace:
             self._pace = pace

@@ -135,7 +135,9 @@ class Dispatcher:
         self._watch_tasks: set[asyncio.Task[None]] = set()
         # Read at each wait: the pace may be replaced before the run (a benchmark's).
         self._slots = Slots(lambda: self.pace.concurrency_limit, run.stop)
-        self._writer = ResultWriter(queue, job_id, lambda batch: self._server.committed(batch))
+        self._writer = ResultWriter(
+            queue, job_id, lambda batch: self._server.committed(batch), runner=runner
+        )
         self._feeder = Feeder(
             queue, job_id, runner, pool=self._pool, stop=run.stop, sending=run.sending,
             wall_clock=self._wall, flush=self._writer.flush, tell=self._tell,
@@ -220,7 +222,7 @@ class Dispatcher:
         return SendResult(
             end=SendEnd.FINISHED if finished else SendEnd.STOPPED,
             counts=self.counts,
-            recovered=recovered,
+            recovered=recovered + self._feeder.recovered,
             cause=None if finished else (run.cause or StopCause.SIGNAL),
             outcome=run.outcome,
             budget_codes=self.health.budget_codes(),

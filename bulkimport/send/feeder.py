@@ -5,7 +5,9 @@ sent) and keeps the buffer short, so a kill leaves few claimed rows behind; the 
 goes into the buffer at once, and workers take a row each. With a send window, nothing is
 claimed before it opens (the run waits, saying until when), and when it closes the run
 stops. While reading goes on beside sending (``Feed``), running out of rows is not the
-end: sending waits for the next committed batch until reading is done.
+end: sending waits for the next committed batch until reading is done. Nor is it while other
+runners (several on one job) hold rows in flight: the feeder waits until they are settled,
+and takes back those of a runner that died meanwhile.
 """
 
 from __future__ import annotations
@@ -71,6 +73,8 @@ class Feeder:
         # Rows claimed and not yet resolved (given to the writer); counted from the claim,
         # because a row on its way from the buffer to a worker is in neither.
         self.unresolved = 0
+        # Rows a dead runner left in flight, taken back while this one sends.
+        self.recovered = 0
 
     # --- what the workers ask -----------------------------------------------------------------
 
@@ -161,16 +165,31 @@ class Feeder:
                     feed.added.clear()
                 next_at = await self._queue.next_attempt_at(self._job_id)
                 if next_at is None:
-                    if read:
-                        return StopCause.READING if feed is not None and feed.failed else None
-                    assert feed is not None
-                    await wait_for(feed.added, stop, IDLE_POLL_S)
-                    continue
-                wait_s = min(max(next_at - self._wall(), 0.01), IDLE_POLL_S)
+                    if not read:
+                        assert feed is not None
+                        await wait_for(feed.added, stop, IDLE_POLL_S)
+                        continue
+                    if feed is not None and feed.failed:
+                        return StopCause.READING
+                    if not await self._others_hold_rows():
+                        return None
+                    wait_s = IDLE_POLL_S
+                else:
+                    wait_s = min(max(next_at - self._wall(), 0.01), IDLE_POLL_S)
             else:
                 wait_s = 0.02
             await wait_for(stop, stop, wait_s)
         return None
+
+    async def _others_hold_rows(self) -> bool:
+        """Whether other runners (several send one job) still hold rows of it in flight: the
+        job is not done until they are settled, and one of those runners may die. Its rows
+        are taken back here once it is gone (its lock dropped, its lease run out)."""
+        queue, job_id, runner = self._queue, self._job_id, self._runner
+        if not await queue.held_elsewhere(job_id, runner):
+            return False
+        self.recovered += await queue.recover_in_flight(job_id, runner)
+        return True
 
     async def _wait_for_window(self) -> bool:
         """Outside the send window, wait until it opens (saying until when); False if the

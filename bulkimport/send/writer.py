@@ -12,23 +12,27 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from bulkimport.rows import RowResult
-from bulkimport.storage import SendQueue
+from bulkimport.storage import RunnerId, SendQueue
 
 RESULT_BATCH_ROWS = 200  # outcomes per commit at most: bounds what a kill can make us re-send
 
 
 class ResultWriter:
     """Keeps the outcomes of one job's calls until ``flush`` commits them; then tells
-    ``on_commit`` which rows' results were committed."""
+    ``on_commit`` which rows' results were committed. Only the rows still in flight for
+    ``runner`` take them: one taken back from it meanwhile (its lease ran out) is another's."""
 
     def __init__(
         self,
         queue: SendQueue,
         job_id: int,
         on_commit: Callable[[list[RowResult]], Awaitable[None]],
+        *,
+        runner: RunnerId | None = None,
     ) -> None:
         self._queue = queue
         self._job_id = job_id
+        self._runner = runner
         self._on_commit = on_commit
         self._results: list[RowResult] = []
         self._committing = 0  # outcomes in the batch being committed right now
@@ -51,7 +55,7 @@ class ResultWriter:
             batch, self._results = self._results, []
             self._committing = len(batch)
             try:
-                await self._queue.record_results(self._job_id, batch)
+                await self._queue.record_results(self._job_id, batch, runner=self._runner)
             finally:
                 self._committing = 0
             await self._on_commit(batch)

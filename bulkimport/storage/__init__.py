@@ -27,6 +27,7 @@ from bulkimport.storage.values import (
     RemoteImport,
     RowView,
     RunnerId,
+    RunnerView,
     Unchanged,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "RowReports",
     "RowView",
     "RunnerId",
+    "RunnerView",
     "SendQueue",
     "Storage",
     "Unchanged",

@@ -7,6 +7,7 @@
              ├─ retention: Retention    forget finished jobs, keep what customers last received
              ├─ remote: RemoteLog       the `source=http|ftp` imports made
              ├─ runner()                prove that this process may send; claims name it
+             ├─ maintenance()           hold it alone: no runner meanwhile
              └─ runner_alive()          whether any process holds runner() now
 
     DuplicateStore                      check's phone numbers of one file, kept out of memory
@@ -52,6 +53,7 @@ from bulkimport.storage.values import (
     RemoteImport,
     RowView,
     RunnerId,
+    RunnerView,
     Unchanged,
 )
 
@@ -138,9 +140,25 @@ class JobStore(Protocol):
         *,
         pace_per_s: float | None = None,
         latency_s: float | None = None,
+        runner: RunnerId | None = None,
     ) -> None:
         """Keep the runner's latest sending rate with the job (for ``status`` elsewhere),
-        and the pace it holds and the latency it sees."""
+        and the pace it holds and the latency it sees; with ``runner``, with the runner too
+        (the job's rate is then that of its live runners together)."""
+        ...
+
+    async def attach_runner(self, job_id: int, runner: RunnerId) -> None:
+        """``runner`` works on job ``job_id`` now (it reads or sends it)."""
+        ...
+
+    async def runners(self, job_id: int) -> tuple[RunnerView, ...]:
+        """The live runners sending job ``job_id``, oldest first."""
+        ...
+
+    async def take_reading(self, job_id: int, runner: RunnerId) -> bool:
+        """Whether ``runner`` is to read the job's file into it: no live runner does (or
+        ``runner`` does already). False: another runner reads it, on the host that has the
+        file, and this one sends what it stores."""
         ...
 
     async def record_outage(
@@ -207,6 +225,11 @@ class SendQueue(Protocol):
         "resent after an unknown outcome"; never a live runner's. Return how many."""
         ...
 
+    async def held_elsewhere(self, job_id: int, runner: RunnerId) -> int:
+        """How many rows of the job are in flight for runners other than ``runner`` (live
+        ones, or dead ones whose rows ``recover_in_flight`` has yet to take back)."""
+        ...
+
     async def claim_batch(
         self, job_id: int, limit: int, *, now_s: float, runner: RunnerId
     ) -> list[ClaimedRow]:
@@ -214,8 +237,11 @@ class SendQueue(Protocol):
         ``runner``."""
         ...
 
-    async def record_results(self, job_id: int, results: Sequence[RowResult]) -> int:
-        """Record outcomes of rows in flight (others are left alone); return how many."""
+    async def record_results(
+        self, job_id: int, results: Sequence[RowResult], *, runner: RunnerId | None = None
+    ) -> int:
+        """Record outcomes of rows in flight (for ``runner``, if given: a row taken back
+        from it meanwhile is another's); others are left alone. Return how many."""
         ...
 
     async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
@@ -383,8 +409,18 @@ class Storage(Protocol):
     @property
     def remote(self) -> RemoteLog: ...
 
+    #: Whether several runners may send from it at once (on one job or several); if not,
+    #: ``runner()`` is held by one process at a time.
+    several_runners: bool
+
     def runner(self) -> AbstractAsyncContextManager[RunnerId]:
-        """Hold the right to send while inside; ``RunnerBusy`` if another runner has it."""
+        """Hold the right to send while inside; ``RunnerBusy`` if it cannot be had now
+        (another runner holds it, where there is one at a time; or ``maintenance()``)."""
+        ...
+
+    def maintenance(self) -> AbstractAsyncContextManager[None]:
+        """Hold the storage alone while inside (pruning, forgetting, compacting): no runner
+        sends meanwhile; ``RunnerBusy`` while one does."""
         ...
 
     async def runner_alive(self) -> bool:

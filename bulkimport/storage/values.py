@@ -15,6 +15,17 @@ from bulkimport.states import JobState, RemoteState, RepairKind, RowState, StopC
 RunnerId = NewType("RunnerId", int)
 
 
+class RunnerView(NamedTuple):
+    """A live runner of a job, for ``status``: where it runs and how fast it sends."""
+
+    id: RunnerId
+    host: str
+    pid: int
+    started_at: float
+    rate_per_s: float | None  # rows settled per second, last measured (None: not yet)
+    seen_at: float  # when it last said so, or renewed its lease
+
+
 @dataclass(frozen=True)
 class Job:
     """One import of one file to one target, as stored."""

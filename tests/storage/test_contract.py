@@ -7,6 +7,7 @@ against any backend the ``backend`` fixture offers (see ``conftest.py``).
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 import time
@@ -25,7 +26,7 @@ from bulkimport.states import (
     RowState,
     StopCause,
 )
-from bulkimport.storage import Ingested, Job, Refunded, Storage
+from bulkimport.storage import Ingested, Job, Refunded, RunnerId, Storage
 from tests.helpers import NEXT_RUNNER, RUNNER
 from tests.storage.conftest import (
     FILE,
@@ -693,12 +694,46 @@ async def test_reset_rows(storage: Storage) -> None:
 
 
 async def test_runner_lock_in_one_process(storage: Storage) -> None:
-    async with storage.runner():
+    async with storage.runner() as first:
+        if storage.several_runners:
+            async with storage.runner() as second:
+                assert second != first
+        else:
+            with pytest.raises(RunnerBusy):
+                async with storage.runner():
+                    pass
+        # Pruning, forgetting, compacting wait until no runner sends.
+        with pytest.raises(RunnerBusy):
+            async with storage.maintenance():
+                pass
+    async with storage.maintenance():
         with pytest.raises(RunnerBusy):
             async with storage.runner():
                 pass
     async with storage.runner():
         pass
+
+
+async def test_rows_held_by_other_runners_are_counted(storage: Storage) -> None:
+    job = await ready_job(storage, 5)
+    async with storage.runner() as runner:
+        await storage.sending.claim_batch(job.id, 2, now_s=time.time(), runner=runner)
+        assert await storage.sending.held_elsewhere(job.id, runner) == 0
+        assert await storage.sending.held_elsewhere(job.id, RunnerId(runner + 1)) == 2
+
+
+async def test_a_runner_says_which_job_it_sends_and_how_fast(storage: Storage) -> None:
+    job = await ready_job(storage, 3)
+    other = await ready_job(storage, 3)
+    assert await storage.jobs.runners(job.id) == ()
+    async with storage.runner() as runner:
+        assert await storage.jobs.take_reading(job.id, runner)
+        await storage.jobs.record_send_rate(job.id, 12.5, runner=runner)
+        [seen] = await storage.jobs.runners(job.id)
+        assert (seen.id, seen.rate_per_s, seen.pid) == (runner, 12.5, os.getpid())
+        assert await storage.jobs.runners(other.id) == ()
+        assert (await storage.jobs.get(job.id)).send_rate_per_s == 12.5
+    assert await storage.jobs.runners(job.id) == ()
 
 
 async def test_mark_unchanged_skipped(storage: Storage) -> None:

@@ -12,9 +12,8 @@ import asyncpg
 import pytest
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
-from bulkimport.rows import NewRow
+from bulkimport.rows import NewRow, RowResult
 from bulkimport.states import InvalidReason, JobState, RowState
-from bulkimport.storage import RunnerId
 from bulkimport.storage.postgres import PostgresStorage, is_postgres_url, masked, open_url
 from bulkimport.storage.postgres.database import LOCK_SPACE, RUNNER_LOCK
 from tests.helpers import RUNNER
@@ -128,17 +127,76 @@ async def test_recovery_on_another_host_leaves_a_live_runners_rows(pg_url: str) 
         async with here.runner() as runner:
             mine = await here.sending.claim_batch(job.id, 3, now_s=time.time(), runner=runner)
             assert await there.runner_alive()
-            with pytest.raises(RunnerBusy):
-                async with there.runner():
-                    pass
-            # A runner elsewhere (not holding this storage's lock) recovering: nothing of
-            # a live runner's is taken.
-            elsewhere = RunnerId(runner + 1)
-            assert await there.sending.recover_in_flight(job.id, elsewhere) == 0
-        # It ended, its rows left in flight: they are taken back now.
+            async with there.runner() as elsewhere:
+                # Another runner, on another host, sends the same job: it claims the
+                # rest, and recovering takes nothing of a live runner's.
+                theirs = await there.sending.claim_batch(
+                    job.id, 10, now_s=time.time(), runner=elsewhere
+                )
+                assert [r.line for r in theirs] == [5, 6]
+                assert await there.sending.recover_in_flight(job.id, elsewhere) == 0
+                assert await there.sending.held_elsewhere(job.id, elsewhere) == 3
+                await there.sending.release(job.id, [r.id for r in theirs])
+            # The first ended with its rows left in flight: they are taken back now.
         assert not await there.runner_alive()
-        assert await there.sending.recover_in_flight(job.id, elsewhere) == len(mine)
+        async with there.runner() as after:
+            assert await there.sending.recover_in_flight(job.id, after) == len(mine)
         assert (await there.jobs.get(job.id)).resent_unknown == 3
+
+
+async def test_a_runner_whose_lease_ran_out_loses_its_rows(pg_url: str) -> None:
+    # A host that hangs keeps its connection (and so its lock) but stops renewing its lease:
+    # its rows are taken back once the lease has run out, and what it records when it
+    # wakes up no longer counts for them.
+    async with (
+        await PostgresStorage.open(pg_url, lease_s=0.6) as here,
+        await PostgresStorage.open(pg_url) as there,
+    ):
+        job = await ready_job(here, 4)
+        admin = await asyncpg.connect(pg_url)
+        try:
+            async with here.runner() as hung, there.runner() as alive:
+                mine = await here.sending.claim_batch(job.id, 2, now_s=time.time(), runner=hung)
+                assert await there.sending.recover_in_flight(job.id, alive) == 0
+                # Hung: nothing renews its lease now (its renewal is stopped by hand).
+                await admin.execute("UPDATE runners SET lease_until = 0 WHERE id = $1", int(hung))
+                assert await there.sending.recover_in_flight(job.id, alive) == 2
+                again = await there.sending.claim_batch(job.id, 2, now_s=time.time(), runner=alive)
+                assert [r.id for r in again] == [r.id for r in mine]
+                # The hung runner wakes up and records its outcomes: not for rows another
+                # runner holds now.
+                late = [RowResult(r.id, RowState.DONE, "0", "") for r in mine]
+                assert await here.sending.record_results(job.id, late, runner=hung) == 0
+                ours = [RowResult(r.id, RowState.DONE, "0", "") for r in again]
+                assert await there.sending.record_results(job.id, ours, runner=alive) == 2
+                # Its renewal goes on: after a third of its lease it is live again.
+                for _ in range(50):
+                    await asyncio.sleep(0.05)
+                    if int(hung) in [r.id for r in await there.jobs.runners(job.id)]:
+                        break
+                await here.jobs.record_send_rate(job.id, 1.0, runner=hung)
+                assert int(hung) in [r.id for r in await there.jobs.runners(job.id)]
+        finally:
+            await admin.close()
+        assert (await there.jobs.get(job.id)).resent_unknown == 2
+
+
+async def test_one_runner_reads_a_job_the_others_follow(pg_url: str) -> None:
+    async with (
+        await PostgresStorage.open(pg_url) as here,
+        await PostgresStorage.open(pg_url) as there,
+    ):
+        job = await here.jobs.create(FILE, TARGET, {}, "{}")
+        async with there.runner() as follower:
+            async with here.runner() as reader:
+                assert await here.jobs.take_reading(job.id, reader)
+                assert await here.jobs.take_reading(job.id, reader)  # still its own
+                assert not await there.jobs.take_reading(job.id, follower)
+            # The reader is gone (its host died): the follower reads the rest.
+            assert await there.jobs.take_reading(job.id, follower)
+        with pytest.raises(RunnerBusy):
+            async with there.maintenance(), here.runner():
+                pass
 
 
 async def test_a_runner_whose_connection_dies_frees_the_lock(pg_url: str) -> None:

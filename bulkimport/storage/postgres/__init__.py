@@ -32,30 +32,37 @@ from bulkimport.storage.interface import Storage
 from bulkimport.storage.postgres.database import Database, masked
 from bulkimport.storage.postgres.ingest import PostgresIngest
 from bulkimport.storage.postgres.jobs import PostgresJobs
+from bulkimport.storage.postgres.leases import LEASE_S
 from bulkimport.storage.postgres.remote import PostgresRemoteLog
 from bulkimport.storage.postgres.reports import PostgresReports
 from bulkimport.storage.postgres.retention import PostgresRetention
-from bulkimport.storage.postgres.runner import hold_runner, runner_alive
+from bulkimport.storage.postgres.runner import hold_maintenance, hold_runner, runner_alive
 from bulkimport.storage.postgres.sending import PostgresSending
 from bulkimport.storage.values import RunnerId
 
 __all__ = ["PostgresStorage", "is_postgres_url", "masked", "open_url"]
 
 
-async def open_url(url: str, *, read_only: bool = False, create: bool = True) -> PostgresStorage:
+async def open_url(
+    url: str, *, read_only: bool = False, create: bool = True, lease_s: float = LEASE_S
+) -> PostgresStorage:
     """The storage in the PostgreSQL database at ``url`` (``postgresql://user@host/db``);
     see ``PostgresStorage.open``."""
-    return await PostgresStorage.open(url, read_only=read_only, create=create)
+    return await PostgresStorage.open(url, read_only=read_only, create=create, lease_s=lease_s)
 
 
 class PostgresStorage:
     """A PostgreSQL database holding bulkimport's jobs and rows. Open with
     ``await PostgresStorage.open(url)`` (or ``async with``). Its roles may be used from
-    several tasks and several processes at once."""
+    several tasks and several processes at once, and several runners may send from it at
+    once (``runner()``), each leasing what it claims for ``lease_s`` at a time."""
 
-    def __init__(self, db: Database) -> None:
+    several_runners = True
+
+    def __init__(self, db: Database, *, lease_s: float = LEASE_S) -> None:
         """Use ``PostgresStorage.open``."""
         self.db = db
+        self.lease_s = lease_s
         self.jobs = PostgresJobs(db)
         self.reading = PostgresIngest(db)
         self.sending = PostgresSending(db)
@@ -65,11 +72,12 @@ class PostgresStorage:
 
     @classmethod
     async def open(
-        cls, url: str, *, read_only: bool = False, create: bool = True
+        cls, url: str, *, read_only: bool = False, create: bool = True, lease_s: float = LEASE_S
     ) -> PostgresStorage:
         """Connect to ``url`` and bring the schema up to date; ``read_only``: never create
         or migrate it; not ``create``: it must exist. ``DatabaseError`` says why not."""
-        return cls(await Database.open(url, read_only=read_only, create=create))
+        db = await Database.open(url, read_only=read_only, create=create)
+        return cls(db, lease_s=lease_s)
 
     @property
     def location(self) -> str:
@@ -77,8 +85,13 @@ class PostgresStorage:
         return self.db.location
 
     def runner(self) -> AbstractAsyncContextManager[RunnerId]:
-        """Hold the right to send from this database; ``RunnerBusy`` if another has it."""
-        return hold_runner(self.db)
+        """Send from this database, beside any other runners; ``RunnerBusy`` while
+        ``maintenance()`` holds it."""
+        return hold_runner(self.db, lease_s=self.lease_s)
+
+    def maintenance(self) -> AbstractAsyncContextManager[None]:
+        """Hold this database alone; ``RunnerBusy`` while a runner sends."""
+        return hold_maintenance(self.db)
 
     async def runner_alive(self) -> bool:
         """Whether a process holds ``runner()`` of this database now."""

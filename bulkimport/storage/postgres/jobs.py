@@ -13,7 +13,8 @@ from bulkimport.rows import FileIdentity, TargetRef
 from bulkimport.states import JobState, RowState, StopCause
 from bulkimport.storage.columns import JOB_COLUMNS, check_no_password, job_from_row
 from bulkimport.storage.postgres.database import Database
-from bulkimport.storage.values import Job
+from bulkimport.storage.postgres.leases import LIVE_RUNNERS
+from bulkimport.storage.values import Job, RunnerId, RunnerView
 
 # Open jobs (Job.is_open): the ones that may still be resumed.
 _OPEN = "state <> 'finished' AND superseded_by IS NULL"
@@ -246,17 +247,66 @@ class PostgresJobs:
         *,
         pace_per_s: float | None = None,
         latency_s: float | None = None,
+        runner: RunnerId | None = None,
     ) -> None:
-        """Keep the runner's latest sending rate, pace and latency with the job."""
+        """Keep the runner's latest sending rate, pace and latency with it and with the job;
+        the job's rate is that of all its live runners together."""
+        now = time.time()
+        if runner is None:
+            await self._db.execute(
+                "UPDATE jobs SET send_rate_per_s = $1, send_rate_at = $2, pace_per_s = $3,"
+                " latency_s = $4 WHERE id = $5",
+                rate_per_s,
+                now,
+                pace_per_s,
+                latency_s,
+                job_id,
+            )
+            return
         await self._db.execute(
-            "UPDATE jobs SET send_rate_per_s = $1, send_rate_at = $2, pace_per_s = $3,"
-            " latency_s = $4 WHERE id = $5",
+            "WITH me AS (UPDATE runners SET job_id = $5, rate_per_s = $1, seen_at = $2"
+            " WHERE id = $6)"
+            " UPDATE jobs SET send_rate_per_s = $1 + coalesce((SELECT sum(rate_per_s)"
+            f" FROM runners WHERE job_id = $5 AND id <> $6 AND id IN ({LIVE_RUNNERS})), 0),"
+            " send_rate_at = $2, pace_per_s = $3, latency_s = $4 WHERE id = $5",
             rate_per_s,
-            time.time(),
+            now,
             pace_per_s,
             latency_s,
             job_id,
+            runner,
         )
+
+    async def take_reading(self, job_id: int, runner: RunnerId) -> bool:
+        """Whether ``runner`` is to read the job's file: no live runner reads it (it is
+        taken over from one gone), or ``runner`` already does. The others send what it
+        stores."""
+        taken = await self._db.fetchval(
+            "UPDATE jobs SET reader = $2 WHERE id = $1 AND (reader IS NULL OR reader = $2"
+            f" OR reader NOT IN ({LIVE_RUNNERS})) RETURNING id",
+            job_id,
+            runner,
+        )
+        return taken is not None
+
+    async def attach_runner(self, job_id: int, runner: RunnerId) -> None:
+        """``runner`` works on job ``job_id`` now."""
+        await self._db.execute(
+            "UPDATE runners SET job_id = $1, seen_at = $2 WHERE id = $3",
+            job_id,
+            time.time(),
+            runner,
+        )
+
+    async def runners(self, job_id: int) -> tuple[RunnerView, ...]:
+        """The live runners sending job ``job_id`` (their lock held, their lease running),
+        oldest first."""
+        found = await self._db.fetch(
+            "SELECT id, host, pid, started_at, rate_per_s, seen_at FROM runners"
+            f" WHERE job_id = $1 AND id IN ({LIVE_RUNNERS}) ORDER BY id",
+            job_id,
+        )
+        return tuple(RunnerView(RunnerId(int(r[0])), r[1], r[2], r[3], r[4], r[5]) for r in found)
 
     async def record_outage(
         self, job_id: int, since: float | None, next_try_at: float | None

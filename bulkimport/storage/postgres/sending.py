@@ -7,7 +7,9 @@ wait for each other nor share a row); outcomes travel as arrays and are joined w
 
 Recovery leaves alone the rows of a runner that still lives: each runner holds an advisory
 lock of its own while it lives (``runner.py``), which the server drops when its connection
-goes, and ``pg_locks`` says which are held.
+goes, and renews a lease (``leases.py``), which a hung host stops renewing. Outcomes are
+recorded only for rows still in flight for the runner that sent them: a row taken back from
+a runner whose lease ran out is another's now.
 """
 
 from __future__ import annotations
@@ -18,16 +20,10 @@ from collections.abc import Iterable, Sequence
 
 from bulkimport.rows import ClaimedRow, RowResult
 from bulkimport.states import RowState
-from bulkimport.storage.postgres.database import RUNNER_SPACE, Database
+from bulkimport.storage.postgres.database import Database
+from bulkimport.storage.postgres.leases import LIVE_RUNNERS
 from bulkimport.storage.postgres.moves import counted_move
 from bulkimport.storage.values import Refunded, RunnerId
-
-# The runners alive now: those holding their advisory lock in this database.
-LIVE_RUNNERS = (
-    "SELECT objid::bigint FROM pg_locks WHERE locktype = 'advisory' AND granted"
-    f" AND classid = {RUNNER_SPACE}::oid AND objsubid = 2"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-)
 
 _CLAIM = (
     counted_move(
@@ -47,7 +43,8 @@ _RECORD = counted_move(
     " i.message FROM rows r JOIN unnest($2::bigint[], $3::text[], $4::float8[], $5::int[],"
     " $6::int[], $7::text[], $8::text[])"
     " AS i (id, new_state, retry_at, counted, maybe, code, message) ON r.id = i.id"
-    " WHERE r.job_id = $1 AND r.state = 'in_flight' FOR UPDATE OF r",
+    " WHERE r.job_id = $1 AND r.state = 'in_flight'"
+    " AND ($10::bigint IS NULL OR r.runner_id = $10) FOR UPDATE OF r",
     changes="state = prior.new_state, next_attempt_at = prior.retry_at,"
     " attempts = r.attempts + prior.counted, unknowns = r.unknowns + prior.maybe,"
     " last_code = prior.code, last_message = prior.message, updated_at = $9, runner_id = NULL",
@@ -91,7 +88,7 @@ _RECOVER = counted_move(
     job="$1",
     prior="SELECT id, state FROM rows WHERE job_id = $1 AND state = 'in_flight'"
     " AND runner_id IS DISTINCT FROM $2"
-    f" AND (runner_id IS NULL OR runner_id NOT IN ({LIVE_RUNNERS})) FOR UPDATE",
+    f" AND (runner_id IS NULL OR runner_id NOT IN ({LIVE_RUNNERS})) FOR UPDATE SKIP LOCKED",
     changes="state = 'pending', unknowns = r.unknowns + 1, updated_at = $3, runner_id = NULL",
 ) + (
     ", job AS (UPDATE jobs SET resent_unknown = resent_unknown + n, updated_at = $3"
@@ -107,9 +104,21 @@ class PostgresSending:
         self._db = db
 
     async def recover_in_flight(self, job_id: int, runner: RunnerId) -> int:
-        """Give back the rows that runners no longer alive left in flight, counted as
-        resent after an unknown outcome; never the rows of ``runner`` or of a live one."""
+        """Give back the rows that runners no longer alive left in flight (their lock gone
+        or their lease run out), counted as resent after an unknown outcome; never the rows
+        of ``runner`` or of a live one."""
         return int(await self._db.fetchval(_RECOVER, job_id, runner, time.time()))
+
+    async def held_elsewhere(self, job_id: int, runner: RunnerId) -> int:
+        """How many rows of the job are in flight for runners other than ``runner``."""
+        return int(
+            await self._db.fetchval(
+                "SELECT count(*) FROM rows WHERE job_id = $1 AND state = 'in_flight'"
+                " AND runner_id IS DISTINCT FROM $2",
+                job_id,
+                runner,
+            )
+        )
 
     async def claim_batch(
         self, job_id: int, limit: int, *, now_s: float, runner: RunnerId
@@ -131,9 +140,12 @@ class PostgresSending:
             raise
         return [ClaimedRow(*row) for row in rows]
 
-    async def record_results(self, job_id: int, results: Sequence[RowResult]) -> int:
-        """Record the outcomes of rows in flight, in one statement; return how many (rows
-        no longer in flight in this job are left alone)."""
+    async def record_results(
+        self, job_id: int, results: Sequence[RowResult], *, runner: RunnerId | None = None
+    ) -> int:
+        """Record the outcomes of rows in flight (for ``runner``, if given), in one
+        statement; return how many (rows no longer in flight in this job, or in flight for
+        another runner, are left alone)."""
         if not results:
             return 0
         for result in results:
@@ -149,7 +161,9 @@ class PostgresSending:
             [r.code for r in results],
             [r.message for r in results],
         )
-        write = asyncio.ensure_future(self._db.fetchval(_RECORD, job_id, *arrays, time.time()))
+        write = asyncio.ensure_future(
+            self._db.fetchval(_RECORD, job_id, *arrays, time.time(), runner)
+        )
         try:
             return int(await asyncio.shield(write))
         except asyncio.CancelledError:

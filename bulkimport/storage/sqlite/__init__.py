@@ -13,6 +13,8 @@ temporary file of its own.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from types import TracebackType
@@ -41,6 +43,9 @@ class SqliteStorage:
     ``runner()`` sends.
     """
 
+    #: One runner at a time: the OS lock beside the file.
+    several_runners = False
+
     def __init__(self, db: Database) -> None:
         """Use ``SqliteStorage.open``."""
         self.db = db
@@ -68,6 +73,12 @@ class SqliteStorage:
     def runner(self) -> AbstractAsyncContextManager[RunnerId]:
         """Hold the right to send from this database; ``RunnerBusy`` if another has it."""
         return hold_runner(self.db)
+
+    @contextlib.asynccontextmanager
+    async def maintenance(self) -> AsyncIterator[None]:
+        """Hold this database alone: the runner lock, as a runner does."""
+        async with hold_runner(self.db):
+            yield
 
     async def runner_alive(self) -> bool:
         """Whether a process holds ``runner()`` of this database now (a probe of the lock

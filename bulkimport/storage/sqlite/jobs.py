@@ -16,7 +16,8 @@ from bulkimport.storage.columns import check_no_password
 from bulkimport.storage.columns import job_from_row as _job_from_row
 from bulkimport.storage.sqlite.database import Database, placeholders
 from bulkimport.storage.sqlite.latest import row_range
-from bulkimport.storage.values import Job
+from bulkimport.storage.sqlite.runner import runner_alive
+from bulkimport.storage.values import Job, RunnerId, RunnerView
 
 # A job's id: never one given before, even to a job since pruned (ids_used, migration 013).
 _NEXT_ID = (
@@ -337,16 +338,52 @@ class SqliteJobs:
         *,
         pace_per_s: float | None = None,
         latency_s: float | None = None,
+        runner: RunnerId | None = None,
     ) -> None:
         """Keep the runner's latest sending rate with the job (for ``status`` and its ETA),
-        and the pace it holds and the latency it sees."""
+        and the pace it holds and the latency it sees; with ``runner``, with it too."""
         db = self._db
+        now = time.time()
         async with db.lock, db.transaction():
             await db.conn.execute(
                 "UPDATE jobs SET send_rate_per_s = ?, send_rate_at = ?, pace_per_s = ?,"
                 " latency_s = ? WHERE id = ?",
-                (rate_per_s, time.time(), pace_per_s, latency_s, job_id),
+                (rate_per_s, now, pace_per_s, latency_s, job_id),
             )
+            if runner is not None:
+                await db.conn.execute(
+                    "UPDATE runners SET job_id = ?, rate_per_s = ?, seen_at = ? WHERE id = ?",
+                    (job_id, rate_per_s, now, runner),
+                )
+
+    async def attach_runner(self, job_id: int, runner: RunnerId) -> None:
+        """``runner`` works on job ``job_id`` now."""
+        db = self._db
+        async with db.lock, db.transaction():
+            await db.conn.execute(
+                "UPDATE runners SET job_id = ?, seen_at = ? WHERE id = ?",
+                (job_id, time.time(), runner),
+            )
+
+    async def runners(self, job_id: int) -> tuple[RunnerView, ...]:
+        """The live runner sending job ``job_id``, if there is one: the holder of the runner
+        lock, once it said it sends this job."""
+        if not runner_alive(self._db.path):
+            return ()
+        db = self._db
+        async with db.lock:
+            cursor = await db.conn.execute(
+                "SELECT id, host, pid, started_at, rate_per_s, seen_at FROM runners"
+                " WHERE id = (SELECT max(id) FROM runners WHERE ended_at IS NULL) AND job_id = ?",
+                (job_id,),
+            )
+            found = await cursor.fetchall()
+            await cursor.close()
+        return tuple(RunnerView(RunnerId(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in found)
+
+    async def take_reading(self, job_id: int, runner: RunnerId) -> bool:
+        """Always: the runner lock admits one runner at a time, and it reads what it sends."""
+        return True
 
     async def record_outage(
         self, job_id: int, since: float | None, next_try_at: float | None

@@ -105,6 +105,19 @@ class SqliteSending:
                 )
         return recovered
 
+    async def held_elsewhere(self, job_id: int, runner: RunnerId) -> int:
+        """How many rows of the job are in flight for runners other than ``runner``."""
+        db = self._db
+        async with db.lock:
+            cursor = await db.conn.execute(
+                "SELECT count(*) FROM rows WHERE job_id = ? AND state = 'in_flight'"
+                " AND runner_id IS NOT ?",
+                (job_id, runner),
+            )
+            [found] = await cursor.fetchall()
+            await cursor.close()
+        return int(found[0])
+
     async def claim_batch(
         self, job_id: int, limit: int, *, now_s: float, runner: RunnerId
     ) -> list[ClaimedRow]:
@@ -161,12 +174,16 @@ class SqliteSending:
             first, count = await self._db.on_loop(earliest)
         return float(first) if count else None
 
-    async def record_results(self, job_id: int, results: Sequence[RowResult]) -> int:
+    async def record_results(
+        self, job_id: int, results: Sequence[RowResult], *, runner: RunnerId | None = None
+    ) -> int:
         """Record the outcome of a batch of attempts, in one transaction; return how many.
 
         Each result makes its row terminal, or ``pending`` again at ``next_attempt_at_s``.
         ``attempts`` grows by one when the result is ``counted``. Rows that are not
         ``in_flight`` in this job (already recorded, recovered, released) are left alone.
+        (``runner`` changes nothing here: the runner lock admits one runner at a time, and
+        its rows in flight are its own.)
         """
         if not results:
             return 0
