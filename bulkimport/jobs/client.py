@@ -206,9 +206,16 @@ class Client:
         )
         if found is None:
             raise ConfigError(messages.no_job(self.storage.location, unfinished=True))
-        if found.is_open and not await self.storage.runner_alive():
+        if found.is_open and not await self._sent_elsewhere(found.id):
             self._emit(await resumed(self.storage, found, Opened.RESUMED, chosen=job is None))
         return await self._run(job_id=found.id)
+
+    async def _sent_elsewhere(self, job: int) -> bool:
+        """Whether a live runner sends job ``job`` now (then this one goes on beside it,
+        where several may: nothing was interrupted)."""
+        if self.storage.several_runners:
+            return bool(await self.storage.jobs.runners(job))
+        return await self.storage.runner_alive()
 
     async def retry(self, job: int, *, rejected: bool = False, unknown: bool = False) -> JobSummary:
         """Put the job's failed rows (and rejected ones, with ``rejected``; those that may be

@@ -43,6 +43,7 @@ pg_cluster = storage_fixtures.pg_cluster
 pg_url = storage_fixtures.pg_url
 
 CONCURRENCY = 8
+CLAIM_ROWS = 64  # what a runner claims at a time at this concurrency (send/dispatcher.py)
 SEED = 20_261_206
 
 
@@ -75,6 +76,29 @@ async def wait_until_sending(sandbox: SandboxHandle, proc: asyncio.subprocess.Pr
         assert proc.returncode is None, "the runner ended before it sent anything"
         assert time.monotonic() < deadline, "the runner sent nothing"
         await asyncio.sleep(0.01)
+
+
+async def held_by(url: str, pid: int) -> int:
+    """Rows in flight for the runner that is process ``pid``."""
+    conn = await asyncpg.connect(url)
+    try:
+        found: int = await conn.fetchval(
+            "SELECT count(*) FROM rows r JOIN runners u ON r.runner_id = u.id"
+            " WHERE u.pid = $1 AND u.ended_at IS NULL AND r.state = 'in_flight'",
+            pid,
+        )
+    finally:
+        await conn.close()
+    return found
+
+
+async def wait_until_holding(url: str, proc: asyncio.subprocess.Process) -> None:
+    """Until the runner ``proc`` holds rows in flight: it claims and sends."""
+    deadline = time.monotonic() + 60
+    while not await held_by(url, proc.pid):
+        assert proc.returncode is None, "the runner ended before it claimed anything"
+        assert time.monotonic() < deadline, "the runner claimed nothing"
+        await asyncio.sleep(0.02)
 
 
 async def test_two_runners_finish_one_job_and_each_row_reaches_the_server_once(
@@ -162,12 +186,14 @@ async def test_kill_9_one_of_two_runners_again_and_again_loses_nothing(
     )  # fmt: skip
     await wait_until_sending(sandbox, steady)
     killed = 0
+    held: list[int] = []  # rows in flight for the killed runner, just before each kill
     for _ in range(kills):
         if steady.returncode is not None:
             break
         other = await spawn("resume", "1", *common, cwd=host_b, stderr_path=tmp_path / "b.err")
-        await wait_until_sending(sandbox, other)
-        await asyncio.sleep(rng.uniform(0.1, 0.8))
+        await wait_until_holding(pg_url, other)
+        await asyncio.sleep(rng.uniform(0.0, 0.5))
+        held.append(await held_by(pg_url, other.pid))
         other.send_signal(signal.SIGKILL)
         assert await other.wait() == -signal.SIGKILL, (tmp_path / "b.err").read_text()
         killed += 1
@@ -190,6 +216,9 @@ async def test_kill_9_one_of_two_runners_again_and_again_loses_nothing(
     writes = server_writes(sandbox)
     assert len(writes) == rows
     extra_writes = sum(n - 1 for n in writes.values())
+    # Each kill left in flight what its runner held, plus at most one claim made after it
+    # was counted.
+    assert 0 < summary["resent_unknown"] <= sum(held) + killed * CLAIM_ROWS
     assert extra_writes <= summary["resent_unknown"]
     assert max(writes.values()) <= 1 + killed
     write_figures(
@@ -197,6 +226,7 @@ async def test_kill_9_one_of_two_runners_again_and_again_loses_nothing(
         {
             "rows": rows,
             "kills": killed,
+            "rows_in_flight_for_the_killed_runner_per_kill": held,
             "resent_unknown_reported_by_the_job": summary["resent_unknown"],
             "server_requests": sandbox_requests(sandbox),
             "server_extra_writes": extra_writes,
