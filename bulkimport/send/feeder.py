@@ -25,6 +25,8 @@ from bulkimport.storage import RunnerId, SendQueue
 from bulkimport.window import SendWindow
 
 IDLE_POLL_S = 0.5  # how often to look again when nothing is due yet
+#: How often, while sending, to look for rows of other runners that died (a third of a lease).
+LOOK_FOR_THE_DEAD_EVERY_S = 10.0
 
 
 async def wait_for(event: asyncio.Event, stop: asyncio.Event, seconds: float) -> None:
@@ -75,6 +77,7 @@ class Feeder:
         self.unresolved = 0
         # Rows a dead runner left in flight, taken back while this one sends.
         self.recovered = 0
+        self._next_look_s = wall_clock() + LOOK_FOR_THE_DEAD_EVERY_S
 
     # --- what the workers ask -----------------------------------------------------------------
 
@@ -144,6 +147,11 @@ class Feeder:
                 self._low.clear()
                 await wait_for(self._low, stop, 0.1)
                 continue
+            if self._wall() >= self._next_look_s:
+                # A runner that died while this one sends: its rows come back now, not at
+                # the end (several runners on one job).
+                self._next_look_s = self._wall() + LOOK_FOR_THE_DEAD_EVERY_S
+                await self._others_hold_rows()
             rows = await self._queue.claim_batch(
                 self._job_id, claim_size, now_s=self._wall(), runner=self._runner
             )

@@ -35,14 +35,19 @@ class SlowCommits:
         self.inner = inner
         self.committed = 0
 
-    async def record_results(self, job_id: int, results: Sequence[RowResult]) -> int:
+    async def record_results(
+        self, job_id: int, results: Sequence[RowResult], *, runner: RunnerId | None = None
+    ) -> int:
         await asyncio.sleep(COMMIT_S)
-        recorded = await self.inner.record_results(job_id, results)
+        recorded = await self.inner.record_results(job_id, results, runner=runner)
         self.committed += recorded
         return recorded
 
     async def recover_in_flight(self, job_id: int, runner: RunnerId) -> int:
         return await self.inner.recover_in_flight(job_id, runner)
+
+    async def held_elsewhere(self, job_id: int, runner: RunnerId) -> int:
+        return await self.inner.held_elsewhere(job_id, runner)
 
     async def claim_batch(
         self, job_id: int, limit: int, *, now_s: float, runner: RunnerId
