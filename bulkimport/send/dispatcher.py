@@ -290,6 +290,12 @@ class Dispatcher:
                 slots.free()
                 feeder.put_back(row)
                 return
+            if not run.sending.is_set():
+                # An outage began while this worker waited for its slot or its turn: the
+                # call would go to a server known to be down. The row waits.
+                slots.free()
+                feeder.put_back(row)
+                continue
             await self._send(row)
 
     async def _send(self, row: ClaimedRow) -> None:
