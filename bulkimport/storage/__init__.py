@@ -17,10 +17,12 @@ from bulkimport.storage.interface import (
     Retention,
     RowReports,
     SendQueue,
+    ServerBudget,
     Storage,
 )
 from bulkimport.storage.values import (
     Forgotten,
+    Grant,
     Ingested,
     Job,
     Refunded,
@@ -32,6 +34,7 @@ from bulkimport.storage.values import (
 
 __all__ = [
     "Forgotten",
+    "Grant",
     "IngestStore",
     "Ingested",
     "Job",
@@ -44,6 +47,7 @@ __all__ = [
     "RowView",
     "RunnerId",
     "SendQueue",
+    "ServerBudget",
     "Storage",
     "Unchanged",
     "database_name",

@@ -165,3 +165,19 @@ class Refunded(NamedTuple):
     def rows(self) -> int:
         """All the rows whose attempt was taken back."""
         return self.failed + self.unknown + self.kept
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Calls granted by a server's budget (``ServerBudget.reserve``): ``calls`` calls, the
+    first ``first_in_s`` after the storage's clock read the time of the reservation (0 when
+    the budget had room then), the next ones ``spacing_s`` apart."""
+
+    calls: int
+    first_in_s: float
+    spacing_s: float
+
+    def start_s(self, index: int, granted_at_s: float) -> float:
+        """When call ``index`` (from 0) may start, on the clock that read ``granted_at_s``
+        as the reservation's time."""
+        return granted_at_s + self.first_in_s + index * self.spacing_s
