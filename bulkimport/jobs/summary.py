@@ -93,6 +93,9 @@ class JobSummary:
     #: ``report``, never in it.
     unknown_report: str | None = None
     stop: StopFacts | None = None
+    #: The budget of its server shared by every runner of the storage (``--server-rate``),
+    #: in calls per second; None: it has none.
+    server_rate_per_s: float | None = None
 
     @property
     def problems(self) -> int:
@@ -177,6 +180,7 @@ class JobSummary:
             "superseded_by": self.superseded_by,
             "try_later_runs": self.try_later_runs,
             "try_later_since": self.try_later_since,
+            "server_rate_per_s": self.server_rate_per_s,
         }
 
     def reading_notes(self) -> list[str]:
@@ -243,6 +247,7 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
         try_later_since=job.try_later_since,
         unknown_report=unknown_report,
         stop=stop,
+        server_rate_per_s=float(job.settings.get("server_rate") or 0) or None,
     )
 
 
