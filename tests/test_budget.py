@@ -83,6 +83,22 @@ async def test_a_job_slower_than_the_budget_reserves_what_it_uses(storage: Sqlit
     assert other.first_in_s <= 0.01  # the budget gave the job 10 ms, not 150
 
 
+async def test_a_runner_slower_than_its_pace_reserves_fewer_calls(
+    storage: SqliteStorage,
+) -> None:
+    # Its pace says 100 calls a second, but its calls come ten times slower (a slow server,
+    # few calls in flight): what it reserves and lets go is lost to the other runners.
+    now = [1000.0]
+    gate = SharedBudget(storage.budget, SERVER, 100.0, clock=lambda: now[0], ahead_s=0.15)
+    for _ in range(20):
+        now[0] += 0.1
+        async with asyncio.timeout(5):
+            assert await gate.acquire(100.0)
+    # 15 calls per reservation would have let 14 go each time: 266 in all.
+    assert gate.dropped < 60
+    assert gate.reservations >= 10
+
+
 async def test_a_stop_ends_the_wait_for_a_granted_time(storage: SqliteStorage) -> None:
     await storage.budget.reserve(SERVER, 1.0, 60)  # another runner holds the next minute
     gate = SharedBudget(storage.budget, SERVER, 1.0)
@@ -116,16 +132,21 @@ class Calls:
 
 
 async def send_job(
-    storage: Storage, transport: ScriptedTransport, settings: SendSettings
+    storage: Storage,
+    transport: ScriptedTransport,
+    settings: SendSettings,
+    gates: list[SharedBudget],
 ) -> SendResult:
     job_id = await make_job(storage, [record(i) for i in range(ROWS)])
+    gate = SharedBudget(storage.budget, SERVER, settings.server_rate_per_s)
+    gates.append(gate)
     return await Dispatcher(
         storage.sending,
         job_id,
         transport,
         settings,
         runner=a_runner(),
-        options=DispatchOptions(budget=shared_budget(storage.budget, SERVER, settings)),
+        options=DispatchOptions(budget=gate),
     ).run()
 
 
@@ -150,12 +171,13 @@ async def test_two_runners_on_one_database_share_the_server_s_budget(
     # Each job may send 50 calls a second on its own; the server takes 50 in all.
     settings = send_settings(rate_per_s=50.0, concurrency=8, server_rate_per_s=50.0)
     calls = Calls()
+    gates: list[SharedBudget] = []
     first, second = await backend.open(), await backend.open()
     try:
         async with asyncio.timeout(RUN_LIMIT_S):
             results = await asyncio.gather(
-                send_job(first, calls.transport("a"), settings),
-                send_job(second, calls.transport("b"), settings),
+                send_job(first, calls.transport("a"), settings, gates),
+                send_job(second, calls.transport("b"), settings, gates),
             )
     finally:
         await first.close()
@@ -174,6 +196,8 @@ async def test_two_runners_on_one_database_share_the_server_s_budget(
             "max_calls_in_1s": max_in_window(everything),
             "calls_per_s": round(overall, 1),
             "shares_while_both_send": {job: round(share, 3) for job, share in shares.items()},
+            "reservations": [gate.reservations for gate in gates],
+            "times_let_go": [gate.dropped for gate in gates],
         },
     )
     assert all(0.4 <= share <= 0.6 for share in shares.values()), shares

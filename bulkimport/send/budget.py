@@ -7,7 +7,8 @@ runner that sends to that server through the same database.
 The budget is kept by the storage (``ServerBudget``) as the time of the server's next free
 call. A runner reserves a few calls at a time, about ``RESERVE_AHEAD_S`` of its own pace, so
 that it asks the database once per handful of calls, never once per call; runners asking at
-once get blocks one after the other, which shares the server between them in turns.
+once get blocks one after the other, which shares the server between them in turns. A runner
+whose calls come slower than its pace lets times go unused: it then asks for fewer.
 
 Why no 1-second window at the server holds more than ``rate + 1`` calls: the granted call
 times of all runners are ``1/rate`` apart; a call starts no sooner than its time, and never
@@ -64,6 +65,8 @@ class SharedBudget:
         self._sleepers: set[asyncio.Future[None]] = set()
         self.reservations = 0  # how often the database was asked
         self.dropped = 0  # granted times let go: no call was ready in time for them
+        self._calls = 0  # how many calls the last reservation asked for (0: none yet)
+        self._dropped_before = 0  # ``dropped`` when it was made
 
     def cancel(self) -> None:
         """A stop: every call waiting here, and every later one, gets False at once."""
@@ -106,7 +109,17 @@ class SharedBudget:
 
     async def _reserve(self, own_rate_per_s: float) -> None:
         pace = own_rate_per_s if 0 < own_rate_per_s < math.inf else self.rate_per_s
-        calls = max(1, math.ceil(min(pace, self.rate_per_s) * self._ahead_s))
+        most = max(1, math.ceil(min(pace, self.rate_per_s) * self._ahead_s))
+        # Times let go since the last reservation are lost to the other runners too: this
+        # runner asked for more than its calls used (they come slower than its pace: a slow
+        # server, few calls in flight). Ask for half as many then, one more while none is.
+        if not self._calls:
+            calls = most
+        elif self.dropped > self._dropped_before:
+            calls = max(1, self._calls // 2)
+        else:
+            calls = min(most, self._calls + 1)
+        self._calls, self._dropped_before = calls, self.dropped
         grant = await self._store.reserve(self.server, self.rate_per_s, calls)
         granted_at = self._clock()
         self.reservations += 1
