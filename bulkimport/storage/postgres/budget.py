@@ -30,8 +30,6 @@ class PostgresServerBudget:
 
     async def reserve(self, server: str, rate_per_s: float, count: int) -> Grant:
         """``count`` calls to ``server`` at ``rate_per_s``, the next ones free."""
-        if rate_per_s <= 0 or count <= 0:
-            raise ValueError(f"a reservation needs a rate and a count ({rate_per_s}, {count})")
-        spacing_s = 1.0 / rate_per_s
+        spacing_s = Grant.spacing_of(rate_per_s, count)
         first_in_s = await self._db.fetchval(_RESERVE, server, count * spacing_s)
         return Grant(count, max(0.0, float(first_in_s)), spacing_s)

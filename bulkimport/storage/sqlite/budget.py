@@ -30,9 +30,7 @@ class SqliteServerBudget:
 
     async def reserve(self, server: str, rate_per_s: float, count: int) -> Grant:
         """``count`` calls to ``server`` at ``rate_per_s``, the next ones free."""
-        if rate_per_s <= 0 or count <= 0:
-            raise ValueError(f"a reservation needs a rate and a count ({rate_per_s}, {count})")
-        spacing_s = 1.0 / rate_per_s
+        spacing_s = Grant.spacing_of(rate_per_s, count)
         span_s = count * spacing_s
 
         def reserve(conn: sqlite3.Connection) -> tuple[float, float]:
