@@ -12,7 +12,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from bulkimport.cli import cli
 from bulkimport.sandbox import SandboxHandle
 from bulkimport.settings import server_key
 from tests.helpers import (
@@ -30,6 +32,17 @@ from tests.storage import conftest as storage_fixtures
 
 pg_cluster = storage_fixtures.pg_cluster
 pg_url = storage_fixtures.pg_url
+
+
+def test_the_commands_that_send_rows_take_a_server_rate() -> None:
+    runner = CliRunner()
+    for name in ("run", "resume", "retry"):
+        assert "--server-rate PER_S" in runner.invoke(cli, [name, "--help"]).output, name
+    # The server runs a remote import itself: no calls of ours to share out.
+    assert "--server-rate" not in runner.invoke(cli, ["remote", "--help"]).output
+    bad = runner.invoke(cli, ["run", "x.csv", "--server-rate", "fast"])
+    assert bad.exit_code == 2
+    assert "--server-rate (command line): " in bad.output
 
 
 async def test_a_job_keeps_its_server_s_budget_and_status_shows_it(
