@@ -17,13 +17,14 @@ times are never used late). So the calls in a window ``[t, t + 1]`` have times i
 ``[t - 1/(2 rate), t + 1]``, a span holding at most ``floor(rate + 1/2) + 1`` times: ``rate + 1``
 for a whole ``rate``. A grant's times are mapped onto this host's clock from the moment its
 answer arrived (``granted_at``), the latest the database's "now" can have been: a call may
-start a round trip late, never early.
+start a round trip to the database late, never early. So the bound is exact for the runners
+of one host; runners on several hosts may each be late by a different part of their round
+trip, and a window may hold one call more per round trip that is a spacing long.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import math
 import time
 from collections import deque
@@ -31,8 +32,6 @@ from collections.abc import Callable
 
 from bulkimport.settings import SendSettings, server_key
 from bulkimport.storage import ServerBudget
-
-log = logging.getLogger("bulkimport")
 
 Clock = Callable[[], float]
 
