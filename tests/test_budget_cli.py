@@ -34,13 +34,14 @@ pg_cluster = storage_fixtures.pg_cluster
 pg_url = storage_fixtures.pg_url
 
 
-def test_the_commands_that_send_rows_take_a_server_rate() -> None:
+def test_the_commands_that_send_rows_take_a_server_rate(tmp_path: Path) -> None:
     runner = CliRunner()
     for name in ("run", "resume", "retry"):
         assert "--server-rate PER_S" in runner.invoke(cli, [name, "--help"]).output, name
     # The server runs a remote import itself: no calls of ours to share out.
     assert "--server-rate" not in runner.invoke(cli, ["remote", "--help"]).output
-    bad = runner.invoke(cli, ["run", "x.csv", "--server-rate", "fast"])
+    db = str(tmp_path / "q.db")
+    bad = runner.invoke(cli, ["run", "x.csv", "--db", db, "--server-rate", "fast"])
     assert bad.exit_code == 2
     assert "--server-rate (command line): " in bad.output
 
