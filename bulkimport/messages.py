@@ -50,7 +50,7 @@ from bulkimport.protocol import (
     describe_code,
 )
 from bulkimport.send import PROXY_ADVICE, SendCounts, certificate_advice
-from bulkimport.settings import Method, SendSettings, mask_url
+from bulkimport.settings import Method, SendSettings, mask_url, server_key
 from bulkimport.states import JobState, RepairKind, StopCause
 from bulkimport.window import SendWindow
 
@@ -84,6 +84,19 @@ def window_wait_text(opens_at_s: float) -> str:
     """``outside the send window, sending at 20:00``."""
     return (
         f"outside the send window, sending at {time.strftime('%H:%M', time.localtime(opens_at_s))}"
+    )
+
+
+def budget_text(rate_per_s: float, url: str) -> str:
+    """``50 calls/s for https://cc.example:443/import, shared by every job of this database
+    (--server-rate)``: the server's budget a job sends under."""
+    try:
+        server = server_key(url)
+    except ValueError:
+        server = mask_url(url)
+    return (
+        f"{rate_per_s:,g} calls/s for {server}, shared by every job of this database "
+        "(--server-rate)"
     )
 
 

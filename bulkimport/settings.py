@@ -228,6 +228,27 @@ def _port_is_no_number(authority: str) -> bool:
     return bool(colon) and not port.isdigit()
 
 
+def server_key(url: str) -> str:
+    """The server ``url`` sends to, as its budget is known by (``--server-rate``): scheme,
+    host and port (the scheme's own when none is given), path (``parse_url``'s when it has
+    none); never a user, a password, a query or a fragment. Scheme and host in lower case,
+    a trailing ``/`` dropped: ``HTTPS://CC.example/import/`` and ``https://cc.example:443/import``
+    are one server. ``ValueError`` for what is no http(s) URL."""
+    parsed = urllib.parse.urlsplit(url.strip())
+    scheme = parsed.scheme.lower()
+    if scheme not in ("http", "https") or not parsed.hostname:
+        raise ValueError(f"{mask_url(url)!r} is not an http(s) URL")
+    try:
+        port = parsed.port or (443 if scheme == "https" else 80)
+    except ValueError:
+        raise ValueError(f"{mask_url(url)!r} has a port that is no number") from None
+    host = parsed.hostname  # lower case, without the brackets of an IPv6 address
+    if ":" in host:
+        host = f"[{host}]"
+    path = parsed.path.rstrip("/") or "/asterccinterfaces"
+    return f"{scheme}://{host}:{port}{path}"
+
+
 def shown_target(ref: TargetRef) -> TargetRef:
     """``ref`` as it is shown and logged: its URL masked (``mask_url``)."""
     return ref._replace(url=mask_url(ref.url))
@@ -528,6 +549,17 @@ SPECS: tuple[Spec, ...] = (
         metavar="PER_S",
         group="send",
         field=lambda s: s.send.max_rate_per_s,
+    ),
+    Spec(
+        "server_rate",
+        parse_non_negative_float,
+        0.0,
+        "Calls per second at most for the server, shared by every job and runner of this "
+        "--db that sends to it (0 = none); each job's --rate stays its own ceiling. A "
+        'profile sets it per server: [servers."URL"] rate = N.',
+        metavar="PER_S",
+        group="send",
+        field=lambda s: s.send.server_rate_per_s,
     ),
     Spec(
         "concurrency",
@@ -864,7 +896,10 @@ SPECS: tuple[Spec, ...] = (
 SPECS_BY_NAME: dict[str, Spec] = {spec.name: spec for spec in SPECS}
 REQUIRED_FOR_SENDING = ("url", "org", "user", "campaign")
 #: Keys a profile may hold besides the settings above.
-PROFILE_EXTRA_KEYS = ("db",)
+PROFILE_EXTRA_KEYS = ("db", "servers")
+#: The profile's table of budgets per server: ``[servers."https://host/path"]`` ``rate = N``,
+#: read as ``{server_key(url): rate}``.
+SERVERS_KEY = "servers"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -963,6 +998,8 @@ class SendSettings:
     ca_file: str | None = None  # a PEM file of CAs trusted besides the default ones
     system_trust: bool = False  # verify with the operating system's trust store
     max_get_bytes: int = DEFAULT_MAX_GET_BYTES  # the longest GET request line, CRLF included
+    # The server's budget, shared by every job and runner of the database (0 = none).
+    server_rate_per_s: float = 0.0
 
     @property
     def auto(self) -> bool:
@@ -1129,6 +1166,9 @@ def load_profile(path: Path, *, warn: Callable[[str], None] | None = None) -> di
         if name not in SPECS_BY_NAME and name not in PROFILE_EXTRA_KEYS:
             known = ", ".join(sorted([*SPECS_BY_NAME, *PROFILE_EXTRA_KEYS]))
             raise ConfigError(f"{path}: unknown setting {key!r} (known: {known})")
+        if name == SERVERS_KEY:
+            profile[SERVERS_KEY] = _server_rates(path, value)
+            continue
         spec = SPECS_BY_NAME.get(name)
         if spec is not None and spec.multiple:
             # `[map]` / `[set]` tables, or lists of "A=b" strings.
@@ -1142,6 +1182,35 @@ def load_profile(path: Path, *, warn: Callable[[str], None] | None = None) -> di
         else:
             profile[name] = value
     return profile
+
+
+def _server_rates(path: Path, table: Any) -> dict[str, float]:
+    """A profile's ``[servers."URL"]`` tables as ``{server_key(URL): rate}``."""
+    if not isinstance(table, dict):
+        raise ConfigError(f'{path}: servers must be tables: [servers."https://host/path"]')
+    rates: dict[str, float] = {}
+    for url, entry in table.items():
+        where = f"{path}: [servers.{mask_url(url)!r}]"
+        if not isinstance(entry, dict) or set(entry) != {"rate"}:
+            raise ConfigError(f"{where} must hold rate = N (calls per second), and only that")
+        try:
+            key = server_key(url)
+            rates[key] = parse_non_negative_float(str(entry["rate"]))
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+    return rates
+
+
+def _profile_server_rate(profile: Mapping[str, Any], url: Any) -> float | None:
+    """The rate the profile's ``[servers."URL"]`` table gives the server of ``url``."""
+    rates = profile.get(SERVERS_KEY)
+    if not rates or not url:
+        return None
+    try:
+        found: float | None = rates.get(server_key(str(url)))
+    except ValueError:
+        return None
+    return found
 
 
 def _from_source(spec: Spec, raw: Any, source: str) -> Any:
@@ -1164,7 +1233,8 @@ def merge(
 ) -> dict[str, Any]:
     """Each setting's value from the first source that gives it, parsed: the command line
     (``cli`` holds only the options given; ``None``, ``()`` or ``False`` mean not given),
-    the environment (``BULKIMPORT_<NAME>``), the profile, the job's stored settings (those a
+    the environment (``BULKIMPORT_<NAME>``), the profile (for ``server_rate``, its
+    ``[servers."URL"]`` table for the target's server first), the job's stored settings (those a
     job keeps: a value stored by an earlier version for one it no longer keeps, such as
     ``insecure``, is passed over), the default."""
     values: dict[str, Any] = {}
@@ -1174,6 +1244,11 @@ def merge(
             values[spec.name] = _from_source(spec, given, "command line")
         elif not spec.multiple and env.get(spec.env):
             values[spec.name] = _from_source(spec, env[spec.env], spec.env)
+        elif spec.name == "server_rate" and (
+            (rate := _profile_server_rate(profile, values.get("url"))) is not None
+        ):
+            # The profile's table for this very server says more than its plain key.
+            values[spec.name] = rate
         elif spec.name in profile:
             values[spec.name] = _from_source(spec, profile[spec.name], "profile")
         elif spec.stored and stored is not None and stored.get(spec.name) is not None:

@@ -31,6 +31,7 @@ from bulkimport.settings import (
     merge,
     path_of,
     resolve,
+    server_key,
 )
 
 TARGET = {"url": "http://cc.example/asterccinterfaces", "org": "o", "user": "u", "campaign": "1"}
@@ -69,6 +70,9 @@ PRECEDENCE: list[tuple[str, Any, str | None, Any, Any, Any]] = [
     ("proxy", None, None, "http://c:3", None, "http://c:3"),
     ("proxy", "DIRECT", None, "http://c:3", None, "direct"),
     ("system_trust", None, "yes", None, None, True),
+    ("server_rate", "30", "40", 50, 60, 30.0),
+    ("server_rate", None, None, None, 60, 60.0),  # a job keeps its server's budget
+    ("server_rate", None, None, None, None, 0.0),  # none: nothing shared, nothing asked
 ]
 
 
@@ -346,6 +350,7 @@ def given(tmp_path: Path) -> dict[str, Any]:
         "max_get_bytes": "8192",
         "rate": "auto",
         "max_rate": "50",
+        "server_rate": "40",
         "concurrency": "3",
         "max_outage": "1h30m",
         "window": "20:00-07:00",
@@ -454,3 +459,73 @@ def test_every_stored_setting_resolves_back_to_itself(given: dict[str, Any]) -> 
     kept = dataclasses.replace(settings.send, proxy=None, verify_tls=True)
     assert resumed == dataclasses.replace(settings, send=kept)
     assert resumed.stored() == stored
+
+
+# --- the budget per server (--server-rate) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "key"),
+    [
+        ("https://cc.example/import", "https://cc.example:443/import"),
+        ("HTTPS://CC.Example:443/import/", "https://cc.example:443/import"),
+        ("http://cc.example", "http://cc.example:80/asterccinterfaces"),
+        ("http://cc.example/", "http://cc.example:80/asterccinterfaces"),
+        (
+            "http://10.0.0.5:8080/asterccinterfaces?x=1#top",
+            "http://10.0.0.5:8080/asterccinterfaces",
+        ),
+        ("https://u:pw@cc.example/import", "https://cc.example:443/import"),
+        ("http://[::1]:8080/import", "http://[::1]:8080/import"),
+    ],
+)
+def test_a_server_is_known_by_its_scheme_host_port_and_path(url: str, key: str) -> None:
+    assert server_key(url) == key
+    assert "pw" not in server_key(url)
+
+
+@pytest.mark.parametrize("url", ["ftp://cc.example/x", "cc.example/import", "http://h:port/x"])
+def test_a_server_key_needs_an_http_url(url: str) -> None:
+    with pytest.raises(ValueError):
+        server_key(url)
+
+
+def test_a_profile_sets_the_budget_of_each_server(tmp_path: Path) -> None:
+    profile_path = tmp_path / "nightly.toml"
+    profile_path.write_text(
+        "server_rate = 10\n"
+        '[servers."https://cc.example/import"]\nrate = 50\n'
+        '[servers."https://other.example"]\nrate = 5\n'
+    )
+    profile = load_profile(profile_path)
+    target = {**TARGET, "url": "https://CC.example:443/import/"}
+    assert resolve(target, {}, profile).send.server_rate_per_s == 50.0
+    other = {**TARGET, "url": "https://other.example/asterccinterfaces"}
+    assert resolve(other, {}, profile).send.server_rate_per_s == 5.0
+    # A server the table does not name: the profile's plain key.
+    assert resolve(TARGET, {}, profile).send.server_rate_per_s == 10.0
+    # The command line and the environment win over the table.
+    assert resolve({**target, "server_rate": "20"}, {}, profile).send.server_rate_per_s == 20.0
+    env = {"BULKIMPORT_SERVER_RATE": "30"}
+    assert resolve(target, env, profile).send.server_rate_per_s == 30.0
+    # And the table over what a resumed job stored.
+    assert resolve(target, {}, profile, {"server_rate": 99}).send.server_rate_per_s == 50.0
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("servers = 5\n", r"servers must be tables"),
+        ('[servers."https://cc.example"]\nrat = 5\n', r"must hold rate = N"),
+        ('[servers."https://cc.example"]\nrate = -1\n', r"\[servers.'https://cc.example'\]"),
+        ('[servers."ftp://cc.example"]\nrate = 5\n', r"is not an http\(s\) URL"),
+        ('[servers."https://u:pw@cc.example"]\nrate = "x"\n', r"servers.'https://\*\*\*@cc"),
+    ],
+)
+def test_a_bad_server_table_is_named_in_one_line(tmp_path: Path, text: str, message: str) -> None:
+    profile_path = tmp_path / "p.toml"
+    profile_path.write_text(text)
+    with pytest.raises(ConfigError, match=message) as raised:
+        load_profile(profile_path)
+    assert "pw" not in str(raised.value)
+    assert "\n" not in str(raised.value)

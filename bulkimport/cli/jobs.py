@@ -35,7 +35,7 @@ from bulkimport.errors import ConfigError, DiskFull, ExitCode
 from bulkimport.events import Event
 from bulkimport.jobs.client import Client
 from bulkimport.jobs.summary import JobSummary, RowError, summarize
-from bulkimport.messages import outage_text, said, window_wait_text
+from bulkimport.messages import budget_text, outage_text, said, window_wait_text
 from bulkimport.portable import on_stop_signals
 from bulkimport.settings import mask_url
 from bulkimport.states import JobState, RowState
@@ -351,6 +351,8 @@ def status(
             f", latency {summary.latency_s * 1000:.0f} ms" if summary.latency_s is not None else ""
         )
         click.echo(f"  pace    {summary.pace_per_s:,.1f} calls/s{latency}")
+    if summary.server_rate_per_s is not None:
+        click.echo(f"  budget  {budget_text(summary.server_rate_per_s, summary.target.url)}")
     if summary.outage_since is not None:
         click.echo(f"  server  {outage_text(summary.outage_since, summary.next_try_at)}")
     if summary.window_opens_at is not None:

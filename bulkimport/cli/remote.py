@@ -41,7 +41,7 @@ from bulkimport.storage import RemoteImport
 log = logging.getLogger("bulkimport")
 
 #: Settings that mean nothing for one call the server runs itself.
-NOT_FOR_REMOTE = ("rate", "concurrency", "skip_unchanged", "report", "log_interval")
+NOT_FOR_REMOTE = ("rate", "concurrency", "skip_unchanged", "report", "log_interval", "server_rate")
 
 
 @click.command("remote")

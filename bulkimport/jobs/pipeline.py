@@ -66,6 +66,7 @@ from bulkimport.send import (
     exposure_warnings,
     open_session,
 )
+from bulkimport.send.budget import shared_budget
 from bulkimport.send.policy import MAX_UNKNOWN
 from bulkimport.settings import ReadSettings, SendSettings, Settings, Target, shown_target
 from bulkimport.states import JobState, RowState, StopCause
@@ -370,6 +371,7 @@ class JobRun:
                     options=DispatchOptions(
                         reached_before=await storage.jobs.url_answered(target.url),
                         max_unknown=MAX_UNKNOWN if target.options.rewrites else None,
+                        budget=shared_budget(storage.budget, target.url, self.settings.send),
                     ),
                     listeners=Listeners(on_progress, watcher.rate, watcher.watch),
                     feed=feed,

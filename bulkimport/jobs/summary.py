@@ -96,6 +96,9 @@ class JobSummary:
     #: While it runs: the live runners sending it (several on a PostgreSQL database), each
     #: with its host, process and rate; ``rate_per_s`` is theirs together.
     runners: tuple[RunnerView, ...] = ()
+    #: The budget of its server shared by every runner of the storage (``--server-rate``),
+    #: in calls per second; None: it has none.
+    server_rate_per_s: float | None = None
 
     @property
     def problems(self) -> int:
@@ -190,6 +193,7 @@ class JobSummary:
                 }
                 for runner in self.runners
             ],
+            "server_rate_per_s": self.server_rate_per_s,
         }
 
     def reading_notes(self) -> list[str]:
@@ -260,6 +264,7 @@ async def summarize(storage: Storage, job_id: int, *, report: str | None = None)
         unknown_report=unknown_report,
         stop=stop,
         runners=runners if alive else (),
+        server_rate_per_s=float(job.settings.get("server_rate") or 0) or None,
     )
 
 

@@ -2,6 +2,7 @@
 
 - ``transport``: the ``Transport`` interface and ``HttpTransport`` (aiohttp);
 - ``limiter``: ``RateLimiter``;
+- ``budget``: ``SharedBudget``, the server's budget shared by every runner (``--server-rate``);
 - ``policy``: the pure decision of a row's next state from an outcome;
 - ``dispatcher``: ``Dispatcher``, the worker pool over storage and a transport, with its
   parts: ``feeder`` (claims), ``slots`` (calls in flight), ``outage`` (what it does about
@@ -11,6 +12,7 @@
 - ``remote``: one ``source=http|ftp`` import.
 """
 
+from bulkimport.send.budget import SharedBudget, shared_budget
 from bulkimport.send.dispatcher import RATE_EVERY_S, UNKNOWN_CODE, Dispatcher
 from bulkimport.send.limiter import RateLimiter
 from bulkimport.send.scripted import Request, RequestKind, ScriptedTransport
@@ -57,10 +59,12 @@ __all__ = [
     "SendCounts",
     "SendEnd",
     "SendResult",
+    "SharedBudget",
     "Transport",
     "Watch",
     "WatchEvent",
     "certificate_advice",
     "exposure_warnings",
     "open_session",
+    "shared_budget",
 ]

@@ -9,7 +9,8 @@
 - Workers wait for a slot (``Slots``: ``pace.concurrency_limit`` calls in flight) and their
   turn at the ``RateLimiter`` (``pace.interval_s`` apart, and a ``Retry-After`` pauses every
   worker). The pace is fixed (``--rate N``: ``FixedPace``, slowed by back-pressure) or found
-  as it goes (``--rate auto``: ``PaceController``).
+  as it goes (``--rate auto``: ``PaceController``). With ``--server-rate`` they then pass
+  the server's ``SharedBudget``, shared with every runner of the storage.
 - Every outcome goes to ``JobHealth`` first: is the trouble the row's or the server's (an
   outage, throttling: the attempt is spared), does the job stop (a fatal answer, a URL that
   never answered, a spent error budget, an outage past ``--max-outage``), did an outage
@@ -70,7 +71,8 @@ _CUT_OFF = "no answer before the send stopped; it may have reached the server"
 def make_pace(settings: SendSettings, *, now_s: float) -> Pace:
     """The pace for ``settings``: found as it goes (auto), or the rate chosen."""
     if settings.auto:
-        cap = settings.max_rate_per_s or math.inf
+        # The server's budget, when it has one, is a ceiling of the pace found too.
+        cap = min(settings.max_rate_per_s or math.inf, settings.server_rate_per_s or math.inf)
         return PaceController(
             PaceSettings(
                 initial_rate_per_s=min(4.0, cap),
@@ -124,6 +126,7 @@ class Dispatcher:
         now = self._clock()
         self.pace: Pace = make_pace(settings, now_s=now)
         self._limiter = RateLimiter(self.pace.rate_per_s, clock=self._clock)
+        self._budget = options.budget  # the server's, shared: passed after the pace's turn
         health = HealthSettings(max_outage_s=settings.max_outage_s, budget=settings.max_rejects)
         health = options.health or health
         self.health = JobHealth(health, reached_before=options.reached_before, now_s=now)
@@ -172,6 +175,8 @@ class Dispatcher:
         self._feeder.wake()  # those waiting for a row
         self._slots.wake_all()
         self._limiter.cancel()
+        if self._budget is not None:
+            self._budget.cancel()
 
     def _resume(self) -> None:
         self.pace.resume(self._clock())
@@ -280,6 +285,8 @@ class Dispatcher:
                 return
             try:
                 turn = await self._limiter.acquire()
+                if turn and self._budget is not None:
+                    turn = await self._budget.acquire(self.pace.rate_per_s)
             except BaseException:
                 slots.free()
                 feeder.put_back(row)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from bulkimport.protocol import Outcome, OutcomeKind
+from bulkimport.send.budget import SharedBudget
 from bulkimport.send.health import HealthSettings
 from bulkimport.send.limiter import Clock
 from bulkimport.send.pace import PaceState
@@ -144,7 +145,8 @@ class DispatchOptions:
     troubles make an outage (by default from the settings' ``--max-outage`` and error
     budget). ``grace_s``: how long calls in flight may take to finish after a stop. The
     clocks (monotonic and wall-clock Unix seconds) and the backoff's random numbers are
-    given by tests.
+    given by tests. ``budget``: the server's budget, shared with the other runners of the
+    storage (``--server-rate``; None: the job's own pace only, and no statement for it).
     """
 
     reached_before: bool = True
@@ -154,6 +156,7 @@ class DispatchOptions:
     clock: Clock = time.monotonic
     wall_clock: Clock = time.time
     rng: random.Random | None = None
+    budget: SharedBudget | None = None
 
 
 @dataclass(frozen=True)

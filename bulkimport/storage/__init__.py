@@ -17,10 +17,12 @@ from bulkimport.storage.interface import (
     Retention,
     RowReports,
     SendQueue,
+    ServerBudget,
     Storage,
 )
 from bulkimport.storage.values import (
     Forgotten,
+    Grant,
     Ingested,
     Job,
     Refunded,
@@ -33,6 +35,7 @@ from bulkimport.storage.values import (
 
 __all__ = [
     "Forgotten",
+    "Grant",
     "IngestStore",
     "Ingested",
     "Job",
@@ -46,6 +49,7 @@ __all__ = [
     "RunnerId",
     "RunnerView",
     "SendQueue",
+    "ServerBudget",
     "Storage",
     "Unchanged",
     "database_name",

@@ -6,6 +6,7 @@
              ├─ reports: RowReports     counts, problem rows, resetting rows, incremental loads
              ├─ retention: Retention    forget finished jobs, keep what customers last received
              ├─ remote: RemoteLog       the `source=http|ftp` imports made
+             ├─ budget: ServerBudget    calls per second per server, shared by every runner
              ├─ runner()                prove that this process may send; claims name it
              ├─ maintenance()           hold it alone: no runner meanwhile
              └─ runner_alive()          whether any process holds runner() now
@@ -33,7 +34,9 @@ Guarantees every implementation keeps (and the contract suite checks):
   customer received from another job to the same target, and stays so after that job is
   pruned; an unfinished job is never pruned; a row that may be on the server (``unknown``)
   is never "received";
-- ``runner_alive()`` never makes a runner that is starting fail.
+- ``runner_alive()`` never makes a runner that is starting fail;
+- a server's budget grants evenly spaced call times, each once, to whoever asks first,
+  however many runners (processes, hosts) ask at once.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from bulkimport.rows import Batch, ClaimedRow, FileIdentity, NewRow, RowResult, 
 from bulkimport.states import JobState, RemoteState, RowState, StopCause
 from bulkimport.storage.values import (
     Forgotten,
+    Grant,
     Ingested,
     Job,
     Refunded,
@@ -350,6 +354,23 @@ class RemoteLog(Protocol):
         ...
 
 
+class ServerBudget(Protocol):
+    """The calls per second each server takes, shared by every runner of this storage.
+
+    A server's budget is one time kept in the storage: when its next call may start.
+    Reserving ``count`` calls at ``rate_per_s`` moves it ``count / rate_per_s`` on (from now,
+    if it lay in the past) in one statement, so that two runners asking at once get calls
+    one after the other, never the same ones. The time is the storage's clock (the
+    database server's, where runners run on several hosts), and a grant says how far after
+    that clock's "now" its first call is: a host whose clock differs is not misled.
+    """
+
+    async def reserve(self, server: str, rate_per_s: float, count: int) -> Grant:
+        """``count`` calls to ``server`` (its key: ``settings.server_key``) at
+        ``rate_per_s`` (more than 0), the next ones its budget has free."""
+        ...
+
+
 class Repeat(NamedTuple):
     """A value already seen on an earlier line: on ``line``, first on ``first``."""
 
@@ -412,6 +433,9 @@ class Storage(Protocol):
     #: Whether several runners may send from it at once (on one job or several); if not,
     #: ``runner()`` is held by one process at a time.
     several_runners: bool
+
+    @property
+    def budget(self) -> ServerBudget: ...
 
     def runner(self) -> AbstractAsyncContextManager[RunnerId]:
         """Hold the right to send while inside; ``RunnerBusy`` if it cannot be had now

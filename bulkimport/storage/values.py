@@ -176,3 +176,27 @@ class Refunded(NamedTuple):
     def rows(self) -> int:
         """All the rows whose attempt was taken back."""
         return self.failed + self.unknown + self.kept
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Calls granted by a server's budget (``ServerBudget.reserve``): ``calls`` calls, the
+    first ``first_in_s`` after the storage's clock read the time of the reservation (0 when
+    the budget had room then), the next ones ``spacing_s`` apart."""
+
+    calls: int
+    first_in_s: float
+    spacing_s: float
+
+    @staticmethod
+    def spacing_of(rate_per_s: float, calls: int) -> float:
+        """The seconds between two of ``calls`` calls reserved at ``rate_per_s``;
+        ``ValueError`` unless both are more than 0 (a budget is never asked for nothing)."""
+        if rate_per_s <= 0 or calls <= 0:
+            raise ValueError(f"a reservation needs a rate and calls ({rate_per_s}, {calls})")
+        return 1.0 / rate_per_s
+
+    def start_s(self, index: int, granted_at_s: float) -> float:
+        """When call ``index`` (from 0) may start, on the clock that read ``granted_at_s``
+        as the reservation's time."""
+        return granted_at_s + self.first_in_s + index * self.spacing_s

@@ -5,7 +5,8 @@ creates or migrates bulkimport's tables (``migrations/``) and gives the roles of
 ``bulkimport.storage.Storage``, each in a module of its own over one ``Database``:
 ``jobs.py``, ``ingest.py`` (COPY), ``sending.py`` (claims with ``FOR UPDATE SKIP LOCKED``,
 outcomes in arrays), ``reports.py`` (with the latest records of incremental loads),
-``retention.py``, ``remote.py``, and the runner lock as advisory locks in ``runner.py``.
+``retention.py``, ``remote.py``, ``budget.py`` (the servers' shared budgets, on the
+server's clock), and the runner lock as advisory locks in ``runner.py``.
 Rows move between states in one statement with their counters (``moves.py``).
 
 Needs the ``postgres`` extra (``pip install 'bulkimport[postgres]'``: asyncpg). The password
@@ -29,6 +30,7 @@ except ImportError as missing:  # pragma: no cover - the extra is installed for 
 
 from bulkimport.storage import is_postgres_url
 from bulkimport.storage.interface import Storage
+from bulkimport.storage.postgres.budget import PostgresServerBudget
 from bulkimport.storage.postgres.database import Database, masked
 from bulkimport.storage.postgres.ingest import PostgresIngest
 from bulkimport.storage.postgres.jobs import PostgresJobs
@@ -69,6 +71,7 @@ class PostgresStorage:
         self.reports = PostgresReports(db)
         self.retention = PostgresRetention(db)
         self.remote = PostgresRemoteLog(db)
+        self.budget = PostgresServerBudget(db)
 
     @classmethod
     async def open(

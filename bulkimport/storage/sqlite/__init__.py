@@ -3,12 +3,12 @@
 ``SqliteStorage.open(path)`` checks, creates or migrates the file and gives the roles of
 ``bulkimport.storage.Storage``, each in a module of its own over one ``Database``:
 ``jobs.py``, ``ingest.py``, ``sending.py``, ``reports.py``, ``retention.py``, ``remote.py``,
-and the runner lock in ``runner.py``. Every SQLite trick lives in this package: WAL and its
-checkpoints, the loop connection of the sending path, counts kept per statement, cells kept
-inside the record (``cells.py``), the latest record of each customer as a digest folded in
-from the rows when needed (``latest.py``, ``digests.py``), the header mark that keeps
-bulkimport out of other files. ``duplicates.py`` is ``check``'s ``DuplicateStore``, in a
-temporary file of its own.
+``budget.py`` (the servers' shared budgets), and the runner lock in ``runner.py``. Every
+SQLite trick lives in this package: WAL and its checkpoints, the loop connection of the
+sending path, counts kept per statement, cells kept inside the record (``cells.py``), the
+latest record of each customer as a digest folded in from the rows when needed
+(``latest.py``, ``digests.py``), the header mark that keeps bulkimport out of other files.
+``duplicates.py`` is ``check``'s ``DuplicateStore``, in a temporary file of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from types import TracebackType
 from typing import Self
 
 from bulkimport.storage.interface import Storage
+from bulkimport.storage.sqlite.budget import SqliteServerBudget
 from bulkimport.storage.sqlite.database import Database
 from bulkimport.storage.sqlite.duplicates import SqliteDuplicates
 from bulkimport.storage.sqlite.ingest import SqliteIngest
@@ -56,6 +57,7 @@ class SqliteStorage:
         self.reports = SqliteReports(db)
         self.retention = SqliteRetention(db, self.jobs)
         self.remote = SqliteRemoteLog(db)
+        self.budget = SqliteServerBudget(db)
 
     @classmethod
     async def open(

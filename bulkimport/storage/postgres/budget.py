@@ -1,0 +1,35 @@
+"""The PostgreSQL ``ServerBudget``: the ``server_budgets`` table, one row per server.
+
+The clock is the database server's (``clock_timestamp()``, the time of the statement, not of
+its transaction): every host sending through the database reads the same one, and a grant
+says how far after it its first call is, so a host whose own clock is off is not misled.
+"""
+
+from __future__ import annotations
+
+from bulkimport.storage.postgres.database import Database
+from bulkimport.storage.values import Grant
+
+# One statement, as on SQLite: the budget's next free time moves on by count / rate, from
+# now if it lay in the past; the first granted call is where it was, returned relative to
+# the server's now.
+_RESERVE = (
+    "WITH now AS (SELECT extract(epoch FROM clock_timestamp())::double precision AS at)"
+    " INSERT INTO server_budgets AS b (server, next_at) SELECT $1, now.at + $2 FROM now"
+    " ON CONFLICT (server) DO UPDATE"
+    " SET next_at = greatest(b.next_at, (SELECT at FROM now)) + $2"
+    " RETURNING b.next_at - $2 - (SELECT at FROM now)"
+)
+
+
+class PostgresServerBudget:
+    """The servers' budgets kept in one database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def reserve(self, server: str, rate_per_s: float, count: int) -> Grant:
+        """``count`` calls to ``server`` at ``rate_per_s``, the next ones free."""
+        spacing_s = Grant.spacing_of(rate_per_s, count)
+        first_in_s = await self._db.fetchval(_RESERVE, server, count * spacing_s)
+        return Grant(count, max(0.0, float(first_in_s)), spacing_s)

@@ -1,0 +1,43 @@
+"""The SQLite ``ServerBudget``: the ``server_budgets`` table, one row per server.
+
+The clock is this host's (``time.time()``): a SQLite file is shared by the processes of one
+host only. A reservation is one upsert on the sending path's connection, where a claim
+runs too: no thread hop for a statement of a few microseconds.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+from bulkimport.storage.sqlite.database import Database
+from bulkimport.storage.values import Grant
+
+# One statement: the budget's next free time moves on by count / rate, from now if it lay
+# in the past; what it was before is the first granted call.
+_RESERVE = (
+    "INSERT INTO server_budgets (server, next_at) VALUES (?1, ?2 + ?3)"
+    " ON CONFLICT (server) DO UPDATE SET next_at = max(next_at, ?2) + ?3"
+    " RETURNING next_at"
+)
+
+
+class SqliteServerBudget:
+    """The servers' budgets kept in one database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def reserve(self, server: str, rate_per_s: float, count: int) -> Grant:
+        """``count`` calls to ``server`` at ``rate_per_s``, the next ones free."""
+        spacing_s = Grant.spacing_of(rate_per_s, count)
+        span_s = count * spacing_s
+
+        def reserve(conn: sqlite3.Connection) -> tuple[float, float]:
+            now = time.time()
+            (next_at,) = conn.execute(_RESERVE, (server, now, span_s)).fetchone()
+            return float(next_at), now
+
+        async with self._db.lock:
+            next_at, now = await self._db.on_loop(reserve)
+        return Grant(count, max(0.0, next_at - span_s - now), spacing_s)

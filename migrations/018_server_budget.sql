@@ -1,0 +1,10 @@
+-- One budget per server (--server-rate): when the next call to each server may start,
+-- shared by every job and runner of this database. A reservation of N calls moves
+-- next_at on by N / rate in one statement (bulkimport/storage/sqlite/budget.py).
+-- `server` is the target URL's key (scheme, host, port, path: settings.server_key), never
+-- a credential. Times are Unix seconds, as everywhere else.
+
+CREATE TABLE server_budgets (
+    server TEXT PRIMARY KEY,
+    next_at REAL NOT NULL
+);
