@@ -4,7 +4,14 @@
 -- `server` is the target URL's key (scheme, host, port, path: settings.server_key), never
 -- a credential. Times are Unix seconds, as everywhere else.
 
+--
+-- In an outage the runners of a server take turns to probe it: probe_at is when the next
+-- probe may go (whoever takes the turn moves it on), and backs counts the probes that found
+-- the server answering again, so that a runner waiting sees it is back.
+
 CREATE TABLE server_budgets (
     server TEXT PRIMARY KEY,
-    next_at REAL NOT NULL
+    next_at REAL NOT NULL,
+    probe_at REAL,
+    backs INTEGER NOT NULL DEFAULT 0
 );

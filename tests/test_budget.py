@@ -8,6 +8,8 @@ The command line and two processes at once: tests/test_budget_cli.py.
 from __future__ import annotations
 
 import asyncio
+import itertools
+import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -15,11 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from bulkimport.protocol import Outcome
+from bulkimport.protocol import Outcome, Trouble, classify_trouble
 from bulkimport.send import Dispatcher, DispatchOptions, SendEnd, SendResult, SharedBudget
 from bulkimport.send.budget import shared_budget, spacing_for
 from bulkimport.send.dispatcher import make_pace
-from bulkimport.send.scripted import Request, ScriptedTransport
+from bulkimport.send.health import HealthSettings
+from bulkimport.send.scripted import Request, RequestKind, ScriptedTransport
 from bulkimport.settings import SendSettings, server_key
 from bulkimport.storage import Storage
 from bulkimport.storage.sqlite import SqliteStorage
@@ -217,3 +220,73 @@ def test_the_pace_found_stays_under_the_server_s_budget() -> None:
     driver = Driver(make_pace(SendSettings(rate_per_s=None, max_rate_per_s=80.0), now_s=0.0))
     driver.run(20.0)
     assert max(state.rate_per_s for _, state in driver.states) == 80.0
+
+
+# --- an outage seen by one runner holds for all ----------------------------------------------
+
+
+@dataclass
+class DownFor:
+    """A server that answers, is down (connections refused) from ``down_at`` for ``down_s``
+    seconds, then answers again; keeps when each job's probes came."""
+
+    down_s: float
+    down_at: float = math.inf
+    probes: dict[str, list[float]] = field(default_factory=dict)
+
+    def transport(self, job: str) -> ScriptedTransport:
+        probes = self.probes.setdefault(job, [])
+
+        async def server(request: Request) -> Outcome:
+            now = time.monotonic()
+            if self.down_at == math.inf:
+                self.down_at = now + 0.3  # after a few calls of both
+            if request.kind is RequestKind.PROBE:
+                probes.append(now)
+            await asyncio.sleep(0.005)
+            if self.down_at <= now < self.down_at + self.down_s:
+                return classify_trouble(Trouble.REFUSED, "cannot connect")
+            return ANSWERED_DONE
+
+        return ScriptedTransport(server)
+
+
+@pytest.mark.serial  # probes counted at half-second intervals
+async def test_in_an_outage_one_runner_probes_and_the_others_wait(
+    backend: storage_fixtures.Backend,
+) -> None:
+    settings = send_settings(rate_per_s=50.0, concurrency=4, server_rate_per_s=50.0)
+    server = DownFor(down_s=3.0)
+    gates: list[SharedBudget] = []
+    first, second = await backend.open(), await backend.open()
+    try:
+        async with asyncio.timeout(RUN_LIMIT_S):
+            results = await asyncio.gather(
+                send_job(first, server.transport("a"), settings, gates),
+                send_job(second, server.transport("b"), settings, gates),
+            )
+    finally:
+        await first.close()
+        await second.close()
+    assert [result.end for result in results] == [SendEnd.FINISHED] * 2
+    assert all(result.counts.sent >= ROWS for result in results)
+    probes = sorted(t for times in server.probes.values() for t in times)
+    during = [t for t in probes if server.down_at <= t < server.down_at + server.down_s]
+    # Probed every half second while down, by one runner at a time: two runners probing
+    # each on its own would have made about twice as many.
+    interval_s = HealthSettings().probe_first_s
+    assert during, "the outage was never probed"
+    assert len(during) <= server.down_s / interval_s + 1, server.probes
+    gaps = [later - earlier for earlier, later in itertools.pairwise(during)]
+    assert min(gaps) >= 0.8 * interval_s, gaps
+    # Both saw the server back: after it, at most one probe each confirmed it.
+    after = [t for t in probes if t >= server.down_at + server.down_s]
+    assert len(after) <= 2, server.probes
+    write_figures(
+        "server_budget_outage_probes",
+        {
+            "down_s": server.down_s,
+            "probes_while_down": len(during),
+            "probes_by_job": {job: len(times) for job, times in server.probes.items()},
+        },
+    )

@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 
 from bulkimport.settings import SendSettings, server_key
-from bulkimport.storage import ServerBudget
+from bulkimport.storage import ProbeTurn, ServerBudget
 
 Clock = Callable[[], float]
 
@@ -107,6 +107,15 @@ class SharedBudget:
                     continue
             return True
         return False
+
+    async def probe_turn(self, interval_s: float) -> ProbeTurn:
+        """In an outage: whether this runner probes the server now (no runner of the
+        storage did within ``interval_s``), and how many probes found it back so far."""
+        return await self._store.probe_turn(self.server, interval_s)
+
+    async def note_back(self) -> None:
+        """This runner's probe found the server answering again: the others see it."""
+        await self._store.note_back(self.server)
 
     def _take(self) -> float | None:
         """The next granted time this call can still use; those already too late are let go."""

@@ -153,6 +153,7 @@ class Dispatcher:
         self._server = ServerWatch(
             self.health, transport, queue, job_id, self.counts, control,
             clock=self._clock, wall_clock=self._wall, grace_s=options.grace_s,
+            shared=self._budget,
         )  # fmt: skip
 
     def stop(self) -> None:

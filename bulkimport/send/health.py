@@ -257,6 +257,20 @@ class JobHealth:
         self._schedule_probe(now_s)
         return Decision(spare=True, stop=self.tick(now_s), confirmed=confirmed)
 
+    def probed_elsewhere(self, now_s: float) -> Decision:
+        """Another runner of the server had this turn to probe it (a budget shared by
+        several: one probes, the others wait) and has not found it back: as a probe that
+        found it down, without a call of this runner's."""
+        confirmed = not self._confirmed
+        self._confirmed = True
+        self._schedule_probe(now_s)
+        return Decision(spare=True, stop=self.tick(now_s), confirmed=confirmed)
+
+    @property
+    def probe_interval_s(self) -> float:
+        """How long until the next probe after one now."""
+        return self._probe_interval_s
+
     def _schedule_probe(self, now_s: float) -> None:
         """The next probe: ``probe_first_s`` apart while the outage is young (a stall of a
         few seconds is found over within half a second of its end), then at doubling intervals

@@ -2,7 +2,9 @@
 
 - In an outage the workers hold no rows and wait; one probe at a time asks the server
   whether it is there, at the health's intervals, until it answers (sending resumes) or the
-  outage lasts past ``--max-outage`` (the run stops).
+  outage lasts past ``--max-outage`` (the run stops). With a budget shared by several
+  runners (``--server-rate``), they take turns: one probes, the others wait, and go on once
+  one of them finds the server back.
 - Once a probe confirms the outage, the attempts of the troubles that showed it are taken
   back (``RefundLedger`` says when), and the counts follow.
 - A URL taken for a wrong one while other calls are still in flight is only doubted:
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 from bulkimport.protocol import Outcome
 from bulkimport.rows import RowResult
+from bulkimport.send.budget import SharedBudget
 from bulkimport.send.feeder import IDLE_POLL_S, wait_for
 from bulkimport.send.health import Decision, JobHealth, Mode
 from bulkimport.send.limiter import Clock
@@ -61,8 +64,13 @@ class ServerWatch:
         clock: Clock,
         wall_clock: Clock,
         grace_s: float,
+        shared: SharedBudget | None = None,
     ) -> None:
         self.health = health
+        # A budget shared with other runners of the server: in an outage they take turns
+        # to probe it, and a runner whose turn it is not waits.
+        self._shared = shared
+        self._backs: int | None = None  # probes that found the server back, at this outage
         self._transport, self._queue, self._job_id = transport, queue, job_id
         self._counts, self._run = counts, run
         self._clock, self._wall, self._grace_s = clock, wall_clock, grace_s
@@ -127,6 +135,13 @@ class ServerWatch:
                 wait_s = min(IDLE_POLL_S, max(health.next_probe_s - now, 0.01))
                 await wait_for(run.stop, run.stop, wait_s)
                 continue
+            if self._shared is not None and not await self._my_turn():
+                decision = health.probed_elsewhere(self._clock())
+                if decision.confirmed:
+                    await self.refund_streak()
+                if decision.stop is not None:
+                    run.halt(decision.stop, health.stop_outcome)
+                continue
             self._counts.sent += 1
             outcome = await self._transport.probe()
             decision = health.observe_probe(outcome, self._clock())
@@ -138,8 +153,19 @@ class ServerWatch:
             elif decision.changed:
                 self.refunds.answered()
                 await self.changed(outcome, None)
+                if self._shared is not None:
+                    await self._shared.note_back()
             else:
                 run.tell(WatchEvent(Watch.PROBE_FAILED, outcome, next_try_s=self._next_try_s()))
+
+    async def _my_turn(self) -> bool:
+        """With a budget shared by several runners: whether this one probes now (its turn,
+        or another one found the server back since this outage began: confirm it)."""
+        assert self._shared is not None
+        turn = await self._shared.probe_turn(self.health.probe_interval_s)
+        if self._backs is None:
+            self._backs = turn.backs
+        return turn.mine or turn.backs > self._backs
 
     def _next_try_s(self) -> float:
         return self._wall() + max(self.health.next_probe_s - self._clock(), 0.0)
@@ -149,6 +175,7 @@ class ServerWatch:
         outage began (sending held, the buffer given back) or ended (sending resumes)."""
         run, health = self._run, self.health
         if health.mode is Mode.OUTAGE:
+            self._backs = None  # read at this outage's first turn
             run.sending.clear()
             # The rows waiting in the buffer go back: a long outage should not keep them
             # claimed (a kill would count them as maybe sent).

@@ -53,6 +53,7 @@ from bulkimport.storage.values import (
     Grant,
     Ingested,
     Job,
+    ProbeTurn,
     Refunded,
     RemoteImport,
     RowView,
@@ -368,6 +369,16 @@ class ServerBudget(Protocol):
     async def reserve(self, server: str, rate_per_s: float, count: int) -> Grant:
         """``count`` calls to ``server`` (its key: ``settings.server_key``) at
         ``rate_per_s`` (more than 0), the next ones its budget has free."""
+        ...
+
+    async def probe_turn(self, server: str, interval_s: float) -> ProbeTurn:
+        """In an outage: whether this runner probes ``server`` now (no runner did in the
+        last ``interval_s``: the turn is taken, the next one ``interval_s`` from now), and
+        how many probes found it back so far."""
+        ...
+
+    async def note_back(self, server: str) -> None:
+        """A probe found ``server`` answering again: the runners waiting see it."""
         ...
 
 

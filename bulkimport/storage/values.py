@@ -178,6 +178,15 @@ class Refunded(NamedTuple):
         return self.failed + self.unknown + self.kept
 
 
+class ProbeTurn(NamedTuple):
+    """A runner's turn to probe a server in an outage (``ServerBudget.probe_turn``): ``mine``
+    when no other runner probed it within the interval; ``backs``, how many probes ever found
+    it answering again (grown since the outage began: it is back)."""
+
+    mine: bool
+    backs: int
+
+
 @dataclass(frozen=True)
 class Grant:
     """Calls granted by a server's budget (``ServerBudget.reserve``): ``calls`` calls, the

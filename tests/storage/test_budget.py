@@ -81,3 +81,22 @@ async def test_a_reservation_needs_a_rate_and_a_count(
 ) -> None:
     with pytest.raises(ValueError):
         await storage.budget.reserve(SERVER, rate, count)
+
+
+async def test_runners_take_turns_to_probe_a_server_in_an_outage(backend: Backend) -> None:
+    first, second = await backend.open(), await backend.open()
+    try:
+        # The first to ask probes; the other waits until the interval has passed.
+        assert await first.budget.probe_turn(SERVER, 0.3) == (True, 0)
+        assert await second.budget.probe_turn(SERVER, 0.3) == (False, 0)
+        assert await first.budget.probe_turn(SERVER, 0.3) == (False, 0)
+        await asyncio.sleep(0.35)
+        assert await second.budget.probe_turn(SERVER, 0.3) == (True, 0)
+        # Its probe found the server back: the one waiting sees it, and the next outage's
+        # first probe may go at once.
+        await second.budget.note_back(SERVER)
+        assert await first.budget.probe_turn(SERVER, 0.3) == (True, 1)
+        assert await first.budget.probe_turn("http://other:80/", 0.3) == (True, 0)
+    finally:
+        await first.close()
+        await second.close()

@@ -11,7 +11,7 @@ import sqlite3
 import time
 
 from bulkimport.storage.sqlite.database import Database
-from bulkimport.storage.values import Grant
+from bulkimport.storage.values import Grant, ProbeTurn
 
 # One statement: the budget's next free time moves on by count / rate, from now if it lay
 # in the past; what it was before is the first granted call.
@@ -19,6 +19,15 @@ _RESERVE = (
     "INSERT INTO server_budgets (server, next_at) VALUES (?1, ?2 + ?3)"
     " ON CONFLICT (server) DO UPDATE SET next_at = max(next_at, ?2) + ?3"
     " RETURNING next_at"
+)
+
+
+# A probe's turn: taken when the last one's interval has passed (or none was ever taken).
+_PROBE_TURN = (
+    "INSERT INTO server_budgets (server, next_at, probe_at) VALUES (?1, ?2, ?2 + ?3)"
+    " ON CONFLICT (server) DO UPDATE SET probe_at = CASE"
+    " WHEN probe_at IS NULL OR probe_at <= ?2 THEN ?2 + ?3 ELSE probe_at END"
+    " RETURNING probe_at = ?2 + ?3, backs"
 )
 
 
@@ -41,3 +50,25 @@ class SqliteServerBudget:
         async with self._db.lock:
             next_at, now = await self._db.on_loop(reserve)
         return Grant(count, max(0.0, next_at - span_s - now), spacing_s)
+
+    async def probe_turn(self, server: str, interval_s: float) -> ProbeTurn:
+        """Whether this runner probes ``server`` now, and how many probes found it back."""
+
+        def turn(conn: sqlite3.Connection) -> ProbeTurn:
+            mine, backs = conn.execute(_PROBE_TURN, (server, time.time(), interval_s)).fetchone()
+            return ProbeTurn(bool(mine), int(backs))
+
+        async with self._db.lock:
+            return await self._db.on_loop(turn)
+
+    async def note_back(self, server: str) -> None:
+        """A probe found ``server`` answering again."""
+
+        def back(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE server_budgets SET backs = backs + 1, probe_at = NULL WHERE server = ?",
+                (server,),
+            )
+
+        async with self._db.lock:
+            await self._db.on_loop(back)
