@@ -21,6 +21,7 @@ import pytest
 from bulkimport.sandbox import Faults, SandboxHandle
 from bulkimport.states import RowState
 from bulkimport.storage.postgres import PostgresStorage
+from bulkimport.storage.postgres.leases import LEASE_S
 from tests.conftest import SandboxFactory
 from tests.helpers import (
     HEADER,
@@ -271,3 +272,53 @@ async def test_the_reader_killed_mid_file_another_runner_reads_the_rest(
     held = await customers(sandbox)
     assert len(held) == rows
     assert all(c["writes"] == 1 for c in held)
+
+
+async def test_a_runner_that_hangs_loses_its_rows_when_its_lease_runs_out(
+    tmp_path: Path, sandbox_factory: SandboxFactory, pg_url: str
+) -> None:
+    # SIGSTOP: the process holds its connection (and so its lock) but renews nothing.
+    rows = 3000
+    sandbox = await sandbox_factory(faults=Faults(latency_s=0.005))
+    csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(rows)])
+    common = ["--db", pg_url, "--rate", "0", "--concurrency", str(CONCURRENCY), "--quiet"]
+    steady = await spawn(
+        "run", str(csv_file), *target(sandbox), *common,
+        cwd=tmp_path, stderr_path=tmp_path / "a.err",
+    )  # fmt: skip
+    await wait_until_holding(pg_url, steady)
+    hung = await spawn("resume", "1", *common, cwd=tmp_path, stderr_path=tmp_path / "b.err")
+    await wait_until_holding(pg_url, hung)
+    hung.send_signal(signal.SIGSTOP)
+    stopped_at = time.monotonic()
+    held = await held_by(pg_url, hung.pid)
+    try:
+        # The other runner sends the rest, then waits for the hung one's rows: taken back
+        # once its lease has run out (30 s), sent, and the job finishes.
+        assert await asyncio.wait_for(steady.wait(), timeout=180) == 0, (
+            tmp_path / "a.err"
+        ).read_text()
+        waited_s = time.monotonic() - stopped_at
+    finally:
+        hung.send_signal(signal.SIGCONT)
+    # Woken up, the hung runner records nothing for the rows taken back from it, and ends.
+    assert await asyncio.wait_for(hung.wait(), timeout=120) == 0, (tmp_path / "b.err").read_text()
+    assert waited_s >= LEASE_S - 1
+    status = await bulkimport("status", "--json", "--db", pg_url, cwd=tmp_path, password=None)
+    summary = status.json()
+    assert summary["state"] == "finished"
+    assert await rows_by_state(pg_url) == {"done": rows}
+    assert 0 < held <= summary["resent_unknown"]
+    writes = server_writes(sandbox)
+    assert len(writes) == rows
+    assert set(writes.values()) == {1}  # dupway=skip: a row sent again is not rewritten
+    write_figures(
+        "two_runners_hung",
+        {
+            "rows": rows,
+            "held_by_the_hung_runner": held,
+            "resent_unknown": summary["resent_unknown"],
+            "seconds_until_the_other_finished": round(waited_s, 1),
+            "server_requests": sandbox_requests(sandbox),
+        },
+    )
