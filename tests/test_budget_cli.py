@@ -99,6 +99,7 @@ async def test_a_profile_names_the_budget_of_each_server(
 ROWS = 150  # per job: 300 calls at 50 a second, about six seconds of both sending
 
 
+@pytest.mark.slow  # two processes of several seconds each
 @pytest.mark.serial  # the calls of two processes, to the millisecond, at the server
 async def test_two_hosts_on_one_postgres_database_share_one_server_s_budget(
     tmp_path: Path, sandbox: SandboxHandle, pg_url: str
