@@ -157,6 +157,30 @@ async def send_job(
 ROWS = 120
 
 
+async def send_both(
+    backend: storage_fixtures.Backend,
+    first_transport: ScriptedTransport,
+    second_transport: ScriptedTransport,
+    settings: SendSettings,
+    gates: list[SharedBudget] | None = None,
+) -> list[SendResult]:
+    """Two jobs sent at once by two runners, each with a storage handle of its own on one
+    database (as two processes or two hosts would be); their gates go to ``gates``."""
+    gates = [] if gates is None else gates
+    first, second = await backend.open(), await backend.open()
+    try:
+        async with asyncio.timeout(RUN_LIMIT_S):
+            return list(
+                await asyncio.gather(
+                    send_job(first, first_transport, settings, gates),
+                    send_job(second, second_transport, settings, gates),
+                )
+            )
+    finally:
+        await first.close()
+        await second.close()
+
+
 def shares_while_both_send(started: dict[str, list[float]]) -> dict[str, float]:
     """Each job's share of the calls made while both were sending."""
     both_from = max(min(times) for times in started.values())
@@ -176,16 +200,7 @@ async def test_two_runners_on_one_database_share_the_server_s_budget(
     settings = send_settings(rate_per_s=50.0, concurrency=8, server_rate_per_s=50.0)
     calls = Calls()
     gates: list[SharedBudget] = []
-    first, second = await backend.open(), await backend.open()
-    try:
-        async with asyncio.timeout(RUN_LIMIT_S):
-            results = await asyncio.gather(
-                send_job(first, calls.transport("a"), settings, gates),
-                send_job(second, calls.transport("b"), settings, gates),
-            )
-    finally:
-        await first.close()
-        await second.close()
+    results = await send_both(backend, calls.transport("a"), calls.transport("b"), settings, gates)
     assert [result.end for result in results] == [SendEnd.FINISHED] * 2
     assert [len(times) for times in calls.started.values()] == [ROWS, ROWS]
     everything = [t for times in calls.started.values() for t in times]
@@ -258,17 +273,7 @@ async def test_in_an_outage_one_runner_probes_and_the_others_wait(
     # a loaded machine changes none of it.
     settings = send_settings(rate_per_s=0.0, concurrency=4, server_rate_per_s=200.0)
     server = DownFor(down_s=3.0)
-    gates: list[SharedBudget] = []
-    first, second = await backend.open(), await backend.open()
-    try:
-        async with asyncio.timeout(RUN_LIMIT_S):
-            results = await asyncio.gather(
-                send_job(first, server.transport("a"), settings, gates),
-                send_job(second, server.transport("b"), settings, gates),
-            )
-    finally:
-        await first.close()
-        await second.close()
+    results = await send_both(backend, server.transport("a"), server.transport("b"), settings)
     assert [result.end for result in results] == [SendEnd.FINISHED] * 2
     assert all(result.counts.sent >= ROWS for result in results)
     probes = sorted(t for times in server.probes.values() for t in times)

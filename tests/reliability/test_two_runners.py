@@ -104,6 +104,20 @@ async def wait_until_holding(url: str, proc: asyncio.subprocess.Process) -> None
         await asyncio.sleep(0.02)
 
 
+async def two_runners(
+    sandbox: SandboxHandle, csv_file: Path, url: str, work: Path
+) -> tuple[asyncio.subprocess.Process, asyncio.subprocess.Process]:
+    """``run FILE`` (it reads and sends), then ``resume 1`` beside it, both holding rows."""
+    common = ["--db", url, "--rate", "0", "--concurrency", str(CONCURRENCY), "--quiet"]
+    first = await spawn(
+        "run", str(csv_file), *target(sandbox), *common, cwd=work, stderr_path=work / "a.err"
+    )
+    await wait_until_holding(url, first)
+    second = await spawn("resume", "1", *common, cwd=work, stderr_path=work / "b.err")
+    await wait_until_holding(url, second)
+    return first, second
+
+
 async def test_two_runners_finish_one_job_and_each_row_reaches_the_server_once(
     tmp_path: Path, sandbox_factory: SandboxFactory, pg_url: str
 ) -> None:
@@ -244,14 +258,7 @@ async def test_the_reader_killed_mid_file_another_runner_reads_the_rest(
     rows = 60_000
     sandbox = await sandbox_factory(faults=Faults(latency_s=0.005))
     csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(rows)])
-    common = ["--db", pg_url, "--rate", "0", "--concurrency", str(CONCURRENCY), "--quiet"]
-    reader = await spawn(
-        "run", str(csv_file), *target(sandbox), *common,
-        cwd=tmp_path, stderr_path=tmp_path / "a.err",
-    )  # fmt: skip
-    await wait_until_holding(pg_url, reader)
-    follower = await spawn("resume", "1", *common, cwd=tmp_path, stderr_path=tmp_path / "b.err")
-    await wait_until_holding(pg_url, follower)
+    reader, follower = await two_runners(sandbox, csv_file, pg_url, tmp_path)
     async with await PostgresStorage.open(pg_url, read_only=True) as storage:
         job = await storage.jobs.get(1)
     assert not job.read_done, "the file was read to its end before the reader could be killed"
@@ -281,14 +288,7 @@ async def test_a_runner_that_hangs_loses_its_rows_when_its_lease_runs_out(
     rows = 3000
     sandbox = await sandbox_factory(faults=Faults(latency_s=0.005))
     csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(rows)])
-    common = ["--db", pg_url, "--rate", "0", "--concurrency", str(CONCURRENCY), "--quiet"]
-    steady = await spawn(
-        "run", str(csv_file), *target(sandbox), *common,
-        cwd=tmp_path, stderr_path=tmp_path / "a.err",
-    )  # fmt: skip
-    await wait_until_holding(pg_url, steady)
-    hung = await spawn("resume", "1", *common, cwd=tmp_path, stderr_path=tmp_path / "b.err")
-    await wait_until_holding(pg_url, hung)
+    steady, hung = await two_runners(sandbox, csv_file, pg_url, tmp_path)
     hung.send_signal(signal.SIGSTOP)
     stopped_at = time.monotonic()
     held = await held_by(pg_url, hung.pid)
