@@ -123,22 +123,36 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"expected yes or no, not {text!r}")
 
 
+def _whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a whole number") from None
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a number") from None
+
+
 def parse_positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 1:
         raise ValueError("must be at least 1")
     return value
 
 
 def parse_non_negative_int(text: str) -> int:
-    value = int(text)
+    value = _whole_number(text)
     if value < 0:
         raise ValueError("must not be negative")
     return value
 
 
 def parse_non_negative_float(text: str) -> float:
-    value = float(text)
+    value = _number(text)
     if not value >= 0 or value == float("inf"):
         raise ValueError("must be a number, zero or more")
     return value
@@ -155,7 +169,10 @@ def parse_rate(text: str) -> float | None:
     """Calls per second (0: no limit), or ``auto`` (None): the pace is found as it goes."""
     if text.strip().lower() == "auto":
         return None
-    return parse_non_negative_float(text)
+    try:
+        return parse_non_negative_float(text)
+    except ValueError as exc:
+        raise ValueError(f"{exc}; give calls per second (0: no limit) or auto") from None
 
 
 def dump_rate(rate_per_s: float | None) -> str | float:

@@ -466,3 +466,24 @@ async def test_status_names_a_rows_code_once(tmp_path: Path, sandbox: SandboxHan
     status = (await bulkimport("status", cwd=tmp_path)).out.splitlines()
     [line] = [line for line in status if line.strip().startswith("line 4:")]
     assert line.strip() == "line 4: rejected BackMsg_76 phone1"
+
+
+@pytest.mark.parametrize(
+    ("option", "said"),
+    [
+        (("--rate", "fast"), "--rate (command line): 'fast' is not a number; give calls per"),
+        (("--concurrency", "x"), "--concurrency (command line): 'x' is not a whole number"),
+        (("--max-attempts", "2.5"), "--max-attempts (command line): '2.5' is not a whole number"),
+    ],
+)
+async def test_a_wrong_option_value_is_named_and_makes_no_database(
+    tmp_path: Path, option: tuple[str, str], said: str
+) -> None:
+    csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(2)])
+    done = await bulkimport(
+        "run", str(csv_file), "--url", "http://127.0.0.1:9/x", "--org", "o", "--user", "u",
+        "--campaign", "1", *option, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.code == 2
+    assert done.err.startswith(f"Error: {said}"), done.err
+    assert sorted(os.listdir(tmp_path)) == ["leads.csv"]

@@ -91,6 +91,9 @@ def run_job_command(
             say(text)
 
     async def main() -> JobSummary | _NothingToDo:
+        if path is not None and not sandbox:
+            # A wrong option is said before a database is made for the file's job.
+            load_settings(options, config_path)
         # resume and retry need a database that exists: a wrong --db is an error, not a new
         # empty database.
         async with open_queue(where.db, create=path is not None) as storage:
