@@ -184,7 +184,7 @@ async def test_two_runners_finish_one_job_and_each_row_reaches_the_server_once(
 async def test_kill_9_one_of_two_runners_again_and_again_loses_nothing(
     tmp_path: Path, sandbox_factory: SandboxFactory, pg_url: str
 ) -> None:
-    rows, kills = 30_000, 10
+    rows, kills = 100_000, 10
     # dupway=update: every call that reaches the sandbox is a write, so its ``writes``
     # counter shows each row sent twice.
     sandbox = await sandbox_factory(faults=Faults(latency_s=0.005))
