@@ -805,7 +805,7 @@ class Bench:
         ``close``."""
         if self._pg is None:
             say("postgres: starting a throwaway cluster (bench/pg_cluster.py)")
-            self._pg = self._stack.enter_context(pg_cluster())
+            self._pg = self._stack.enter_context(pg_cluster(fsync=self.args.pg_fsync == "on"))
             self.results["pg_settings"] = self._pg.settings()
         return self._pg
 
@@ -1165,6 +1165,10 @@ def main() -> None:
     parser.add_argument("--skip-sandbox", action="store_true")
     parser.add_argument("--sandbox-requests", action="store_true",
                         help="also the sequential requests loop against the sandbox")  # fmt: skip
+    parser.add_argument(
+        "--pg-fsync", choices=["on", "off"], default="on",
+        help="the PostgreSQL cluster's fsync (default on, as a real server)",
+    )  # fmt: skip
     parser.add_argument("--product", type=Path, help="put DIR first on the children's PYTHONPATH")
     parser.add_argument("--workdir", type=Path, help="keep databases here (default: a temp dir)")
     parser.add_argument("--save", type=Path, help="where to write the JSON results")
