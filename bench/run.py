@@ -1091,10 +1091,11 @@ class Bench:
         two = summary["2"]
         if refusals:
             table.notes.append(
-                f"**The second runner was refused** in {len(refusals)} of "
-                f"{len(wall[2])} runs: exit 75 (`RunnerBusy`), saying “{refusals[0]}”. The "
-                "runner lock on PostgreSQL is still one per database: the two-runner row is one "
-                "runner's work, and the 1.6× target is not measured."
+                f"**One of the two runners was refused** in {len(refusals)} of "
+                f"{len(wall[2])} runs (whichever came second to the lock): exit 75 "
+                f"(`RunnerBusy`), saying “{refusals[0]}”. The runner lock on PostgreSQL is "
+                "still one per database: the two-runner row is one runner's work, and the "
+                "1.6× target is not measured."
             )
             self.targets.append(("two runners on one job ≥ 1.6× one (PostgreSQL)",
                                  "second runner refused (RunnerBusy, exit 75)", None))  # fmt: skip
