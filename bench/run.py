@@ -118,6 +118,25 @@ def compile_product(env: dict[str, str]) -> str:
     return done.stdout.strip()
 
 
+def ended(
+    argv: list[str], started_at: float, seconds: float, status: int, usage: Any, out: Any, err: Any
+) -> Measured:
+    """The figures of a process that ended with ``status`` (``os.wait4``'s), its output in
+    the files ``out`` and ``err``."""
+    out.seek(0)
+    err.seek(0)
+    return Measured(
+        argv,
+        seconds,
+        usage.ru_maxrss / 1024,
+        usage.ru_utime + usage.ru_stime,
+        os.waitstatus_to_exitcode(status),
+        out.read().decode("utf-8", "replace"),
+        err.read().decode("utf-8", "replace"),
+        started_at,
+    )
+
+
 def measure(argv: list[str], env: dict[str, str], *, check: bool = True) -> Measured:
     """Run ``argv`` to its end; wall time and peak RSS of that process alone."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -129,20 +148,8 @@ def measure(argv: list[str], env: dict[str, str], *, check: bool = True) -> Meas
             argv, stdout=out, stderr=err, env=env, stdin=subprocess.DEVNULL, cwd=NEUTRAL_CWD
         )
         _, status, usage = os.wait4(proc.pid, 0)
-        seconds = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        result = Measured(
-            argv,
-            seconds,
-            usage.ru_maxrss / 1024,
-            usage.ru_utime + usage.ru_stime,
-            proc.returncode,
-            out.read().decode("utf-8", "replace"),
-            err.read().decode("utf-8", "replace"),
-            started_at,
-        )
+        result = ended(argv, started_at, time.perf_counter() - started, status, usage, out, err)
+        proc.returncode = result.returncode
     if check and result.returncode != 0:
         raise RuntimeError(
             f"{' '.join(argv)} exited with {result.returncode}:\n{result.stderr[-2000:]}"
@@ -172,19 +179,9 @@ def measure_together(argvs: list[list[str]], env: dict[str, str]) -> list[Measur
                 if not pid:
                     continue
                 seconds = time.perf_counter() - began
-                proc.returncode = os.waitstatus_to_exitcode(status)
-                out.seek(0)
-                err.seek(0)
-                results[place] = Measured(
-                    argv,
-                    seconds,
-                    usage.ru_maxrss / 1024,
-                    usage.ru_utime + usage.ru_stime,
-                    proc.returncode,
-                    out.read().decode("utf-8", "replace"),
-                    err.read().decode("utf-8", "replace"),
-                    started_at,
-                )
+                result = ended(argv, started_at, seconds, status, usage, out, err)
+                results[place] = result
+                proc.returncode = result.returncode
             time.sleep(0.005)
     return [result for result in results if result is not None]
 
@@ -1098,7 +1095,7 @@ class Bench:
                 "1.6× target is not measured."
             )
             self.targets.append(("two runners on one job ≥ 1.6× one (PostgreSQL)",
-                                 "second runner refused (RunnerBusy, exit 75)", None))  # fmt: skip
+                                 "one runner refused (RunnerBusy, exit 75)", None))  # fmt: skip
         else:
             self.targets.append(
                 ("two runners on one job ≥ 1.6× one (PostgreSQL)",
