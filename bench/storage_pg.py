@@ -1,4 +1,4 @@
-"""PostgreSQL storage figures, on a throwaway local cluster (tests/pg.py).
+"""PostgreSQL storage figures, on a throwaway local cluster (bench/pg_cluster.py).
 
     python bench/storage_pg.py drivers   # asyncpg vs psycopg 3 (async) on the queue's work
     python bench/storage_pg.py ingest    # 100k rows read into each backend
@@ -10,8 +10,8 @@
 ``ingest``: ``IngestStore.ingest`` of 100k pending rows in batches of 5,000 into the SQLite
 storage (a file in a temporary folder) and into the PostgreSQL one (COPY), the same rows.
 Both servers run on this machine: the PostgreSQL figure has no network in it, and its cluster
-runs with fsync off (tests/pg.py), which the SQLite file does not: read it as the cost of the
-work, not of durability.
+runs with fsync off, which the SQLite file does not: read it as the cost of the work, not of
+durability. (``bench/run.py --only pg-read`` measures the whole command, with fsync on.)
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from tests.pg import cluster
+from pg_cluster import cluster
 
 ROWS = 50_000
 CLAIM = 500
@@ -179,7 +179,7 @@ async def ingest(url: str) -> None:
 
 def main() -> None:
     what = sys.argv[1] if len(sys.argv) > 1 else "drivers"
-    with cluster() as running:
+    with cluster(fsync=False) as running:
         url = running.url()
         asyncio.run(drivers(url) if what == "drivers" else ingest(url))
 

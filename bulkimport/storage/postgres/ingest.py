@@ -1,24 +1,29 @@
 """The PostgreSQL ``IngestStore``: rows in by COPY, committed with the reading position.
 
 Each batch is one transaction: the job's reading position (and the blank lines and repairs
-counted with the batch) moves, the rows go in by ``COPY`` (the binary protocol, asyncpg's
-fastest path: bench/storage_pg.py), and the counters follow, or none of it happens. Parsing
-the next batch (the reader's work, which blocks) runs in a worker thread, one batch at a
-time: the event loop stays free, and a cancelled ingest stops after the batch in hand.
+counted with the batch) moves, the rows go in by ``COPY`` in the binary format, and the
+counters follow, or none of it happens. A worker thread parses each batch (the reader's
+work, which blocks) and writes its rows in COPY's binary format itself, while the event loop
+stores the batch before it: the server stores one batch while Python reads the next. (Left
+to the driver, the binary encoding of each row's ``bytea[]`` cells cost more than the
+server's work: bench/run.py's ``pg-read``.) One batch is read ahead at most. A stop ends it
+after the batch in hand (the one being read when the stop came); a batch read ahead and not
+stored (a cancel, an error) is read again from the position committed before it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import NamedTuple
 
 from bulkimport.errors import DatabaseError
 from bulkimport.rows import Batch, NewRow
-from bulkimport.states import RepairKind
+from bulkimport.states import InvalidReason, RepairKind, RowState
 from bulkimport.storage.columns import REPAIR_COLUMNS
 from bulkimport.storage.postgres.database import Database
 from bulkimport.storage.values import Ingested
@@ -52,21 +57,86 @@ def decode_cells(stored: Sequence[bytes]) -> tuple[str, ...]:
     return tuple(cell.decode("utf-8", "surrogatepass") for cell in stored)
 
 
-def _copy_records(job_id: int, rows: Sequence[NewRow], now: float) -> list[tuple[Any, ...]]:
-    return [
-        (
-            job_id,
-            row.line,
-            row.state.value,
-            row.record,
-            encode_cells(row.cells),
-            None if row.reason is None else row.reason.value,
-            row.message,
-            now,
-            now,
-        )
-        for row in rows
-    ]
+# COPY's binary format (PostgreSQL's documentation, "COPY", "Binary Format"): a signature,
+# flags and an empty header extension; per row its number of fields, then each field as its
+# size in bytes (-1: NULL) and its value in the type's binary form; -1 at the end.
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+_TRAILER = struct.pack(">h", -1)
+_SIZE = struct.Struct(">i").pack
+_NULL = _SIZE(-1)
+_SIZES = tuple(_SIZE(n) for n in range(4096))
+#: A row's first fields: their number, then job_id and line (int8, 8 bytes each).
+_ROW_HEAD = struct.Struct(">hiqiq").pack
+#: created_at and updated_at (float8, 8 bytes each), the same for every row of a batch.
+_STAMPS = struct.Struct(">idid").pack
+#: A one-dimensional array field: its size, then dimensions, has-NULLs, element type
+#: (bytea), length, lower bound; its elements follow, each as a field.
+_ARRAY_HEAD = struct.Struct(">iiiiii").pack
+_BYTEA = 17
+_EMPTY_ARRAY = struct.pack(">iiii", 12, 0, 0, _BYTEA)
+
+
+def _field(value: str | None) -> bytes:
+    if value is None:
+        return _NULL
+    data = value.encode("utf-8")
+    return _SIZE(len(data)) + data
+
+
+_STATE_FIELDS = {state: _field(state.value) for state in RowState}
+_REASON_FIELDS = {reason: _field(reason.value) for reason in InvalidReason}
+
+
+def copy_data(job_id: int, rows: Sequence[NewRow], now: float) -> bytearray:
+    """``rows`` of the job as ``COPY rows (<_COPY_COLUMNS>) FROM STDIN (FORMAT binary)``
+    reads them: cells as ``bytea[]`` (``encode_cells``), text as UTF-8, ``now`` as both
+    times. Written into one buffer as it goes: no object per field outlives its row."""
+    sizes = _SIZES
+    out = bytearray(_SIGNATURE)
+    add = out.extend
+    fields = len(_COPY_COLUMNS)
+    stamps = _STAMPS(8, now, 8, now)
+    for row in rows:
+        add(_ROW_HEAD(fields, 8, job_id, 8, row.line))
+        add(_STATE_FIELDS[row.state])
+        add(_field(row.record))
+        cells = encode_cells(row.cells)
+        if cells:
+            size = 20 + 4 * len(cells) + sum(map(len, cells))
+            add(_ARRAY_HEAD(size, 1, 0, _BYTEA, len(cells), 1))
+            for cell in cells:
+                add(sizes[len(cell)] if len(cell) < 4096 else _SIZE(len(cell)))
+                add(cell)
+        else:
+            add(_EMPTY_ARRAY)
+        add(_NULL if row.reason is None else _REASON_FIELDS[row.reason])
+        add(_field(row.message))
+        add(stamps)
+    add(_TRAILER)
+    return out
+
+
+class _Prepared(NamedTuple):
+    """A batch read, as storing it needs it, made in the worker thread: its rows as COPY
+    data only (their objects weigh five times as much, and two batches are in hand)."""
+
+    batch: Batch  # without its rows
+    rows: int
+    copy: bytearray  # its rows as COPY data (empty: no rows)
+    added: dict[str, int]  # its rows per state
+    now: float
+
+
+def _prepare(job_id: int, source: Iterator[Batch]) -> _Prepared | None:
+    """The next batch of ``source`` made ready to store; None at the end."""
+    batch = next(source, None)
+    if batch is None:
+        return None
+    now = time.time()
+    rows = batch.rows
+    added = Counter(row.state.value for row in rows)
+    copy = copy_data(job_id, rows, now) if rows else bytearray()
+    return _Prepared(batch._replace(rows=[]), len(rows), copy, dict(added), now)
 
 
 class PostgresIngest:
@@ -96,48 +166,64 @@ class PostgresIngest:
         source: Iterator[Batch] = iter(batches)
         stored = blank = 0
         repairs: Counter[RepairKind] = Counter()
+        ahead: asyncio.Task[_Prepared | None] | None = None
+
+        def read_ahead() -> asyncio.Task[_Prepared | None]:
+            return asyncio.ensure_future(asyncio.to_thread(_prepare, job_id, source))
+
         try:
-            while True:
-                batch = await asyncio.to_thread(next, source, None)
-                if batch is None:
+            ahead = read_ahead()
+            while ahead is not None:
+                # Shielded: a cancel does not leave the thread inside the reader unawaited.
+                prepared = await asyncio.shield(ahead)
+                ahead = None
+                if prepared is None:
                     break
-                await self._store(job_id, batch)
-                stored += len(batch.rows)
+                if not stop.is_set():
+                    # The next batch is read while this one is stored. After a stop, none
+                    # is; one read before it is the batch in hand, stored before the end.
+                    ahead = read_ahead()
+                await self._store(job_id, prepared)
+                batch = prepared.batch
+                stored += prepared.rows
                 blank += batch.blank_lines
                 repairs.update(batch.repairs)
                 if on_batch is not None:
                     on_batch(
                         Ingested(stored, batch.end_offset, batch.next_line, blank, dict(+repairs))
                     )
-                if stop.is_set():
-                    break
         finally:
             stop.set()
+            if ahead is not None:
+                # Read ahead and not stored: the caller may close the reader once this returns.
+                await asyncio.wait([ahead])
+                if not ahead.cancelled():
+                    ahead.exception()  # an error of the batch not stored is not this one's
         return stored
 
-    async def _store(self, job_id: int, batch: Batch) -> None:
-        rows = batch.rows
-        now = time.time()
+    async def _store(self, job_id: int, prepared: _Prepared) -> None:
+        batch = prepared.batch
         repaired = [batch.repairs.get(kind, 0) for kind in REPAIR_COLUMNS]
         async with self._db.transaction() as conn:
             status = await conn.execute(
                 _ADVANCE_READING,
                 batch.end_offset,
                 batch.next_line,
-                len(rows),
+                prepared.rows,
                 batch.blank_lines,
                 *repaired,
-                now,
+                prepared.now,
                 job_id,
             )
             if status != "UPDATE 1":
                 raise DatabaseError(f"job {job_id} is not being read; cannot add rows to it")
-            if not rows:
+            if not prepared.rows:
                 return
-            await conn.copy_records_to_table(
-                "rows", records=_copy_records(job_id, rows, now), columns=_COPY_COLUMNS
+            # A memoryview: asyncpg takes bytes for a path.
+            await conn.copy_to_table(
+                "rows", source=memoryview(prepared.copy), columns=_COPY_COLUMNS, format="binary"
             )
-            added = Counter(row.state.value for row in rows)
+            added = prepared.added
             await conn.execute(_COUNT_ADDED, job_id, list(added), list(added.values()))
 
     async def widen(self, job_id: int, fmt_json: str) -> None:
