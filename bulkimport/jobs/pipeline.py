@@ -466,17 +466,23 @@ class JobRun:
             if cause in (StopCause.SIGNAL, StopCause.OUTAGE, StopCause.READING, StopCause.WINDOW)
             else JobState.STOPPED
         )
-        if cause is StopCause.SIGNAL and await self._others_send():
-            # This runner was asked to stop; the job goes on with the others.
+        if await self._left_to_others(cause):
             self.emit(JobStopped(self.job.id, state, facts))
             return
         await self._stopped(state, facts)
 
-    async def _others_send(self) -> bool:
-        """Whether other live runners send this job (several send one job)."""
-        if not self.storage.several_runners:
+    async def _left_to_others(self, cause: StopCause) -> bool:
+        """Whether the job's state is not this runner's to set (several send one job): it
+        was asked to stop, or cannot read the file here, and others still send; or another
+        runner finished the job meanwhile."""
+        storage = self.storage
+        if not storage.several_runners:
             return False
-        return any(r.id != self.runner for r in await self.storage.jobs.runners(self.job.id))
+        if (await storage.jobs.get(self.job.id)).state is JobState.FINISHED:
+            return True
+        if cause not in (StopCause.SIGNAL, StopCause.READING):
+            return False
+        return any(r.id != self.runner for r in await storage.jobs.runners(self.job.id))
 
     async def _stopped(self, state: JobState, facts: StopFacts) -> None:
         await self.storage.jobs.set_state(

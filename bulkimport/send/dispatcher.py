@@ -279,7 +279,10 @@ class Dispatcher:
             if row is None:
                 return
             if not run.sending.is_set():
-                feeder.put_back(row)  # an outage began meanwhile: the row waits
+                # An outage began meanwhile: the row waits, given back to storage as the
+                # buffer was when the outage began (a kill would count it as maybe sent).
+                feeder.put_back(row)
+                await feeder.release()
                 continue
             if not (slots.take_now() or await slots.take()):
                 feeder.put_back(row)  # not sent: released by _finish
@@ -300,9 +303,10 @@ class Dispatcher:
                 return
             if not run.sending.is_set():
                 # An outage began while this worker waited for its slot or its turn: the
-                # call would go to a server known to be down. The row waits.
+                # call would go to a server known to be down. The row waits, given back.
                 slots.free()
                 feeder.put_back(row)
+                await feeder.release()
                 continue
             await self._send(row)
 

@@ -124,7 +124,7 @@ class Feeder:
         self._buffer.clear()
         if unsent:
             self.unresolved -= len(unsent)
-            await self._queue.release(self._job_id, unsent)
+            await self._queue.release(self._job_id, unsent, runner=self._runner)
 
     # --- claiming -----------------------------------------------------------------------------
 
@@ -157,7 +157,9 @@ class Feeder:
             )
             if stop.is_set() or not sending.is_set():
                 if rows:
-                    await self._queue.release(self._job_id, [row.id for row in rows])
+                    await self._queue.release(
+                        self._job_id, [row.id for row in rows], runner=self._runner
+                    )
                 continue
             if rows:
                 self.unresolved += len(rows)
@@ -195,7 +197,9 @@ class Feeder:
         are taken back here once it is gone (its lock dropped, its lease run out)."""
         queue, job_id, runner = self._queue, self._job_id, self._runner
         if not await queue.held_elsewhere(job_id, runner):
-            return False
+            # None in flight elsewhere now; one may have become pending again since the
+            # due rows were looked at (another runner's retry): then it is not the end.
+            return await queue.next_attempt_at(job_id) is not None
         self.recovered += await queue.recover_in_flight(job_id, runner)
         return True
 

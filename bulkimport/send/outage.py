@@ -153,8 +153,6 @@ class ServerWatch:
             elif decision.changed:
                 self.refunds.answered()
                 await self.changed(outcome, None)
-                if self._shared is not None:
-                    await self._shared.note_back()
             else:
                 run.tell(WatchEvent(Watch.PROBE_FAILED, outcome, next_try_s=self._next_try_s()))
 
@@ -187,6 +185,10 @@ class ServerWatch:
             run.sending.set()
             run.resume()
             run.tell(WatchEvent(Watch.BACK, outcome, line))
+            if self._shared is not None:
+                # However this runner found it back (its probe, or an answer to a call):
+                # the runners waiting go on, and the next outage is probed at once.
+                await self._shared.note_back()
 
     # --- the attempts an outage cost --------------------------------------------------------
 

@@ -249,8 +249,11 @@ class SendQueue(Protocol):
         from it meanwhile is another's); others are left alone. Return how many."""
         ...
 
-    async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
-        """Give back rows claimed but never sent, their attempts unchanged."""
+    async def release(
+        self, job_id: int, row_ids: Iterable[int], *, runner: RunnerId | None = None
+    ) -> int:
+        """Give back rows claimed but never sent, their attempts unchanged (only those still
+        in flight for ``runner``, if given)."""
         ...
 
     async def uncount(self, job_id: int, row_ids: Iterable[int], *, now_s: float) -> Refunded:

@@ -54,8 +54,10 @@ class SlowCommits:
     ) -> list[ClaimedRow]:
         return await self.inner.claim_batch(job_id, limit, now_s=now_s, runner=runner)
 
-    async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
-        return await self.inner.release(job_id, row_ids)
+    async def release(
+        self, job_id: int, row_ids: Iterable[int], *, runner: RunnerId | None = None
+    ) -> int:
+        return await self.inner.release(job_id, row_ids, runner=runner)
 
     async def next_attempt_at(self, job_id: int) -> float | None:
         return await self.inner.next_attempt_at(job_id)

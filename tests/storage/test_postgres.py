@@ -5,17 +5,19 @@ hosts, cells that hold what PostgreSQL text cannot."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 
 import asyncpg
 import pytest
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
-from bulkimport.rows import NewRow, RowResult
+from bulkimport.rows import Batch, NewRow, RowResult
 from bulkimport.states import InvalidReason, JobState, RowState
 from bulkimport.storage.postgres import PostgresStorage, is_postgres_url, masked, open_url
-from bulkimport.storage.postgres.database import LOCK_SPACE, RUNNER_LOCK
+from bulkimport.storage.postgres.database import LOCK_SPACE, RUNNER_LOCK, RUNNER_SPACE
 from tests.helpers import RUNNER
 from tests.storage.conftest import FILE, TARGET, ready_job
 
@@ -231,3 +233,91 @@ async def test_cells_keep_what_postgresql_text_cannot_hold(pg_url: str) -> None:
         await storage.reading.add_rows(job.id, [row], read_offset=20, read_line=2)
         [view] = [v async for v in storage.reports.iter_rows(job.id, [RowState.INVALID])]
         assert (view.cells, view.last_code) == (damaged, InvalidReason.NUL.value)
+
+
+async def test_a_runner_whose_lease_ran_out_releases_and_claims_nothing_of_anothers(
+    pg_url: str,
+) -> None:
+    async with (
+        await PostgresStorage.open(pg_url) as here,
+        await PostgresStorage.open(pg_url) as there,
+    ):
+        job = await ready_job(here, 4)
+        admin = await asyncpg.connect(pg_url)
+        try:
+            async with here.runner() as hung, there.runner() as alive:
+                mine = await here.sending.claim_batch(job.id, 2, now_s=time.time(), runner=hung)
+                await admin.execute("UPDATE runners SET lease_until = 0 WHERE id = $1", int(hung))
+                # Until it renews its lease, it claims nothing more.
+                assert (
+                    await here.sending.claim_batch(job.id, 2, now_s=time.time(), runner=hung) == []
+                )
+                assert await there.sending.recover_in_flight(job.id, alive) == 2
+                again = await there.sending.claim_batch(job.id, 4, now_s=time.time(), runner=alive)
+                assert len(again) == 4
+                # Woken, it gives back the rows of its buffer: not those another one holds.
+                ids = [row.id for row in mine]
+                assert await here.sending.release(job.id, ids, runner=hung) == 0
+                assert (await there.reports.counts(job.id))[RowState.IN_FLIGHT] == 4
+        finally:
+            await admin.close()
+
+
+async def test_a_reader_that_lost_reading_to_another_stores_no_batch_twice(pg_url: str) -> None:
+    async with (
+        await PostgresStorage.open(pg_url) as here,
+        await PostgresStorage.open(pg_url) as there,
+    ):
+        job = await here.jobs.create(FILE, TARGET, {}, "{}")
+        taken_over = threading.Event()
+
+        def batches() -> Iterator[Batch]:
+            yield Batch([NewRow(2, RowState.PENDING, "a=1", ("1",))], 10, 3)
+            taken_over.wait(10)  # the reader, slow on its next batch, loses reading
+            yield Batch([NewRow(3, RowState.PENDING, "a=2", ("2",))], 20, 4)
+
+        reading = asyncio.ensure_future(here.reading.ingest(job.id, batches()))
+        for _ in range(200):
+            if (await there.jobs.get(job.id)).total_rows == 1:
+                break
+            await asyncio.sleep(0.01)
+        # Another runner took reading over (the first one's lease ran out) and stored the
+        # next line from the committed position.
+        await there.reading.add_rows(
+            job.id, [NewRow(3, RowState.PENDING, "a=2", ("2",))], read_offset=20, read_line=4
+        )
+        taken_over.set()
+        with pytest.raises(DatabaseError, match="another runner"):
+            await reading
+        assert (await there.jobs.get(job.id)).total_rows == 2
+        pending = there.reports.iter_rows(job.id, [RowState.PENDING])
+        assert [view.line async for view in pending] == [2, 3]
+
+
+async def test_a_runner_whose_connection_drops_takes_its_locks_again(pg_url: str) -> None:
+    async with await PostgresStorage.open(pg_url, lease_s=0.9) as storage:
+        job = await ready_job(storage, 2)
+        admin = await asyncpg.connect(pg_url)
+        try:
+            async with storage.runner() as runner:
+                await storage.jobs.attach_runner(job.id, runner)
+                assert [r.id for r in await storage.jobs.runners(job.id)] == [runner]
+                await admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory'"
+                    " AND classid = $1 AND objid = $2 AND granted",
+                    RUNNER_SPACE,
+                    int(runner),
+                )
+                for _ in range(100):
+                    if not await storage.jobs.runners(job.id):
+                        break
+                    await asyncio.sleep(0.02)
+                assert not await storage.jobs.runners(job.id)  # its lock went with it
+                for _ in range(200):
+                    if await storage.jobs.runners(job.id):
+                        break
+                    await asyncio.sleep(0.02)
+                # The next renewal took the locks again on a new connection.
+                assert [r.id for r in await storage.jobs.runners(job.id)] == [runner]
+        finally:
+            await admin.close()

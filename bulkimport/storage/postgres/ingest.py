@@ -36,6 +36,9 @@ _ADVANCE_READING = (
     )
     + f", updated_at = ${5 + len(REPAIR_COLUMNS)}"
     + f" WHERE id = ${6 + len(REPAIR_COLUMNS)} AND NOT read_done"
+    # From where this reader left it: another runner that took reading over (this one's
+    # lease ran out) has moved it, and this one stops rather than store a batch twice.
+    + f" AND read_offset = ${7 + len(REPAIR_COLUMNS)}"
 )
 _COPY_COLUMNS = (
     "job_id", "line", "state", "record", "cells", "last_code", "last_message", "created_at",
@@ -171,6 +174,7 @@ class PostgresIngest:
         def read_ahead() -> asyncio.Task[_Prepared | None]:
             return asyncio.ensure_future(asyncio.to_thread(_prepare, job_id, source))
 
+        position = await self._db.fetchval("SELECT read_offset FROM jobs WHERE id = $1", job_id)
         try:
             ahead = read_ahead()
             while ahead is not None:
@@ -183,8 +187,9 @@ class PostgresIngest:
                     # The next batch is read while this one is stored. After a stop, none
                     # is; one read before it is the batch in hand, stored before the end.
                     ahead = read_ahead()
-                await self._store(job_id, prepared)
+                await self._store(job_id, prepared, position)
                 batch = prepared.batch
+                position = batch.end_offset
                 stored += prepared.rows
                 blank += batch.blank_lines
                 repairs.update(batch.repairs)
@@ -201,7 +206,7 @@ class PostgresIngest:
                     ahead.exception()  # an error of the batch not stored is not this one's
         return stored
 
-    async def _store(self, job_id: int, prepared: _Prepared) -> None:
+    async def _store(self, job_id: int, prepared: _Prepared, position: int | None) -> None:
         batch = prepared.batch
         repaired = [batch.repairs.get(kind, 0) for kind in REPAIR_COLUMNS]
         async with self._db.transaction() as conn:
@@ -214,9 +219,13 @@ class PostgresIngest:
                 *repaired,
                 prepared.now,
                 job_id,
+                position,
             )
             if status != "UPDATE 1":
-                raise DatabaseError(f"job {job_id} is not being read; cannot add rows to it")
+                raise DatabaseError(
+                    f"job {job_id} is not being read from where this reader left it (read to"
+                    " its end, or by another runner now); cannot add rows to it"
+                )
             if not prepared.rows:
                 return
             # A memoryview: asyncpg takes bytes for a path.

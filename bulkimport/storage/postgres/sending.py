@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from bulkimport.rows import ClaimedRow, RowResult
 from bulkimport.states import RowState
 from bulkimport.storage.postgres.database import Database
-from bulkimport.storage.postgres.leases import LIVE_RUNNERS
+from bulkimport.storage.postgres.leases import LIVE_RUNNERS, SERVER_NOW
 from bulkimport.storage.postgres.moves import counted_move
 from bulkimport.storage.values import Refunded, RunnerId
 
@@ -30,6 +30,9 @@ _CLAIM = (
         job="$1",
         prior="SELECT id, state FROM rows WHERE job_id = $1 AND state = 'pending'"
         " AND (next_attempt_at IS NULL OR next_attempt_at <= $2)"
+        # A runner that ended, or whose lease ran out, claims nothing until it renews it.
+        f" AND NOT EXISTS (SELECT 1 FROM runners WHERE id = $4 AND (ended_at IS NOT NULL"
+        f" OR lease_until <= {SERVER_NOW}))"
         " ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
         changes="state = 'in_flight', runner_id = $4, updated_at = $5",
         returning="r.line, r.record, r.attempts, r.unknowns",
@@ -78,7 +81,7 @@ _RELEASE = (
     counted_move(
         job="$1",
         prior="SELECT id, state FROM rows WHERE job_id = $1 AND id = ANY($2::bigint[])"
-        " AND state = 'in_flight' FOR UPDATE",
+        " AND state = 'in_flight' AND ($4::bigint IS NULL OR runner_id = $4) FOR UPDATE",
         changes="state = 'pending', updated_at = $3, runner_id = NULL",
     )
     + " SELECT count(*) FROM moved"
@@ -136,7 +139,7 @@ class PostgresSending:
             # The statement may commit whatever happens here, and nobody would send its rows:
             # give them back.
             taken = await claim
-            await self.release(job_id, [row[0] for row in taken])
+            await self.release(job_id, [row[0] for row in taken], runner=runner)
             raise
         return [ClaimedRow(*row) for row in rows]
 
@@ -180,12 +183,15 @@ class PostgresSending:
         [found] = await self._db.fetch(_UNCOUNT, job_id, ids, now_s, time.time())
         return Refunded(int(found[0]), int(found[1]), int(found[2]))
 
-    async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
-        """Give back rows claimed but never sent, their attempts unchanged."""
+    async def release(
+        self, job_id: int, row_ids: Iterable[int], *, runner: RunnerId | None = None
+    ) -> int:
+        """Give back rows claimed but never sent, their attempts unchanged (only those
+        still in flight for ``runner``, if given: one taken back from it is another's)."""
         ids = list(row_ids)
         if not ids:
             return 0
-        return int(await self._db.fetchval(_RELEASE, job_id, ids, time.time()))
+        return int(await self._db.fetchval(_RELEASE, job_id, ids, time.time(), runner))
 
     async def next_attempt_at(self, job_id: int) -> float | None:
         """When the earliest pending row is due (0.0: now); None when none is pending."""

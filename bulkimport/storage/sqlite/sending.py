@@ -290,10 +290,13 @@ class SqliteSending:
             db.written(refunded.rows)
         return refunded
 
-    async def release(self, job_id: int, row_ids: Iterable[int]) -> int:
+    async def release(
+        self, job_id: int, row_ids: Iterable[int], *, runner: RunnerId | None = None
+    ) -> int:
         """Give back rows claimed but never sent (``in_flight`` → ``pending``); return how many.
 
-        Their attempts stay as they were.
+        Their attempts stay as they were. (``runner`` changes nothing here: one runner at a
+        time, and its rows in flight are its own.)
         """
         now = time.time()
         params = [(now, row_id, job_id) for row_id in row_ids]
