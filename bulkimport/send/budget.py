@@ -21,7 +21,7 @@ start a round trip to the database late, never early. Runners are late by differ
 (each its own round trip to the database, its own busy event loop), and calls late by
 different amounts bunch: so the times are spaced a little wider than ``1/rate``, enough that
 the bound holds while the runners' lateness differs by up to ``LATENESS_S`` (for 50 calls a
-second the budget grants 48.98; for 10 or fewer, ``1/rate`` already leaves that much).
+second the budget grants 48.98; for a whole rate of 15 or fewer, ``1/rate`` leaves that much).
 """
 
 from __future__ import annotations

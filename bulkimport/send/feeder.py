@@ -72,6 +72,7 @@ class Feeder:
         self._buffer: deque[ClaimedRow] = deque()
         self._filled = asyncio.Event()  # wakes the workers waiting for a row (and at a stop)
         self._low = asyncio.Event()  # the buffer wants more rows
+        self._ahead = pool  # rows left in the buffer when the next claim starts
         # Rows claimed and not yet resolved (given to the writer); counted from the claim,
         # because a row on its way from the buffer to a worker is in neither.
         self.unresolved = 0
@@ -86,7 +87,7 @@ class Feeder:
         buffer = self._buffer
         if not buffer or self._stop.is_set():
             return None
-        if len(buffer) <= self._pool:
+        if len(buffer) <= self._ahead:
             self._low.set()
         return buffer.popleft()
 
@@ -101,7 +102,7 @@ class Feeder:
             await self._filled.wait()  # a cancel here takes no row
         if self._stop.is_set():
             return None  # left in the buffer: released, unsent, by release()
-        if len(buffer) <= self._pool:
+        if len(buffer) <= self._ahead:
             self._low.set()
         return buffer.popleft()
 
@@ -142,8 +143,8 @@ class Feeder:
             if not sending.is_set():
                 await wait_for(sending, stop, IDLE_POLL_S)
                 continue
-            if len(self._buffer) >= self._pool:
-                # A worker that takes the buffer below one round of calls wakes us up.
+            if len(self._buffer) >= self._ahead:
+                # A worker that takes the buffer below what lasts a claim wakes us up.
                 self._low.clear()
                 await wait_for(self._low, stop, 0.1)
                 continue
@@ -152,9 +153,15 @@ class Feeder:
                 # the end (several runners on one job).
                 self._next_look_s = self._wall() + LOOK_FOR_THE_DEAD_EVERY_S
                 await self._others_hold_rows()
+            before = len(self._buffer)
             rows = await self._queue.claim_batch(
                 self._job_id, claim_size, now_s=self._wall(), runner=self._runner
             )
+            # What the workers took while the claim was on its way: the next claim starts
+            # while twice that is left, so that they never wait for it (a claim is a round
+            # trip to a database server; on SQLite, a moment: one round of calls is left).
+            taken = before - len(self._buffer)
+            self._ahead = min(max(self._pool, 2 * taken), claim_size)
             if stop.is_set() or not sending.is_set():
                 if rows:
                     await self._queue.release(

@@ -104,6 +104,21 @@ async def wait_until_holding(url: str, proc: asyncio.subprocess.Process) -> None
         await asyncio.sleep(0.02)
 
 
+async def wait_until_attached(url: str, proc: asyncio.subprocess.Process) -> None:
+    """Until the runner ``proc`` works on job 1 (it has opened it)."""
+    deadline = time.monotonic() + 60
+    conn = await asyncpg.connect(url)
+    try:
+        while not await conn.fetchval(
+            "SELECT count(*) FROM runners WHERE pid = $1 AND job_id = 1", proc.pid
+        ):
+            assert proc.returncode is None, "the runner ended before it opened the job"
+            assert time.monotonic() < deadline, "the runner never opened the job"
+            await asyncio.sleep(0.01)
+    finally:
+        await conn.close()
+
+
 async def two_runners(
     sandbox: SandboxHandle, csv_file: Path, url: str, work: Path
 ) -> tuple[asyncio.subprocess.Process, asyncio.subprocess.Process]:
@@ -255,15 +270,23 @@ async def test_kill_9_one_of_two_runners_again_and_again_loses_nothing(
 async def test_the_reader_killed_mid_file_another_runner_reads_the_rest(
     tmp_path: Path, sandbox_factory: SandboxFactory, pg_url: str
 ) -> None:
-    rows = 60_000
+    rows = 100_000
     sandbox = await sandbox_factory(faults=Faults(latency_s=0.005))
     csv_file = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(rows)])
-    reader, follower = await two_runners(sandbox, csv_file, pg_url, tmp_path)
-    async with await PostgresStorage.open(pg_url, read_only=True) as storage:
-        job = await storage.jobs.get(1)
-    assert not job.read_done, "the file was read to its end before the reader could be killed"
+    common = ["--db", pg_url, "--rate", "0", "--concurrency", str(CONCURRENCY), "--quiet"]
+    reader = await spawn(
+        "run", str(csv_file), *target(sandbox), *common,
+        cwd=tmp_path, stderr_path=tmp_path / "a.err",
+    )  # fmt: skip
+    await wait_until_holding(pg_url, reader)
+    follower = await spawn("resume", "1", *common, cwd=tmp_path, stderr_path=tmp_path / "b.err")
+    # Killed as soon as the other runner works on the job, while the file is half read.
+    await wait_until_attached(pg_url, follower)
     reader.send_signal(signal.SIGKILL)
     assert await reader.wait() == -signal.SIGKILL
+    async with await PostgresStorage.open(pg_url, read_only=True) as storage:
+        job = await storage.jobs.get(1)
+    assert not job.read_done, "the file was read to its end before the reader was killed"
 
     # The follower takes reading over from the committed position and finishes the job.
     assert await asyncio.wait_for(follower.wait(), timeout=600) == 0, (

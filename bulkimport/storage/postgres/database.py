@@ -89,8 +89,13 @@ class Database:
         ``read_only``: then it must be up to date). Not ``create``: the schema must exist.
         ``DatabaseError`` (one line, the password masked) says why not."""
         where = masked(url)
-        # Read-only: the server refuses any write of this storage's connections.
-        settings = {"default_transaction_read_only": "on"} if read_only else {}
+        # A host that hangs inside one of its transactions (a batch's few statements) holds
+        # the job's row locks, and every other runner of the job waits for them: the server
+        # ends such a session after a minute idle in its transaction, as a lease runs out.
+        settings = {"idle_in_transaction_session_timeout": "60s"}
+        if read_only:
+            # Read-only: the server refuses any write of this storage's connections.
+            settings["default_transaction_read_only"] = "on"
         try:
             pool = await asyncpg.create_pool(
                 url, min_size=1, max_size=POOL_SIZE, server_settings=settings
