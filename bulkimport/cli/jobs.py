@@ -91,9 +91,8 @@ def run_job_command(
             say(text)
 
     async def main() -> JobSummary | _NothingToDo:
-        if path is not None and not sandbox:
-            # A wrong option is said before a database is made for the file's job.
-            load_settings(options, config_path)
+        # A wrong option is said before a database is made for the file's job.
+        early = load_settings(options, config_path) if path is not None and not sandbox else None
         # resume and retry need a database that exists: a wrong --db is an error, not a new
         # empty database.
         async with open_queue(where.db, create=path is not None) as storage:
@@ -116,7 +115,7 @@ def run_job_command(
                         f"job {job.id} was superseded by job {job.superseded_by}; going on as asked"
                     )
             async with _maybe_sandbox(sandbox, options, say) as sandbox_options:
-                settings = load_settings(sandbox_options, config_path, stored=stored)
+                settings = early or load_settings(sandbox_options, config_path, stored=stored)
                 bars = show_bars(quiet, as_json)
                 configure_logging(quiet, settings, bars=bars)
                 if send:
