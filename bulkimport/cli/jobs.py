@@ -115,7 +115,11 @@ def run_job_command(
                         f"job {job.id} was superseded by job {job.superseded_by}; going on as asked"
                     )
             async with _maybe_sandbox(sandbox, options, say) as sandbox_options:
-                settings = early or load_settings(sandbox_options, config_path, stored=stored)
+                settings = (
+                    early
+                    if early is not None
+                    else load_settings(sandbox_options, config_path, stored=stored)
+                )
                 bars = show_bars(quiet, as_json)
                 configure_logging(quiet, settings, bars=bars)
                 if send:
