@@ -62,6 +62,7 @@ async def test_a_disk_full_while_reading(tmp_path: Path) -> None:
         assert lines == [(40_000, 40_000, 2, 40_001)]
 
 
+@pytest.mark.slow
 @pytest.mark.posix_only("a small tmpfs mounted for the test")
 async def test_a_disk_full_while_sending(tmp_path: Path, sandbox_factory: SandboxFactory) -> None:
     sandbox = await sandbox_factory(faults=Faults(latency_s=0.002))

@@ -219,6 +219,7 @@ def test_a_long_text_named_in_every_cell_is_held_once(
 # --- a value in column XFD of every row ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_value_in_column_xfd_is_counted_not_padded(tmp_path: Path) -> None:
     path = wide_workbook(tmp_path / "wide.xlsx", 2_000)
     _, rows = read(path)

@@ -279,6 +279,7 @@ async def test_the_nightly_profile_prunes_old_jobs_and_skipping_goes_on(
     assert [e["jobs"] for e in prune_events] == [[1], [2]]
 
 
+@pytest.mark.slow
 async def test_prune_command_drops_finished_jobs_and_their_reports(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:

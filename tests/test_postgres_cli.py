@@ -111,6 +111,7 @@ async def test_without_the_driver_a_url_says_which_extra_to_install(tmp_path: Pa
 # --- on a PostgreSQL database -----------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_the_readme_sample_gives_the_same_summary_as_with_sqlite(
     tmp_path: Path, pg_url: str
 ) -> None:
@@ -162,6 +163,7 @@ async def test_kill_mid_send_then_resume_sends_every_row_exactly_once(
     assert all(c["writes"] == 1 for c in held)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("where", ["user", "query"])
 async def test_no_password_of_the_url_in_output_logs_or_reports(
     tmp_path: Path, pg_url: str, where: str
@@ -186,6 +188,7 @@ async def test_no_password_of_the_url_in_output_logs_or_reports(
         assert PASSWORD not in text
 
 
+@pytest.mark.slow
 async def test_forget_and_prune_on_postgres(tmp_path: Path, pg_url: str) -> None:
     run = await bulkimport(*SAMPLE, "--db", pg_url, cwd=tmp_path)
     assert run.code == 1, run.err

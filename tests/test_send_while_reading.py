@@ -108,6 +108,7 @@ async def test_the_first_call_goes_before_reading_ends_and_the_job_finishes_afte
     assert query(db, "SELECT state, read_done FROM jobs") == [("finished", 1)]
 
 
+@pytest.mark.slow
 async def test_a_wrong_password_stops_reading_too_and_the_job_resumes_both(
     tmp_path: Path, slow_disk: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -120,6 +120,7 @@ async def kill_when(proc: asyncio.subprocess.Process, ready: Callable[[], Awaita
     assert await proc.wait() == -signal.SIGKILL
 
 
+@pytest.mark.slow
 @pytest.mark.posix_only("SIGKILL and its exit status (Windows' kill is TerminateProcess)")
 async def test_a_runner_killed_while_sending_leaves_a_job_shown_interrupted(
     tmp_path: Path, sandbox_factory: SandboxFactory
@@ -165,6 +166,7 @@ async def test_a_runner_killed_while_sending_leaves_a_job_shown_interrupted(
     assert len(held) == 400 and all(c["writes"] == 1 for c in held)
 
 
+@pytest.mark.slow
 @pytest.mark.posix_only("SIGKILL and its exit status (Windows' kill is TerminateProcess)")
 async def test_a_runner_killed_while_reading_leaves_a_job_shown_interrupted(
     tmp_path: Path,

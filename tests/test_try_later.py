@@ -24,6 +24,7 @@ from tests.helpers import HEADER, bulkimport, good_rows, target, write_csv
 # --- resume with nothing to do ----------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_resume_with_nothing_to_do_exits_0_in_one_line(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:

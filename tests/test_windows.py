@@ -147,6 +147,7 @@ async def test_ctrl_c_stops_resumably_and_resume_finishes(
     assert all(c["writes"] == 1 for c in held)
 
 
+@pytest.mark.slow
 async def test_a_second_runner_is_refused_and_status_sees_the_first(
     tmp_path: Path, slow_sandbox: SandboxHandle
 ) -> None:

@@ -68,6 +68,7 @@ async def held(sandbox: SandboxHandle) -> dict[str, dict[str, Any]]:
     return {customer["key"]: customer for customer in await customers(sandbox)}
 
 
+@pytest.mark.slow
 async def test_a_workbook_loads_with_every_phone_number_and_chinese_name_intact(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:

@@ -142,6 +142,7 @@ async def test_a_url_that_never_answered_stops_at_once_and_resume_with_the_right
     write_figures(f"never_reached_{wrong}", {"seconds_to_exit_3": round(seconds, 2), "line": line})
 
 
+@pytest.mark.slow
 async def test_a_url_that_answered_before_and_is_down_now_is_an_outage_not_a_wrong_url(
     tmp_path: Path, sandbox_factory: SandboxFactory
 ) -> None:
@@ -358,6 +359,7 @@ async def test_a_fatal_vendor_code_stops_at_once_with_its_meaning_and_fix(
     assert states_and_attempts(work / "bulkimport.db") == {("pending", 0): rows}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("code", "rate"), [("113", 0.2), ("114", 0.2), ("69", 1.0)])
 async def test_transient_vendor_codes_are_retried_and_69_is_done(
     tmp_path: Path, sandbox_factory: SandboxFactory, code: str, rate: float

@@ -63,6 +63,7 @@ def assert_no_secret(where: str, data: bytes) -> None:
         assert secret not in data, f"{secret!r} in {where}"
 
 
+@pytest.mark.slow
 @pytest.mark.posix_only("SIGKILL and its exit status (Windows' kill is TerminateProcess)")
 async def test_the_password_and_its_md5_are_in_no_file_and_no_output_however_the_run_ends(
     tmp_path: Path, sandbox_factory: SandboxFactory
@@ -403,6 +404,7 @@ def gets(server: GetOnly) -> list[str]:
     return [line for line in server.seen if line.startswith("GET ")]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("refusal", ["405", "404", "page"])
 async def test_a_server_that_answers_get_only_stops_the_job_at_once_naming_method_get(
     tmp_path: Path, refusal: str
@@ -491,6 +493,7 @@ def assert_no_url_credentials(where: str, data: bytes) -> None:
         assert secret.encode() not in data, f"{secret!r} in {where}"
 
 
+@pytest.mark.slow
 async def test_a_url_with_a_user_and_password_is_shown_masked_everywhere(
     tmp_path: Path, sandbox: SandboxHandle
 ) -> None:
