@@ -482,7 +482,8 @@ class JobRun:
             return True
         if cause not in (StopCause.SIGNAL, StopCause.READING):
             return False
-        return any(r.id != self.runner for r in await storage.jobs.runners(self.job.id))
+        assert self.runner is not None
+        return await storage.jobs.leave(self.job.id, self.runner)
 
     async def _stopped(self, state: JobState, facts: StopFacts) -> None:
         await self.storage.jobs.set_state(

@@ -160,6 +160,12 @@ class JobStore(Protocol):
         """The live runners sending job ``job_id``, oldest first."""
         ...
 
+    async def leave(self, job_id: int, runner: RunnerId) -> bool:
+        """``runner`` stops sending job ``job_id`` before its end: whether other runners still
+        send it, so that its state is theirs to set. Of runners that stop at once, the last
+        to leave hears False."""
+        ...
+
     async def take_reading(self, job_id: int, runner: RunnerId) -> bool:
         """Whether ``runner`` is to read the job's file into it: no live runner does (or
         ``runner`` does already). False: another runner reads it, on the host that has the

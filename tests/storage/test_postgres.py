@@ -201,6 +201,27 @@ async def test_one_runner_reads_a_job_the_others_follow(pg_url: str) -> None:
                 pass
 
 
+async def test_of_runners_that_stop_at_once_the_last_to_leave_sets_the_jobs_state(
+    pg_url: str,
+) -> None:
+    async with (
+        await PostgresStorage.open(pg_url) as here,
+        await PostgresStorage.open(pg_url) as there,
+    ):
+        job = await here.jobs.create(FILE, TARGET, {}, "{}")
+        other = await here.jobs.create(FILE, TARGET, {}, "{}")
+        async with here.runner() as first, there.runner() as second, there.runner() as elsewhere:
+            await here.jobs.attach_runner(job.id, first)
+            await there.jobs.attach_runner(job.id, second)
+            await there.jobs.attach_runner(other.id, elsewhere)  # sends another job: no say
+            # Both are stopped at once: each asks while the other still holds its lock.
+            left = await asyncio.gather(
+                here.jobs.leave(job.id, first), there.jobs.leave(job.id, second)
+            )
+            assert sorted(left) == [False, True]  # one of them, the last, sets the state
+            assert await there.jobs.leave(other.id, elsewhere) is False  # alone on its job
+
+
 async def test_a_runner_whose_connection_dies_frees_the_lock(pg_url: str) -> None:
     async with await PostgresStorage.open(pg_url) as storage:
         admin = await asyncpg.connect(pg_url)

@@ -277,6 +277,22 @@ class PostgresJobs:
             runner,
         )
 
+    async def leave(self, job_id: int, runner: RunnerId) -> bool:
+        """``runner`` stops sending job ``job_id``: whether other runners still send it. The
+        job's row lock puts runners that stop at once one after the other, and each marks
+        itself leaving first: the last of them sees no other."""
+        async with self._db.transaction() as conn:
+            await conn.execute("SELECT id FROM jobs WHERE id = $1 FOR UPDATE", job_id)
+            await conn.execute("UPDATE runners SET leaving = true WHERE id = $1", runner)
+            return bool(
+                await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM runners WHERE job_id = $1 AND id <> $2"
+                    f" AND NOT leaving AND id IN ({LIVE_RUNNERS}))",
+                    job_id,
+                    runner,
+                )
+            )
+
     async def take_reading(self, job_id: int, runner: RunnerId) -> bool:
         """Whether ``runner`` is to read the job's file: no live runner reads it (it is
         taken over from one gone), or ``runner`` already does. The others send what it

@@ -365,6 +365,10 @@ class SqliteJobs:
                 (job_id, time.time(), runner),
             )
 
+    async def leave(self, job_id: int, runner: RunnerId) -> bool:
+        """One runner at a time: none other sends the job."""
+        return False
+
     async def runners(self, job_id: int) -> tuple[RunnerView, ...]:
         """The live runner sending job ``job_id``, if there is one: the holder of the runner
         lock, once it said it sends this job."""
