@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 
 import pytest
 
 from bulkimport.storage import Storage
+from bulkimport.storage.sqlite import SqliteStorage
 from tests.storage.conftest import Backend
 
 SERVER = "https://cc.example.com:443/asterccinterfaces"
@@ -100,3 +102,36 @@ async def test_runners_take_turns_to_probe_a_server_in_an_outage(backend: Backen
     finally:
         await first.close()
         await second.close()
+
+
+class _SetBack:
+    """A wall clock that can be set back, as NTP or a restored virtual machine does."""
+
+    def __init__(self) -> None:
+        self.offset_s = 0.0
+
+    def time(self) -> float:
+        return time.time() - self.offset_s
+
+
+async def test_a_clock_set_back_neither_stalls_the_budget_nor_bunches_its_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite reads this host's clock (PostgreSQL the database server's, which a test cannot
+    # set back): an hour back between two reservations must not make the next call wait an
+    # hour, and the calls already granted keep their spacing.
+    from bulkimport.storage.sqlite import budget as sqlite_budget
+
+    clock = _SetBack()
+    monkeypatch.setattr(sqlite_budget, "time", clock)
+    async with await SqliteStorage.open(tmp_path / "budget.db") as storage:
+        await storage.budget.reserve(SERVER, 10.0, 5)  # half a second of the budget
+        clock.offset_s = 3600.0
+        after = await storage.budget.reserve(SERVER, 10.0, 5)
+        # How long the clock stood still cannot be known: it counts as no time at all, so the
+        # next calls come after the first five, never among them.
+        assert after.first_in_s == pytest.approx(0.5, abs=1e-6)
+        # A probe's turn taken before the clock went back does not hold for an hour either.
+        assert (await storage.budget.probe_turn(SERVER, 1.0)).mine
+        clock.offset_s = 7200.0
+        assert (await storage.budget.probe_turn(SERVER, 1.0)).mine

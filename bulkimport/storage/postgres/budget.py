@@ -11,24 +11,29 @@ from bulkimport.storage.postgres.database import Database
 from bulkimport.storage.values import Grant, ProbeTurn
 
 # One statement, as on SQLite: the budget's next free time moves on by count / rate, from
-# now if it lay in the past; the first granted call is where it was, returned relative to
-# the server's now.
+# now if it lay in the past (moved back first by as much as the clock went back since the
+# last reservation); the first granted call is where it was, returned relative to the
+# server's now.
 _RESERVE = (
     "WITH now AS (SELECT extract(epoch FROM clock_timestamp())::double precision AS at)"
-    " INSERT INTO server_budgets AS b (server, next_at) SELECT $1, now.at + $2 FROM now"
+    " INSERT INTO server_budgets AS b (server, next_at, reserved_at)"
+    " SELECT $1, now.at + $2, now.at FROM now"
     " ON CONFLICT (server) DO UPDATE"
-    " SET next_at = greatest(b.next_at, (SELECT at FROM now)) + $2"
+    " SET next_at = greatest(b.next_at - greatest(b.reserved_at - (SELECT at FROM now), 0),"
+    " (SELECT at FROM now)) + $2, reserved_at = (SELECT at FROM now)"
     " RETURNING b.next_at - $2 - (SELECT at FROM now)"
 )
 
 
-# A probe's turn: taken when the last one's interval has passed (or none was ever taken).
+# A probe's turn: taken when the last one's interval has passed (or none was ever taken),
+# or when it ends further away than an interval: the clock was set back since.
 _PROBE_TURN = (
     "WITH now AS (SELECT extract(epoch FROM clock_timestamp())::double precision AS at)"
     " INSERT INTO server_budgets AS b (server, next_at, probe_at)"
     " SELECT $1, now.at, now.at + $2 FROM now"
     " ON CONFLICT (server) DO UPDATE SET probe_at = CASE"
     " WHEN b.probe_at IS NULL OR b.probe_at <= (SELECT at FROM now)"
+    " OR b.probe_at > (SELECT at FROM now) + $2"
     " THEN (SELECT at FROM now) + $2 ELSE b.probe_at END"
     " RETURNING b.probe_at = (SELECT at FROM now) + $2, b.backs"
 )

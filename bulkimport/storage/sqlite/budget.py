@@ -14,19 +14,25 @@ from bulkimport.storage.sqlite.database import Database
 from bulkimport.storage.values import Grant, ProbeTurn
 
 # One statement: the budget's next free time moves on by count / rate, from now if it lay
-# in the past; what it was before is the first granted call.
+# in the past; what it was before is the first granted call. A clock set back since the last
+# reservation moves the next free time back by as much (``reserved_at``): the calls granted
+# keep their spacing, and nobody waits for the clock to catch up.
 _RESERVE = (
-    "INSERT INTO server_budgets (server, next_at) VALUES (?1, ?2 + ?3)"
-    " ON CONFLICT (server) DO UPDATE SET next_at = max(next_at, ?2) + ?3"
+    "INSERT INTO server_budgets (server, next_at, reserved_at) VALUES (?1, ?2 + ?3, ?2)"
+    " ON CONFLICT (server) DO UPDATE"
+    " SET next_at = max(next_at - max(coalesce(reserved_at, ?2) - ?2, 0), ?2) + ?3,"
+    " reserved_at = ?2"
     " RETURNING next_at"
 )
 
 
-# A probe's turn: taken when the last one's interval has passed (or none was ever taken).
+# A probe's turn: taken when the last one's interval has passed (or none was ever taken),
+# or when it ends further away than an interval: the clock was set back since.
 _PROBE_TURN = (
     "INSERT INTO server_budgets (server, next_at, probe_at) VALUES (?1, ?2, ?2 + ?3)"
     " ON CONFLICT (server) DO UPDATE SET probe_at = CASE"
-    " WHEN probe_at IS NULL OR probe_at <= ?2 THEN ?2 + ?3 ELSE probe_at END"
+    " WHEN probe_at IS NULL OR probe_at <= ?2 OR probe_at > ?2 + ?3 THEN ?2 + ?3"
+    " ELSE probe_at END"
     " RETURNING probe_at = ?2 + ?3, backs"
 )
 
