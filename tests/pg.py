@@ -74,8 +74,9 @@ def _as_owner(owner: str | None, argv: list[str]) -> list[str]:
 
 
 @contextlib.contextmanager
-def cluster() -> Iterator[Cluster]:
-    """Start a cluster in a temporary folder; stop and remove it on the way out."""
+def cluster(*, tcp_port: int | None = None) -> Iterator[Cluster]:
+    """Start a cluster in a temporary folder; stop and remove it on the way out. With
+    ``tcp_port`` it listens on that port of 127.0.0.1 too, as a remote server does."""
     binaries = server_binaries()
     if binaries is None:
         raise RuntimeError(missing_reason())
@@ -97,7 +98,10 @@ def cluster() -> Iterator[Cluster]:
             check=True,
             capture_output=True,
         )  # fmt: skip
-        options = f"-k {base} -c listen_addresses='' -F -c max_connections=60"
+        listen = "127.0.0.1" if tcp_port else ""
+        options = f"-k {base} -c listen_addresses='{listen}' -F -c max_connections=60"
+        if tcp_port:
+            options += f" -p {tcp_port}"
         subprocess.run(
             _as_owner(
                 owner,

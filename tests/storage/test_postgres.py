@@ -5,6 +5,7 @@ hosts, cells that hold what PostgreSQL text cannot."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 import urllib.parse
@@ -17,7 +18,9 @@ from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
 from bulkimport.rows import Batch, NewRow, RowResult
 from bulkimport.states import InvalidReason, JobState, RowState
 from bulkimport.storage.postgres import PostgresStorage, is_postgres_url, masked, open_url
-from bulkimport.storage.postgres.database import LOCK_SPACE, RUNNER_LOCK, RUNNER_SPACE
+from bulkimport.storage.postgres.database import LOCK_SPACE, RUNNER_LOCK, RUNNER_SPACE, Database
+from bulkimport.storage.postgres.runner import _connect as runner_connection
+from tests import pg
 from tests.helpers import RUNNER
 from tests.storage.conftest import FILE, TARGET, ready_job
 
@@ -220,6 +223,29 @@ async def test_of_runners_that_stop_at_once_the_last_to_leave_sets_the_jobs_stat
             )
             assert sorted(left) == [False, True]  # one of them, the last, sets the state
             assert await there.jobs.leave(other.id, elsewhere) is False  # alone on its job
+
+
+async def test_every_session_asks_the_server_to_drop_a_vanished_host_within_half_a_minute() -> None:
+    # Over TCP (a Unix socket's connection ends with its process), the pool's sessions and
+    # the runner's lock session ask the server to probe a silent client after 15 s and give up
+    # on it after 3 probes or 30 s of unacknowledged data, not after the systems' two hours.
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    names = ["idle_in_transaction_session_timeout", "tcp_keepalives_idle",
+             "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout"]  # fmt: skip
+    with pg.cluster(tcp_port=port):
+        database = await Database.open(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+        try:
+            pooled = [await database.fetchval(f"SHOW {name}") for name in names]
+            locks = await runner_connection(database)
+            try:
+                locking = [await locks.fetchval(f"SHOW {name}") for name in names]
+            finally:
+                await locks.close()
+        finally:
+            await database.close()
+    assert pooled == locking == ["1min", "15", "5", "3", "30000"]  # seconds; milliseconds
 
 
 async def test_a_runner_whose_connection_dies_frees_the_lock(pg_url: str) -> None:

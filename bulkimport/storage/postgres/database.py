@@ -73,6 +73,23 @@ def scrub(text: str, url: str) -> str:
     return text
 
 
+#: Every session of a runner, its pool's and its locks' alike. A host that hangs inside one
+#: of its transactions (a batch's few statements) holds the job's row locks, and every other
+#: runner of the job waits for them: the server ends such a session after a minute idle in
+#: its transaction, as a lease runs out. A host that vanished (powered off, cut from the
+#: network) holds its locks, and its session's, until the server sees its TCP connection is
+#: dead, two hours by the systems' defaults: asked after 15 s of silence, 3 probes 5 s apart,
+#: and data unacknowledged for 30 s, the server drops it within about half a minute.
+#: (Ignored on a Unix socket: a local process's connection ends with it.)
+SESSION_SETTINGS = {
+    "idle_in_transaction_session_timeout": "60s",
+    "tcp_keepalives_idle": "15",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "3",
+    "tcp_user_timeout": "30000",
+}
+
+
 class Database:
     """The pool of connections to one PostgreSQL database."""
 
@@ -89,10 +106,7 @@ class Database:
         ``read_only``: then it must be up to date). Not ``create``: the schema must exist.
         ``DatabaseError`` (one line, the password masked) says why not."""
         where = masked(url)
-        # A host that hangs inside one of its transactions (a batch's few statements) holds
-        # the job's row locks, and every other runner of the job waits for them: the server
-        # ends such a session after a minute idle in its transaction, as a lease runs out.
-        settings = {"idle_in_transaction_session_timeout": "60s"}
+        settings = dict(SESSION_SETTINGS)
         if read_only:
             # Read-only: the server refuses any write of this storage's connections.
             settings["default_transaction_read_only"] = "on"

@@ -31,6 +31,7 @@ from bulkimport.storage.postgres.database import (
     LOCK_SPACE,
     RUNNER_LOCK,
     RUNNER_SPACE,
+    SESSION_SETTINGS,
     Database,
     scrub,
 )
@@ -54,7 +55,7 @@ async def runner_alive(db: Database) -> bool:
 async def _connect(db: Database) -> asyncpg.Connection:
     """A connection of its own, for locks that live as long as it does."""
     try:
-        return await asyncpg.connect(db.url)
+        return await asyncpg.connect(db.url, server_settings=SESSION_SETTINGS)
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise DatabaseError(
             f"cannot open the database {db.location}: {scrub(str(exc), db.url)}"
@@ -162,7 +163,7 @@ class _Lease:
 
     async def _renew_once(self) -> bool:
         if self.conn is None or self.conn.is_closed():
-            self.conn = await asyncpg.connect(self.db.url)
+            self.conn = await asyncpg.connect(self.db.url, server_settings=SESSION_SETTINGS)
             await _take_shared(self.db, self.conn)
             await self.conn.execute("SELECT pg_advisory_lock($1, $2)", RUNNER_SPACE, self.runner_id)
         late = await self.conn.fetchval(
