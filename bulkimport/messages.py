@@ -50,6 +50,7 @@ from bulkimport.protocol import (
     describe_code,
 )
 from bulkimport.send import PROXY_ADVICE, SendCounts, certificate_advice
+from bulkimport.send.pace import PaceState
 from bulkimport.settings import Method, SendSettings, mask_url, server_key
 from bulkimport.states import JobState, RepairKind, StopCause
 from bulkimport.window import SendWindow
@@ -572,6 +573,24 @@ def pruned_text(event: Pruned) -> str:
     return text
 
 
+def pace_text(pace: PaceState) -> str:
+    """``pace 120/s (latency 35 ms, base 20 ms; ...)``: the pace of ``--rate auto`` now."""
+    text = f"pace {_rate_text(pace.rate_per_s)}/s"
+    if pace.latency_s is None or pace.base_latency_s is None:
+        return text
+    latency, base = _ms_text(pace.latency_s), _ms_text(pace.base_latency_s)
+    return f"{text} (latency {latency}, base {base}; {pace.reason.value})"
+
+
+def _rate_text(rate_per_s: float) -> str:
+    return f"{rate_per_s:.0f}" if rate_per_s >= 10 else f"{rate_per_s:.1f}"
+
+
+def _ms_text(seconds: float) -> str:
+    ms = seconds * 1000.0
+    return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
+
+
 def note(event: Event) -> str | None:
     """What the progress line shows beside the counts after ``event`` ("" clears it; None:
     no change)."""
@@ -582,7 +601,7 @@ def note(event: Event) -> str | None:
     if isinstance(event, WindowWait):
         return window_wait_text(event.opens_at)
     if isinstance(event, PaceChanged):
-        return event.pace.describe()
+        return pace_text(event.pace)
     return None
 
 

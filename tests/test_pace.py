@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from bench.pace_sim import FixedPolicy, Report, Server, auto_policy, measure, simulate
+from bulkimport.messages import pace_text
 from bulkimport.protocol import Outcome, Trouble, classify_http, classify_trouble
 from bulkimport.send.pace import (
     AnswerStats,
@@ -370,9 +371,9 @@ def test_a_short_pause_is_not_counted_as_a_slow_server() -> None:
 def test_status_line() -> None:
     driver = warmed()
     state = driver.controller.state()
-    assert state.describe() == "pace 200/s (latency 20 ms, base 20 ms; max rate)"
+    assert pace_text(state) == "pace 200/s (latency 20 ms, base 20 ms; max rate)"
     assert state.latency_p95_s == pytest.approx(BASE_S)
-    assert PaceController().state().describe() == "pace 4.0/s"
+    assert pace_text(PaceController().state()) == "pace 4.0/s"
 
 
 @pytest.mark.parametrize(

@@ -82,7 +82,7 @@ class PaceReason(StrEnum):
 
 @dataclass(frozen=True)
 class PaceState:
-    """A snapshot for progress and status lines."""
+    """A snapshot of the pace, for progress and status lines (``messages.pace_text``)."""
 
     rate_per_s: float
     concurrency_limit: int
@@ -93,23 +93,6 @@ class PaceState:
     ceiling_per_s: float | None  # the answer rate where the last slowdown began
     reason: PaceReason
     changed_at_s: float
-
-    def describe(self) -> str:
-        """``pace 120/s (latency 35 ms, base 20 ms)``."""
-        text = f"pace {_rate_text(self.rate_per_s)}/s"
-        if self.latency_s is None or self.base_latency_s is None:
-            return text
-        latency, base = _ms_text(self.latency_s), _ms_text(self.base_latency_s)
-        return f"{text} (latency {latency}, base {base}; {self.reason.value})"
-
-
-def _rate_text(rate_per_s: float) -> str:
-    return f"{rate_per_s:.0f}" if rate_per_s >= 10 else f"{rate_per_s:.1f}"
-
-
-def _ms_text(seconds: float) -> str:
-    ms = seconds * 1000.0
-    return f"{ms:.0f} ms" if ms >= 10 else f"{ms:.1f} ms"
 
 
 def median_of(ordered: list[float]) -> float:
