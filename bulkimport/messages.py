@@ -10,6 +10,7 @@ message.
 
 from __future__ import annotations
 
+import sys
 import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
@@ -49,13 +50,54 @@ from bulkimport.protocol import (
     Trouble,
     describe_code,
 )
-from bulkimport.send import PROXY_ADVICE, SendCounts, certificate_advice
+from bulkimport.send import SendCounts
 from bulkimport.send.pace import PaceState
+from bulkimport.send.transport import CERT_EXPIRED, CERT_NAME
 from bulkimport.settings import Method, SendSettings, mask_url, server_key
 from bulkimport.states import JobState, RepairKind, StopCause
 from bulkimport.window import SendWindow
 
 # --- small pieces ---------------------------------------------------------------------------
+
+
+#: What to check when the proxy cannot be reached.
+PROXY_ADVICE = (
+    "is the proxy running, and its address right? (--proxy, or HTTPS_PROXY and HTTP_PROXY; "
+    "NO_PROXY lists the hosts reached directly)"
+)
+
+
+def certificate_advice(
+    outcome: Outcome, settings: SendSettings, *, platform: str = sys.platform
+) -> str | None:
+    """What to do about a certificate that was refused (None for any other outcome): the
+    ways to trust it first, ``--insecure`` last."""
+    if outcome.trouble is not Trouble.TLS or outcome.kind is not OutcomeKind.FATAL:
+        return None
+    last = "only as a last resort, --insecure (no verification at all)"
+    if outcome.code == CERT_NAME:
+        return f"check the host name in the URL (the certificate names others); {last}"
+    if outcome.code == CERT_EXPIRED:
+        return f"the server's administrator must renew its certificate; {last}"
+    steps = [
+        f"check that --ca-file {settings.ca_file} holds the CA that signed it"
+        if settings.ca_file
+        else "if your company's own CA signed it, give that CA with --ca-file PATH (PEM)"
+    ]
+    if settings.system_trust:
+        steps.append("the operating system does not trust it either (--system-trust)")
+    else:
+        steps.append(
+            "behind a proxy that inspects TLS, give the proxy's CA with --ca-file, or use "
+            "--system-trust where IT installed it in the system"
+        )
+        if platform == "darwin":
+            steps.append(
+                "with python.org's Python, run its Install Certificates.command "
+                "(in /Applications/Python 3.x) once"
+            )
+    steps.append(last)
+    return "; ".join(steps)
 
 
 def plural(count: int, word: str) -> str:

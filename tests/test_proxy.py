@@ -23,6 +23,7 @@ import trustme
 from aiohttp import web
 
 from bulkimport.errors import ConfigError
+from bulkimport.messages import certificate_advice
 from bulkimport.protocol import ImportParams, Outcome, OutcomeKind, Trouble
 from bulkimport.sandbox import Faults, SandboxHandle, default_schema
 from bulkimport.sandbox.app import Sandbox, build_app
@@ -34,7 +35,6 @@ from bulkimport.send.transport import (
     HttpTransport,
     Route,
     bypasses_proxy,
-    certificate_advice,
     open_session,
     route_for,
 )

@@ -24,9 +24,9 @@ from bulkimport.cli.base import (
 from bulkimport.errors import ExitCode
 from bulkimport.jobs.events import event
 from bulkimport.jobs.pipeline import log_exposure, log_route
-from bulkimport.messages import wrong_method
+from bulkimport.messages import PROXY_ADVICE, certificate_advice, wrong_method
 from bulkimport.protocol import Outcome, Trouble, describe_code
-from bulkimport.send import PROXY_ADVICE, certificate_advice, open_session
+from bulkimport.send import open_session
 from bulkimport.send.remote import (
     SOURCE_PASSWORD_ENV,
     RemoteRequest,

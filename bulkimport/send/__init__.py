@@ -19,11 +19,9 @@ from bulkimport.send.scripted import Request, RequestKind, ScriptedTransport
 from bulkimport.send.transport import (
     GET_WARNING,
     INSECURE_WARNING,
-    PROXY_ADVICE,
     HttpTransport,
     Route,
     Transport,
-    certificate_advice,
     exposure_warnings,
     open_session,
 )
@@ -42,7 +40,6 @@ from bulkimport.send.writer import RESULT_BATCH_ROWS
 __all__ = [
     "GET_WARNING",
     "INSECURE_WARNING",
-    "PROXY_ADVICE",
     "RATE_EVERY_S",
     "RESULT_BATCH_ROWS",
     "UNKNOWN_CODE",
@@ -63,7 +60,6 @@ __all__ = [
     "Transport",
     "Watch",
     "WatchEvent",
-    "certificate_advice",
     "exposure_warnings",
     "open_session",
     "shared_budget",

@@ -18,7 +18,6 @@ import dataclasses
 import ipaddress
 import os
 import ssl
-import sys
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,12 +69,6 @@ GET_WARNING = (
 INSECURE_WARNING = (
     "warning: --insecure: TLS verification is off: anyone between here and the server can "
     "read the password and the leads"
-)
-
-#: What to check when the proxy cannot be reached.
-PROXY_ADVICE = (
-    "is the proxy running, and its address right? (--proxy, or HTTPS_PROXY and HTTP_PROXY; "
-    "NO_PROXY lists the hosts reached directly)"
 )
 
 
@@ -241,39 +234,6 @@ def tls_context(settings: SendSettings) -> bool | ssl.SSLContext:
             raise ConfigError(f"--ca-file {settings.ca_file}: cannot be used ({reason})") from None
     context.set_alpn_protocols(["http/1.1"])  # as aiohttp's own contexts
     return context
-
-
-def certificate_advice(
-    outcome: Outcome, settings: SendSettings, *, platform: str = sys.platform
-) -> str | None:
-    """What to do about a certificate that was refused (None for any other outcome): the
-    ways to trust it first, ``--insecure`` last."""
-    if outcome.trouble is not Trouble.TLS or outcome.kind is not OutcomeKind.FATAL:
-        return None
-    last = "only as a last resort, --insecure (no verification at all)"
-    if outcome.code == CERT_NAME:
-        return f"check the host name in the URL (the certificate names others); {last}"
-    if outcome.code == CERT_EXPIRED:
-        return f"the server's administrator must renew its certificate; {last}"
-    steps = [
-        f"check that --ca-file {settings.ca_file} holds the CA that signed it"
-        if settings.ca_file
-        else "if your company's own CA signed it, give that CA with --ca-file PATH (PEM)"
-    ]
-    if settings.system_trust:
-        steps.append("the operating system does not trust it either (--system-trust)")
-    else:
-        steps.append(
-            "behind a proxy that inspects TLS, give the proxy's CA with --ca-file, or use "
-            "--system-trust where IT installed it in the system"
-        )
-        if platform == "darwin":
-            steps.append(
-                "with python.org's Python, run its Install Certificates.command "
-                "(in /Applications/Python 3.x) once"
-            )
-    steps.append(last)
-    return "; ".join(steps)
 
 
 def _reason(exc: BaseException) -> str:
@@ -469,7 +429,8 @@ class HttpTransport:
 
     def _certificate_refused(self, exc: aiohttp.ClientConnectorCertificateError) -> Outcome:
         """A certificate that was refused: whose (the server's, or an https:// proxy's), and
-        what is wrong with it (the outcome's code); ``certificate_advice`` says what to do."""
+        what is wrong with it (the outcome's code); ``messages.certificate_advice`` says
+        what to do."""
         error = exc.certificate_error
         verify_code = getattr(error, "verify_code", None)
         code = (
