@@ -253,8 +253,11 @@ async def test_ingest_stops_after_the_batch_in_hand_and_resumes(storage: Storage
                 stop.set()  # Ctrl-C while the second batch is being parsed
             yield batch
 
-    assert await storage.reading.ingest(job.id, batches(), stop=stop) == 20
+    read = batches()
+    assert await storage.reading.ingest(job.id, read, stop=stop) == 20
     assert parsed == [12, 22]  # the third batch was never read
+    # Closed by the ingest, once no thread of its own runs them: the reader's file with them.
+    assert read.gi_frame is None
     interrupted = await storage.jobs.get(job.id)
     assert (interrupted.read_offset, interrupted.read_line, interrupted.total_rows) == (220, 22, 20)
     # Resuming at the committed position stores every line exactly once.
@@ -265,28 +268,38 @@ async def test_ingest_stops_after_the_batch_in_hand_and_resumes(storage: Storage
     assert (await storage.reports.counts(job.id))[RowState.PENDING] == 50
 
 
-async def test_ingest_cancelled_stops_its_thread(storage: Storage) -> None:
+async def test_a_cancelled_ingest_ends_only_once_its_thread_has(storage: Storage) -> None:
+    # A thread cannot be cancelled: the ingest sets its stop and waits for the thread (it
+    # ends after the batch in hand), so that nothing runs the batches once it has ended and
+    # its caller may close them (closed from another thread while one runs them, a
+    # generator fails with "generator already executing").
     job = await storage.jobs.create(FILE, TARGET, {}, "{}")
-    started = threading.Event()
+    stop, inside, release = threading.Event(), threading.Event(), threading.Event()
 
-    def endless() -> Iterator[Batch]:
-        line = 2
-        while True:
-            started.set()
-            time.sleep(0.01)
-            yield Batch([pending(line)], line, line + 1)
-            line += 1
+    def slow_third() -> Iterator[Batch]:
+        for batch in batches_of(range(2, 52), 10):
+            if batch.next_line == 32:
+                inside.set()
+                release.wait()  # a slow batch: parsed until the test lets it go
+            yield batch
 
-    task = asyncio.ensure_future(storage.reading.ingest(job.id, endless()))
-    await asyncio.to_thread(started.wait, 5)
-    task.cancel()
+    read = slow_third()
+    task = asyncio.ensure_future(storage.reading.ingest(job.id, read, stop=stop))
+    try:
+        assert await asyncio.to_thread(inside.wait, 60)
+        task.cancel()
+        assert await asyncio.to_thread(stop.wait, 60)  # the cancel reached the ingest
+        assert not task.done()  # its thread is still inside the third batch
+    finally:
+        release.set()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # The thread ends after its batch: the count stops moving.
-    await asyncio.sleep(0.2)
-    settled = (await storage.jobs.get(job.id)).total_rows
-    await asyncio.sleep(0.2)
-    assert (await storage.jobs.get(job.id)).total_rows == settled
+    assert read.gi_frame is None  # closed, by the ingest
+    # What was committed before the end is whole: every line once, up to the position.
+    stopped = await storage.jobs.get(job.id)
+    lines = [row.line async for row in storage.reports.iter_rows(job.id, list(RowState))]
+    assert lines == list(range(2, stopped.read_line))
+    assert stopped.total_rows == len(lines) and stopped.read_line <= 42
 
 
 async def test_ingest_counts_match_the_rows(storage: Storage) -> None:
