@@ -504,8 +504,8 @@ class StallingTransport(RecordingTransport):
     process it does not schedule. The calls in flight then end as timeouts, answered or not,
     sent or not; enough in a row look like a server gone silent, and it is probed."""
 
-    every: int = 25
-    stall_s: float = 0.8
+    every: int = 40
+    stall_s: float = 0.7
     started: int = 0
 
     async def send(self, record: str) -> Outcome:
