@@ -187,8 +187,8 @@ class SqliteIngest:
         try:
             return await asyncio.shield(work)
         except asyncio.CancelledError:
-            # The thread ends after one more batch instead of the whole file; until it has,
-            # it runs the caller's batches, which the caller may close once this ends.
+            # The thread ends after one more batch instead of the whole file. Until it has,
+            # it runs the caller's batches: this ends only then, however often cancelled.
             stop.set()
             await outlast(work)
             raise
