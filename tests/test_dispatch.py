@@ -470,8 +470,6 @@ async def test_duplicates_end_duplicate_and_bad_rows_end_rejected_with_their_ans
 
 # --- faults -----------------------------------------------------------------------------------
 
-UNKNOWN_OUTCOME_CODES = frozenset({"timeout", "dropped"})
-
 
 def assert_each_record_imported_once(
     rows: Sequence[RowView],
@@ -498,16 +496,84 @@ def assert_each_record_imported_once(
     assert sum(sent_by_record.values()) - sum(row.attempts for row in rows) == spared
 
 
+@dataclass
+class StallingTransport(RecordingTransport):
+    """A recording transport on a machine that stalls now and then: before every
+    ``every``-th call, the process (the sandbox's side too: it runs in this event loop) is
+    held up for ``stall_s``, longer than a call's timeout, as a loaded machine holds up a
+    process it does not schedule. The calls in flight then end as timeouts, answered or not,
+    sent or not; enough in a row look like a server gone silent, and it is probed."""
+
+    every: int = 40
+    stall_s: float = 0.7
+    started: int = 0
+
+    async def send(self, record: str) -> Outcome:
+        self.started += 1
+        if self.started % self.every == 0:
+            asyncio.get_running_loop().call_soon(time.sleep, self.stall_s)
+        return await super().send(record)
+
+
+async def assert_faults_retried(
+    queue: SqliteStorage,
+    job_id: int,
+    n: int,
+    http: aiohttp.ClientSession,
+    handle: SandboxHandle,
+    transport: RecordingTransport,
+    result: SendResult,
+    fault_code: str | None,
+) -> None:
+    """What a run through faults guarantees, however fast the machine: every row imported
+    once, every call beyond one a row the fault's or a timeout's, and every call counted.
+
+    A call's timeout (0.5 s) is a fact of the machine as much as of the server: a loaded
+    one that stalls past it turns answers into timeouts (the record imported all the same:
+    its resend is answered as a duplicate, this job's own), and calls not yet sent into
+    timeouts the server never saw. Enough of them in a row are an outage, probed with an
+    empty record: a call that is no row's."""
+    assert result.end is SendEnd.FINISHED
+    rows = await rows_of(queue, job_id)
+    assert_each_record_imported_once(
+        rows, transport.calls, await customers(http, handle), 12, result.counts.spared
+    )
+    codes = [call.outcome.code for call in transport.calls]
+    row_codes = [call.outcome.code for call in transport.calls if call.record]
+    timeouts = codes.count("timeout")
+    if fault_code is not None:
+        assert row_codes.count(fault_code) > 0
+        # Every call past one a row is the fault's or a timeout: any other code is a retry
+        # neither caused (the counts say which).
+        retries = [code for code in row_codes if code in {fault_code, "timeout"}]
+        assert len(row_codes) == n + len(retries), Counter(codes)
+    assert result.counts.sent == len(codes)
+    assert sum(row.attempts for row in rows) == len(row_codes) - result.counts.spared
+    assert result.counts.retried == len(row_codes) - n
+    stats = await inspect(http, handle, "/sandbox/stats")
+    # No hidden resend: the server saw no call that was not counted here, and every call
+    # but a timeout reached it (a call timed out may never have been sent).
+    assert len(codes) - timeouts <= stats["requests"] <= len(codes), Counter(codes)
+    # The sandbox imports a record only when it answers it: each was imported once.
+    assert stats["by_code"]["BackMsg_84"] == sum(row.state is RowState.DONE for row in rows)
+    if fault_code == "HTTP 500":
+        # Each 500 seen here was the server's; one answered too late to be seen, a timeout.
+        seen = codes.count("HTTP 500")
+        assert seen <= stats["by_status"]["500"] <= seen + timeouts
+    if fault_code == "timeout":
+        # Every hung call timed out (a stalled machine times out others too).
+        assert 0 < stats["by_code"]["hung"] <= timeouts
+
+
 @pytest.mark.parametrize(
-    ("faults", "fault_code", "status_key"),
+    ("faults", "fault_code"),
     [
-        (Faults(http500_rate=0.3, seed=1), "HTTP 500", "500"),
-        (Faults(backmsg85_rate=0.3, seed=2), "BackMsg_85", None),
-        (Faults(drop_rate=0.3, seed=3), "dropped", "dropped"),
-        (Faults(hang_rate=0.1, seed=4), "timeout", "dropped"),
+        (Faults(http500_rate=0.3, seed=1), "HTTP 500"),
+        (Faults(backmsg85_rate=0.3, seed=2), "BackMsg_85"),
+        (Faults(drop_rate=0.3, seed=3), "dropped"),
+        (Faults(hang_rate=0.1, seed=4), "timeout"),
         (
             Faults(http500_rate=0.1, backmsg85_rate=0.1, drop_rate=0.05, hang_rate=0.03, seed=5),
-            None,
             None,
         ),
     ],
@@ -519,7 +585,6 @@ async def test_faults_are_retried_until_every_row_is_imported_once(
     sandbox_factory: SandboxFactory,
     faults: Faults,
     fault_code: str | None,
-    status_key: str | None,
 ) -> None:
     handle = await sandbox_factory(faults=faults)
     n = 150
@@ -529,29 +594,32 @@ async def test_faults_are_retried_until_every_row_is_imported_once(
 
     result = await dispatch(queue, job_id, transport, settings, rng=random.Random(1))
 
-    assert result.end is SendEnd.FINISHED
-    rows = await rows_of(queue, job_id)
-    assert_each_record_imported_once(
-        rows, transport.calls, await customers(http, handle), 12, result.counts.spared
-    )
-    codes = [call.outcome.code for call in transport.calls]
-    if fault_code is not None:
-        assert codes.count(fault_code) > 0
-        # Every call past one a row is the fault's: any other code is a retry the fault
-        # did not cause (the counts say which).
-        assert len(codes) == n + codes.count(fault_code), Counter(codes)
-    assert result.counts.sent == len(codes)
-    assert sum(row.attempts for row in rows) == len(codes) - result.counts.spared
-    assert result.counts.retried == len(codes) - n
-    stats = await inspect(http, handle, "/sandbox/stats")
-    # Every request the server saw is an attempt we counted: no hidden resend.
-    assert stats["requests"] == len(codes)
-    # The sandbox imports a record only when it answers it: each was imported once.
-    assert stats["by_code"]["BackMsg_84"] == sum(row.state is RowState.DONE for row in rows)
-    if status_key == "500":
-        assert stats["by_status"]["500"] == codes.count("HTTP 500")
-    if fault_code == "timeout":
-        assert stats["by_code"]["hung"] == codes.count("timeout")
+    await assert_faults_retried(queue, job_id, n, http, handle, transport, result, fault_code)
+
+
+@pytest.mark.parametrize(
+    ("faults", "fault_code"),
+    [(Faults(hang_rate=0.1, seed=4), "timeout"), (Faults(http500_rate=0.3, seed=1), "HTTP 500")],
+    ids=["hang", "http500"],
+)
+async def test_faults_on_a_machine_that_stalls_are_retried_until_every_row_is_imported_once(
+    queue: SqliteStorage,
+    http: aiohttp.ClientSession,
+    sandbox_factory: SandboxFactory,
+    faults: Faults,
+    fault_code: str,
+) -> None:
+    # A loaded machine: what the run guarantees holds when its calls time out for the
+    # machine's sake too (the stalls are the load, not a wait for anything).
+    handle = await sandbox_factory(faults=faults)
+    n = 150
+    job_id = await make_job(queue, [record(i) for i in range(n)])
+    settings = send_settings(max_attempts=12, timeout_s=0.5)
+    transport = StallingTransport(HttpTransport(http, handle.url, PARAMS, settings))
+
+    result = await dispatch(queue, job_id, transport, settings, rng=random.Random(1))
+
+    await assert_faults_retried(queue, job_id, n, http, handle, transport, result, fault_code)
 
 
 def poison_rows(inner: HttpTransport, poison: str) -> ScriptedTransport:
@@ -615,10 +683,14 @@ async def test_a_server_that_fails_every_call_is_an_outage_that_costs_no_attempt
 # --- rate limit and Retry-After ---------------------------------------------------------------
 
 
-@pytest.mark.serial  # the rate reached, at least 95 % of the limit
 async def test_rate_limit_holds_at_the_server(
     queue: SqliteStorage, http: aiohttp.ClientSession, sandbox: SandboxHandle
 ) -> None:
+    # What holds on any machine: the calls start spaced (the limiter's bound, proved in its
+    # comment and tested on a virtual clock, with the rate it keeps), and the server sees
+    # those calls and no other, each while it is made. How close to each other the requests
+    # arrive also depends on how promptly this process is run (the sandbox is in it), and
+    # how near the limit the run gets is a speed: bench/.
     n, rate = 150, 50.0
     job_id = await make_job(queue, [record(i) for i in range(n)])
     settings = send_settings(rate_per_s=rate, concurrency=8)
@@ -628,13 +700,16 @@ async def test_rate_limit_holds_at_the_server(
 
     assert result.end is SendEnd.FINISHED
     assert result.counts.done == n
+    assert len(transport.calls) == n
     starts = sorted(call.started_mono for call in transport.calls)
     assert max_in_window(starts) <= rate + 1
-    arrivals = [arrival[0] for arrival in await inspect(http, sandbox, "/sandbox/arrivals")]
+    arrivals = sorted(arrival[0] for arrival in await inspect(http, sandbox, "/sandbox/arrivals"))
     assert len(arrivals) == n
-    assert max_in_window(arrivals) <= rate + 1
-    overall = (n - 1) / (max(arrivals) - min(arrivals))
-    assert rate * 0.95 <= overall <= rate * 1.01
+    # By any moment, no more requests arrived than calls had started, and no fewer than
+    # calls had been answered (the same wall clock: the sandbox runs in this process).
+    started = sorted(call.started_wall for call in transport.calls)
+    answered = sorted(call.ended_wall for call in transport.calls)
+    assert all(s <= a <= e for s, a, e in zip(started, arrivals, answered, strict=True))
 
 
 @pytest.mark.serial  # the pauses, to the millisecond

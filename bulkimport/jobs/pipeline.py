@@ -307,8 +307,10 @@ class JobRun:
             if feed is not None:
                 feed.added.set()
 
-        # Parsing and storing run in one worker thread (Storage.reading.ingest); the loop
-        # only hears of each commit.
+        # Parsing and storing run in a worker thread (Storage.reading.ingest); the loop
+        # only hears of each commit. The ingest ends only once no thread runs the batches,
+        # and closes them: a generator closed from the loop while a thread runs it (or is
+        # finalized there) fails with "generator already executing".
         whole = False
 
         def to_the_end() -> Iterator[Batch]:
@@ -318,7 +320,8 @@ class JobRun:
 
         emit(ReadProgress(job.id, Step.START, offset, size, 0))
         try:
-            # closing(): a stop leaves the generator unfinished; its file is closed at once.
+            # closing(): should the ingest fail before its thread starts, the file is
+            # closed all the same.
             with contextlib.closing(batches):
                 await storage.reading.ingest(job.id, to_the_end(), on_batch=on_batch, stop=halt)
         finally:

@@ -207,7 +207,9 @@ class IngestStore(Protocol):
         """Store ``batches`` into a job being read, each with its reading position, its
         ``blank_lines`` and its ``repairs`` (added to the job's) in one commit; return how
         many rows. ``on_batch`` hears of each commit (totals of this ingest so far). Setting
-        ``stop`` ends it after the batch in hand."""
+        ``stop`` ends it after the batch in hand. Batches read in a worker thread: it ends
+        (returns, raises, or is cancelled) only once no thread of its own runs ``batches``,
+        and leaves them closed (a generator's ``finally`` has run)."""
         ...
 
     async def add_rows(

@@ -105,13 +105,15 @@ async def test_limit_req_answers_a_burst_with_its_own_page(
     retry_after_s: int | None,
     title: str,
 ) -> None:
-    limit = RateLimit(20, status=status, retry_after_s=retry_after_s)
+    # One a minute: however slowly this machine sends the 12, the first is the only one
+    # let through (at 20 a second, 12 spread over 0.6 s all passed).
+    limit = RateLimit(1 / 60, status=status, retry_after_s=retry_after_s)
     front = await nginx_factory(sandbox, NginxFront(rate_limit=limit))
     answers = await burst(session, front.url, 12)
 
     passed = [a for a in answers if a[0] == 200]
     limited = [a for a in answers if a[0] != 200]
-    assert passed and limited  # 12 at once, one every 50 ms allowed
+    assert (len(passed), len(limited)) == (1, 11)
     assert all(body == OK for _, _, body in passed)
     expected_retry = None if retry_after_s is None else str(retry_after_s)
     assert {(s, r, html_title(body)) for s, r, body in limited} == {(status, expected_retry, title)}
@@ -124,25 +126,28 @@ async def test_limit_req_answers_a_burst_with_its_own_page(
     assert not any(e.forwarded for e in entries if e.limit_req == "REJECTED")
 
 
-@pytest.mark.serial  # 8 calls within nginx's 1 s
 async def test_limit_req_burst_nodelay_lets_the_burst_through_at_once(
     sandbox: SandboxHandle, nginx_factory: NginxFactory, session: aiohttp.ClientSession
 ) -> None:
-    front = await nginx_factory(sandbox, NginxFront(rate_limit=RateLimit(1, burst=3, nodelay=True)))
+    limit = RateLimit(1 / 60, burst=3, nodelay=True)
+    front = await nginx_factory(sandbox, NginxFront(rate_limit=limit))
     answers = await burst(session, front.url, 8)
-    # One a second, 3 more in the burst: the first 4 at once, the others 503 (all within 1 s).
+    # One a minute, 3 more in the burst: the first 4 at once, the others 503 (all within the
+    # minute, however slowly this machine sends them).
     assert sorted(status for status, _, _ in answers) == [200] * 4 + [503] * 4
 
 
 async def test_limit_req_burst_without_nodelay_queues_the_burst(
     sandbox: SandboxHandle, nginx_factory: NginxFactory, session: aiohttp.ClientSession
 ) -> None:
-    front = await nginx_factory(sandbox, NginxFront(rate_limit=RateLimit(10, burst=2)))
+    # Two a second: the three are queued unless this machine sends them half a second
+    # apart each (at ten a second, 100 ms apart was enough to queue none).
+    front = await nginx_factory(sandbox, NginxFront(rate_limit=RateLimit(2, burst=2)))
     started = time.monotonic()
     answers = await burst(session, front.url, 3)
     elapsed_s = time.monotonic() - started
     assert [status for status, _, _ in answers] == [200] * 3
-    assert elapsed_s >= 0.15  # the third waited for its slot, 100 ms apart
+    assert elapsed_s >= 0.9  # the third waited for its slot, 500 ms after the second
     verdicts = {e.limit_req for e in await front.wait_access_log(3)}
     assert "DELAYED" in verdicts
     assert "REJECTED" not in verdicts

@@ -7,16 +7,19 @@ against any backend the ``backend`` fixture offers (see ``conftest.py``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bulkimport.errors import ConfigError, DatabaseError, RunnerBusy
+from bulkimport.reader import read_batches, sniff_format
 from bulkimport.rows import Batch, NewRow, RowResult, TargetRef
 from bulkimport.states import (
     InvalidReason,
@@ -27,7 +30,7 @@ from bulkimport.states import (
     StopCause,
 )
 from bulkimport.storage import Ingested, Job, Refunded, RunnerId, Storage
-from tests.helpers import NEXT_RUNNER, RUNNER
+from tests.helpers import HEADER, NEXT_RUNNER, RUNNER, good_rows, write_csv
 from tests.storage.conftest import (
     FILE,
     OTHER_TARGET,
@@ -253,8 +256,11 @@ async def test_ingest_stops_after_the_batch_in_hand_and_resumes(storage: Storage
                 stop.set()  # Ctrl-C while the second batch is being parsed
             yield batch
 
-    assert await storage.reading.ingest(job.id, batches(), stop=stop) == 20
+    read = batches()
+    assert await storage.reading.ingest(job.id, read, stop=stop) == 20
     assert parsed == [12, 22]  # the third batch was never read
+    # Closed by the ingest, once no thread of its own runs them: the reader's file with them.
+    assert read.gi_frame is None
     interrupted = await storage.jobs.get(job.id)
     assert (interrupted.read_offset, interrupted.read_line, interrupted.total_rows) == (220, 22, 20)
     # Resuming at the committed position stores every line exactly once.
@@ -265,28 +271,75 @@ async def test_ingest_stops_after_the_batch_in_hand_and_resumes(storage: Storage
     assert (await storage.reports.counts(job.id))[RowState.PENDING] == 50
 
 
-async def test_ingest_cancelled_stops_its_thread(storage: Storage) -> None:
+async def test_a_cancelled_ingest_ends_only_once_its_thread_has(storage: Storage) -> None:
+    # A thread cannot be cancelled: the ingest sets its stop and waits for the thread (it
+    # ends after the batch in hand), so that nothing runs the batches once it has ended and
+    # its caller may close them (closed from another thread while one runs them, a
+    # generator fails with "generator already executing").
     job = await storage.jobs.create(FILE, TARGET, {}, "{}")
-    started = threading.Event()
+    stop, inside, release = threading.Event(), threading.Event(), threading.Event()
 
-    def endless() -> Iterator[Batch]:
-        line = 2
-        while True:
-            started.set()
-            time.sleep(0.01)
-            yield Batch([pending(line)], line, line + 1)
-            line += 1
+    def slow_third() -> Iterator[Batch]:
+        for batch in batches_of(range(2, 52), 10):
+            if batch.next_line == 32:
+                inside.set()
+                release.wait()  # a slow batch: parsed until the test lets it go
+            yield batch
 
-    task = asyncio.ensure_future(storage.reading.ingest(job.id, endless()))
-    await asyncio.to_thread(started.wait, 5)
-    task.cancel()
+    read = slow_third()
+    task = asyncio.ensure_future(storage.reading.ingest(job.id, read, stop=stop))
+    try:
+        assert await asyncio.to_thread(inside.wait, 60)
+        task.cancel()
+        assert await asyncio.to_thread(stop.wait, 60)  # the cancel reached the ingest
+        assert not task.done()  # its thread is still inside the third batch
+    finally:
+        release.set()
     with pytest.raises(asyncio.CancelledError):
         await task
-    # The thread ends after its batch: the count stops moving.
-    await asyncio.sleep(0.2)
-    settled = (await storage.jobs.get(job.id)).total_rows
-    await asyncio.sleep(0.2)
-    assert (await storage.jobs.get(job.id)).total_rows == settled
+    assert read.gi_frame is None  # closed, by the ingest
+    # What was committed before the end is whole: every line once, up to the position.
+    stopped = await storage.jobs.get(job.id)
+    lines = [row.line async for row in storage.reports.iter_rows(job.id, list(RowState))]
+    assert lines == list(range(2, stopped.read_line))
+    assert stopped.total_rows == len(lines) and stopped.read_line <= 42
+
+
+async def test_a_cancel_in_a_slow_batch_of_a_file_leaves_it_closed_and_resumable(
+    storage: Storage, tmp_path: Path
+) -> None:
+    # As a run reads: a file written as users write it, read by the reader, a batch of it
+    # slow (a slow disk); the cancel comes while the thread is inside it.
+    path = write_csv(tmp_path / "leads.csv", [HEADER, *good_rows(50)])
+    fmt = sniff_format(path)
+    job = await storage.jobs.create(FILE, TARGET, {}, fmt.to_json())
+    inside, release = threading.Event(), threading.Event()
+    read = read_batches(path, fmt, batch_rows=10)
+
+    def slow_third() -> Iterator[Batch]:
+        with contextlib.closing(read):  # closed with this wrapper, as ``yield from`` would
+            for number, batch in enumerate(read, 1):
+                if number == 3:
+                    inside.set()
+                    release.wait()
+                yield batch
+
+    task = asyncio.ensure_future(storage.reading.ingest(job.id, slow_third()))
+    try:
+        assert await asyncio.to_thread(inside.wait, 60)
+        task.cancel()
+    finally:
+        release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert read.gi_frame is None  # the reader's file closed, by the ingest
+    stopped = await storage.jobs.get(job.id)
+    rest = read_batches(
+        path, fmt, start_offset=stopped.read_offset, start_line=stopped.read_line, batch_rows=10
+    )
+    assert await storage.reading.ingest(job.id, rest) == 50 - stopped.total_rows
+    lines = [row.line async for row in storage.reports.iter_rows(job.id, list(RowState))]
+    assert lines == list(range(2, 52))
 
 
 async def test_ingest_counts_match_the_rows(storage: Storage) -> None:

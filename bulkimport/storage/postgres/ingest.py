@@ -26,6 +26,7 @@ from bulkimport.rows import Batch, NewRow
 from bulkimport.states import InvalidReason, RepairKind, RowState
 from bulkimport.storage.columns import REPAIR_COLUMNS
 from bulkimport.storage.postgres.database import Database
+from bulkimport.storage.threads import close_batches, outlast
 from bulkimport.storage.values import Ingested
 
 _ADVANCE_READING = (
@@ -164,7 +165,8 @@ class PostgresIngest:
     ) -> int:
         """Store ``batches`` into the job, each in one transaction with its reading position;
         return how many rows. ``on_batch`` hears of each commit (on the event loop);
-        ``stop`` (set too if this is cancelled) ends it after the batch in hand."""
+        ``stop`` (set too if this is cancelled) ends it after the batch in hand. It ends
+        only once no thread reads ``batches`` any more, and closes them."""
         stop = stop or threading.Event()
         source: Iterator[Batch] = iter(batches)
         stored = blank = 0
@@ -174,8 +176,8 @@ class PostgresIngest:
         def read_ahead() -> asyncio.Task[_Prepared | None]:
             return asyncio.ensure_future(asyncio.to_thread(_prepare, job_id, source))
 
-        position = await self._db.fetchval("SELECT read_offset FROM jobs WHERE id = $1", job_id)
         try:
+            position = await self._db.fetchval("SELECT read_offset FROM jobs WHERE id = $1", job_id)
             ahead = read_ahead()
             while ahead is not None:
                 # Shielded: a cancel does not leave the thread inside the reader unawaited.
@@ -200,10 +202,13 @@ class PostgresIngest:
         finally:
             stop.set()
             if ahead is not None:
-                # Read ahead and not stored: the caller may close the reader once this returns.
-                await asyncio.wait([ahead])
-                if not ahead.cancelled():
-                    ahead.exception()  # an error of the batch not stored is not this one's
+                # Read ahead and not stored (a cancel, an error): its thread runs ``source``
+                # until it is done, however often this is cancelled meanwhile; an error of
+                # the batch not stored is not this one's.
+                await outlast(ahead)
+            # No thread runs it now (a thread's last reference to it may still go later:
+            # closed, its finalizer has nothing left to do).
+            close_batches(source)
         return stored
 
     async def _store(self, job_id: int, prepared: _Prepared, position: int | None) -> None:

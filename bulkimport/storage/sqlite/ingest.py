@@ -29,6 +29,7 @@ from bulkimport.storage.sqlite.database import (
     immediate,
 )
 from bulkimport.storage.sqlite.latest import row_range
+from bulkimport.storage.threads import close_batches, outlast
 from bulkimport.storage.values import Ingested
 
 # Storing one batch of rows: the reading position, the blank lines and the repairs move with
@@ -169,7 +170,9 @@ class SqliteIngest:
         round trip to the event loop or the aiosqlite thread per batch. ``on_batch`` is
         called on the event loop after each commit. Setting ``stop`` ends the ingest after
         the batch being parsed or stored is committed; it is set too if this coroutine is
-        cancelled, since a thread cannot be. The job must not be read to its end yet.
+        cancelled, since a thread cannot be, and the coroutine ends only once the thread
+        has. The thread closes ``batches`` when it is done with them. The job must not be
+        read to its end yet.
         """
         loop = asyncio.get_running_loop()
         stop = stop or threading.Event()
@@ -178,12 +181,19 @@ class SqliteIngest:
             if on_batch is not None:
                 loop.call_soon_threadsafe(on_batch, progress)
 
+        work = asyncio.ensure_future(
+            asyncio.to_thread(self._ingest, job_id, iter(batches), committed, stop)
+        )
         try:
-            return await asyncio.to_thread(self._ingest, job_id, iter(batches), committed, stop)
-        finally:
-            # Normally a no-op (the thread has ended); after a cancellation (a second
-            # Ctrl-C) it lets the thread end after one more batch instead of the whole file.
+            return await asyncio.shield(work)
+        except asyncio.CancelledError:
+            # The thread ends after one more batch instead of the whole file. Until it has,
+            # it runs the caller's batches: this ends only then, however often cancelled.
             stop.set()
+            await outlast(work)
+            raise
+        finally:
+            stop.set()  # the thread has ended: for the caller, reading is over
 
     def _ingest(
         self,
@@ -192,9 +202,13 @@ class SqliteIngest:
         committed: Callable[[Ingested], None],
         stop: threading.Event,
     ) -> int:
-        """The body of ``ingest``, in its worker thread."""
-        with full_is_disk_full(self._db.path):
-            return self._ingest_batches(job_id, batches, committed, stop)
+        """The body of ``ingest``, in its worker thread; ``batches`` are closed here, by the
+        thread that ran them, whatever ends it."""
+        try:
+            with full_is_disk_full(self._db.path):
+                return self._ingest_batches(job_id, batches, committed, stop)
+        finally:
+            close_batches(batches)
 
     def _ingest_batches(
         self,
