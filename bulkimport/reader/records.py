@@ -7,8 +7,8 @@ only such a one, goes through ``encode_record`` for its verdict and message.
 
 Values are trimmed of the whitespace around them (spaces, tabs, the no-break space U+00A0,
 the ideographic space U+3000: ``str.strip``) unless the format keeps spaces. A record whose
-cells are all empty or blank is no row at all: ``make`` returns ``None`` and counts it in
-``blank_records``.
+cells are all empty or blank (or Excel's empty text, ``=""``, as some exports write an empty
+cell) is no row at all: ``make`` returns ``None`` and counts it in ``blank_records``.
 
 The numbers of the format's phone fields are examined (``phones.examine_phone``): one whose
 digits Excel lost makes the row invalid; Excel's ``.0`` and ``'`` are taken out, the row
@@ -253,7 +253,9 @@ class RecordMaker:
     ) -> NewRow | None:
         if undecodable:
             return NewRow(line, _INVALID, None, cells, InvalidReason.ENCODING, self.undecodable)
-        if not any(map(str.strip, cells)):
+        if not any(map(str.strip, cells)) or (
+            '="' in "".join(cells) and not any(map(_holds_text, cells))
+        ):
             self.blank_records += 1
             return None
         count = len(cells)
@@ -454,3 +456,12 @@ def cells_rebuilder(fmt: FileFormat) -> Callable[[str], tuple[str, ...]] | None:
         return tuple(values.get(name, "") for name in names)
 
     return rebuild
+
+
+def _holds_text(cell: str) -> bool:
+    """Whether ``cell`` shows anything: not blank, nor Excel's text formula of a blank."""
+    value = cell.strip()
+    if not value:
+        return False
+    inner = text_formula(value)
+    return inner is None or bool(inner.strip())
