@@ -10,10 +10,18 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 
 from bulkimport.sandbox import Faults, SandboxConfig, SandboxHandle, serve_sandbox
 from tests.helpers import kill_leftover_processes
+
+# The property tests explore new examples at every run here; in CI (CI set) they run the
+# examples their source fixes, so a commit's verdict does not change between two runs. A
+# failure prints the example and how to reproduce it either way.
+hypothesis.settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 SandboxFactory = Callable[..., Awaitable[SandboxHandle]]
 
