@@ -73,6 +73,7 @@ class Feeder:
         self._filled = asyncio.Event()  # wakes the workers waiting for a row (and at a stop)
         self._low = asyncio.Event()  # the buffer wants more rows
         self._ahead = pool  # rows left in the buffer when the next claim starts
+        self._taken: deque[int] = deque(maxlen=8)  # rows taken while each claim was on its way
         # Rows claimed and not yet resolved (given to the writer); counted from the claim,
         # because a row on its way from the buffer to a worker is in neither.
         self.unresolved = 0
@@ -157,11 +158,12 @@ class Feeder:
             rows = await self._queue.claim_batch(
                 self._job_id, claim_size, now_s=self._wall(), runner=self._runner
             )
-            # What the workers took while the claim was on its way: the next claim starts
-            # while twice that is left, so that they never wait for it (a claim is a round
-            # trip to a database server; on SQLite, a moment: one round of calls is left).
-            taken = before - len(self._buffer)
-            self._ahead = min(max(self._pool, 2 * taken), claim_size)
+            # What the workers took while each claim was on its way: the next claim starts
+            # while twice the most of the last few is left, so that they do not wait for it,
+            # even behind a slow round trip (a claim is a round trip to a database server,
+            # which may share the cores; on SQLite, a moment: one round of calls is left).
+            self._taken.append(before - len(self._buffer))
+            self._ahead = min(max(self._pool, 2 * max(self._taken)), claim_size)
             if stop.is_set() or not sending.is_set():
                 if rows:
                     await self._queue.release(

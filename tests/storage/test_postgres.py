@@ -368,3 +368,38 @@ async def test_a_runner_whose_connection_drops_takes_its_locks_again(pg_url: str
                 assert [r.id for r in await storage.jobs.runners(job.id)] == [runner]
         finally:
             await admin.close()
+
+
+async def test_a_claim_walks_the_pending_rows_in_order_from_the_first_claim(pg_url: str) -> None:
+    from bulkimport.storage.postgres.sending import _CLAIM
+
+    async with await PostgresStorage.open(pg_url) as storage:
+        # Rows just copied in, as wide as leads are: the table has no statistics yet.
+        job = await storage.jobs.create(FILE, TARGET, {"rate": 5}, '{"delimiter": ","}')
+        wide = "x" * 400
+        rows = [
+            NewRow(n, RowState.PENDING, f"phone={n}&{wide}", (str(n), wide))
+            for n in range(2, 20_002)
+        ]
+        await storage.reading.add_rows(job.id, rows, read_offset=100, read_line=20_001)
+        await storage.reading.finish(job.id)
+        first = await storage.sending.claim_batch(job.id, 64, now_s=time.time(), runner=RUNNER)
+        await storage.sending.record_results(
+            job.id, [RowResult(row.id, RowState.DONE, "0", "") for row in first], runner=RUNNER
+        )
+        conn = await asyncpg.connect(pg_url)
+        try:
+            plan = "\n".join(
+                row[0]
+                for row in await conn.fetch(
+                    "EXPLAIN " + _CLAIM, job.id, time.time(), 64, RUNNER, time.time()
+                )
+            )
+        finally:
+            await conn.close()
+        # Not a bitmap of every pending row sorted, nor the primary key past the rows done.
+        assert "Index Scan using rows_pending on rows" in plan, plan
+        assert "Bitmap Heap Scan on rows  (" not in plan, plan
+        assert "Index Scan using rows_pkey on rows  (" not in plan, plan
+        second = await storage.sending.claim_batch(job.id, 3, now_s=time.time(), runner=RUNNER)
+        assert [row.line for row in second] == [66, 67, 68]

@@ -40,6 +40,13 @@ POOL_SIZE = 4
 _MIGRATION_NAME = re.compile(r"^(\d{3})_(\w+)\.sql$")
 
 
+async def _kept(conn: asyncpg.Connection) -> None:
+    """How a connection goes back to the pool: as it is. The pool's own reset is a second
+    round trip after every statement (unlocking, closing cursors, ``RESET ALL``) for state
+    that these connections never keep: session locks live on connections of their own
+    (``runner.py``), and a transaction left open is rolled back by the pool anyway."""
+
+
 class Migration(NamedTuple):
     version: int
     name: str
@@ -112,7 +119,7 @@ class Database:
             settings["default_transaction_read_only"] = "on"
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=POOL_SIZE, server_settings=settings
+                url, min_size=1, max_size=POOL_SIZE, server_settings=settings, reset=_kept
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, ValueError) as exc:
             raise DatabaseError(

@@ -30,6 +30,10 @@ def counted_move(
         f" RETURNING r.id, prior.state AS from_state, r.state AS to_state{extra}),"
         " tally AS (SELECT state, sum(k) AS k FROM (SELECT from_state AS state, -1 AS k"
         " FROM moved UNION ALL SELECT to_state, 1 FROM moved) AS each_move GROUP BY state),"
-        " counted AS (UPDATE job_counts c SET n = c.n + tally.k FROM tally"
-        f" WHERE c.job_id = {job} AND c.state = tally.state AND tally.k <> 0)"
+        # The job's counters are locked in the order of their states, whatever the plan
+        # (which statistics change): two moves at once never take them in opposite orders.
+        " ordered AS (SELECT c.state FROM job_counts c JOIN tally ON c.state = tally.state"
+        f" WHERE c.job_id = {job} AND tally.k <> 0 ORDER BY c.state FOR UPDATE OF c),"
+        " counted AS (UPDATE job_counts c SET n = c.n + tally.k FROM tally, ordered"
+        f" WHERE c.job_id = {job} AND c.state = tally.state AND c.state = ordered.state)"
     )

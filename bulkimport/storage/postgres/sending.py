@@ -28,16 +28,28 @@ from bulkimport.storage.values import Refunded, RunnerId
 _CLAIM = (
     counted_move(
         job="$1",
-        prior="SELECT id, state FROM rows WHERE job_id = $1 AND state = 'pending'"
-        " AND (next_attempt_at IS NULL OR next_attempt_at <= $2)"
+        # The job as a range, in the order: (job_id, id) is an order only ``rows_pending``
+        # (and ``rows_job``) give, so the plan walks the pending rows in order and stops at
+        # the limit; with ``job_id = $1`` and ``ORDER BY id`` it went through the primary
+        # key, past every row done, or sorted a bitmap of every pending row, each claim.
+        prior="SELECT id, state FROM rows WHERE job_id >= $1 AND job_id <= $1"
+        " AND state = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= $2)"
         # A runner that ended, or whose lease ran out, claims nothing until it renews it.
         f" AND NOT EXISTS (SELECT 1 FROM runners WHERE id = $4 AND (ended_at IS NOT NULL"
         f" OR lease_until <= {SERVER_NOW}))"
-        " ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED",
+        " ORDER BY job_id, id LIMIT $3 FOR UPDATE SKIP LOCKED",
         changes="state = 'in_flight', runner_id = $4, updated_at = $5",
         returning="r.line, r.record, r.attempts, r.unknowns",
     )
     + " SELECT id, line, record, attempts, unknowns FROM moved ORDER BY id"
+)
+
+# A table never analyzed (rows just copied in) has no statistics, and the planner, taking
+# it for a few rows, sorts a bitmap of all the pending ones for each claim: analyzed once,
+# before the first claim. (ANALYZE samples a bounded number of rows, whatever the size.)
+_ANALYZE_IF_NEVER = (
+    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = current_schema()"
+    " AND tablename = 'rows' AND attname = 'state') THEN ANALYZE rows; END IF; END $$"
 )
 
 _RECORD = counted_move(
@@ -105,6 +117,7 @@ class PostgresSending:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._analyzed = False
 
     async def recover_in_flight(self, job_id: int, runner: RunnerId) -> int:
         """Give back the rows that runners no longer alive left in flight (their lock gone
@@ -130,6 +143,9 @@ class PostgresSending:
         ``runner``. A claimer cancelled meanwhile gives its rows back before it ends."""
         if limit <= 0:
             return []
+        if not self._analyzed:
+            await self._db.execute(_ANALYZE_IF_NEVER)
+            self._analyzed = True
         claim = asyncio.ensure_future(
             self._db.fetch(_CLAIM, job_id, now_s, limit, runner, time.time())
         )
