@@ -45,10 +45,15 @@ _COPY_COLUMNS = (
     "job_id", "line", "state", "record", "cells", "last_code", "last_message", "created_at",
     "updated_at",
 )  # fmt: skip
+# The job's counters are locked in the order of their states, as every move of rows locks
+# them (``moves.counted_move``): a batch stored while other runners send never takes them in
+# an order opposite to theirs.
 _COUNT_ADDED = (
-    "UPDATE job_counts c SET n = c.n + added.n"
-    " FROM unnest($2::text[], $3::bigint[]) AS added (state, n)"
-    " WHERE c.job_id = $1 AND c.state = added.state"
+    "WITH added AS (SELECT * FROM unnest($2::text[], $3::bigint[]) AS a (state, n)),"
+    " ordered AS (SELECT c.state FROM job_counts c JOIN added ON c.state = added.state"
+    " WHERE c.job_id = $1 ORDER BY c.state FOR UPDATE OF c)"
+    " UPDATE job_counts c SET n = c.n + added.n FROM added, ordered"
+    " WHERE c.job_id = $1 AND c.state = added.state AND c.state = ordered.state"
 )
 
 
